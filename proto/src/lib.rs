@@ -1,1 +1,49 @@
+//! M3-compatible wire formats for sheaf.
+//!
+//! - [`frame`]: m3msg framing (a 4-byte big-endian length, then a protobuf message).
+//! - [`view`]: the zero-copy, allocation-free decoder used on the shard cores for
+//!   the ingest hot path (`msgpb.Message` and `metricpb.MetricWithMetadatas`).
+//! - [`msgpb`], [`metricpb`], [`policypb`], [`aggregationpb`], [`pipelinepb`],
+//!   [`transformationpb`]: prost types generated from `protos/`, whose field numbers
+//!   follow M3's own schema so that bytes produced by M3 decode unchanged. They are
+//!   used by sinks (encoding `AggregatedMetric`, acks) and by tests, not on the
+//!   ingest hot path.
 
+pub mod frame;
+pub mod view;
+
+/// m3msg envelope: `Message`, its `Metadata`, and `Ack` (prost, generated).
+#[allow(clippy::all, unreachable_pub, missing_docs)]
+pub mod msgpb {
+    include!(concat!(env!("OUT_DIR"), "/msgpb.rs"));
+}
+
+/// Metrics, metadatas and the `MetricWithMetadatas` union (prost, generated).
+#[allow(clippy::all, unreachable_pub, missing_docs)]
+pub mod metricpb {
+    include!(concat!(env!("OUT_DIR"), "/metricpb.rs"));
+}
+
+/// Storage, routing and drop policies (prost, generated).
+#[allow(clippy::all, unreachable_pub, missing_docs)]
+pub mod policypb {
+    include!(concat!(env!("OUT_DIR"), "/policypb.rs"));
+}
+
+/// Aggregation types and the aggregation ID bitset (prost, generated).
+#[allow(clippy::all, unreachable_pub, missing_docs)]
+pub mod aggregationpb {
+    include!(concat!(env!("OUT_DIR"), "/aggregationpb.rs"));
+}
+
+/// Applied pipelines (prost, generated).
+#[allow(clippy::all, unreachable_pub, missing_docs)]
+pub mod pipelinepb {
+    include!(concat!(env!("OUT_DIR"), "/pipelinepb.rs"));
+}
+
+/// Transformation types referenced by applied pipelines (prost, generated).
+#[allow(clippy::all, unreachable_pub, missing_docs)]
+pub mod transformationpb {
+    include!(concat!(env!("OUT_DIR"), "/transformationpb.rs"));
+}

@@ -1,3 +1,28 @@
-//! sans-IO data plane of sheaf (see ARCHITECTURE.md).
+//! sans-IO data plane of sheaf: what one shard core does with values, without any I/O,
+//! executor or lock. See ARCHITECTURE.md for where it sits.
+//!
+//! Everything here is owned by one core at a time. Types that cross cores (`SampleBatch`,
+//! `FlushBatch`) are moved or shared read-only; `Published` is the one type other threads
+//! read while its core writes, and it goes through crossbeam-epoch.
+
+pub mod aggregation;
+pub mod aggregator;
+pub mod batch;
+pub mod flush;
 pub mod murmur3;
+pub mod policy;
+pub mod published;
+pub mod quantile;
+mod series;
+mod spec;
 pub mod statsd;
+pub mod time;
+pub mod window;
+
+pub use aggregation::{AggType, AggTypes, MetricType};
+pub use aggregator::{AggregatorCounters, AggregatorOptions, CoreAggregator, FlushCollector};
+pub use batch::{DEFAULT_SPEC, ElemSpec, Sample, SampleBatch, SampleValue, SpecRef, UNTIMED};
+pub use flush::{FlushBatch, FlushedValue, Naming};
+pub use policy::{PolicyError, StoragePolicy};
+pub use published::Published;
+pub use quantile::QuantileSketch;

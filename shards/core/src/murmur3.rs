@@ -1,1 +1,183 @@
-//! placeholder: being written
+//! MurmurHash3 x86 32-bit and M3-compatible shard selection.
+//!
+//! **Runs on:** any shard core (and the ingress path that routes series to
+//! shards). These are pure functions with no state.
+//!
+//! **Hot path:** called once per series id to pick its shard, so no
+//! allocation and no logging; the hash reads the input in place.
+//!
+//! The hash is vendored (rather than depending on the unmaintained `mur3`
+//! crate) and is bit-for-bit identical to Go's
+//! `github.com/spaolacci/murmur3` `Sum32WithSeed`, which is what M3 uses to
+//! shard: `murmur3.Sum32(id) % numShards` (seed 0). It is Austin Appleby's
+//! `MurmurHash3_x86_32` from SMHasher: 4-byte little-endian blocks, a 1–3
+//! byte tail, the length mixed in (truncated to 32 bits, as Go's
+//! `uint32(len(data))`), then the `fmix32` finaliser.
+
+const C1: u32 = 0xcc9e_2d51;
+const C2: u32 = 0x1b87_3593;
+
+/// Scrambles one 4-byte block (or the zero-padded tail) before it is mixed in.
+#[inline(always)]
+fn scramble(k: u32) -> u32 {
+    k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2)
+}
+
+/// MurmurHash3 x86 32-bit of `data` with `seed`; equals Go's
+/// `murmur3.Sum32WithSeed(data, seed)` (and `murmur3.Sum32(data)` for seed 0).
+#[inline]
+pub fn murmur3_x86_32(data: &[u8], seed: u32) -> u32 {
+    let mut h = seed;
+
+    let mut blocks = data.chunks_exact(4);
+    for block in &mut blocks {
+        let k = u32::from_le_bytes([block[0], block[1], block[2], block[3]]);
+        h ^= scramble(k);
+        h = h.rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64);
+    }
+
+    let tail = blocks.remainder();
+    if !tail.is_empty() {
+        let mut k = 0u32;
+        for (i, &b) in tail.iter().enumerate() {
+            k |= u32::from(b) << (8 * i);
+        }
+        h ^= scramble(k);
+    }
+
+    // Truncation is intended: the reference (and Go's) use a 32-bit length.
+    h ^= data.len() as u32;
+
+    // fmix32
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^= h >> 16;
+    h
+}
+
+/// The M3 shard of a series id: `murmur3_x86_32(id, 0) % num_shards`, as
+/// m3aggregator / m3cluster compute it (`murmur3.Sum32(id) % numShards`).
+///
+/// # Panics
+///
+/// If `num_shards` is 0 (a configuration error that must be rejected when the
+/// placement is loaded, not per series).
+#[inline]
+pub fn shard_for(id: &[u8], num_shards: u32) -> u32 {
+    assert!(num_shards > 0, "shard_for: num_shards must be > 0");
+    murmur3_x86_32(id, 0) % num_shards
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The vectors of github.com/spaolacci/murmur3's `murmur_test.go`
+    /// (`data` table, `h32` column), seed 0 and seed 0x2a.
+    const GO_VECTORS: &[(u32, &str, u32)] = &[
+        (0x00, "", 0x0000_0000),
+        (0x00, "hello", 0x248b_fa47),
+        (0x00, "hello, world", 0x149b_bb7f),
+        (0x00, "19 Jan 2038 at 3:14:07 AM", 0xe31e_8a70),
+        (
+            0x00,
+            "The quick brown fox jumps over the lazy dog.",
+            0xd5c4_8bfc,
+        ),
+        (0x2a, "", 0x087f_cd5c),
+        (0x2a, "hello", 0xe2db_d2e1),
+        (0x2a, "hello, world", 0x7ec7_c6c2),
+        (0x2a, "19 Jan 2038 at 3:14:07 AM", 0x58f7_45f6),
+        (
+            0x2a,
+            "The quick brown fox jumps over the lazy dog.",
+            0xc02d_1434,
+        ),
+    ];
+
+    #[test]
+    fn go_spaolacci_vectors() {
+        for &(seed, input, want) in GO_VECTORS {
+            let got = murmur3_x86_32(input.as_bytes(), seed);
+            assert_eq!(got, want, "seed {seed:#x} input {input:?}: got {got:#010x}");
+        }
+    }
+
+    /// Canonical SMHasher / reference-implementation check values, which
+    /// independently validate the Go vectors above.
+    #[test]
+    fn smhasher_vectors() {
+        let cases: &[(&[u8], u32, u32)] = &[
+            (b"", 0, 0),
+            (b"", 1, 0x514E_28B7),
+            (b"", 0xffff_ffff, 0x81F1_6F39),
+            (b"\xff\xff\xff\xff", 0, 0x7629_3B50),
+            (b"\x21\x43\x65\x87", 0, 0xF55B_516B),
+            (b"\x21\x43\x65\x87", 0x5082_EDEE, 0x2362_F9DE),
+            (b"\x21\x43\x65", 0, 0x7E4A_8634),
+            (b"\x21\x43", 0, 0xA0F7_B07A),
+            (b"\x21", 0, 0x7266_1CF4),
+            (b"\0\0\0\0", 0, 0x2362_F9DE),
+            (b"\0\0\0", 0, 0x85F0_B427),
+            (b"\0\0", 0, 0x30F4_C306),
+            (b"\0", 0, 0x514E_28B7),
+            (b"aaaa", 0x9747_b28c, 0x5A97_808A),
+            (b"aaa", 0x9747_b28c, 0x283E_0130),
+            (b"aa", 0x9747_b28c, 0x5D21_1726),
+            (b"a", 0x9747_b28c, 0x7FA0_9EA6),
+            (b"abcd", 0x9747_b28c, 0xF047_8627),
+            (b"abc", 0x9747_b28c, 0xC84A_62DD),
+            (b"ab", 0x9747_b28c, 0x7487_5592),
+            (b"Hello, world!", 0x9747_b28c, 0x2488_4CBA),
+            (
+                b"The quick brown fox jumps over the lazy dog",
+                0x9747_b28c,
+                0x2FA8_26CD,
+            ),
+        ];
+        for &(input, seed, want) in cases {
+            let got = murmur3_x86_32(input, seed);
+            assert_eq!(got, want, "seed {seed:#x} input {input:?}: got {got:#010x}");
+        }
+    }
+
+    /// The SMHasher "verification value" for MurmurHash3_x86_32: hash keys
+    /// {}, {0}, {0,1}, ... {0..254} with seed 256-n, hash the 256 hashes
+    /// (little-endian) with seed 0; the first 4 bytes read LE are 0xB0F57EE3.
+    #[test]
+    fn smhasher_verification_value() {
+        let mut key = [0u8; 256];
+        let mut hashes = [0u8; 256 * 4];
+        for i in 0..256usize {
+            key[i] = i as u8;
+            let h = murmur3_x86_32(&key[..i], (256 - i) as u32);
+            hashes[i * 4..i * 4 + 4].copy_from_slice(&h.to_le_bytes());
+        }
+        assert_eq!(murmur3_x86_32(&hashes, 0), 0xB0F5_7EE3);
+    }
+
+    #[test]
+    fn shard_for_is_hash_mod_shards() {
+        assert_eq!(shard_for(b"hello", 1), 0);
+        assert_eq!(shard_for(b"hello", 1024), 0x248b_fa47 % 1024);
+        assert_eq!(shard_for(b"", 7), 0);
+    }
+
+    #[test]
+    #[should_panic(expected = "num_shards must be > 0")]
+    fn shard_for_zero_shards_panics() {
+        let _ = shard_for(b"x", 0);
+    }
+
+    proptest! {
+        #[test]
+        fn shard_in_range(id in proptest::collection::vec(any::<u8>(), 0..64), n in 1u32..=4096) {
+            let s = shard_for(&id, n);
+            prop_assert!(s < n);
+            prop_assert_eq!(s, murmur3_x86_32(&id, 0) % n);
+        }
+    }
+}

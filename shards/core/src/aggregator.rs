@@ -1,0 +1,337 @@
+//! `CoreAggregator`: everything one shard core aggregates — its shards' series maps, the
+//! metadata it has interned, and how far each resolution has been flushed.
+//!
+//! Lives on exactly one core and is touched only by that core's tasks (ingest apply, hand-off
+//! receive, flush), one at a time: there is no lock because there is no sharing. Apply and
+//! flush run in program order on that core, which gives M3's time-lock barrier for free:
+//! a value applied after a flush round began lands in a window after that round's target.
+//!
+//! #[PerformanceCriticalPath]: `apply` runs per value; `flush_shard` per series per round.
+
+use std::sync::Arc;
+
+use hashbrown::HashTable;
+
+use crate::aggregation::MetricType;
+use crate::batch::{DEFAULT_SPEC, SampleBatch, SampleValue, UNTIMED};
+use crate::flush::{FlushBatch, Naming};
+use crate::policy::StoragePolicy;
+use crate::series::{Series, with_suffix};
+use crate::spec::{SpecId, SpecTable};
+use crate::time::{UnixNanos, truncate};
+
+/// What a core's aggregation is configured with (the same on every core).
+#[derive(Debug, Clone)]
+pub struct AggregatorOptions {
+    /// Policies for untimed metrics whose metadata names none (`default_storage_policies`).
+    pub default_policies: Vec<StoragePolicy>,
+    /// Drop NaN results instead of emitting them (`discard_nan_aggregated_values`).
+    pub discard_nan: bool,
+    /// How old a timed metric may be when it arrives; its windows flush this much after they end.
+    pub timed_buffer_past: i64,
+    /// How far in the future a timed metric may be.
+    pub timed_buffer_future: i64,
+    /// A series with no open window and no write for this long is forgotten (`entry_ttl`).
+    pub entry_ttl: i64,
+    pub naming: Arc<Naming>,
+}
+
+/// Event counts of one core's aggregation; the runtime adds them to its published stats.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AggregatorCounters {
+    pub values_applied: u64,
+    pub series_created: u64,
+    pub series_expired: u64,
+    pub timed_too_late: u64,
+    pub timed_too_early: u64,
+    pub nan_discarded: u64,
+    pub windows_flushed: u64,
+    pub values_flushed: u64,
+}
+
+/// Flush output of one core, in batches of bounded size.
+#[derive(Debug)]
+pub struct FlushCollector {
+    naming: Arc<Naming>,
+    core: usize,
+    capacity: usize,
+    current: FlushBatch,
+    /// Bumped each time `current` is replaced, so id handles of the old batch are not reused.
+    generation: u64,
+    ready: Vec<FlushBatch>,
+}
+
+impl FlushCollector {
+    pub fn new(naming: Arc<Naming>, core: usize, capacity: usize) -> Self {
+        let current = FlushBatch::new(naming.clone(), core, capacity);
+        Self { naming, core, capacity, current, generation: 0, ready: Vec::new() }
+    }
+
+    /// The batch to write `room` more values into.
+    fn batch(&mut self, room: usize) -> (&mut FlushBatch, u64) {
+        if !self.current.is_empty() && self.current.len() + room > self.capacity {
+            let full = std::mem::replace(&mut self.current, FlushBatch::new(self.naming.clone(), self.core, self.capacity));
+            self.ready.push(full);
+            self.generation += 1;
+        }
+        (&mut self.current, self.generation)
+    }
+
+    /// Full batches, and with `all` the partly filled one too.
+    pub fn take(&mut self, all: bool) -> Vec<FlushBatch> {
+        if all && !self.current.is_empty() {
+            let last = std::mem::replace(&mut self.current, FlushBatch::new(self.naming.clone(), self.core, self.capacity));
+            self.ready.push(last);
+            self.generation += 1;
+        }
+        std::mem::take(&mut self.ready)
+    }
+}
+
+#[derive(Debug, Default)]
+struct ShardMap {
+    series: HashTable<Series>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct FlushedUntil {
+    resolution: i64,
+    untimed: UnixNanos,
+    timed: UnixNanos,
+}
+
+#[derive(Debug)]
+pub struct CoreAggregator {
+    options: AggregatorOptions,
+    specs: SpecTable,
+    shards: Vec<Option<Box<ShardMap>>>,
+    flushed: Vec<FlushedUntil>,
+    /// Batch spec ref → interned spec, rebuilt per batch (reused allocation).
+    spec_cache: Vec<SpecId>,
+    series_count: usize,
+    pub counters: AggregatorCounters,
+}
+
+impl CoreAggregator {
+    pub fn new(options: AggregatorOptions, num_shards: u32) -> Self {
+        let specs = SpecTable::new(&options.default_policies);
+        let mut this = Self {
+            options,
+            specs,
+            shards: (0..num_shards).map(|_| None).collect(),
+            flushed: Vec::new(),
+            spec_cache: Vec::new(),
+            series_count: 0,
+            counters: AggregatorCounters::default(),
+        };
+        this.track_resolutions();
+        this
+    }
+
+    pub fn options(&self) -> &AggregatorOptions {
+        &self.options
+    }
+
+    /// Number of series held, all shards together.
+    pub fn series_count(&self) -> usize {
+        self.series_count
+    }
+
+    /// The resolutions this core has windows for (from the default and any metadata seen).
+    pub fn resolutions(&self) -> impl Iterator<Item = i64> + '_ {
+        self.flushed.iter().map(|f| f.resolution)
+    }
+
+    /// Shards this core holds state for.
+    pub fn shards_held(&self) -> impl Iterator<Item = u32> + '_ {
+        self.shards.iter().enumerate().filter(|(_, s)| s.is_some()).map(|(i, _)| i as u32)
+    }
+
+    fn track_resolutions(&mut self) {
+        for p in self.specs.policies() {
+            if !self.flushed.iter().any(|f| f.resolution == p.resolution_nanos) {
+                self.flushed.push(FlushedUntil { resolution: p.resolution_nanos, untimed: UnixNanos::MIN, timed: UnixNanos::MIN });
+            }
+        }
+    }
+
+    fn flushed_until(&self, resolution: i64) -> FlushedUntil {
+        self.flushed
+            .iter()
+            .find(|f| f.resolution == resolution)
+            .copied()
+            .unwrap_or(FlushedUntil { resolution, untimed: UnixNanos::MIN, timed: UnixNanos::MIN })
+    }
+
+    /// Applies every sample of `batch` at arrival time `now`.
+    pub fn apply(&mut self, batch: &SampleBatch, now: UnixNanos) {
+        self.spec_cache.clear();
+        let now_secs = (now / 1_000_000_000).clamp(0, i64::from(u32::MAX)) as u32;
+        for s in batch.samples() {
+            let spec = if s.spec == DEFAULT_SPEC { 0 } else { self.intern_batch_spec(batch, s.spec) };
+            let timed = s.time != UNTIMED;
+            if timed {
+                if s.time - now > self.options.timed_buffer_future {
+                    self.counters.timed_too_early += 1;
+                    continue;
+                }
+                if now - s.time > self.options.timed_buffer_past {
+                    self.counters.timed_too_late += 1;
+                    continue;
+                }
+            }
+            let Some(shard) = self.shards.get_mut(s.shard as usize) else { continue };
+            let shard = shard.get_or_insert_with(Box::default);
+            let id = batch.id(s);
+            let series = match shard.series.find_mut(s.hash, |e| e.metric_type == s.metric_type && *e.id == *id) {
+                Some(series) => series,
+                None => {
+                    self.counters.series_created += 1;
+                    self.series_count += 1;
+                    let series = Series::new(id, s.hash, s.metric_type);
+                    shard.series.insert_unique(s.hash, series, |e| e.hash).into_mut()
+                }
+            };
+            series.last_write_secs = now_secs;
+            let (value, time) = match s.value {
+                SampleValue::GaugeDelta(d) => {
+                    let base = if series.gauge_last.is_nan() { 0.0 } else { series.gauge_last };
+                    (SampleValue::Number(base + d), now)
+                }
+                v => (v, if timed { s.time } else { now }),
+            };
+            if let (MetricType::Gauge, SampleValue::Number(v)) = (s.metric_type, value) {
+                series.gauge_last = v;
+            }
+            let metric_type = series.metric_type;
+            let flushed = &self.flushed;
+            for elem in series.elems_for(spec, timed, &self.specs) {
+                let r = self.specs.policy(elem.key.policy).resolution_nanos;
+                let until = flushed.iter().find(|f| f.resolution == r);
+                let mut start = truncate(time, r);
+                match (timed, until) {
+                    // A value stamped before a window already flushed (clock step) rolls forward.
+                    (false, Some(f)) if start < f.untimed => start = f.untimed,
+                    (true, Some(f)) if start < f.timed => {
+                        self.counters.timed_too_late += 1;
+                        continue;
+                    }
+                    _ => {}
+                }
+                let window = elem.window_mut(start, metric_type);
+                match value {
+                    SampleValue::Number(v) | SampleValue::GaugeDelta(v) => window.add(v, time),
+                    SampleValue::Member(h) => window.add_member(h, time),
+                    SampleValue::Timer { start, len } => {
+                        for v in batch.timer_values(start, len) {
+                            window.add(*v, time);
+                        }
+                    }
+                }
+            }
+            self.counters.values_applied += match s.value {
+                SampleValue::Timer { len, .. } => u64::from(len),
+                _ => 1,
+            };
+        }
+    }
+
+    fn intern_batch_spec(&mut self, batch: &SampleBatch, r: u32) -> SpecId {
+        let i = r as usize - 1;
+        if self.spec_cache.len() <= i {
+            self.spec_cache.resize(i + 1, SpecId::MAX);
+        }
+        if self.spec_cache[i] == SpecId::MAX {
+            let known = self.specs.policies().len();
+            self.spec_cache[i] = self.specs.intern(batch.spec(r));
+            if self.specs.policies().len() != known {
+                self.track_resolutions();
+            }
+        }
+        self.spec_cache[i]
+    }
+
+    /// Starts a flush round of `resolution` at `now`: windows ending at or before
+    /// `truncate(now, r)` (untimed) or `truncate(now − timed_buffer_past, r)` (timed) are due.
+    /// From here on, values for those windows roll into the next one.
+    pub fn begin_flush(&mut self, resolution: i64, now: UnixNanos) {
+        let untimed = truncate(now, resolution);
+        let timed = truncate(now - self.options.timed_buffer_past, resolution);
+        if let Some(f) = self.flushed.iter_mut().find(|f| f.resolution == resolution) {
+            f.untimed = f.untimed.max(untimed);
+            f.timed = f.timed.max(timed);
+        }
+    }
+
+    /// Emits every due window of `resolution` in `shard` (as set by the last `begin_flush`)
+    /// and forgets series idle for longer than the entry TTL.
+    pub fn flush_shard(&mut self, shard: u32, resolution: i64, now: UnixNanos, out: &mut FlushCollector) {
+        let until = self.flushed_until(resolution);
+        self.drain_shard(shard, now, out, |key_res, timed, window_end| {
+            key_res == resolution && window_end <= if timed { until.timed } else { until.untimed }
+        });
+    }
+
+    /// Emits every window of `shard`, closed or not (shutdown of a single node).
+    pub fn flush_shard_all(&mut self, shard: u32, now: UnixNanos, out: &mut FlushCollector) {
+        self.drain_shard(shard, now, out, |_, _, _| true);
+    }
+
+    fn drain_shard(
+        &mut self,
+        shard: u32,
+        now: UnixNanos,
+        out: &mut FlushCollector,
+        due: impl Fn(i64, bool, UnixNanos) -> bool,
+    ) {
+        let Some(Some(map)) = self.shards.get_mut(shard as usize) else { return };
+        let specs = &self.specs;
+        let counters = &mut self.counters;
+        let options = &self.options;
+        let now_secs = now / 1_000_000_000;
+        let ttl_secs = options.entry_ttl / 1_000_000_000;
+        let mut expired = 0;
+        map.series.retain(|series| {
+            let mut id: Option<(u64, (u32, u32))> = None;
+            for elem in series.elems.iter_mut() {
+                let policy = specs.policy(elem.key.policy);
+                let r = policy.resolution_nanos;
+                let due_count = elem.windows.iter().take_while(|w| due(r, elem.timed, w.start + r)).count();
+                if due_count == 0 {
+                    continue;
+                }
+                let aggs = elem.key.aggs.resolve(series.metric_type);
+                let suffix = with_suffix(series.metric_type, elem.key.aggs, elem.timed);
+                for w in elem.windows.drain(..due_count) {
+                    counters.windows_flushed += 1;
+                    let (batch, generation) = out.batch(aggs.len() as usize);
+                    let id = match id {
+                        Some((g, handle)) if g == generation => handle,
+                        _ => {
+                            let handle = batch.intern_id(&series.id);
+                            id = Some((generation, handle));
+                            handle
+                        }
+                    };
+                    for agg in aggs.iter() {
+                        let value = w.agg.value_of(agg);
+                        if value.is_nan() && options.discard_nan {
+                            counters.nan_discarded += 1;
+                            continue;
+                        }
+                        counters.values_flushed += 1;
+                        batch.push(id, series.metric_type, agg, suffix, elem.timed, policy, w.start + r, value);
+                    }
+                }
+            }
+            series.drop_stale_elems(specs);
+            let keep = series.has_windows() || now_secs - i64::from(series.last_write_secs) <= ttl_secs;
+            if !keep {
+                expired += 1;
+            }
+            keep
+        });
+        self.counters.series_expired += expired;
+        self.series_count -= expired as usize;
+    }
+}

@@ -1,0 +1,169 @@
+//! `SampleBatch`: decoded values on their way from the core that read them off a socket to
+//! the core that owns their shard.
+//!
+//! Built by one core, moved (never shared) through the lock-free hand-off queue, read by the
+//! owner. Ids and timer values live in two arenas, so a batch costs a few allocations however
+//! many values it holds, and a cleared batch is reused without allocating.
+
+use crate::aggregation::{AggTypes, MetricType};
+use crate::policy::StoragePolicy;
+use crate::time::UnixNanos;
+
+/// Marks an untimed sample: the owning core stamps it with its arrival time.
+pub const UNTIMED: UnixNanos = UnixNanos::MIN;
+
+/// One (aggregations, storage policy) pair a metric asks for; a metric's metadata is a list of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ElemSpec {
+    pub aggs: AggTypes,
+    pub policy: StoragePolicy,
+}
+
+/// Which metadata a sample carries: 0 is "the default policies and aggregations",
+/// any other value indexes the batch's spec table.
+pub type SpecRef = u32;
+pub const DEFAULT_SPEC: SpecRef = 0;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SampleValue {
+    /// A counter increment, gauge value or one timer value.
+    Number(f64),
+    /// A StatsD gauge delta (`+5`, `-3`), applied to the gauge's last value.
+    GaugeDelta(f64),
+    /// A StatsD set member, as a hash of its bytes.
+    Member(u64),
+    /// A batch of timer values, as a range of the batch's timer arena.
+    Timer { start: u32, len: u32 },
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    /// murmur3 shard of the id.
+    pub shard: u32,
+    /// Hash of (type, id) for the owner's map.
+    pub hash: u64,
+    id_start: u32,
+    id_len: u32,
+    pub metric_type: MetricType,
+    /// Client timestamp of a timed metric, or [`UNTIMED`].
+    pub time: UnixNanos,
+    pub value: SampleValue,
+    pub spec: SpecRef,
+}
+
+#[derive(Debug, Default)]
+pub struct SampleBatch {
+    ids: Vec<u8>,
+    timer_values: Vec<f64>,
+    specs: Vec<ElemSpec>,
+    spec_ranges: Vec<(u32, u32)>,
+    samples: Vec<Sample>,
+}
+
+impl SampleBatch {
+    pub fn with_capacity(samples: usize) -> Self {
+        Self {
+            ids: Vec::with_capacity(samples * 32),
+            samples: Vec::with_capacity(samples),
+            ..Self::default()
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+
+    /// Bytes held in the arenas, to bound batch size.
+    pub fn arena_bytes(&self) -> usize {
+        self.ids.len() + self.timer_values.len() * 8
+    }
+
+    pub fn clear(&mut self) {
+        self.ids.clear();
+        self.timer_values.clear();
+        self.specs.clear();
+        self.spec_ranges.clear();
+        self.samples.clear();
+    }
+
+    /// Adds a metadata spec and returns its reference for [`SampleBatch::push`].
+    pub fn add_spec(&mut self, elems: &[ElemSpec]) -> SpecRef {
+        let start = self.specs.len() as u32;
+        self.specs.extend_from_slice(elems);
+        self.spec_ranges.push((start, elems.len() as u32));
+        self.spec_ranges.len() as SpecRef
+    }
+
+    /// The elements of spec `r` (empty for [`DEFAULT_SPEC`]).
+    pub fn spec(&self, r: SpecRef) -> &[ElemSpec] {
+        match r.checked_sub(1).and_then(|i| self.spec_ranges.get(i as usize)) {
+            Some(&(start, len)) => &self.specs[start as usize..(start + len) as usize],
+            None => &[],
+        }
+    }
+
+    /// Appends one sample. For a timer batch use [`SampleBatch::push_timer`].
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub fn push(
+        &mut self,
+        shard: u32,
+        hash: u64,
+        id: &[u8],
+        metric_type: MetricType,
+        time: UnixNanos,
+        value: SampleValue,
+        spec: SpecRef,
+    ) {
+        let id_start = self.ids.len() as u32;
+        self.ids.extend_from_slice(id);
+        self.samples.push(Sample { shard, hash, id_start, id_len: id.len() as u32, metric_type, time, value, spec });
+    }
+
+    /// Appends a timer sample carrying several values.
+    pub fn push_timer(&mut self, shard: u32, hash: u64, id: &[u8], time: UnixNanos, values: &[f64], spec: SpecRef) {
+        let start = self.timer_values.len() as u32;
+        self.timer_values.extend_from_slice(values);
+        let value = SampleValue::Timer { start, len: values.len() as u32 };
+        self.push(shard, hash, id, MetricType::Timer, time, value, spec);
+    }
+
+    pub fn samples(&self) -> &[Sample] {
+        &self.samples
+    }
+
+    pub fn id(&self, s: &Sample) -> &[u8] {
+        &self.ids[s.id_start as usize..(s.id_start + s.id_len) as usize]
+    }
+
+    pub fn timer_values(&self, start: u32, len: u32) -> &[f64] {
+        &self.timer_values[start as usize..(start + len) as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arenas_keep_ids_values_and_specs_apart() {
+        let mut b = SampleBatch::with_capacity(4);
+        let p = "10s:2d".parse().unwrap();
+        let spec = b.add_spec(&[ElemSpec { aggs: AggTypes::DEFAULT, policy: p }]);
+        b.push(1, 7, b"a.b", MetricType::Counter, UNTIMED, SampleValue::Number(2.0), DEFAULT_SPEC);
+        b.push_timer(2, 8, b"t", 99, &[1.0, 2.0], spec);
+        let s = b.samples();
+        assert_eq!(b.id(&s[0]), b"a.b");
+        assert_eq!(b.id(&s[1]), b"t");
+        let SampleValue::Timer { start, len } = s[1].value else { panic!() };
+        assert_eq!(b.timer_values(start, len), &[1.0, 2.0]);
+        assert_eq!(b.spec(spec).len(), 1);
+        assert!(b.spec(DEFAULT_SPEC).is_empty());
+        b.clear();
+        assert!(b.is_empty() && b.arena_bytes() == 0);
+    }
+}

@@ -1,0 +1,174 @@
+//! `FlushBatch`: values a core's flush produced, on their way to the sinks.
+//!
+//! Built on the flushing core, then shared read-only (`Arc`) with every sink thread; ids are
+//! stored once per series window and prefix and suffix are composed when a sink encodes them.
+
+use std::sync::Arc;
+
+use crate::aggregation::{AggType, MetricType};
+use crate::policy::StoragePolicy;
+use crate::time::UnixNanos;
+
+/// The id prefixes of untimed output, as m3aggregator's `metricPrefix` and per-type prefixes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Naming {
+    pub metric_prefix: String,
+    pub counter_prefix: String,
+    pub timer_prefix: String,
+    pub gauge_prefix: String,
+}
+
+impl Naming {
+    fn type_prefix(&self, t: MetricType) -> &str {
+        match t {
+            MetricType::Counter => &self.counter_prefix,
+            MetricType::Timer => &self.timer_prefix,
+            // A set is emitted as the gauge of its distinct count.
+            MetricType::Gauge | MetricType::Set => &self.gauge_prefix,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct FlushRecord {
+    id_start: u32,
+    id_len: u32,
+    metric_type: MetricType,
+    agg: AggType,
+    with_suffix: bool,
+    timed: bool,
+    policy: StoragePolicy,
+    time_nanos: UnixNanos,
+    value: f64,
+}
+
+/// One aggregated value, as a sink sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct FlushedValue<'a> {
+    naming: &'a Naming,
+    /// The series id as ingested (no prefix, no suffix).
+    pub series_id: &'a [u8],
+    pub metric_type: MetricType,
+    pub agg: AggType,
+    with_suffix: bool,
+    /// Timed metrics are emitted without prefixes, as M3 does.
+    pub timed: bool,
+    pub policy: StoragePolicy,
+    /// The end of the window.
+    pub time_nanos: UnixNanos,
+    pub value: f64,
+}
+
+impl FlushedValue<'_> {
+    /// Appends the output id: prefixes (untimed only) + series id + aggregation suffix.
+    pub fn write_id(&self, out: &mut Vec<u8>) {
+        if !self.timed {
+            out.extend_from_slice(self.naming.metric_prefix.as_bytes());
+            out.extend_from_slice(self.naming.type_prefix(self.metric_type).as_bytes());
+        }
+        out.extend_from_slice(self.series_id);
+        if self.with_suffix {
+            out.extend_from_slice(self.agg.suffix().as_bytes());
+        }
+    }
+
+    pub fn id_string(&self) -> String {
+        let mut v = Vec::new();
+        self.write_id(&mut v);
+        String::from_utf8_lossy(&v).into_owned()
+    }
+}
+
+#[derive(Debug)]
+pub struct FlushBatch {
+    naming: Arc<Naming>,
+    ids: Vec<u8>,
+    records: Vec<FlushRecord>,
+    /// Which core flushed it, for logs and metrics.
+    pub core: usize,
+}
+
+impl FlushBatch {
+    pub fn new(naming: Arc<Naming>, core: usize, capacity: usize) -> Self {
+        Self { naming, ids: Vec::with_capacity(capacity * 24), records: Vec::with_capacity(capacity), core }
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Stores a series id once; the returned handle is passed to [`FlushBatch::push`] for each
+    /// value of that series.
+    pub fn intern_id(&mut self, id: &[u8]) -> (u32, u32) {
+        let start = self.ids.len() as u32;
+        self.ids.extend_from_slice(id);
+        (start, id.len() as u32)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub fn push(
+        &mut self,
+        id: (u32, u32),
+        metric_type: MetricType,
+        agg: AggType,
+        with_suffix: bool,
+        timed: bool,
+        policy: StoragePolicy,
+        time_nanos: UnixNanos,
+        value: f64,
+    ) {
+        self.records.push(FlushRecord {
+            id_start: id.0,
+            id_len: id.1,
+            metric_type,
+            agg,
+            with_suffix,
+            timed,
+            policy,
+            time_nanos,
+            value,
+        });
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = FlushedValue<'_>> + '_ {
+        self.records.iter().map(|r| FlushedValue {
+            naming: &self.naming,
+            series_id: &self.ids[r.id_start as usize..(r.id_start + r.id_len) as usize],
+            metric_type: r.metric_type,
+            agg: r.agg,
+            with_suffix: r.with_suffix,
+            timed: r.timed,
+            policy: r.policy,
+            time_nanos: r.time_nanos,
+            value: r.value,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_get_prefixes_and_suffixes_as_m3() {
+        let naming = Arc::new(Naming {
+            metric_prefix: "stats.".into(),
+            counter_prefix: "counts.".into(),
+            timer_prefix: "timers.".into(),
+            gauge_prefix: "gauges.".into(),
+        });
+        let mut b = FlushBatch::new(naming, 0, 4);
+        let p = "10s:2d".parse().unwrap();
+        let id = b.intern_id(b"req");
+        b.push(id, MetricType::Timer, AggType::Max, true, false, p, 10, 1.0);
+        b.push(id, MetricType::Counter, AggType::Sum, false, false, p, 10, 1.0);
+        b.push(id, MetricType::Gauge, AggType::Last, false, true, p, 10, 1.0);
+        let ids: Vec<_> = b.iter().map(|v| v.id_string()).collect();
+        assert_eq!(ids, ["stats.timers.req.upper", "stats.counts.req", "req"]);
+    }
+}

@@ -1,0 +1,225 @@
+//! The aggregation state of one window of one series element, and how it becomes values.
+//!
+//! #[PerformanceCriticalPath]: `add_*` runs once per ingested value on the owning core.
+//! No allocation except a window's first timer value (its sketch) or set member table.
+
+use crate::aggregation::{AggType, AggTypes, MetricType};
+use crate::quantile::QuantileSketch;
+
+/// Everything a timer (or any non-default aggregation) needs.
+#[derive(Debug, Clone)]
+pub struct FullAgg {
+    count: u64,
+    sum: f64,
+    sum_sq: f64,
+    min: f64,
+    max: f64,
+    last: f64,
+    last_time: i64,
+    sketch: Option<QuantileSketch>,
+}
+
+impl FullAgg {
+    fn new(needs_sketch: bool) -> Self {
+        Self {
+            count: 0,
+            sum: 0.0,
+            sum_sq: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            last: f64::NAN,
+            last_time: i64::MIN,
+            sketch: needs_sketch.then(QuantileSketch::new),
+        }
+    }
+
+    #[inline]
+    fn add(&mut self, v: f64, time: i64) {
+        self.count += 1;
+        self.sum += v;
+        self.sum_sq += v * v;
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+        if time >= self.last_time {
+            self.last = v;
+            self.last_time = time;
+        }
+        if let Some(s) = &mut self.sketch {
+            s.add(v);
+        }
+    }
+
+    fn value_of(&self, t: AggType) -> f64 {
+        let n = self.count as f64;
+        match t {
+            AggType::Last => self.last,
+            AggType::Min => self.min,
+            AggType::Max => self.max,
+            AggType::Mean => self.sum / n,
+            AggType::Count => n,
+            AggType::Sum => self.sum,
+            AggType::SumSq => self.sum_sq,
+            // Sample standard deviation, as M3's timer computes it; 0 for a single value.
+            AggType::Stdev => {
+                if self.count < 2 {
+                    0.0
+                } else {
+                    ((self.sum_sq * n - self.sum * self.sum) / (n * (n - 1.0))).max(0.0).sqrt()
+                }
+            }
+            q => match (&self.sketch, q.quantile()) {
+                (Some(s), Some(q)) => s.quantile(q).unwrap_or(f64::NAN),
+                _ => f64::NAN,
+            },
+        }
+    }
+}
+
+/// State of one window. The variant is chosen from the metric type and aggregation set when
+/// the window opens; the cheap variants cover the default counter and gauge.
+#[derive(Debug, Clone)]
+pub enum WindowAgg {
+    /// Counter with only `sum`.
+    Sum(f64),
+    /// Gauge with only `last`: the value with the largest timestamp.
+    Last { value: f64, time: i64 },
+    /// Timers and any other aggregation set.
+    Full(Box<FullAgg>),
+    /// StatsD set: distinct member hashes.
+    Distinct(Box<hashbrown::HashSet<u64>>),
+}
+
+impl WindowAgg {
+    /// A fresh window for a series of `metric_type` aggregated by `aggs` (already resolved).
+    pub fn new(metric_type: MetricType, aggs: AggTypes) -> Self {
+        match metric_type {
+            MetricType::Set => Self::Distinct(Box::default()),
+            MetricType::Counter if aggs == AggTypes::of(&[AggType::Sum]) => Self::Sum(0.0),
+            MetricType::Gauge if aggs == AggTypes::of(&[AggType::Last]) => {
+                Self::Last { value: f64::NAN, time: i64::MIN }
+            }
+            _ => Self::Full(Box::new(FullAgg::new(aggs.needs_sketch()))),
+        }
+    }
+
+    /// Adds one numeric value observed at `time`.
+    #[inline]
+    pub fn add(&mut self, v: f64, time: i64) {
+        match self {
+            Self::Sum(s) => *s += v,
+            Self::Last { value, time: t } => {
+                if time >= *t {
+                    *value = v;
+                    *t = time;
+                }
+            }
+            Self::Full(f) => f.add(v, time),
+            // A numeric value sent to a set counts as a member.
+            Self::Distinct(set) => {
+                set.insert(v.to_bits());
+            }
+        }
+    }
+
+    #[inline]
+    pub fn add_member(&mut self, member_hash: u64, time: i64) {
+        match self {
+            Self::Distinct(set) => {
+                set.insert(member_hash);
+            }
+            other => other.add(member_hash as f64, time),
+        }
+    }
+
+    /// The latest value of a gauge window, used as the base of a StatsD gauge delta.
+    pub fn last_value(&self) -> Option<f64> {
+        match self {
+            Self::Last { value, .. } if !value.is_nan() => Some(*value),
+            Self::Full(f) if f.count > 0 => Some(f.last),
+            _ => None,
+        }
+    }
+
+    /// The value of aggregation `t` over this window.
+    pub fn value_of(&self, t: AggType) -> f64 {
+        match self {
+            Self::Sum(s) => match t {
+                AggType::Sum => *s,
+                _ => f64::NAN,
+            },
+            Self::Last { value, .. } => match t {
+                AggType::Last => *value,
+                _ => f64::NAN,
+            },
+            Self::Full(f) => f.value_of(t),
+            Self::Distinct(set) => match t {
+                AggType::Count => set.len() as f64,
+                _ => f64::NAN,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn timer(values: &[f64]) -> WindowAgg {
+        let mut w = WindowAgg::new(MetricType::Timer, MetricType::Timer.default_aggregations());
+        for (i, v) in values.iter().enumerate() {
+            w.add(*v, i as i64);
+        }
+        w
+    }
+
+    proptest! {
+        #[test]
+        fn timer_moments_match_exact_math(values in prop::collection::vec(-1e6f64..1e6, 1..500)) {
+            let w = timer(&values);
+            let n = values.len() as f64;
+            let sum: f64 = values.iter().sum();
+            let sum_sq: f64 = values.iter().map(|v| v * v).sum();
+            let close = |a: f64, b: f64| (a - b).abs() <= 1e-6 * (1.0 + b.abs());
+            prop_assert!(close(w.value_of(AggType::Sum), sum));
+            prop_assert!(close(w.value_of(AggType::SumSq), sum_sq));
+            prop_assert!(close(w.value_of(AggType::Mean), sum / n));
+            prop_assert_eq!(w.value_of(AggType::Count), n);
+            prop_assert_eq!(w.value_of(AggType::Min), values.iter().cloned().fold(f64::INFINITY, f64::min));
+            prop_assert_eq!(w.value_of(AggType::Max), values.iter().cloned().fold(f64::NEG_INFINITY, f64::max));
+            prop_assert_eq!(w.value_of(AggType::Last), *values.last().unwrap());
+            if values.len() > 1 {
+                let mean = sum / n;
+                let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1.0);
+                let got = w.value_of(AggType::Stdev);
+                prop_assert!((got - var.sqrt()).abs() <= 1e-3 * (1.0 + var.sqrt()), "stdev {got} vs {}", var.sqrt());
+            }
+        }
+
+        #[test]
+        fn counter_sum_is_exact_for_integers(values in prop::collection::vec(-1_000_000i64..1_000_000, 0..1000)) {
+            let mut w = WindowAgg::new(MetricType::Counter, MetricType::Counter.default_aggregations());
+            for v in &values { w.add(*v as f64, 0); }
+            prop_assert_eq!(w.value_of(AggType::Sum), values.iter().sum::<i64>() as f64);
+        }
+
+        #[test]
+        fn gauge_keeps_the_value_with_the_largest_time(points in prop::collection::vec((0i64..1000, -1e9f64..1e9), 1..200)) {
+            let mut w = WindowAgg::new(MetricType::Gauge, MetricType::Gauge.default_aggregations());
+            for (t, v) in &points { w.add(*v, *t); }
+            let max_t = points.iter().map(|p| p.0).max().unwrap();
+            // ties go to the later arrival
+            let want = points.iter().rev().find(|p| p.0 == max_t).unwrap().1;
+            prop_assert_eq!(w.value_of(AggType::Last), want);
+        }
+    }
+
+    #[test]
+    fn sets_count_distinct_members() {
+        let mut w = WindowAgg::new(MetricType::Set, MetricType::Set.default_aggregations());
+        for m in [1u64, 2, 2, 3, 1] {
+            w.add_member(m, 0);
+        }
+        assert_eq!(w.value_of(AggType::Count), 3.0);
+    }
+}

@@ -1,0 +1,117 @@
+//! Property tests of windowing and aggregation through `CoreAggregator`'s public interface:
+//! what goes in at arrival time t comes out in window [truncate(t, r), +r) stamped with its end.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use sheaf_shard_core::*;
+
+const R: i64 = 10_000_000_000;
+
+fn options() -> AggregatorOptions {
+    AggregatorOptions {
+        default_policies: vec!["10s:2d".parse().unwrap(), "1m:40d".parse().unwrap()],
+        discard_nan: true,
+        timed_buffer_past: 60_000_000_000,
+        timed_buffer_future: 60_000_000_000,
+        entry_ttl: 3_600_000_000_000,
+        naming: Arc::new(Naming::default()),
+    }
+}
+
+fn collect(out: &mut FlushCollector, into: &mut BTreeMap<(String, String, i64), f64>) {
+    for batch in out.take(true) {
+        for v in batch.iter() {
+            let key = (v.id_string(), v.policy.to_string(), v.time_nanos);
+            assert!(into.insert(key.clone(), v.value).is_none(), "window emitted twice: {key:?}");
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn counters_sum_exactly_per_window_and_policy(
+        writes in prop::collection::vec((0usize..5, 0i64..200_000_000_000, -1000i64..1000), 1..400),
+        flush_every in 1usize..50,
+    ) {
+        let base = 1_700_000_000_000_000_000i64;
+        let mut writes = writes;
+        writes.sort_by_key(|w| w.1);
+        let mut agg = CoreAggregator::new(options(), 4);
+        let mut out = FlushCollector::new(options().naming, 0, 64);
+        let mut got = BTreeMap::new();
+        let mut want: BTreeMap<(String, String, i64), f64> = BTreeMap::new();
+        for (i, (series, offset, value)) in writes.iter().enumerate() {
+            let now = base + offset;
+            let id = format!("c{series}");
+            let mut batch = SampleBatch::default();
+            batch.push((*series % 4) as u32, *series as u64, id.as_bytes(), MetricType::Counter, UNTIMED, SampleValue::Number(*value as f64), DEFAULT_SPEC);
+            agg.apply(&batch, now);
+            for (policy, r) in [("10s:2d", R), ("1m:40d", 6 * R)] {
+                *want.entry((id.clone(), policy.to_string(), now - now.rem_euclid(r) + r)).or_default() += *value as f64;
+            }
+            if i % flush_every == 0 {
+                for r in agg.resolutions().collect::<Vec<_>>() {
+                    agg.begin_flush(r, now);
+                    for shard in 0..4 { agg.flush_shard(shard, r, now, &mut out); }
+                }
+                collect(&mut out, &mut got);
+            }
+        }
+        for shard in 0..4 { agg.flush_shard_all(shard, base, &mut out); }
+        collect(&mut out, &mut got);
+        prop_assert_eq!(got, want);
+    }
+
+    #[test]
+    fn timed_values_land_in_their_own_window_and_wait_for_the_buffer(
+        points in prop::collection::vec((0i64..50_000_000_000, 0.0f64..100.0), 1..100),
+    ) {
+        let now = 1_700_000_100_000_000_000i64;
+        let mut agg = CoreAggregator::new(options(), 1);
+        let mut batch = SampleBatch::default();
+        let spec = batch.add_spec(&[ElemSpec { aggs: AggTypes::of(&[AggType::Max]), policy: "10s:2d".parse().unwrap() }]);
+        for (ago, v) in &points {
+            batch.push(0, 1, b"t", MetricType::Gauge, now - ago, SampleValue::Number(*v), spec);
+        }
+        agg.apply(&batch, now);
+        let mut out = FlushCollector::new(options().naming, 0, 1024);
+        // Nothing is due before the past buffer has passed.
+        agg.begin_flush(R, now);
+        agg.flush_shard(0, R, now, &mut out);
+        prop_assert_eq!(out.take(true).len(), 0);
+        let later = now + 60_000_000_000 + R;
+        agg.begin_flush(R, later);
+        agg.flush_shard(0, R, later, &mut out);
+        let mut got = BTreeMap::new();
+        collect(&mut out, &mut got);
+        let mut want: BTreeMap<(String, String, i64), f64> = BTreeMap::new();
+        for (ago, v) in &points {
+            let t = now - ago;
+            let e = want.entry(("t".to_string(), "10s:2d".to_string(), t - t.rem_euclid(R) + R)).or_insert(f64::MIN);
+            *e = e.max(*v);
+        }
+        prop_assert_eq!(got, want);
+    }
+}
+
+#[test]
+fn timer_defaults_emit_m3_suffixes_and_too_old_timed_values_are_counted() {
+    let now = 1_700_000_000_000_000_000i64;
+    let mut agg = CoreAggregator::new(options(), 1);
+    let mut batch = SampleBatch::default();
+    batch.push_timer(0, 9, b"lat", UNTIMED, &[1.0, 2.0, 3.0, 4.0], DEFAULT_SPEC);
+    batch.push(0, 9, b"old", MetricType::Counter, now - 3_600_000_000_000, SampleValue::Number(1.0), DEFAULT_SPEC);
+    agg.apply(&batch, now);
+    assert_eq!(agg.counters.timed_too_late, 1);
+    let mut out = FlushCollector::new(options().naming, 0, 1024);
+    agg.flush_shard_all(0, now, &mut out);
+    let mut ids: Vec<_> = out.take(true).iter().flat_map(|b| b.iter().map(|v| (v.id_string(), v.agg.name(), v.value)).collect::<Vec<_>>()).collect();
+    ids.sort_by(|a, b| a.0.cmp(&b.0));
+    let tens = &ids;
+    assert!(tens.iter().any(|(id, agg, v)| id == "lat.sum" && *agg == "sum" && *v == 10.0));
+    assert!(tens.iter().any(|(id, agg, v)| id == "lat.upper" && *agg == "max" && *v == 4.0));
+    assert!(tens.iter().any(|(id, _, v)| id == "lat.count" && *v == 4.0));
+    assert_eq!(ids.len(), 22, "11 aggregations x 2 default policies: {ids:?}");
+}
