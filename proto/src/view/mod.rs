@@ -13,7 +13,8 @@
 //! produces them). Tests check that whenever prost decodes an input, these
 //! decoders agree with it. The decoders only look inside the fields they need, so
 //! they may accept some malformed inputs that prost rejects (for example garbage
-//! inside an annotation-free routing policy or a pipeline op body).
+//! inside a routing policy, a pipeline op, or a payload field that the type does
+//! not select). On error the contents of the [`Scratch`] are unspecified.
 
 mod message;
 mod metadata;

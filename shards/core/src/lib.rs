@@ -19,7 +19,7 @@ pub mod statsd;
 pub mod time;
 pub mod window;
 
-pub use aggregation::{AggType, AggTypes, MetricType};
+pub use aggregation::{AggType, AggTypes, MetricType, series_hash};
 pub use aggregator::{AggregatorCounters, AggregatorOptions, CoreAggregator, FlushCollector};
 pub use batch::{DEFAULT_SPEC, ElemSpec, Sample, SampleBatch, SampleValue, SpecRef, UNTIMED};
 pub use flush::{FlushBatch, FlushedValue, Naming};

@@ -1,1 +1,23 @@
+//! Per-core plumbing of sheaf's data plane: one pinned glommio executor per configured CPU,
+//! the ingest sockets each of them reads, the lock-free hand-off of decoded values to the core
+//! that owns their shard, and the flush schedule. See ARCHITECTURE.md.
+//!
+//! Public API: [`ShardPool`] (start, command, read stats, stop), [`ShardCommand`], [`PoolConfig`],
+//! [`SinkQueue`] (where flushed batches go) and [`CoreStats`]. Nothing here knows tokio or etcd:
+//! the control thread talks to the cores only through their flume command queues.
 
+mod command;
+mod config;
+mod core_loop;
+mod flush_loop;
+mod handoff;
+mod ingest;
+mod pool;
+mod sink;
+mod stats;
+
+pub use command::{BoundAddrs, ShardCommand};
+pub use config::{FlushSchedule, IngestConfig, PoolConfig};
+pub use pool::{PoolError, ShardPool};
+pub use sink::SinkQueue;
+pub use stats::{CoreStats, Protocol, RejectCount};

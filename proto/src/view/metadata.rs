@@ -1,0 +1,293 @@
+//! Metadata part of the zero-copy decoder: picks the staged metadata in effect and
+//! flattens its pipelines and storage policies into the reusable [`Scratch`].
+//! Used on the shard cores.
+
+use std::ops::Range;
+
+use super::DecodeError;
+use super::wire::Fields;
+
+/// A `policypb.StoragePolicy`, in nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct StoragePolicyView {
+    /// `resolution.window_size`.
+    pub resolution_nanos: i64,
+    /// `resolution.precision`.
+    pub precision_nanos: i64,
+    /// `retention.period`.
+    pub retention_nanos: i64,
+}
+
+/// One `metricpb.PipelineMetadata` (or the single pipeline implied by timed metadata).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineView {
+    /// `AggregationID` bitset (bit i = `AggregationType` i); 0 means the default
+    /// aggregations for the metric type.
+    pub aggregation_id: u64,
+    /// Range into [`Scratch::policies`]; empty means the default storage policies.
+    pub policies: Range<usize>,
+    /// Whether the applied pipeline has any op (transformation or rollup).
+    pub has_ops: bool,
+}
+
+/// Reused between calls; cleared by decode.
+#[derive(Debug, Clone, Default)]
+pub struct Scratch {
+    /// Values of a batch timer, in order.
+    pub timer_values: Vec<f64>,
+    /// Pipelines of the metadata in effect; empty means the default policies and
+    /// aggregations (no staged metadata, or the one in effect is tombstoned).
+    pub pipelines: Vec<PipelineView>,
+    /// Storage policies, indexed by [`PipelineView::policies`].
+    pub policies: Vec<StoragePolicyView>,
+    /// The staged metadata in effect is tombstoned. M3 does not aggregate such a
+    /// metric at all (it counts it and drops it); `pipelines` is then empty.
+    pub tombstoned: bool,
+    /// `cutover_nanos` of the staged metadata in effect (0 when there is none, or
+    /// for timed metadata and storage policies).
+    pub cutover_nanos: i64,
+}
+
+impl Scratch {
+    /// Empties every vector (keeping their capacity) and resets the flags.
+    pub fn clear(&mut self) {
+        self.timer_values.clear();
+        self.pipelines.clear();
+        self.policies.clear();
+        self.tombstoned = false;
+        self.cutover_nanos = 0;
+    }
+
+    /// The storage policies of `pipeline` (empty: the default ones).
+    pub fn policies_of(&self, pipeline: &PipelineView) -> &[StoragePolicyView] {
+        &self.policies[pipeline.policies.clone()]
+    }
+
+    /// Adds a pipeline with no ops and at most one storage policy.
+    pub(super) fn push_single(&mut self, aggregation_id: u64, policy: Option<StoragePolicyView>) {
+        let start = self.policies.len();
+        self.policies.extend(policy);
+        self.pipelines.push(PipelineView {
+            aggregation_id,
+            policies: start..self.policies.len(),
+            has_ops: false,
+        });
+    }
+}
+
+/// Merges an `aggregationpb.AggregationID` body into `id`.
+pub(super) fn merge_aggregation_id(buf: &[u8], id: &mut u64) -> Result<(), DecodeError> {
+    for field in Fields::new(buf) {
+        let field = field?;
+        if field.number == 1 {
+            *id = field.varint()?;
+        }
+    }
+    Ok(())
+}
+
+/// Merges a `policypb.StoragePolicy` body into `policy`.
+pub(super) fn merge_storage_policy(
+    buf: &[u8],
+    policy: &mut StoragePolicyView,
+) -> Result<(), DecodeError> {
+    for field in Fields::new(buf) {
+        let field = field?;
+        match field.number {
+            // Resolution { window_size = 1, precision = 2 }
+            1 => {
+                for field in Fields::new(field.bytes()?) {
+                    let field = field?;
+                    match field.number {
+                        1 => policy.resolution_nanos = field.varint()? as i64,
+                        2 => policy.precision_nanos = field.varint()? as i64,
+                        _ => {}
+                    }
+                }
+            }
+            // Retention { period = 1 }
+            2 => {
+                for field in Fields::new(field.bytes()?) {
+                    let field = field?;
+                    if field.number == 1 {
+                        policy.retention_nanos = field.varint()? as i64;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Timed metadata (`metricpb.TimedMetadata`, or the storage policy of
+/// `TimedMetricWithStoragePolicy`): one pipeline, no ops.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct TimedMetadataFields {
+    pub(super) aggregation_id: u64,
+    /// `None` when the storage policy field is absent (default policies).
+    pub(super) policy: Option<StoragePolicyView>,
+}
+
+impl TimedMetadataFields {
+    /// Merges a `metricpb.TimedMetadata` body.
+    pub(super) fn merge_timed_metadata(&mut self, buf: &[u8]) -> Result<(), DecodeError> {
+        for field in Fields::new(buf) {
+            let field = field?;
+            match field.number {
+                1 => merge_aggregation_id(field.bytes()?, &mut self.aggregation_id)?,
+                2 => self.merge_storage_policy(field.bytes()?)?,
+                // routing_policy: not interpreted.
+                3 => {
+                    field.bytes()?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Merges a `policypb.StoragePolicy` body into the single policy.
+    pub(super) fn merge_storage_policy(&mut self, buf: &[u8]) -> Result<(), DecodeError> {
+        merge_storage_policy(buf, self.policy.get_or_insert_default())
+    }
+}
+
+/// One candidate `StagedMetadata`: its cutover, tombstone and whole body.
+#[derive(Debug, Clone, Copy)]
+struct Candidate<'a> {
+    cutover_nanos: i64,
+    tombstoned: bool,
+    body: &'a [u8],
+}
+
+/// Streaming choice of the `StagedMetadata` in effect at `now_nanos`: the largest
+/// cutover <= now (the last one on ties, as M3 scanning sorted metadatas from the
+/// end), else the smallest cutover (the first one on ties).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct StagedSelector<'a> {
+    at_or_before: Option<Candidate<'a>>,
+    after: Option<Candidate<'a>>,
+}
+
+impl<'a> StagedSelector<'a> {
+    /// Offers every `StagedMetadata` of a `metricpb.StagedMetadatas` body.
+    pub(super) fn merge(&mut self, buf: &'a [u8], now_nanos: i64) -> Result<(), DecodeError> {
+        for field in Fields::new(buf) {
+            let field = field?;
+            if field.number == 1 {
+                let candidate = scan_staged_metadata(field.bytes()?)?;
+                self.offer(candidate, now_nanos);
+            }
+        }
+        Ok(())
+    }
+
+    fn offer(&mut self, c: Candidate<'a>, now_nanos: i64) {
+        if c.cutover_nanos <= now_nanos {
+            if self
+                .at_or_before
+                .is_none_or(|best| c.cutover_nanos >= best.cutover_nanos)
+            {
+                self.at_or_before = Some(c);
+            }
+        } else if self.after.is_none_or(|best| c.cutover_nanos < best.cutover_nanos) {
+            self.after = Some(c);
+        }
+    }
+
+    /// Writes the chosen metadata's pipelines and policies into `scratch`.
+    pub(super) fn apply(self, scratch: &mut Scratch) -> Result<(), DecodeError> {
+        let Some(chosen) = self.at_or_before.or(self.after) else {
+            return Ok(());
+        };
+        scratch.cutover_nanos = chosen.cutover_nanos;
+        scratch.tombstoned = chosen.tombstoned;
+        if chosen.tombstoned {
+            return Ok(());
+        }
+        for field in Fields::new(chosen.body) {
+            let field = field?;
+            if field.number == 3 {
+                merge_metadata(field.bytes()?, scratch)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads the cutover and tombstone of a `metricpb.StagedMetadata` body and checks
+/// its framing; the metadata itself is only decoded if it is chosen.
+fn scan_staged_metadata(body: &[u8]) -> Result<Candidate<'_>, DecodeError> {
+    let mut c = Candidate {
+        cutover_nanos: 0,
+        tombstoned: false,
+        body,
+    };
+    for field in Fields::new(body) {
+        let field = field?;
+        match field.number {
+            1 => c.cutover_nanos = field.varint()? as i64,
+            2 => c.tombstoned = field.varint()? != 0,
+            3 => {
+                field.bytes()?;
+            }
+            _ => {}
+        }
+    }
+    Ok(c)
+}
+
+/// Appends the pipelines of a `metricpb.Metadata` body.
+fn merge_metadata(buf: &[u8], scratch: &mut Scratch) -> Result<(), DecodeError> {
+    for field in Fields::new(buf) {
+        let field = field?;
+        if field.number == 1 {
+            decode_pipeline(field.bytes()?, scratch)?;
+        }
+    }
+    Ok(())
+}
+
+/// Appends one `metricpb.PipelineMetadata` and its storage policies.
+fn decode_pipeline(buf: &[u8], scratch: &mut Scratch) -> Result<(), DecodeError> {
+    let start = scratch.policies.len();
+    let mut aggregation_id = 0;
+    let mut has_ops = false;
+    for field in Fields::new(buf) {
+        let field = field?;
+        match field.number {
+            1 => merge_aggregation_id(field.bytes()?, &mut aggregation_id)?,
+            2 => {
+                let mut policy = StoragePolicyView::default();
+                merge_storage_policy(field.bytes()?, &mut policy)?;
+                scratch.policies.push(policy);
+            }
+            3 => {
+                // AppliedPipeline { repeated AppliedPipelineOp ops = 1 }
+                for op in Fields::new(field.bytes()?) {
+                    let op = op?;
+                    if op.number == 1 {
+                        op.bytes()?;
+                        has_ops = true;
+                    }
+                }
+            }
+            // drop_policy, resend_enabled: not interpreted.
+            4 | 5 => {
+                field.varint()?;
+            }
+            // routing_policy: not interpreted.
+            6 => {
+                field.bytes()?;
+            }
+            _ => {}
+        }
+    }
+    scratch.pipelines.push(PipelineView {
+        aggregation_id,
+        policies: start..scratch.policies.len(),
+        has_ops,
+    });
+    Ok(())
+}

@@ -1,0 +1,41 @@
+//! Commands from the control thread to one core, carried by that core's flume queue.
+//! Startup is the first batch of them; a core applies each between its other tasks' steps.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// The ingest addresses a core actually bound.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BoundAddrs {
+    pub m3msg: Option<SocketAddr>,
+    pub statsd_udp: Option<SocketAddr>,
+    pub statsd_tcp: Option<SocketAddr>,
+}
+
+pub enum ShardCommand {
+    /// Which core owns each shard (index = shard id, value = core index).
+    SetShardOwners(Arc<[u16]>),
+    /// Bind these ingest addresses (SO_REUSEPORT) and start reading; replies with what was
+    /// bound (the first core resolves port 0, the others bind the port it got).
+    StartIngest { bind: BoundAddrs, reply: flume::Sender<Result<BoundAddrs, String>> },
+    /// Stop accepting and reading, hand every decoded value to its owner, then reply.
+    StopIngest { reply: flume::Sender<()> },
+    /// After every core stopped ingest: take in all handed-off values, flush every window
+    /// (open ones too when `include_open`), queue the results on the sinks, then reply.
+    FinalFlush { include_open: bool, reply: flume::Sender<()> },
+    /// Leave the executor.
+    Exit,
+}
+
+impl fmt::Display for ShardCommand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::SetShardOwners(o) => write!(f, "set_shard_owners({} shards)", o.len()),
+            Self::StartIngest { .. } => f.write_str("start_ingest"),
+            Self::StopIngest { .. } => f.write_str("stop_ingest"),
+            Self::FinalFlush { include_open, .. } => write!(f, "final_flush(include_open={include_open})"),
+            Self::Exit => f.write_str("exit"),
+        }
+    }
+}

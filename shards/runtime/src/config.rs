@@ -1,0 +1,83 @@
+//! What the pool is started with; built by the binary from its YAML config.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sheaf_shard_core::AggregatorOptions;
+
+use crate::sink::SinkQueue;
+
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    pub m3msg: Option<SocketAddr>,
+    pub statsd_udp: Option<SocketAddr>,
+    pub statsd_tcp: Option<SocketAddr>,
+    /// Largest m3msg frame accepted; a larger one closes the connection.
+    pub max_frame_size: usize,
+    /// Longest StatsD line accepted; longer lines are rejected one by one.
+    pub max_line_size: usize,
+    /// SO_RCVBUF asked for on each StatsD UDP socket.
+    pub udp_recv_buffer: usize,
+    /// m3msg acks are sent at least this often while messages arrive.
+    pub ack_interval: Duration,
+}
+
+/// When each resolution flushes: at `truncate(now, r) + offset(r)`.
+#[derive(Debug, Clone)]
+pub struct FlushSchedule {
+    /// M3's `maxJitters` table: (flush interval, max jitter percent as a fraction).
+    pub max_jitters: Vec<(Duration, f64)>,
+    pub jitter_enabled: bool,
+    /// Seed for the offsets, so every core of a process draws the same offset per resolution.
+    pub seed: u64,
+}
+
+impl FlushSchedule {
+    /// The flush offset of resolution `r`: drawn from `[0, pct × r)` with pct from the first
+    /// row whose interval is ≥ r (else the last row); 0 when jitter is off or no row exists.
+    pub fn offset(&self, resolution_nanos: i64) -> i64 {
+        if !self.jitter_enabled || self.max_jitters.is_empty() {
+            return 0;
+        }
+        let pct = self
+            .max_jitters
+            .iter()
+            .find(|(interval, _)| interval.as_nanos() as i64 >= resolution_nanos)
+            .or(self.max_jitters.last())
+            .map_or(0.0, |(_, pct)| *pct);
+        let max = (pct.clamp(0.0, 1.0) * resolution_nanos as f64) as i64;
+        if max <= 0 {
+            return 0;
+        }
+        // splitmix64 of (seed, resolution): deterministic per process, uniform enough.
+        let mut z = self.seed ^ (resolution_nanos as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        (z % max as u64) as i64
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// CPU ids, one executor each.
+    pub cpus: Vec<usize>,
+    /// Pin each executor to its CPU (off: the CPU ids only name the cores).
+    pub pin: bool,
+    pub num_shards: u32,
+    pub aggregator: AggregatorOptions,
+    pub ingest: IngestConfig,
+    pub flush: FlushSchedule,
+    /// Values per hand-off batch before it is sent without waiting for the read to finish.
+    pub handoff_batch_values: usize,
+    /// Batches in flight per core pair; a full queue stops the sender reading its sockets.
+    pub handoff_queue_batches: usize,
+    /// Values per flushed batch handed to the sinks.
+    pub flush_batch_values: usize,
+    /// How long a flush waits for room on a full sink before counting the batch as dropped.
+    pub sink_enqueue_timeout: Duration,
+    pub sinks: Vec<Arc<SinkQueue>>,
+    /// How often each core publishes its stats.
+    pub stats_interval: Duration,
+}

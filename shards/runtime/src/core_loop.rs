@@ -1,0 +1,289 @@
+//! One shard core: its context (`CoreCtx`, shared by the core's own tasks through `Rc`,
+//! never by another thread) and its command loop.
+//!
+//! Tasks on a core: the command loop; one accept loop per TCP ingest port and one receive
+//! loop per UDP port; one task per connection; one drain task per peer core; the flush
+//! loop; the stats publisher. They interleave only at `.await`s and never hold a
+//! `RefCell` borrow across one.
+//!
+//! Shutdown, in order: (1) `StopIngest`: close the stop semaphore (accept and UDP loops
+//! leave), shut down the read side of every connection so each task reads to EOF,
+//! dispatches and acks what it decoded, and ends; (2) `FinalFlush`, once every core has
+//! done (1): wait until every batch peers sent has been taken in (the `HandoffLedger`),
+//! flush, queue on the sinks; (3) `Exit`.
+
+use std::cell::{Cell, RefCell};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
+use glommio::net::{TcpListener, TcpStream, UdpSocket};
+use glommio::sync::Semaphore;
+use sheaf_shard_core::time::now_nanos;
+use sheaf_shard_core::{CoreAggregator, Published, SampleBatch};
+
+use crate::command::{BoundAddrs, ShardCommand};
+use crate::config::PoolConfig;
+use crate::handoff::{HandoffLedger, PeerSender};
+use crate::stats::CoreStats;
+use crate::{flush_loop, ingest};
+
+/// What a core thread is started with.
+pub(crate) struct CoreSetup {
+    pub(crate) index: usize,
+    pub(crate) cpu: usize,
+    pub(crate) config: Arc<PoolConfig>,
+    pub(crate) commands: flume::Receiver<ShardCommand>,
+    pub(crate) published: Arc<Published<CoreStats>>,
+    pub(crate) ledger: Arc<HandoffLedger>,
+    pub(crate) senders: Vec<(usize, SharedSender<SampleBatch>)>,
+    pub(crate) receivers: Vec<(usize, SharedReceiver<SampleBatch>)>,
+}
+
+pub(crate) struct CoreCtx {
+    pub(crate) index: usize,
+    pub(crate) cores: usize,
+    pub(crate) config: Arc<PoolConfig>,
+    pub(crate) aggregator: RefCell<CoreAggregator>,
+    pub(crate) stats: RefCell<CoreStats>,
+    pub(crate) published: Arc<Published<CoreStats>>,
+    pub(crate) owners: RefCell<Arc<[u16]>>,
+    pub(crate) ledger: Arc<HandoffLedger>,
+    peers: RefCell<Vec<Option<Rc<PeerSender>>>>,
+    /// Never has permits; closing it wakes every task waiting in `stopped`.
+    stop: Semaphore,
+    stopping: Cell<bool>,
+    connections: RefCell<hashbrown::HashMap<u64, RawFd>>,
+    next_connection: Cell<u64>,
+    active_tasks: Cell<usize>,
+}
+
+impl CoreCtx {
+    pub(crate) fn peer(&self, core: usize) -> Option<Rc<PeerSender>> {
+        self.peers.borrow().get(core).cloned().flatten()
+    }
+
+    /// Resolves once ingest is being stopped.
+    pub(crate) async fn stopped(&self) {
+        let _ = self.stop.acquire(1).await;
+    }
+
+    fn is_stopping(&self) -> bool {
+        self.stopping.get()
+    }
+
+    pub(crate) fn publish_stats(&self) {
+        let mut snapshot = self.stats.borrow().clone();
+        let agg = self.aggregator.borrow();
+        snapshot.series = agg.series_count() as u64;
+        snapshot.aggregation = agg.counters.clone();
+        snapshot.open_connections = self.connections.borrow().len() as u64;
+        self.published.publish(snapshot);
+    }
+}
+
+/// Counts a task as active while it lives, and deregisters its connection.
+struct TaskGuard {
+    ctx: Rc<CoreCtx>,
+    connection: Option<u64>,
+}
+
+impl TaskGuard {
+    fn new(ctx: &Rc<CoreCtx>, fd: Option<RawFd>) -> Self {
+        ctx.active_tasks.set(ctx.active_tasks.get() + 1);
+        let connection = fd.map(|fd| {
+            let id = ctx.next_connection.get();
+            ctx.next_connection.set(id + 1);
+            ctx.connections.borrow_mut().insert(id, fd);
+            id
+        });
+        Self { ctx: ctx.clone(), connection }
+    }
+}
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        self.ctx.active_tasks.set(self.ctx.active_tasks.get() - 1);
+        if let Some(id) = self.connection {
+            self.ctx.connections.borrow_mut().remove(&id);
+        }
+    }
+}
+
+pub(crate) async fn run_core(setup: CoreSetup) {
+    let config = setup.config.clone();
+    let cores = config.cpus.len();
+    let default_owners: Arc<[u16]> = (0..config.num_shards).map(|s| (s as usize % cores) as u16).collect();
+    let ctx = Rc::new(CoreCtx {
+        index: setup.index,
+        cores,
+        aggregator: RefCell::new(CoreAggregator::new(config.aggregator.clone(), config.num_shards)),
+        stats: RefCell::new(CoreStats::new(setup.index, setup.cpu, cores)),
+        published: setup.published,
+        owners: RefCell::new(default_owners),
+        ledger: setup.ledger,
+        peers: RefCell::new((0..cores).map(|_| None).collect()),
+        stop: Semaphore::new(0),
+        stopping: Cell::new(false),
+        connections: RefCell::default(),
+        next_connection: Cell::new(0),
+        active_tasks: Cell::new(0),
+        config,
+    });
+    // Receivers first, as tasks: a sender's connect waits for its receiver's.
+    for (from, rx) in setup.receivers {
+        glommio::spawn_local(drain_peer(ctx.clone(), from, rx)).detach();
+    }
+    for (to, tx) in setup.senders {
+        let connected = tx.connect().await;
+        ctx.peers.borrow_mut()[to] = Some(Rc::new(PeerSender::new(connected)));
+    }
+    glommio::spawn_local(flush_loop::run(ctx.clone())).detach();
+    glommio::spawn_local(publish_loop(ctx.clone())).detach();
+
+    while let Ok(cmd) = setup.commands.recv_async().await {
+        tracing::debug!(core = ctx.index, %cmd, "command");
+        match cmd {
+            ShardCommand::SetShardOwners(owners) => *ctx.owners.borrow_mut() = owners,
+            ShardCommand::StartIngest { bind, reply } => {
+                let _ = reply.send(start_ingest(&ctx, &bind));
+            }
+            ShardCommand::StopIngest { reply } => {
+                stop_ingest(&ctx).await;
+                let _ = reply.send(());
+            }
+            ShardCommand::FinalFlush { include_open, reply } => {
+                flush_loop::final_flush(&ctx, include_open).await;
+                let _ = reply.send(());
+            }
+            ShardCommand::Exit => break,
+        }
+    }
+    ctx.publish_stats();
+    // Dropping the senders ends the peers' drain tasks.
+    ctx.peers.borrow_mut().clear();
+}
+
+async fn drain_peer(ctx: Rc<CoreCtx>, from: usize, rx: SharedReceiver<SampleBatch>) {
+    let rx = rx.connect().await;
+    while let Some(batch) = rx.recv().await {
+        ctx.aggregator.borrow_mut().apply(&batch, now_nanos());
+        ctx.stats.borrow_mut().handoff_batches_received[from] += 1;
+        glommio::yield_if_needed().await;
+    }
+}
+
+async fn publish_loop(ctx: Rc<CoreCtx>) {
+    loop {
+        ctx.publish_stats();
+        glommio::timer::sleep(ctx.config.stats_interval).await;
+    }
+}
+
+fn start_ingest(ctx: &Rc<CoreCtx>, bind: &BoundAddrs) -> Result<BoundAddrs, String> {
+    let mut bound = BoundAddrs::default();
+    if let Some(addr) = bind.m3msg {
+        let listener = TcpListener::bind(addr).map_err(|e| format!("m3msg listen on {addr}: {e}"))?;
+        bound.m3msg = listener.local_addr().ok();
+        glommio::spawn_local(accept_loop(ctx.clone(), listener, Listener::M3msg)).detach();
+    }
+    if let Some(addr) = bind.statsd_tcp {
+        let listener = TcpListener::bind(addr).map_err(|e| format!("statsd tcp listen on {addr}: {e}"))?;
+        bound.statsd_tcp = listener.local_addr().ok();
+        glommio::spawn_local(accept_loop(ctx.clone(), listener, Listener::StatsdTcp)).detach();
+    }
+    if let Some(addr) = bind.statsd_udp {
+        let socket = bind_udp(addr, ctx.config.ingest.udp_recv_buffer)
+            .map_err(|e| format!("statsd udp bind on {addr}: {e}"))?;
+        bound.statsd_udp = socket.local_addr().ok();
+        let guard = TaskGuard::new(ctx, None);
+        let ctx = ctx.clone();
+        glommio::spawn_local(async move {
+            let _guard = guard;
+            ingest::statsd::serve_udp(ctx, socket).await;
+        })
+        .detach();
+    }
+    Ok(bound)
+}
+
+fn bind_udp(addr: std::net::SocketAddr, recv_buffer: usize) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_port(true)?;
+    if let Err(e) = socket.set_recv_buffer_size(recv_buffer) {
+        tracing::warn!(error = %e, recv_buffer, "could not set the statsd udp receive buffer");
+    }
+    let granted = socket.recv_buffer_size().unwrap_or(0);
+    if granted < recv_buffer {
+        tracing::warn!(asked = recv_buffer, granted, "statsd udp receive buffer capped (raise net.core.rmem_max)");
+    }
+    socket.bind(&addr.into())?;
+    let fd = socket.into_raw_fd();
+    // SAFETY: `fd` is a freshly created, bound UDP socket whose ownership `into_raw_fd`
+    // released; `UdpSocket` takes sole ownership and closes it.
+    Ok(unsafe { UdpSocket::from_raw_fd(fd) })
+}
+
+#[derive(Clone, Copy)]
+enum Listener {
+    M3msg,
+    StatsdTcp,
+}
+
+async fn accept_loop(ctx: Rc<CoreCtx>, listener: TcpListener, kind: Listener) {
+    let _guard = TaskGuard::new(&ctx, None);
+    loop {
+        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
+            ctx.stopped().await;
+            None
+        })
+        .await;
+        let stream: TcpStream = match accepted {
+            Some(Ok(s)) => s,
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "accept failed");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+            None => break,
+        };
+        if ctx.is_stopping() {
+            break;
+        }
+        let _ = stream.set_nodelay(true);
+        let guard = TaskGuard::new(&ctx, Some(stream.as_raw_fd()));
+        let ctx = ctx.clone();
+        glommio::spawn_local(async move {
+            let _guard = guard;
+            match kind {
+                Listener::M3msg => ingest::m3msg::serve(ctx, stream).await,
+                Listener::StatsdTcp => ingest::statsd::serve_tcp(ctx, stream).await,
+            }
+        })
+        .detach();
+    }
+}
+
+async fn stop_ingest(ctx: &Rc<CoreCtx>) {
+    ctx.stopping.set(true);
+    ctx.stop.close();
+    for fd in ctx.connections.borrow().values() {
+        // SAFETY: a connection's fd is in the registry only while its task, which owns the
+        // stream, is alive (the guard removes it before the stream is dropped), and this
+        // runs on the same thread, so `fd` is open and is that stream's socket.
+        unsafe {
+            libc::shutdown(*fd, libc::SHUT_RD);
+        }
+    }
+    let started = Instant::now();
+    while ctx.active_tasks.get() > 0 {
+        if started.elapsed() > Duration::from_secs(30) {
+            tracing::warn!(core = ctx.index, tasks = ctx.active_tasks.get(), "ingest tasks did not stop in 30s");
+            break;
+        }
+        glommio::timer::sleep(Duration::from_millis(2)).await;
+    }
+}

@@ -1,0 +1,157 @@
+//! The flush loop of one core: each resolution flushes at `truncate(now, r) + offset(r)`,
+//! shard by shard, yielding between shards so ingest on this core keeps running during a
+//! long flush. Results go to every sink's lock-free queue; a full sink is waited on for a
+//! bounded time (the flush task waits, ingest does not) and then counted as dropped.
+//!
+//! #[PerformanceCriticalPath]: the per-series work is in `CoreAggregator::flush_shard`.
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sheaf_shard_core::time::{now_nanos, truncate};
+use sheaf_shard_core::{FlushBatch, FlushCollector};
+
+use crate::core_loop::CoreCtx;
+
+struct Due {
+    resolution: i64,
+    at: i64,
+}
+
+pub(crate) async fn run(ctx: Rc<CoreCtx>) {
+    let mut schedule: Vec<Due> = Vec::new();
+    loop {
+        let now = now_nanos();
+        let resolutions: Vec<i64> = ctx.aggregator.borrow().resolutions().collect();
+        for r in resolutions {
+            if !schedule.iter().any(|d| d.resolution == r) {
+                schedule.push(Due { resolution: r, at: next_flush(&ctx, r, now) });
+            }
+        }
+        let wake = schedule.iter().map(|d| d.at).min().unwrap_or(now + 1_000_000_000);
+        // Wake at least every second to pick up resolutions first seen in metadata.
+        let sleep = (wake - now).clamp(0, 1_000_000_000) as u64;
+        let stopped = futures_lite::future::or(
+            async {
+                glommio::timer::sleep(Duration::from_nanos(sleep)).await;
+                false
+            },
+            async {
+                ctx.stopped().await;
+                true
+            },
+        )
+        .await;
+        if stopped {
+            // The final flush is driven by the FinalFlush command.
+            return;
+        }
+        let now = now_nanos();
+        for i in 0..schedule.len() {
+            if schedule[i].at <= now {
+                let (r, scheduled) = (schedule[i].resolution, schedule[i].at);
+                flush_round(&ctx, r, scheduled).await;
+                schedule[i].at = next_flush(&ctx, r, now_nanos());
+            }
+        }
+    }
+}
+
+/// The first flush time of resolution `r` after `now`.
+fn next_flush(ctx: &CoreCtx, r: i64, now: i64) -> i64 {
+    let at = truncate(now, r) + ctx.config.flush.offset(r);
+    if at <= now { at + r } else { at }
+}
+
+async fn flush_round(ctx: &Rc<CoreCtx>, resolution: i64, scheduled: i64) {
+    let started = Instant::now();
+    let now = now_nanos();
+    ctx.aggregator.borrow_mut().begin_flush(resolution, now);
+    let shards: Vec<u32> = ctx.aggregator.borrow().shards_held().collect();
+    let mut out = FlushCollector::new(ctx.config.aggregator.naming.clone(), ctx.index, ctx.config.flush_batch_values);
+    for shard in shards {
+        ctx.aggregator.borrow_mut().flush_shard(shard, resolution, now, &mut out);
+        for batch in out.take(false) {
+            push_to_sinks(ctx, batch).await;
+        }
+        glommio::yield_if_needed().await;
+    }
+    for batch in out.take(true) {
+        push_to_sinks(ctx, batch).await;
+    }
+    let elapsed = started.elapsed().as_nanos() as u64;
+    {
+        let mut stats = ctx.stats.borrow_mut();
+        stats.flush_rounds += 1;
+        stats.last_flush_duration_ns = elapsed;
+        stats.flush_duration_ns_total += elapsed;
+        stats.last_flush_lag_ns = (now_nanos() - scheduled).max(0) as u64;
+    }
+    ctx.publish_stats();
+}
+
+/// Flushes everything at shutdown, once every peer's hand-offs have been taken in.
+pub(crate) async fn final_flush(ctx: &Rc<CoreCtx>, include_open: bool) {
+    let started = Instant::now();
+    loop {
+        let pending = (0..ctx.cores)
+            .filter(|from| *from != ctx.index)
+            .any(|from| ctx.stats.borrow().handoff_batches_received[from] < ctx.ledger.sent(from, ctx.index));
+        if !pending {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            tracing::error!(core = ctx.index, "hand-off batches still in flight after 30s; flushing without them");
+            break;
+        }
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+    }
+    let now = now_nanos();
+    let shards: Vec<u32> = ctx.aggregator.borrow().shards_held().collect();
+    let resolutions: Vec<i64> = ctx.aggregator.borrow().resolutions().collect();
+    let mut out = FlushCollector::new(ctx.config.aggregator.naming.clone(), ctx.index, ctx.config.flush_batch_values);
+    for r in &resolutions {
+        ctx.aggregator.borrow_mut().begin_flush(*r, now);
+    }
+    for shard in shards {
+        let mut agg = ctx.aggregator.borrow_mut();
+        if include_open {
+            agg.flush_shard_all(shard, now, &mut out);
+        } else {
+            for r in &resolutions {
+                agg.flush_shard(shard, *r, now, &mut out);
+            }
+        }
+        drop(agg);
+        for batch in out.take(false) {
+            push_to_sinks(ctx, batch).await;
+        }
+    }
+    for batch in out.take(true) {
+        push_to_sinks(ctx, batch).await;
+    }
+    ctx.publish_stats();
+}
+
+async fn push_to_sinks(ctx: &CoreCtx, batch: FlushBatch) {
+    if batch.is_empty() {
+        return;
+    }
+    let batch = Arc::new(batch);
+    for sink in &ctx.config.sinks {
+        let started = Instant::now();
+        loop {
+            match sink.try_push(batch.clone()) {
+                Ok(()) => break,
+                Err(_) if started.elapsed() >= ctx.config.sink_enqueue_timeout => {
+                    sink.count_dropped(batch.len());
+                    ctx.stats.borrow_mut().sink_dropped_values += batch.len() as u64;
+                    tracing::warn!(sink = sink.name(), values = batch.len(), "sink queue full, dropping a flush batch");
+                    break;
+                }
+                Err(_) => glommio::timer::sleep(Duration::from_millis(1)).await,
+            }
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! m3msg over TCP: 4-byte big-endian length frames of `msgpb.Message`, whose value is a
+//! `metricpb.MetricWithMetadatas`; acknowledged in batches with `msgpb.Ack` on the same
+//! connection once the values are handed to their owning cores.
+//!
+//! A malformed message is counted by reason and still acknowledged (as M3 does: resending
+//! it would not help); the connection survives. Only a frame longer than `max_frame_size`
+//! closes the connection, since the stream cannot be resynchronised after it.
+
+use std::rc::Rc;
+use std::time::Instant;
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use sheaf_proto::frame::{FrameError, encode_frame, next_frame};
+use sheaf_proto::msgpb;
+use sheaf_proto::view::{self, MetricView, Scratch, TimedType};
+use sheaf_shard_core::batch::DEFAULT_SPEC;
+use sheaf_shard_core::murmur3::shard_for;
+use sheaf_shard_core::time::now_nanos;
+use sheaf_shard_core::{AggTypes, ElemSpec, MetricType, SampleBatch, SampleValue, SpecRef, StoragePolicy, UNTIMED, series_hash};
+
+use super::Router;
+use crate::core_loop::CoreCtx;
+use crate::stats::Protocol;
+
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Serves one m3msg connection until EOF, error or shutdown.
+pub(crate) async fn serve(ctx: Rc<CoreCtx>, mut stream: TcpStream) {
+    let max_frame = ctx.config.ingest.max_frame_size;
+    let mut router = Router::new(ctx.clone());
+    let mut decoder = MetricDecoder::new(&ctx);
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK * 2);
+    let mut acks = msgpb::Ack::default();
+    let mut ack_frame = Vec::new();
+    let mut last_ack = Instant::now();
+    let mut chunk = vec![0u8; READ_CHUNK];
+    'read: loop {
+        let n = match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        let now = now_nanos();
+        let mut offset = 0;
+        loop {
+            match next_frame(&buf[offset..], max_frame) {
+                Ok(Some((payload, used))) => {
+                    decoder.message(payload, now, &mut router, &mut acks);
+                    offset += used;
+                    if router.is_full() {
+                        router.dispatch().await;
+                    }
+                }
+                Ok(None) => break,
+                Err(FrameError::TooLarge { len, max }) => {
+                    ctx.stats.borrow_mut().reject(Protocol::M3msg, "frame_too_large");
+                    tracing::warn!(len, max, "m3msg frame larger than max_frame_size, closing connection");
+                    break 'read;
+                }
+            }
+        }
+        buf.drain(..offset);
+        router.dispatch().await;
+        // Acks go out when the input is drained or the ack interval has passed.
+        if !acks.metadata.is_empty() && (buf.is_empty() || last_ack.elapsed() >= ctx.config.ingest.ack_interval) {
+            if send_acks(&ctx, &mut stream, &mut acks, &mut ack_frame).await.is_err() {
+                break;
+            }
+            last_ack = Instant::now();
+        }
+    }
+    router.dispatch().await;
+    let _ = send_acks(&ctx, &mut stream, &mut acks, &mut ack_frame).await;
+}
+
+async fn send_acks(
+    ctx: &CoreCtx,
+    stream: &mut TcpStream,
+    acks: &mut msgpb::Ack,
+    frame: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    if acks.metadata.is_empty() {
+        return Ok(());
+    }
+    frame.clear();
+    encode_frame(acks, frame);
+    ctx.stats.borrow_mut().acked_messages += acks.metadata.len() as u64;
+    acks.metadata.clear();
+    stream.write_all(frame).await
+}
+
+/// Turns decoded m3msg metrics into samples; holds the reused scratch space.
+pub(crate) struct MetricDecoder {
+    scratch: Scratch,
+    elems: Vec<ElemSpec>,
+    defaults: Vec<StoragePolicy>,
+    num_shards: u32,
+    /// The last spec added, reused while the metadata repeats (checked against the batch).
+    last_spec: Option<SpecRef>,
+}
+
+impl MetricDecoder {
+    pub(crate) fn new(ctx: &CoreCtx) -> Self {
+        Self {
+            scratch: Scratch::default(),
+            elems: Vec::new(),
+            defaults: ctx.config.aggregator.default_policies.clone(),
+            num_shards: ctx.config.num_shards,
+            last_spec: None,
+        }
+    }
+
+    fn message(&mut self, payload: &[u8], now: i64, router: &mut Router, acks: &mut msgpb::Ack) {
+        let msg = match view::decode_message(payload) {
+            Ok(m) => m,
+            Err(e) => {
+                router_ctx_reject(router, e.reason());
+                return;
+            }
+        };
+        acks.metadata.push(msgpb::Metadata { shard: msg.shard, id: msg.id, sent_at_nanos: msg.sent_at_nanos });
+        if let Err(reason) = self.metric(msg.value, now, router) {
+            router_ctx_reject(router, reason);
+        }
+    }
+
+    /// Decodes one `MetricWithMetadatas` and routes it.
+    pub(crate) fn metric(&mut self, value: &[u8], now: i64, router: &mut Router) -> Result<(), &'static str> {
+        let metric = view::decode_metric(value, now, &mut self.scratch).map_err(|e| e.reason())?;
+        let (metric_type, id, time) = match metric {
+            MetricView::Counter { id, .. } => (MetricType::Counter, id, UNTIMED),
+            MetricView::BatchTimer { id, .. } => (MetricType::Timer, id, UNTIMED),
+            MetricView::Gauge { id, .. } => (MetricType::Gauge, id, UNTIMED),
+            MetricView::Timed { kind, id, time_nanos, .. } => {
+                let t = match kind {
+                    TimedType::Counter => MetricType::Counter,
+                    TimedType::Timer => MetricType::Timer,
+                    TimedType::Gauge => MetricType::Gauge,
+                };
+                (t, id, time_nanos)
+            }
+        };
+        if id.is_empty() {
+            return Err("empty_id");
+        }
+        let shard = shard_for(id, self.num_shards);
+        let hash = series_hash(metric_type, id);
+        let values = match metric {
+            MetricView::BatchTimer { .. } => self.scratch.timer_values.len() as u64,
+            _ => 1,
+        };
+        let batch = router.batch_for(shard);
+        let spec = self.spec(batch)?;
+        match metric {
+            MetricView::Counter { value, .. } => {
+                batch.push(shard, hash, id, metric_type, time, SampleValue::Number(value as f64), spec)
+            }
+            MetricView::Gauge { value, .. } | MetricView::Timed { value, .. } => {
+                if !value.is_finite() {
+                    return Err("non_finite");
+                }
+                batch.push(shard, hash, id, metric_type, time, SampleValue::Number(value), spec)
+            }
+            MetricView::BatchTimer { .. } => {
+                if self.scratch.timer_values.iter().any(|v| !v.is_finite()) {
+                    return Err("non_finite");
+                }
+                batch.push_timer(shard, hash, id, time, &self.scratch.timer_values, spec)
+            }
+        }
+        router.ctx().stats.borrow_mut().ingested[Protocol::M3msg as usize] += values;
+        Ok(())
+    }
+
+    /// The spec of the metadata in the scratch, added to `batch` unless it is the default.
+    fn spec(&mut self, batch: &mut SampleBatch) -> Result<SpecRef, &'static str> {
+        if self.scratch.pipelines.is_empty() {
+            return Ok(DEFAULT_SPEC);
+        }
+        self.elems.clear();
+        for p in &self.scratch.pipelines {
+            let aggs = AggTypes::from_m3_id(p.aggregation_id);
+            let policies = self.scratch.policies_of(p);
+            if policies.is_empty() {
+                self.elems.extend(self.defaults.iter().map(|policy| ElemSpec { aggs, policy: *policy }));
+            }
+            for v in policies {
+                let policy =
+                    StoragePolicy::new(v.resolution_nanos, v.retention_nanos).map_err(|_| "bad_storage_policy")?;
+                self.elems.push(ElemSpec { aggs, policy });
+            }
+        }
+        if self.elems.iter().all(|e| e.aggs.is_default())
+            && self.elems.len() == self.defaults.len()
+            && self.elems.iter().zip(&self.defaults).all(|(e, d)| e.policy == *d)
+        {
+            return Ok(DEFAULT_SPEC);
+        }
+        // Reuse the spec just added when the metadata repeats (a fresh batch has no specs,
+        // so the comparison fails there).
+        if let Some(r) = self.last_spec
+            && batch.spec(r) == self.elems.as_slice()
+        {
+            return Ok(r);
+        }
+        let r = batch.add_spec(&self.elems);
+        self.last_spec = Some(r);
+        Ok(r)
+    }
+}
+
+fn router_ctx_reject(router: &Router, reason: &'static str) {
+    router.ctx().stats.borrow_mut().reject(Protocol::M3msg, reason);
+}
+

@@ -1,0 +1,10 @@
+//! Ingest: the sockets every core reads (SO_REUSEPORT, so the kernel spreads connections and
+//! datagrams over the cores) and the decoding of what arrives into `SampleBatch`es.
+//!
+//! #[PerformanceCriticalPath]: no allocation per value, no logging per value, no locks.
+
+pub(crate) mod m3msg;
+mod router;
+pub(crate) mod statsd;
+
+pub(crate) use router::Router;

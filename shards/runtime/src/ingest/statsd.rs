@@ -1,0 +1,134 @@
+//! StatsD over UDP (several lines per datagram) and TCP (newline-separated stream).
+//! A malformed line is counted by reason and skipped; its neighbours are unaffected.
+
+use std::rc::Rc;
+
+use futures_lite::AsyncReadExt;
+use glommio::net::{TcpStream, UdpSocket};
+use sheaf_shard_core::murmur3::shard_for;
+use sheaf_shard_core::statsd::{self, GaugeOp, MetricKind, StatsdLine};
+use sheaf_shard_core::{DEFAULT_SPEC, MetricType, SampleValue, UNTIMED, series_hash};
+
+use super::Router;
+use crate::core_loop::CoreCtx;
+use crate::stats::Protocol;
+
+/// Decodes StatsD lines into samples; holds the reused id buffer.
+pub(crate) struct LineDecoder {
+    id: Vec<u8>,
+    num_shards: u32,
+    max_line: usize,
+    protocol: Protocol,
+}
+
+impl LineDecoder {
+    pub(crate) fn new(ctx: &CoreCtx, protocol: Protocol) -> Self {
+        Self {
+            id: Vec::with_capacity(256),
+            num_shards: ctx.config.num_shards,
+            max_line: ctx.config.ingest.max_line_size,
+            protocol,
+        }
+    }
+
+    /// Decodes every line of `buf` into `router`.
+    pub(crate) fn lines(&mut self, buf: &[u8], router: &mut Router) {
+        let mut ingested = 0u64;
+        statsd::for_each_line(buf, self.max_line, |line| match line.and_then(|l| self.line(l, router)) {
+            Ok(()) => ingested += 1,
+            Err(e) => router.ctx().stats.borrow_mut().reject(self.protocol, e.reason()),
+        });
+        router.ctx().stats.borrow_mut().ingested[self.protocol as usize] += ingested;
+    }
+
+    fn line(&mut self, line: StatsdLine<'_>, router: &mut Router) -> Result<(), statsd::StatsdError> {
+        self.id.clear();
+        line.write_series_id(&mut self.id)?;
+        let (metric_type, value) = match (line.kind, line.gauge_op) {
+            (MetricKind::Counter, _) => (MetricType::Counter, SampleValue::Number(line.value)),
+            (MetricKind::Gauge, GaugeOp::Set) => (MetricType::Gauge, SampleValue::Number(line.value)),
+            (MetricKind::Gauge, GaugeOp::Delta) => (MetricType::Gauge, SampleValue::GaugeDelta(line.value)),
+            (MetricKind::Timer, _) => (MetricType::Timer, SampleValue::Number(line.value)),
+            (MetricKind::Set, _) => {
+                (MetricType::Set, SampleValue::Member(series_hash(MetricType::Set, line.member)))
+            }
+        };
+        let shard = shard_for(&self.id, self.num_shards);
+        let hash = series_hash(metric_type, &self.id);
+        router.batch_for(shard).push(shard, hash, &self.id, metric_type, UNTIMED, value, DEFAULT_SPEC);
+        Ok(())
+    }
+}
+
+/// Receives datagrams on one core's UDP socket until shutdown.
+pub(crate) async fn serve_udp(ctx: Rc<CoreCtx>, socket: UdpSocket) {
+    let mut router = Router::new(ctx.clone());
+    let mut decoder = LineDecoder::new(&ctx, Protocol::StatsdUdp);
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let recv = socket.recv(&mut buf);
+        let n = match futures_lite::future::or(async { Some(recv.await) }, async {
+            ctx.stopped().await;
+            None
+        })
+        .await
+        {
+            Some(Ok(n)) => n,
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "statsd udp receive failed");
+                continue;
+            }
+            None => break,
+        };
+        decoder.lines(&buf[..n], &mut router);
+        router.dispatch().await;
+    }
+    router.dispatch().await;
+}
+
+/// Serves one StatsD TCP connection until EOF, error or shutdown.
+pub(crate) async fn serve_tcp(ctx: Rc<CoreCtx>, mut stream: TcpStream) {
+    let mut router = Router::new(ctx.clone());
+    let mut decoder = LineDecoder::new(&ctx, Protocol::StatsdTcp);
+    let mut buf: Vec<u8> = Vec::with_capacity(128 * 1024);
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        let (complete, rest) = statsd::split_complete_lines(&buf);
+        let done = complete.len();
+        if done > 0 {
+            decoder.lines(complete, &mut router);
+        } else if rest.len() > decoder.max_line {
+            // A line that can never complete within the limit: drop it, count it, resync at
+            // its newline.
+            ctx.stats.borrow_mut().reject(Protocol::StatsdTcp, "line_too_long");
+            buf.clear();
+            skip_until_newline(&mut stream, &mut chunk, &mut buf).await;
+            continue;
+        }
+        buf.drain(..done);
+        router.dispatch().await;
+    }
+    // The last line may lack its newline.
+    if !buf.is_empty() {
+        decoder.lines(&buf, &mut router);
+    }
+    router.dispatch().await;
+}
+
+async fn skip_until_newline(stream: &mut TcpStream, chunk: &mut [u8], keep: &mut Vec<u8>) {
+    loop {
+        let n = match stream.read(chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if let Some(i) = chunk[..n].iter().position(|b| *b == b'\n') {
+            keep.extend_from_slice(&chunk[i + 1..n]);
+            return;
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! `ShardPool`: starts one executor per configured CPU, wires the hand-off channels between
+//! every pair, and is the control plane's only handle on the cores (commands in, published
+//! stats out). Like Seastar's `sharded<T>`: start, invoke on all, stop.
+
+use std::sync::Arc;
+
+use glommio::channels::shared_channel;
+use glommio::{LocalExecutorBuilder, Placement};
+use sheaf_shard_core::{Published, SampleBatch};
+
+use crate::command::{BoundAddrs, ShardCommand};
+use crate::config::PoolConfig;
+use crate::core_loop::{CoreSetup, run_core};
+use crate::handoff::HandoffLedger;
+use crate::stats::CoreStats;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PoolError {
+    #[error("no cores configured")]
+    NoCores,
+    #[error("starting the executor for cpu {cpu}: {reason}")]
+    Spawn { cpu: usize, reason: String },
+    #[error("binding ingest on core {core}: {reason}")]
+    Bind { core: usize, reason: String },
+    #[error("core {0} stopped answering")]
+    CoreGone(usize),
+}
+
+pub struct ShardPool {
+    config: Arc<PoolConfig>,
+    commands: Vec<flume::Sender<ShardCommand>>,
+    published: Vec<Arc<Published<CoreStats>>>,
+    threads: Vec<glommio::ExecutorJoinHandle<()>>,
+}
+
+impl ShardPool {
+    /// Starts the executors; ingest starts with [`ShardPool::start_ingest`].
+    pub fn start(config: PoolConfig) -> Result<Self, PoolError> {
+        let cores = config.cpus.len();
+        if cores == 0 {
+            return Err(PoolError::NoCores);
+        }
+        let config = Arc::new(config);
+        let ledger = Arc::new(HandoffLedger::new(cores));
+        // channels[i][j]: core i → core j.
+        let mut senders: Vec<Vec<(usize, shared_channel::SharedSender<SampleBatch>)>> = (0..cores).map(|_| Vec::new()).collect();
+        let mut receivers: Vec<Vec<(usize, shared_channel::SharedReceiver<SampleBatch>)>> = (0..cores).map(|_| Vec::new()).collect();
+        for i in 0..cores {
+            for j in 0..cores {
+                if i != j {
+                    let (tx, rx) = shared_channel::new_bounded(config.handoff_queue_batches.max(1));
+                    senders[i].push((j, tx));
+                    receivers[j].push((i, rx));
+                }
+            }
+        }
+        let mut pool = Self { config: config.clone(), commands: Vec::new(), published: Vec::new(), threads: Vec::new() };
+        for (index, (senders, receivers)) in senders.into_iter().zip(receivers).enumerate() {
+            let cpu = config.cpus[index];
+            let (tx, rx) = flume::unbounded();
+            let published = Arc::new(Published::new(CoreStats::new(index, cpu, cores)));
+            let setup = CoreSetup {
+                index,
+                cpu,
+                config: config.clone(),
+                commands: rx,
+                published: published.clone(),
+                ledger: ledger.clone(),
+                senders,
+                receivers,
+            };
+            let placement = if config.pin { Placement::Fixed(cpu) } else { Placement::Unbound };
+            let handle = LocalExecutorBuilder::new(placement)
+                .name(&format!("sheaf-core-{index}"))
+                .spawn(move || run_core(setup))
+                .map_err(|e| PoolError::Spawn { cpu, reason: e.to_string() })?;
+            pool.commands.push(tx);
+            pool.published.push(published);
+            pool.threads.push(handle);
+        }
+        Ok(pool)
+    }
+
+    pub fn cores(&self) -> usize {
+        self.commands.len()
+    }
+
+    pub fn config(&self) -> &PoolConfig {
+        &self.config
+    }
+
+    /// Sends one command to core `core`.
+    pub fn send(&self, core: usize, cmd: ShardCommand) -> Result<(), PoolError> {
+        self.commands[core].send(cmd).map_err(|_| PoolError::CoreGone(core))
+    }
+
+    /// Binds the ingest sockets on every core; returns the addresses bound.
+    pub async fn start_ingest(&self) -> Result<BoundAddrs, PoolError> {
+        let ingest = &self.config.ingest;
+        let mut bind = BoundAddrs { m3msg: ingest.m3msg, statsd_udp: ingest.statsd_udp, statsd_tcp: ingest.statsd_tcp };
+        for core in 0..self.cores() {
+            let (tx, rx) = flume::bounded(1);
+            self.send(core, ShardCommand::StartIngest { bind: bind.clone(), reply: tx })?;
+            let bound = rx.recv_async().await.map_err(|_| PoolError::CoreGone(core))?;
+            let bound = bound.map_err(|reason| PoolError::Bind { core, reason })?;
+            // Port 0 resolves on the first core; the rest join its port.
+            bind = bound;
+        }
+        Ok(bind)
+    }
+
+    /// Sends a command built by `make` to every core and waits for every reply.
+    async fn invoke_on_all<F>(&self, make: F) -> Result<(), PoolError>
+    where
+        F: Fn(flume::Sender<()>) -> ShardCommand,
+    {
+        let mut replies = Vec::new();
+        for core in 0..self.cores() {
+            let (tx, rx) = flume::bounded(1);
+            self.send(core, make(tx))?;
+            replies.push(rx);
+        }
+        for (core, rx) in replies.into_iter().enumerate() {
+            rx.recv_async().await.map_err(|_| PoolError::CoreGone(core))?;
+        }
+        Ok(())
+    }
+
+    /// The latest published stats of every core.
+    pub fn stats(&self) -> Vec<CoreStats> {
+        self.published.iter().map(|p| p.read(|s| s.clone())).collect()
+    }
+
+    /// Stops ingest everywhere, flushes (open windows too with `include_open`), and joins
+    /// the executors. Sinks are drained by their owner afterwards.
+    pub async fn stop(self, include_open: bool) -> Result<(), PoolError> {
+        self.invoke_on_all(|reply| ShardCommand::StopIngest { reply }).await?;
+        self.invoke_on_all(|reply| ShardCommand::FinalFlush { include_open, reply }).await?;
+        for core in 0..self.cores() {
+            let _ = self.send(core, ShardCommand::Exit);
+        }
+        for (core, t) in self.threads.into_iter().enumerate() {
+            if let Err(e) = t.join() {
+                tracing::error!(core, error = %e, "core executor ended with an error");
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,76 @@
+//! `CoreStats`: what one core counts, published through an epoch cell for the admin API.
+//!
+//! The core mutates its own copy as plain fields (no atomics on the hot path) and
+//! publishes a clone every `stats_interval` and after each flush round.
+
+use sheaf_shard_core::AggregatorCounters;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    M3msg = 0,
+    StatsdUdp = 1,
+    StatsdTcp = 2,
+}
+
+impl Protocol {
+    pub const ALL: [Protocol; 3] = [Protocol::M3msg, Protocol::StatsdUdp, Protocol::StatsdTcp];
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::M3msg => "m3msg",
+            Self::StatsdUdp => "statsd_udp",
+            Self::StatsdTcp => "statsd_tcp",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectCount {
+    pub protocol: Protocol,
+    pub reason: &'static str,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CoreStats {
+    pub core: usize,
+    pub cpu: usize,
+    /// Values decoded off this core's sockets, by protocol.
+    pub ingested: [u64; 3],
+    /// m3msg messages acknowledged.
+    pub acked_messages: u64,
+    pub rejected: Vec<RejectCount>,
+    /// Values this core decoded for shards another core owns.
+    pub handed_off_values: u64,
+    /// Batches sent to each core (index = destination core).
+    pub handoff_batches_sent: Vec<u64>,
+    /// Batches received from each core (index = source core).
+    pub handoff_batches_received: Vec<u64>,
+    pub open_connections: u64,
+    pub series: u64,
+    pub aggregation: AggregatorCounters,
+    pub flush_rounds: u64,
+    pub last_flush_duration_ns: u64,
+    pub flush_duration_ns_total: u64,
+    /// How long after its scheduled time the last value of the last round was queued.
+    pub last_flush_lag_ns: u64,
+    pub sink_dropped_values: u64,
+}
+
+impl CoreStats {
+    pub fn new(core: usize, cpu: usize, cores: usize) -> Self {
+        Self {
+            core,
+            cpu,
+            handoff_batches_sent: vec![0; cores],
+            handoff_batches_received: vec![0; cores],
+            ..Self::default()
+        }
+    }
+
+    pub fn reject(&mut self, protocol: Protocol, reason: &'static str) {
+        match self.rejected.iter_mut().find(|r| r.protocol == protocol && r.reason == reason) {
+            Some(r) => r.count += 1,
+            None => self.rejected.push(RejectCount { protocol, reason, count: 1 }),
+        }
+    }
+}
