@@ -191,7 +191,10 @@ impl<'a> StagedSelector<'a> {
             {
                 self.at_or_before = Some(c);
             }
-        } else if self.after.is_none_or(|best| c.cutover_nanos < best.cutover_nanos) {
+        } else if self
+            .after
+            .is_none_or(|best| c.cutover_nanos < best.cutover_nanos)
+        {
             self.after = Some(c);
         }
     }

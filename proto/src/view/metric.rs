@@ -184,7 +184,9 @@ impl<'a> Wrapper<'a> {
                 }
                 (1, GAUGE_WITH_METADATAS) => merge_gauge(field.bytes()?, &mut self.metric)?,
                 (1, _) => merge_timed_metric(field.bytes()?, &mut self.metric)?,
-                (2, TIMED_METRIC_WITH_METADATA) => self.timed.merge_timed_metadata(field.bytes()?)?,
+                (2, TIMED_METRIC_WITH_METADATA) => {
+                    self.timed.merge_timed_metadata(field.bytes()?)?
+                }
                 (2, TIMED_METRIC_WITH_STORAGE_POLICY) => {
                     self.timed.merge_storage_policy(field.bytes()?)?
                 }

@@ -22,8 +22,8 @@ mod metric;
 mod wire;
 
 pub use message::{MessageView, decode_message};
-pub use metric::{MetricView, TimedType, decode_metric};
 pub use metadata::{PipelineView, Scratch, StoragePolicyView};
+pub use metric::{MetricView, TimedType, decode_metric};
 
 /// Why a buffer could not be decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -176,7 +176,12 @@ impl<'a> Fields<'a> {
                 Value::Fixed32
             }
             START_GROUP | END_GROUP => return Err(DecodeError::GroupUnsupported { field: number }),
-            wire_type => return Err(DecodeError::BadWireType { field: number, wire_type }),
+            wire_type => {
+                return Err(DecodeError::BadWireType {
+                    field: number,
+                    wire_type,
+                });
+            }
         };
         Ok(Field { number, value })
     }
@@ -242,21 +247,42 @@ mod tests {
         assert_eq!(
             fields,
             vec![
-                Field { number: 1, value: Value::Varint(150) },
-                Field { number: 2, value: Value::Fixed64(1) },
-                Field { number: 3, value: Value::Bytes(b"hi") },
-                Field { number: 4, value: Value::Fixed32 },
+                Field {
+                    number: 1,
+                    value: Value::Varint(150)
+                },
+                Field {
+                    number: 2,
+                    value: Value::Fixed64(1)
+                },
+                Field {
+                    number: 3,
+                    value: Value::Bytes(b"hi")
+                },
+                Field {
+                    number: 4,
+                    value: Value::Fixed32
+                },
             ]
         );
     }
 
     #[test]
     fn rejects_groups_bad_wire_types_and_field_zero() {
-        assert_eq!(collect(&[0x0b]), Err(DecodeError::GroupUnsupported { field: 1 }));
-        assert_eq!(collect(&[0x0c]), Err(DecodeError::GroupUnsupported { field: 1 }));
+        assert_eq!(
+            collect(&[0x0b]),
+            Err(DecodeError::GroupUnsupported { field: 1 })
+        );
+        assert_eq!(
+            collect(&[0x0c]),
+            Err(DecodeError::GroupUnsupported { field: 1 })
+        );
         assert_eq!(
             collect(&[0x0e]),
-            Err(DecodeError::BadWireType { field: 1, wire_type: 6 })
+            Err(DecodeError::BadWireType {
+                field: 1,
+                wire_type: 6
+            })
         );
         assert_eq!(collect(&[0x00, 0x00]), Err(DecodeError::BadFieldNumber));
         // Key above u32::MAX.
@@ -278,19 +304,41 @@ mod tests {
     fn doubles_packed_and_unpacked() {
         let mut out = Vec::new();
         let one = 1.5f64.to_le_bytes();
-        Field { number: 2, value: Value::Fixed64(u64::from_le_bytes(one)) }
-            .push_doubles(&mut out)
-            .unwrap();
-        let packed: Vec<u8> = [2.0f64, -3.0].iter().flat_map(|v| v.to_le_bytes()).collect();
-        Field { number: 2, value: Value::Bytes(&packed) }.push_doubles(&mut out).unwrap();
+        Field {
+            number: 2,
+            value: Value::Fixed64(u64::from_le_bytes(one)),
+        }
+        .push_doubles(&mut out)
+        .unwrap();
+        let packed: Vec<u8> = [2.0f64, -3.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        Field {
+            number: 2,
+            value: Value::Bytes(&packed),
+        }
+        .push_doubles(&mut out)
+        .unwrap();
         assert_eq!(out, vec![1.5, 2.0, -3.0]);
         assert_eq!(
-            Field { number: 2, value: Value::Bytes(&packed[..9]) }.push_doubles(&mut out),
+            Field {
+                number: 2,
+                value: Value::Bytes(&packed[..9])
+            }
+            .push_doubles(&mut out),
             Err(DecodeError::BadPackedLength { field: 2, len: 9 })
         );
         assert_eq!(
-            Field { number: 2, value: Value::Varint(1) }.push_doubles(&mut out),
-            Err(DecodeError::BadWireType { field: 2, wire_type: 0 })
+            Field {
+                number: 2,
+                value: Value::Varint(1)
+            }
+            .push_doubles(&mut out),
+            Err(DecodeError::BadWireType {
+                field: 2,
+                wire_type: 0
+            })
         );
     }
 }

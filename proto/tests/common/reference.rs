@@ -12,10 +12,26 @@ use sheaf_proto::view::{self, DecodeError, MetricView, Scratch, StoragePolicyVie
 /// Owned, bit-exact (doubles compared by bits, so NaN equals itself) decoded metric.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Metric {
-    Counter { id: Vec<u8>, value: i64, client_time_nanos: i64 },
-    BatchTimer { id: Vec<u8>, client_time_nanos: i64 },
-    Gauge { id: Vec<u8>, value: u64, client_time_nanos: i64 },
-    Timed { kind: TimedType, id: Vec<u8>, time_nanos: i64, value: u64 },
+    Counter {
+        id: Vec<u8>,
+        value: i64,
+        client_time_nanos: i64,
+    },
+    BatchTimer {
+        id: Vec<u8>,
+        client_time_nanos: i64,
+    },
+    Gauge {
+        id: Vec<u8>,
+        value: u64,
+        client_time_nanos: i64,
+    },
+    Timed {
+        kind: TimedType,
+        id: Vec<u8>,
+        time_nanos: i64,
+        value: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,13 +84,20 @@ fn select(
     staged: &Option<metricpb::StagedMetadatas>,
     now_nanos: i64,
 ) -> (Vec<Pipeline>, bool, i64) {
-    let sms = staged.as_ref().map(|s| s.metadatas.as_slice()).unwrap_or_default();
+    let sms = staged
+        .as_ref()
+        .map(|s| s.metadatas.as_slice())
+        .unwrap_or_default();
     let chosen = sms
         .iter()
         .enumerate()
         .filter(|(_, s)| s.cutover_nanos <= now_nanos)
         .max_by_key(|&(i, s)| (s.cutover_nanos, i))
-        .or_else(|| sms.iter().enumerate().min_by_key(|&(i, s)| (s.cutover_nanos, i)));
+        .or_else(|| {
+            sms.iter()
+                .enumerate()
+                .min_by_key(|&(i, s)| (s.cutover_nanos, i))
+        });
     let Some((_, sm)) = chosen else {
         return (Vec::new(), false, 0);
     };
@@ -122,7 +145,10 @@ pub(crate) fn reference(m: &MetricWithMetadatas, now_nanos: i64) -> Result<Decod
     };
     match m.r#type {
         1 => {
-            let w = m.counter_with_metadatas.as_ref().ok_or(missing("counter_with_metadatas"))?;
+            let w = m
+                .counter_with_metadatas
+                .as_ref()
+                .ok_or(missing("counter_with_metadatas"))?;
             let c = w.counter.clone().unwrap_or_default();
             let metric = Metric::Counter {
                 id: c.id,
@@ -145,7 +171,10 @@ pub(crate) fn reference(m: &MetricWithMetadatas, now_nanos: i64) -> Result<Decod
             Ok(staged(metric, values, &w.metadatas))
         }
         3 => {
-            let w = m.gauge_with_metadatas.as_ref().ok_or(missing("gauge_with_metadatas"))?;
+            let w = m
+                .gauge_with_metadatas
+                .as_ref()
+                .ok_or(missing("gauge_with_metadatas"))?;
             let g = w.gauge.clone().unwrap_or_default();
             let metric = Metric::Gauge {
                 id: g.id,
@@ -173,7 +202,11 @@ pub(crate) fn reference(m: &MetricWithMetadatas, now_nanos: i64) -> Result<Decod
                 .as_ref()
                 .ok_or(missing("timed_metric_with_metadatas"))?;
             let kind = timed_kind(&w.metric)?;
-            Ok(staged(timed_metric(kind, &w.metric), Vec::new(), &w.metadatas))
+            Ok(staged(
+                timed_metric(kind, &w.metric),
+                Vec::new(),
+                &w.metadatas,
+            ))
         }
         7 => {
             let w = m
@@ -194,21 +227,37 @@ pub(crate) fn reference(m: &MetricWithMetadatas, now_nanos: i64) -> Result<Decod
 /// Copies a view result out of the borrowed input and the scratch.
 pub(crate) fn owned(view: MetricView<'_>, scratch: &Scratch) -> Decoded {
     let metric = match view {
-        MetricView::Counter { id, value, client_time_nanos } => Metric::Counter {
+        MetricView::Counter {
+            id,
+            value,
+            client_time_nanos,
+        } => Metric::Counter {
             id: id.to_vec(),
             value,
             client_time_nanos,
         },
-        MetricView::BatchTimer { id, client_time_nanos } => Metric::BatchTimer {
+        MetricView::BatchTimer {
+            id,
+            client_time_nanos,
+        } => Metric::BatchTimer {
             id: id.to_vec(),
             client_time_nanos,
         },
-        MetricView::Gauge { id, value, client_time_nanos } => Metric::Gauge {
+        MetricView::Gauge {
+            id,
+            value,
+            client_time_nanos,
+        } => Metric::Gauge {
             id: id.to_vec(),
             value: value.to_bits(),
             client_time_nanos,
         },
-        MetricView::Timed { kind, id, time_nanos, value } => Metric::Timed {
+        MetricView::Timed {
+            kind,
+            id,
+            time_nanos,
+            value,
+        } => Metric::Timed {
             kind,
             id: id.to_vec(),
             time_nanos,

@@ -13,7 +13,7 @@ fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
 /// Mostly small values (so that cutovers collide with `now` and with each other),
 /// sometimes any `i64` (negative ones take 10-byte varints).
 pub(crate) fn nanos() -> impl Strategy<Value = i64> {
-    prop_oneof![4 => 0i64..100, 1 => any::<i64>()]
+    prop_oneof![3 => 0i64..12, 2 => 0i64..1000, 1 => any::<i64>()]
 }
 
 fn doubles() -> impl Strategy<Value = Vec<f64>> {
@@ -21,21 +21,22 @@ fn doubles() -> impl Strategy<Value = Vec<f64>> {
 }
 
 pub(crate) fn storage_policy() -> impl Strategy<Value = policypb::StoragePolicy> {
-    (
-        weighted(0.8, (nanos(), nanos())),
-        weighted(0.8, nanos()),
-    )
-        .prop_map(|(res, ret)| policypb::StoragePolicy {
+    (weighted(0.8, (nanos(), nanos())), weighted(0.8, nanos())).prop_map(|(res, ret)| {
+        policypb::StoragePolicy {
             resolution: res.map(|(window_size, precision)| policypb::Resolution {
                 window_size,
                 precision,
             }),
             retention: ret.map(|period| policypb::Retention { period }),
-        })
+        }
+    })
 }
 
 fn aggregation_id() -> impl Strategy<Value = Option<aggregationpb::AggregationId>> {
-    weighted(0.6, any::<u64>().prop_map(|id| aggregationpb::AggregationId { id }))
+    weighted(
+        0.6,
+        any::<u64>().prop_map(|id| aggregationpb::AggregationId { id }),
+    )
 }
 
 fn routing_policy() -> impl Strategy<Value = Option<policypb::RoutingPolicy>> {
@@ -51,18 +52,21 @@ fn applied_pipeline() -> impl Strategy<Value = Option<pipelinepb::AppliedPipelin
         weighted(0.5, 0i32..6),
         weighted(0.5, (bytes(8), aggregation_id())),
     )
-        .prop_map(|(r#type, transformation, rollup)| pipelinepb::AppliedPipelineOp {
-            r#type,
-            transformation: transformation.map(|t| pipelinepb::TransformationOp {
-                r#type: transformationpb::TransformationType::try_from(t)
-                    .map_or(0, |t| t as i32),
-            }),
-            rollup: rollup.map(|(id, aggregation_id)| pipelinepb::AppliedRollupOp {
-                id,
-                aggregation_id,
-            }),
-        });
-    weighted(0.5, vec(op, 0..3).prop_map(|ops| pipelinepb::AppliedPipeline { ops }))
+        .prop_map(
+            |(r#type, transformation, rollup)| pipelinepb::AppliedPipelineOp {
+                r#type,
+                transformation: transformation.map(|t| pipelinepb::TransformationOp {
+                    r#type: transformationpb::TransformationType::try_from(t)
+                        .map_or(0, |t| t as i32),
+                }),
+                rollup: rollup
+                    .map(|(id, aggregation_id)| pipelinepb::AppliedRollupOp { id, aggregation_id }),
+            },
+        );
+    weighted(
+        0.5,
+        vec(op, 0..3).prop_map(|ops| pipelinepb::AppliedPipeline { ops }),
+    )
 }
 
 pub(crate) fn pipeline_metadata() -> impl Strategy<Value = metricpb::PipelineMetadata> {
@@ -75,7 +79,14 @@ pub(crate) fn pipeline_metadata() -> impl Strategy<Value = metricpb::PipelineMet
         routing_policy(),
     )
         .prop_map(
-            |(aggregation_id, storage_policies, pipeline, drop_policy, resend_enabled, routing_policy)| {
+            |(
+                aggregation_id,
+                storage_policies,
+                pipeline,
+                drop_policy,
+                resend_enabled,
+                routing_policy,
+            )| {
                 metricpb::PipelineMetadata {
                     aggregation_id,
                     storage_policies,
@@ -94,11 +105,13 @@ pub(crate) fn staged_metadata() -> impl Strategy<Value = metricpb::StagedMetadat
         proptest::bool::weighted(0.2),
         weighted(0.9, vec(pipeline_metadata(), 0..4)),
     )
-        .prop_map(|(cutover_nanos, tombstoned, pipelines)| metricpb::StagedMetadata {
-            cutover_nanos,
-            tombstoned,
-            metadata: pipelines.map(|pipelines| metricpb::Metadata { pipelines }),
-        })
+        .prop_map(
+            |(cutover_nanos, tombstoned, pipelines)| metricpb::StagedMetadata {
+                cutover_nanos,
+                tombstoned,
+                metadata: pipelines.map(|pipelines| metricpb::Metadata { pipelines }),
+            },
+        )
 }
 
 pub(crate) fn staged_metadatas() -> impl Strategy<Value = Option<metricpb::StagedMetadatas>> {
@@ -130,12 +143,14 @@ fn counter_wm() -> impl Strategy<Value = metricpb::CounterWithMetadatas> {
         staged_metadatas(),
     )
         .prop_map(|(c, metadatas)| metricpb::CounterWithMetadatas {
-            counter: c.map(|(id, value, annotation, client_time_nanos)| metricpb::Counter {
-                id,
-                value,
-                annotation,
-                client_time_nanos,
-            }),
+            counter: c.map(
+                |(id, value, annotation, client_time_nanos)| metricpb::Counter {
+                    id,
+                    value,
+                    annotation,
+                    client_time_nanos,
+                },
+            ),
             metadatas,
         })
 }
@@ -164,20 +179,33 @@ fn gauge_wm() -> impl Strategy<Value = metricpb::GaugeWithMetadatas> {
         staged_metadatas(),
     )
         .prop_map(|(g, metadatas)| metricpb::GaugeWithMetadatas {
-            gauge: g.map(|(id, value, annotation, client_time_nanos)| metricpb::Gauge {
-                id,
-                value,
-                annotation,
-                client_time_nanos,
-            }),
+            gauge: g.map(
+                |(id, value, annotation, client_time_nanos)| metricpb::Gauge {
+                    id,
+                    value,
+                    annotation,
+                    client_time_nanos,
+                },
+            ),
             metadatas,
         })
 }
 
 fn forwarded_wm() -> impl Strategy<Value = metricpb::ForwardedMetricWithMetadata> {
     (
-        (metric_type(), bytes(10), nanos(), doubles(), doubles(), any::<u32>()),
-        (aggregation_id(), weighted(0.8, storage_policy()), applied_pipeline()),
+        (
+            metric_type(),
+            bytes(10),
+            nanos(),
+            doubles(),
+            doubles(),
+            any::<u32>(),
+        ),
+        (
+            aggregation_id(),
+            weighted(0.8, storage_policy()),
+            applied_pipeline(),
+        ),
         (any::<u32>(), any::<i32>(), any::<bool>(), routing_policy()),
     )
         .prop_map(
@@ -213,7 +241,11 @@ fn timed_wm() -> impl Strategy<Value = metricpb::TimedMetricWithMetadata> {
         weighted(0.95, timed_metric()),
         weighted(
             0.9,
-            (aggregation_id(), weighted(0.8, storage_policy()), routing_policy()),
+            (
+                aggregation_id(),
+                weighted(0.8, storage_policy()),
+                routing_policy(),
+            ),
         ),
     )
         .prop_map(|(metric, md)| metricpb::TimedMetricWithMetadata {
@@ -239,13 +271,13 @@ fn timed_wsp() -> impl Strategy<Value = metricpb::TimedMetricWithStoragePolicy> 
         weighted(0.9, storage_policy()),
         routing_policy(),
     )
-        .prop_map(
-            |(timed_metric, storage_policy, routing_policy)| metricpb::TimedMetricWithStoragePolicy {
+        .prop_map(|(timed_metric, storage_policy, routing_policy)| {
+            metricpb::TimedMetricWithStoragePolicy {
                 timed_metric,
                 storage_policy,
                 routing_policy,
-            },
-        )
+            }
+        })
 }
 
 /// A random `MetricWithMetadatas`: mostly a known type with its payload, sometimes

@@ -40,7 +40,7 @@ pub(crate) enum Msg {
     TransformationOp,
     AppliedRollupOp,
     Message,
-    MsgMetadata,
+    EnvelopeMetadata,
 }
 
 enum Kind {
@@ -92,7 +92,7 @@ fn kind(msg: Msg, field: u32) -> Kind {
         (M::AppliedPipelineOp, 2) => One(M::TransformationOp),
         (M::AppliedPipelineOp, 3) => One(M::AppliedRollupOp),
         (M::AppliedRollupOp, 2) => One(M::AggregationId),
-        (M::Message, 1) => One(M::MsgMetadata),
+        (M::Message, 1) => One(M::EnvelopeMetadata),
         _ => Scalar,
     }
 }
@@ -244,7 +244,10 @@ fn unknown_record(rng: &mut Rng) -> Record {
 }
 
 fn concat(records: &[Record]) -> Vec<u8> {
-    records.iter().flat_map(|r| r.bytes.iter().copied()).collect()
+    records
+        .iter()
+        .flat_map(|r| r.bytes.iter().copied())
+        .collect()
 }
 
 fn rewrite_records(buf: &[u8], msg: Msg, rng: &mut Rng) -> Vec<Record> {

@@ -18,6 +18,6 @@ mod stats;
 
 pub use command::{BoundAddrs, ShardCommand};
 pub use config::{FlushSchedule, IngestConfig, PoolConfig};
-pub use pool::{PoolError, ShardPool};
+pub use pool::{PoolError, ShardPool, StatsReader};
 pub use sink::SinkQueue;
 pub use stats::{CoreStats, Protocol, RejectCount};

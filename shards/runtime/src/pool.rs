@@ -27,10 +27,21 @@ pub enum PoolError {
     CoreGone(usize),
 }
 
+/// Reads every core's latest published stats; cheap to clone, usable from any thread.
+#[derive(Clone, Debug)]
+pub struct StatsReader(Vec<Arc<Published<CoreStats>>>);
+
+impl StatsReader {
+    pub fn read(&self) -> Vec<CoreStats> {
+        self.0.iter().map(|p| p.read(|s| s.clone())).collect()
+    }
+}
+
 pub struct ShardPool {
     config: Arc<PoolConfig>,
     commands: Vec<flume::Sender<ShardCommand>>,
     published: Vec<Arc<Published<CoreStats>>>,
+    owners: Arc<[u16]>,
     threads: Vec<glommio::ExecutorJoinHandle<()>>,
 }
 
@@ -55,7 +66,15 @@ impl ShardPool {
                 }
             }
         }
-        let mut pool = Self { config: config.clone(), commands: Vec::new(), published: Vec::new(), threads: Vec::new() };
+        // The initial shard map: shard s on core s mod cores. Sent as the first command.
+        let owners: Arc<[u16]> = (0..config.num_shards).map(|s| (s as usize % cores) as u16).collect();
+        let mut pool = Self {
+            config: config.clone(),
+            commands: Vec::new(),
+            published: Vec::new(),
+            owners: owners.clone(),
+            threads: Vec::new(),
+        };
         for (index, (senders, receivers)) in senders.into_iter().zip(receivers).enumerate() {
             let cpu = config.cpus[index];
             let (tx, rx) = flume::unbounded();
@@ -75,6 +94,7 @@ impl ShardPool {
                 .name(&format!("sheaf-core-{index}"))
                 .spawn(move || run_core(setup))
                 .map_err(|e| PoolError::Spawn { cpu, reason: e.to_string() })?;
+            tx.send(ShardCommand::SetShardOwners(owners.clone())).map_err(|_| PoolError::CoreGone(index))?;
             pool.commands.push(tx);
             pool.published.push(published);
             pool.threads.push(handle);
@@ -129,7 +149,16 @@ impl ShardPool {
 
     /// The latest published stats of every core.
     pub fn stats(&self) -> Vec<CoreStats> {
-        self.published.iter().map(|p| p.read(|s| s.clone())).collect()
+        self.stats_reader().read()
+    }
+
+    pub fn stats_reader(&self) -> StatsReader {
+        StatsReader(self.published.clone())
+    }
+
+    /// Which core owns each shard.
+    pub fn shard_owners(&self) -> Arc<[u16]> {
+        self.owners.clone()
     }
 
     /// Stops ingest everywhere, flushes (open windows too with `include_open`), and joins

@@ -128,6 +128,10 @@ impl MetricDecoder {
     /// Decodes one `MetricWithMetadatas` and routes it.
     pub(crate) fn metric(&mut self, value: &[u8], now: i64, router: &mut Router) -> Result<(), &'static str> {
         let metric = view::decode_metric(value, now, &mut self.scratch).map_err(|e| e.reason())?;
+        // M3 drops a metric whose metadata in effect is tombstoned.
+        if self.scratch.tombstoned {
+            return Err("tombstoned");
+        }
         let (metric_type, id, time) = match metric {
             MetricView::Counter { id, .. } => (MetricType::Counter, id, UNTIMED),
             MetricView::BatchTimer { id, .. } => (MetricType::Timer, id, UNTIMED),

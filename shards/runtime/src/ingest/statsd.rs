@@ -66,16 +66,17 @@ pub(crate) async fn serve_udp(ctx: Rc<CoreCtx>, socket: UdpSocket) {
     let mut decoder = LineDecoder::new(&ctx, Protocol::StatsdUdp);
     let mut buf = vec![0u8; 65_536];
     loop {
-        let recv = socket.recv(&mut buf);
+        let recv = socket.recv_from(&mut buf);
         let n = match futures_lite::future::or(async { Some(recv.await) }, async {
             ctx.stopped().await;
             None
         })
         .await
         {
-            Some(Ok(n)) => n,
+            Some(Ok((n, _from))) => n,
             Some(Err(e)) => {
                 tracing::warn!(error = %e, "statsd udp receive failed");
+                glommio::timer::sleep(std::time::Duration::from_millis(100)).await;
                 continue;
             }
             None => break,

@@ -1,0 +1,134 @@
+//! Self-metrics in the Prometheus text exposition format.
+//!
+//! Written by hand rather than through prometheus-client: every value is a snapshot the
+//! cores already published (or a sink atomic), so there is nothing to register or update,
+//! only text to format.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering::Relaxed;
+
+use sheaf_shard_runtime::{CoreStats, Protocol};
+
+use super::AdminState;
+
+/// Hand-off batches in flight into each core.
+pub(super) fn queue_depths(cores: &[CoreStats]) -> Vec<u64> {
+    (0..cores.len())
+        .map(|to| {
+            cores
+                .iter()
+                .filter(|c| c.core != to)
+                .map(|from| {
+                    let sent = from.handoff_batches_sent.get(to).copied().unwrap_or(0);
+                    let received = cores[to].handoff_batches_received.get(from.core).copied().unwrap_or(0);
+                    sent.saturating_sub(received)
+                })
+                .sum()
+        })
+        .collect()
+}
+
+struct Out(String);
+
+impl Out {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        self.0.push_str(name);
+        if !labels.is_empty() {
+            self.0.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.0.push(',');
+                }
+                let _ = write!(self.0, "{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""));
+            }
+            self.0.push('}');
+        }
+        let _ = writeln!(self.0, " {value}");
+    }
+    /// One sample per core.
+    fn per_core(&mut self, name: &str, kind: &str, help: &str, cores: &[CoreStats], f: impl Fn(&CoreStats) -> f64) {
+        self.family(name, kind, help);
+        for c in cores {
+            self.sample(name, &[("core", &c.core.to_string())], f(c));
+        }
+    }
+}
+
+pub(super) fn render(state: &AdminState) -> String {
+    let cores = state.stats.read();
+    let mut o = Out(String::with_capacity(8192));
+    o.family("sheaf_ingested_values_total", "counter", "Values decoded off this core's sockets.");
+    for c in &cores {
+        for p in Protocol::ALL {
+            o.sample("sheaf_ingested_values_total", &[("core", &c.core.to_string()), ("protocol", p.name())], c.ingested[p as usize]);
+        }
+    }
+    o.family("sheaf_rejected_values_total", "counter", "Frames, messages or lines rejected, by reason.");
+    for c in &cores {
+        for r in &c.rejected {
+            o.sample(
+                "sheaf_rejected_values_total",
+                &[("core", &c.core.to_string()), ("protocol", r.protocol.name()), ("reason", r.reason)],
+                r.count,
+            );
+        }
+        let a = &c.aggregation;
+        for (reason, n) in [("timed_too_late", a.timed_too_late), ("timed_too_early", a.timed_too_early)] {
+            o.sample("sheaf_rejected_values_total", &[("core", &c.core.to_string()), ("protocol", "any"), ("reason", reason)], n);
+        }
+    }
+    o.per_core("sheaf_handoff_values_total", "counter", "Values this core decoded and handed to the core owning their shard.", &cores, |c| c.handed_off_values as f64);
+    let depths = queue_depths(&cores);
+    o.per_core("sheaf_handoff_queue_depth_batches", "gauge", "Hand-off batches sent to this core and not yet applied.", &cores, |c| depths[c.core] as f64);
+    o.per_core("sheaf_series", "gauge", "Series held by this core.", &cores, |c| c.series as f64);
+    o.per_core("sheaf_series_created_total", "counter", "Series created.", &cores, |c| c.aggregation.series_created as f64);
+    o.per_core("sheaf_series_expired_total", "counter", "Series forgotten after entry_ttl.", &cores, |c| c.aggregation.series_expired as f64);
+    o.per_core("sheaf_values_applied_total", "counter", "Values aggregated by the owning core.", &cores, |c| c.aggregation.values_applied as f64);
+    o.per_core("sheaf_windows_flushed_total", "counter", "Windows flushed.", &cores, |c| c.aggregation.windows_flushed as f64);
+    o.per_core("sheaf_values_flushed_total", "counter", "Aggregated values emitted.", &cores, |c| c.aggregation.values_flushed as f64);
+    o.per_core("sheaf_nan_discarded_total", "counter", "NaN aggregated values discarded.", &cores, |c| c.aggregation.nan_discarded as f64);
+    o.per_core("sheaf_flush_rounds_total", "counter", "Flush rounds run.", &cores, |c| c.flush_rounds as f64);
+    o.per_core("sheaf_flush_duration_seconds", "gauge", "Duration of the last flush round.", &cores, |c| c.last_flush_duration_ns as f64 / 1e9);
+    o.per_core("sheaf_flush_duration_seconds_total", "counter", "Time spent flushing.", &cores, |c| c.flush_duration_ns_total as f64 / 1e9);
+    o.per_core("sheaf_flush_lag_seconds", "gauge", "How long after its scheduled time the last round finished queuing.", &cores, |c| c.last_flush_lag_ns as f64 / 1e9);
+    o.per_core("sheaf_m3msg_acked_messages_total", "counter", "m3msg messages acknowledged.", &cores, |c| c.acked_messages as f64);
+    o.per_core("sheaf_open_connections", "gauge", "Open ingest connections.", &cores, |c| c.open_connections as f64);
+
+    o.family("sheaf_sink_backlog_values", "gauge", "Values queued for a sink and not yet taken.");
+    for s in &state.sinks {
+        o.sample("sheaf_sink_backlog_values", &[("sink", &s.name)], s.queue.backlog_values.load(Relaxed));
+    }
+    o.family("sheaf_sink_unacked_messages", "gauge", "Messages a sink holds until acknowledged.");
+    for s in &state.sinks {
+        o.sample("sheaf_sink_unacked_messages", &[("sink", &s.name)], s.metrics.unacked_messages.load(Relaxed));
+    }
+    o.family("sheaf_sink_written_values_total", "counter", "Values a sink wrote out.");
+    for s in &state.sinks {
+        o.sample("sheaf_sink_written_values_total", &[("sink", &s.name)], s.metrics.written_values.load(Relaxed));
+    }
+    o.family("sheaf_sink_acked_values_total", "counter", "Values a sink's consumer acknowledged.");
+    for s in &state.sinks {
+        o.sample("sheaf_sink_acked_values_total", &[("sink", &s.name)], s.metrics.acked_values.load(Relaxed));
+    }
+    o.family("sheaf_sink_retried_messages_total", "counter", "Messages sent again for want of an ack.");
+    for s in &state.sinks {
+        o.sample("sheaf_sink_retried_messages_total", &[("sink", &s.name)], s.metrics.retried_messages.load(Relaxed));
+    }
+    o.family("sheaf_sink_dropped_values_total", "counter", "Values a sink could not take, by reason.");
+    for s in &state.sinks {
+        for (reason, n) in [
+            ("queue_full", s.queue.dropped_values.load(Relaxed)),
+            ("buffer_overflow", s.metrics.overflow_values.load(Relaxed)),
+            ("ttl_expired", s.metrics.expired_messages.load(Relaxed)),
+            ("write_error", s.metrics.write_errors.load(Relaxed)),
+        ] {
+            o.sample("sheaf_sink_dropped_values_total", &[("sink", &s.name), ("reason", reason)], n);
+        }
+    }
+    o.family("sheaf_uptime_seconds", "gauge", "Seconds since start.");
+    o.sample("sheaf_uptime_seconds", &[], state.started.elapsed().as_secs_f64());
+    o.0
+}

@@ -1,0 +1,109 @@
+//! HTTP admin API on the control thread: `GET /health`, `GET /status`, `GET /metrics`.
+//! Handlers read the cores' epoch-published stats and the sinks' atomics; they never reach
+//! into a core.
+
+mod metrics;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Json};
+use axum::routing::get;
+use serde_json::{Value, json};
+use sheaf_shard_runtime::{BoundAddrs, StatsReader};
+
+use crate::sinks::SinkMetrics;
+
+/// A sink as the admin API sees it.
+pub struct SinkView {
+    pub name: String,
+    pub kind: &'static str,
+    pub queue: Arc<sheaf_shard_runtime::SinkQueue>,
+    pub metrics: Arc<SinkMetrics>,
+}
+
+pub struct AdminState {
+    pub stats: StatsReader,
+    pub sinks: Vec<SinkView>,
+    pub ingest: BoundAddrs,
+    pub shard_owners: Arc<[u16]>,
+    pub started: Instant,
+}
+
+pub fn router(state: Arc<AdminState>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/status", get(status))
+        .route("/metrics", get(prometheus))
+        .with_state(state)
+}
+
+async fn health() -> Json<Value> {
+    Json(json!({"state": "OK"}))
+}
+
+async fn status(State(state): State<Arc<AdminState>>) -> Json<Value> {
+    let cores = state.stats.read();
+    let depth = metrics::queue_depths(&cores);
+    let core_views: Vec<Value> = cores
+        .iter()
+        .map(|c| {
+            let shards: Vec<usize> =
+                state.shard_owners.iter().enumerate().filter(|(_, o)| usize::from(**o) == c.core).map(|(s, _)| s).collect();
+            json!({
+                "core": c.core,
+                "cpu": c.cpu,
+                "shards": shards,
+                "series": c.series,
+                "ingested": {"m3msg": c.ingested[0], "statsd_udp": c.ingested[1], "statsd_tcp": c.ingested[2]},
+                "handed_off_values": c.handed_off_values,
+                "handoff_queue_depth": depth[c.core],
+                "open_connections": c.open_connections,
+                "flush_rounds": c.flush_rounds,
+                "windows_flushed": c.aggregation.windows_flushed,
+                "values_flushed": c.aggregation.values_flushed,
+                "last_flush_duration_ns": c.last_flush_duration_ns,
+                "last_flush_lag_ns": c.last_flush_lag_ns,
+                "rejected": c.rejected.iter().map(|r| json!({"protocol": r.protocol.name(), "reason": r.reason, "count": r.count})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let sinks: Vec<Value> = state
+        .sinks
+        .iter()
+        .map(|s| {
+            use std::sync::atomic::Ordering::Relaxed;
+            json!({
+                "name": s.name,
+                "kind": s.kind,
+                "backlog_values": s.queue.backlog_values.load(Relaxed),
+                "dropped_values": s.queue.dropped_values.load(Relaxed) + s.metrics.overflow_values.load(Relaxed),
+                "written_values": s.metrics.written_values.load(Relaxed),
+                "unacked_messages": s.metrics.unacked_messages.load(Relaxed),
+            })
+        })
+        .collect();
+    let addr = |a: Option<std::net::SocketAddr>| a.map(|a| a.to_string());
+    Json(json!({
+        // m3aggregator's shape: a single node is the leader of everything it holds.
+        "status": {"flushStatus": {"electionState": "leader", "canLead": true}},
+        "mode": "single_node",
+        "uptime_seconds": state.started.elapsed().as_secs(),
+        "ingest": {
+            "m3msg": addr(state.ingest.m3msg),
+            "statsd_udp": addr(state.ingest.statsd_udp),
+            "statsd_tcp": addr(state.ingest.statsd_tcp),
+        },
+        "num_shards": state.shard_owners.len(),
+        "cores": core_views,
+        "sinks": sinks,
+    }))
+}
+
+async fn prometheus(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
+    let body = metrics::render(&state);
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
+}

@@ -1,0 +1,99 @@
+//! Boot: config → logging → sinks → control thread (which starts the cores) → wait →
+//! ordered shutdown. The edge of the program, so errors are `anyhow` here.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use sheaf_shard_core::{AggregatorOptions, Naming};
+use sheaf_shard_runtime::{FlushSchedule, IngestConfig, PoolConfig};
+
+use crate::admin::SinkView;
+use crate::config::Config;
+use crate::{control, sinks};
+
+pub fn check_config(path: &Path) -> anyhow::Result<()> {
+    let config = Config::load(path)?;
+    let cpus = config.cpus()?;
+    println!("{}: ok ({} shard cores, {} shards)", path.display(), cpus.len(), config.num_shards);
+    Ok(())
+}
+
+pub fn run(path: Option<&Path>) -> anyhow::Result<()> {
+    let config = match path {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    init_logging(&config.logging.level)?;
+    let pool_config_without_sinks = pool_config(&config)?;
+    let mut sinks = sinks::start(&config)?;
+    let mut pool_config = pool_config_without_sinks;
+    pool_config.sinks = sinks.iter().map(|s| s.queue.clone()).collect();
+    let views = sinks
+        .iter()
+        .map(|s| SinkView { name: s.queue.name().to_string(), kind: s.kind, queue: s.queue.clone(), metrics: s.metrics.clone() })
+        .collect();
+    let control = std::thread::Builder::new()
+        .name("sheaf-control".into())
+        .spawn(move || control::run(config, pool_config, views))
+        .context("starting the control thread")?;
+    let result = control.join().map_err(|_| anyhow::anyhow!("control thread panicked"))?;
+    // The cores have flushed into the sinks; let them drain.
+    for sink in &mut sinks {
+        sink.close_and_join();
+    }
+    if result.is_ok() {
+        tracing::info!("sheaf stopped");
+    }
+    result
+}
+
+fn init_logging(level: &str) -> anyhow::Result<()> {
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| level.to_string());
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter).with_context(|| format!("logging.level: invalid filter {filter:?}"))?;
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    Ok(())
+}
+
+fn pool_config(config: &Config) -> anyhow::Result<PoolConfig> {
+    let agg = &config.aggregator;
+    let opt = |enabled: bool, addr| enabled.then_some(addr);
+    Ok(PoolConfig {
+        cpus: config.cpus()?,
+        pin: config.pin_cores,
+        num_shards: config.num_shards,
+        aggregator: AggregatorOptions {
+            default_policies: config.storage_policies()?,
+            discard_nan: agg.discard_nan_aggregated_values,
+            timed_buffer_past: agg.buffer_duration_for_past_timed_metric.0.as_nanos() as i64,
+            timed_buffer_future: agg.buffer_duration_for_future_timed_metric.0.as_nanos() as i64,
+            entry_ttl: agg.entry_ttl.0.as_nanos() as i64,
+            naming: Arc::new(Naming {
+                metric_prefix: agg.metric_prefix.clone(),
+                counter_prefix: agg.counter_prefix.clone(),
+                timer_prefix: agg.timer_prefix.clone(),
+                gauge_prefix: agg.gauge_prefix.clone(),
+            }),
+        },
+        ingest: IngestConfig {
+            m3msg: opt(config.m3msg.server.enabled, config.m3msg.server.listen_address),
+            statsd_udp: opt(config.statsd.udp.enabled, config.statsd.udp.listen_address),
+            statsd_tcp: opt(config.statsd.tcp.enabled, config.statsd.tcp.listen_address),
+            max_frame_size: config.m3msg.server.max_frame_size,
+            max_line_size: config.statsd.max_line_size,
+            udp_recv_buffer: config.statsd.udp.recv_buffer_bytes,
+            ack_interval: config.m3msg.server.ack_interval.0,
+        },
+        flush: FlushSchedule {
+            max_jitters: agg.flush_manager.max_jitters.iter().map(|r| (r.flush_interval.0, r.max_jitter_percent)).collect(),
+            jitter_enabled: agg.flush_manager.jitter_enabled,
+            seed: rand::random(),
+        },
+        handoff_batch_values: config.data_plane.handoff_batch_values,
+        handoff_queue_batches: config.data_plane.handoff_queue_batches,
+        flush_batch_values: config.data_plane.flush_batch_values,
+        sink_enqueue_timeout: config.data_plane.sink_enqueue_timeout.0,
+        sinks: Vec::new(),
+        stats_interval: config.data_plane.stats_interval.0,
+    })
+}

@@ -1,0 +1,72 @@
+//! The control thread: a tokio current-thread runtime that starts the cores (through the
+//! `ShardPool`, i.e. their command queues), serves the admin API, and on SIGTERM/SIGINT
+//! runs the ordered shutdown. It never touches core state directly.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use sheaf_shard_runtime::{PoolConfig, ShardPool};
+
+use crate::admin::{self, AdminState, SinkView};
+use crate::config::Config;
+
+pub fn run(config: Config, pool_config: PoolConfig, sinks: Vec<SinkView>) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("building the control runtime")?;
+    runtime.block_on(serve(config, pool_config, sinks))
+}
+
+async fn serve(config: Config, pool_config: PoolConfig, sink_views: Vec<SinkView>) -> anyhow::Result<()> {
+    let http = tokio::net::TcpListener::bind(config.http.listen_address)
+        .await
+        .with_context(|| format!("http.listen_address: cannot listen on {}", config.http.listen_address))?;
+    let cpus = pool_config.cpus.clone();
+    let pool = ShardPool::start(pool_config).context("starting the shard cores")?;
+    let bound = match pool.start_ingest().await {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = pool.stop(false).await;
+            return Err(e).context("starting ingest");
+        }
+    };
+    let admin_addr = http.local_addr()?;
+    tracing::info!(
+        cores = ?cpus,
+        num_shards = config.num_shards,
+        m3msg = ?bound.m3msg,
+        statsd_udp = ?bound.statsd_udp,
+        statsd_tcp = ?bound.statsd_tcp,
+        admin = %admin_addr,
+        "sheaf ready"
+    );
+    let state = Arc::new(AdminState {
+        stats: pool.stats_reader(),
+        sinks: sink_views,
+        ingest: bound,
+        shard_owners: pool.shard_owners(),
+        started: Instant::now(),
+    });
+    let server = axum::serve(http, admin::router(state)).with_graceful_shutdown(shutdown_signal());
+    if let Err(e) = server.await {
+        tracing::error!(error = %e, "admin server failed; shutting down");
+    }
+    tracing::info!("stopping: ingest closed, flushing");
+    let include_open = config.aggregator.shutdown_flush_open_windows;
+    pool.stop(include_open).await.context("stopping the shard cores")?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch SIGTERM");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}

@@ -1,0 +1,75 @@
+//! JSON lines sink: one object per aggregated value,
+//! `{"id":…,"time_ns":…,"value":…,"policy":"10s:2d","agg":"sum","type":"counter"}`.
+
+use std::collections::HashMap;
+use std::io::{BufWriter, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sheaf_shard_core::{FlushedValue, StoragePolicy};
+use sheaf_shard_runtime::SinkQueue;
+
+use super::SinkMetrics;
+
+pub(super) fn open(path: &str) -> anyhow::Result<Box<dyn Write + Send>> {
+    Ok(if path == "-" {
+        Box::new(std::io::stdout())
+    } else {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| anyhow::anyhow!("opening json sink file {path}: {e}"))?;
+        Box::new(f)
+    })
+}
+
+pub(super) fn run(queue: Arc<SinkQueue>, metrics: Arc<SinkMetrics>, out: Box<dyn Write + Send>) {
+    queue.register_consumer();
+    let mut out = BufWriter::with_capacity(1 << 20, out);
+    let mut policies: HashMap<StoragePolicy, String> = HashMap::new();
+    let mut id = Vec::with_capacity(256);
+    loop {
+        let mut wrote = false;
+        while let Some(batch) = queue.pop() {
+            for v in batch.iter() {
+                if write_value(&mut out, &v, &mut policies, &mut id).is_err() {
+                    SinkMetrics::add(&metrics.write_errors, 1);
+                }
+            }
+            SinkMetrics::add(&metrics.written_values, batch.len() as u64);
+            wrote = true;
+        }
+        if wrote && out.flush().is_err() {
+            SinkMetrics::add(&metrics.write_errors, 1);
+        }
+        if queue.is_closing() {
+            // Drain what raced in with the close, then stop.
+            while let Some(batch) = queue.pop() {
+                for v in batch.iter() {
+                    let _ = write_value(&mut out, &v, &mut policies, &mut id);
+                }
+                SinkMetrics::add(&metrics.written_values, batch.len() as u64);
+            }
+            let _ = out.flush();
+            return;
+        }
+        queue.wait(Duration::from_millis(100));
+    }
+}
+
+fn write_value(
+    out: &mut impl Write,
+    v: &FlushedValue<'_>,
+    policies: &mut HashMap<StoragePolicy, String>,
+    id: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    id.clear();
+    v.write_id(id);
+    out.write_all(b"{\"id\":")?;
+    serde_json::to_writer(&mut *out, &String::from_utf8_lossy(id))?;
+    write!(out, ",\"time_ns\":{},\"value\":", v.time_nanos)?;
+    serde_json::to_writer(&mut *out, &v.value)?;
+    let policy = policies.entry(v.policy).or_insert_with(|| v.policy.to_string());
+    write!(out, ",\"policy\":\"{policy}\",\"agg\":\"{}\",\"type\":\"{}\"}}\n", v.agg.name(), v.metric_type.name())
+}

@@ -1,0 +1,81 @@
+//! Sinks: the threads that take flushed batches off their `SinkQueue` and write them out.
+//! Each sink runs on its own thread, so a slow or dead destination only fills its queue;
+//! the cores never wait on it for longer than `sink_enqueue_timeout`, and ingest never.
+
+mod json;
+mod m3msg;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use sheaf_shard_runtime::SinkQueue;
+
+use crate::config::{Config, Handler};
+
+/// Counters a sink thread keeps; read by the admin API (atomics, no lock).
+#[derive(Debug, Default)]
+pub struct SinkMetrics {
+    pub written_values: AtomicU64,
+    pub acked_values: AtomicU64,
+    pub retried_messages: AtomicU64,
+    pub expired_messages: AtomicU64,
+    pub overflow_values: AtomicU64,
+    pub unacked_messages: AtomicU64,
+    pub write_errors: AtomicU64,
+    pub connected: AtomicU64,
+}
+
+impl SinkMetrics {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+pub struct Sink {
+    pub kind: &'static str,
+    pub queue: Arc<SinkQueue>,
+    pub metrics: Arc<SinkMetrics>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Sink {
+    /// Lets the sink drain what is queued, then waits for its thread.
+    pub fn close_and_join(&mut self) {
+        self.queue.close();
+        if let Some(t) = self.thread.take()
+            && t.join().is_err()
+        {
+            tracing::error!(sink = self.queue.name(), "sink thread panicked");
+        }
+    }
+}
+
+/// Starts one thread per configured handler.
+pub fn start(config: &Config) -> anyhow::Result<Vec<Sink>> {
+    let mut sinks = Vec::new();
+    for (i, handler) in config.aggregator.flush.handlers.iter().enumerate() {
+        let queue = SinkQueue::new(format!("{}-{i}", kind_of(handler)), config.data_plane.sink_queue_batches);
+        let metrics = Arc::new(SinkMetrics::default());
+        let (q, m) = (queue.clone(), metrics.clone());
+        let thread = match handler {
+            Handler::Json(h) => {
+                let out = json::open(&h.path)?;
+                std::thread::Builder::new().name(format!("sheaf-sink-{i}")).spawn(move || json::run(q, m, out))?
+            }
+            Handler::M3msg(h) => {
+                let h = h.clone();
+                std::thread::Builder::new().name(format!("sheaf-sink-{i}")).spawn(move || m3msg::run(q, m, h))?
+            }
+        };
+        sinks.push(Sink { kind: kind_of(handler), queue, metrics, thread: Some(thread) });
+    }
+    Ok(sinks)
+}
+
+fn kind_of(h: &Handler) -> &'static str {
+    match h {
+        Handler::Json(_) => "json",
+        Handler::M3msg(_) => "m3msg",
+    }
+}
