@@ -1,1 +1,383 @@
-fn main(){}
+//! `sheaf-load`: drives a running sheaf over loopback with StatsD (UDP) or m3msg (TCP)
+//! traffic, then reports what was sent, what sheaf says it ingested, the CPU it spent, and
+//! (given the json sink's output file) whether every counter increment came out again.
+//!
+//! See bench/README.md for how to run it against `sheaf run`.
+
+mod admin;
+mod loss;
+mod m3msg;
+mod procfs;
+mod statsd;
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{Value, json};
+use sheaf_bench::workload::{Mix, SeriesSpace};
+use sheaf_shard_core::QuantileSketch;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Proto {
+    Statsd,
+    M3msg,
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "sheaf-load", version, about = "load generator for sheaf (StatsD over UDP, m3msg over TCP)")]
+struct Cli {
+    /// Which protocol to send.
+    #[arg(long, value_enum, default_value = "statsd")]
+    protocol: Proto,
+    /// sheaf's StatsD UDP address.
+    #[arg(long, default_value = "127.0.0.1:8125")]
+    statsd_udp: SocketAddr,
+    /// sheaf's m3msg address.
+    #[arg(long, default_value = "127.0.0.1:6000")]
+    m3msg: SocketAddr,
+    /// sheaf's admin HTTP address (`/metrics` is read before and after the run).
+    #[arg(long, default_value = "127.0.0.1:6001")]
+    admin: SocketAddr,
+    /// Distinct series, split over counters, gauges and timers by --mix.
+    #[arg(long, default_value_t = 100_000)]
+    series: u64,
+    /// Percentages of counters, gauges and timers.
+    #[arg(long, default_value = "60,20,20")]
+    mix: Mix,
+    /// Values per second over all senders; 0 sends as fast as possible.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Seconds to send for.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// m3msg: TCP connections, one writer and one ack-reader thread each.
+    /// StatsD: UDP sender sockets, one thread each.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// StatsD lines per datagram (a datagram is cut earlier to stay within 1400 bytes).
+    #[arg(long, default_value_t = 87)]
+    lines_per_datagram: usize,
+    /// m3msg: values per BATCH_TIMER message (1 = one value per timer message).
+    #[arg(long, default_value_t = 1)]
+    timer_batch: usize,
+    /// m3msg: shards of the topic (message shard = murmur3(id) % this).
+    #[arg(long, default_value_t = 64)]
+    num_shards: u32,
+    /// m3msg: how long to wait after sending for the outstanding acks.
+    #[arg(long, default_value_t = 10.0)]
+    ack_timeout: f64,
+    /// Write the report as JSON to this file.
+    #[arg(long)]
+    json_out: Option<PathBuf>,
+    /// The JSON-lines file sheaf's json sink writes; enables the counter loss check.
+    #[arg(long)]
+    flush_output: Option<PathBuf>,
+    /// Seconds to wait at most, after sending, for the last windows to be flushed to
+    /// --flush-output (the check stops early once every counter increment is seen).
+    #[arg(long, default_value_t = 12.0)]
+    settle: f64,
+    /// sheaf's process id: report its CPU time and values per CPU-second.
+    #[arg(long)]
+    pid: Option<u32>,
+}
+
+/// Counters shared by the sender threads.
+#[derive(Debug, Default)]
+pub(crate) struct Totals {
+    /// Values sent (a timer batch of k values counts k).
+    pub(crate) values: AtomicU64,
+    /// Counter increments sent (each adds 1 to a counter sum).
+    pub(crate) counter_values: AtomicU64,
+    /// Datagrams (StatsD) or messages (m3msg) sent.
+    pub(crate) units: AtomicU64,
+    pub(crate) bytes: AtomicU64,
+    pub(crate) send_errors: AtomicU64,
+    /// m3msg: messages acknowledged.
+    pub(crate) acked: AtomicU64,
+    /// m3msg: time from `sent_at_nanos` to the ack that echoes it, in milliseconds.
+    pub(crate) ack_latency_ms: Mutex<QuantileSketch>,
+}
+
+/// What every sender thread needs.
+#[derive(Debug, Clone)]
+pub(crate) struct SendPlan {
+    pub(crate) mix: Mix,
+    pub(crate) space: SeriesSpace,
+    pub(crate) threads: usize,
+    /// Values per second for each thread; 0 = unlimited.
+    pub(crate) rate_per_thread: f64,
+    pub(crate) deadline: Instant,
+    pub(crate) totals: Arc<Totals>,
+    pub(crate) stop: Arc<AtomicBool>,
+}
+
+impl SendPlan {
+    /// Sleeps until `sent` values are due at this thread's rate since `start`.
+    pub(crate) fn pace(&self, start: Instant, sent: u64) {
+        if self.rate_per_thread <= 0.0 {
+            return;
+        }
+        let due = start + Duration::from_secs_f64(sent as f64 / self.rate_per_thread);
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep((due - now).min(self.deadline.saturating_duration_since(now)));
+        }
+    }
+
+    pub(crate) fn running(&self) -> bool {
+        !self.stop.load(Relaxed) && Instant::now() < self.deadline
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    anyhow::ensure!(cli.connections > 0, "--connections must be at least 1");
+    anyhow::ensure!(cli.series > 0, "--series must be at least 1");
+    anyhow::ensure!(cli.lines_per_datagram > 0, "--lines-per-datagram must be at least 1");
+    anyhow::ensure!(cli.duration > 0.0, "--duration must be positive");
+    let space = SeriesSpace::new(cli.series, cli.mix);
+
+    let admin_before = admin::scrape(cli.admin);
+    if let Err(e) = &admin_before {
+        eprintln!("sheaf-load: warning: admin {}: {e:#} (no ingest numbers)", cli.admin);
+    }
+    let flush_offset = cli.flush_output.as_ref().map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0));
+    let udp_before = procfs::udp_counters();
+    let sheaf_cpu_before = cli.pid.map(procfs::cpu_seconds).transpose()?;
+    let self_cpu_before = procfs::self_cpu_seconds();
+
+    let totals = Arc::new(Totals::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let duration = Duration::from_secs_f64(cli.duration);
+    let plan = SendPlan {
+        mix: cli.mix,
+        space,
+        threads: cli.connections,
+        rate_per_thread: cli.rate as f64 / cli.connections as f64,
+        deadline: start + duration,
+        totals: totals.clone(),
+        stop: stop.clone(),
+    };
+
+    let progress = progress_bar(cli.duration);
+    let senders = match cli.protocol {
+        Proto::Statsd => statsd::start(cli.statsd_udp, cli.lines_per_datagram, &plan)?,
+        Proto::M3msg => m3msg::start(
+            cli.m3msg,
+            m3msg::Options {
+                timer_batch: cli.timer_batch.max(1),
+                num_shards: cli.num_shards,
+                ack_timeout: Duration::from_secs_f64(cli.ack_timeout),
+            },
+            &plan,
+        )?,
+    };
+    while Instant::now() < plan.deadline && !senders.iter().all(|h| h.is_finished()) {
+        std::thread::sleep(Duration::from_millis(200));
+        let elapsed = start.elapsed().as_secs_f64();
+        let values = totals.values.load(Relaxed);
+        progress.set_position(elapsed.min(cli.duration) as u64);
+        progress.set_message(format!("{values} values, {:.0}/s", values as f64 / elapsed.max(1e-9)));
+    }
+    let send_elapsed = start.elapsed().min(duration).as_secs_f64();
+    progress.set_message("waiting for senders (and acks)");
+    let mut sender_errors = Vec::new();
+    for h in senders {
+        match h.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => sender_errors.push(format!("{e:#}")),
+            Err(_) => sender_errors.push("sender thread panicked".into()),
+        }
+    }
+    progress.finish_and_clear();
+    for e in &sender_errors {
+        eprintln!("sheaf-load: sender: {e}");
+    }
+
+    // Let sheaf drain what is queued and publish its stats (every 500 ms by default).
+    let (admin_after, drain_s) = match &admin_before {
+        Ok(before) => wait_for_ingest(cli.admin, before, totals.values.load(Relaxed)),
+        Err(_) => (None, 0.0),
+    };
+    let sheaf_cpu_after = cli.pid.map(procfs::cpu_seconds).transpose()?;
+    let self_cpu_after = procfs::self_cpu_seconds();
+    let udp_after = procfs::udp_counters();
+
+    let values = totals.values.load(Relaxed);
+    let counter_values = totals.counter_values.load(Relaxed);
+    let mut report = json!({
+        "tool": "sheaf-load",
+        "machine": procfs::machine(),
+        "params": {
+            "protocol": format!("{:?}", cli.protocol).to_lowercase(),
+            "target": match cli.protocol { Proto::Statsd => cli.statsd_udp.to_string(), Proto::M3msg => cli.m3msg.to_string() },
+            "series": space.total(),
+            "series_per_kind": { "counters": space.per_kind[0], "gauges": space.per_kind[1], "timers": space.per_kind[2] },
+            "mix": cli.mix.to_string(),
+            "rate": cli.rate,
+            "duration_s": cli.duration,
+            "connections": cli.connections,
+            "lines_per_datagram": cli.lines_per_datagram,
+            "timer_batch": cli.timer_batch,
+        },
+        "sent": {
+            "values": values,
+            "counter_values": counter_values,
+            (match cli.protocol { Proto::Statsd => "datagrams", Proto::M3msg => "messages" }): totals.units.load(Relaxed),
+            "bytes": totals.bytes.load(Relaxed),
+            "send_errors": totals.send_errors.load(Relaxed),
+            "elapsed_s": send_elapsed,
+            "values_per_s": values as f64 / send_elapsed,
+            "sender_errors": sender_errors,
+        },
+    });
+    if cli.protocol == Proto::M3msg {
+        let acked = totals.acked.load(Relaxed);
+        let messages = totals.units.load(Relaxed);
+        report["acked"] = json!({ "messages": acked, "unacked": messages.saturating_sub(acked), "latency_ms": m3msg::ack_latency_report(&totals) });
+    }
+    if let (Some(b), Some(a)) = (udp_before, udp_after) {
+        report["udp_kernel"] = json!({
+            "rcvbuf_errors": a.rcvbuf_errors.saturating_sub(b.rcvbuf_errors),
+            "in_errors": a.in_errors.saturating_sub(b.in_errors),
+            "sndbuf_errors": a.sndbuf_errors.saturating_sub(b.sndbuf_errors),
+        });
+    }
+    let mut ingested = None;
+    if let (Ok(before), Some(after)) = (&admin_before, &admin_after) {
+        let delta = |f: fn(&admin::Snapshot) -> f64| f(after) - f(before);
+        let ingested_values = delta(|s| s.ingested);
+        ingested = Some(ingested_values);
+        report["sheaf"] = json!({
+            "ingested_values": ingested_values,
+            "rejected_values": delta(|s| s.rejected),
+            "values_applied": delta(|s| s.applied),
+            "ingest_values_per_s": ingested_values / send_elapsed,
+            "ingested_over_sent": if values > 0 { ingested_values / values as f64 } else { 0.0 },
+            "drain_after_send_s": drain_s,
+            "sink_dropped_values": delta(|s| s.sink_dropped),
+        });
+    }
+    if let (Some(b), Some(a)) = (sheaf_cpu_before, sheaf_cpu_after) {
+        let cpu = a - b;
+        let per_cpu = ingested.unwrap_or(values as f64) / cpu.max(1e-9);
+        report["cpu"] = json!({
+            "sheaf_cpu_s": cpu,
+            "sheaf_cores_busy": cpu / (send_elapsed + drain_s),
+            "values_per_cpu_s": per_cpu,
+            "values_counted": if ingested.is_some() { "sheaf ingested" } else { "sent" },
+        });
+    }
+    if let (Some(b), Some(a)) = (self_cpu_before, self_cpu_after) {
+        report["loadgen_cpu_s"] = json!(a - b);
+    }
+    if let (Some(path), Some(offset)) = (&cli.flush_output, flush_offset) {
+        let check = loss::check(path, offset, counter_values, Duration::from_secs_f64(cli.settle))?;
+        report["loss"] = check;
+    }
+
+    print_summary(&report);
+    if let Some(path) = &cli.json_out {
+        std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("report written to {}", path.display());
+    }
+    Ok(())
+}
+
+fn progress_bar(duration: f64) -> ProgressBar {
+    let bar = ProgressBar::new(duration.ceil() as u64);
+    if std::io::stderr().is_terminal() {
+        if let Ok(style) = ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len}s {msg}") {
+            bar.set_style(style.progress_chars("=> "));
+        }
+    } else {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar
+}
+
+/// Reads `/metrics` until sheaf's ingested count stops moving (or has reached what was
+/// sent); returns the last snapshot and how long after the end of sending that took.
+fn wait_for_ingest(addr: SocketAddr, before: &admin::Snapshot, sent: u64) -> (Option<admin::Snapshot>, f64) {
+    let t0 = Instant::now();
+    let mut last: Option<admin::Snapshot> = None;
+    let mut unchanged = 0;
+    while t0.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(300));
+        let Ok(now) = admin::scrape(addr) else { continue };
+        let done = now.ingested - before.ingested >= sent as f64;
+        unchanged = match &last {
+            Some(l) if l.ingested == now.ingested => unchanged + 1,
+            _ => 0,
+        };
+        last = Some(now);
+        // Stats are published every stats_interval (500 ms by default): two unchanged reads
+        // 300 ms apart span more than one publication.
+        if done || unchanged >= 2 {
+            break;
+        }
+    }
+    (last, t0.elapsed().as_secs_f64())
+}
+
+fn print_summary(r: &Value) {
+    let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    let sent = &r["sent"];
+    println!(
+        "sent      {:.0} values ({:.0} counter increments) in {:.2}s = {:.0} values/s, {} send errors",
+        f(&sent["values"]),
+        f(&sent["counter_values"]),
+        f(&sent["elapsed_s"]),
+        f(&sent["values_per_s"]),
+        sent["send_errors"]
+    );
+    if !r["acked"].is_null() {
+        let a = &r["acked"];
+        println!("acked     {} messages ({} unacked), ack latency ms {}", a["messages"], a["unacked"], a["latency_ms"]);
+    }
+    if !r["sheaf"].is_null() {
+        let s = &r["sheaf"];
+        println!(
+            "sheaf     ingested {:.0} values ({:.0}/s over the send time, {:.4} of sent), rejected {:.0}, drained {:.1}s after send",
+            f(&s["ingested_values"]),
+            f(&s["ingest_values_per_s"]),
+            f(&s["ingested_over_sent"]),
+            f(&s["rejected_values"]),
+            f(&s["drain_after_send_s"])
+        );
+    }
+    if !r["udp_kernel"].is_null() {
+        println!("kernel    udp {}", r["udp_kernel"]);
+    }
+    if !r["cpu"].is_null() {
+        let c = &r["cpu"];
+        println!(
+            "cpu       sheaf {:.2} CPU-s ({:.2} cores busy), {:.0} values per CPU-second; load generator {:.2} CPU-s",
+            f(&c["sheaf_cpu_s"]),
+            f(&c["sheaf_cores_busy"]),
+            f(&c["values_per_cpu_s"]),
+            f(&r["loadgen_cpu_s"])
+        );
+    }
+    if !r["loss"].is_null() {
+        let l = &r["loss"];
+        println!(
+            "loss      counters: sent {:.0}, flushed sum {:.0} (policy {}), loss {:.4}%",
+            f(&l["counter_values_sent"]),
+            f(&l["flushed_counter_sum"]),
+            l["policy"],
+            f(&l["loss_pct"])
+        );
+    }
+    let m = &r["machine"];
+    println!("machine   {} cpus, {}, kernel {}", m["nproc"], m["cpu_model"], m["kernel"]);
+}

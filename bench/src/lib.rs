@@ -1,0 +1,6 @@
+//! Shared code of sheaf's benchmarks: the synthetic workload (series ids, StatsD lines,
+//! m3msg messages) that both the criterion benches under `benches/` and the `sheaf-load`
+//! load generator produce, so the micro-benchmarks measure the same bytes the end-to-end
+//! runs send.
+
+pub mod workload;

@@ -1,0 +1,217 @@
+//! Starts `sheaf run` with a config on free ports, talks HTTP to its admin API, stops it
+//! with SIGTERM and reads back what its JSON sink wrote.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    // A TCP and a UDP socket on the same port, so one port serves both StatsD transports.
+    loop {
+        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+pub struct Sheaf {
+    child: Option<Child>,
+    pub dir: tempdir::Dir,
+    pub admin: SocketAddr,
+    pub m3msg: SocketAddr,
+    pub statsd: SocketAddr,
+}
+
+/// A scratch directory removed on drop (no extra crate needed).
+pub mod tempdir {
+    use std::path::PathBuf;
+    pub struct Dir(pub PathBuf);
+    impl Dir {
+        pub fn new(tag: &str) -> Self {
+            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+            let p = std::env::temp_dir().join(format!("sheaf-it-{tag}-{}-{nanos}", std::process::id()));
+            std::fs::create_dir_all(&p).unwrap();
+            Dir(p)
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl Sheaf {
+    /// Starts sheaf with two shard cores (unpinned, so it also runs on a 1-CPU machine) and
+    /// `extra` YAML appended under `aggregator:` (indented by the caller with 2 spaces).
+    pub fn start(tag: &str, aggregator_extra: &str) -> Self {
+        Self::start_with(tag, aggregator_extra, "")
+    }
+
+    /// `m3msg_server_extra` is added inside `m3msg.server`, e.g. `, max_frame_size: 4096`.
+    pub fn start_with(tag: &str, aggregator_extra: &str, m3msg_server_extra: &str) -> Self {
+        let dir = tempdir::Dir::new(tag);
+        let (admin, m3msg, statsd) = (free_port(), free_port(), free_port());
+        let out = dir.0.join("out.jsonl");
+        let config = format!(
+            r#"cores: [0, 1]
+pin_cores: false
+http: {{listen_address: "127.0.0.1:{admin}"}}
+m3msg: {{server: {{listen_address: "127.0.0.1:{m3msg}"{m3msg_server_extra}}}}}
+statsd:
+  udp: {{listen_address: "127.0.0.1:{statsd}"}}
+  tcp: {{listen_address: "127.0.0.1:{statsd}"}}
+aggregator:
+  flush:
+    handlers:
+      - json: {{path: "{out}"}}
+{aggregator_extra}
+"#,
+            out = out.display()
+        );
+        let config_path = dir.0.join("sheaf.yaml");
+        std::fs::write(&config_path, config).unwrap();
+        let stderr = std::fs::File::create(dir.0.join("stderr.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_sheaf"))
+            .args(["run", "--config"])
+            .arg(&config_path)
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start sheaf");
+        let mut s = Sheaf {
+            child: Some(child),
+            dir,
+            admin: ([127, 0, 0, 1], admin).into(),
+            m3msg: ([127, 0, 0, 1], m3msg).into(),
+            statsd: ([127, 0, 0, 1], statsd).into(),
+        };
+        let started = Instant::now();
+        while http_get(s.admin, "/health").is_err() {
+            if let Some(status) = s.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("sheaf exited at start with {status}: {}", s.stderr());
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "sheaf did not come up: {}", s.stderr());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        s
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.0.join("stderr.log")).unwrap_or_default()
+    }
+
+    pub fn output_path(&self) -> PathBuf {
+        self.dir.0.join("out.jsonl")
+    }
+
+    /// Sum of a self-metric over all its label sets that contain every `(k, v)` in `labels`.
+    pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let body = http_get(self.admin, "/metrics").expect("GET /metrics");
+        body.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let (key, value) = l.rsplit_once(' ')?;
+                let (n, rest) = key.split_once('{').unwrap_or((key, ""));
+                (n == name && labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\""))))
+                    .then(|| value.parse::<f64>().ok())
+                    .flatten()
+            })
+            .sum()
+    }
+
+    /// Waits until `name` (summed) reaches `want`.
+    pub fn wait_metric(&self, name: &str, labels: &[(&str, &str)], want: f64) {
+        let started = Instant::now();
+        loop {
+            let got = self.metric(name, labels);
+            if got >= want {
+                return;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "{name}{labels:?} stuck at {got}, want {want}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, wait for exit 0, return every flushed value.
+    pub fn stop(mut self) -> Vec<Flushed> {
+        let mut child = self.child.take().unwrap();
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        let started = Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "sheaf did not stop: {}", self.stderr());
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(status.success(), "sheaf exited with {status}: {}", self.stderr());
+        read_output(&self.output_path())
+    }
+}
+
+impl Drop for Sheaf {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Flushed {
+    pub id: String,
+    pub time_ns: i64,
+    pub value: f64,
+    pub policy: String,
+    pub agg: String,
+}
+
+pub fn read_output(path: &std::path::Path) -> Vec<Flushed> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("bad json line {l:?}: {e}"));
+            Flushed {
+                id: v["id"].as_str().unwrap().to_string(),
+                time_ns: v["time_ns"].as_i64().unwrap(),
+                value: v["value"].as_f64().unwrap_or(f64::NAN),
+                policy: v["policy"].as_str().unwrap().to_string(),
+                agg: v["agg"].as_str().unwrap().to_string(),
+            }
+        })
+        .collect()
+}
+
+/// (id, agg) → sum over all windows, asserting no (id, agg, policy, window) appears twice.
+pub fn totals(values: &[Flushed]) -> BTreeMap<(String, String), f64> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = BTreeMap::new();
+    for v in values {
+        assert!(seen.insert((v.id.clone(), v.agg.clone(), v.policy.clone(), v.time_ns)), "window emitted twice: {v:?}");
+        *out.entry((v.id.clone(), v.agg.clone())).or_insert(0.0) += v.value;
+    }
+    out
+}
+
+pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut body = String::new();
+    s.read_to_string(&mut body)?;
+    let (head, body) = body.split_once("\r\n\r\n").unwrap_or((&body, ""));
+    if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
+        return Err(std::io::Error::other(head.to_string()));
+    }
+    Ok(body.to_string())
+}

@@ -1,0 +1,180 @@
+//! m3msg ingest: frames built from the `.proto` types, acks, untimed counter / batch timer /
+//! gauge and timed metrics, exact sums across two cores.
+
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use prost::Message as _;
+use sheaf_proto::frame::{encode_frame, next_frame};
+use sheaf_proto::{aggregationpb, metricpb, msgpb, policypb};
+
+use crate::harness::{Sheaf, totals};
+
+pub fn message(seq: u64, metric: metricpb::MetricWithMetadatas) -> Vec<u8> {
+    let m = msgpb::Message {
+        metadata: Some(msgpb::Metadata { shard: seq % 64, id: seq, sent_at_nanos: 1 }),
+        value: metric.encode_to_vec(),
+    };
+    let mut frame = Vec::new();
+    encode_frame(&m, &mut frame);
+    frame
+}
+
+pub fn counter(id: &str, value: i64) -> metricpb::MetricWithMetadatas {
+    metricpb::MetricWithMetadatas {
+        r#type: metricpb::metric_with_metadatas::Type::CounterWithMetadatas as i32,
+        counter_with_metadatas: Some(metricpb::CounterWithMetadatas {
+            counter: Some(metricpb::Counter { id: id.as_bytes().to_vec(), value, ..Default::default() }),
+            metadatas: Some(metricpb::StagedMetadatas::default()),
+        }),
+        ..Default::default()
+    }
+}
+
+fn timer(id: &str, values: Vec<f64>) -> metricpb::MetricWithMetadatas {
+    metricpb::MetricWithMetadatas {
+        r#type: metricpb::metric_with_metadatas::Type::BatchTimerWithMetadatas as i32,
+        batch_timer_with_metadatas: Some(metricpb::BatchTimerWithMetadatas {
+            batch_timer: Some(metricpb::BatchTimer { id: id.as_bytes().to_vec(), values, ..Default::default() }),
+            metadatas: None,
+        }),
+        ..Default::default()
+    }
+}
+
+fn gauge(id: &str, value: f64) -> metricpb::MetricWithMetadatas {
+    metricpb::MetricWithMetadatas {
+        r#type: metricpb::metric_with_metadatas::Type::GaugeWithMetadatas as i32,
+        gauge_with_metadatas: Some(metricpb::GaugeWithMetadatas {
+            gauge: Some(metricpb::Gauge { id: id.as_bytes().to_vec(), value, ..Default::default() }),
+            metadatas: None,
+        }),
+        ..Default::default()
+    }
+}
+
+fn policy(res_s: i64, ret_s: i64) -> policypb::StoragePolicy {
+    policypb::StoragePolicy {
+        resolution: Some(policypb::Resolution { window_size: res_s * 1_000_000_000, precision: 1_000_000_000 }),
+        retention: Some(policypb::Retention { period: ret_s * 1_000_000_000 }),
+    }
+}
+
+fn timed_with_policy(id: &str, time_nanos: i64, value: f64) -> metricpb::MetricWithMetadatas {
+    metricpb::MetricWithMetadatas {
+        r#type: metricpb::metric_with_metadatas::Type::TimedMetricWithStoragePolicy as i32,
+        timed_metric_with_storage_policy: Some(metricpb::TimedMetricWithStoragePolicy {
+            timed_metric: Some(metricpb::TimedMetric {
+                r#type: metricpb::MetricType::Counter as i32,
+                id: id.as_bytes().to_vec(),
+                time_nanos,
+                value,
+                annotation: vec![],
+            }),
+            storage_policy: Some(policy(10, 172_800)),
+            routing_policy: None,
+        }),
+        ..Default::default()
+    }
+}
+
+fn timed_with_metadata(id: &str, time_nanos: i64, value: f64) -> metricpb::MetricWithMetadatas {
+    metricpb::MetricWithMetadatas {
+        r#type: metricpb::metric_with_metadatas::Type::TimedMetricWithMetadata as i32,
+        timed_metric_with_metadata: Some(metricpb::TimedMetricWithMetadata {
+            metric: Some(metricpb::TimedMetric {
+                r#type: metricpb::MetricType::Gauge as i32,
+                id: id.as_bytes().to_vec(),
+                time_nanos,
+                value,
+                annotation: vec![],
+            }),
+            metadata: Some(metricpb::TimedMetadata {
+                // bit 3 = MAX
+                aggregation_id: Some(aggregationpb::AggregationId { id: 1 << 3 }),
+                storage_policy: Some(policy(60, 3_456_000)),
+                routing_policy: None,
+            }),
+        }),
+        ..Default::default()
+    }
+}
+
+/// Reads acks until `want` distinct message ids were acknowledged.
+pub fn read_acks(stream: &mut TcpStream, want: usize) -> HashSet<u64> {
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut acked = HashSet::new();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    while acked.len() < want {
+        let n = stream.read(&mut chunk).expect("reading acks");
+        assert!(n > 0, "connection closed with {} of {want} acked", acked.len());
+        buf.extend_from_slice(&chunk[..n]);
+        let mut off = 0;
+        while let Some((payload, used)) = next_frame(&buf[off..], 1 << 24).unwrap() {
+            for m in msgpb::Ack::decode(payload).unwrap().metadata {
+                acked.insert(m.id);
+            }
+            off += used;
+        }
+        buf.drain(..off);
+    }
+    acked
+}
+
+fn now_nanos() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64
+}
+
+#[test]
+fn m3msg_metrics_are_acked_and_aggregated_exactly() {
+    let sheaf = Sheaf::start("m3msg-exact", "");
+    let mut expect_counter = std::collections::BTreeMap::new();
+    let mut seq = 0;
+    let mut conns: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(sheaf.m3msg).unwrap()).collect();
+    let mut per_conn = vec![0usize; conns.len()];
+    for i in 0..3000u64 {
+        let id = format!("m3.counter.{}", i % 257);
+        let frame = message(seq, counter(&id, (i % 9) as i64 + 1));
+        *expect_counter.entry(id).or_insert(0.0) += ((i % 9) + 1) as f64;
+        let c = (i % 3) as usize;
+        conns[c].write_all(&frame).unwrap();
+        per_conn[c] += 1;
+        seq += 1;
+    }
+    let t = now_nanos() - 5_000_000_000;
+    let timed_frames = [
+        message(seq, timer("m3.timer", vec![1.0, 2.0, 3.0, 10.0])),
+        message(seq + 1, gauge("m3.gauge", 7.5)),
+        message(seq + 2, timed_with_policy("m3.timed", t, 4.0)),
+        message(seq + 3, timed_with_policy("m3.timed", t, 6.0)),
+        message(seq + 4, timed_with_metadata("m3.timed.max", t, 3.0)),
+        message(seq + 5, timed_with_metadata("m3.timed.max", t, 9.0)),
+    ];
+    for f in &timed_frames {
+        conns[0].write_all(f).unwrap();
+    }
+    per_conn[0] += timed_frames.len();
+    for (c, n) in conns.iter_mut().zip(&per_conn) {
+        assert_eq!(read_acks(c, *n).len(), *n, "every message is acknowledged");
+    }
+    sheaf.wait_metric("sheaf_ingested_values_total", &[("protocol", "m3msg")], (3000 + 4 + 1 + 4) as f64);
+    let out = sheaf.stop();
+    let got = totals(&out);
+    for (id, sum) in &expect_counter {
+        assert_eq!(got.get(&(id.clone(), "sum".into())), Some(sum), "{id}");
+    }
+    assert_eq!(got[&("m3.timer.sum".into(), "sum".into())], 16.0);
+    assert_eq!(got[&("m3.timer.upper".into(), "max".into())], 10.0);
+    assert_eq!(got[&("m3.gauge".into(), "last".into())], 7.5);
+    // Timed metrics keep their own timestamp and are emitted bare.
+    let timed: Vec<_> = out.iter().filter(|v| v.id == "m3.timed").collect();
+    assert_eq!(timed.len(), 1, "{timed:?}");
+    assert_eq!(timed[0].value, 10.0);
+    assert_eq!(timed[0].time_ns, t - t.rem_euclid(10_000_000_000) + 10_000_000_000);
+    let max: Vec<_> = out.iter().filter(|v| v.id == "m3.timed.max").collect();
+    assert_eq!(max.len(), 1, "{max:?}");
+    assert_eq!((max[0].agg.as_str(), max[0].value, max[0].policy.as_str()), ("max", 9.0, "1m:40d"));
+}

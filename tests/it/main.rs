@@ -1,0 +1,11 @@
+//! Integration tests: the real `sheaf` binary on free loopback ports, driven through its real
+#![allow(unreachable_pub)]
+//! sockets and admin API. One test binary (TiKV style), one module per subject.
+
+mod harness;
+mod layout;
+mod m3msg_ingest;
+mod m3msg_sink;
+mod malformed;
+mod statsd_ingest;
+mod config_cli;

@@ -1,0 +1,124 @@
+//! StatsD over UDP and TCP, two shard cores: exact counter sums across core hand-offs,
+//! gauges' last value, timer quantiles within the sketch bound, sets, tags.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::{TcpStream, UdpSocket};
+
+use crate::harness::{Sheaf, totals};
+
+#[test]
+fn counters_are_exact_and_nothing_is_lost_across_core_hand_offs() {
+    let sheaf = Sheaf::start("statsd-exact", "");
+    let mut want: BTreeMap<String, f64> = BTreeMap::new();
+    let mut lines_sent = 0u64;
+    // Several UDP sockets (distinct source ports spread over the cores' SO_REUSEPORT sockets).
+    let sockets: Vec<UdpSocket> = (0..8).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
+    for round in 0..50u64 {
+        for (i, s) in sockets.iter().enumerate() {
+            let mut dgram = String::new();
+            for k in 0..40u64 {
+                let series = (round * 7 + k * 13 + i as u64) % 300;
+                let v = (k % 5) + 1;
+                dgram.push_str(&format!("req.count.{series}:{v}|c\n"));
+                *want.entry(format!("req.count.{series}")).or_default() += v as f64;
+                lines_sent += 1;
+            }
+            s.send_to(dgram.as_bytes(), sheaf.statsd).unwrap();
+        }
+        // Pace the bursts so the kernel's receive buffers never overflow.
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    // And a TCP stream, with sample rates and tags in either order.
+    let mut tcp = TcpStream::connect(sheaf.statsd).unwrap();
+    for i in 0..2000u64 {
+        writeln!(tcp, "tcp.hits:1|c|@0.5|#route:/a,code:200").unwrap();
+        writeln!(tcp, "tcp.hits:2|c|#code:200,route:/a").unwrap();
+        lines_sent += 2;
+        if i % 500 == 0 {
+            tcp.flush().unwrap();
+        }
+    }
+    drop(tcp);
+    *want.entry("tcp.hits;code=200;route=/a".into()).or_default() += 2000.0 * 2.0 + 2000.0 * 2.0;
+    sheaf.wait_metric("sheaf_ingested_values_total", &[], lines_sent as f64);
+    let handed_off = sheaf.metric("sheaf_handoff_values_total", &[]);
+    assert!(handed_off > 0.0, "with two cores some values must cross cores");
+    let out = sheaf.stop();
+    let got = totals(&out);
+    for (id, sum) in &want {
+        assert_eq!(got.get(&(id.clone(), "sum".into())), Some(sum), "counter {id}");
+    }
+    assert_eq!(got.keys().filter(|(_, agg)| agg == "sum").count(), want.len(), "no unexpected counters");
+}
+
+#[test]
+fn gauges_timers_and_sets_aggregate_as_m3_does() {
+    let sheaf = Sheaf::start("statsd-types", "");
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let send = |s: &str| udp.send_to(s.as_bytes(), sheaf.statsd).unwrap();
+    send("temp:10|g\ntemp:12|g\ntemp:+3|g\nqueue:-5|g\n");
+    // 1..=1000 ms, in several datagrams, through one id.
+    let mut values: Vec<f64> = (1..=1000).map(f64::from).collect();
+    for chunk in values.chunks(50) {
+        let d: String = chunk.iter().map(|v| format!("lat:{v}|ms\n")).collect();
+        send(&d);
+    }
+    send("users:alice|s\nusers:bob|s\nusers:alice|s\nusers:carol|s\n");
+    send("size:3|h\n");
+    sheaf.wait_metric("sheaf_ingested_values_total", &[], (4 + 1000 + 4 + 1) as f64);
+    let out = sheaf.stop();
+    let get = |id: &str, agg: &str| {
+        let hits: Vec<_> = out.iter().filter(|v| v.id == id && v.agg == agg).collect();
+        assert_eq!(hits.len(), 1, "{id} {agg}: {hits:?}");
+        hits[0].value
+    };
+    assert_eq!(get("temp", "last"), 15.0, "gauge: last set value plus the delta");
+    assert_eq!(get("queue", "last"), -5.0, "a delta on a new gauge starts from 0");
+    assert_eq!(get("lat.count", "count"), 1000.0);
+    assert_eq!(get("lat.sum", "sum"), 500_500.0);
+    assert_eq!(get("lat.lower", "min"), 1.0);
+    assert_eq!(get("lat.upper", "max"), 1000.0);
+    assert_eq!(get("lat.mean", "mean"), 500.5);
+    values.sort_by(f64::total_cmp);
+    for (agg, q) in [("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("median", 0.5)] {
+        let exact = values[(q * (values.len() as f64 - 1.0)).floor() as usize];
+        let id = format!("lat.{agg}");
+        let got = get(&id, agg);
+        assert!((got - exact).abs() <= 0.01 * exact + 1e-9, "{agg}: {got} vs exact {exact}");
+    }
+    assert_eq!(get("users", "count"), 3.0, "sets count distinct members");
+    assert_eq!(get("size.count", "count"), 1.0, "histograms are timers");
+    for v in &out {
+        assert_eq!(v.policy, "10s:2d");
+        assert_eq!(v.time_ns % 10_000_000_000, 0, "stamped with the window end");
+    }
+}
+
+#[test]
+fn windows_flush_on_schedule_without_shutdown() {
+    let sheaf = Sheaf::start(
+        "statsd-schedule",
+        "  default_storage_policies: [\"1s:1h\", \"2s:1h\"]\n  flush_manager:\n    max_jitters: [{flush_interval: 1s, max_jitter_percent: 0.2}, {flush_interval: 2s, max_jitter_percent: 0.2}]\n",
+    );
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sent_at = sheaf_now();
+    udp.send_to(b"tick:1|c\n", sheaf.statsd).unwrap();
+    sheaf.wait_metric("sheaf_ingested_values_total", &[], 1.0);
+    // Both windows close within 2 s and flush within 20% of their resolution after that.
+    sheaf.wait_metric("sheaf_values_flushed_total", &[], 2.0);
+    let out = crate::harness::read_output(&sheaf.output_path());
+    assert_eq!(out.len(), 2, "{out:?}");
+    for v in &out {
+        let r: i64 = if v.policy == "1s:1h" { 1_000_000_000 } else { 2_000_000_000 };
+        assert_eq!(v.time_ns % r, 0);
+        assert!(v.time_ns > sent_at - 1_000_000_000 && v.time_ns <= sent_at + r + 1_000_000_000, "{v:?}");
+        assert_eq!(v.value, 1.0);
+    }
+    // Nothing new at shutdown: the windows were already emitted once.
+    assert_eq!(sheaf.stop().len(), 2);
+}
+
+fn sheaf_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64
+}
