@@ -15,6 +15,9 @@ mod ingest;
 mod pool;
 mod sink;
 mod stats;
+mod sync;
+#[cfg(any(test, feature = "shuttle"))]
+mod tests;
 
 pub use command::{BoundAddrs, ShardCommand};
 pub use config::{FlushSchedule, IngestConfig, PoolConfig};

@@ -1,23 +1,74 @@
 //! `SinkQueue`: the lock-free queue between the cores' flushes and one sink thread.
 //!
-//! Any core pushes (`try_push`, crossbeam `ArrayQueue`, no lock); one sink thread pops.
-//! The consumer parks when idle and a push unparks it. A full queue is reported to the
-//! pusher, which waits a bounded time and then counts the batch as dropped here.
+//! Any core pushes (`try_push`: crossbeam `ArrayQueue`, no lock); one sink thread pops.
+//! Wake-up protocol: the consumer registers its thread handle once, then loops "pop until
+//! empty; if closing, drain and stop; else park". A push unparks the registered consumer
+//! after the item is in the queue, and `close` sets the flag before unparking, so a park
+//! that follows either returns at once (the unpark token) — no wake-up is lost. Checked
+//! under shuttle in `shuttle_tests`. A full queue is reported to the pusher, which waits a
+//! bounded time and then counts the batch as dropped here.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::thread::Thread;
 use std::time::Duration;
 
-use crossbeam_queue::ArrayQueue;
 use sheaf_shard_core::FlushBatch;
+
+use crate::sync::{AtomicBool, AtomicU64, BoundedQueue, Ordering, thread};
+
+/// The queue and its wake-up protocol, generic so the protocol can be model-checked.
+pub(crate) struct WakeQueue<T> {
+    items: BoundedQueue<T>,
+    consumer: OnceLock<thread::Thread>,
+    closing: AtomicBool,
+}
+
+impl<T> WakeQueue<T> {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self { items: BoundedQueue::new(capacity.max(1)), consumer: OnceLock::new(), closing: AtomicBool::new(false) }
+    }
+
+    pub(crate) fn push(&self, item: T) -> Result<(), T> {
+        self.items.push(item)?;
+        if let Some(t) = self.consumer.get() {
+            t.unpark();
+        }
+        Ok(())
+    }
+
+    pub(crate) fn pop(&self) -> Option<T> {
+        self.items.pop()
+    }
+
+    pub(crate) fn register_consumer(&self) {
+        let _ = self.consumer.set(thread::current());
+    }
+
+    pub(crate) fn close(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        if let Some(t) = self.consumer.get() {
+            t.unpark();
+        }
+    }
+
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
+    }
+
+    /// Parks until a push or close (or, in production, the timeout as a safety net).
+    pub(crate) fn wait(&self, _timeout: Duration) {
+        if self.items.is_empty() && !self.is_closing() {
+            #[cfg(not(feature = "shuttle"))]
+            thread::park_timeout(_timeout);
+            #[cfg(feature = "shuttle")]
+            thread::park();
+        }
+    }
+}
 
 #[derive(Debug)]
 pub struct SinkQueue {
     name: String,
-    queue: ArrayQueue<Arc<FlushBatch>>,
-    consumer: OnceLock<Thread>,
-    closing: AtomicBool,
+    queue: WakeQueue<Arc<FlushBatch>>,
     /// Values that found the queue full for too long.
     pub dropped_values: AtomicU64,
     pub queued_values: AtomicU64,
@@ -25,13 +76,17 @@ pub struct SinkQueue {
     pub backlog_values: AtomicU64,
 }
 
+impl<T> std::fmt::Debug for WakeQueue<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WakeQueue")
+    }
+}
+
 impl SinkQueue {
     pub fn new(name: impl Into<String>, capacity_batches: usize) -> Arc<Self> {
         Arc::new(Self {
             name: name.into(),
-            queue: ArrayQueue::new(capacity_batches.max(1)),
-            consumer: OnceLock::new(),
-            closing: AtomicBool::new(false),
+            queue: WakeQueue::new(capacity_batches),
             dropped_values: AtomicU64::new(0),
             queued_values: AtomicU64::new(0),
             backlog_values: AtomicU64::new(0),
@@ -44,13 +99,18 @@ impl SinkQueue {
 
     pub fn try_push(&self, batch: Arc<FlushBatch>) -> Result<(), Arc<FlushBatch>> {
         let n = batch.len() as u64;
-        self.queue.push(batch)?;
-        self.queued_values.fetch_add(n, Ordering::Relaxed);
+        // Count first so the backlog never reads negative to the consumer.
         self.backlog_values.fetch_add(n, Ordering::Relaxed);
-        if let Some(t) = self.consumer.get() {
-            t.unpark();
+        match self.queue.push(batch) {
+            Ok(()) => {
+                self.queued_values.fetch_add(n, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(b) => {
+                self.backlog_values.fetch_sub(n, Ordering::Relaxed);
+                Err(b)
+            }
         }
-        Ok(())
     }
 
     pub fn count_dropped(&self, values: usize) {
@@ -59,7 +119,7 @@ impl SinkQueue {
 
     /// Called once by the sink thread before it starts popping.
     pub fn register_consumer(&self) {
-        let _ = self.consumer.set(std::thread::current());
+        self.queue.register_consumer();
     }
 
     pub fn pop(&self) -> Option<Arc<FlushBatch>> {
@@ -70,20 +130,87 @@ impl SinkQueue {
 
     /// Parks the sink thread until a push, a close or the timeout.
     pub fn wait(&self, timeout: Duration) {
-        if self.queue.is_empty() && !self.is_closing() {
-            std::thread::park_timeout(timeout);
-        }
+        self.queue.wait(timeout);
     }
 
     /// No more pushes will come: the sink drains what is queued and stops.
     pub fn close(&self) {
-        self.closing.store(true, Ordering::Release);
-        if let Some(t) = self.consumer.get() {
-            t.unpark();
-        }
+        self.queue.close();
     }
 
     pub fn is_closing(&self) -> bool {
-        self.closing.load(Ordering::Acquire)
+        self.queue.is_closing()
+    }
+}
+
+#[cfg(all(test, feature = "shuttle"))]
+mod shuttle_tests {
+    use super::WakeQueue;
+    use shuttle::sync::Arc;
+    use shuttle::thread;
+    use std::time::Duration;
+
+    /// Two producers push while the consumer runs the sink loop. The owner waits until the
+    /// consumer has taken all six items *before* closing, so every item must be taken on a
+    /// push's wake-up alone: a lost wake-up parks the consumer forever while the owner
+    /// waits, which shuttle reports as a deadlock. Then the close must stop the consumer.
+    fn sink_loop_takes_everything() {
+        let q = Arc::new(WakeQueue::<u32>::new(2));
+        let (all_taken, taken) = shuttle::sync::mpsc::channel::<()>();
+        let consumer = {
+            let q = q.clone();
+            thread::spawn(move || {
+                q.register_consumer();
+                let mut got = Vec::new();
+                loop {
+                    while let Some(v) = q.pop() {
+                        got.push(v);
+                        if got.len() == 6 {
+                            all_taken.send(()).unwrap();
+                        }
+                    }
+                    if q.is_closing() {
+                        while let Some(v) = q.pop() {
+                            got.push(v);
+                        }
+                        return got;
+                    }
+                    q.wait(Duration::from_millis(100));
+                }
+            })
+        };
+        let producers: Vec<_> = (0..2u32)
+            .map(|p| {
+                let q = q.clone();
+                thread::spawn(move || {
+                    for i in 0..3 {
+                        let mut item = p * 10 + i;
+                        // A full queue makes the producer retry, as a flush does.
+                        while let Err(back) = q.push(item) {
+                            item = back;
+                            thread::yield_now();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for p in producers {
+            p.join().unwrap();
+        }
+        taken.recv().unwrap();
+        q.close();
+        let mut got = consumer.join().unwrap();
+        got.sort_unstable();
+        assert_eq!(got, vec![0, 1, 2, 10, 11, 12]);
+    }
+
+    #[test]
+    fn shuttle_sink_wake_protocol_random() {
+        shuttle::check_random(sink_loop_takes_everything, 2000);
+    }
+
+    #[test]
+    fn shuttle_sink_wake_protocol_pct() {
+        shuttle::check_pct(sink_loop_takes_everything, 2000, 3);
     }
 }
