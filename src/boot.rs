@@ -31,7 +31,12 @@ pub fn run(path: Option<&Path>) -> anyhow::Result<()> {
     pool_config.sinks = sinks.iter().map(|s| s.queue.clone()).collect();
     let views = sinks
         .iter()
-        .map(|s| SinkView { name: s.queue.name().to_string(), kind: s.kind, queue: s.queue.clone(), metrics: s.metrics.clone() })
+        .map(|s| SinkView {
+            name: s.queue.name().to_string(),
+            kind: s.kind,
+            queue: s.queue.clone(),
+            metrics: s.metrics.clone(),
+        })
         .collect();
     let control = std::thread::Builder::new()
         .name("sheaf-control".into())
@@ -50,7 +55,8 @@ pub fn run(path: Option<&Path>) -> anyhow::Result<()> {
 
 fn init_logging(level: &str) -> anyhow::Result<()> {
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| level.to_string());
-    let filter = tracing_subscriber::EnvFilter::try_new(&filter).with_context(|| format!("logging.level: invalid filter {filter:?}"))?;
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .with_context(|| format!("logging.level: invalid filter {filter:?}"))?;
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
     Ok(())
 }
@@ -85,7 +91,12 @@ fn pool_config(config: &Config) -> anyhow::Result<PoolConfig> {
             ack_interval: config.m3msg.server.ack_interval.0,
         },
         flush: FlushSchedule {
-            max_jitters: agg.flush_manager.max_jitters.iter().map(|r| (r.flush_interval.0, r.max_jitter_percent)).collect(),
+            max_jitters: agg
+                .flush_manager
+                .max_jitters
+                .iter()
+                .map(|r| (r.flush_interval.0, r.max_jitter_percent))
+                .collect(),
             jitter_enabled: agg.flush_manager.jitter_enabled,
             seed: rand::random(),
         },

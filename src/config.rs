@@ -122,16 +122,10 @@ impl Default for Http {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct M3msg {
     pub server: M3msgServer,
-}
-
-impl Default for M3msg {
-    fn default() -> Self {
-        Self { server: M3msgServer::default() }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -439,11 +433,14 @@ impl Config {
         }
         let mut out = Vec::new();
         for (i, p) in policies.iter().enumerate() {
-            let policy: StoragePolicy = p
-                .parse()
-                .map_err(|e: sheaf_shard_core::PolicyError| invalid(format!("aggregator.default_storage_policies[{i}]"), e.to_string()))?;
+            let policy: StoragePolicy = p.parse().map_err(|e: sheaf_shard_core::PolicyError| {
+                invalid(format!("aggregator.default_storage_policies[{i}]"), e.to_string())
+            })?;
             if out.contains(&policy) {
-                return Err(invalid(format!("aggregator.default_storage_policies[{i}]"), format!("{p} is listed twice")));
+                return Err(invalid(
+                    format!("aggregator.default_storage_policies[{i}]"),
+                    format!("{p} is listed twice"),
+                ));
             }
             out.push(policy);
         }
@@ -461,7 +458,9 @@ impl Config {
                 {
                     return Err(invalid(
                         "cores",
-                        format!("cpu {cpu} is not available to this process (available: {online:?}); set pin_cores: false to run unpinned"),
+                        format!(
+                            "cpu {cpu} is not available to this process (available: {online:?}); set pin_cores: false to run unpinned"
+                        ),
                     ));
                 }
                 Ok(l.clone())

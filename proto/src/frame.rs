@@ -53,10 +53,7 @@ pub fn next_frame(buf: &[u8], max_frame_size: usize) -> Result<Option<(&[u8], us
     // A u32 always fits in usize on the 32- and 64-bit targets sheaf supports.
     let len = u32::from_be_bytes(*header) as usize;
     if len > max_frame_size {
-        return Err(FrameError::TooLarge {
-            len,
-            max: max_frame_size,
-        });
+        return Err(FrameError::TooLarge { len, max: max_frame_size });
     }
     Ok(rest.get(..len).map(|payload| (payload, HEADER_LEN + len)))
 }
@@ -68,20 +65,14 @@ mod tests {
 
     fn message(id: u64, value: &[u8]) -> msgpb::Message {
         msgpb::Message {
-            metadata: Some(msgpb::Metadata {
-                shard: 7,
-                id,
-                sent_at_nanos: 1_000 + id,
-            }),
+            metadata: Some(msgpb::Metadata { shard: 7, id, sent_at_nanos: 1_000 + id }),
             value: value.to_vec(),
         }
     }
 
     #[test]
     fn round_trip_several_frames_in_one_buffer() {
-        let msgs: Vec<_> = (0..5)
-            .map(|i| message(i, &vec![i as u8; i as usize * 3]))
-            .collect();
+        let msgs: Vec<_> = (0..5).map(|i| message(i, &vec![i as u8; i as usize * 3])).collect();
         let mut buf = Vec::new();
         for m in &msgs {
             encode_frame(m, &mut buf);
@@ -128,17 +119,11 @@ mod tests {
     #[test]
     fn oversize_is_reported_from_the_header_alone() {
         let buf = [0, 0, 1, 1];
-        assert_eq!(
-            next_frame(&buf, 256),
-            Err(FrameError::TooLarge { len: 257, max: 256 })
-        );
+        assert_eq!(next_frame(&buf, 256), Err(FrameError::TooLarge { len: 257, max: 256 }));
         assert_eq!(next_frame(&[0, 0, 1, 0], 256), Ok(None));
         assert_eq!(
             next_frame(&[0xff; 4], DEFAULT_MAX_FRAME_SIZE),
-            Err(FrameError::TooLarge {
-                len: u32::MAX as usize,
-                max: DEFAULT_MAX_FRAME_SIZE
-            })
+            Err(FrameError::TooLarge { len: u32::MAX as usize, max: DEFAULT_MAX_FRAME_SIZE })
         );
     }
 

@@ -85,11 +85,7 @@ fn counter_proto() -> metricpb::MetricWithMetadatas {
     metricpb::MetricWithMetadatas {
         r#type: metricpb::metric_with_metadatas::Type::CounterWithMetadatas as i32,
         counter_with_metadatas: Some(metricpb::CounterWithMetadatas {
-            counter: Some(metricpb::Counter {
-                id: b"up".to_vec(),
-                value: -2,
-                ..Default::default()
-            }),
+            counter: Some(metricpb::Counter { id: b"up".to_vec(), value: -2, ..Default::default() }),
             metadatas: Some(metricpb::StagedMetadatas {
                 metadatas: vec![metricpb::StagedMetadata {
                     cutover_nanos: 100,
@@ -100,10 +96,7 @@ fn counter_proto() -> metricpb::MetricWithMetadatas {
                                 id: 1 << aggregationpb::AggregationType::Sum as u64,
                             }),
                             storage_policies: vec![policypb::StoragePolicy {
-                                resolution: Some(policypb::Resolution {
-                                    window_size: 10,
-                                    precision: 1,
-                                }),
+                                resolution: Some(policypb::Resolution { window_size: 10, precision: 1 }),
                                 retention: Some(policypb::Retention { period: 300 }),
                             }],
                             ..Default::default()
@@ -122,29 +115,11 @@ fn counter_layout() {
 
     let mut scratch = Scratch::default();
     let view = decode_metric(COUNTER, 100, &mut scratch).unwrap();
-    assert_eq!(
-        view,
-        MetricView::Counter {
-            id: b"up",
-            value: -2,
-            client_time_nanos: 0
-        }
-    );
-    assert_eq!(
-        scratch.pipelines,
-        vec![PipelineView {
-            aggregation_id: 128,
-            policies: 0..1,
-            has_ops: false
-        }]
-    );
+    assert_eq!(view, MetricView::Counter { id: b"up", value: -2, client_time_nanos: 0 });
+    assert_eq!(scratch.pipelines, vec![PipelineView { aggregation_id: 128, policies: 0..1, has_ops: false }]);
     assert_eq!(
         scratch.policies,
-        vec![StoragePolicyView {
-            resolution_nanos: 10,
-            precision_nanos: 1,
-            retention_nanos: 300
-        }]
+        vec![StoragePolicyView { resolution_nanos: 10, precision_nanos: 1, retention_nanos: 300 }]
     );
     assert_eq!((scratch.tombstoned, scratch.cutover_nanos), (false, 100));
 }
@@ -156,20 +131,13 @@ fn message_and_frame_layout() {
     assert_eq!(message.len(), 60);
 
     let proto = msgpb::Message {
-        metadata: Some(msgpb::Metadata {
-            shard: 3,
-            id: 42,
-            sent_at_nanos: 1000,
-        }),
+        metadata: Some(msgpb::Metadata { shard: 3, id: 42, sent_at_nanos: 1000 }),
         value: COUNTER.to_vec(),
     };
     assert_eq!(proto.encode_to_vec(), message);
 
     let view = decode_message(&message).unwrap();
-    assert_eq!(
-        (view.shard, view.id, view.sent_at_nanos, view.value),
-        (3, 42, 1000, COUNTER)
-    );
+    assert_eq!((view.shard, view.id, view.sent_at_nanos, view.value), (3, 42, 1000, COUNTER));
 
     let mut frame = Vec::new();
     encode_frame(&proto, &mut frame);
@@ -182,16 +150,8 @@ fn message_and_frame_layout() {
 fn ack_layout() {
     let ack = msgpb::Ack {
         metadata: vec![
-            msgpb::Metadata {
-                shard: 1,
-                id: 2,
-                sent_at_nanos: 3,
-            },
-            msgpb::Metadata {
-                shard: 0,
-                id: 5,
-                sent_at_nanos: 0,
-            },
+            msgpb::Metadata { shard: 1, id: 2, sent_at_nanos: 3 },
+            msgpb::Metadata { shard: 0, id: 5, sent_at_nanos: 0 },
         ],
     };
     #[rustfmt::skip]
@@ -206,23 +166,8 @@ fn ack_layout() {
 fn timed_layout() {
     let mut scratch = Scratch::default();
     let view = decode_metric(TIMED, 0, &mut scratch).unwrap();
-    assert_eq!(
-        view,
-        MetricView::Timed {
-            kind: TimedType::Gauge,
-            id: b"g",
-            time_nanos: 7,
-            value: 1.5
-        }
-    );
-    assert_eq!(
-        scratch.pipelines,
-        vec![PipelineView {
-            aggregation_id: 0,
-            policies: 0..1,
-            has_ops: false
-        }]
-    );
+    assert_eq!(view, MetricView::Timed { kind: TimedType::Gauge, id: b"g", time_nanos: 7, value: 1.5 });
+    assert_eq!(scratch.pipelines, vec![PipelineView { aggregation_id: 0, policies: 0..1, has_ops: false }]);
     assert_eq!(scratch.policies[0].retention_nanos, 1);
 
     let proto = metricpb::MetricWithMetadatas {
@@ -251,31 +196,18 @@ fn timer_packed_and_unpacked_layouts() {
     let proto = metricpb::MetricWithMetadatas {
         r#type: 2,
         batch_timer_with_metadatas: Some(metricpb::BatchTimerWithMetadatas {
-            batch_timer: Some(metricpb::BatchTimer {
-                id: b"t".to_vec(),
-                values: vec![1.0, 2.0],
-                ..Default::default()
-            }),
+            batch_timer: Some(metricpb::BatchTimer { id: b"t".to_vec(), values: vec![1.0, 2.0], ..Default::default() }),
             metadatas: None,
         }),
         ..Default::default()
     };
     assert_eq!(proto.encode_to_vec(), TIMER_PACKED);
-    assert_eq!(
-        metricpb::MetricWithMetadatas::decode(TIMER_UNPACKED).unwrap(),
-        proto
-    );
+    assert_eq!(metricpb::MetricWithMetadatas::decode(TIMER_UNPACKED).unwrap(), proto);
 
     let mut scratch = Scratch::default();
     for buf in [TIMER_PACKED, TIMER_UNPACKED] {
         let view = decode_metric(buf, 0, &mut scratch).unwrap();
-        assert_eq!(
-            view,
-            MetricView::BatchTimer {
-                id: b"t",
-                client_time_nanos: 0
-            }
-        );
+        assert_eq!(view, MetricView::BatchTimer { id: b"t", client_time_nanos: 0 });
         assert_eq!(scratch.timer_values, vec![1.0, 2.0]);
         assert!(scratch.pipelines.is_empty());
     }

@@ -24,11 +24,7 @@ fn counter(metadatas: Vec<metricpb::StagedMetadata>) -> Vec<u8> {
     MetricWithMetadatas {
         r#type: 1,
         counter_with_metadatas: Some(metricpb::CounterWithMetadatas {
-            counter: Some(metricpb::Counter {
-                id: b"c".to_vec(),
-                value: 1,
-                ..Default::default()
-            }),
+            counter: Some(metricpb::Counter { id: b"c".to_vec(), value: 1, ..Default::default() }),
             metadatas: Some(metricpb::StagedMetadatas { metadatas }),
         }),
         ..Default::default()
@@ -46,11 +42,7 @@ fn chosen(buf: &[u8], now_nanos: i64) -> (Vec<u64>, bool) {
 
 #[test]
 fn picks_the_latest_cutover_at_or_before_now() {
-    let buf = counter(vec![
-        staged(10, false, 1),
-        staged(20, false, 2),
-        staged(30, false, 3),
-    ]);
+    let buf = counter(vec![staged(10, false, 1), staged(20, false, 2), staged(30, false, 3)]);
     assert_eq!(chosen(&buf, 25), (vec![2], false));
     assert_eq!(chosen(&buf, 20), (vec![2], false));
     assert_eq!(chosen(&buf, 1000), (vec![3], false));
@@ -58,21 +50,13 @@ fn picks_the_latest_cutover_at_or_before_now() {
 
 #[test]
 fn all_in_the_future_picks_the_earliest() {
-    let buf = counter(vec![
-        staged(30, false, 3),
-        staged(10, false, 1),
-        staged(20, false, 2),
-    ]);
+    let buf = counter(vec![staged(30, false, 3), staged(10, false, 1), staged(20, false, 2)]);
     assert_eq!(chosen(&buf, 5), (vec![1], false));
 }
 
 #[test]
 fn unsorted_input_is_handled() {
-    let buf = counter(vec![
-        staged(30, false, 3),
-        staged(10, false, 1),
-        staged(20, false, 2),
-    ]);
+    let buf = counter(vec![staged(30, false, 3), staged(10, false, 1), staged(20, false, 2)]);
     assert_eq!(chosen(&buf, 25), (vec![2], false));
 }
 
@@ -94,10 +78,7 @@ fn tombstoned_or_absent_means_no_pipelines() {
 #[test]
 fn several_pipelines_share_the_policy_vector() {
     let policy = |w| policypb::StoragePolicy {
-        resolution: Some(policypb::Resolution {
-            window_size: w,
-            precision: w,
-        }),
+        resolution: Some(policypb::Resolution { window_size: w, precision: w }),
         retention: Some(policypb::Retention { period: 100 * w }),
     };
     let sm = metricpb::StagedMetadata {
@@ -105,16 +86,11 @@ fn several_pipelines_share_the_policy_vector() {
         tombstoned: false,
         metadata: Some(metricpb::Metadata {
             pipelines: vec![
-                metricpb::PipelineMetadata {
-                    storage_policies: vec![policy(1), policy(2)],
-                    ..Default::default()
-                },
+                metricpb::PipelineMetadata { storage_policies: vec![policy(1), policy(2)], ..Default::default() },
                 metricpb::PipelineMetadata::default(),
                 metricpb::PipelineMetadata {
                     storage_policies: vec![policy(3)],
-                    pipeline: Some(sheaf_proto::pipelinepb::AppliedPipeline {
-                        ops: vec![Default::default()],
-                    }),
+                    pipeline: Some(sheaf_proto::pipelinepb::AppliedPipeline { ops: vec![Default::default()] }),
                     ..Default::default()
                 },
             ],
@@ -124,11 +100,7 @@ fn several_pipelines_share_the_policy_vector() {
     decode_metric(&counter(vec![sm]), 0, &mut scratch).unwrap();
     let windows = |i: usize| -> Vec<i64> {
         let p = &scratch.pipelines[i];
-        scratch
-            .policies_of(p)
-            .iter()
-            .map(|p| p.resolution_nanos)
-            .collect()
+        scratch.policies_of(p).iter().map(|p| p.resolution_nanos).collect()
     };
     assert_eq!(scratch.pipelines.len(), 3);
     assert_eq!(windows(0), vec![1, 2]);
@@ -161,14 +133,7 @@ fn timed_metadata_gives_one_pipeline() {
     .encode_to_vec();
     let mut scratch = Scratch::default();
     let view = decode_metric(&buf, 0, &mut scratch).unwrap();
-    assert!(matches!(
-        view,
-        MetricView::Timed {
-            time_nanos: 9,
-            value: 2.0,
-            ..
-        }
-    ));
+    assert!(matches!(view, MetricView::Timed { time_nanos: 9, value: 2.0, .. }));
     assert_eq!(scratch.pipelines.len(), 1);
     assert_eq!(scratch.pipelines[0].aggregation_id, 6);
     // Absent storage policy: default policies.
@@ -183,18 +148,9 @@ fn errors() {
         forwarded_metric_with_metadata: Some(Default::default()),
         ..Default::default()
     };
-    assert_eq!(
-        decode_metric(&forwarded.encode_to_vec(), 0, &mut scratch),
-        Err(DecodeError::Unsupported(4))
-    );
-    assert_eq!(
-        decode_metric(&[], 0, &mut scratch),
-        Err(DecodeError::Unsupported(0))
-    );
-    assert_eq!(
-        decode_metric(&[0x08, 0x03], 0, &mut scratch),
-        Err(DecodeError::MissingField("gauge_with_metadatas"))
-    );
+    assert_eq!(decode_metric(&forwarded.encode_to_vec(), 0, &mut scratch), Err(DecodeError::Unsupported(4)));
+    assert_eq!(decode_metric(&[], 0, &mut scratch), Err(DecodeError::Unsupported(0)));
+    assert_eq!(decode_metric(&[0x08, 0x03], 0, &mut scratch), Err(DecodeError::MissingField("gauge_with_metadatas")));
     // Timed metric with type UNKNOWN.
     assert_eq!(
         decode_metric(&[0x08, 0x06, 0x3a, 0x02, 0x0a, 0x00], 0, &mut scratch),
@@ -202,24 +158,13 @@ fn errors() {
     );
     // A group inside the counter.
     assert_eq!(
-        decode_metric(
-            &[0x08, 0x01, 0x12, 0x04, 0x0a, 0x02, 0x1b, 0x1c],
-            0,
-            &mut scratch
-        ),
+        decode_metric(&[0x08, 0x01, 0x12, 0x04, 0x0a, 0x02, 0x1b, 0x1c], 0, &mut scratch),
         Err(DecodeError::GroupUnsupported { field: 3 })
     );
     // Counter value with a length-delimited wire type.
     assert_eq!(
-        decode_metric(
-            &[0x08, 0x01, 0x12, 0x04, 0x0a, 0x02, 0x12, 0x00],
-            0,
-            &mut scratch
-        ),
-        Err(DecodeError::BadWireType {
-            field: 2,
-            wire_type: 2
-        })
+        decode_metric(&[0x08, 0x01, 0x12, 0x04, 0x0a, 0x02, 0x12, 0x00], 0, &mut scratch),
+        Err(DecodeError::BadWireType { field: 2, wire_type: 2 })
     );
 }
 
@@ -229,10 +174,7 @@ fn reasons_are_distinct_snake_case() {
         DecodeError::Truncated,
         DecodeError::BadVarint,
         DecodeError::BadFieldNumber,
-        DecodeError::BadWireType {
-            field: 1,
-            wire_type: 6,
-        },
+        DecodeError::BadWireType { field: 1, wire_type: 6 },
         DecodeError::GroupUnsupported { field: 1 },
         DecodeError::BadPackedLength { field: 2, len: 3 },
         DecodeError::MissingField("x"),
@@ -240,11 +182,7 @@ fn reasons_are_distinct_snake_case() {
         DecodeError::UnsupportedTimedType(0),
     ];
     let mut reasons: Vec<_> = all.iter().map(DecodeError::reason).collect();
-    assert!(
-        reasons
-            .iter()
-            .all(|r| r.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
-    );
+    assert!(reasons.iter().all(|r| r.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')));
     assert_eq!(DecodeError::Truncated.reason(), "truncated");
     assert_eq!(DecodeError::Unsupported(4).reason(), "unsupported_type");
     reasons.sort();
@@ -266,9 +204,7 @@ fn scratch_is_cleared_between_decodes() {
                 values: vec![1.0, 2.0, 3.0],
                 ..Default::default()
             }),
-            metadatas: Some(metricpb::StagedMetadatas {
-                metadatas: vec![staged(0, true, 1)],
-            }),
+            metadatas: Some(metricpb::StagedMetadatas { metadatas: vec![staged(0, true, 1)] }),
         }),
         ..Default::default()
     };
@@ -278,14 +214,7 @@ fn scratch_is_cleared_between_decodes() {
     assert!(scratch.tombstoned);
     let gauge = [0x08, 0x03, 0x22, 0x00];
     let view = decode_metric(&gauge, 0, &mut scratch).unwrap();
-    assert_eq!(
-        view,
-        MetricView::Gauge {
-            id: b"",
-            value: 0.0,
-            client_time_nanos: 0
-        }
-    );
+    assert_eq!(view, MetricView::Gauge { id: b"", value: 0.0, client_time_nanos: 0 });
     assert!(scratch.timer_values.is_empty() && scratch.pipelines.is_empty());
     assert!(scratch.policies.is_empty() && !scratch.tombstoned);
 }

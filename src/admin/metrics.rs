@@ -63,7 +63,11 @@ pub(super) fn render(state: &AdminState) -> String {
     o.family("sheaf_ingested_values_total", "counter", "Values decoded off this core's sockets.");
     for c in &cores {
         for p in Protocol::ALL {
-            o.sample("sheaf_ingested_values_total", &[("core", &c.core.to_string()), ("protocol", p.name())], c.ingested[p as usize]);
+            o.sample(
+                "sheaf_ingested_values_total",
+                &[("core", &c.core.to_string()), ("protocol", p.name())],
+                c.ingested[p as usize],
+            );
         }
     }
     o.family("sheaf_rejected_values_total", "counter", "Frames, messages or lines rejected, by reason.");
@@ -77,24 +81,64 @@ pub(super) fn render(state: &AdminState) -> String {
         }
         let a = &c.aggregation;
         for (reason, n) in [("timed_too_late", a.timed_too_late), ("timed_too_early", a.timed_too_early)] {
-            o.sample("sheaf_rejected_values_total", &[("core", &c.core.to_string()), ("protocol", "any"), ("reason", reason)], n);
+            o.sample(
+                "sheaf_rejected_values_total",
+                &[("core", &c.core.to_string()), ("protocol", "any"), ("reason", reason)],
+                n,
+            );
         }
     }
-    o.per_core("sheaf_handoff_values_total", "counter", "Values this core decoded and handed to the core owning their shard.", &cores, |c| c.handed_off_values as f64);
+    o.per_core(
+        "sheaf_handoff_values_total",
+        "counter",
+        "Values this core decoded and handed to the core owning their shard.",
+        &cores,
+        |c| c.handed_off_values as f64,
+    );
     let depths = queue_depths(&cores);
-    o.per_core("sheaf_handoff_queue_depth_batches", "gauge", "Hand-off batches sent to this core and not yet applied.", &cores, |c| depths[c.core] as f64);
+    o.per_core(
+        "sheaf_handoff_queue_depth_batches",
+        "gauge",
+        "Hand-off batches sent to this core and not yet applied.",
+        &cores,
+        |c| depths[c.core] as f64,
+    );
     o.per_core("sheaf_series", "gauge", "Series held by this core.", &cores, |c| c.series as f64);
-    o.per_core("sheaf_series_created_total", "counter", "Series created.", &cores, |c| c.aggregation.series_created as f64);
-    o.per_core("sheaf_series_expired_total", "counter", "Series forgotten after entry_ttl.", &cores, |c| c.aggregation.series_expired as f64);
-    o.per_core("sheaf_values_applied_total", "counter", "Values aggregated by the owning core.", &cores, |c| c.aggregation.values_applied as f64);
-    o.per_core("sheaf_windows_flushed_total", "counter", "Windows flushed.", &cores, |c| c.aggregation.windows_flushed as f64);
-    o.per_core("sheaf_values_flushed_total", "counter", "Aggregated values emitted.", &cores, |c| c.aggregation.values_flushed as f64);
-    o.per_core("sheaf_nan_discarded_total", "counter", "NaN aggregated values discarded.", &cores, |c| c.aggregation.nan_discarded as f64);
+    o.per_core("sheaf_series_created_total", "counter", "Series created.", &cores, |c| {
+        c.aggregation.series_created as f64
+    });
+    o.per_core("sheaf_series_expired_total", "counter", "Series forgotten after entry_ttl.", &cores, |c| {
+        c.aggregation.series_expired as f64
+    });
+    o.per_core("sheaf_values_applied_total", "counter", "Values aggregated by the owning core.", &cores, |c| {
+        c.aggregation.values_applied as f64
+    });
+    o.per_core("sheaf_windows_flushed_total", "counter", "Windows flushed.", &cores, |c| {
+        c.aggregation.windows_flushed as f64
+    });
+    o.per_core("sheaf_values_flushed_total", "counter", "Aggregated values emitted.", &cores, |c| {
+        c.aggregation.values_flushed as f64
+    });
+    o.per_core("sheaf_nan_discarded_total", "counter", "NaN aggregated values discarded.", &cores, |c| {
+        c.aggregation.nan_discarded as f64
+    });
     o.per_core("sheaf_flush_rounds_total", "counter", "Flush rounds run.", &cores, |c| c.flush_rounds as f64);
-    o.per_core("sheaf_flush_duration_seconds", "gauge", "Duration of the last flush round.", &cores, |c| c.last_flush_duration_ns as f64 / 1e9);
-    o.per_core("sheaf_flush_duration_seconds_total", "counter", "Time spent flushing.", &cores, |c| c.flush_duration_ns_total as f64 / 1e9);
-    o.per_core("sheaf_flush_lag_seconds", "gauge", "How long after its scheduled time the last round finished queuing.", &cores, |c| c.last_flush_lag_ns as f64 / 1e9);
-    o.per_core("sheaf_m3msg_acked_messages_total", "counter", "m3msg messages acknowledged.", &cores, |c| c.acked_messages as f64);
+    o.per_core("sheaf_flush_duration_seconds", "gauge", "Duration of the last flush round.", &cores, |c| {
+        c.last_flush_duration_ns as f64 / 1e9
+    });
+    o.per_core("sheaf_flush_duration_seconds_total", "counter", "Time spent flushing.", &cores, |c| {
+        c.flush_duration_ns_total as f64 / 1e9
+    });
+    o.per_core(
+        "sheaf_flush_lag_seconds",
+        "gauge",
+        "How long after its scheduled time the last round finished queuing.",
+        &cores,
+        |c| c.last_flush_lag_ns as f64 / 1e9,
+    );
+    o.per_core("sheaf_m3msg_acked_messages_total", "counter", "m3msg messages acknowledged.", &cores, |c| {
+        c.acked_messages as f64
+    });
     o.per_core("sheaf_open_connections", "gauge", "Open ingest connections.", &cores, |c| c.open_connections as f64);
 
     o.family("sheaf_sink_backlog_values", "gauge", "Values queued for a sink and not yet taken.");

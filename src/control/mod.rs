@@ -12,7 +12,8 @@ use crate::admin::{self, AdminState, SinkView};
 use crate::config::Config;
 
 pub fn run(config: Config, pool_config: PoolConfig, sinks: Vec<SinkView>) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("building the control runtime")?;
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("building the control runtime")?;
     runtime.block_on(serve(config, pool_config, sinks))
 }
 

@@ -71,5 +71,5 @@ fn write_value(
     write!(out, ",\"time_ns\":{},\"value\":", v.time_nanos)?;
     serde_json::to_writer(&mut *out, &v.value)?;
     let policy = policies.entry(v.policy).or_insert_with(|| v.policy.to_string());
-    write!(out, ",\"policy\":\"{policy}\",\"agg\":\"{}\",\"type\":\"{}\"}}\n", v.agg.name(), v.metric_type.name())
+    writeln!(out, ",\"policy\":\"{policy}\",\"agg\":\"{}\",\"type\":\"{}\"}}", v.agg.name(), v.metric_type.name())
 }

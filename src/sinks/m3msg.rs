@@ -81,13 +81,14 @@ pub(super) fn run(queue: Arc<SinkQueue>, metrics: Arc<SinkMetrics>, config: M3ms
             }
         }
         // 3. Send what is new or due for a retry; read acks.
-        if let Some(c) = &mut conn {
-            if let Err(e) = send_due(c, &mut pending, &config, &metrics).and_then(|_| read_acks(c, &mut pending, &metrics)) {
-                tracing::warn!(endpoint = %config.endpoint, error = %e, "m3msg sink connection lost");
-                metrics.connected.store(0, Ordering::Relaxed);
-                conn = None;
-                next_connect = Instant::now() + backoff;
-            }
+        if let Some(c) = &mut conn
+            && let Err(e) =
+                send_due(c, &mut pending, &config, &metrics).and_then(|_| read_acks(c, &mut pending, &metrics))
+        {
+            tracing::warn!(endpoint = %config.endpoint, error = %e, "m3msg sink connection lost");
+            metrics.connected.store(0, Ordering::Relaxed);
+            conn = None;
+            next_connect = Instant::now() + backoff;
         }
         // 4. Expire what outlived its TTL.
         let ttl = config.message_ttl.0;

@@ -14,7 +14,8 @@ fn check(text: &str) -> (bool, String) {
 
 #[test]
 fn check_config_accepts_the_template_and_names_bad_keys() {
-    let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tuning/config-template.yaml")).unwrap();
+    let template =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tuning/config-template.yaml")).unwrap();
     let (ok, msg) = check(&template);
     assert!(ok, "template must validate: {msg}");
     for (text, key) in [

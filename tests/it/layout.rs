@@ -5,7 +5,11 @@
 use std::collections::{BTreeSet, HashMap};
 use std::process::Command;
 
-fn dependency_closure(nodes: &HashMap<String, Vec<String>>, names: &HashMap<String, String>, root: &str) -> BTreeSet<String> {
+fn dependency_closure(
+    nodes: &HashMap<String, Vec<String>>,
+    names: &HashMap<String, String>,
+    root: &str,
+) -> BTreeSet<String> {
     let root_id = names.iter().find(|(_, n)| *n == root).map(|(id, _)| id.clone()).expect(root);
     let mut seen = BTreeSet::new();
     let mut stack = vec![root_id];

@@ -2,10 +2,10 @@
 #![allow(unreachable_pub)]
 //! sockets and admin API. One test binary (TiKV style), one module per subject.
 
+mod config_cli;
 mod harness;
 mod layout;
 mod m3msg_ingest;
 mod m3msg_sink;
 mod malformed;
 mod statsd_ingest;
-mod config_cli;

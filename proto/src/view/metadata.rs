@@ -67,11 +67,7 @@ impl Scratch {
     pub(super) fn push_single(&mut self, aggregation_id: u64, policy: Option<StoragePolicyView>) {
         let start = self.policies.len();
         self.policies.extend(policy);
-        self.pipelines.push(PipelineView {
-            aggregation_id,
-            policies: start..self.policies.len(),
-            has_ops: false,
-        });
+        self.pipelines.push(PipelineView { aggregation_id, policies: start..self.policies.len(), has_ops: false });
     }
 }
 
@@ -87,10 +83,7 @@ pub(super) fn merge_aggregation_id(buf: &[u8], id: &mut u64) -> Result<(), Decod
 }
 
 /// Merges a `policypb.StoragePolicy` body into `policy`.
-pub(super) fn merge_storage_policy(
-    buf: &[u8],
-    policy: &mut StoragePolicyView,
-) -> Result<(), DecodeError> {
+pub(super) fn merge_storage_policy(buf: &[u8], policy: &mut StoragePolicyView) -> Result<(), DecodeError> {
     for field in Fields::new(buf) {
         let field = field?;
         match field.number {
@@ -185,16 +178,10 @@ impl<'a> StagedSelector<'a> {
 
     fn offer(&mut self, c: Candidate<'a>, now_nanos: i64) {
         if c.cutover_nanos <= now_nanos {
-            if self
-                .at_or_before
-                .is_none_or(|best| c.cutover_nanos >= best.cutover_nanos)
-            {
+            if self.at_or_before.is_none_or(|best| c.cutover_nanos >= best.cutover_nanos) {
                 self.at_or_before = Some(c);
             }
-        } else if self
-            .after
-            .is_none_or(|best| c.cutover_nanos < best.cutover_nanos)
-        {
+        } else if self.after.is_none_or(|best| c.cutover_nanos < best.cutover_nanos) {
             self.after = Some(c);
         }
     }
@@ -222,11 +209,7 @@ impl<'a> StagedSelector<'a> {
 /// Reads the cutover and tombstone of a `metricpb.StagedMetadata` body and checks
 /// its framing; the metadata itself is only decoded if it is chosen.
 fn scan_staged_metadata(body: &[u8]) -> Result<Candidate<'_>, DecodeError> {
-    let mut c = Candidate {
-        cutover_nanos: 0,
-        tombstoned: false,
-        body,
-    };
+    let mut c = Candidate { cutover_nanos: 0, tombstoned: false, body };
     for field in Fields::new(body) {
         let field = field?;
         match field.number {
@@ -287,10 +270,6 @@ fn decode_pipeline(buf: &[u8], scratch: &mut Scratch) -> Result<(), DecodeError>
             _ => {}
         }
     }
-    scratch.pipelines.push(PipelineView {
-        aggregation_id,
-        policies: start..scratch.policies.len(),
-        has_ops,
-    });
+    scratch.pipelines.push(PipelineView { aggregation_id, policies: start..scratch.policies.len(), has_ops });
     Ok(())
 }

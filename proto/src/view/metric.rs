@@ -98,11 +98,7 @@ pub enum MetricView<'a> {
 /// [`DecodeError::Unsupported`]; an absent payload gives
 /// [`DecodeError::MissingField`]; a timed metric whose type is not COUNTER, TIMER
 /// or GAUGE gives [`DecodeError::UnsupportedTimedType`].
-pub fn decode_metric<'a>(
-    buf: &'a [u8],
-    now_nanos: i64,
-    scratch: &mut Scratch,
-) -> Result<MetricView<'a>, DecodeError> {
+pub fn decode_metric<'a>(buf: &'a [u8], now_nanos: i64, scratch: &mut Scratch) -> Result<MetricView<'a>, DecodeError> {
     scratch.clear();
     let ty = metric_type(buf)?;
     let payload = match ty {
@@ -168,13 +164,7 @@ struct Wrapper<'a> {
 }
 
 impl<'a> Wrapper<'a> {
-    fn merge(
-        &mut self,
-        ty: i32,
-        buf: &'a [u8],
-        now_nanos: i64,
-        scratch: &mut Scratch,
-    ) -> Result<(), DecodeError> {
+    fn merge(&mut self, ty: i32, buf: &'a [u8], now_nanos: i64, scratch: &mut Scratch) -> Result<(), DecodeError> {
         for field in Fields::new(buf) {
             let field = field?;
             match (field.number, ty) {
@@ -184,12 +174,8 @@ impl<'a> Wrapper<'a> {
                 }
                 (1, GAUGE_WITH_METADATAS) => merge_gauge(field.bytes()?, &mut self.metric)?,
                 (1, _) => merge_timed_metric(field.bytes()?, &mut self.metric)?,
-                (2, TIMED_METRIC_WITH_METADATA) => {
-                    self.timed.merge_timed_metadata(field.bytes()?)?
-                }
-                (2, TIMED_METRIC_WITH_STORAGE_POLICY) => {
-                    self.timed.merge_storage_policy(field.bytes()?)?
-                }
+                (2, TIMED_METRIC_WITH_METADATA) => self.timed.merge_timed_metadata(field.bytes()?)?,
+                (2, TIMED_METRIC_WITH_STORAGE_POLICY) => self.timed.merge_storage_policy(field.bytes()?)?,
                 (2, _) => self.staged.merge(field.bytes()?, now_nanos)?,
                 // TimedMetricWithStoragePolicy.routing_policy: not interpreted.
                 (3, TIMED_METRIC_WITH_STORAGE_POLICY) => {
@@ -206,42 +192,24 @@ impl<'a> Wrapper<'a> {
         match ty {
             COUNTER_WITH_METADATAS => {
                 self.staged.apply(scratch)?;
-                Ok(MetricView::Counter {
-                    id: m.id,
-                    value: m.int_value,
-                    client_time_nanos: m.client_time_nanos,
-                })
+                Ok(MetricView::Counter { id: m.id, value: m.int_value, client_time_nanos: m.client_time_nanos })
             }
             BATCH_TIMER_WITH_METADATAS => {
                 self.staged.apply(scratch)?;
-                Ok(MetricView::BatchTimer {
-                    id: m.id,
-                    client_time_nanos: m.client_time_nanos,
-                })
+                Ok(MetricView::BatchTimer { id: m.id, client_time_nanos: m.client_time_nanos })
             }
             GAUGE_WITH_METADATAS => {
                 self.staged.apply(scratch)?;
-                Ok(MetricView::Gauge {
-                    id: m.id,
-                    value: m.float_value,
-                    client_time_nanos: m.client_time_nanos,
-                })
+                Ok(MetricView::Gauge { id: m.id, value: m.float_value, client_time_nanos: m.client_time_nanos })
             }
             _ => {
                 let kind = TimedType::from_proto(m.timed_type)?;
                 match ty {
                     TIMED_METRIC_WITH_METADATAS => self.staged.apply(scratch)?,
-                    TIMED_METRIC_WITH_METADATA => {
-                        scratch.push_single(self.timed.aggregation_id, self.timed.policy)
-                    }
+                    TIMED_METRIC_WITH_METADATA => scratch.push_single(self.timed.aggregation_id, self.timed.policy),
                     _ => scratch.push_single(0, self.timed.policy),
                 }
-                Ok(MetricView::Timed {
-                    kind,
-                    id: m.id,
-                    time_nanos: m.time_nanos,
-                    value: m.float_value,
-                })
+                Ok(MetricView::Timed { kind, id: m.id, time_nanos: m.time_nanos, value: m.float_value })
             }
         }
     }
@@ -265,11 +233,7 @@ fn merge_counter<'a>(buf: &'a [u8], m: &mut MetricFields<'a>) -> Result<(), Deco
 }
 
 /// Merges a `metricpb.BatchTimer` body: id=1, values=2, annotation=3, client_time_nanos=4.
-fn merge_batch_timer<'a>(
-    buf: &'a [u8],
-    m: &mut MetricFields<'a>,
-    values: &mut Vec<f64>,
-) -> Result<(), DecodeError> {
+fn merge_batch_timer<'a>(buf: &'a [u8], m: &mut MetricFields<'a>, values: &mut Vec<f64>) -> Result<(), DecodeError> {
     for field in Fields::new(buf) {
         let field = field?;
         match field.number {

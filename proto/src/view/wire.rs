@@ -38,11 +38,7 @@ pub(super) fn decode_varint(buf: &[u8]) -> Result<(u64, usize), DecodeError> {
             return Ok((value, i + 1));
         }
     }
-    if buf.len() < MAX_VARINT_LEN {
-        Err(DecodeError::Truncated)
-    } else {
-        Err(DecodeError::BadVarint)
-    }
+    if buf.len() < MAX_VARINT_LEN { Err(DecodeError::Truncated) } else { Err(DecodeError::BadVarint) }
 }
 
 /// The value of one field, as framed by its wire type.
@@ -72,10 +68,7 @@ impl<'a> Field<'a> {
     }
 
     fn bad_wire_type(&self) -> DecodeError {
-        DecodeError::BadWireType {
-            field: self.number,
-            wire_type: self.wire_type(),
-        }
+        DecodeError::BadWireType { field: self.number, wire_type: self.wire_type() }
     }
 
     /// The value of a varint-typed field (`int64`, `uint64`, `int32`, `bool`, enums).
@@ -112,10 +105,7 @@ impl<'a> Field<'a> {
             Value::Bytes(b) => {
                 let (chunks, rest) = b.as_chunks::<8>();
                 if !rest.is_empty() {
-                    return Err(DecodeError::BadPackedLength {
-                        field: self.number,
-                        len: b.len(),
-                    });
+                    return Err(DecodeError::BadPackedLength { field: self.number, len: b.len() });
                 }
                 out.extend(chunks.iter().map(|c| f64::from_le_bytes(*c)));
             }
@@ -177,10 +167,7 @@ impl<'a> Fields<'a> {
             }
             START_GROUP | END_GROUP => return Err(DecodeError::GroupUnsupported { field: number }),
             wire_type => {
-                return Err(DecodeError::BadWireType {
-                    field: number,
-                    wire_type,
-                });
+                return Err(DecodeError::BadWireType { field: number, wire_type });
             }
         };
         Ok(Field { number, value })
@@ -247,49 +234,22 @@ mod tests {
         assert_eq!(
             fields,
             vec![
-                Field {
-                    number: 1,
-                    value: Value::Varint(150)
-                },
-                Field {
-                    number: 2,
-                    value: Value::Fixed64(1)
-                },
-                Field {
-                    number: 3,
-                    value: Value::Bytes(b"hi")
-                },
-                Field {
-                    number: 4,
-                    value: Value::Fixed32
-                },
+                Field { number: 1, value: Value::Varint(150) },
+                Field { number: 2, value: Value::Fixed64(1) },
+                Field { number: 3, value: Value::Bytes(b"hi") },
+                Field { number: 4, value: Value::Fixed32 },
             ]
         );
     }
 
     #[test]
     fn rejects_groups_bad_wire_types_and_field_zero() {
-        assert_eq!(
-            collect(&[0x0b]),
-            Err(DecodeError::GroupUnsupported { field: 1 })
-        );
-        assert_eq!(
-            collect(&[0x0c]),
-            Err(DecodeError::GroupUnsupported { field: 1 })
-        );
-        assert_eq!(
-            collect(&[0x0e]),
-            Err(DecodeError::BadWireType {
-                field: 1,
-                wire_type: 6
-            })
-        );
+        assert_eq!(collect(&[0x0b]), Err(DecodeError::GroupUnsupported { field: 1 }));
+        assert_eq!(collect(&[0x0c]), Err(DecodeError::GroupUnsupported { field: 1 }));
+        assert_eq!(collect(&[0x0e]), Err(DecodeError::BadWireType { field: 1, wire_type: 6 }));
         assert_eq!(collect(&[0x00, 0x00]), Err(DecodeError::BadFieldNumber));
         // Key above u32::MAX.
-        assert_eq!(
-            collect(&[0x80, 0x80, 0x80, 0x80, 0x10, 0x00]),
-            Err(DecodeError::BadFieldNumber)
-        );
+        assert_eq!(collect(&[0x80, 0x80, 0x80, 0x80, 0x10, 0x00]), Err(DecodeError::BadFieldNumber));
     }
 
     #[test]
@@ -304,41 +264,17 @@ mod tests {
     fn doubles_packed_and_unpacked() {
         let mut out = Vec::new();
         let one = 1.5f64.to_le_bytes();
-        Field {
-            number: 2,
-            value: Value::Fixed64(u64::from_le_bytes(one)),
-        }
-        .push_doubles(&mut out)
-        .unwrap();
-        let packed: Vec<u8> = [2.0f64, -3.0]
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect();
-        Field {
-            number: 2,
-            value: Value::Bytes(&packed),
-        }
-        .push_doubles(&mut out)
-        .unwrap();
+        Field { number: 2, value: Value::Fixed64(u64::from_le_bytes(one)) }.push_doubles(&mut out).unwrap();
+        let packed: Vec<u8> = [2.0f64, -3.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        Field { number: 2, value: Value::Bytes(&packed) }.push_doubles(&mut out).unwrap();
         assert_eq!(out, vec![1.5, 2.0, -3.0]);
         assert_eq!(
-            Field {
-                number: 2,
-                value: Value::Bytes(&packed[..9])
-            }
-            .push_doubles(&mut out),
+            Field { number: 2, value: Value::Bytes(&packed[..9]) }.push_doubles(&mut out),
             Err(DecodeError::BadPackedLength { field: 2, len: 9 })
         );
         assert_eq!(
-            Field {
-                number: 2,
-                value: Value::Varint(1)
-            }
-            .push_doubles(&mut out),
-            Err(DecodeError::BadWireType {
-                field: 2,
-                wire_type: 0
-            })
+            Field { number: 2, value: Value::Varint(1) }.push_doubles(&mut out),
+            Err(DecodeError::BadWireType { field: 2, wire_type: 0 })
         );
     }
 }

@@ -12,26 +12,10 @@ use sheaf_proto::view::{self, DecodeError, MetricView, Scratch, StoragePolicyVie
 /// Owned, bit-exact (doubles compared by bits, so NaN equals itself) decoded metric.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Metric {
-    Counter {
-        id: Vec<u8>,
-        value: i64,
-        client_time_nanos: i64,
-    },
-    BatchTimer {
-        id: Vec<u8>,
-        client_time_nanos: i64,
-    },
-    Gauge {
-        id: Vec<u8>,
-        value: u64,
-        client_time_nanos: i64,
-    },
-    Timed {
-        kind: TimedType,
-        id: Vec<u8>,
-        time_nanos: i64,
-        value: u64,
-    },
+    Counter { id: Vec<u8>, value: i64, client_time_nanos: i64 },
+    BatchTimer { id: Vec<u8>, client_time_nanos: i64 },
+    Gauge { id: Vec<u8>, value: u64, client_time_nanos: i64 },
+    Timed { kind: TimedType, id: Vec<u8>, time_nanos: i64, value: u64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,34 +54,19 @@ fn timed_kind(m: &Option<metricpb::TimedMetric>) -> Result<TimedType, DecodeErro
 
 fn timed_metric(kind: TimedType, m: &Option<metricpb::TimedMetric>) -> Metric {
     let m = m.clone().unwrap_or_default();
-    Metric::Timed {
-        kind,
-        id: m.id,
-        time_nanos: m.time_nanos,
-        value: m.value.to_bits(),
-    }
+    Metric::Timed { kind, id: m.id, time_nanos: m.time_nanos, value: m.value.to_bits() }
 }
 
 /// The rule: the largest cutover <= now (last on ties), else the smallest cutover
 /// (first on ties); tombstoned or none: no pipelines.
-fn select(
-    staged: &Option<metricpb::StagedMetadatas>,
-    now_nanos: i64,
-) -> (Vec<Pipeline>, bool, i64) {
-    let sms = staged
-        .as_ref()
-        .map(|s| s.metadatas.as_slice())
-        .unwrap_or_default();
+fn select(staged: &Option<metricpb::StagedMetadatas>, now_nanos: i64) -> (Vec<Pipeline>, bool, i64) {
+    let sms = staged.as_ref().map(|s| s.metadatas.as_slice()).unwrap_or_default();
     let chosen = sms
         .iter()
         .enumerate()
         .filter(|(_, s)| s.cutover_nanos <= now_nanos)
         .max_by_key(|&(i, s)| (s.cutover_nanos, i))
-        .or_else(|| {
-            sms.iter()
-                .enumerate()
-                .min_by_key(|&(i, s)| (s.cutover_nanos, i))
-        });
+        .or_else(|| sms.iter().enumerate().min_by_key(|&(i, s)| (s.cutover_nanos, i)));
     let Some((_, sm)) = chosen else {
         return (Vec::new(), false, 0);
     };
@@ -124,13 +93,7 @@ pub(crate) fn reference(m: &MetricWithMetadatas, now_nanos: i64) -> Result<Decod
     let missing = DecodeError::MissingField;
     let staged = |metric, timer_values, staged: &Option<metricpb::StagedMetadatas>| {
         let (pipelines, tombstoned, cutover_nanos) = select(staged, now_nanos);
-        Decoded {
-            metric,
-            timer_values,
-            pipelines,
-            tombstoned,
-            cutover_nanos,
-        }
+        Decoded { metric, timer_values, pipelines, tombstoned, cutover_nanos }
     };
     let single = |metric, aggregation_id, policy: Option<&policypb::StoragePolicy>| Decoded {
         metric,
@@ -145,80 +108,39 @@ pub(crate) fn reference(m: &MetricWithMetadatas, now_nanos: i64) -> Result<Decod
     };
     match m.r#type {
         1 => {
-            let w = m
-                .counter_with_metadatas
-                .as_ref()
-                .ok_or(missing("counter_with_metadatas"))?;
+            let w = m.counter_with_metadatas.as_ref().ok_or(missing("counter_with_metadatas"))?;
             let c = w.counter.clone().unwrap_or_default();
-            let metric = Metric::Counter {
-                id: c.id,
-                value: c.value,
-                client_time_nanos: c.client_time_nanos,
-            };
+            let metric = Metric::Counter { id: c.id, value: c.value, client_time_nanos: c.client_time_nanos };
             Ok(staged(metric, Vec::new(), &w.metadatas))
         }
         2 => {
-            let w = m
-                .batch_timer_with_metadatas
-                .as_ref()
-                .ok_or(missing("batch_timer_with_metadatas"))?;
+            let w = m.batch_timer_with_metadatas.as_ref().ok_or(missing("batch_timer_with_metadatas"))?;
             let t = w.batch_timer.clone().unwrap_or_default();
-            let metric = Metric::BatchTimer {
-                id: t.id,
-                client_time_nanos: t.client_time_nanos,
-            };
+            let metric = Metric::BatchTimer { id: t.id, client_time_nanos: t.client_time_nanos };
             let values = t.values.iter().map(|v| v.to_bits()).collect();
             Ok(staged(metric, values, &w.metadatas))
         }
         3 => {
-            let w = m
-                .gauge_with_metadatas
-                .as_ref()
-                .ok_or(missing("gauge_with_metadatas"))?;
+            let w = m.gauge_with_metadatas.as_ref().ok_or(missing("gauge_with_metadatas"))?;
             let g = w.gauge.clone().unwrap_or_default();
-            let metric = Metric::Gauge {
-                id: g.id,
-                value: g.value.to_bits(),
-                client_time_nanos: g.client_time_nanos,
-            };
+            let metric = Metric::Gauge { id: g.id, value: g.value.to_bits(), client_time_nanos: g.client_time_nanos };
             Ok(staged(metric, Vec::new(), &w.metadatas))
         }
         5 => {
-            let w = m
-                .timed_metric_with_metadata
-                .as_ref()
-                .ok_or(missing("timed_metric_with_metadata"))?;
+            let w = m.timed_metric_with_metadata.as_ref().ok_or(missing("timed_metric_with_metadata"))?;
             let kind = timed_kind(&w.metric)?;
             let md = w.metadata.unwrap_or_default();
-            Ok(single(
-                timed_metric(kind, &w.metric),
-                md.aggregation_id.map_or(0, |a| a.id),
-                md.storage_policy.as_ref(),
-            ))
+            Ok(single(timed_metric(kind, &w.metric), md.aggregation_id.map_or(0, |a| a.id), md.storage_policy.as_ref()))
         }
         6 => {
-            let w = m
-                .timed_metric_with_metadatas
-                .as_ref()
-                .ok_or(missing("timed_metric_with_metadatas"))?;
+            let w = m.timed_metric_with_metadatas.as_ref().ok_or(missing("timed_metric_with_metadatas"))?;
             let kind = timed_kind(&w.metric)?;
-            Ok(staged(
-                timed_metric(kind, &w.metric),
-                Vec::new(),
-                &w.metadatas,
-            ))
+            Ok(staged(timed_metric(kind, &w.metric), Vec::new(), &w.metadatas))
         }
         7 => {
-            let w = m
-                .timed_metric_with_storage_policy
-                .as_ref()
-                .ok_or(missing("timed_metric_with_storage_policy"))?;
+            let w = m.timed_metric_with_storage_policy.as_ref().ok_or(missing("timed_metric_with_storage_policy"))?;
             let kind = timed_kind(&w.timed_metric)?;
-            Ok(single(
-                timed_metric(kind, &w.timed_metric),
-                0,
-                w.storage_policy.as_ref(),
-            ))
+            Ok(single(timed_metric(kind, &w.timed_metric), 0, w.storage_policy.as_ref()))
         }
         other => Err(DecodeError::Unsupported(other)),
     }
@@ -227,42 +149,16 @@ pub(crate) fn reference(m: &MetricWithMetadatas, now_nanos: i64) -> Result<Decod
 /// Copies a view result out of the borrowed input and the scratch.
 pub(crate) fn owned(view: MetricView<'_>, scratch: &Scratch) -> Decoded {
     let metric = match view {
-        MetricView::Counter {
-            id,
-            value,
-            client_time_nanos,
-        } => Metric::Counter {
-            id: id.to_vec(),
-            value,
-            client_time_nanos,
-        },
-        MetricView::BatchTimer {
-            id,
-            client_time_nanos,
-        } => Metric::BatchTimer {
-            id: id.to_vec(),
-            client_time_nanos,
-        },
-        MetricView::Gauge {
-            id,
-            value,
-            client_time_nanos,
-        } => Metric::Gauge {
-            id: id.to_vec(),
-            value: value.to_bits(),
-            client_time_nanos,
-        },
-        MetricView::Timed {
-            kind,
-            id,
-            time_nanos,
-            value,
-        } => Metric::Timed {
-            kind,
-            id: id.to_vec(),
-            time_nanos,
-            value: value.to_bits(),
-        },
+        MetricView::Counter { id, value, client_time_nanos } => {
+            Metric::Counter { id: id.to_vec(), value, client_time_nanos }
+        }
+        MetricView::BatchTimer { id, client_time_nanos } => Metric::BatchTimer { id: id.to_vec(), client_time_nanos },
+        MetricView::Gauge { id, value, client_time_nanos } => {
+            Metric::Gauge { id: id.to_vec(), value: value.to_bits(), client_time_nanos }
+        }
+        MetricView::Timed { kind, id, time_nanos, value } => {
+            Metric::Timed { kind, id: id.to_vec(), time_nanos, value: value.to_bits() }
+        }
     };
     Decoded {
         metric,
@@ -289,9 +185,7 @@ thread_local! {
 
 /// Decodes with the view, reusing the thread's scratch.
 pub(crate) fn observe(buf: &[u8], now_nanos: i64) -> Result<Decoded, DecodeError> {
-    SCRATCH.with_borrow_mut(|scratch| {
-        view::decode_metric(buf, now_nanos, scratch).map(|v| owned(v, scratch))
-    })
+    SCRATCH.with_borrow_mut(|scratch| view::decode_metric(buf, now_nanos, scratch).map(|v| owned(v, scratch)))
 }
 
 /// What prost says: `Some(reference)` if prost decodes `buf`, `None` if it fails.

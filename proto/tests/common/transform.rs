@@ -83,9 +83,7 @@ fn kind(msg: Msg, field: u32) -> Kind {
         (M::PipelineMetadata, 2) => Many(M::StoragePolicy),
         (M::ForwardMetadata | M::TimedMetadata, 2) => One(M::StoragePolicy),
         (M::PipelineMetadata | M::ForwardMetadata, 3) => One(M::AppliedPipeline),
-        (M::PipelineMetadata, 6) | (M::ForwardMetadata, 7) | (M::TimedMetadata, 3) => {
-            One(M::RoutingPolicy)
-        }
+        (M::PipelineMetadata, 6) | (M::ForwardMetadata, 7) | (M::TimedMetadata, 3) => One(M::RoutingPolicy),
         (M::StoragePolicy, 1) => One(M::Resolution),
         (M::StoragePolicy, 2) => One(M::Retention),
         (M::AppliedPipeline, 1) => Many(M::AppliedPipelineOp),
@@ -234,20 +232,13 @@ fn random_value(wire_type: u8, rng: &mut Rng) -> Vec<u8> {
 
 fn unknown_record(rng: &mut Rng) -> Record {
     // Every known field number is below 9.
-    let field = if rng.one_in(4) {
-        (rng.next() % ((1 << 29) - 9)) as u32 + 9
-    } else {
-        9 + rng.below(200) as u32
-    };
+    let field = if rng.one_in(4) { (rng.next() % ((1 << 29) - 9)) as u32 + 9 } else { 9 + rng.below(200) as u32 };
     let wire_type = [0u8, 1, 2, 5][rng.below(4)];
     raw_record(field, wire_type, &random_value(wire_type, rng))
 }
 
 fn concat(records: &[Record]) -> Vec<u8> {
-    records
-        .iter()
-        .flat_map(|r| r.bytes.iter().copied())
-        .collect()
+    records.iter().flat_map(|r| r.bytes.iter().copied()).collect()
 }
 
 fn rewrite_records(buf: &[u8], msg: Msg, rng: &mut Rng) -> Vec<Record> {

@@ -218,6 +218,15 @@ impl AggTypes {
     }
 }
 
+/// The map hash of a series: the same on every core (a fixed-seed foldhash of type and id),
+/// so the core that decodes a value can compute it for the core that owns the series.
+#[inline]
+pub fn series_hash(metric_type: MetricType, id: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    const SEED: u64 = 0x5eaf_5eaf_5eaf_5eaf;
+    foldhash::fast::FixedState::with_seed(SEED ^ metric_type as u64).hash_one(id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,13 +255,4 @@ mod tests {
         assert!(MetricType::Timer.default_aggregations().needs_sketch());
         assert!(!MetricType::Counter.default_aggregations().needs_sketch());
     }
-}
-
-/// The map hash of a series: the same on every core (a fixed-seed foldhash of type and id),
-/// so the core that decodes a value can compute it for the core that owns the series.
-#[inline]
-pub fn series_hash(metric_type: MetricType, id: &[u8]) -> u64 {
-    use std::hash::BuildHasher;
-    const SEED: u64 = 0x5eaf_5eaf_5eaf_5eaf;
-    foldhash::fast::FixedState::with_seed(SEED ^ metric_type as u64).hash_one(id)
 }

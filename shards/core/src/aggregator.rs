@@ -70,7 +70,8 @@ impl FlushCollector {
     /// The batch to write `room` more values into.
     fn batch(&mut self, room: usize) -> (&mut FlushBatch, u64) {
         if !self.current.is_empty() && self.current.len() + room > self.capacity {
-            let full = std::mem::replace(&mut self.current, FlushBatch::new(self.naming.clone(), self.core, self.capacity));
+            let full =
+                std::mem::replace(&mut self.current, FlushBatch::new(self.naming.clone(), self.core, self.capacity));
             self.ready.push(full);
             self.generation += 1;
         }
@@ -80,7 +81,8 @@ impl FlushCollector {
     /// Full batches, and with `all` the partly filled one too.
     pub fn take(&mut self, all: bool) -> Vec<FlushBatch> {
         if all && !self.current.is_empty() {
-            let last = std::mem::replace(&mut self.current, FlushBatch::new(self.naming.clone(), self.core, self.capacity));
+            let last =
+                std::mem::replace(&mut self.current, FlushBatch::new(self.naming.clone(), self.core, self.capacity));
             self.ready.push(last);
             self.generation += 1;
         }
@@ -150,17 +152,21 @@ impl CoreAggregator {
     fn track_resolutions(&mut self) {
         for p in self.specs.policies() {
             if !self.flushed.iter().any(|f| f.resolution == p.resolution_nanos) {
-                self.flushed.push(FlushedUntil { resolution: p.resolution_nanos, untimed: UnixNanos::MIN, timed: UnixNanos::MIN });
+                self.flushed.push(FlushedUntil {
+                    resolution: p.resolution_nanos,
+                    untimed: UnixNanos::MIN,
+                    timed: UnixNanos::MIN,
+                });
             }
         }
     }
 
     fn flushed_until(&self, resolution: i64) -> FlushedUntil {
-        self.flushed
-            .iter()
-            .find(|f| f.resolution == resolution)
-            .copied()
-            .unwrap_or(FlushedUntil { resolution, untimed: UnixNanos::MIN, timed: UnixNanos::MIN })
+        self.flushed.iter().find(|f| f.resolution == resolution).copied().unwrap_or(FlushedUntil {
+            resolution,
+            untimed: UnixNanos::MIN,
+            timed: UnixNanos::MIN,
+        })
     }
 
     /// Applies every sample of `batch` at arrival time `now`.

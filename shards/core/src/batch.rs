@@ -62,11 +62,7 @@ pub struct SampleBatch {
 
 impl SampleBatch {
     pub fn with_capacity(samples: usize) -> Self {
-        Self {
-            ids: Vec::with_capacity(samples * 32),
-            samples: Vec::with_capacity(samples),
-            ..Self::default()
-        }
+        Self { ids: Vec::with_capacity(samples * 32), samples: Vec::with_capacity(samples), ..Self::default() }
     }
 
     pub fn len(&self) -> usize {

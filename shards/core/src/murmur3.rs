@@ -82,20 +82,12 @@ mod tests {
         (0x00, "hello", 0x248b_fa47),
         (0x00, "hello, world", 0x149b_bb7f),
         (0x00, "19 Jan 2038 at 3:14:07 AM", 0xe31e_8a70),
-        (
-            0x00,
-            "The quick brown fox jumps over the lazy dog.",
-            0xd5c4_8bfc,
-        ),
+        (0x00, "The quick brown fox jumps over the lazy dog.", 0xd5c4_8bfc),
         (0x2a, "", 0x087f_cd5c),
         (0x2a, "hello", 0xe2db_d2e1),
         (0x2a, "hello, world", 0x7ec7_c6c2),
         (0x2a, "19 Jan 2038 at 3:14:07 AM", 0x58f7_45f6),
-        (
-            0x2a,
-            "The quick brown fox jumps over the lazy dog.",
-            0xc02d_1434,
-        ),
+        (0x2a, "The quick brown fox jumps over the lazy dog.", 0xc02d_1434),
     ];
 
     #[test]
@@ -132,11 +124,7 @@ mod tests {
             (b"abc", 0x9747_b28c, 0xC84A_62DD),
             (b"ab", 0x9747_b28c, 0x7487_5592),
             (b"Hello, world!", 0x9747_b28c, 0x2488_4CBA),
-            (
-                b"The quick brown fox jumps over the lazy dog",
-                0x9747_b28c,
-                0x2FA8_26CD,
-            ),
+            (b"The quick brown fox jumps over the lazy dog", 0x9747_b28c, 0x2FA8_26CD),
         ];
         for &(input, seed, want) in cases {
             let got = murmur3_x86_32(input, seed);

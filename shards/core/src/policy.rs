@@ -46,15 +46,8 @@ pub fn parse_duration(s: &str) -> Result<i64, PolicyError> {
         rest = &rest[digits..];
         let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
         let unit = &rest[..unit_len];
-        let per = NANOS_PER
-            .iter()
-            .find(|(name, _)| *name == unit)
-            .map(|(_, per)| *per)
-            .ok_or_else(bad)?;
-        total = n
-            .checked_mul(per)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(bad)?;
+        let per = NANOS_PER.iter().find(|(name, _)| *name == unit).map(|(_, per)| *per).ok_or_else(bad)?;
+        total = n.checked_mul(per).and_then(|v| total.checked_add(v)).ok_or_else(bad)?;
         rest = &rest[unit_len..];
     }
     Ok(total)
@@ -90,9 +83,7 @@ impl StoragePolicy {
 impl FromStr for StoragePolicy {
     type Err = PolicyError;
     fn from_str(s: &str) -> Result<Self, PolicyError> {
-        let (res, ret) = s
-            .split_once(':')
-            .ok_or_else(|| PolicyError::BadPolicy(s.to_owned()))?;
+        let (res, ret) = s.split_once(':').ok_or_else(|| PolicyError::BadPolicy(s.to_owned()))?;
         // M3 allows `res@precision:retention`; the precision does not change aggregation.
         let res = res.split_once('@').map_or(res, |(r, _)| r);
         let p = Self { resolution_nanos: parse_duration(res)?, retention_nanos: parse_duration(ret)? };
@@ -115,7 +106,13 @@ mod tests {
 
     #[test]
     fn parses_the_policies_m3_users_write() {
-        for (text, canonical) in [("10s:2d", "10s:2d"), ("1m:40d", "1m:40d"), ("1h:8w", "1h:56d"), ("10s@1s:2d", "10s:2d"), ("1m30s:1d", "90s:1d")] {
+        for (text, canonical) in [
+            ("10s:2d", "10s:2d"),
+            ("1m:40d", "1m:40d"),
+            ("1h:8w", "1h:56d"),
+            ("10s@1s:2d", "10s:2d"),
+            ("1m30s:1d", "90s:1d"),
+        ] {
             let p: StoragePolicy = text.parse().unwrap();
             assert_eq!(p.to_string(), canonical, "{text}");
         }

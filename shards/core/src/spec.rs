@@ -28,7 +28,8 @@ pub(crate) struct SpecTable {
 
 impl SpecTable {
     pub(crate) fn new(default_policies: &[StoragePolicy]) -> Self {
-        let mut t = Self { policies: Vec::new(), policy_index: HashMap::new(), specs: Vec::new(), index: HashMap::new() };
+        let mut t =
+            Self { policies: Vec::new(), policy_index: HashMap::new(), specs: Vec::new(), index: HashMap::new() };
         let default: Vec<ElemSpec> =
             default_policies.iter().map(|p| ElemSpec { aggs: AggTypes::DEFAULT, policy: *p }).collect();
         let id = t.intern(&default);

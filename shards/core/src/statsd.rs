@@ -253,25 +253,14 @@ fn check_name(name: &[u8]) -> Result<(), StatsdError> {
 fn parse_f64(bytes: &[u8]) -> Result<f64, StatsdError> {
     let s = std::str::from_utf8(bytes).map_err(|_| StatsdError::BadValue)?;
     let v: f64 = s.parse().map_err(|_| StatsdError::BadValue)?;
-    if v.is_finite() {
-        Ok(v)
-    } else {
-        Err(StatsdError::NonFinite)
-    }
+    if v.is_finite() { Ok(v) } else { Err(StatsdError::NonFinite) }
 }
 
 #[inline]
 fn parse_rate(bytes: &[u8]) -> Result<f64, StatsdError> {
-    let r: f64 = std::str::from_utf8(bytes)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or(StatsdError::BadSampleRate)?;
+    let r: f64 = std::str::from_utf8(bytes).ok().and_then(|s| s.parse().ok()).ok_or(StatsdError::BadSampleRate)?;
     // Also rejects NaN.
-    if r > 0.0 && r <= 1.0 {
-        Ok(r)
-    } else {
-        Err(StatsdError::BadSampleRate)
-    }
+    if r > 0.0 && r <= 1.0 { Ok(r) } else { Err(StatsdError::BadSampleRate) }
 }
 
 /// Parses one line (without its `\n` / `\r\n` terminator; see the module docs
@@ -354,15 +343,7 @@ pub fn parse_line(line: &[u8]) -> Result<StatsdLine<'_>, StatsdError> {
         }
     }
 
-    Ok(StatsdLine {
-        name,
-        kind,
-        value,
-        gauge_op,
-        member,
-        sample_rate,
-        tags: tags.unwrap_or(&[]),
-    })
+    Ok(StatsdLine { name, kind, value, gauge_op, member, sample_rate, tags: tags.unwrap_or(&[]) })
 }
 
 /// Splits a datagram / TCP chunk on `\n` (stripping one trailing `\r` from
@@ -372,11 +353,7 @@ pub fn parse_line(line: &[u8]) -> Result<StatsdLine<'_>, StatsdError> {
 /// `Err(LineTooLong)` for that line only; an invalid line never affects its
 /// neighbours. The last line needs no terminator, so for a TCP stream pass
 /// only the complete part (see [`split_complete_lines`]).
-pub fn for_each_line<'a>(
-    buf: &'a [u8],
-    max_line: usize,
-    mut f: impl FnMut(Result<StatsdLine<'a>, StatsdError>),
-) {
+pub fn for_each_line<'a>(buf: &'a [u8], max_line: usize, mut f: impl FnMut(Result<StatsdLine<'a>, StatsdError>)) {
     for line in buf.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
@@ -644,12 +621,7 @@ mod tests {
             (b"_sc|my.check|0|#a:b", E::NotAMetric),
         ];
         for (input, want) in cases {
-            assert_eq!(
-                parse_line(input),
-                Err(*want),
-                "input {:?}",
-                String::from_utf8_lossy(input)
-            );
+            assert_eq!(parse_line(input), Err(*want), "input {:?}", String::from_utf8_lossy(input));
         }
     }
 
@@ -658,10 +630,7 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for e in StatsdError::ALL {
             let r = e.reason();
-            assert!(
-                r.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
-                "{r}"
-            );
+            assert!(r.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{r}");
             assert!(seen.insert(r), "duplicate reason {r}");
             assert!(!e.to_string().is_empty());
         }
@@ -697,18 +666,9 @@ mod tests {
 
     #[test]
     fn split_complete_lines_keeps_partial_tail() {
-        assert_eq!(
-            split_complete_lines(b"a:1|c\nb:2|c\nc:3"),
-            (&b"a:1|c\nb:2|c\n"[..], &b"c:3"[..])
-        );
-        assert_eq!(
-            split_complete_lines(b"a:1|c\n"),
-            (&b"a:1|c\n"[..], &b""[..])
-        );
-        assert_eq!(
-            split_complete_lines(b"partial"),
-            (&b""[..], &b"partial"[..])
-        );
+        assert_eq!(split_complete_lines(b"a:1|c\nb:2|c\nc:3"), (&b"a:1|c\nb:2|c\n"[..], &b"c:3"[..]));
+        assert_eq!(split_complete_lines(b"a:1|c\n"), (&b"a:1|c\n"[..], &b""[..]));
+        assert_eq!(split_complete_lines(b"partial"), (&b""[..], &b"partial"[..]));
         assert_eq!(split_complete_lines(b""), (&b""[..], &b""[..]));
     }
 
@@ -740,11 +700,7 @@ mod tests {
             ("a.b c", "env:prod,host:h1", "a.b c;env=prod;host=h1"),
         ];
         for (name, tags, want) in cases {
-            assert_eq!(
-                series_id(name, tags).as_deref(),
-                Ok(*want),
-                "{name:?} {tags:?}"
-            );
+            assert_eq!(series_id(name, tags).as_deref(), Ok(*want), "{name:?} {tags:?}");
         }
     }
 
@@ -849,11 +805,7 @@ mod tests {
             (-1e9f64..1e9).prop_map(|v| (Counter, "c", v, Abs, String::new(), format!("{v}"))),
             (0f64..1e9).prop_map(|v| (Gauge, "g", v, Abs, String::new(), format!("{v}"))),
             (-1e9f64..1e9).prop_map(|v| {
-                let text = if v.is_sign_negative() {
-                    format!("{v}")
-                } else {
-                    format!("+{v}")
-                };
+                let text = if v.is_sign_negative() { format!("{v}") } else { format!("+{v}") };
                 (Gauge, "g", v, Delta, String::new(), text)
             }),
             (-1e9f64..1e9, prop::sample::select(vec!["ms", "h", "d"])).prop_map(|(v, t)| (
@@ -871,55 +823,33 @@ mod tests {
             kind_value,
             proptest::option::of(1e-3f64..=1.0),
             proptest::option::of(proptest::collection::vec(tag_strategy(), 0..8)),
-            proptest::collection::vec(
-                prop::sample::select(vec!["c:abc", "T1656581400", "e:x", "card:low"]),
-                0..2,
-            ),
+            proptest::collection::vec(prop::sample::select(vec!["c:abc", "T1656581400", "e:x", "card:low"]), 0..2),
             any::<prop::sample::Index>(),
             any::<bool>(),
         )
-            .prop_map(
-                |(
-                    name,
-                    (kind, ty, value, gauge_op, member, vtext),
-                    rate,
-                    tags,
-                    ext,
-                    at,
-                    rate_first,
-                )| {
-                    let mut sections: Vec<String> = ext.into_iter().map(String::from).collect();
-                    let mut known = Vec::new();
-                    if let Some(r) = rate {
-                        known.push(format!("@{r}"));
-                    }
-                    if let Some(t) = &tags {
-                        known.push(format!("#{}", t.join(",")));
-                    }
-                    if !rate_first {
-                        known.reverse();
-                    }
-                    for (i, s) in known.into_iter().enumerate() {
-                        let pos = (at.index(sections.len() + 1) + i).min(sections.len());
-                        sections.insert(pos, s);
-                    }
-                    let mut text = format!("{name}:{vtext}|{ty}");
-                    for s in sections {
-                        text.push('|');
-                        text.push_str(&s);
-                    }
-                    Generated {
-                        text,
-                        name,
-                        kind,
-                        value,
-                        gauge_op,
-                        member,
-                        rate,
-                        tags,
-                    }
-                },
-            )
+            .prop_map(|(name, (kind, ty, value, gauge_op, member, vtext), rate, tags, ext, at, rate_first)| {
+                let mut sections: Vec<String> = ext.into_iter().map(String::from).collect();
+                let mut known = Vec::new();
+                if let Some(r) = rate {
+                    known.push(format!("@{r}"));
+                }
+                if let Some(t) = &tags {
+                    known.push(format!("#{}", t.join(",")));
+                }
+                if !rate_first {
+                    known.reverse();
+                }
+                for (i, s) in known.into_iter().enumerate() {
+                    let pos = (at.index(sections.len() + 1) + i).min(sections.len());
+                    sections.insert(pos, s);
+                }
+                let mut text = format!("{name}:{vtext}|{ty}");
+                for s in sections {
+                    text.push('|');
+                    text.push_str(&s);
+                }
+                Generated { text, name, kind, value, gauge_op, member, rate, tags }
+            })
     }
 
     /// Lines that are mostly structurally plausible, to reach deep paths.

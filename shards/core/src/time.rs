@@ -12,9 +12,7 @@ pub fn truncate(t: UnixNanos, resolution: i64) -> UnixNanos {
 
 /// Wall-clock now in Unix nanoseconds.
 pub fn now_nanos() -> UnixNanos {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 

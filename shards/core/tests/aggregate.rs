@@ -107,7 +107,11 @@ fn timer_defaults_emit_m3_suffixes_and_too_old_timed_values_are_counted() {
     assert_eq!(agg.counters.timed_too_late, 1);
     let mut out = FlushCollector::new(options().naming, 0, 1024);
     agg.flush_shard_all(0, now, &mut out);
-    let mut ids: Vec<_> = out.take(true).iter().flat_map(|b| b.iter().map(|v| (v.id_string(), v.agg.name(), v.value)).collect::<Vec<_>>()).collect();
+    let mut ids: Vec<_> = out
+        .take(true)
+        .iter()
+        .flat_map(|b| b.iter().map(|v| (v.id_string(), v.agg.name(), v.value)).collect::<Vec<_>>())
+        .collect();
     ids.sort_by(|a, b| a.0.cmp(&b.0));
     let tens = &ids;
     assert!(tens.iter().any(|(id, agg, v)| id == "lat.sum" && *agg == "sum" && *v == 10.0));

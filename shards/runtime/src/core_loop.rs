@@ -195,8 +195,8 @@ fn start_ingest(ctx: &Rc<CoreCtx>, bind: &BoundAddrs) -> Result<BoundAddrs, Stri
         glommio::spawn_local(accept_loop(ctx.clone(), listener, Listener::StatsdTcp)).detach();
     }
     if let Some(addr) = bind.statsd_udp {
-        let socket = bind_udp(addr, ctx.config.ingest.udp_recv_buffer)
-            .map_err(|e| format!("statsd udp bind on {addr}: {e}"))?;
+        let socket =
+            bind_udp(addr, ctx.config.ingest.udp_recv_buffer).map_err(|e| format!("statsd udp bind on {addr}: {e}"))?;
         bound.statsd_udp = socket.local_addr().ok();
         let guard = TaskGuard::new(ctx, None);
         let ctx = ctx.clone();

@@ -48,12 +48,9 @@ pub(crate) async fn run(ctx: Rc<CoreCtx>) {
             return;
         }
         let now = now_nanos();
-        for i in 0..schedule.len() {
-            if schedule[i].at <= now {
-                let (r, scheduled) = (schedule[i].resolution, schedule[i].at);
-                flush_round(&ctx, r, scheduled).await;
-                schedule[i].at = next_flush(&ctx, r, now_nanos());
-            }
+        for due in schedule.iter_mut().filter(|d| d.at <= now) {
+            flush_round(&ctx, due.resolution, due.at).await;
+            due.at = next_flush(&ctx, due.resolution, now_nanos());
         }
     }
 }
@@ -115,15 +112,16 @@ pub(crate) async fn final_flush(ctx: &Rc<CoreCtx>, include_open: bool) {
         ctx.aggregator.borrow_mut().begin_flush(*r, now);
     }
     for shard in shards {
-        let mut agg = ctx.aggregator.borrow_mut();
-        if include_open {
-            agg.flush_shard_all(shard, now, &mut out);
-        } else {
-            for r in &resolutions {
-                agg.flush_shard(shard, *r, now, &mut out);
+        {
+            let mut agg = ctx.aggregator.borrow_mut();
+            if include_open {
+                agg.flush_shard_all(shard, now, &mut out);
+            } else {
+                for r in &resolutions {
+                    agg.flush_shard(shard, *r, now, &mut out);
+                }
             }
         }
-        drop(agg);
         for batch in out.take(false) {
             push_to_sinks(ctx, batch).await;
         }

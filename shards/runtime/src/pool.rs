@@ -55,15 +55,15 @@ impl ShardPool {
         let config = Arc::new(config);
         let ledger = Arc::new(HandoffLedger::new(cores));
         // channels[i][j]: core i → core j.
-        let mut senders: Vec<Vec<(usize, shared_channel::SharedSender<SampleBatch>)>> = (0..cores).map(|_| Vec::new()).collect();
-        let mut receivers: Vec<Vec<(usize, shared_channel::SharedReceiver<SampleBatch>)>> = (0..cores).map(|_| Vec::new()).collect();
-        for i in 0..cores {
-            for j in 0..cores {
-                if i != j {
-                    let (tx, rx) = shared_channel::new_bounded(config.handoff_queue_batches.max(1));
-                    senders[i].push((j, tx));
-                    receivers[j].push((i, rx));
-                }
+        let mut senders: Vec<Vec<(usize, shared_channel::SharedSender<SampleBatch>)>> =
+            (0..cores).map(|_| Vec::new()).collect();
+        let mut receivers: Vec<Vec<(usize, shared_channel::SharedReceiver<SampleBatch>)>> =
+            (0..cores).map(|_| Vec::new()).collect();
+        for (from, outgoing) in senders.iter_mut().enumerate() {
+            for (to, incoming) in receivers.iter_mut().enumerate().filter(|(to, _)| *to != from) {
+                let (tx, rx) = shared_channel::new_bounded(config.handoff_queue_batches.max(1));
+                outgoing.push((to, tx));
+                incoming.push((from, rx));
             }
         }
         // The initial shard map: shard s on core s mod cores. Sent as the first command.

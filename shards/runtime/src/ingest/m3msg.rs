@@ -17,7 +17,9 @@ use sheaf_proto::view::{self, MetricView, Scratch, TimedType};
 use sheaf_shard_core::batch::DEFAULT_SPEC;
 use sheaf_shard_core::murmur3::shard_for;
 use sheaf_shard_core::time::now_nanos;
-use sheaf_shard_core::{AggTypes, ElemSpec, MetricType, SampleBatch, SampleValue, SpecRef, StoragePolicy, UNTIMED, series_hash};
+use sheaf_shard_core::{
+    AggTypes, ElemSpec, MetricType, SampleBatch, SampleValue, SpecRef, StoragePolicy, UNTIMED, series_hash,
+};
 
 use super::Router;
 use crate::core_loop::CoreCtx;
@@ -217,4 +219,3 @@ impl MetricDecoder {
 fn router_ctx_reject(router: &Router, reason: &'static str) {
     router.ctx().stats.borrow_mut().reject(Protocol::M3msg, reason);
 }
-

@@ -49,9 +49,7 @@ impl LineDecoder {
             (MetricKind::Gauge, GaugeOp::Set) => (MetricType::Gauge, SampleValue::Number(line.value)),
             (MetricKind::Gauge, GaugeOp::Delta) => (MetricType::Gauge, SampleValue::GaugeDelta(line.value)),
             (MetricKind::Timer, _) => (MetricType::Timer, SampleValue::Number(line.value)),
-            (MetricKind::Set, _) => {
-                (MetricType::Set, SampleValue::Member(series_hash(MetricType::Set, line.member)))
-            }
+            (MetricKind::Set, _) => (MetricType::Set, SampleValue::Member(series_hash(MetricType::Set, line.member))),
         };
         let shard = shard_for(&self.id, self.num_shards);
         let hash = series_hash(metric_type, &self.id);
