@@ -10,7 +10,7 @@ use sheaf_shard_runtime::{FlushSchedule, IngestConfig, PoolConfig};
 
 use crate::admin::SinkView;
 use crate::config::Config;
-use crate::{control, sinks};
+use crate::{control, host_checks, sinks};
 
 pub fn check_config(path: &Path) -> anyhow::Result<()> {
     let config = Config::load(path)?;
@@ -26,6 +26,9 @@ pub fn run(path: Option<&Path>) -> anyhow::Result<()> {
     };
     init_logging(&config.logging.level)?;
     let pool_config_without_sinks = pool_config(&config)?;
+    for w in host_checks::warnings(&config, &pool_config_without_sinks.cpus) {
+        tracing::warn!("{w}");
+    }
     let mut sinks = sinks::start(&config)?;
     let mut pool_config = pool_config_without_sinks;
     pool_config.sinks = sinks.iter().map(|s| s.queue.clone()).collect();
@@ -40,7 +43,14 @@ pub fn run(path: Option<&Path>) -> anyhow::Result<()> {
         .collect();
     let control = std::thread::Builder::new()
         .name("sheaf-control".into())
-        .spawn(move || control::run(config, pool_config, views))
+        .spawn(move || {
+            if let Some(cpu) = config.control_cpu
+                && let Err(e) = host_checks::pin_current_thread(cpu)
+            {
+                tracing::warn!(cpu, error = %e, "could not pin the control thread");
+            }
+            control::run(config, pool_config, views)
+        })
         .context("starting the control thread")?;
     let result = control.join().map_err(|_| anyhow::anyhow!("control thread panicked"))?;
     // The cores have flushed into the sinks; let them drain.

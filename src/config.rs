@@ -71,6 +71,8 @@ pub struct Config {
     pub cores: Cores,
     /// Pin each executor to its CPU. Off, the list only sets how many executors run.
     pub pin_cores: bool,
+    /// CPU for the control thread and the sink threads (unset: they float).
+    pub control_cpu: Option<usize>,
     /// Aggregation shards: `murmur3_32(id) % num_shards`.
     pub num_shards: u32,
     pub http: Http,
@@ -86,6 +88,7 @@ impl Default for Config {
             logging: Logging::default(),
             cores: Cores::All,
             pin_cores: true,
+            control_cpu: None,
             num_shards: 64,
             http: Http::default(),
             m3msg: M3msg::default(),
@@ -383,6 +386,11 @@ impl Config {
             if sorted.len() != l.len() {
                 return Err(invalid("cores", "lists a cpu twice"));
             }
+        }
+        if let Some(c) = self.control_cpu
+            && !online_cpus().contains(&c)
+        {
+            return Err(invalid("control_cpu", format!("cpu {c} is not available to this process")));
         }
         self.storage_policies()?;
         for (i, row) in self.aggregator.flush_manager.max_jitters.iter().enumerate() {

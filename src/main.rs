@@ -5,7 +5,9 @@ mod admin;
 mod boot;
 mod config;
 mod control;
+mod host_checks;
 mod sinks;
+mod topology;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +34,8 @@ enum Command {
     },
     /// Validate a config file and exit.
     CheckConfig { file: PathBuf },
+    /// Print this host's CPUs (sockets, NUMA nodes, SMT siblings) and a suggested pinning.
+    Topology,
 }
 
 fn main() -> ExitCode {
@@ -39,6 +43,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run { config } => boot::run(config.as_deref()),
         Command::CheckConfig { file } => boot::check_config(&file),
+        Command::Topology => {
+            print!("{}", topology::render(&topology::cpus()));
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

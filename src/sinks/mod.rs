@@ -58,14 +58,28 @@ pub fn start(config: &Config) -> anyhow::Result<Vec<Sink>> {
         let queue = SinkQueue::new(format!("{}-{i}", kind_of(handler)), config.data_plane.sink_queue_batches);
         let metrics = Arc::new(SinkMetrics::default());
         let (q, m) = (queue.clone(), metrics.clone());
+        let control_cpu = config.control_cpu;
+        let pin = move || {
+            if let Some(cpu) = control_cpu
+                && let Err(e) = crate::host_checks::pin_current_thread(cpu)
+            {
+                tracing::warn!(cpu, error = %e, "could not pin a sink thread");
+            }
+        };
         let thread = match handler {
             Handler::Json(h) => {
                 let out = json::open(&h.path)?;
-                std::thread::Builder::new().name(format!("sheaf-sink-{i}")).spawn(move || json::run(q, m, out))?
+                std::thread::Builder::new().name(format!("sheaf-sink-{i}")).spawn(move || {
+                    pin();
+                    json::run(q, m, out)
+                })?
             }
             Handler::M3msg(h) => {
                 let h = h.clone();
-                std::thread::Builder::new().name(format!("sheaf-sink-{i}")).spawn(move || m3msg::run(q, m, h))?
+                std::thread::Builder::new().name(format!("sheaf-sink-{i}")).spawn(move || {
+                    pin();
+                    m3msg::run(q, m, h)
+                })?
             }
         };
         sinks.push(Sink { kind: kind_of(handler), queue, metrics, thread: Some(thread) });

@@ -1,0 +1,62 @@
+//! Start-up checks of host settings that cost throughput, logged as warnings, and the
+//! pinning of non-shard threads (control, sinks) to `control_cpu`.
+
+use crate::config::Config;
+
+/// glommio's default io_uring buffer memory per executor.
+const IO_MEMORY_PER_CORE: u64 = 10 << 20;
+
+pub fn warnings(config: &Config, shard_cpus: &[usize]) -> Vec<String> {
+    let mut out = Vec::new();
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: `lim` is a valid rlimit to fill.
+        let ok = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } == 0;
+        let need = IO_MEMORY_PER_CORE * shard_cpus.len() as u64;
+        if ok && lim.rlim_cur != libc::RLIM_INFINITY && lim.rlim_cur < need {
+            out.push(format!(
+                "RLIMIT_MEMLOCK is {} KiB but {} shard cores want about {} KiB of locked io_uring buffers: glommio will run without registered buffers; raise it (ulimit -l, or LimitMEMLOCK= in a systemd unit; see tuning/README.md)",
+                lim.rlim_cur / 1024,
+                shard_cpus.len(),
+                need / 1024
+            ));
+        }
+    }
+    if config.statsd.udp.enabled
+        && let Some(max) =
+            std::fs::read_to_string("/proc/sys/net/core/rmem_max").ok().and_then(|s| s.trim().parse::<usize>().ok())
+        && max < config.statsd.udp.recv_buffer_bytes
+    {
+        out.push(format!(
+            "net.core.rmem_max is {max} bytes, below statsd.udp.recv_buffer_bytes ({}): the UDP socket buffers are capped and bursts will be dropped; sysctl -w net.core.rmem_max={}",
+            config.statsd.udp.recv_buffer_bytes, config.statsd.udp.recv_buffer_bytes
+        ));
+    }
+    match config.control_cpu {
+        Some(c) if shard_cpus.contains(&c) && config.pin_cores => out.push(format!(
+            "control_cpu {c} is also a shard core: the control thread and sinks will take time from that core's ingest"
+        )),
+        None if config.pin_cores && shard_cpus.len() > 2 && crate::config::online_cpus().iter().all(|c| shard_cpus.contains(c)) => {
+            out.push("every CPU runs a shard core and control_cpu is unset: the control thread and sink threads will preempt shard cores; see `sheaf topology` for a suggested pinning".into())
+        }
+        _ => {}
+    }
+    out
+}
+
+/// Pins the calling thread to `cpu` (control and sink threads), or says why it could not.
+pub fn pin_current_thread(cpu: usize) -> std::io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET writes within it (cpu is checked
+    // against CPU_SETSIZE first).
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return Err(std::io::Error::other(format!("cpu {cpu} is out of range")));
+    }
+    // SAFETY: see above.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: pid 0 is the calling thread; `set` is a valid cpu_set_t of the given size.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+}
