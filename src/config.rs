@@ -519,6 +519,20 @@ mod tests {
     }
 
     #[test]
+    fn the_tuning_examples_parse() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tuning");
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                Config::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                n += 1;
+            }
+        }
+        assert!(n >= 4);
+    }
+
+    #[test]
     fn a_full_config_parses() {
         let text = r#"
 cores: [0, 1]
