@@ -13,8 +13,8 @@ mod statsd;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -101,6 +101,12 @@ pub(crate) struct Totals {
     pub(crate) send_errors: AtomicU64,
     /// m3msg: messages acknowledged.
     pub(crate) acked: AtomicU64,
+    /// m3msg: ack frames read, the largest (body bytes, metadata entries), and how many
+    /// exceeded the 4 MiB an M3 producer accepts.
+    pub(crate) ack_frames: AtomicU64,
+    pub(crate) max_ack_frame_bytes: AtomicU64,
+    pub(crate) max_ack_metadata: AtomicU64,
+    pub(crate) ack_frames_over_4mib: AtomicU64,
     /// m3msg: time from `sent_at_nanos` to the ack that echoes it, in milliseconds.
     pub(crate) ack_latency_ms: Mutex<QuantileSketch>,
 }
@@ -242,7 +248,15 @@ fn main() -> anyhow::Result<()> {
     if cli.protocol == Proto::M3msg {
         let acked = totals.acked.load(Relaxed);
         let messages = totals.units.load(Relaxed);
-        report["acked"] = json!({ "messages": acked, "unacked": messages.saturating_sub(acked), "latency_ms": m3msg::ack_latency_report(&totals) });
+        report["acked"] = json!({
+            "messages": acked,
+            "unacked": messages.saturating_sub(acked),
+            "latency_ms": m3msg::ack_latency_report(&totals),
+            "ack_frames": totals.ack_frames.load(Relaxed),
+            "max_ack_frame_bytes": totals.max_ack_frame_bytes.load(Relaxed),
+            "max_ack_metadata": totals.max_ack_metadata.load(Relaxed),
+            "ack_frames_over_4mib": totals.ack_frames_over_4mib.load(Relaxed),
+        });
     }
     if let (Some(b), Some(a)) = (udp_before, udp_after) {
         report["udp_kernel"] = json!({
@@ -313,7 +327,9 @@ fn wait_for_ingest(addr: SocketAddr, before: &admin::Snapshot, sent: u64) -> (Op
     let mut unchanged = 0;
     while t0.elapsed() < Duration::from_secs(15) {
         std::thread::sleep(Duration::from_millis(300));
-        let Ok(now) = admin::scrape(addr) else { continue };
+        let Ok(now) = admin::scrape(addr) else {
+            continue;
+        };
         let done = now.ingested - before.ingested >= sent as f64;
         unchanged = match &last {
             Some(l) if l.ingested == now.ingested => unchanged + 1,
@@ -343,6 +359,10 @@ fn print_summary(r: &Value) {
     if !r["acked"].is_null() {
         let a = &r["acked"];
         println!("acked     {} messages ({} unacked), ack latency ms {}", a["messages"], a["unacked"], a["latency_ms"]);
+        println!(
+            "acks      {} frames, largest {} bytes / {} entries, {} over the 4 MiB an M3 producer accepts",
+            a["ack_frames"], a["max_ack_frame_bytes"], a["max_ack_metadata"], a["ack_frames_over_4mib"]
+        );
     }
     if !r["sheaf"].is_null() {
         let s = &r["sheaf"];

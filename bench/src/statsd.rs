@@ -13,7 +13,11 @@ use socket2::{Domain, Protocol, Socket, Type};
 use crate::SendPlan;
 
 /// Starts `plan.threads` sender threads.
-pub(crate) fn start(addr: SocketAddr, lines_per_datagram: usize, plan: &SendPlan) -> anyhow::Result<Vec<JoinHandle<anyhow::Result<()>>>> {
+pub(crate) fn start(
+    addr: SocketAddr,
+    lines_per_datagram: usize,
+    plan: &SendPlan,
+) -> anyhow::Result<Vec<JoinHandle<anyhow::Result<()>>>> {
     let mut handles = Vec::with_capacity(plan.threads);
     for t in 0..plan.threads {
         let socket = connect(addr)?;

@@ -390,7 +390,7 @@ mod tests {
         assert_eq!(p.len(), 100);
         assert_eq!(p.iter().filter(|k| **k == Kind::Counter).count(), 60);
         assert_eq!(p.iter().filter(|k| **k == Kind::Gauge).count(), 20);
-        assert!(p.windows(4).all(|w| w.iter().any(|k| *k == Kind::Counter)));
+        assert!(p.windows(4).all(|w| w.contains(&Kind::Counter)));
         assert!("60,20".parse::<Mix>().is_err());
         assert!("60,20,30".parse::<Mix>().is_err());
         assert_eq!("100,0,0".parse::<Mix>().unwrap().pattern(), vec![Kind::Counter; 100]);
@@ -459,7 +459,9 @@ mod tests {
                 MetricView::Counter { id: got, value, .. } => {
                     assert_eq!((s.kind, got, value), (Kind::Counter, &id[..], 1));
                 }
-                MetricView::Gauge { id: got, value, .. } => assert_eq!((s.kind, got, value), (Kind::Gauge, &id[..], s.value)),
+                MetricView::Gauge { id: got, value, .. } => {
+                    assert_eq!((s.kind, got, value), (Kind::Gauge, &id[..], s.value))
+                }
                 MetricView::BatchTimer { id: got, .. } => {
                     assert_eq!((s.kind, got), (Kind::Timer, &id[..]));
                     assert_eq!(scratch.timer_values, [s.value]);
