@@ -99,6 +99,7 @@ fn pool_config(config: &Config) -> anyhow::Result<PoolConfig> {
             max_line_size: config.statsd.max_line_size,
             udp_recv_buffer: config.statsd.udp.recv_buffer_bytes,
             ack_interval: config.m3msg.server.ack_interval.0,
+            max_acks_per_frame: config.m3msg.server.max_acks_per_frame,
         },
         flush: FlushSchedule {
             max_jitters: agg
@@ -116,5 +117,6 @@ fn pool_config(config: &Config) -> anyhow::Result<PoolConfig> {
         sink_enqueue_timeout: config.data_plane.sink_enqueue_timeout.0,
         sinks: Vec::new(),
         stats_interval: config.data_plane.stats_interval.0,
+        spin_before_park: Some(config.data_plane.spin_before_park.0).filter(|d| !d.is_zero()),
     })
 }

@@ -140,6 +140,9 @@ pub struct M3msgServer {
     pub max_frame_size: usize,
     /// Acks go out when a connection's input is drained, or at least this often.
     pub ack_interval: Dur,
+    /// At most this many message ids per `Ack` frame (16384 ids ≈ 400 KiB, well under the
+    /// 4 MiB frame limit of a stock M3 producer).
+    pub max_acks_per_frame: usize,
 }
 
 impl Default for M3msgServer {
@@ -149,6 +152,7 @@ impl Default for M3msgServer {
             listen_address: ([127, 0, 0, 1], 6000).into(),
             max_frame_size: 4 << 20,
             ack_interval: Dur(Duration::from_millis(200)),
+            max_acks_per_frame: 16384,
         }
     }
 }
@@ -339,6 +343,8 @@ pub struct DataPlane {
     pub sink_enqueue_timeout: Dur,
     /// How often each core publishes its stats.
     pub stats_interval: Dur,
+    /// How long an idle shard core spins before it sleeps (0s: sleep at once).
+    pub spin_before_park: Dur,
 }
 
 impl Default for DataPlane {
@@ -350,6 +356,7 @@ impl Default for DataPlane {
             sink_queue_batches: 4096,
             sink_enqueue_timeout: Dur(Duration::from_secs(5)),
             stats_interval: Dur(Duration::from_millis(500)),
+            spin_before_park: Dur(Duration::ZERO),
         }
     }
 }
@@ -426,6 +433,7 @@ impl Config {
             ("data_plane.sink_queue_batches", dp.sink_queue_batches),
             ("statsd.max_line_size", self.statsd.max_line_size),
             ("m3msg.server.max_frame_size", self.m3msg.server.max_frame_size),
+            ("m3msg.server.max_acks_per_frame", self.m3msg.server.max_acks_per_frame),
         ] {
             if v == 0 {
                 return Err(invalid(key, "must be at least 1"));

@@ -26,7 +26,7 @@ use sheaf_shard_core::{CoreAggregator, Published, SampleBatch};
 
 use crate::command::{BoundAddrs, ShardCommand};
 use crate::config::PoolConfig;
-use crate::handoff::{HandoffLedger, PeerSender};
+use crate::handoff::{HandoffLedger, PeerLink, PeerSender, Returns};
 use crate::stats::CoreStats;
 use crate::{flush_loop, ingest};
 
@@ -38,8 +38,8 @@ pub(crate) struct CoreSetup {
     pub(crate) commands: flume::Receiver<ShardCommand>,
     pub(crate) published: Arc<Published<CoreStats>>,
     pub(crate) ledger: Arc<HandoffLedger>,
-    pub(crate) senders: Vec<(usize, SharedSender<SampleBatch>)>,
-    pub(crate) receivers: Vec<(usize, SharedReceiver<SampleBatch>)>,
+    pub(crate) senders: Vec<PeerLink<SharedSender<SampleBatch>>>,
+    pub(crate) receivers: Vec<PeerLink<SharedReceiver<SampleBatch>>>,
 }
 
 pub(crate) struct CoreCtx {
@@ -133,12 +133,13 @@ pub(crate) async fn run_core(setup: CoreSetup) {
         config,
     });
     // Receivers first, as tasks: a sender's connect waits for its receiver's.
-    for (from, rx) in setup.receivers {
-        glommio::spawn_local(drain_peer(ctx.clone(), from, rx)).detach();
+    for link in setup.receivers {
+        glommio::spawn_local(drain_peer(ctx.clone(), link.peer, link.channel, link.returns)).detach();
     }
-    for (to, tx) in setup.senders {
-        let connected = tx.connect().await;
-        ctx.peers.borrow_mut()[to] = Some(Rc::new(PeerSender::new(connected)));
+    let batch_values = ctx.config.handoff_batch_values;
+    for link in setup.senders {
+        let connected = link.channel.connect().await;
+        ctx.peers.borrow_mut()[link.peer] = Some(Rc::new(PeerSender::new(connected, link.returns, batch_values)));
     }
     glommio::spawn_local(flush_loop::run(ctx.clone())).detach();
     glommio::spawn_local(publish_loop(ctx.clone())).detach();
@@ -166,11 +167,14 @@ pub(crate) async fn run_core(setup: CoreSetup) {
     ctx.peers.borrow_mut().clear();
 }
 
-async fn drain_peer(ctx: Rc<CoreCtx>, from: usize, rx: SharedReceiver<SampleBatch>) {
+async fn drain_peer(ctx: Rc<CoreCtx>, from: usize, rx: SharedReceiver<SampleBatch>, returns: Returns) {
     let rx = rx.connect().await;
-    while let Some(batch) = rx.recv().await {
+    while let Some(mut batch) = rx.recv().await {
         ctx.aggregator.borrow_mut().apply(&batch, now_nanos());
         ctx.stats.borrow_mut().handoff_batches_received[from] += 1;
+        batch.clear();
+        // Back to the core that filled it; dropped if that queue is full.
+        let _ = returns.push(batch);
         glommio::yield_if_needed().await;
     }
 }

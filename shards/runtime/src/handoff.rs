@@ -7,6 +7,8 @@
 //! `HandoffLedger` counts batches sent per pair in atomics that only the sender writes,
 //! so a receiver can tell at shutdown that it has taken in everything sent to it.
 
+use std::sync::Arc;
+
 use crate::sync::{AtomicU64, Ordering};
 
 use glommio::channels::shared_channel::ConnectedSender;
@@ -34,16 +36,36 @@ impl HandoffLedger {
     }
 }
 
+/// Emptied batches on their way back from the receiving core to the core that filled them,
+/// so that steady-state hand-off allocates nothing. One per ordered pair of cores; the
+/// receiver pushes, the sender pops (crossbeam's lock-free `ArrayQueue`). When it is full
+/// the receiver simply drops the batch.
+pub(crate) type Returns = Arc<crossbeam_queue::ArrayQueue<SampleBatch>>;
+
+/// One ordered pair's wiring, as handed to a core at start.
+pub(crate) struct PeerLink<End> {
+    pub(crate) peer: usize,
+    pub(crate) channel: End,
+    pub(crate) returns: Returns,
+}
+
 /// The sending end of one core's channel to one peer, shared by that core's ingest tasks.
 pub(crate) struct PeerSender {
     channel: ConnectedSender<SampleBatch>,
     /// One sender at a time: glommio's `send` expects a single waiter per channel.
     turn: Semaphore,
+    returns: Returns,
+    batch_values: usize,
 }
 
 impl PeerSender {
-    pub(crate) fn new(channel: ConnectedSender<SampleBatch>) -> Self {
-        Self { channel, turn: Semaphore::new(1) }
+    pub(crate) fn new(channel: ConnectedSender<SampleBatch>, returns: Returns, batch_values: usize) -> Self {
+        Self { channel, turn: Semaphore::new(1), returns, batch_values }
+    }
+
+    /// An empty batch to fill for this peer: a returned one, or a new one.
+    pub(crate) fn fresh_batch(&self) -> SampleBatch {
+        self.returns.pop().unwrap_or_else(|| SampleBatch::with_capacity(self.batch_values))
     }
 
     /// Waits for room, then sends; Err only if the peer is gone (shutdown).

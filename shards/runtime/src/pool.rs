@@ -11,7 +11,7 @@ use sheaf_shard_core::{Published, SampleBatch};
 use crate::command::{BoundAddrs, ShardCommand};
 use crate::config::PoolConfig;
 use crate::core_loop::{CoreSetup, run_core};
-use crate::handoff::HandoffLedger;
+use crate::handoff::{HandoffLedger, PeerLink};
 use crate::stats::CoreStats;
 
 #[derive(Debug, thiserror::Error)]
@@ -55,15 +55,16 @@ impl ShardPool {
         let config = Arc::new(config);
         let ledger = Arc::new(HandoffLedger::new(cores));
         // channels[i][j]: core i → core j.
-        let mut senders: Vec<Vec<(usize, shared_channel::SharedSender<SampleBatch>)>> =
+        let mut senders: Vec<Vec<PeerLink<shared_channel::SharedSender<SampleBatch>>>> =
             (0..cores).map(|_| Vec::new()).collect();
-        let mut receivers: Vec<Vec<(usize, shared_channel::SharedReceiver<SampleBatch>)>> =
+        let mut receivers: Vec<Vec<PeerLink<shared_channel::SharedReceiver<SampleBatch>>>> =
             (0..cores).map(|_| Vec::new()).collect();
         for (from, outgoing) in senders.iter_mut().enumerate() {
             for (to, incoming) in receivers.iter_mut().enumerate().filter(|(to, _)| *to != from) {
                 let (tx, rx) = shared_channel::new_bounded(config.handoff_queue_batches.max(1));
-                outgoing.push((to, tx));
-                incoming.push((from, rx));
+                let returns = Arc::new(crossbeam_queue::ArrayQueue::new(config.handoff_queue_batches.max(1) + 4));
+                outgoing.push(PeerLink { peer: to, channel: tx, returns: returns.clone() });
+                incoming.push(PeerLink { peer: from, channel: rx, returns });
             }
         }
         // The initial shard map: shard s on core s mod cores. Sent as the first command.
@@ -90,8 +91,11 @@ impl ShardPool {
                 receivers,
             };
             let placement = if config.pin { Placement::Fixed(cpu) } else { Placement::Unbound };
-            let handle = LocalExecutorBuilder::new(placement)
-                .name(&format!("sheaf-core-{index}"))
+            let mut builder = LocalExecutorBuilder::new(placement).name(&format!("sheaf-core-{index}"));
+            if let Some(spin) = config.spin_before_park {
+                builder = builder.spin_before_park(spin);
+            }
+            let handle = builder
                 .spawn(move || run_core(setup))
                 .map_err(|e| PoolError::Spawn { cpu, reason: e.to_string() })?;
             tx.send(ShardCommand::SetShardOwners(owners.clone())).map_err(|_| PoolError::CoreGone(index))?;

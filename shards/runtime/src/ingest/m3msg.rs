@@ -53,6 +53,14 @@ pub(crate) async fn serve(ctx: Rc<CoreCtx>, mut stream: TcpStream) {
                     if router.is_full() {
                         router.dispatch().await;
                     }
+                    // Keep ack frames well under the 4 MiB a stock M3 producer accepts.
+                    if acks.metadata.len() >= ctx.config.ingest.max_acks_per_frame {
+                        router.dispatch().await;
+                        if send_acks(&ctx, &mut stream, &mut acks, &mut ack_frame).await.is_err() {
+                            break 'read;
+                        }
+                        last_ack = Instant::now();
+                    }
                 }
                 Ok(None) => break,
                 Err(FrameError::TooLarge { len, max }) => {

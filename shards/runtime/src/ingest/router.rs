@@ -53,10 +53,11 @@ impl Router {
                 self.batches[core].clear();
                 continue;
             }
-            let fresh = SampleBatch::with_capacity(self.ctx.config.handoff_batch_values);
+            let peer = self.ctx.peer(core);
+            let fresh = peer.as_ref().map_or_else(SampleBatch::default, |p| p.fresh_batch());
             let batch = std::mem::replace(&mut self.batches[core], fresh);
             let values = batch.len() as u64;
-            let sent = match self.ctx.peer(core) {
+            let sent = match peer {
                 Some(peer) => peer.send(batch).await,
                 None => Err(batch),
             };
