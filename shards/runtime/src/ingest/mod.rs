@@ -4,6 +4,7 @@
 //! #[PerformanceCriticalPath]: no allocation per value, no logging per value, no locks.
 
 pub(crate) mod m3msg;
+mod recv_batch;
 mod router;
 pub(crate) mod statsd;
 
