@@ -172,7 +172,24 @@ pub(super) fn render(state: &AdminState) -> String {
             o.sample("sheaf_sink_dropped_values_total", &[("sink", &s.name), ("reason", reason)], n);
         }
     }
+    let rss = resident_bytes();
+    let series: u64 = cores.iter().map(|c| c.series).sum();
+    o.family("sheaf_resident_bytes", "gauge", "Resident memory of the process.");
+    o.sample("sheaf_resident_bytes", &[], rss);
+    o.family("sheaf_resident_bytes_per_series", "gauge", "Resident memory divided by the series held (0 with no series).");
+    o.sample("sheaf_resident_bytes_per_series", &[], if series == 0 { 0.0 } else { rss as f64 / series as f64 });
     o.family("sheaf_uptime_seconds", "gauge", "Seconds since start.");
     o.sample("sheaf_uptime_seconds", &[], state.started.elapsed().as_secs_f64());
     o.0
+}
+
+/// Resident set size from /proc/self/statm (pages × page size); 0 if unreadable.
+pub(super) fn resident_bytes() -> u64 {
+    let pages = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    pages * u64::try_from(page).unwrap_or(4096)
 }
