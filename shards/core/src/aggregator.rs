@@ -10,13 +10,12 @@
 
 use std::sync::Arc;
 
-use hashbrown::HashTable;
-
 use crate::aggregation::MetricType;
 use crate::batch::{DEFAULT_SPEC, SampleBatch, SampleValue, UNTIMED};
 use crate::flush::{FlushBatch, Naming};
 use crate::policy::StoragePolicy;
-use crate::series::{Series, with_suffix};
+use crate::series::with_suffix;
+use crate::shard_map::ShardMap;
 use crate::spec::{SpecId, SpecTable};
 use crate::time::{UnixNanos, truncate};
 
@@ -90,11 +89,6 @@ impl FlushCollector {
     }
 }
 
-#[derive(Debug, Default)]
-struct ShardMap {
-    series: HashTable<Series>,
-}
-
 #[derive(Debug, Clone, Copy)]
 struct FlushedUntil {
     resolution: i64,
@@ -110,7 +104,6 @@ pub struct CoreAggregator {
     flushed: Vec<FlushedUntil>,
     /// Batch spec ref → interned spec, rebuilt per batch (reused allocation).
     spec_cache: Vec<SpecId>,
-    series_count: usize,
     pub counters: AggregatorCounters,
 }
 
@@ -123,7 +116,6 @@ impl CoreAggregator {
             shards: (0..num_shards).map(|_| None).collect(),
             flushed: Vec::new(),
             spec_cache: Vec::new(),
-            series_count: 0,
             counters: AggregatorCounters::default(),
         };
         this.track_resolutions();
@@ -136,7 +128,7 @@ impl CoreAggregator {
 
     /// Number of series held, all shards together.
     pub fn series_count(&self) -> usize {
-        self.series_count
+        self.shards.iter().flatten().map(|m| m.len()).sum()
     }
 
     /// The resolutions this core has windows for (from the default and any metadata seen).
@@ -189,15 +181,10 @@ impl CoreAggregator {
             let Some(shard) = self.shards.get_mut(s.shard as usize) else { continue };
             let shard = shard.get_or_insert_with(Box::default);
             let id = batch.id(s);
-            let series = match shard.series.find_mut(s.hash, |e| e.metric_type == s.metric_type && *e.id == *id) {
-                Some(series) => series,
-                None => {
-                    self.counters.series_created += 1;
-                    self.series_count += 1;
-                    let series = Series::new(id, s.hash, s.metric_type);
-                    shard.series.insert_unique(s.hash, series, |e| e.hash).into_mut()
-                }
-            };
+            let (series, created) = shard.find_or_insert(s.hash, s.metric_type, id);
+            if created {
+                self.counters.series_created += 1;
+            }
             series.last_write_secs = now_secs;
             let (value, time) = match s.value {
                 SampleValue::GaugeDelta(d) => {
@@ -296,8 +283,7 @@ impl CoreAggregator {
         let options = &self.options;
         let now_secs = now / 1_000_000_000;
         let ttl_secs = options.entry_ttl / 1_000_000_000;
-        let mut expired = 0;
-        map.series.retain(|series| {
+        let expired = map.retain(|series| {
             let mut id: Option<(u64, (u32, u32))> = None;
             for elem in series.elems.iter_mut() {
                 let policy = specs.policy(elem.key.policy);
@@ -329,15 +315,14 @@ impl CoreAggregator {
                         batch.push(id, series.metric_type, agg, suffix, elem.timed, policy, w.start + r, value);
                     }
                 }
+                // A window roll spills the window list to the heap for a moment; give it back.
+                if elem.windows.spilled() && elem.windows.len() <= 1 {
+                    elem.windows.shrink_to_fit();
+                }
             }
             series.drop_stale_elems(specs);
-            let keep = series.has_windows() || now_secs - i64::from(series.last_write_secs) <= ttl_secs;
-            if !keep {
-                expired += 1;
-            }
-            keep
+            series.has_windows() || now_secs - i64::from(series.last_write_secs) <= ttl_secs
         });
-        self.counters.series_expired += expired;
-        self.series_count -= expired as usize;
+        self.counters.series_expired += expired as u64;
     }
 }

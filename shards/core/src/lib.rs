@@ -14,6 +14,7 @@ pub mod policy;
 pub mod published;
 pub mod quantile;
 mod series;
+mod shard_map;
 mod spec;
 pub mod statsd;
 pub mod time;

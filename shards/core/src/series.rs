@@ -50,7 +50,6 @@ impl Elem {
 #[derive(Debug)]
 pub(crate) struct Series {
     pub(crate) id: Box<[u8]>,
-    pub(crate) hash: u64,
     pub(crate) metric_type: MetricType,
     /// The spec whose keys are `elems[..n]`, in order (the fast path).
     spec: SpecId,
@@ -63,10 +62,9 @@ pub(crate) struct Series {
 }
 
 impl Series {
-    pub(crate) fn new(id: &[u8], hash: u64, metric_type: MetricType) -> Self {
+    pub(crate) fn new(id: &[u8], metric_type: MetricType) -> Self {
         Self {
             id: id.into(),
-            hash,
             metric_type,
             spec: SpecId::MAX,
             spec_timed: false,
