@@ -199,7 +199,7 @@ impl CoreAggregator {
             let metric_type = series.metric_type;
             let flushed = &self.flushed;
             for elem in series.elems_for(spec, timed, &self.specs) {
-                let r = self.specs.policy(elem.key.policy).resolution_nanos;
+                let r = self.specs.policy(elem.policy).resolution_nanos;
                 let until = flushed.iter().find(|f| f.resolution == r);
                 let mut start = truncate(time, r);
                 match (timed, until) {
@@ -283,24 +283,24 @@ impl CoreAggregator {
         let options = &self.options;
         let now_secs = now / 1_000_000_000;
         let ttl_secs = options.entry_ttl / 1_000_000_000;
-        let expired = map.retain(|series| {
+        let expired = map.retain(|series, series_id| {
             let mut id: Option<(u64, (u32, u32))> = None;
             for elem in series.elems.iter_mut() {
-                let policy = specs.policy(elem.key.policy);
+                let policy = specs.policy(elem.policy);
                 let r = policy.resolution_nanos;
                 let due_count = elem.windows.iter().take_while(|w| due(r, elem.timed, w.start + r)).count();
                 if due_count == 0 {
                     continue;
                 }
-                let aggs = elem.key.aggs.resolve(series.metric_type);
-                let suffix = with_suffix(series.metric_type, elem.key.aggs, elem.timed);
+                let aggs = elem.aggs.resolve(series.metric_type);
+                let suffix = with_suffix(series.metric_type, elem.aggs, elem.timed);
                 for w in elem.windows.drain(..due_count) {
                     counters.windows_flushed += 1;
                     let (batch, generation) = out.batch(aggs.len() as usize);
                     let id = match id {
                         Some((g, handle)) if g == generation => handle,
                         _ => {
-                            let handle = batch.intern_id(&series.id);
+                            let handle = batch.intern_id(series_id);
                             id = Some((generation, handle));
                             handle
                         }
@@ -315,8 +315,8 @@ impl CoreAggregator {
                         batch.push(id, series.metric_type, agg, suffix, elem.timed, policy, w.start + r, value);
                     }
                 }
-                // A window roll spills the window list to the heap for a moment; give it back.
-                if elem.windows.spilled() && elem.windows.len() <= 1 {
+                // A burst of timed windows may have spilled the list to the heap; give it back.
+                if elem.windows.spilled() && elem.windows.len() <= 2 {
                     elem.windows.shrink_to_fit();
                 }
             }

@@ -6,7 +6,7 @@
 use smallvec::SmallVec;
 
 use crate::aggregation::{AggTypes, MetricType};
-use crate::spec::{ElemKey, SpecId, SpecTable};
+use crate::spec::{PolicyIdx, SpecId, SpecTable};
 use crate::time::UnixNanos;
 use crate::window::WindowAgg;
 
@@ -19,9 +19,13 @@ pub(crate) struct Window {
 /// The windows of one (policy, aggregations, timed?) of a series, sorted by start.
 #[derive(Debug)]
 pub(crate) struct Elem {
-    pub(crate) key: ElemKey,
+    // The fields of an `ElemKey`, flattened so that `timed` fits in its padding.
+    pub(crate) policy: PolicyIdx,
+    pub(crate) aggs: AggTypes,
     pub(crate) timed: bool,
-    pub(crate) windows: SmallVec<[Window; 1]>,
+    /// Two windows inline: the open one and, between a window's end and its flush, the
+    /// closed one. A third (timed metrics with a long past buffer) goes to the heap.
+    pub(crate) windows: SmallVec<[Window; 2]>,
 }
 
 impl Elem {
@@ -41,7 +45,7 @@ impl Elem {
     }
 
     fn open(&mut self, at: usize, start: UnixNanos, metric_type: MetricType) -> usize {
-        let agg = WindowAgg::new(metric_type, self.key.aggs.resolve(metric_type));
+        let agg = WindowAgg::new(metric_type, self.aggs.resolve(metric_type), self.timed);
         self.windows.insert(at, Window { start, agg });
         at
     }
@@ -49,7 +53,9 @@ impl Elem {
 
 #[derive(Debug)]
 pub(crate) struct Series {
-    pub(crate) id: Box<[u8]>,
+    /// Where the id lies in the shard's id arena (see `ShardMap`).
+    pub(crate) id_start: u32,
+    pub(crate) id_len: u32,
     pub(crate) metric_type: MetricType,
     /// The spec whose keys are `elems[..n]`, in order (the fast path).
     spec: SpecId,
@@ -62,9 +68,10 @@ pub(crate) struct Series {
 }
 
 impl Series {
-    pub(crate) fn new(id: &[u8], metric_type: MetricType) -> Self {
+    pub(crate) fn new(id_start: u32, id_len: u32, metric_type: MetricType) -> Self {
         Self {
-            id: id.into(),
+            id_start,
+            id_len,
             metric_type,
             spec: SpecId::MAX,
             spec_timed: false,
@@ -81,10 +88,14 @@ impl Series {
         let keys = specs.keys(spec);
         if self.spec != spec || self.spec_timed != timed {
             for (i, key) in keys.iter().enumerate() {
-                match self.elems[i..].iter().position(|e| e.key == *key && e.timed == timed) {
+                match self.elems[i..]
+                    .iter()
+                    .position(|e| e.policy == key.policy && e.aggs == key.aggs && e.timed == timed)
+                {
                     Some(j) => self.elems.swap(i, i + j),
                     None => {
-                        self.elems.insert(i, Elem { key: *key, timed, windows: SmallVec::new() });
+                        let elem = Elem { policy: key.policy, aggs: key.aggs, timed, windows: SmallVec::new() };
+                        self.elems.insert(i, elem);
                     }
                 }
             }

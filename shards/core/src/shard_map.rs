@@ -6,6 +6,10 @@
 //! series into the hole and repoints its table entry. Hashes are not stored: they are
 //! recomputed from (type, id) when the table grows or a series is removed, both rare.
 //!
+//! Ids live back to back in one byte arena per shard (no allocation per series, and a flush
+//! reads them in creation order rather than chasing a pointer per series). A removed series
+//! leaves its bytes behind; once they are half the arena, the arena is rewritten.
+//!
 //! #[PerformanceCriticalPath]: `find_or_insert` runs once per value.
 
 use hashbrown::HashTable;
@@ -17,10 +21,17 @@ use crate::series::Series;
 pub(crate) struct ShardMap {
     index: HashTable<u32>,
     series: Vec<Series>,
+    ids: Vec<u8>,
+    /// Arena bytes of removed series.
+    garbage: usize,
 }
 
-fn hash_of(s: &Series) -> u64 {
-    series_hash(s.metric_type, &s.id)
+fn id_of<'a>(ids: &'a [u8], s: &Series) -> &'a [u8] {
+    &ids[s.id_start as usize..s.id_start as usize + s.id_len as usize]
+}
+
+fn hash_of(ids: &[u8], s: &Series) -> u64 {
+    series_hash(s.metric_type, id_of(ids, s))
 }
 
 impl ShardMap {
@@ -32,29 +43,32 @@ impl ShardMap {
     /// bool says whether it was created.
     #[inline]
     pub(crate) fn find_or_insert(&mut self, hash: u64, metric_type: MetricType, id: &[u8]) -> (&mut Series, bool) {
-        let series = &self.series;
+        let (series, ids) = (&self.series, &self.ids);
         let found = self.index.find(hash, |&i| {
             let s = &series[i as usize];
-            s.metric_type == metric_type && *s.id == *id
+            s.metric_type == metric_type && id_of(ids, s) == id
         });
         match found {
             Some(&i) => (&mut self.series[i as usize], false),
             None => {
                 let i = self.series.len();
-                self.series.push(Series::new(id, metric_type));
-                let series = &self.series;
-                self.index.insert_unique(hash, i as u32, |&j| hash_of(&series[j as usize]));
+                let start = self.ids.len() as u32;
+                self.ids.extend_from_slice(id);
+                self.series.push(Series::new(start, id.len() as u32, metric_type));
+                let (series, ids) = (&self.series, &self.ids);
+                self.index.insert_unique(hash, i as u32, |&j| hash_of(ids, &series[j as usize]));
                 (&mut self.series[i], true)
             }
         }
     }
 
-    /// Keeps the series for which `keep` returns true; returns how many were removed.
-    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&mut Series) -> bool) -> usize {
+    /// Keeps the series for which `keep(series, id)` returns true; returns how many were removed.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&mut Series, &[u8]) -> bool) -> usize {
         let mut removed = 0;
         let mut i = 0;
         while i < self.series.len() {
-            if keep(&mut self.series[i]) {
+            let s = &mut self.series[i];
+            if keep(s, &self.ids[s.id_start as usize..s.id_start as usize + s.id_len as usize]) {
                 i += 1;
                 continue;
             }
@@ -62,22 +76,38 @@ impl ShardMap {
             removed += 1;
             // The series moved into `i` has not been looked at yet.
         }
+        if removed > 0 && self.garbage * 2 > self.ids.len() {
+            self.compact_ids();
+        }
         removed
     }
 
     fn remove_at(&mut self, i: usize) {
         let last = self.series.len() - 1;
-        let h = hash_of(&self.series[i]);
+        let h = hash_of(&self.ids, &self.series[i]);
         if let Ok(entry) = self.index.find_entry(h, |&j| j as usize == i) {
             entry.remove();
         }
         if i != last {
-            let h = hash_of(&self.series[last]);
+            let h = hash_of(&self.ids, &self.series[last]);
             if let Some(slot) = self.index.find_mut(h, |&j| j as usize == last) {
                 *slot = i as u32;
             }
         }
+        self.garbage += self.series[i].id_len as usize;
         self.series.swap_remove(i);
+    }
+
+    /// Rewrites the arena with only the live ids (hashes do not change, so the table stays).
+    fn compact_ids(&mut self) {
+        let mut ids = Vec::with_capacity(self.ids.len() - self.garbage);
+        for s in &mut self.series {
+            let start = ids.len() as u32;
+            ids.extend_from_slice(id_of(&self.ids, s));
+            s.id_start = start;
+        }
+        self.ids = ids;
+        self.garbage = 0;
     }
 }
 
@@ -104,11 +134,12 @@ mod tests {
                 *count += 1;
                 prop_assert_eq!(s.last_write_secs, *count);
                 if remove_odd {
-                    map.retain(|s| s.last_write_secs % 2 == 0);
+                    map.retain(|s, _| s.last_write_secs % 2 == 0);
                     model.retain(|_, c| *c % 2 == 0);
                 }
                 prop_assert_eq!(map.len(), model.len());
             }
+            prop_assert!(map.ids.len() - map.garbage == model.keys().map(|(_, id)| id.len()).sum::<usize>());
             for ((t, id), count) in &model {
                 let metric_type = [MetricType::Counter, MetricType::Gauge, MetricType::Timer][*t as usize];
                 let (s, created) = map.find_or_insert(series_hash(metric_type, id), metric_type, id);

@@ -81,8 +81,9 @@ impl FullAgg {
 pub enum WindowAgg {
     /// Counter with only `sum`.
     Sum(f64),
-    /// Gauge with only `last`: the value with the largest timestamp.
-    Last { value: f64, time: i64 },
+    /// Untimed gauge with only `last`: the latest value to arrive (arrival order is time
+    /// order on the owning core). Timed gauges use `Full`, which compares timestamps.
+    Last(f64),
     /// Timers and any other aggregation set.
     Full(Box<FullAgg>),
     /// StatsD set: distinct member hashes.
@@ -90,14 +91,13 @@ pub enum WindowAgg {
 }
 
 impl WindowAgg {
-    /// A fresh window for a series of `metric_type` aggregated by `aggs` (already resolved).
-    pub fn new(metric_type: MetricType, aggs: AggTypes) -> Self {
+    /// A fresh window for a series of `metric_type` aggregated by `aggs` (already resolved);
+    /// `timed` when values carry their own timestamps.
+    pub fn new(metric_type: MetricType, aggs: AggTypes, timed: bool) -> Self {
         match metric_type {
             MetricType::Set => Self::Distinct(Box::default()),
             MetricType::Counter if aggs == AggTypes::of(&[AggType::Sum]) => Self::Sum(0.0),
-            MetricType::Gauge if aggs == AggTypes::of(&[AggType::Last]) => {
-                Self::Last { value: f64::NAN, time: i64::MIN }
-            }
+            MetricType::Gauge if !timed && aggs == AggTypes::of(&[AggType::Last]) => Self::Last(f64::NAN),
             _ => Self::Full(Box::new(FullAgg::new(aggs.needs_sketch()))),
         }
     }
@@ -107,12 +107,7 @@ impl WindowAgg {
     pub fn add(&mut self, v: f64, time: i64) {
         match self {
             Self::Sum(s) => *s += v,
-            Self::Last { value, time: t } => {
-                if time >= *t {
-                    *value = v;
-                    *t = time;
-                }
-            }
+            Self::Last(value) => *value = v,
             Self::Full(f) => f.add(v, time),
             // A numeric value sent to a set counts as a member.
             Self::Distinct(set) => {
@@ -134,7 +129,7 @@ impl WindowAgg {
     /// The latest value of a gauge window, used as the base of a StatsD gauge delta.
     pub fn last_value(&self) -> Option<f64> {
         match self {
-            Self::Last { value, .. } if !value.is_nan() => Some(*value),
+            Self::Last(value) if !value.is_nan() => Some(*value),
             Self::Full(f) if f.count > 0 => Some(f.last),
             _ => None,
         }
@@ -147,7 +142,7 @@ impl WindowAgg {
                 AggType::Sum => *s,
                 _ => f64::NAN,
             },
-            Self::Last { value, .. } => match t {
+            Self::Last(value) => match t {
                 AggType::Last => *value,
                 _ => f64::NAN,
             },
@@ -166,7 +161,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn timer(values: &[f64]) -> WindowAgg {
-        let mut w = WindowAgg::new(MetricType::Timer, MetricType::Timer.default_aggregations());
+        let mut w = WindowAgg::new(MetricType::Timer, MetricType::Timer.default_aggregations(), false);
         for (i, v) in values.iter().enumerate() {
             w.add(*v, i as i64);
         }
@@ -198,14 +193,14 @@ mod tests {
 
         #[test]
         fn counter_sum_is_exact_for_integers(values in prop::collection::vec(-1_000_000i64..1_000_000, 0..1000)) {
-            let mut w = WindowAgg::new(MetricType::Counter, MetricType::Counter.default_aggregations());
+            let mut w = WindowAgg::new(MetricType::Counter, MetricType::Counter.default_aggregations(), false);
             for v in &values { w.add(*v as f64, 0); }
             prop_assert_eq!(w.value_of(AggType::Sum), values.iter().sum::<i64>() as f64);
         }
 
         #[test]
-        fn gauge_keeps_the_value_with_the_largest_time(points in prop::collection::vec((0i64..1000, -1e9f64..1e9), 1..200)) {
-            let mut w = WindowAgg::new(MetricType::Gauge, MetricType::Gauge.default_aggregations());
+        fn timed_gauge_keeps_the_value_with_the_largest_time(points in prop::collection::vec((0i64..1000, -1e9f64..1e9), 1..200)) {
+            let mut w = WindowAgg::new(MetricType::Gauge, MetricType::Gauge.default_aggregations(), true);
             for (t, v) in &points { w.add(*v, *t); }
             let max_t = points.iter().map(|p| p.0).max().unwrap();
             // ties go to the later arrival
@@ -215,8 +210,18 @@ mod tests {
     }
 
     #[test]
+    fn untimed_gauge_keeps_the_last_value_to_arrive() {
+        let mut w = WindowAgg::new(MetricType::Gauge, MetricType::Gauge.default_aggregations(), false);
+        for v in [3.0, -1.0, 7.5] {
+            w.add(v, 0);
+        }
+        assert_eq!(w.value_of(AggType::Last), 7.5);
+        assert_eq!(w.last_value(), Some(7.5));
+    }
+
+    #[test]
     fn sets_count_distinct_members() {
-        let mut w = WindowAgg::new(MetricType::Set, MetricType::Set.default_aggregations());
+        let mut w = WindowAgg::new(MetricType::Set, MetricType::Set.default_aggregations(), false);
         for m in [1u64, 2, 2, 3, 1] {
             w.add_member(m, 0);
         }

@@ -95,9 +95,8 @@ impl ShardPool {
             if let Some(spin) = config.spin_before_park {
                 builder = builder.spin_before_park(spin);
             }
-            let handle = builder
-                .spawn(move || run_core(setup))
-                .map_err(|e| PoolError::Spawn { cpu, reason: e.to_string() })?;
+            let handle =
+                builder.spawn(move || run_core(setup)).map_err(|e| PoolError::Spawn { cpu, reason: e.to_string() })?;
             tx.send(ShardCommand::SetShardOwners(owners.clone())).map_err(|_| PoolError::CoreGone(index))?;
             pool.commands.push(tx);
             pool.published.push(published);
