@@ -10,18 +10,32 @@
 //! ⌊q·(n−1)⌋, plus 1e-9 absolute for values the sketch treats as zero. M3's CKMS
 //! guarantees rank error 1e-3 instead; a value-relative bound is what dashboards read.
 //! It is also mergeable, which later cross-node work can use.
+//!
+//! Most timer windows hold few values, and a DDSketch's bucket array costs about a kilobyte,
+//! so a window keeps its first `EXACT_VALUES` values as they are and answers exactly from
+//! them; the sketch is built only when the window outgrows that.
 
+use smallvec::SmallVec;
 use sketches_ddsketch::{Config, DDSketch};
+
+/// Values a window keeps exactly before it switches to the sketch.
+const EXACT_VALUES: usize = 8;
+
+#[derive(Clone)]
+enum Inner {
+    Exact(SmallVec<[f64; EXACT_VALUES]>),
+    Sketch(Box<DDSketch>),
+}
 
 /// Streaming quantile estimate of one timer window.
 #[derive(Clone)]
 pub struct QuantileSketch {
-    inner: DDSketch,
+    inner: Inner,
 }
 
 impl std::fmt::Debug for QuantileSketch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QuantileSketch").field("count", &self.inner.count()).finish()
+        f.debug_struct("QuantileSketch").field("count", &self.count()).finish()
     }
 }
 
@@ -39,24 +53,54 @@ impl QuantileSketch {
     const MAX_BINS: u32 = 2048;
 
     pub fn new() -> Self {
-        Self { inner: DDSketch::new(Config::new(Self::RELATIVE_ERROR, Self::MAX_BINS, Self::MIN_MAGNITUDE)) }
+        Self { inner: Inner::Exact(SmallVec::new()) }
     }
 
     #[inline]
     pub fn add(&mut self, v: f64) {
-        self.inner.add(v);
+        match &mut self.inner {
+            Inner::Exact(values) if values.len() < EXACT_VALUES => values.push(v),
+            Inner::Exact(values) => {
+                let mut sketch =
+                    Box::new(DDSketch::new(Config::new(Self::RELATIVE_ERROR, Self::MAX_BINS, Self::MIN_MAGNITUDE)));
+                for x in values.iter() {
+                    sketch.add(*x);
+                }
+                sketch.add(v);
+                self.inner = Inner::Sketch(sketch);
+            }
+            Inner::Sketch(sketch) => sketch.add(v),
+        }
     }
 
     pub fn count(&self) -> u64 {
-        self.inner.count() as u64
+        match &self.inner {
+            Inner::Exact(values) => values.len() as u64,
+            Inner::Sketch(sketch) => sketch.count() as u64,
+        }
     }
 
-    /// Estimate of quantile `q` in [0, 1]; `None` when empty. q = 0 and 1 are the exact min and max.
+    /// Estimate of quantile `q` in [0, 1]: exact while the window holds at most 8 values (the
+    /// value at rank ⌊q·(n−1)⌋), else within the stated bound; `None` when empty. q = 0 and 1
+    /// are the exact min and max.
     pub fn quantile(&self, q: f64) -> Option<f64> {
-        let est = self.inner.quantile(q.clamp(0.0, 1.0)).ok().flatten()?;
-        // The bucket midpoint can stray past the extremes; the extremes are exact.
-        let (lo, hi) = (self.inner.min()?, self.inner.max()?);
-        Some(est.clamp(lo, hi))
+        let q = q.clamp(0.0, 1.0);
+        match &self.inner {
+            Inner::Exact(values) => {
+                if values.is_empty() {
+                    return None;
+                }
+                let mut sorted = values.clone();
+                sorted.sort_unstable_by(f64::total_cmp);
+                Some(sorted[(q * (sorted.len() - 1) as f64).floor() as usize])
+            }
+            Inner::Sketch(sketch) => {
+                let est = sketch.quantile(q).ok().flatten()?;
+                // The bucket midpoint can stray past the extremes; the extremes are exact.
+                let (lo, hi) = (sketch.min()?, sketch.max()?);
+                Some(est.clamp(lo, hi))
+            }
+        }
     }
 }
 
@@ -101,6 +145,23 @@ mod tests {
             let values: Vec<f64> = exps.iter().map(|e| 10f64.powf(*e)).collect();
             check(&values)?;
         }
+    }
+
+    #[test]
+    fn small_windows_are_exact_and_the_switch_keeps_every_value() {
+        let mut s = QuantileSketch::new();
+        for v in [5.0, 1.0, 9.0, 3.0] {
+            s.add(v);
+        }
+        assert_eq!(s.quantile(0.5), Some(3.0));
+        assert_eq!(s.quantile(0.99), Some(5.0));
+        assert_eq!(s.quantile(1.0), Some(9.0));
+        for v in 0..20 {
+            s.add(f64::from(v));
+        }
+        assert_eq!(s.count(), 24);
+        assert_eq!(s.quantile(1.0), Some(19.0));
+        assert_eq!(s.quantile(0.0), Some(0.0));
     }
 
     #[test]
