@@ -1,6 +1,8 @@
 //! M3-compatible wire formats for sheaf.
 //!
 //! - [`frame`]: m3msg framing (a 4-byte big-endian length, then a protobuf message).
+//! - [`output`]: the encoders of one aggregated value as an m3msg `AggregatedMetric` frame
+//!   and as a JSON line, used by the sinks.
 //! - [`view`]: the zero-copy, allocation-free decoder used on the shard cores for
 //!   the ingest hot path (`msgpb.Message` and `metricpb.MetricWithMetadatas`).
 //! - [`msgpb`], [`metricpb`], [`policypb`], [`aggregationpb`], [`pipelinepb`],
@@ -10,6 +12,7 @@
 //!   ingest hot path.
 
 pub mod frame;
+pub mod output;
 pub mod view;
 
 /// m3msg envelope: `Message`, its `Metadata`, and `Ack` (prost, generated).

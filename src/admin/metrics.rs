@@ -176,7 +176,11 @@ pub(super) fn render(state: &AdminState) -> String {
     let series: u64 = cores.iter().map(|c| c.series).sum();
     o.family("sheaf_resident_bytes", "gauge", "Resident memory of the process.");
     o.sample("sheaf_resident_bytes", &[], rss);
-    o.family("sheaf_resident_bytes_per_series", "gauge", "Resident memory divided by the series held (0 with no series).");
+    o.family(
+        "sheaf_resident_bytes_per_series",
+        "gauge",
+        "Resident memory divided by the series held (0 with no series).",
+    );
     o.sample("sheaf_resident_bytes_per_series", &[], if series == 0 { 0.0 } else { rss as f64 / series as f64 });
     o.family("sheaf_uptime_seconds", "gauge", "Seconds since start.");
     o.sample("sheaf_uptime_seconds", &[], state.started.elapsed().as_secs_f64());

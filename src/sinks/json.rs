@@ -6,6 +6,7 @@ use std::io::{BufWriter, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
+use sheaf_proto::output::write_json_line;
 use sheaf_shard_core::{FlushedValue, StoragePolicy};
 use sheaf_shard_runtime::SinkQueue;
 
@@ -28,12 +29,12 @@ pub(super) fn run(queue: Arc<SinkQueue>, metrics: Arc<SinkMetrics>, out: Box<dyn
     queue.register_consumer();
     let mut out = BufWriter::with_capacity(1 << 20, out);
     let mut policies: HashMap<StoragePolicy, String> = HashMap::new();
-    let mut id = Vec::with_capacity(256);
+    let mut scratch = Scratch::default();
     loop {
         let mut wrote = false;
         while let Some(batch) = queue.pop() {
             for v in batch.iter() {
-                if write_value(&mut out, &v, &mut policies, &mut id).is_err() {
+                if write_value(&mut out, &v, &mut policies, &mut scratch).is_err() {
                     SinkMetrics::add(&metrics.write_errors, 1);
                 }
             }
@@ -47,7 +48,7 @@ pub(super) fn run(queue: Arc<SinkQueue>, metrics: Arc<SinkMetrics>, out: Box<dyn
             // Drain what raced in with the close, then stop.
             while let Some(batch) = queue.pop() {
                 for v in batch.iter() {
-                    let _ = write_value(&mut out, &v, &mut policies, &mut id);
+                    let _ = write_value(&mut out, &v, &mut policies, &mut scratch);
                 }
                 SinkMetrics::add(&metrics.written_values, batch.len() as u64);
             }
@@ -58,18 +59,23 @@ pub(super) fn run(queue: Arc<SinkQueue>, metrics: Arc<SinkMetrics>, out: Box<dyn
     }
 }
 
+/// Reused buffers of the sink thread: the output id and the encoded line.
+#[derive(Default)]
+struct Scratch {
+    id: Vec<u8>,
+    line: Vec<u8>,
+}
+
 fn write_value(
     out: &mut impl Write,
     v: &FlushedValue<'_>,
     policies: &mut HashMap<StoragePolicy, String>,
-    id: &mut Vec<u8>,
+    scratch: &mut Scratch,
 ) -> std::io::Result<()> {
-    id.clear();
-    v.write_id(id);
-    out.write_all(b"{\"id\":")?;
-    serde_json::to_writer(&mut *out, &String::from_utf8_lossy(id))?;
-    write!(out, ",\"time_ns\":{},\"value\":", v.time_nanos)?;
-    serde_json::to_writer(&mut *out, &v.value)?;
+    scratch.id.clear();
+    v.write_id(&mut scratch.id);
+    scratch.line.clear();
     let policy = policies.entry(v.policy).or_insert_with(|| v.policy.to_string());
-    writeln!(out, ",\"policy\":\"{policy}\",\"agg\":\"{}\",\"type\":\"{}\"}}", v.agg.name(), v.metric_type.name())
+    write_json_line(&super::aggregated(v, &scratch.id), policy, v.agg.name(), v.metric_type.name(), &mut scratch.line);
+    out.write_all(&scratch.line)
 }

@@ -15,11 +15,12 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use prost::Message as _;
-use sheaf_proto::frame::{encode_frame, next_frame};
-use sheaf_proto::{metricpb, msgpb, policypb};
+use sheaf_proto::frame::next_frame;
+use sheaf_proto::msgpb;
+use sheaf_proto::output::encode_aggregated_frame;
+use sheaf_shard_core::FlushedValue;
 use sheaf_shard_core::murmur3::shard_for;
 use sheaf_shard_core::time::now_nanos;
-use sheaf_shard_core::{AggType, FlushedValue, MetricType};
 use sheaf_shard_runtime::SinkQueue;
 
 use super::SinkMetrics;
@@ -122,37 +123,9 @@ pub(super) fn run(queue: Arc<SinkQueue>, metrics: Arc<SinkMetrics>, config: M3ms
 fn encode(v: &FlushedValue<'_>, seq: u64, num_shards: u32, id: &mut Vec<u8>) -> (u64, Vec<u8>) {
     id.clear();
     v.write_id(id);
-    let metric_type = match (v.metric_type, v.agg) {
-        (MetricType::Counter, AggType::Sum) => metricpb::MetricType::Counter,
-        _ => metricpb::MetricType::Gauge,
-    };
-    let aggregated = metricpb::AggregatedMetric {
-        metric: Some(metricpb::TimedMetricWithStoragePolicy {
-            timed_metric: Some(metricpb::TimedMetric {
-                r#type: metric_type as i32,
-                id: id.clone(),
-                time_nanos: v.time_nanos,
-                value: v.value,
-                annotation: Vec::new(),
-            }),
-            storage_policy: Some(policypb::StoragePolicy {
-                resolution: Some(policypb::Resolution {
-                    window_size: v.policy.resolution_nanos,
-                    precision: v.policy.resolution_nanos,
-                }),
-                retention: Some(policypb::Retention { period: v.policy.retention_nanos }),
-            }),
-            routing_policy: None,
-        }),
-        encode_nanos: now_nanos(),
-    };
     let shard = u64::from(shard_for(id, num_shards));
-    let message = msgpb::Message {
-        metadata: Some(msgpb::Metadata { shard, id: seq, sent_at_nanos: now_nanos() as u64 }),
-        value: aggregated.encode_to_vec(),
-    };
-    let mut frame = Vec::with_capacity(message.encoded_len() + 4);
-    encode_frame(&message, &mut frame);
+    let mut frame = Vec::with_capacity(id.len() + 96);
+    encode_aggregated_frame(&super::aggregated(v, id), shard, seq, now_nanos(), &mut frame);
     (shard, frame)
 }
 

@@ -9,6 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
+use sheaf_proto::metricpb;
+use sheaf_proto::output::AggregatedValue;
+use sheaf_shard_core::{AggType, FlushedValue, MetricType};
 use sheaf_shard_runtime::SinkQueue;
 
 use crate::config::{Config, Handler};
@@ -85,6 +88,22 @@ pub fn start(config: &Config) -> anyhow::Result<Vec<Sink>> {
         sinks.push(Sink { kind: kind_of(handler), queue, metrics, thread: Some(thread) });
     }
     Ok(sinks)
+}
+
+/// A flushed value in the shape the output encoders take; `id` is its full output id.
+fn aggregated<'a>(v: &FlushedValue<'_>, id: &'a [u8]) -> AggregatedValue<'a> {
+    let metric_type = match (v.metric_type, v.agg) {
+        (MetricType::Counter, AggType::Sum) => metricpb::MetricType::Counter,
+        _ => metricpb::MetricType::Gauge,
+    };
+    AggregatedValue {
+        id,
+        metric_type,
+        time_nanos: v.time_nanos,
+        value: v.value,
+        resolution_nanos: v.policy.resolution_nanos,
+        retention_nanos: v.policy.retention_nanos,
+    }
 }
 
 fn kind_of(h: &Handler) -> &'static str {

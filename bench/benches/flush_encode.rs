@@ -1,0 +1,77 @@
+//! Flush output encoding: one `FlushBatch` of 4096 counter values (~20-byte ids, as a core's
+//! flush hands to the sinks) encoded as JSON lines and as m3msg `AggregatedMetric` frames,
+//! with the same calls the sink threads make. Throughput is in values.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use sheaf_proto::metricpb;
+use sheaf_proto::output::{AggregatedValue, encode_aggregated_frame, write_json_line};
+use sheaf_shard_core::murmur3::shard_for;
+use sheaf_shard_core::{AggType, FlushBatch, MetricType, Naming, StoragePolicy};
+
+const VALUES: usize = 4096;
+
+fn batch() -> FlushBatch {
+    let policy: StoragePolicy = "10s:2d".parse().unwrap();
+    let mut b = FlushBatch::new(Arc::new(Naming::default()), 0, VALUES);
+    for i in 0..VALUES {
+        let id = b.intern_id(format!("svc.requests.{i:08}").as_bytes());
+        b.push(id, MetricType::Counter, AggType::Sum, false, false, policy, 1_700_000_010_000_000_000, i as f64);
+    }
+    b
+}
+
+fn bench(c: &mut Criterion) {
+    let batch = batch();
+    let mut group = c.benchmark_group("flush_encode");
+    group.throughput(Throughput::Elements(VALUES as u64));
+    group.measurement_time(Duration::from_secs(3)).sample_size(20);
+    let (mut id, mut out) = (Vec::with_capacity(256), Vec::with_capacity(VALUES * 160));
+    let policy = "10s:2d".to_string();
+    group.bench_function("json_lines", |b| {
+        b.iter(|| {
+            out.clear();
+            for v in batch.iter() {
+                id.clear();
+                v.write_id(&mut id);
+                let value = AggregatedValue {
+                    id: &id,
+                    metric_type: metricpb::MetricType::Counter,
+                    time_nanos: v.time_nanos,
+                    value: v.value,
+                    resolution_nanos: v.policy.resolution_nanos,
+                    retention_nanos: v.policy.retention_nanos,
+                };
+                write_json_line(&value, &policy, v.agg.name(), v.metric_type.name(), &mut out);
+            }
+            black_box(out.len())
+        })
+    });
+    group.bench_function("m3msg_frames", |b| {
+        b.iter(|| {
+            out.clear();
+            for (seq, v) in batch.iter().enumerate() {
+                id.clear();
+                v.write_id(&mut id);
+                let value = AggregatedValue {
+                    id: &id,
+                    metric_type: metricpb::MetricType::Counter,
+                    time_nanos: v.time_nanos,
+                    value: v.value,
+                    resolution_nanos: v.policy.resolution_nanos,
+                    retention_nanos: v.policy.retention_nanos,
+                };
+                let shard = u64::from(shard_for(&id, 64));
+                encode_aggregated_frame(&value, shard, seq as u64, 1_700_000_011_000_000_000, &mut out);
+            }
+            black_box(out.len())
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

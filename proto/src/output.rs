@@ -1,0 +1,263 @@
+//! Encoders of one aggregated value in sheaf's two output formats, used by the sink threads
+//! (and the benches): an m3msg frame carrying a `metricpb.AggregatedMetric`, and a JSON line.
+//! Both append to a caller's buffer, so a sink reuses one buffer for a whole batch.
+
+use crate::metricpb;
+
+/// One aggregated value, as both encoders take it.
+#[derive(Debug, Clone, Copy)]
+pub struct AggregatedValue<'a> {
+    /// The output id (prefixes and suffix already applied).
+    pub id: &'a [u8],
+    pub metric_type: metricpb::MetricType,
+    /// End of the window.
+    pub time_nanos: i64,
+    pub value: f64,
+    pub resolution_nanos: i64,
+    pub retention_nanos: i64,
+}
+
+/// Appends an m3msg frame: `Message{metadata{shard, id: seq, sent_at_nanos: now}, value =
+/// AggregatedMetric{TimedMetricWithStoragePolicy, encode_nanos: now}}`.
+///
+/// Written field by field straight into `out` (no intermediate messages or buffers, so no
+/// allocation per value); `aggregated_frames_decode_with_prost` checks it against prost.
+pub fn encode_aggregated_frame(v: &AggregatedValue<'_>, shard: u64, seq: u64, now_nanos: i64, out: &mut Vec<u8>) {
+    use prost::encoding::{WireType, encoded_len_varint as vlen};
+    let encode_key =
+        |tag: u32, wire_type: WireType, out: &mut Vec<u8>| push_varint(u64::from(tag << 3 | wire_type as u32), out);
+    let encode_varint = push_varint;
+    // proto3 leaves out scalar fields that hold their default (0, 0.0, empty), as prost does;
+    // present sub-messages are always written. int64 fields are varints of the u64 bits.
+    let varint_len = |n: u64| if n == 0 { 0 } else { 1 + vlen(n) };
+    let bytes_len = |n: usize| if n == 0 { 0 } else { 1 + vlen(n as u64) + n };
+    let message_len = |n: usize| 1 + vlen(n as u64) + n;
+    let double_len = |x: f64| if x == 0.0 { 0 } else { 9 };
+    let timed_metric = varint_len(v.metric_type as i32 as u64)
+        + bytes_len(v.id.len())
+        + varint_len(v.time_nanos as u64)
+        + double_len(v.value);
+    let resolution = varint_len(v.resolution_nanos as u64) * 2;
+    let retention = varint_len(v.retention_nanos as u64);
+    let policy = message_len(resolution) + message_len(retention);
+    let with_policy = message_len(timed_metric) + message_len(policy);
+    let aggregated = message_len(with_policy) + varint_len(now_nanos as u64);
+    let metadata = varint_len(shard) + varint_len(seq) + varint_len(now_nanos as u64);
+    let message = message_len(metadata) + bytes_len(aggregated);
+
+    let message_field = |tag: u32, len: usize, out: &mut Vec<u8>| {
+        encode_key(tag, WireType::LengthDelimited, out);
+        encode_varint(len as u64, out);
+    };
+    let varint_field = |tag: u32, n: u64, out: &mut Vec<u8>| {
+        if n != 0 {
+            encode_key(tag, WireType::Varint, out);
+            encode_varint(n, out);
+        }
+    };
+    out.reserve(4 + message);
+    out.extend_from_slice(&(message as u32).to_be_bytes());
+    // msgpb.Message
+    message_field(1, metadata, out);
+    varint_field(1, shard, out);
+    varint_field(2, seq, out);
+    varint_field(3, now_nanos as u64, out);
+    if aggregated != 0 {
+        message_field(2, aggregated, out);
+    }
+    // metricpb.AggregatedMetric.metric
+    message_field(1, with_policy, out);
+    // TimedMetricWithStoragePolicy.timed_metric
+    message_field(1, timed_metric, out);
+    varint_field(1, v.metric_type as i32 as u64, out);
+    if !v.id.is_empty() {
+        message_field(2, v.id.len(), out);
+        out.extend_from_slice(v.id);
+    }
+    varint_field(3, v.time_nanos as u64, out);
+    if v.value != 0.0 {
+        encode_key(4, WireType::SixtyFourBit, out);
+        out.extend_from_slice(&v.value.to_le_bytes());
+    }
+    // TimedMetricWithStoragePolicy.storage_policy
+    message_field(2, policy, out);
+    message_field(1, resolution, out);
+    varint_field(1, v.resolution_nanos as u64, out);
+    varint_field(2, v.resolution_nanos as u64, out);
+    message_field(2, retention, out);
+    varint_field(1, v.retention_nanos as u64, out);
+    // AggregatedMetric.encode_nanos
+    varint_field(2, now_nanos as u64, out);
+}
+
+/// Appends a protobuf varint. prost's `encode_varint` goes through `BufMut` one byte at a
+/// time, which profiled as 40% of this encoder; one bounded copy from the stack is cheaper.
+#[inline]
+fn push_varint(mut n: u64, out: &mut Vec<u8>) {
+    let mut buf = [0u8; 10];
+    let mut i = 0;
+    while n >= 0x80 {
+        buf[i] = (n as u8) | 0x80;
+        n >>= 7;
+        i += 1;
+    }
+    buf[i] = n as u8;
+    out.extend_from_slice(&buf[..=i]);
+}
+
+/// Appends `{"id":…,"time_ns":…,"value":…,"policy":…,"agg":…,"type":…}\n`. The id is
+/// escaped as a JSON string (bytes that are not UTF-8 become U+FFFD); a value that is not
+/// finite is written as `null`.
+pub fn write_json_line(v: &AggregatedValue<'_>, policy: &str, agg: &str, type_name: &str, out: &mut Vec<u8>) {
+    use std::io::Write as _;
+    out.extend_from_slice(b"{\"id\":");
+    write_json_string(&String::from_utf8_lossy(v.id), out);
+    let _ = write!(out, ",\"time_ns\":{},\"value\":", v.time_nanos);
+    if v.value.is_finite() {
+        // Display of f64 is the shortest string that reads back to the same value.
+        let _ = write!(out, "{}", v.value);
+        // Keep a float look for whole numbers (10.0, not 10), as most JSON writers do.
+        if v.value.fract() == 0.0 && v.value.abs() < 1e16 {
+            out.extend_from_slice(b".0");
+        }
+    } else {
+        out.extend_from_slice(b"null");
+    }
+    out.extend_from_slice(b",\"policy\":");
+    write_json_string(policy, out);
+    out.extend_from_slice(b",\"agg\":");
+    write_json_string(agg, out);
+    out.extend_from_slice(b",\"type\":");
+    write_json_string(type_name, out);
+    out.extend_from_slice(b"}\n");
+}
+
+fn write_json_string(s: &str, out: &mut Vec<u8>) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if escape.is_empty() {
+            out.extend_from_slice(format!("\\u{b:04x}").as_bytes());
+        } else {
+            out.extend_from_slice(escape);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{encode_frame, next_frame};
+    use crate::{msgpb, policypb};
+    use prost::Message as _;
+
+    fn value(id: &[u8], v: f64) -> AggregatedValue<'_> {
+        AggregatedValue {
+            id,
+            metric_type: metricpb::MetricType::Counter,
+            time_nanos: 1_700_000_010_000_000_000,
+            value: v,
+            resolution_nanos: 10_000_000_000,
+            retention_nanos: 172_800_000_000_000,
+        }
+    }
+
+    #[test]
+    fn json_lines_escape_ids_and_keep_values_exact() {
+        let mut out = Vec::new();
+        write_json_line(&value(b"a\"b\\c\n\x01", 10.0), "10s:2d", "sum", "counter", &mut out);
+        write_json_line(&value(b"x", 0.1 + 0.2), "10s:2d", "p99", "timer", &mut out);
+        write_json_line(&value(b"y", f64::NAN), "10s:2d", "mean", "timer", &mut out);
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            r#"{"id":"a\"b\\c\n\u0001","time_ns":1700000010000000000,"value":10.0,"policy":"10s:2d","agg":"sum","type":"counter"}"#
+        );
+        assert!(lines[1].contains(r#""value":0.30000000000000004,"#), "{}", lines[1]);
+        assert!(lines[2].contains(r#""value":null,"#));
+    }
+
+    #[test]
+    fn aggregated_frames_decode_with_prost() {
+        let mut out = Vec::new();
+        encode_aggregated_frame(&value(b"req.count", 42.0), 7, 99, 123, &mut out);
+        let (payload, used) = next_frame(&out, 1 << 20).unwrap().unwrap();
+        assert_eq!(used, out.len());
+        let m = msgpb::Message::decode(payload).unwrap();
+        assert_eq!(m.metadata.unwrap(), msgpb::Metadata { shard: 7, id: 99, sent_at_nanos: 123 });
+        let a = metricpb::AggregatedMetric::decode(m.value.as_slice()).unwrap();
+        let tm = a.metric.as_ref().unwrap().timed_metric.as_ref().unwrap();
+        assert_eq!((tm.id.as_slice(), tm.value, tm.time_nanos), (&b"req.count"[..], 42.0, 1_700_000_010_000_000_000));
+        assert_eq!(a.encode_nanos, 123);
+    }
+
+    /// Byte for byte what prost writes for the same message.
+    fn prost_frame(v: &AggregatedValue<'_>, shard: u64, seq: u64, now: i64) -> Vec<u8> {
+        let aggregated = metricpb::AggregatedMetric {
+            metric: Some(metricpb::TimedMetricWithStoragePolicy {
+                timed_metric: Some(metricpb::TimedMetric {
+                    r#type: v.metric_type as i32,
+                    id: v.id.to_vec(),
+                    time_nanos: v.time_nanos,
+                    value: v.value,
+                    annotation: Vec::new(),
+                }),
+                storage_policy: Some(policypb::StoragePolicy {
+                    resolution: Some(policypb::Resolution {
+                        window_size: v.resolution_nanos,
+                        precision: v.resolution_nanos,
+                    }),
+                    retention: Some(policypb::Retention { period: v.retention_nanos }),
+                }),
+                routing_policy: None,
+            }),
+            encode_nanos: now,
+        };
+        let message = msgpb::Message {
+            metadata: Some(msgpb::Metadata { shard, id: seq, sent_at_nanos: now as u64 }),
+            value: aggregated.encode_to_vec(),
+        };
+        let mut out = Vec::new();
+        encode_frame(&message, &mut out);
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn hand_encoding_equals_prost(
+            id in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            time in proptest::prelude::any::<i64>(),
+            value in proptest::prelude::any::<f64>(),
+            res in proptest::prelude::any::<i64>(), ret in proptest::prelude::any::<i64>(),
+            shard in proptest::prelude::any::<u64>(), seq in proptest::prelude::any::<u64>(), now in proptest::prelude::any::<i64>(),
+            gauge in proptest::prelude::any::<bool>(),
+        ) {
+            let v = AggregatedValue {
+                id: &id,
+                metric_type: if gauge { metricpb::MetricType::Gauge } else { metricpb::MetricType::Counter },
+                time_nanos: time,
+                value,
+                resolution_nanos: res,
+                retention_nanos: ret,
+            };
+            let mut ours = Vec::new();
+            encode_aggregated_frame(&v, shard, seq, now, &mut ours);
+            proptest::prop_assert_eq!(ours, prost_frame(&v, shard, seq, now));
+        }
+    }
+}
