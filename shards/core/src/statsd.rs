@@ -251,9 +251,32 @@ fn check_name(name: &[u8]) -> Result<(), StatsdError> {
 /// number, `Err(NonFinite)` for NaN/inf/overflow.
 #[inline]
 fn parse_f64(bytes: &[u8]) -> Result<f64, StatsdError> {
+    // Fast path: most StatsD values are small unsigned integers, which convert exactly.
+    if !bytes.is_empty() && bytes.len() <= 15 && bytes.iter().all(u8::is_ascii_digit) {
+        let n = bytes.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+        return Ok(n as f64);
+    }
     let s = std::str::from_utf8(bytes).map_err(|_| StatsdError::BadValue)?;
     let v: f64 = s.parse().map_err(|_| StatsdError::BadValue)?;
     if v.is_finite() { Ok(v) } else { Err(StatsdError::NonFinite) }
+}
+
+#[cfg(test)]
+mod parse_f64_tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The integer fast path agrees with the standard parser.
+        #[test]
+        fn integers_parse_like_std(n in 0u64..1_000_000_000_000_000) {
+            let text = n.to_string();
+            prop_assert_eq!(super::parse_f64(text.as_bytes()).unwrap(), text.parse::<f64>().unwrap());
+            let padded = format!("00{text}");
+            if padded.len() <= 15 {
+                prop_assert_eq!(super::parse_f64(padded.as_bytes()).unwrap(), padded.parse::<f64>().unwrap());
+            }
+        }
+    }
 }
 
 #[inline]
