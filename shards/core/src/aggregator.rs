@@ -104,6 +104,9 @@ pub struct CoreAggregator {
     flushed: Vec<FlushedUntil>,
     /// Batch spec ref → interned spec, rebuilt per batch (reused allocation).
     spec_cache: Vec<SpecId>,
+    /// Per policy: the window an untimed value arriving at this batch's `now` lands in
+    /// (computed once per batch instead of a division per value).
+    untimed_start: Vec<UnixNanos>,
     pub counters: AggregatorCounters,
 }
 
@@ -116,6 +119,7 @@ impl CoreAggregator {
             shards: (0..num_shards).map(|_| None).collect(),
             flushed: Vec::new(),
             spec_cache: Vec::new(),
+            untimed_start: Vec::new(),
             counters: AggregatorCounters::default(),
         };
         this.track_resolutions();
@@ -161,19 +165,33 @@ impl CoreAggregator {
         })
     }
 
+    /// The window start of an untimed value arriving at `now`, per policy: `truncate(now, r)`,
+    /// or the end of what is already flushed if a clock step moved `now` behind it.
+    fn refresh_untimed_starts(&mut self, now: UnixNanos) {
+        let (flushed, starts) = (&self.flushed, &mut self.untimed_start);
+        starts.clear();
+        starts.extend(self.specs.policies().iter().map(|p| {
+            let r = p.resolution_nanos;
+            let until = flushed.iter().find(|f| f.resolution == r).map_or(UnixNanos::MIN, |f| f.untimed);
+            truncate(now, r).max(until)
+        }));
+    }
+
     /// Applies every sample of `batch` at arrival time `now`.
     pub fn apply(&mut self, batch: &SampleBatch, now: UnixNanos) {
         self.spec_cache.clear();
+        self.refresh_untimed_starts(now);
         let now_secs = (now / 1_000_000_000).clamp(0, i64::from(u32::MAX)) as u32;
         for s in batch.samples() {
-            let spec = if s.spec == DEFAULT_SPEC { 0 } else { self.intern_batch_spec(batch, s.spec) };
+            let spec = if s.spec == DEFAULT_SPEC { 0 } else { self.intern_batch_spec(batch, s.spec, now) };
             let timed = s.time != UNTIMED;
             if timed {
-                if s.time - now > self.options.timed_buffer_future {
+                // Client timestamps are arbitrary i64s: saturate rather than overflow.
+                if s.time.saturating_sub(now) > self.options.timed_buffer_future {
                     self.counters.timed_too_early += 1;
                     continue;
                 }
-                if now - s.time > self.options.timed_buffer_past {
+                if now.saturating_sub(s.time) > self.options.timed_buffer_past {
                     self.counters.timed_too_late += 1;
                     continue;
                 }
@@ -199,18 +217,17 @@ impl CoreAggregator {
             let metric_type = series.metric_type;
             let flushed = &self.flushed;
             for elem in series.elems_for(spec, timed, &self.specs) {
-                let r = self.specs.policy(elem.policy).resolution_nanos;
-                let until = flushed.iter().find(|f| f.resolution == r);
-                let mut start = truncate(time, r);
-                match (timed, until) {
-                    // A value stamped before a window already flushed (clock step) rolls forward.
-                    (false, Some(f)) if start < f.untimed => start = f.untimed,
-                    (true, Some(f)) if start < f.timed => {
+                let start = if timed {
+                    let r = self.specs.policy(elem.policy).resolution_nanos;
+                    let start = truncate(time, r);
+                    if flushed.iter().any(|f| f.resolution == r && start < f.timed) {
                         self.counters.timed_too_late += 1;
                         continue;
                     }
-                    _ => {}
-                }
+                    start
+                } else {
+                    self.untimed_start[usize::from(elem.policy)]
+                };
                 let window = elem.window_mut(start, metric_type);
                 match value {
                     SampleValue::Number(v) | SampleValue::GaugeDelta(v) => window.add(v, time),
@@ -229,7 +246,7 @@ impl CoreAggregator {
         }
     }
 
-    fn intern_batch_spec(&mut self, batch: &SampleBatch, r: u32) -> SpecId {
+    fn intern_batch_spec(&mut self, batch: &SampleBatch, r: u32, now: UnixNanos) -> SpecId {
         let i = r as usize - 1;
         if self.spec_cache.len() <= i {
             self.spec_cache.resize(i + 1, SpecId::MAX);
@@ -239,6 +256,7 @@ impl CoreAggregator {
             self.spec_cache[i] = self.specs.intern(batch.spec(r));
             if self.specs.policies().len() != known {
                 self.track_resolutions();
+                self.refresh_untimed_starts(now);
             }
         }
         self.spec_cache[i]

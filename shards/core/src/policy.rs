@@ -25,7 +25,9 @@ pub enum PolicyError {
     BadDuration(String),
     #[error("invalid storage policy {0:?}: expected resolution:retention, e.g. 10s:2d")]
     BadPolicy(String),
-    #[error("invalid storage policy {0:?}: resolution must be positive and not longer than retention")]
+    #[error(
+        "invalid storage policy {0:?}: resolution must be between 1ns and 1 year, and not longer than retention (at most 100 years)"
+    )]
     BadResolution(String),
 }
 
@@ -70,13 +72,22 @@ pub struct StoragePolicy {
     pub retention_nanos: i64,
 }
 
+/// Longest resolution accepted: window arithmetic stays far from i64 overflow.
+const MAX_RESOLUTION: i64 = 366 * 86_400_000_000_000;
+const MAX_RETENTION: i64 = 100 * 366 * 86_400_000_000_000;
+
 impl StoragePolicy {
     pub fn new(resolution_nanos: i64, retention_nanos: i64) -> Result<Self, PolicyError> {
         let p = Self { resolution_nanos, retention_nanos };
-        if resolution_nanos <= 0 || retention_nanos < resolution_nanos {
+        if !p.is_valid() {
             return Err(PolicyError::BadResolution(p.to_string()));
         }
         Ok(p)
+    }
+
+    fn is_valid(&self) -> bool {
+        (1..=MAX_RESOLUTION).contains(&self.resolution_nanos)
+            && (self.resolution_nanos..=MAX_RETENTION).contains(&self.retention_nanos)
     }
 }
 
@@ -87,7 +98,7 @@ impl FromStr for StoragePolicy {
         // M3 allows `res@precision:retention`; the precision does not change aggregation.
         let res = res.split_once('@').map_or(res, |(r, _)| r);
         let p = Self { resolution_nanos: parse_duration(res)?, retention_nanos: parse_duration(ret)? };
-        if p.resolution_nanos <= 0 || p.retention_nanos < p.resolution_nanos {
+        if !p.is_valid() {
             return Err(PolicyError::BadResolution(s.to_owned()));
         }
         Ok(p)
@@ -123,7 +134,9 @@ mod tests {
 
     #[test]
     fn refuses_bad_policies_with_a_reason() {
-        for bad in ["", "10s", "10x:2d", "0s:2d", "2d:10s", ":", "s:2d", "10s:", "-1s:2d"] {
+        for bad in
+            ["", "10s", "10x:2d", "0s:2d", "2d:10s", ":", "s:2d", "10s:", "-1s:2d", "2y:3y", "1d:6000w", "60w:61w"]
+        {
             assert!(bad.parse::<StoragePolicy>().is_err(), "{bad:?} should be refused");
         }
     }

@@ -15,8 +15,8 @@
 //! so a window keeps its first `EXACT_VALUES` values as they are and answers exactly from
 //! them; the sketch is built only when the window outgrows that.
 
-use smallvec::SmallVec;
 use sketches_ddsketch::{Config, DDSketch};
+use smallvec::SmallVec;
 
 /// Values a window keeps exactly before it switches to the sketch.
 const EXACT_VALUES: usize = 8;

@@ -119,3 +119,24 @@ fn timer_defaults_emit_m3_suffixes_and_too_old_timed_values_are_counted() {
     assert!(tens.iter().any(|(id, _, v)| id == "lat.count" && *v == 4.0));
     assert_eq!(ids.len(), 22, "11 aggregations x 2 default policies: {ids:?}");
 }
+
+proptest! {
+    /// Client timestamps are arbitrary: extreme ones are refused and counted, never a panic.
+    #[test]
+    fn any_timed_timestamp_is_accepted_or_counted(times in prop::collection::vec(prop_oneof![
+        Just(i64::MIN + 1), Just(i64::MAX), Just(0i64), any::<i64>(),
+        (-120_000_000_000i64..120_000_000_000).prop_map(|d| 1_700_000_000_000_000_000 + d),
+    ], 1..50)) {
+        let now = 1_700_000_000_000_000_000i64;
+        let mut agg = CoreAggregator::new(options(), 1);
+        let mut batch = SampleBatch::default();
+        for t in &times {
+            batch.push(0, 1, b"t", MetricType::Counter, *t, SampleValue::Number(1.0), DEFAULT_SPEC);
+        }
+        agg.apply(&batch, now);
+        let c = &agg.counters;
+        prop_assert_eq!(c.values_applied + c.timed_too_early + c.timed_too_late, times.len() as u64);
+        let mut out = FlushCollector::new(options().naming, 0, 1024);
+        agg.flush_shard_all(0, now, &mut out);
+    }
+}
