@@ -423,7 +423,15 @@ impl Config {
                 if m.max_buffered_messages == 0 {
                     return Err(invalid(format!("{key}.max_buffered_messages"), "must be at least 1"));
                 }
+                for (field, d) in [("message_ttl", m.message_ttl), ("retry_interval", m.retry_interval)] {
+                    if d.0.is_zero() {
+                        return Err(invalid(format!("{key}.{field}"), "must be longer than 0s"));
+                    }
+                }
             }
+        }
+        if self.data_plane.stats_interval.0.is_zero() {
+            return Err(invalid("data_plane.stats_interval", "must be longer than 0s"));
         }
         let dp = &self.data_plane;
         for (key, v) in [

@@ -80,7 +80,11 @@ pub(super) fn render(state: &AdminState) -> String {
             );
         }
         let a = &c.aggregation;
-        for (reason, n) in [("timed_too_late", a.timed_too_late), ("timed_too_early", a.timed_too_early)] {
+        for (reason, n) in [
+            ("timed_too_late", a.timed_too_late),
+            ("timed_too_early", a.timed_too_early),
+            ("metadata_over_core_limits", a.metadata_rejected),
+        ] {
             o.sample(
                 "sheaf_rejected_values_total",
                 &[("core", &c.core.to_string()), ("protocol", "any"), ("reason", reason)],

@@ -80,7 +80,10 @@ async fn status(State(state): State<Arc<AdminState>>) -> Json<Value> {
                 "name": s.name,
                 "kind": s.kind,
                 "backlog_values": s.queue.backlog_values.load(Relaxed),
-                "dropped_values": s.queue.dropped_values.load(Relaxed) + s.metrics.overflow_values.load(Relaxed),
+                "dropped_values": s.queue.dropped_values.load(Relaxed)
+                    + s.metrics.overflow_values.load(Relaxed)
+                    + s.metrics.expired_messages.load(Relaxed)
+                    + s.metrics.write_errors.load(Relaxed),
                 "written_values": s.metrics.written_values.load(Relaxed),
                 "unacked_messages": s.metrics.unacked_messages.load(Relaxed),
             })

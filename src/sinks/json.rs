@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sheaf_proto::output::write_json_line;
-use sheaf_shard_core::{FlushedValue, StoragePolicy};
+use sheaf_shard_core::{FlushBatch, FlushedValue, StoragePolicy};
 use sheaf_shard_runtime::SinkQueue;
 
 use super::SinkMetrics;
@@ -33,12 +33,7 @@ pub(super) fn run(queue: Arc<SinkQueue>, metrics: Arc<SinkMetrics>, out: Box<dyn
     loop {
         let mut wrote = false;
         while let Some(batch) = queue.pop() {
-            for v in batch.iter() {
-                if write_value(&mut out, &v, &mut policies, &mut scratch).is_err() {
-                    SinkMetrics::add(&metrics.write_errors, 1);
-                }
-            }
-            SinkMetrics::add(&metrics.written_values, batch.len() as u64);
+            write_batch(&mut out, &batch, &mut policies, &mut scratch, &metrics);
             wrote = true;
         }
         if wrote && out.flush().is_err() {
@@ -47,16 +42,32 @@ pub(super) fn run(queue: Arc<SinkQueue>, metrics: Arc<SinkMetrics>, out: Box<dyn
         if queue.is_closing() {
             // Drain what raced in with the close, then stop.
             while let Some(batch) = queue.pop() {
-                for v in batch.iter() {
-                    let _ = write_value(&mut out, &v, &mut policies, &mut scratch);
-                }
-                SinkMetrics::add(&metrics.written_values, batch.len() as u64);
+                write_batch(&mut out, &batch, &mut policies, &mut scratch, &metrics);
             }
             let _ = out.flush();
             return;
         }
         queue.wait(Duration::from_millis(100));
     }
+}
+
+/// Writes a batch, counting each value as written or as a write error.
+fn write_batch(
+    out: &mut impl Write,
+    batch: &FlushBatch,
+    policies: &mut HashMap<StoragePolicy, String>,
+    scratch: &mut Scratch,
+    metrics: &SinkMetrics,
+) {
+    let (mut written, mut failed) = (0, 0);
+    for v in batch.iter() {
+        match write_value(out, &v, policies, scratch) {
+            Ok(()) => written += 1,
+            Err(_) => failed += 1,
+        }
+    }
+    SinkMetrics::add(&metrics.written_values, written);
+    SinkMetrics::add(&metrics.write_errors, failed);
 }
 
 /// Reused buffers of the sink thread: the output id and the encoded line.

@@ -178,3 +178,49 @@ fn m3msg_metrics_are_acked_and_aggregated_exactly() {
     assert_eq!(max.len(), 1, "{max:?}");
     assert_eq!((max[0].agg.as_str(), max[0].value, max[0].policy.as_str()), ("max", 9.0, "1m:40d"));
 }
+
+fn pipeline(policies: Vec<policypb::StoragePolicy>, rollup: bool) -> metricpb::PipelineMetadata {
+    use sheaf_proto::pipelinepb;
+    metricpb::PipelineMetadata {
+        storage_policies: policies,
+        pipeline: rollup.then(|| pipelinepb::AppliedPipeline {
+            ops: vec![pipelinepb::AppliedPipelineOp {
+                r#type: pipelinepb::applied_pipeline_op::Type::Rollup as i32,
+                rollup: Some(pipelinepb::AppliedRollupOp { id: b"rolled.up".to_vec(), aggregation_id: None }),
+                ..Default::default()
+            }],
+        }),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn metadata_repeating_an_element_emits_once_and_rollup_pipelines_are_counted_not_aggregated() {
+    let sheaf = Sheaf::start("m3msg-pipelines", "");
+    let mut metric = counter("mapped.and.rolled", 7);
+    let metadatas = metricpb::StagedMetadatas {
+        metadatas: vec![metricpb::StagedMetadata {
+            cutover_nanos: 0,
+            tombstoned: false,
+            metadata: Some(metricpb::Metadata {
+                pipelines: vec![
+                    // A mapping rule and a rollup rule matched: the same policy twice, one
+                    // pipeline with a rollup op.
+                    pipeline(vec![policy(10, 172_800), policy(10, 172_800)], false),
+                    pipeline(vec![policy(10, 172_800)], true),
+                ],
+            }),
+        }],
+    };
+    metric.counter_with_metadatas.as_mut().unwrap().metadatas = Some(metadatas);
+    let mut c = TcpStream::connect(sheaf.m3msg).unwrap();
+    c.write_all(&message(1, metric)).unwrap();
+    assert_eq!(read_acks(&mut c, 1).len(), 1);
+    sheaf.wait_metric("sheaf_ingested_values_total", &[("protocol", "m3msg")], 1.0);
+    assert_eq!(sheaf.metric("sheaf_rejected_values_total", &[("reason", "pipeline_with_ops_skipped")]), 1.0);
+    let out = sheaf.stop();
+    let hits: Vec<_> = out.iter().filter(|v| v.id == "mapped.and.rolled").collect();
+    assert_eq!(hits.len(), 1, "{out:?}");
+    assert_eq!(hits[0].value, 7.0);
+    assert!(!out.iter().any(|v| v.id == "rolled.up"));
+}

@@ -43,6 +43,8 @@ pub struct AggregatorCounters {
     pub series_expired: u64,
     pub timed_too_late: u64,
     pub timed_too_early: u64,
+    /// Samples whose metadata would have passed the per-core caps on policies and specs.
+    pub metadata_rejected: u64,
     pub nan_discarded: u64,
     pub windows_flushed: u64,
     pub values_flushed: u64,
@@ -183,7 +185,17 @@ impl CoreAggregator {
         self.refresh_untimed_starts(now);
         let now_secs = (now / 1_000_000_000).clamp(0, i64::from(u32::MAX)) as u32;
         for s in batch.samples() {
-            let spec = if s.spec == DEFAULT_SPEC { 0 } else { self.intern_batch_spec(batch, s.spec, now) };
+            let spec = if s.spec == DEFAULT_SPEC {
+                0
+            } else {
+                match self.intern_batch_spec(batch, s.spec, now) {
+                    Some(spec) => spec,
+                    None => {
+                        self.counters.metadata_rejected += 1;
+                        continue;
+                    }
+                }
+            };
             let timed = s.time != UNTIMED;
             if timed {
                 // Client timestamps are arbitrary i64s: saturate rather than overflow.
@@ -246,20 +258,20 @@ impl CoreAggregator {
         }
     }
 
-    fn intern_batch_spec(&mut self, batch: &SampleBatch, r: u32, now: UnixNanos) -> SpecId {
+    fn intern_batch_spec(&mut self, batch: &SampleBatch, r: u32, now: UnixNanos) -> Option<SpecId> {
         let i = r as usize - 1;
         if self.spec_cache.len() <= i {
             self.spec_cache.resize(i + 1, SpecId::MAX);
         }
         if self.spec_cache[i] == SpecId::MAX {
             let known = self.specs.policies().len();
-            self.spec_cache[i] = self.specs.intern(batch.spec(r));
+            self.spec_cache[i] = self.specs.intern(batch.spec(r))?;
             if self.specs.policies().len() != known {
                 self.track_resolutions();
                 self.refresh_untimed_starts(now);
             }
         }
-        self.spec_cache[i]
+        Some(self.spec_cache[i])
     }
 
     /// Starts a flush round of `resolution` at `now`: windows ending at or before

@@ -140,3 +140,18 @@ proptest! {
         agg.flush_shard_all(0, now, &mut out);
     }
 }
+
+#[test]
+fn metadata_naming_an_element_twice_emits_each_value_once() {
+    let now = 1_700_000_000_000_000_000i64;
+    let mut agg = CoreAggregator::new(options(), 1);
+    let mut batch = SampleBatch::default();
+    let e = ElemSpec { aggs: AggTypes::DEFAULT, policy: "10s:2d".parse().unwrap() };
+    let spec = batch.add_spec(&[e, e]);
+    batch.push(0, 1, b"twice", MetricType::Counter, UNTIMED, SampleValue::Number(5.0), spec);
+    agg.apply(&batch, now);
+    let mut out = FlushCollector::new(options().naming, 0, 64);
+    agg.flush_shard_all(0, now, &mut out);
+    let values: Vec<f64> = out.take(true).iter().flat_map(|b| b.iter().map(|v| v.value).collect::<Vec<_>>()).collect();
+    assert_eq!(values, vec![5.0]);
+}

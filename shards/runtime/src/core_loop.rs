@@ -55,6 +55,8 @@ pub(crate) struct CoreCtx {
     /// Never has permits; closing it wakes every task waiting in `stopped`.
     stop: Semaphore,
     stopping: Cell<bool>,
+    /// A periodic flush round is between `begin_flush` and its last push to the sinks.
+    pub(crate) flush_in_progress: Cell<bool>,
     connections: RefCell<hashbrown::HashMap<u64, RawFd>>,
     next_connection: Cell<u64>,
     active_tasks: Cell<usize>,
@@ -127,6 +129,7 @@ pub(crate) async fn run_core(setup: CoreSetup) {
         peers: RefCell::new((0..cores).map(|_| None).collect()),
         stop: Semaphore::new(0),
         stopping: Cell::new(false),
+        flush_in_progress: Cell::new(false),
         connections: RefCell::default(),
         next_connection: Cell::new(0),
         active_tasks: Cell::new(0),
@@ -276,8 +279,9 @@ async fn stop_ingest(ctx: &Rc<CoreCtx>) {
     ctx.stop.close();
     for fd in ctx.connections.borrow().values() {
         // SAFETY: a connection's fd is in the registry only while its task, which owns the
-        // stream, is alive (the guard removes it before the stream is dropped), and this
-        // runs on the same thread, so `fd` is open and is that stream's socket.
+        // stream, is alive: the stream is dropped when the serve future completes and the
+        // guard removes the fd in that same poll, with no await in between, and this runs
+        // on the same thread, so `fd` is open and is that stream's socket.
         unsafe {
             libc::shutdown(*fd, libc::SHUT_RD);
         }

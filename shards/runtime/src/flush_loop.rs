@@ -62,6 +62,7 @@ fn next_flush(ctx: &CoreCtx, r: i64, now: i64) -> i64 {
 }
 
 async fn flush_round(ctx: &Rc<CoreCtx>, resolution: i64, scheduled: i64) {
+    ctx.flush_in_progress.set(true);
     let started = Instant::now();
     let now = now_nanos();
     ctx.aggregator.borrow_mut().begin_flush(resolution, now);
@@ -85,11 +86,17 @@ async fn flush_round(ctx: &Rc<CoreCtx>, resolution: i64, scheduled: i64) {
         stats.flush_duration_ns_total += elapsed;
         stats.last_flush_lag_ns = (now_nanos() - scheduled).max(0) as u64;
     }
+    ctx.flush_in_progress.set(false);
     ctx.publish_stats();
 }
 
-/// Flushes everything at shutdown, once every peer's hand-offs have been taken in.
+/// Flushes everything at shutdown, once every peer's hand-offs have been taken in and a
+/// periodic round still pushing to a full sink has finished (its values are already out of
+/// the aggregator; the executor must not be left while they are in flight).
 pub(crate) async fn final_flush(ctx: &Rc<CoreCtx>, include_open: bool) {
+    while ctx.flush_in_progress.get() {
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+    }
     let started = Instant::now();
     loop {
         let pending = (0..ctx.cores)

@@ -133,21 +133,29 @@ impl ShardPool {
         Ok(bind)
     }
 
-    /// Sends a command built by `make` to every core and waits for every reply.
+    /// Sends a command built by `make` to every core and waits for every reply. A core that
+    /// is gone does not stop the others: the first such core is reported at the end.
     async fn invoke_on_all<F>(&self, make: F) -> Result<(), PoolError>
     where
         F: Fn(flume::Sender<()>) -> ShardCommand,
     {
         let mut replies = Vec::new();
+        let mut gone = None;
         for core in 0..self.cores() {
             let (tx, rx) = flume::bounded(1);
-            self.send(core, make(tx))?;
-            replies.push(rx);
+            match self.send(core, make(tx)) {
+                Ok(()) => replies.push((core, rx)),
+                Err(e) => {
+                    gone.get_or_insert(e);
+                }
+            }
         }
-        for (core, rx) in replies.into_iter().enumerate() {
-            rx.recv_async().await.map_err(|_| PoolError::CoreGone(core))?;
+        for (core, rx) in replies {
+            if rx.recv_async().await.is_err() {
+                gone.get_or_insert(PoolError::CoreGone(core));
+            }
         }
-        Ok(())
+        gone.map_or(Ok(()), Err)
     }
 
     /// The latest published stats of every core.
@@ -166,9 +174,11 @@ impl ShardPool {
 
     /// Stops ingest everywhere, flushes (open windows too with `include_open`), and joins
     /// the executors. Sinks are drained by their owner afterwards.
+    /// A core that died (a panic) is reported, but the others still stop, flush and join, so
+    /// their windows are not lost.
     pub async fn stop(self, include_open: bool) -> Result<(), PoolError> {
-        self.invoke_on_all(|reply| ShardCommand::StopIngest { reply }).await?;
-        self.invoke_on_all(|reply| ShardCommand::FinalFlush { include_open, reply }).await?;
+        let stopped = self.invoke_on_all(|reply| ShardCommand::StopIngest { reply }).await;
+        let flushed = self.invoke_on_all(|reply| ShardCommand::FinalFlush { include_open, reply }).await;
         for core in 0..self.cores() {
             let _ = self.send(core, ShardCommand::Exit);
         }
@@ -177,6 +187,6 @@ impl ShardPool {
                 tracing::error!(core, error = %e, "core executor ended with an error");
             }
         }
-        Ok(())
+        stopped.and(flushed)
     }
 }

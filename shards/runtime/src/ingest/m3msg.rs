@@ -108,6 +108,8 @@ pub(crate) struct MetricDecoder {
     num_shards: u32,
     /// The last spec added, reused while the metadata repeats (checked against the batch).
     last_spec: Option<SpecRef>,
+    /// Pipelines with ops left out of the last metric's spec.
+    skipped_pipelines: u32,
 }
 
 impl MetricDecoder {
@@ -118,6 +120,7 @@ impl MetricDecoder {
             defaults: ctx.config.aggregator.default_policies.clone(),
             num_shards: ctx.config.num_shards,
             last_spec: None,
+            skipped_pipelines: 0,
         }
     }
 
@@ -152,7 +155,9 @@ impl MetricDecoder {
                     TimedType::Timer => MetricType::Timer,
                     TimedType::Gauge => MetricType::Gauge,
                 };
-                (t, id, time_nanos)
+                // i64::MIN marks "untimed" inside a batch; a client sending it means the
+                // distant past, which the owner refuses as too late.
+                (t, id, time_nanos.max(UNTIMED + 1))
             }
         };
         if id.is_empty() {
@@ -183,7 +188,11 @@ impl MetricDecoder {
                 batch.push_timer(shard, hash, id, time, &self.scratch.timer_values, spec)
             }
         }
-        router.ctx().stats.borrow_mut().ingested[Protocol::M3msg as usize] += values;
+        let mut stats = router.ctx().stats.borrow_mut();
+        stats.ingested[Protocol::M3msg as usize] += values;
+        if self.skipped_pipelines > 0 {
+            stats.reject(Protocol::M3msg, "pipeline_with_ops_skipped");
+        }
         Ok(())
     }
 
@@ -193,17 +202,35 @@ impl MetricDecoder {
             return Ok(DEFAULT_SPEC);
         }
         self.elems.clear();
+        // Pipelines with ops (rollups, transformations) are not built yet: they are left out
+        // (counted by the caller) rather than aggregated as if they had none.
+        self.skipped_pipelines = 0;
         for p in &self.scratch.pipelines {
+            if p.has_ops {
+                self.skipped_pipelines += 1;
+                continue;
+            }
             let aggs = AggTypes::from_m3_id(p.aggregation_id);
             let policies = self.scratch.policies_of(p);
+            let add = |e: ElemSpec, elems: &mut Vec<ElemSpec>| {
+                // The same (aggregations, policy) from two pipelines is one element, as in M3.
+                if !elems.contains(&e) {
+                    elems.push(e);
+                }
+            };
             if policies.is_empty() {
-                self.elems.extend(self.defaults.iter().map(|policy| ElemSpec { aggs, policy: *policy }));
+                for policy in &self.defaults {
+                    add(ElemSpec { aggs, policy: *policy }, &mut self.elems);
+                }
             }
             for v in policies {
                 let policy =
                     StoragePolicy::new(v.resolution_nanos, v.retention_nanos).map_err(|_| "bad_storage_policy")?;
-                self.elems.push(ElemSpec { aggs, policy });
+                add(ElemSpec { aggs, policy }, &mut self.elems);
             }
+        }
+        if self.elems.is_empty() {
+            return Err("unsupported_pipeline_ops");
         }
         if self.elems.iter().all(|e| e.aggs.is_default())
             && self.elems.len() == self.defaults.len()
