@@ -335,6 +335,9 @@ pub struct DataPlane {
     pub handoff_batch_values: usize,
     /// Batches in flight per pair of cores; full means the sender stops reading.
     pub handoff_queue_batches: usize,
+    /// How long UDP values for another core may wait to fill a batch before they are handed
+    /// off (0s: after every burst).
+    pub handoff_linger: Dur,
     /// Values per batch handed from a flush to the sinks.
     pub flush_batch_values: usize,
     /// Batches queued per sink.
@@ -352,6 +355,7 @@ impl Default for DataPlane {
         Self {
             handoff_batch_values: 1024,
             handoff_queue_batches: 64,
+            handoff_linger: Dur(Duration::from_millis(1)),
             flush_batch_values: 4096,
             sink_queue_batches: 4096,
             sink_enqueue_timeout: Dur(Duration::from_secs(5)),

@@ -75,6 +75,9 @@ pub struct PoolConfig {
     pub handoff_batch_values: usize,
     /// Batches in flight per core pair; a full queue stops the sender reading its sockets.
     pub handoff_queue_batches: usize,
+    /// How long UDP values for another core may wait for more company before they are handed
+    /// off (a full batch goes at once). Zero hands off after every burst.
+    pub handoff_linger: Duration,
     /// Values per flushed batch handed to the sinks.
     pub flush_batch_values: usize,
     /// How long a flush waits for room on a full sink before counting the batch as dropped.

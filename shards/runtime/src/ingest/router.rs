@@ -40,6 +40,20 @@ impl Router {
         self.largest >= self.ctx.config.handoff_batch_values
     }
 
+    /// Whether values for other cores wait in this router.
+    pub(crate) fn has_remote(&self) -> bool {
+        self.batches.iter().enumerate().any(|(core, b)| core != self.ctx.index && !b.is_empty())
+    }
+
+    /// Applies the values for this core's own shards now (no hand-off, never waits).
+    pub(crate) fn apply_local(&mut self) {
+        let local = &mut self.batches[self.ctx.index];
+        if !local.is_empty() {
+            self.ctx.aggregator.borrow_mut().apply(local, now_nanos());
+            local.clear();
+        }
+    }
+
     /// Applies the local batch and sends the others, waiting for room if a peer is behind.
     pub(crate) async fn dispatch(&mut self) {
         self.largest = 0;

@@ -3,6 +3,7 @@
 
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
+use std::time::Instant;
 
 use futures_lite::AsyncReadExt;
 use glommio::net::{TcpStream, UdpSocket};
@@ -63,32 +64,63 @@ impl LineDecoder {
 /// Bursts drained with `recvmmsg` before the core yields to its other tasks.
 const MAX_DRAINS_PER_WAKE: usize = 16;
 
-/// Receives datagrams on one core's UDP socket until shutdown: the first datagram of a burst
-/// through glommio (an idle core sleeps), the rest of the burst with `recvmmsg`; values for
-/// other cores are handed off once per burst (or when a batch fills), not per datagram.
+/// What woke the UDP loop.
+enum Wake {
+    Readable,
+    Linger,
+    Stop,
+    Failed(std::io::Error),
+}
+
+/// Receives datagrams on one core's UDP socket until shutdown.
+///
+/// The loop waits for the socket to become readable with a 1-byte `MSG_PEEK` through glommio
+/// (an idle core sleeps; a peek consumes nothing, so abandoning it when the linger timer or
+/// shutdown wins loses no datagram), then drains the burst with `recvmmsg`. Values for this
+/// core's shards are applied at once; values for other cores wait in the router until a
+/// batch fills or `handoff_linger` has passed since the first of them, so that at moderate
+/// load a peer core is woken about once per linger rather than once per datagram.
 pub(crate) async fn serve_udp(ctx: Rc<CoreCtx>, socket: UdpSocket) {
     let mut router = Router::new(ctx.clone());
     let mut decoder = LineDecoder::new(&ctx, Protocol::StatsdUdp);
-    let mut buf = vec![0u8; 65_536];
+    let mut probe = [0u8; 1];
     let mut burst = RecvBatch::new();
     let fd = socket.as_raw_fd();
+    let linger = ctx.config.handoff_linger;
+    let mut pending_since: Option<Instant> = None;
     loop {
-        let recv = socket.recv_from(&mut buf);
-        let n = match futures_lite::future::or(async { Some(recv.await) }, async {
+        let deadline = pending_since.map(|t| linger.saturating_sub(t.elapsed()));
+        let readable = async {
+            match socket.peek_from(&mut probe).await {
+                Ok(_) => Wake::Readable,
+                Err(e) => Wake::Failed(e.into()),
+            }
+        };
+        let lingered = async {
+            match deadline {
+                Some(d) => glommio::timer::sleep(d).await,
+                None => std::future::pending::<()>().await,
+            }
+            Wake::Linger
+        };
+        let stopped = async {
             ctx.stopped().await;
-            None
-        })
-        .await
-        {
-            Some(Ok((n, _from))) => n,
-            Some(Err(e)) => {
+            Wake::Stop
+        };
+        match futures_lite::future::or(futures_lite::future::or(readable, lingered), stopped).await {
+            Wake::Stop => break,
+            Wake::Failed(e) => {
                 tracing::warn!(error = %e, "statsd udp receive failed");
                 glommio::timer::sleep(std::time::Duration::from_millis(100)).await;
                 continue;
             }
-            None => break,
-        };
-        decoder.lines(&buf[..n], &mut router);
+            Wake::Linger => {
+                router.dispatch().await;
+                pending_since = None;
+                continue;
+            }
+            Wake::Readable => {}
+        }
         for _ in 0..MAX_DRAINS_PER_WAKE {
             if burst.drain(fd) == 0 {
                 break;
@@ -98,9 +130,17 @@ pub(crate) async fn serve_udp(ctx: Rc<CoreCtx>, socket: UdpSocket) {
             }
             if router.is_full() {
                 router.dispatch().await;
+                pending_since = None;
             }
         }
-        router.dispatch().await;
+        router.apply_local();
+        if router.has_remote() {
+            let since = *pending_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= linger {
+                router.dispatch().await;
+                pending_since = None;
+            }
+        }
     }
     router.dispatch().await;
 }
