@@ -48,8 +48,8 @@ pub fn warnings(config: &Config, shard_cpus: &[usize]) -> Vec<String> {
 
 /// Pins the calling thread to `cpu` (control and sink threads), or says why it could not.
 pub fn pin_current_thread(cpu: usize) -> std::io::Result<()> {
-    // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET writes within it (cpu is checked
-    // against CPU_SETSIZE first).
+    // CPU_SET below writes within the set: `cpu` is checked against CPU_SETSIZE first.
+    // SAFETY: a zeroed cpu_set_t is a valid, empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     if cpu >= libc::CPU_SETSIZE as usize {
         return Err(std::io::Error::other(format!("cpu {cpu} is out of range")));

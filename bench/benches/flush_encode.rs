@@ -24,6 +24,18 @@ fn batch() -> FlushBatch {
     b
 }
 
+/// A flushed value in the encoders' shape, as the sinks build it.
+fn aggregated<'a>(v: &sheaf_shard_core::FlushedValue<'_>, id: &'a [u8]) -> AggregatedValue<'a> {
+    AggregatedValue {
+        id,
+        metric_type: metricpb::MetricType::Counter,
+        time_nanos: v.time_nanos,
+        value: v.value,
+        resolution_nanos: v.policy.resolution_nanos,
+        retention_nanos: v.policy.retention_nanos,
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let batch = batch();
     let mut group = c.benchmark_group("flush_encode");
@@ -37,15 +49,7 @@ fn bench(c: &mut Criterion) {
             for v in batch.iter() {
                 id.clear();
                 v.write_id(&mut id);
-                let value = AggregatedValue {
-                    id: &id,
-                    metric_type: metricpb::MetricType::Counter,
-                    time_nanos: v.time_nanos,
-                    value: v.value,
-                    resolution_nanos: v.policy.resolution_nanos,
-                    retention_nanos: v.policy.retention_nanos,
-                };
-                write_json_line(&value, &policy, v.agg.name(), v.metric_type.name(), &mut out);
+                write_json_line(&aggregated(&v, &id), &policy, v.agg.name(), v.metric_type.name(), &mut out);
             }
             black_box(out.len())
         })
@@ -56,16 +60,8 @@ fn bench(c: &mut Criterion) {
             for (seq, v) in batch.iter().enumerate() {
                 id.clear();
                 v.write_id(&mut id);
-                let value = AggregatedValue {
-                    id: &id,
-                    metric_type: metricpb::MetricType::Counter,
-                    time_nanos: v.time_nanos,
-                    value: v.value,
-                    resolution_nanos: v.policy.resolution_nanos,
-                    retention_nanos: v.policy.retention_nanos,
-                };
                 let shard = u64::from(shard_for(&id, 64));
-                encode_aggregated_frame(&value, shard, seq as u64, 1_700_000_011_000_000_000, &mut out);
+                encode_aggregated_frame(&aggregated(&v, &id), shard, seq as u64, 1_700_000_011_000_000_000, &mut out);
             }
             black_box(out.len())
         })

@@ -29,9 +29,9 @@ impl<T: Send + Sync + 'static> Published<T> {
         let guard = epoch::pin();
         let old = self.current.swap(Owned::new(value), Ordering::AcqRel, &guard);
         if !old.is_null() {
-            // SAFETY: `old` was just unlinked by the swap, so no new reader can reach it;
-            // readers that loaded it hold a guard pinned before this point, and
-            // `defer_destroy` waits for all of them to unpin.
+            // `old` was just unlinked by the swap, so no new reader can reach it; readers that
+            // loaded it hold a guard pinned before this point.
+            // SAFETY: `defer_destroy` frees it only after all of those guards are unpinned.
             unsafe { guard.defer_destroy(old) };
         }
     }
@@ -40,9 +40,8 @@ impl<T: Send + Sync + 'static> Published<T> {
     pub fn read<R>(&self, f: impl FnOnce(&T) -> R) -> R {
         let guard = epoch::pin();
         let shared = self.current.load(Ordering::Acquire, &guard);
-        // SAFETY: the pointer is never null (set in `new`, only replaced by non-null values)
-        // and stays valid while `guard` is pinned, because replaced values are destroyed
-        // through `defer_destroy`.
+        // The pointer is never null: set in `new`, only replaced by non-null values.
+        // SAFETY: it stays valid while `guard` is pinned; replaced values go through `defer_destroy`.
         let value = unsafe { shared.deref() };
         f(value)
     }
@@ -50,8 +49,7 @@ impl<T: Send + Sync + 'static> Published<T> {
 
 impl<T> Drop for Published<T> {
     fn drop(&mut self) {
-        // SAFETY: `&mut self` means no other thread can read `current` any more, so the
-        // value can be taken back and dropped at once.
+        // SAFETY: `&mut self`: no other thread can read `current` any more, so drop it now.
         unsafe {
             let guard = epoch::unprotected();
             let old = self.current.swap(epoch::Shared::null(), Ordering::AcqRel, guard);

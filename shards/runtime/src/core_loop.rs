@@ -229,8 +229,8 @@ fn bind_udp(addr: std::net::SocketAddr, recv_buffer: usize) -> std::io::Result<U
     }
     socket.bind(&addr.into())?;
     let fd = socket.into_raw_fd();
-    // SAFETY: `fd` is a freshly created, bound UDP socket whose ownership `into_raw_fd`
-    // released; `UdpSocket` takes sole ownership and closes it.
+    // `into_raw_fd` released the ownership of this freshly created, bound UDP socket.
+    // SAFETY: `fd` is an open UDP socket nobody else owns; `UdpSocket` takes it and closes it.
     Ok(unsafe { UdpSocket::from_raw_fd(fd) })
 }
 
@@ -278,10 +278,10 @@ async fn stop_ingest(ctx: &Rc<CoreCtx>) {
     ctx.stopping.set(true);
     ctx.stop.close();
     for fd in ctx.connections.borrow().values() {
-        // SAFETY: a connection's fd is in the registry only while its task, which owns the
-        // stream, is alive: the stream is dropped when the serve future completes and the
-        // guard removes the fd in that same poll, with no await in between, and this runs
-        // on the same thread, so `fd` is open and is that stream's socket.
+        // A connection's fd is in the registry only while its task, which owns the stream, is
+        // alive: the stream is dropped when the serve future completes and the guard removes
+        // the fd in that same poll, with no await in between; this runs on the same thread.
+        // SAFETY: so `fd` is open and is that stream's socket; shutdown(2) only ends reads.
         unsafe {
             libc::shutdown(*fd, libc::SHUT_RD);
         }

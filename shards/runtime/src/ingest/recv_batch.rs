@@ -44,10 +44,10 @@ impl RecvBatch {
             header.msg_hdr.msg_flags = 0;
             header.msg_len = 0;
         }
-        // SAFETY: `headers` holds SLOTS initialised mmsghdrs, each pointing at one iovec of
-        // `iovecs`, which points at a distinct SLOT_BYTES region of `buffers`; all three live
-        // in `self` and are not moved or otherwise borrowed during the call. MSG_DONTWAIT makes
-        // the call return at once when nothing is queued.
+        // `headers` holds SLOTS initialised mmsghdrs, each pointing at one iovec of `iovecs`,
+        // which points at a distinct SLOT_BYTES region of `buffers`; MSG_DONTWAIT makes the
+        // call return at once when nothing is queued.
+        // SAFETY: all three arrays live in `self` and are not moved or borrowed during the call.
         let n = unsafe {
             libc::recvmmsg(fd, self.headers.as_mut_ptr(), SLOTS as u32, libc::MSG_DONTWAIT, std::ptr::null_mut())
         };
