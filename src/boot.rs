@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use sheaf_shard_core::{AggregatorOptions, Naming};
-use sheaf_shard_runtime::{FlushSchedule, IngestConfig, PoolConfig};
+use sheaf_shard_runtime::{FlushBatchPool, FlushSchedule, IngestConfig, PoolConfig};
 
 use crate::admin::SinkView;
 use crate::config::Config;
@@ -29,8 +29,8 @@ pub fn run(path: Option<&Path>) -> anyhow::Result<()> {
     for w in host_checks::warnings(&config, &pool_config_without_sinks.cpus) {
         tracing::warn!("{w}");
     }
-    let mut sinks = sinks::start(&config)?;
     let mut pool_config = pool_config_without_sinks;
+    let mut sinks = sinks::start(&config, pool_config.flush_batches.clone())?;
     pool_config.sinks = sinks.iter().map(|s| s.queue.clone()).collect();
     let views = sinks
         .iter()
@@ -117,6 +117,8 @@ fn pool_config(config: &Config) -> anyhow::Result<PoolConfig> {
         flush_batch_values: config.data_plane.flush_batch_values,
         sink_enqueue_timeout: config.data_plane.sink_enqueue_timeout.0,
         sinks: Vec::new(),
+        // Up to 128 emptied 4096-value batches per core wait for the next flush round.
+        flush_batches: FlushBatchPool::new(config.cpus()?.len(), 128),
         stats_interval: config.data_plane.stats_interval.0,
         spin_before_park: Some(config.data_plane.spin_before_park.0).filter(|d| !d.is_zero()),
     })

@@ -109,17 +109,14 @@ fn push_varint(mut n: u64, out: &mut Vec<u8>) {
 /// escaped as a JSON string (bytes that are not UTF-8 become U+FFFD); a value that is not
 /// finite is written as `null`.
 pub fn write_json_line(v: &AggregatedValue<'_>, policy: &str, agg: &str, type_name: &str, out: &mut Vec<u8>) {
-    use std::io::Write as _;
     out.extend_from_slice(b"{\"id\":");
     write_json_string(&String::from_utf8_lossy(v.id), out);
-    let _ = write!(out, ",\"time_ns\":{},\"value\":", v.time_nanos);
+    out.extend_from_slice(b",\"time_ns\":");
+    out.extend_from_slice(itoa::Buffer::new().format(v.time_nanos).as_bytes());
+    out.extend_from_slice(b",\"value\":");
     if v.value.is_finite() {
-        // Display of f64 is the shortest string that reads back to the same value.
-        let _ = write!(out, "{}", v.value);
-        // Keep a float look for whole numbers (10.0, not 10), as most JSON writers do.
-        if v.value.fract() == 0.0 && v.value.abs() < 1e16 {
-            out.extend_from_slice(b".0");
-        }
+        // ryu writes the shortest string that reads back to the same value (10.0, 0.1, 1e16).
+        out.extend_from_slice(ryu::Buffer::new().format_finite(v.value).as_bytes());
     } else {
         out.extend_from_slice(b"null");
     }

@@ -1,14 +1,13 @@
 //! JSON lines sink: one object per aggregated value,
 //! `{"id":…,"time_ns":…,"value":…,"policy":"10s:2d","agg":"sum","type":"counter"}`.
 
-use std::collections::HashMap;
 use std::io::{BufWriter, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
 use sheaf_proto::output::write_json_line;
 use sheaf_shard_core::{FlushBatch, FlushedValue, StoragePolicy};
-use sheaf_shard_runtime::SinkQueue;
+use sheaf_shard_runtime::{FlushBatchPool, SinkQueue};
 
 use super::SinkMetrics;
 
@@ -25,15 +24,21 @@ pub(super) fn open(path: &str) -> anyhow::Result<Box<dyn Write + Send>> {
     })
 }
 
-pub(super) fn run(queue: Arc<SinkQueue>, metrics: Arc<SinkMetrics>, out: Box<dyn Write + Send>) {
+pub(super) fn run(
+    queue: Arc<SinkQueue>,
+    metrics: Arc<SinkMetrics>,
+    pool: Arc<FlushBatchPool>,
+    out: Box<dyn Write + Send>,
+) {
     queue.register_consumer();
     let mut out = BufWriter::with_capacity(1 << 20, out);
-    let mut policies: HashMap<StoragePolicy, String> = HashMap::new();
+    let mut policies = PolicyNames::default();
     let mut scratch = Scratch::default();
     loop {
         let mut wrote = false;
         while let Some(batch) = queue.pop() {
             write_batch(&mut out, &batch, &mut policies, &mut scratch, &metrics);
+            pool.give_back(batch);
             wrote = true;
         }
         if wrote && out.flush().is_err() {
@@ -51,11 +56,29 @@ pub(super) fn run(queue: Arc<SinkQueue>, metrics: Arc<SinkMetrics>, out: Box<dyn
     }
 }
 
+/// The text of each storage policy seen (a deployment has a handful: a short list beats
+/// hashing the policy for every value).
+#[derive(Default)]
+struct PolicyNames(Vec<(StoragePolicy, String)>);
+
+impl PolicyNames {
+    fn name(&mut self, p: StoragePolicy) -> &str {
+        let i = match self.0.iter().position(|(q, _)| *q == p) {
+            Some(i) => i,
+            None => {
+                self.0.push((p, p.to_string()));
+                self.0.len() - 1
+            }
+        };
+        &self.0[i].1
+    }
+}
+
 /// Writes a batch, counting each value as written or as a write error.
 fn write_batch(
     out: &mut impl Write,
     batch: &FlushBatch,
-    policies: &mut HashMap<StoragePolicy, String>,
+    policies: &mut PolicyNames,
     scratch: &mut Scratch,
     metrics: &SinkMetrics,
 ) {
@@ -80,13 +103,13 @@ struct Scratch {
 fn write_value(
     out: &mut impl Write,
     v: &FlushedValue<'_>,
-    policies: &mut HashMap<StoragePolicy, String>,
+    policies: &mut PolicyNames,
     scratch: &mut Scratch,
 ) -> std::io::Result<()> {
     scratch.id.clear();
     v.write_id(&mut scratch.id);
     scratch.line.clear();
-    let policy = policies.entry(v.policy).or_insert_with(|| v.policy.to_string());
+    let policy = policies.name(v.policy);
     write_json_line(&super::aggregated(v, &scratch.id), policy, v.agg.name(), v.metric_type.name(), &mut scratch.line);
     out.write_all(&scratch.line)
 }

@@ -21,7 +21,7 @@ use sheaf_proto::output::encode_aggregated_frame;
 use sheaf_shard_core::FlushedValue;
 use sheaf_shard_core::murmur3::shard_for;
 use sheaf_shard_core::time::now_nanos;
-use sheaf_shard_runtime::SinkQueue;
+use sheaf_shard_runtime::{FlushBatchPool, SinkQueue};
 
 use super::SinkMetrics;
 use crate::config::M3msgHandler;
@@ -38,7 +38,7 @@ struct Connection {
     read_buf: Vec<u8>,
 }
 
-pub(super) fn run(queue: Arc<SinkQueue>, metrics: Arc<SinkMetrics>, config: M3msgHandler) {
+pub(super) fn run(queue: Arc<SinkQueue>, metrics: Arc<SinkMetrics>, pool: Arc<FlushBatchPool>, config: M3msgHandler) {
     queue.register_consumer();
     let mut pending: BTreeMap<u64, Pending> = BTreeMap::new();
     let mut next_id: u64 = 0;
@@ -60,6 +60,7 @@ pub(super) fn run(queue: Arc<SinkQueue>, metrics: Arc<SinkMetrics>, config: M3ms
                 pending.insert(next_id, Pending { shard, frame, created: Instant::now(), sent: None });
                 next_id += 1;
             }
+            pool.give_back(batch);
         }
         // 2. Connect when needed.
         if conn.is_none() && !pending.is_empty() && Instant::now() >= next_connect {

@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use sheaf_proto::metricpb;
 use sheaf_proto::output::AggregatedValue;
 use sheaf_shard_core::{AggType, FlushedValue, MetricType};
-use sheaf_shard_runtime::SinkQueue;
+use sheaf_shard_runtime::{FlushBatchPool, SinkQueue};
 
 use crate::config::{Config, Handler};
 
@@ -55,12 +55,12 @@ impl Sink {
 }
 
 /// Starts one thread per configured handler.
-pub fn start(config: &Config) -> anyhow::Result<Vec<Sink>> {
+pub fn start(config: &Config, batches: Arc<FlushBatchPool>) -> anyhow::Result<Vec<Sink>> {
     let mut sinks = Vec::new();
     for (i, handler) in config.aggregator.flush.handlers.iter().enumerate() {
         let queue = SinkQueue::new(format!("{}-{i}", kind_of(handler)), config.data_plane.sink_queue_batches);
         let metrics = Arc::new(SinkMetrics::default());
-        let (q, m) = (queue.clone(), metrics.clone());
+        let (q, m, pool) = (queue.clone(), metrics.clone(), batches.clone());
         let control_cpu = config.control_cpu;
         let pin = move || {
             if let Some(cpu) = control_cpu
@@ -74,14 +74,14 @@ pub fn start(config: &Config) -> anyhow::Result<Vec<Sink>> {
                 let out = json::open(&h.path)?;
                 std::thread::Builder::new().name(format!("sheaf-sink-{i}")).spawn(move || {
                     pin();
-                    json::run(q, m, out)
+                    json::run(q, m, pool, out)
                 })?
             }
             Handler::M3msg(h) => {
                 let h = h.clone();
                 std::thread::Builder::new().name(format!("sheaf-sink-{i}")).spawn(move || {
                     pin();
-                    m3msg::run(q, m, h)
+                    m3msg::run(q, m, pool, h)
                 })?
             }
         };

@@ -97,6 +97,12 @@ impl FlushBatch {
         self.records.len()
     }
 
+    /// Empties the batch, keeping its memory, so that a sink can hand it back to the core.
+    pub fn clear(&mut self) {
+        self.ids.clear();
+        self.records.clear();
+    }
+
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
     }

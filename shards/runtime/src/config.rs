@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sheaf_shard_core::AggregatorOptions;
 
-use crate::sink::SinkQueue;
+use crate::sink::{FlushBatchPool, SinkQueue};
 
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
@@ -83,6 +83,8 @@ pub struct PoolConfig {
     /// How long a flush waits for room on a full sink before counting the batch as dropped.
     pub sink_enqueue_timeout: Duration,
     pub sinks: Vec<Arc<SinkQueue>>,
+    /// Where the sinks hand emptied flush batches back to the cores.
+    pub flush_batches: Arc<FlushBatchPool>,
     /// How often each core publishes its stats.
     pub stats_interval: Duration,
     /// How long an idle core spins before it parks (glommio `spin_before_park`). Parking

@@ -56,6 +56,15 @@ pub(crate) async fn run(ctx: Rc<CoreCtx>) {
 }
 
 /// The first flush time of resolution `r` after `now`.
+/// A collector for this core, stocked with the batches the sinks handed back.
+fn collector(ctx: &CoreCtx) -> FlushCollector {
+    let mut out = FlushCollector::new(ctx.config.aggregator.naming.clone(), ctx.index, ctx.config.flush_batch_values);
+    while let Some(batch) = ctx.config.flush_batches.take(ctx.index) {
+        out.add_spare(batch);
+    }
+    out
+}
+
 fn next_flush(ctx: &CoreCtx, r: i64, now: i64) -> i64 {
     let at = truncate(now, r) + ctx.config.flush.offset(r);
     if at <= now { at + r } else { at }
@@ -67,7 +76,7 @@ async fn flush_round(ctx: &Rc<CoreCtx>, resolution: i64, scheduled: i64) {
     let now = now_nanos();
     ctx.aggregator.borrow_mut().begin_flush(resolution, now);
     let shards: Vec<u32> = ctx.aggregator.borrow().shards_held().collect();
-    let mut out = FlushCollector::new(ctx.config.aggregator.naming.clone(), ctx.index, ctx.config.flush_batch_values);
+    let mut out = collector(ctx);
     for shard in shards {
         ctx.aggregator.borrow_mut().flush_shard(shard, resolution, now, &mut out);
         for batch in out.take(false) {
@@ -114,7 +123,7 @@ pub(crate) async fn final_flush(ctx: &Rc<CoreCtx>, include_open: bool) {
     let now = now_nanos();
     let shards: Vec<u32> = ctx.aggregator.borrow().shards_held().collect();
     let resolutions: Vec<i64> = ctx.aggregator.borrow().resolutions().collect();
-    let mut out = FlushCollector::new(ctx.config.aggregator.naming.clone(), ctx.index, ctx.config.flush_batch_values);
+    let mut out = collector(ctx);
     for r in &resolutions {
         ctx.aggregator.borrow_mut().begin_flush(*r, now);
     }

@@ -22,5 +22,5 @@ mod tests;
 pub use command::{BoundAddrs, ShardCommand};
 pub use config::{FlushSchedule, IngestConfig, PoolConfig};
 pub use pool::{PoolError, ShardPool, StatsReader};
-pub use sink::SinkQueue;
+pub use sink::{FlushBatchPool, SinkQueue};
 pub use stats::{CoreStats, Protocol, RejectCount};

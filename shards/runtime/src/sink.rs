@@ -65,6 +65,34 @@ impl<T> WakeQueue<T> {
     }
 }
 
+/// Emptied `FlushBatch`es on their way back from the sink threads to the core that filled
+/// them: one lock-free `ArrayQueue` per core. A batch shared by several sinks comes back when
+/// the last of them is done with it; a full queue drops it.
+#[derive(Debug)]
+pub struct FlushBatchPool {
+    per_core: Vec<crossbeam_queue::ArrayQueue<FlushBatch>>,
+}
+
+impl FlushBatchPool {
+    pub fn new(cores: usize, per_core: usize) -> Arc<Self> {
+        Arc::new(Self { per_core: (0..cores).map(|_| crossbeam_queue::ArrayQueue::new(per_core.max(1))).collect() })
+    }
+
+    /// Called by a sink when it is done with `batch`.
+    pub fn give_back(&self, batch: Arc<FlushBatch>) {
+        if let Some(mut batch) = Arc::into_inner(batch) {
+            batch.clear();
+            if let Some(q) = self.per_core.get(batch.core) {
+                let _ = q.push(batch);
+            }
+        }
+    }
+
+    pub(crate) fn take(&self, core: usize) -> Option<FlushBatch> {
+        self.per_core.get(core)?.pop()
+    }
+}
+
 #[derive(Debug)]
 pub struct SinkQueue {
     name: String,
