@@ -90,6 +90,27 @@ pub fn encode_aggregated_frame(v: &AggregatedValue<'_>, shard: u64, seq: u64, no
     varint_field(2, now_nanos as u64, out);
 }
 
+/// Appends an m3msg frame holding an `Ack` of `metadata` (field 1, repeated `Metadata`),
+/// written field by field like `encode_aggregated_frame`; equal to prost's bytes.
+pub fn encode_ack_frame(metadata: &[crate::msgpb::Metadata], out: &mut Vec<u8>) {
+    use prost::encoding::encoded_len_varint as vlen;
+    let varint_len = |n: u64| if n == 0 { 0 } else { 1 + vlen(n) };
+    let entry_len = |m: &crate::msgpb::Metadata| varint_len(m.shard) + varint_len(m.id) + varint_len(m.sent_at_nanos);
+    let body: usize = metadata.iter().map(|m| 1 + vlen(entry_len(m) as u64) + entry_len(m)).sum();
+    out.reserve(4 + body);
+    out.extend_from_slice(&(body as u32).to_be_bytes());
+    for m in metadata {
+        out.push(1 << 3 | 2); // field 1, length-delimited
+        push_varint(entry_len(m) as u64, out);
+        for (tag, n) in [(1u8, m.shard), (2, m.id), (3, m.sent_at_nanos)] {
+            if n != 0 {
+                out.push(tag << 3); // varint
+                push_varint(n, out);
+            }
+        }
+    }
+}
+
 /// Appends a protobuf varint. prost's `encode_varint` goes through `BufMut` one byte at a
 /// time, which profiled as 40% of this encoder; one bounded copy from the stack is cheaper.
 #[inline]
@@ -235,6 +256,19 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn ack_frames_equal_prost(entries in proptest::collection::vec(
+            (proptest::prelude::any::<u64>(), proptest::prelude::any::<u64>(), proptest::prelude::any::<u64>()), 0..50)
+        ) {
+            let metadata: Vec<msgpb::Metadata> =
+                entries.iter().map(|&(shard, id, sent_at_nanos)| msgpb::Metadata { shard, id, sent_at_nanos }).collect();
+            let mut ours = Vec::new();
+            encode_ack_frame(&metadata, &mut ours);
+            let mut theirs = Vec::new();
+            encode_frame(&msgpb::Ack { metadata }, &mut theirs);
+            proptest::prop_assert_eq!(ours, theirs);
+        }
+
         #[test]
         fn hand_encoding_equals_prost(
             id in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),

@@ -11,8 +11,9 @@ use std::time::Instant;
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
-use sheaf_proto::frame::{FrameError, encode_frame, next_frame};
+use sheaf_proto::frame::{FrameError, next_frame};
 use sheaf_proto::msgpb;
+use sheaf_proto::output::encode_ack_frame;
 use sheaf_proto::view::{self, MetricView, Scratch, TimedType};
 use sheaf_shard_core::batch::DEFAULT_SPEC;
 use sheaf_shard_core::murmur3::shard_for;
@@ -94,7 +95,7 @@ async fn send_acks(
         return Ok(());
     }
     frame.clear();
-    encode_frame(acks, frame);
+    encode_ack_frame(&acks.metadata, frame);
     ctx.stats.borrow_mut().acked_messages += acks.metadata.len() as u64;
     acks.metadata.clear();
     stream.write_all(frame).await
