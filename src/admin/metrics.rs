@@ -149,6 +149,14 @@ pub(super) fn render(state: &AdminState) -> String {
     for s in &state.sinks {
         o.sample("sheaf_sink_backlog_values", &[("sink", &s.name)], s.queue.backlog_values.load(Relaxed));
     }
+    o.family("sheaf_sink_queued_values_total", "counter", "Values the cores queued for a sink.");
+    for s in &state.sinks {
+        o.sample("sheaf_sink_queued_values_total", &[("sink", &s.name)], s.queue.queued_values.load(Relaxed));
+    }
+    o.family("sheaf_sink_connected", "gauge", "1 while a network sink holds a connection to its endpoint.");
+    for s in state.sinks.iter().filter(|s| s.kind == "m3msg") {
+        o.sample("sheaf_sink_connected", &[("sink", &s.name)], s.metrics.connected.load(Relaxed));
+    }
     o.family("sheaf_sink_unacked_messages", "gauge", "Messages a sink holds until acknowledged.");
     for s in &state.sinks {
         o.sample("sheaf_sink_unacked_messages", &[("sink", &s.name)], s.metrics.unacked_messages.load(Relaxed));

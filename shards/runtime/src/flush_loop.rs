@@ -160,7 +160,6 @@ async fn push_to_sinks(ctx: &CoreCtx, batch: FlushBatch) {
                 Ok(()) => break,
                 Err(_) if started.elapsed() >= ctx.config.sink_enqueue_timeout => {
                     sink.count_dropped(batch.len());
-                    ctx.stats.borrow_mut().sink_dropped_values += batch.len() as u64;
                     tracing::warn!(sink = sink.name(), values = batch.len(), "sink queue full, dropping a flush batch");
                     break;
                 }

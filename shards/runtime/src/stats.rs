@@ -53,7 +53,6 @@ pub struct CoreStats {
     pub flush_duration_ns_total: u64,
     /// How long after its scheduled time the last value of the last round was queued.
     pub last_flush_lag_ns: u64,
-    pub sink_dropped_values: u64,
 }
 
 impl CoreStats {
