@@ -29,6 +29,7 @@ pub fn run(path: Option<&Path>) -> anyhow::Result<()> {
     for w in host_checks::warnings(&config, &pool_config_without_sinks.cpus) {
         tracing::warn!("{w}");
     }
+    let sink_drain = config.data_plane.sink_drain_timeout.0;
     let mut pool_config = pool_config_without_sinks;
     let mut sinks = sinks::start(&config, pool_config.flush_batches.clone())?;
     pool_config.sinks = sinks.iter().map(|s| s.queue.clone()).collect();
@@ -54,8 +55,9 @@ pub fn run(path: Option<&Path>) -> anyhow::Result<()> {
         .context("starting the control thread")?;
     let result = control.join().map_err(|_| anyhow::anyhow!("control thread panicked"))?;
     // The cores have flushed into the sinks; let them drain.
+    let deadline = std::time::Instant::now() + sink_drain;
     for sink in &mut sinks {
-        sink.close_and_join();
+        sink.close_and_join(deadline);
     }
     if result.is_ok() {
         tracing::info!("sheaf stopped");

@@ -344,6 +344,8 @@ pub struct DataPlane {
     pub sink_queue_batches: usize,
     /// How long a flush waits on a full sink before dropping (counted).
     pub sink_enqueue_timeout: Dur,
+    /// How long shutdown waits for the sinks to write out what is queued.
+    pub sink_drain_timeout: Dur,
     /// How often each core publishes its stats.
     pub stats_interval: Dur,
     /// How long an idle shard core spins before it sleeps (0s: sleep at once).
@@ -359,6 +361,7 @@ impl Default for DataPlane {
             flush_batch_values: 4096,
             sink_queue_batches: 4096,
             sink_enqueue_timeout: Dur(Duration::from_secs(5)),
+            sink_drain_timeout: Dur(Duration::from_secs(30)),
             stats_interval: Dur(Duration::from_millis(500)),
             spin_before_park: Dur(Duration::ZERO),
         }

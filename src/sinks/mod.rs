@@ -43,12 +43,25 @@ pub struct Sink {
 }
 
 impl Sink {
-    /// Lets the sink drain what is queued, then waits for its thread.
-    pub fn close_and_join(&mut self) {
+    /// Lets the sink drain what is queued and waits for its thread, at most until `deadline`:
+    /// a sink stuck on a dead destination (a blocked pipe, say) must not hang shutdown. What
+    /// it still held is reported.
+    pub fn close_and_join(&mut self, deadline: std::time::Instant) {
         self.queue.close();
-        if let Some(t) = self.thread.take()
-            && t.join().is_err()
-        {
+        let Some(t) = self.thread.take() else { return };
+        while !t.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        if !t.is_finished() {
+            use std::sync::atomic::Ordering::Relaxed;
+            tracing::error!(
+                sink = self.queue.name(),
+                backlog_values = self.queue.backlog_values.load(Relaxed),
+                "sink did not drain before the shutdown deadline; exiting without it"
+            );
+            return;
+        }
+        if t.join().is_err() {
             tracing::error!(sink = self.queue.name(), "sink thread panicked");
         }
     }

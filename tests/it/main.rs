@@ -3,6 +3,7 @@
 //! sockets and admin API. One test binary (TiKV style), one module per subject.
 
 mod config_cli;
+mod dead_sink;
 mod harness;
 mod layout;
 mod m3msg_ingest;

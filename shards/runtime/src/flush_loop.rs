@@ -77,15 +77,16 @@ async fn flush_round(ctx: &Rc<CoreCtx>, resolution: i64, scheduled: i64) {
     ctx.aggregator.borrow_mut().begin_flush(resolution, now);
     let shards: Vec<u32> = ctx.aggregator.borrow().shards_held().collect();
     let mut out = collector(ctx);
+    let mut stalled = Stalled::new(ctx);
     for shard in shards {
         ctx.aggregator.borrow_mut().flush_shard(shard, resolution, now, &mut out);
         for batch in out.take(false) {
-            push_to_sinks(ctx, batch).await;
+            push_to_sinks(ctx, batch, &mut stalled).await;
         }
         glommio::yield_if_needed().await;
     }
     for batch in out.take(true) {
-        push_to_sinks(ctx, batch).await;
+        push_to_sinks(ctx, batch, &mut stalled).await;
     }
     let elapsed = started.elapsed().as_nanos() as u64;
     {
@@ -124,6 +125,7 @@ pub(crate) async fn final_flush(ctx: &Rc<CoreCtx>, include_open: bool) {
     let shards: Vec<u32> = ctx.aggregator.borrow().shards_held().collect();
     let resolutions: Vec<i64> = ctx.aggregator.borrow().resolutions().collect();
     let mut out = collector(ctx);
+    let mut stalled = Stalled::new(ctx);
     for r in &resolutions {
         ctx.aggregator.borrow_mut().begin_flush(*r, now);
     }
@@ -139,28 +141,45 @@ pub(crate) async fn final_flush(ctx: &Rc<CoreCtx>, include_open: bool) {
             }
         }
         for batch in out.take(false) {
-            push_to_sinks(ctx, batch).await;
+            push_to_sinks(ctx, batch, &mut stalled).await;
         }
     }
     for batch in out.take(true) {
-        push_to_sinks(ctx, batch).await;
+        push_to_sinks(ctx, batch, &mut stalled).await;
     }
     ctx.publish_stats();
 }
 
-async fn push_to_sinks(ctx: &CoreCtx, batch: FlushBatch) {
+/// Which sinks of this core have already timed out during the current round: the rest of
+/// the round's batches for them are dropped at once (if there is still no room) instead of
+/// each waiting `sink_enqueue_timeout` again, so one dead sink cannot hold up the others.
+struct Stalled(Vec<bool>);
+
+impl Stalled {
+    fn new(ctx: &CoreCtx) -> Self {
+        Self(vec![false; ctx.config.sinks.len()])
+    }
+}
+
+async fn push_to_sinks(ctx: &CoreCtx, batch: FlushBatch, stalled: &mut Stalled) {
     if batch.is_empty() {
         return;
     }
     let batch = Arc::new(batch);
-    for sink in &ctx.config.sinks {
+    for (i, sink) in ctx.config.sinks.iter().enumerate() {
         let started = Instant::now();
         loop {
             match sink.try_push(batch.clone()) {
-                Ok(()) => break,
-                Err(_) if started.elapsed() >= ctx.config.sink_enqueue_timeout => {
+                Ok(()) => {
+                    stalled.0[i] = false;
+                    break;
+                }
+                Err(_) if stalled.0[i] || started.elapsed() >= ctx.config.sink_enqueue_timeout => {
                     sink.count_dropped(batch.len());
-                    tracing::warn!(sink = sink.name(), values = batch.len(), "sink queue full, dropping a flush batch");
+                    if !stalled.0[i] {
+                        tracing::warn!(sink = sink.name(), "sink queue full, dropping flush batches (counted)");
+                    }
+                    stalled.0[i] = true;
                     break;
                 }
                 Err(_) => glommio::timer::sleep(Duration::from_millis(1)).await,
