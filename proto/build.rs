@@ -12,6 +12,8 @@ const PROTOS: &[&str] = &[
     "protos/metricpb/metric.proto",
     "protos/metricpb/metadata.proto",
     "protos/metricpb/composite.proto",
+    "protos/placementpb/placement.proto",
+    "protos/flushpb/flush.proto",
 ];
 
 fn main() -> Result<()> {

@@ -50,3 +50,15 @@ pub mod pipelinepb {
 pub mod transformationpb {
     include!(concat!(env!("OUT_DIR"), "/transformationpb.rs"));
 }
+
+/// M3's cluster placement, as stored in etcd (prost, generated). For cluster mode.
+#[allow(clippy::all, unreachable_pub, missing_docs)]
+pub mod placementpb {
+    include!(concat!(env!("OUT_DIR"), "/placementpb.rs"));
+}
+
+/// M3's per-shard-set flush times, as stored in etcd (prost, generated). For cluster mode.
+#[allow(clippy::all, unreachable_pub, missing_docs)]
+pub mod flushpb {
+    include!(concat!(env!("OUT_DIR"), "/flushpb.rs"));
+}
