@@ -3,15 +3,14 @@
 //! sheaf's default), whose batches are then dropped: a null sink. Refilling the windows
 //! between rounds is not timed. Throughput is in aggregated values emitted.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use sheaf_bench::workload::{Generator, Kind, Mix, SeriesSpace, write_id};
 use sheaf_shard_core::murmur3::shard_for;
 use sheaf_shard_core::{
-    AggregatorOptions, CoreAggregator, DEFAULT_SPEC, FlushCollector, MetricType, Naming, SampleBatch, SampleValue,
-    UNTIMED, series_hash,
+    AggregatorOptions, CoreAggregator, DEFAULT_SPEC, FlushCollector, MetricType, SampleBatch, SampleValue, UNTIMED,
+    series_hash,
 };
 
 const SHARDS: u32 = 64;
@@ -20,14 +19,7 @@ const BASE: i64 = 1_700_000_000_000_000_000;
 const FLUSH_BATCH: usize = 4096;
 
 fn options() -> AggregatorOptions {
-    AggregatorOptions {
-        default_policies: vec!["10s:2d".parse().expect("policy")],
-        discard_nan: true,
-        timed_buffer_past: 60_000_000_000,
-        timed_buffer_future: 60_000_000_000,
-        entry_ttl: 3_600_000_000_000,
-        naming: Arc::new(Naming::default()),
-    }
+    AggregatorOptions::with_policies(vec!["10s:2d".parse().expect("policy")])
 }
 
 /// One value for every series, in batches of 1024.

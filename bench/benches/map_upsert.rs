@@ -4,7 +4,6 @@
 //! Throughput is in samples.
 
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -13,7 +12,7 @@ use rand::seq::SliceRandom;
 use sheaf_bench::workload::{Generator, Kind, Mix, SeriesSpace, write_id};
 use sheaf_shard_core::murmur3::shard_for;
 use sheaf_shard_core::{
-    AggregatorOptions, CoreAggregator, DEFAULT_SPEC, MetricType, Naming, SampleBatch, SampleValue, UNTIMED, series_hash,
+    AggregatorOptions, CoreAggregator, DEFAULT_SPEC, MetricType, SampleBatch, SampleValue, UNTIMED, series_hash,
 };
 
 const BATCH: usize = 1024;
@@ -21,14 +20,7 @@ const SHARDS: u32 = 64;
 const NOW: i64 = 1_700_000_000_000_000_000;
 
 fn options() -> AggregatorOptions {
-    AggregatorOptions {
-        default_policies: vec!["10s:2d".parse().expect("policy")],
-        discard_nan: true,
-        timed_buffer_past: 60_000_000_000,
-        timed_buffer_future: 60_000_000_000,
-        entry_ttl: 3_600_000_000_000,
-        naming: Arc::new(Naming::default()),
-    }
+    AggregatorOptions::with_policies(vec!["10s:2d".parse().expect("policy")])
 }
 
 /// One sample per series (each series once), shuffled, in batches of 1024.

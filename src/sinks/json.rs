@@ -35,6 +35,9 @@ pub(super) fn run(
     let mut policies = PolicyNames::default();
     let mut scratch = Scratch::default();
     loop {
+        // Read the flag before draining: every push happens before `close`, so a pass that
+        // starts closed drains everything there will ever be.
+        let closing = queue.is_closing();
         let mut wrote = false;
         while let Some(batch) = queue.pop() {
             write_batch(&mut out, &batch, &mut policies, &mut scratch, &metrics);
@@ -44,11 +47,7 @@ pub(super) fn run(
         if wrote && out.flush().is_err() {
             SinkMetrics::add(&metrics.write_errors, 1);
         }
-        if queue.is_closing() {
-            // Drain what raced in with the close, then stop.
-            while let Some(batch) = queue.pop() {
-                write_batch(&mut out, &batch, &mut policies, &mut scratch, &metrics);
-            }
+        if closing {
             let _ = out.flush();
             return;
         }

@@ -46,6 +46,19 @@ pub mod tempdir {
     }
 }
 
+/// What a test adds to the harness's config, and how it wires stdout.
+#[derive(Default)]
+pub struct Launch<'a> {
+    /// YAML appended under `aggregator:` (after the JSON file handler), indented by 2.
+    pub aggregator: &'a str,
+    /// Added inside `m3msg.server`, e.g. `, max_frame_size: 4096`.
+    pub m3msg_server: &'a str,
+    /// Top-level YAML appended at the end.
+    pub top: &'a str,
+    /// Make stdout a pipe this process never reads (a sink writing `-` then blocks).
+    pub stdout_piped: bool,
+}
+
 impl Sheaf {
     /// Starts sheaf with two shard cores (unpinned, so it also runs on a 1-CPU machine) and
     /// `extra` YAML appended under `aggregator:` (indented by the caller with 2 spaces).
@@ -55,6 +68,14 @@ impl Sheaf {
 
     /// `m3msg_server_extra` is added inside `m3msg.server`, e.g. `, max_frame_size: 4096`.
     pub fn start_with(tag: &str, aggregator_extra: &str, m3msg_server_extra: &str) -> Self {
+        Self::launch(
+            tag,
+            Launch { aggregator: aggregator_extra, m3msg_server: m3msg_server_extra, ..Launch::default() },
+        )
+    }
+
+    pub fn launch(tag: &str, launch: Launch<'_>) -> Self {
+        let (aggregator_extra, m3msg_server_extra, top_extra) = (launch.aggregator, launch.m3msg_server, launch.top);
         let dir = tempdir::Dir::new(tag);
         let (admin, m3msg, statsd) = (free_port(), free_port(), free_port());
         let out = dir.0.join("out.jsonl");
@@ -71,6 +92,7 @@ aggregator:
     handlers:
       - json: {{path: "{out}"}}
 {aggregator_extra}
+{top_extra}
 "#,
             out = out.display()
         );
@@ -80,7 +102,7 @@ aggregator:
         let child = Command::new(env!("CARGO_BIN_EXE_sheaf"))
             .args(["run", "--config"])
             .arg(&config_path)
-            .stdout(Stdio::null())
+            .stdout(if launch.stdout_piped { Stdio::piped() } else { Stdio::null() })
             .stderr(stderr)
             .spawn()
             .expect("start sheaf");

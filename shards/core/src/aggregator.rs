@@ -35,6 +35,21 @@ pub struct AggregatorOptions {
     pub naming: Arc<Naming>,
 }
 
+impl AggregatorOptions {
+    /// `default_policies` with the rest at sheaf's defaults (the same as the config's): NaN
+    /// discarded, timed buffers of 1m past and future, entry TTL 1h, no prefixes.
+    pub fn with_policies(default_policies: Vec<StoragePolicy>) -> Self {
+        Self {
+            default_policies,
+            discard_nan: true,
+            timed_buffer_past: 60_000_000_000,
+            timed_buffer_future: 60_000_000_000,
+            entry_ttl: 3_600_000_000_000,
+            naming: Arc::new(Naming::default()),
+        }
+    }
+}
+
 /// Event counts of one core's aggregation; the runtime adds them to its published stats.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AggregatorCounters {

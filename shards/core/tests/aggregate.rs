@@ -2,7 +2,6 @@
 //! what goes in at arrival time t comes out in window [truncate(t, r), +r) stamped with its end.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use proptest::prelude::*;
 use sheaf_shard_core::*;
@@ -10,14 +9,7 @@ use sheaf_shard_core::*;
 const R: i64 = 10_000_000_000;
 
 fn options() -> AggregatorOptions {
-    AggregatorOptions {
-        default_policies: vec!["10s:2d".parse().unwrap(), "1m:40d".parse().unwrap()],
-        discard_nan: true,
-        timed_buffer_past: 60_000_000_000,
-        timed_buffer_future: 60_000_000_000,
-        entry_ttl: 3_600_000_000_000,
-        naming: Arc::new(Naming::default()),
-    }
+    AggregatorOptions::with_policies(vec!["10s:2d".parse().unwrap(), "1m:40d".parse().unwrap()])
 }
 
 fn collect(out: &mut FlushCollector, into: &mut BTreeMap<(String, String, i64), f64>) {

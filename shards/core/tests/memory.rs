@@ -3,7 +3,6 @@
 //! `--nocapture`) and bounds the counter case, the one the targets name.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, Ordering};
 
 use sheaf_shard_core::*;
@@ -34,14 +33,7 @@ const SERIES: usize = 200_000;
 /// Live bytes per series after `SERIES` series of `metric_type` got one value each, ids of
 /// ~20 bytes, with `policies` default policies.
 fn bytes_per_series(metric_type: MetricType, policies: &[&str]) -> f64 {
-    let options = AggregatorOptions {
-        default_policies: policies.iter().map(|p| p.parse().unwrap()).collect(),
-        discard_nan: true,
-        timed_buffer_past: 60_000_000_000,
-        timed_buffer_future: 60_000_000_000,
-        entry_ttl: 3_600_000_000_000,
-        naming: Arc::new(Naming::default()),
-    };
+    let options = AggregatorOptions::with_policies(policies.iter().map(|p| p.parse().unwrap()).collect());
     let now = 1_700_000_000_000_000_000;
     let mut batch = SampleBatch::with_capacity(4096);
     let before = LIVE.load(Ordering::Relaxed);

@@ -3,7 +3,6 @@
 //! checked with a counting global allocator.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sheaf_shard_core::statsd::{self, MetricKind};
@@ -69,14 +68,7 @@ fn decode_into(buf: &[u8], id: &mut Vec<u8>, batch: &mut SampleBatch) {
 
 #[test]
 fn steady_state_ingest_does_not_allocate_per_value() {
-    let options = AggregatorOptions {
-        default_policies: vec!["10s:2d".parse().unwrap(), "1m:40d".parse().unwrap()],
-        discard_nan: true,
-        timed_buffer_past: 60_000_000_000,
-        timed_buffer_future: 60_000_000_000,
-        entry_ttl: 3_600_000_000_000,
-        naming: Arc::new(Naming::default()),
-    };
+    let options = AggregatorOptions::with_policies(vec!["10s:2d".parse().unwrap(), "1m:40d".parse().unwrap()]);
     let mut agg = CoreAggregator::new(options, 64);
     let buf = datagram();
     let mut id = Vec::with_capacity(256);
