@@ -63,6 +63,59 @@ pub struct AggregatorCounters {
     pub nan_discarded: u64,
     pub windows_flushed: u64,
     pub values_flushed: u64,
+    /// Windows dropped without being emitted: a follower's windows its leader already
+    /// emitted, windows outside a shard's `[cutover, cutoff)`, forced-flush discards.
+    pub windows_discarded: u64,
+    /// Samples for a shard outside its writable range `[cutover − before, cutoff + after)`.
+    pub shard_not_writable: u64,
+    /// Shards closed after their cutoff, their memory freed.
+    pub shards_closed: u64,
+}
+
+/// When one shard may be written and which of its windows may be emitted; set from the
+/// placement's cutover and cutoff in cluster mode. The default is open at both ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardWindow {
+    /// First instant a write is accepted (cutover − `buffer_before_cutover`).
+    pub accept_from: UnixNanos,
+    /// First instant a write is refused again (cutoff + `buffer_after_cutoff`); from then on
+    /// the shard is closed and its memory freed.
+    pub accept_until: UnixNanos,
+    /// Windows starting before this are discarded, not emitted.
+    pub cutover: UnixNanos,
+    /// Windows ending after this are discarded, not emitted.
+    pub cutoff: UnixNanos,
+}
+
+impl ShardWindow {
+    pub const OPEN: Self = Self {
+        accept_from: UnixNanos::MIN,
+        accept_until: UnixNanos::MAX,
+        cutover: UnixNanos::MIN,
+        cutoff: UnixNanos::MAX,
+    };
+
+    fn accepts(&self, now: UnixNanos) -> bool {
+        self.accept_from <= now && now < self.accept_until
+    }
+
+    fn emits(&self, start: UnixNanos, end: UnixNanos) -> bool {
+        self.cutover <= start && end <= self.cutoff
+    }
+}
+
+impl Default for ShardWindow {
+    fn default() -> Self {
+        Self::OPEN
+    }
+}
+
+/// What happens to a window a flush has reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Keep,
+    Emit,
+    Discard,
 }
 
 /// Flush output of one core, in batches of bounded size.
@@ -131,6 +184,7 @@ pub struct CoreAggregator {
     options: AggregatorOptions,
     specs: SpecTable,
     shards: Vec<Option<Box<ShardMap>>>,
+    windows: Vec<ShardWindow>,
     flushed: Vec<FlushedUntil>,
     /// Batch spec ref → interned spec, rebuilt per batch (reused allocation).
     spec_cache: Vec<SpecId>,
@@ -147,6 +201,7 @@ impl CoreAggregator {
             options,
             specs,
             shards: (0..num_shards).map(|_| None).collect(),
+            windows: vec![ShardWindow::OPEN; num_shards as usize],
             flushed: Vec::new(),
             spec_cache: Vec::new(),
             untimed_start: Vec::new(),
@@ -224,7 +279,16 @@ impl CoreAggregator {
                     }
                 }
             };
-            let timed = s.time != UNTIMED;
+            let timed = s.time != UNTIMED && !s.stamped;
+            if !self.windows.get(s.shard as usize).is_some_and(|w| w.accepts(now)) {
+                self.counters.shard_not_writable += 1;
+                continue;
+            }
+            // A stamped arrival time far from ours (a peer's clock, a long queue) is not
+            // trusted: the value then arrives now, as on a single node.
+            let stamped = s.stamped
+                && s.time.saturating_sub(now) <= self.options.timed_buffer_future
+                && now.saturating_sub(s.time) <= self.options.timed_buffer_past;
             if timed {
                 // Client timestamps are arbitrary i64s: saturate rather than overflow.
                 if s.time.saturating_sub(now) > self.options.timed_buffer_future {
@@ -249,7 +313,7 @@ impl CoreAggregator {
                     let base = if series.gauge_last.is_nan() { 0.0 } else { series.gauge_last };
                     (SampleValue::Number(base + d), now)
                 }
-                v => (v, if timed { s.time } else { now }),
+                v => (v, if timed || stamped { s.time } else { now }),
             };
             if let (MetricType::Gauge, SampleValue::Number(v)) = (s.metric_type, value) {
                 series.gauge_last = v;
@@ -265,6 +329,10 @@ impl CoreAggregator {
                         continue;
                     }
                     start
+                } else if stamped {
+                    let r = self.specs.policy(elem.policy).resolution_nanos;
+                    let until = flushed.iter().find(|f| f.resolution == r).map_or(UnixNanos::MIN, |f| f.untimed);
+                    truncate(time, r).max(until)
                 } else {
                     self.untimed_start[usize::from(elem.policy)]
                 };
@@ -314,18 +382,83 @@ impl CoreAggregator {
         }
     }
 
-    /// Emits every due window of `resolution` in `shard` (as set by the last `begin_flush`)
-    /// and forgets series idle for longer than the entry TTL.
+    /// Sets when `shard` may be written and which of its windows may be emitted.
+    pub fn set_shard_window(&mut self, shard: u32, window: ShardWindow) {
+        if let Some(w) = self.windows.get_mut(shard as usize) {
+            *w = window;
+        }
+    }
+
+    /// Emits every due window of `resolution` in `shard` (as set by the last `begin_flush`),
+    /// discarding the due windows outside the shard's `[cutover, cutoff)`, and forgets series
+    /// idle for longer than the entry TTL.
     pub fn flush_shard(&mut self, shard: u32, resolution: i64, now: UnixNanos, out: &mut FlushCollector) {
         let until = self.flushed_until(resolution);
-        self.drain_shard(shard, now, out, |key_res, timed, window_end| {
-            key_res == resolution && window_end <= if timed { until.timed } else { until.untimed }
+        let window = self.windows.get(shard as usize).copied().unwrap_or_default();
+        self.drain_shard(shard, now, out, |key_res, timed, start| {
+            let end = start + key_res;
+            if key_res != resolution || end > if timed { until.timed } else { until.untimed } {
+                Fate::Keep
+            } else if window.emits(start, end) {
+                Fate::Emit
+            } else {
+                Fate::Discard
+            }
         });
+    }
+
+    /// Drops, without emitting, the windows of `resolution` in `shard` that end at or before
+    /// `untimed_until` (untimed) or `timed_until` (timed): what a follower does with windows
+    /// its leader has already emitted.
+    pub fn discard_shard(
+        &mut self,
+        shard: u32,
+        resolution: i64,
+        untimed_until: UnixNanos,
+        timed_until: UnixNanos,
+        now: UnixNanos,
+    ) {
+        let mut out = FlushCollector::new(self.options.naming.clone(), 0, 0);
+        self.drain_shard(shard, now, &mut out, |key_res, timed, start| {
+            let until = if timed { timed_until } else { untimed_until };
+            if key_res == resolution && start.saturating_add(key_res) <= until { Fate::Discard } else { Fate::Keep }
+        });
+    }
+
+    /// Drops, without emitting, every window of every resolution that ends at or before `until`
+    /// (a follower's forced flush when its leader's flush times stop coming).
+    pub fn discard_all_before(&mut self, shard: u32, until: UnixNanos, now: UnixNanos) {
+        let mut out = FlushCollector::new(self.options.naming.clone(), 0, 0);
+        self.drain_shard(shard, now, &mut out, |key_res, _, start| {
+            if start.saturating_add(key_res) <= until { Fate::Discard } else { Fate::Keep }
+        });
+    }
+
+    /// Frees the shards whose writable range has ended (cut off, and every window up to the
+    /// cutoff flushed or discarded since); returns them.
+    pub fn close_cut_off_shards(&mut self, now: UnixNanos) -> Vec<u32> {
+        let mut closed = Vec::new();
+        for (i, (map, window)) in self.shards.iter_mut().zip(&self.windows).enumerate() {
+            if map.is_some() && window.accept_until <= now {
+                *map = None;
+                closed.push(i as u32);
+            }
+        }
+        self.counters.shards_closed += closed.len() as u64;
+        closed
     }
 
     /// Emits every window of `shard`, closed or not (shutdown of a single node).
     pub fn flush_shard_all(&mut self, shard: u32, now: UnixNanos, out: &mut FlushCollector) {
-        self.drain_shard(shard, now, out, |_, _, _| true);
+        let window = self.windows.get(shard as usize).copied().unwrap_or_default();
+        self.drain_shard(
+            shard,
+            now,
+            out,
+            |r, _, start| {
+                if window.emits(start, start + r) { Fate::Emit } else { Fate::Discard }
+            },
+        );
     }
 
     fn drain_shard(
@@ -333,7 +466,7 @@ impl CoreAggregator {
         shard: u32,
         now: UnixNanos,
         out: &mut FlushCollector,
-        due: impl Fn(i64, bool, UnixNanos) -> bool,
+        fate: impl Fn(i64, bool, UnixNanos) -> Fate,
     ) {
         let Some(Some(map)) = self.shards.get_mut(shard as usize) else { return };
         let specs = &self.specs;
@@ -346,13 +479,18 @@ impl CoreAggregator {
             for elem in series.elems.iter_mut() {
                 let policy = specs.policy(elem.policy);
                 let r = policy.resolution_nanos;
-                let due_count = elem.windows.iter().take_while(|w| due(r, elem.timed, w.start + r)).count();
+                // Windows are kept in start order, so the ones a flush has reached are a prefix.
+                let due_count = elem.windows.iter().take_while(|w| fate(r, elem.timed, w.start) != Fate::Keep).count();
                 if due_count == 0 {
                     continue;
                 }
                 let aggs = elem.aggs.resolve(series.metric_type);
                 let suffix = with_suffix(series.metric_type, elem.aggs, elem.timed);
                 for w in elem.windows.drain(..due_count) {
+                    if fate(r, elem.timed, w.start) == Fate::Discard {
+                        counters.windows_discarded += 1;
+                        continue;
+                    }
                     counters.windows_flushed += 1;
                     let (batch, generation) = out.batch(aggs.len() as usize);
                     let id = match id {

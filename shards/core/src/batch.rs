@@ -45,8 +45,12 @@ pub struct Sample {
     id_start: u32,
     id_len: u32,
     pub metric_type: MetricType,
-    /// Client timestamp of a timed metric, or [`UNTIMED`].
+    /// Client timestamp of a timed metric, or [`UNTIMED`], or (with `stamped`) the time an
+    /// untimed value entered the cluster.
     pub time: UnixNanos,
+    /// `time` is the arrival time of an untimed value, stamped by the node that received it so
+    /// that every replica puts it in the same window (cluster mode).
+    pub stamped: bool,
     pub value: SampleValue,
     pub spec: SpecRef,
 }
@@ -117,7 +121,17 @@ impl SampleBatch {
     ) {
         let id_start = self.ids.len() as u32;
         self.ids.extend_from_slice(id);
-        self.samples.push(Sample { shard, hash, id_start, id_len: id.len() as u32, metric_type, time, value, spec });
+        self.samples.push(Sample {
+            shard,
+            hash,
+            id_start,
+            id_len: id.len() as u32,
+            metric_type,
+            time,
+            stamped: false,
+            value,
+            spec,
+        });
     }
 
     /// Appends a timer sample carrying several values.
@@ -126,6 +140,35 @@ impl SampleBatch {
         self.timer_values.extend_from_slice(values);
         let value = SampleValue::Timer { start, len: values.len() as u32 };
         self.push(shard, hash, id, MetricType::Timer, time, value, spec);
+    }
+
+    /// Appends an untimed sample that arrived at `arrival` (forwarded from a peer node).
+    #[allow(clippy::too_many_arguments)]
+    pub fn push_stamped(
+        &mut self,
+        shard: u32,
+        hash: u64,
+        id: &[u8],
+        metric_type: MetricType,
+        arrival: UnixNanos,
+        value: SampleValue,
+        spec: SpecRef,
+    ) {
+        self.push(shard, hash, id, metric_type, arrival, value, spec);
+        if let Some(last) = self.samples.last_mut() {
+            last.stamped = true;
+        }
+    }
+
+    /// Stamps every untimed sample with `now` as its arrival time, so that it lands in the same
+    /// window on every replica it is forwarded to.
+    pub fn stamp_untimed(&mut self, now: UnixNanos) {
+        for s in &mut self.samples {
+            if s.time == UNTIMED {
+                s.time = now;
+                s.stamped = true;
+            }
+        }
     }
 
     pub fn samples(&self) -> &[Sample] {

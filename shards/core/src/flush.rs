@@ -86,11 +86,14 @@ pub struct FlushBatch {
     records: Vec<FlushRecord>,
     /// Which core flushed it, for logs and metrics.
     pub core: usize,
+    /// Position in its core's output sequence (set when it is queued on the sinks), so a sink
+    /// can say how far it has written each core's output.
+    pub seq: u64,
 }
 
 impl FlushBatch {
     pub fn new(naming: Arc<Naming>, core: usize, capacity: usize) -> Self {
-        Self { naming, ids: Vec::with_capacity(capacity * 24), records: Vec::with_capacity(capacity), core }
+        Self { naming, ids: Vec::with_capacity(capacity * 24), records: Vec::with_capacity(capacity), core, seq: 0 }
     }
 
     pub fn len(&self) -> usize {

@@ -21,7 +21,7 @@ pub mod time;
 pub mod window;
 
 pub use aggregation::{AggType, AggTypes, MetricType, series_hash};
-pub use aggregator::{AggregatorCounters, AggregatorOptions, CoreAggregator, FlushCollector};
+pub use aggregator::{AggregatorCounters, AggregatorOptions, CoreAggregator, FlushCollector, ShardWindow};
 pub use batch::{DEFAULT_SPEC, ElemSpec, Sample, SampleBatch, SampleValue, SpecRef, UNTIMED};
 pub use flush::{FlushBatch, FlushedValue, Naming};
 pub use policy::{PolicyError, StoragePolicy};

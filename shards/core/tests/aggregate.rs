@@ -147,3 +147,78 @@ fn metadata_naming_an_element_twice_emits_each_value_once() {
     let values: Vec<f64> = out.take(true).iter().flat_map(|b| b.iter().map(|v| v.value).collect::<Vec<_>>()).collect();
     assert_eq!(values, vec![5.0]);
 }
+
+proptest! {
+    /// Promotion without loss or re-emission: two replicas see the same stamped writes; the
+    /// leader emits the windows up to its flush time T, the follower discards exactly those and
+    /// then, promoted, emits the rest. Together they emit each window once, with the sums a
+    /// single aggregator would give.
+    #[test]
+    fn a_promoted_follower_emits_exactly_the_windows_after_the_leaders_flush_time(
+        writes in prop::collection::vec((0usize..4, 0i64..120_000_000_000, -100i64..100), 1..200),
+        handover in 0i64..120_000_000_000,
+    ) {
+        let base = 1_700_000_000_000_000_000i64;
+        let mut writes = writes;
+        writes.sort_by_key(|w| w.1);
+        let (mut leader, mut follower, mut single) =
+            (CoreAggregator::new(options(), 4), CoreAggregator::new(options(), 4), CoreAggregator::new(options(), 4));
+        let handover = base + handover;
+        let mut out = FlushCollector::new(options().naming, 0, 64);
+        let (mut got, mut want) = (BTreeMap::new(), BTreeMap::new());
+        for (series, offset, value) in &writes {
+            let now = base + offset;
+            let mut batch = SampleBatch::default();
+            let id = format!("c{series}");
+            batch.push((*series % 4) as u32, *series as u64, id.as_bytes(), MetricType::Counter, UNTIMED, SampleValue::Number(*value as f64), DEFAULT_SPEC);
+            batch.stamp_untimed(now);
+            // The follower applies later than the leader (a peer hop): the stamp decides the window.
+            follower.apply(&batch, now + 3_000_000);
+            single.apply(&batch, now);
+            if now < handover { leader.apply(&batch, now); }
+        }
+        // The leader flushed (and persisted) everything ending at or before the hand-over.
+        for r in leader.resolutions().collect::<Vec<_>>() {
+            leader.begin_flush(r, handover);
+            for shard in 0..4 {
+                leader.flush_shard(shard, r, handover, &mut out);
+                let t = handover - handover.rem_euclid(r);
+                follower.discard_shard(shard, r, t, t, handover);
+            }
+        }
+        collect(&mut out, &mut got);
+        let end = base + 10 * 60 * R;
+        for shard in 0..4 {
+            follower.flush_shard_all(shard, end, &mut out);
+        }
+        collect(&mut out, &mut got);
+        for shard in 0..4 { single.flush_shard_all(shard, end, &mut out); }
+        collect(&mut out, &mut want);
+        prop_assert_eq!(got, want);
+    }
+}
+
+#[test]
+fn a_shard_accepts_writes_only_in_its_range_and_emits_only_inside_cutover_and_cutoff() {
+    let base = 1_700_000_000_000_000_000i64 / R * R;
+    let mut agg = CoreAggregator::new(AggregatorOptions::with_policies(vec!["10s:2d".parse().unwrap()]), 1);
+    agg.set_shard_window(
+        0,
+        ShardWindow { accept_from: base, accept_until: base + 5 * R, cutover: base + R, cutoff: base + 3 * R },
+    );
+    let mut out = FlushCollector::new(options().naming, 0, 64);
+    for i in -1..6 {
+        let mut batch = SampleBatch::default();
+        batch.push(0, 1, b"c", MetricType::Counter, UNTIMED, SampleValue::Number(1.0), DEFAULT_SPEC);
+        agg.apply(&batch, base + i * R + 1);
+    }
+    assert_eq!(agg.counters.shard_not_writable, 2, "before accept_from and at accept_until");
+    agg.begin_flush(R, base + 6 * R);
+    agg.flush_shard(0, R, base + 6 * R, &mut out);
+    let ends: Vec<i64> =
+        out.take(true).iter().flat_map(|b| b.iter().map(|v| v.time_nanos).collect::<Vec<_>>()).collect();
+    assert_eq!(ends, vec![base + 2 * R, base + 3 * R], "only the windows inside [cutover, cutoff)");
+    assert_eq!(agg.counters.windows_discarded, 3);
+    assert_eq!(agg.close_cut_off_shards(base + 6 * R), vec![0]);
+    assert_eq!(agg.series_count(), 0);
+}
