@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use sheaf_shard_core::{AggregatorOptions, Naming};
-use sheaf_shard_runtime::{FlushBatchPool, FlushSchedule, IngestConfig, PoolConfig};
+use sheaf_shard_runtime::{FlushBatchPool, FlushReports, FlushSchedule, IngestConfig, PoolConfig};
 
 use crate::admin::SinkView;
 use crate::config::Config;
@@ -119,6 +119,7 @@ fn pool_config(config: &Config) -> anyhow::Result<PoolConfig> {
         flush_batch_values: config.data_plane.flush_batch_values,
         sink_enqueue_timeout: config.data_plane.sink_enqueue_timeout.0,
         sinks: Vec::new(),
+        flush_reports: Arc::new(FlushReports::new(4096)),
         // Up to 128 emptied 4096-value batches per core wait for the next flush round.
         flush_batches: FlushBatchPool::new(config.cpus()?.len(), 128),
         stats_interval: config.data_plane.stats_interval.0,

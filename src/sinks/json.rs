@@ -34,6 +34,7 @@ pub(super) fn run(
     let mut out = BufWriter::with_capacity(1 << 20, out);
     let mut policies = PolicyNames::default();
     let mut scratch = Scratch::default();
+    let mut written: Vec<(usize, u64)> = Vec::new();
     loop {
         // Read the flag before draining: every push happens before `close`, so a pass that
         // starts closed drains everything there will ever be.
@@ -41,11 +42,17 @@ pub(super) fn run(
         let mut wrote = false;
         while let Some(batch) = queue.pop() {
             write_batch(&mut out, &batch, &mut policies, &mut scratch, &metrics);
+            written.push((batch.core, batch.seq));
             pool.give_back(batch);
             wrote = true;
         }
         if wrote && out.flush().is_err() {
             SinkMetrics::add(&metrics.write_errors, 1);
+        }
+        // Only once the lines are in the file (the page cache survives a kill -9) may a
+        // cluster leader persist the flush times that say they are out.
+        for (core, seq) in written.drain(..) {
+            queue.mark_written(core, seq);
         }
         if closing {
             let _ = out.flush();

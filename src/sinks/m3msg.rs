@@ -60,6 +60,8 @@ pub(super) fn run(queue: Arc<SinkQueue>, metrics: Arc<SinkMetrics>, pool: Arc<Fl
                 pending.insert(next_id, Pending { shard, frame, created: Instant::now(), sent: None });
                 next_id += 1;
             }
+            // In the retry buffer now (M3's producer semantics: retried until acked or expired).
+            queue.mark_written(batch.core, batch.seq);
             pool.give_back(batch);
         }
         // 2. Connect when needed.

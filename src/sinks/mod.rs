@@ -71,7 +71,11 @@ impl Sink {
 pub fn start(config: &Config, batches: Arc<FlushBatchPool>) -> anyhow::Result<Vec<Sink>> {
     let mut sinks = Vec::new();
     for (i, handler) in config.aggregator.flush.handlers.iter().enumerate() {
-        let queue = SinkQueue::new(format!("{}-{i}", kind_of(handler)), config.data_plane.sink_queue_batches);
+        let queue = SinkQueue::new(
+            format!("{}-{i}", kind_of(handler)),
+            config.data_plane.sink_queue_batches,
+            config.cpus()?.len(),
+        );
         let metrics = Arc::new(SinkMetrics::default());
         let (q, m, pool) = (queue.clone(), metrics.clone(), batches.clone());
         let control_cpu = config.control_cpu;

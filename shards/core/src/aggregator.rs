@@ -242,6 +242,12 @@ impl CoreAggregator {
         }
     }
 
+    /// How far the flush rounds of `resolution` have reached: (untimed, timed) window ends.
+    pub fn flushed_through(&self, resolution: i64) -> (UnixNanos, UnixNanos) {
+        let f = self.flushed_until(resolution);
+        (f.untimed, f.timed)
+    }
+
     fn flushed_until(&self, resolution: i64) -> FlushedUntil {
         self.flushed.iter().find(|f| f.resolution == resolution).copied().unwrap_or(FlushedUntil {
             resolution,

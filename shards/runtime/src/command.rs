@@ -5,6 +5,10 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use sheaf_shard_core::ShardWindow;
+
+use crate::cluster::{FlushRole, FollowerFlush, Routes};
+
 /// The ingest addresses a core actually bound.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BoundAddrs {
@@ -16,6 +20,16 @@ pub struct BoundAddrs {
 pub enum ShardCommand {
     /// Which core owns each shard (index = shard id, value = core index).
     SetShardOwners(Arc<[u16]>),
+    /// Cluster mode: when each shard this core holds may be written and which windows emitted
+    /// (index = shard id).
+    SetShardWindows(Arc<[ShardWindow]>),
+    /// Cluster mode: which shards this node owns and which peers to forward the others to.
+    SetRoutes(Arc<Routes>),
+    /// Cluster mode: the leader's flush times (and forced mode) for the follower rounds.
+    SetFollowerFlush(Arc<FollowerFlush>),
+    /// Cluster mode: emit (leader) or discard (follower). Becoming leader first discards what
+    /// the last `SetFollowerFlush` covers, so nothing the old leader emitted goes out again.
+    SetRole(FlushRole),
     /// Bind these ingest addresses (SO_REUSEPORT) and start reading; replies with what was
     /// bound (the first core resolves port 0, the others bind the port it got).
     StartIngest { bind: BoundAddrs, reply: flume::Sender<Result<BoundAddrs, String>> },
@@ -32,6 +46,10 @@ impl fmt::Display for ShardCommand {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::SetShardOwners(o) => write!(f, "set_shard_owners({} shards)", o.len()),
+            Self::SetShardWindows(w) => write!(f, "set_shard_windows({} shards)", w.len()),
+            Self::SetRoutes(r) => write!(f, "set_routes({} peers)", r.peers.len()),
+            Self::SetFollowerFlush(ff) => write!(f, "set_follower_flush(forced={:?})", ff.forced_horizon),
+            Self::SetRole(role) => write!(f, "set_role({role:?})"),
             Self::StartIngest { .. } => f.write_str("start_ingest"),
             Self::StopIngest { .. } => f.write_str("stop_ingest"),
             Self::FinalFlush { include_open, .. } => write!(f, "final_flush(include_open={include_open})"),

@@ -83,6 +83,8 @@ pub struct PoolConfig {
     /// How long a flush waits for room on a full sink before counting the batch as dropped.
     pub sink_enqueue_timeout: Duration,
     pub sinks: Vec<Arc<SinkQueue>>,
+    /// Where the cores report finished leader rounds (cluster mode persists flush times).
+    pub flush_reports: Arc<crate::cluster::FlushReports>,
     /// Where the sinks hand emptied flush batches back to the cores.
     pub flush_batches: Arc<FlushBatchPool>,
     /// How often each core publishes its stats.

@@ -24,6 +24,7 @@ use glommio::sync::Semaphore;
 use sheaf_shard_core::time::now_nanos;
 use sheaf_shard_core::{CoreAggregator, Published, SampleBatch};
 
+use crate::cluster::{FlushRole, FollowerFlush, Routes};
 use crate::command::{BoundAddrs, ShardCommand};
 use crate::config::PoolConfig;
 use crate::handoff::{HandoffLedger, PeerLink, PeerSender, Returns};
@@ -57,6 +58,15 @@ pub(crate) struct CoreCtx {
     stopping: Cell<bool>,
     /// A periodic flush round is between `begin_flush` and its last push to the sinks.
     pub(crate) flush_in_progress: Cell<bool>,
+    /// Whether flush rounds emit or discard (always `Leader` on a single node).
+    pub(crate) role: Cell<FlushRole>,
+    /// Set by the first cluster command: leader rounds are then reported for flush times.
+    pub(crate) cluster_mode: Cell<bool>,
+    pub(crate) follower: RefCell<Arc<FollowerFlush>>,
+    /// Which shards this node owns and where the others go (cluster mode).
+    pub(crate) routes: RefCell<Option<Arc<Routes>>>,
+    /// Sequence number of the last batch this core queued on the sinks.
+    pub(crate) last_seq: Cell<u64>,
     connections: RefCell<hashbrown::HashMap<u64, RawFd>>,
     next_connection: Cell<u64>,
     active_tasks: Cell<usize>,
@@ -130,6 +140,11 @@ pub(crate) async fn run_core(setup: CoreSetup) {
         stop: Semaphore::new(0),
         stopping: Cell::new(false),
         flush_in_progress: Cell::new(false),
+        role: Cell::new(FlushRole::Leader),
+        cluster_mode: Cell::new(false),
+        follower: RefCell::default(),
+        routes: RefCell::new(None),
+        last_seq: Cell::new(0),
         connections: RefCell::default(),
         next_connection: Cell::new(0),
         active_tasks: Cell::new(0),
@@ -151,6 +166,22 @@ pub(crate) async fn run_core(setup: CoreSetup) {
         tracing::debug!(core = ctx.index, %cmd, "command");
         match cmd {
             ShardCommand::SetShardOwners(owners) => *ctx.owners.borrow_mut() = owners,
+            ShardCommand::SetShardWindows(windows) => {
+                ctx.cluster_mode.set(true);
+                let mut agg = ctx.aggregator.borrow_mut();
+                for (shard, w) in windows.iter().enumerate() {
+                    agg.set_shard_window(shard as u32, *w);
+                }
+            }
+            ShardCommand::SetRoutes(routes) => {
+                ctx.cluster_mode.set(true);
+                *ctx.routes.borrow_mut() = Some(routes);
+            }
+            ShardCommand::SetFollowerFlush(follower) => *ctx.follower.borrow_mut() = follower,
+            ShardCommand::SetRole(role) => {
+                ctx.cluster_mode.set(true);
+                flush_loop::set_role(&ctx, role).await;
+            }
             ShardCommand::StartIngest { bind, reply } => {
                 let _ = reply.send(start_ingest(&ctx, &bind));
             }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use sheaf_shard_core::time::{now_nanos, truncate};
 use sheaf_shard_core::{FlushBatch, FlushCollector};
 
+use crate::cluster::{FlushReport, FlushRole};
 use crate::core_loop::CoreCtx;
 
 struct Due {
@@ -71,6 +72,64 @@ fn next_flush(ctx: &CoreCtx, r: i64, now: i64) -> i64 {
 }
 
 async fn flush_round(ctx: &Rc<CoreCtx>, resolution: i64, scheduled: i64) {
+    match ctx.role.get() {
+        FlushRole::Leader => leader_round(ctx, resolution, scheduled).await,
+        FlushRole::Follower => follower_round(ctx, resolution).await,
+    }
+    let closed = ctx.aggregator.borrow_mut().close_cut_off_shards(now_nanos());
+    if !closed.is_empty() {
+        tracing::info!(core = ctx.index, ?closed, "closed cut-off shards");
+    }
+}
+
+/// Switches between emitting and discarding. Promotion first drops every window the leader's
+/// last known flush times cover, so the first leader round emits exactly what came after.
+pub(crate) async fn set_role(ctx: &Rc<CoreCtx>, role: FlushRole) {
+    while ctx.flush_in_progress.get() {
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+    }
+    if role == FlushRole::Leader && ctx.role.get() == FlushRole::Follower {
+        let resolutions: Vec<i64> = ctx.aggregator.borrow().resolutions().collect();
+        for r in resolutions {
+            discard_as_follower(ctx, r, false).await;
+        }
+    }
+    ctx.role.set(role);
+    ctx.stats.borrow_mut().leader = role == FlushRole::Leader;
+    ctx.publish_stats();
+}
+
+/// A follower round: nothing is emitted; windows the leader has emitted are dropped.
+async fn follower_round(ctx: &Rc<CoreCtx>, resolution: i64) {
+    ctx.flush_in_progress.set(true);
+    discard_as_follower(ctx, resolution, true).await;
+    ctx.stats.borrow_mut().follower_rounds += 1;
+    ctx.flush_in_progress.set(false);
+    ctx.publish_stats();
+}
+
+async fn discard_as_follower(ctx: &Rc<CoreCtx>, resolution: i64, forced_too: bool) {
+    let follower = ctx.follower.borrow().clone();
+    let now = now_nanos();
+    let shards: Vec<u32> = ctx.aggregator.borrow().shards_held().collect();
+    if forced_too && follower.forced_horizon.is_some() {
+        ctx.stats.borrow_mut().forced_flush_rounds += 1;
+    }
+    for shard in shards {
+        {
+            let mut agg = ctx.aggregator.borrow_mut();
+            for f in follower.times.of(shard).iter().filter(|f| f.resolution == resolution) {
+                agg.discard_shard(shard, resolution, f.standard, f.timed, now);
+            }
+            if forced_too && let Some(horizon) = follower.forced_horizon {
+                agg.discard_all_before(shard, now - horizon, now);
+            }
+        }
+        glommio::yield_if_needed().await;
+    }
+}
+
+async fn leader_round(ctx: &Rc<CoreCtx>, resolution: i64, scheduled: i64) {
     ctx.flush_in_progress.set(true);
     let started = Instant::now();
     let now = now_nanos();
@@ -96,6 +155,16 @@ async fn flush_round(ctx: &Rc<CoreCtx>, resolution: i64, scheduled: i64) {
         stats.flush_duration_ns_total += elapsed;
         stats.last_flush_lag_ns = (now_nanos() - scheduled).max(0) as u64;
     }
+    if ctx.cluster_mode.get() {
+        let (standard, timed) = ctx.aggregator.borrow().flushed_through(resolution);
+        ctx.config.flush_reports.push(FlushReport {
+            core: ctx.index,
+            resolution,
+            standard,
+            timed,
+            seq: ctx.last_seq.get(),
+        });
+    }
     ctx.flush_in_progress.set(false);
     ctx.publish_stats();
 }
@@ -106,6 +175,10 @@ async fn flush_round(ctx: &Rc<CoreCtx>, resolution: i64, scheduled: i64) {
 pub(crate) async fn final_flush(ctx: &Rc<CoreCtx>, include_open: bool) {
     while ctx.flush_in_progress.get() {
         glommio::timer::sleep(Duration::from_millis(1)).await;
+    }
+    // A follower emits nothing, not even at shutdown: its leader (or its successor) does.
+    if ctx.role.get() == FlushRole::Follower {
+        return;
     }
     let started = Instant::now();
     loop {
@@ -147,6 +220,13 @@ pub(crate) async fn final_flush(ctx: &Rc<CoreCtx>, include_open: bool) {
     for batch in out.take(true) {
         push_to_sinks(ctx, batch, &mut stalled).await;
     }
+    if ctx.cluster_mode.get() {
+        for r in resolutions {
+            let (standard, timed) = ctx.aggregator.borrow().flushed_through(r);
+            let seq = ctx.last_seq.get();
+            ctx.config.flush_reports.push(FlushReport { core: ctx.index, resolution: r, standard, timed, seq });
+        }
+    }
     ctx.publish_stats();
 }
 
@@ -161,10 +241,13 @@ impl Stalled {
     }
 }
 
-async fn push_to_sinks(ctx: &CoreCtx, batch: FlushBatch, stalled: &mut Stalled) {
+async fn push_to_sinks(ctx: &CoreCtx, mut batch: FlushBatch, stalled: &mut Stalled) {
     if batch.is_empty() {
         return;
     }
+    let seq = ctx.last_seq.get() + 1;
+    ctx.last_seq.set(seq);
+    batch.seq = seq;
     let batch = Arc::new(batch);
     for (i, sink) in ctx.config.sinks.iter().enumerate() {
         let started = Instant::now();
@@ -176,6 +259,7 @@ async fn push_to_sinks(ctx: &CoreCtx, batch: FlushBatch, stalled: &mut Stalled) 
                 }
                 Err(_) if stalled.0[i] || started.elapsed() >= ctx.config.sink_enqueue_timeout => {
                     sink.count_dropped(batch.len());
+                    sink.mark_written(ctx.index, seq);
                     if !stalled.0[i] {
                         tracing::warn!(sink = sink.name(), "sink queue full, dropping flush batches (counted)");
                     }

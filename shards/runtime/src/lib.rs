@@ -6,6 +6,7 @@
 //! [`SinkQueue`] (where flushed batches go) and [`CoreStats`]. Nothing here knows tokio or etcd:
 //! the control thread talks to the cores only through their flume command queues.
 
+mod cluster;
 mod command;
 mod config;
 mod core_loop;
@@ -19,6 +20,7 @@ mod sync;
 #[cfg(any(test, feature = "shuttle"))]
 mod tests;
 
+pub use cluster::{FlushReport, FlushReports, FlushRole, FlushTimes, FollowerFlush, ResolutionFlushed, Routes};
 pub use command::{BoundAddrs, ShardCommand};
 pub use config::{FlushSchedule, IngestConfig, PoolConfig};
 pub use pool::{PoolError, ShardPool, StatsReader};

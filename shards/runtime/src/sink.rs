@@ -102,6 +102,8 @@ pub struct SinkQueue {
     pub queued_values: AtomicU64,
     /// Values queued and not yet taken by the sink.
     pub backlog_values: AtomicU64,
+    /// Per core: the highest batch sequence number this sink has written out (or dropped).
+    written: Box<[AtomicU64]>,
 }
 
 impl<T> std::fmt::Debug for WakeQueue<T> {
@@ -111,14 +113,29 @@ impl<T> std::fmt::Debug for WakeQueue<T> {
 }
 
 impl SinkQueue {
-    pub fn new(name: impl Into<String>, capacity_batches: usize) -> Arc<Self> {
+    pub fn new(name: impl Into<String>, capacity_batches: usize, cores: usize) -> Arc<Self> {
         Arc::new(Self {
             name: name.into(),
             queue: WakeQueue::new(capacity_batches),
             dropped_values: AtomicU64::new(0),
             queued_values: AtomicU64::new(0),
             backlog_values: AtomicU64::new(0),
+            written: (0..cores).map(|_| AtomicU64::new(0)).collect(),
         })
+    }
+
+    /// The sink is done with `core`'s batches up to `seq`: written where the destination keeps
+    /// them (a file's page cache, an m3msg producer's retry buffer), or dropped and counted.
+    /// Batches of one core reach a sink in sequence order.
+    pub fn mark_written(&self, core: usize, seq: u64) {
+        if let Some(w) = self.written.get(core) {
+            w.fetch_max(seq, Ordering::Release);
+        }
+    }
+
+    /// The highest sequence number of `core`'s batches this sink is done with.
+    pub fn written(&self, core: usize) -> u64 {
+        self.written.get(core).map_or(0, |w| w.load(Ordering::Acquire))
     }
 
     pub fn name(&self) -> &str {

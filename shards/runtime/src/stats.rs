@@ -53,6 +53,12 @@ pub struct CoreStats {
     pub flush_duration_ns_total: u64,
     /// How long after its scheduled time the last value of the last round was queued.
     pub last_flush_lag_ns: u64,
+    /// Whether this core's rounds emit (always on a single node).
+    pub leader: bool,
+    /// Rounds run as a follower (discarding what the leader emitted).
+    pub follower_rounds: u64,
+    /// Follower rounds in forced flush mode (no flush-time update for `max_buffer_size`).
+    pub forced_flush_rounds: u64,
 }
 
 impl CoreStats {
@@ -62,6 +68,7 @@ impl CoreStats {
             cpu,
             handoff_batches_sent: vec![0; cores],
             handoff_batches_received: vec![0; cores],
+            leader: true,
             ..Self::default()
         }
     }
