@@ -120,6 +120,7 @@ fn pool_config(config: &Config) -> anyhow::Result<PoolConfig> {
         sink_enqueue_timeout: config.data_plane.sink_enqueue_timeout.0,
         sinks: Vec::new(),
         flush_reports: Arc::new(FlushReports::new(4096)),
+        forward_max_buffered_values: config.cluster.as_ref().map_or(1 << 20, |c| c.forward_max_buffered_messages),
         // Up to 128 emptied 4096-value batches per core wait for the next flush round.
         flush_batches: FlushBatchPool::new(config.cpus()?.len(), 128),
         stats_interval: config.data_plane.stats_interval.0,

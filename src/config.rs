@@ -80,6 +80,12 @@ pub struct Config {
     pub statsd: Statsd,
     pub aggregator: Aggregator,
     pub data_plane: DataPlane,
+    /// This node's instance id in the placement (M3's `hostID`); when unset, read from the
+    /// environment variable named by `host_id_env`.
+    pub host_id: Option<String>,
+    pub host_id_env: String,
+    /// Cluster mode on etcd; absent: the embedded single node.
+    pub cluster: Option<crate::cluster::config::ClusterConfig>,
 }
 
 impl Default for Config {
@@ -95,6 +101,9 @@ impl Default for Config {
             statsd: Statsd::default(),
             aggregator: Aggregator::default(),
             data_plane: DataPlane::default(),
+            host_id: None,
+            host_id_env: "SHEAF_HOST_ID".into(),
+            cluster: None,
         }
     }
 }
@@ -385,8 +394,28 @@ impl Config {
         Ok(config)
     }
 
+    /// The instance id: `host_id`, else the variable `host_id_env` names.
+    pub fn resolved_host_id(&self) -> Result<String, ConfigError> {
+        if let Some(id) = &self.host_id {
+            return Ok(id.clone());
+        }
+        match std::env::var(&self.host_id_env) {
+            Ok(id) if !id.is_empty() => Ok(id),
+            _ => Err(invalid("host_id", format!("not set, and ${} is empty or unset", self.host_id_env))),
+        }
+    }
+
     /// Checks what serde cannot: ranges, policies, cross-field rules.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(cluster) = &self.cluster {
+            self.resolved_host_id()?;
+            if cluster.etcd.endpoints.is_empty() {
+                return Err(invalid("cluster.etcd.endpoints", "needs at least one endpoint"));
+            }
+            if cluster.election.ttl.0 < Duration::from_secs(1) {
+                return Err(invalid("cluster.election.ttl", "must be at least 1s"));
+            }
+        }
         if self.num_shards == 0 || self.num_shards > u32::from(u16::MAX) {
             return Err(invalid("num_shards", "must be between 1 and 65535"));
         }

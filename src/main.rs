@@ -3,6 +3,7 @@
 
 mod admin;
 mod boot;
+mod cluster;
 mod config;
 mod control;
 mod host_checks;

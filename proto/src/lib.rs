@@ -11,6 +11,7 @@
 //!   used by sinks (encoding `AggregatedMetric`, acks) and by tests, not on the
 //!   ingest hot path.
 
+pub mod forward;
 pub mod frame;
 pub mod output;
 pub mod view;

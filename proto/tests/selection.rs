@@ -214,7 +214,7 @@ fn scratch_is_cleared_between_decodes() {
     assert!(scratch.tombstoned);
     let gauge = [0x08, 0x03, 0x22, 0x00];
     let view = decode_metric(&gauge, 0, &mut scratch).unwrap();
-    assert_eq!(view, MetricView::Gauge { id: b"", value: 0.0, client_time_nanos: 0 });
+    assert_eq!(view, MetricView::Gauge { id: b"", value: 0.0, client_time_nanos: 0, annotation: b"" });
     assert!(scratch.timer_values.is_empty() && scratch.pipelines.is_empty());
     assert!(scratch.policies.is_empty() && !scratch.tombstoned);
 }

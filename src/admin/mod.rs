@@ -27,6 +27,8 @@ pub struct SinkView {
 
 pub struct AdminState {
     pub stats: StatsReader,
+    /// Cluster mode's agent, for `/status`; None on the embedded single node.
+    pub cluster: Option<crate::cluster::node::ClusterHandle>,
     pub sinks: Vec<SinkView>,
     pub ingest: BoundAddrs,
     pub shard_owners: Arc<[u16]>,
@@ -34,11 +36,13 @@ pub struct AdminState {
 }
 
 pub fn router(state: Arc<AdminState>) -> Router {
+    let cluster = crate::cluster::api::router(state.cluster.clone());
     Router::new()
         .route("/health", get(health))
         .route("/status", get(status))
         .route("/metrics", get(prometheus))
         .with_state(state)
+        .merge(cluster)
 }
 
 async fn health() -> Json<Value> {
@@ -67,6 +71,11 @@ async fn status(State(state): State<Arc<AdminState>>) -> Json<Value> {
                 "values_flushed": c.aggregation.values_flushed,
                 "last_flush_duration_ns": c.last_flush_duration_ns,
                 "last_flush_lag_ns": c.last_flush_lag_ns,
+                "leader": c.leader,
+                "follower_rounds": c.follower_rounds,
+                "forced_flush_rounds": c.forced_flush_rounds,
+                "windows_discarded": c.aggregation.windows_discarded,
+                "shard_not_writable": c.aggregation.shard_not_writable,
                 "rejected": c.rejected.iter().map(|r| json!({"protocol": r.protocol.name(), "reason": r.reason, "count": r.count})).collect::<Vec<_>>(),
             })
         })
@@ -90,10 +99,19 @@ async fn status(State(state): State<Arc<AdminState>>) -> Json<Value> {
         })
         .collect();
     let addr = |a: Option<std::net::SocketAddr>| a.map(|a| a.to_string());
-    Json(json!({
+    let (flush_status, mode, cluster) = match &state.cluster {
         // m3aggregator's shape: a single node is the leader of everything it holds.
-        "status": {"flushStatus": {"electionState": "leader", "canLead": true}},
-        "mode": "single_node",
+        None => (json!({"electionState": "leader", "canLead": true}), "single_node", Value::Null),
+        Some(c) => {
+            let view = c.status.borrow().clone();
+            let flush = json!({"electionState": view["electionState"], "canLead": view["canLead"]});
+            (flush, "cluster", view)
+        }
+    };
+    Json(json!({
+        "status": {"flushStatus": flush_status},
+        "mode": mode,
+        "cluster": cluster,
         "uptime_seconds": state.started.elapsed().as_secs(),
         "ingest": {
             "m3msg": addr(state.ingest.m3msg),

@@ -9,6 +9,7 @@ use anyhow::Context;
 use sheaf_shard_runtime::{PoolConfig, ShardPool};
 
 use crate::admin::{self, AdminState, SinkView};
+use crate::cluster::node::{Agent, Request};
 use crate::config::Config;
 
 pub fn run(config: Config, pool_config: PoolConfig, sinks: Vec<SinkView>) -> anyhow::Result<()> {
@@ -22,7 +23,26 @@ async fn serve(config: Config, pool_config: PoolConfig, sink_views: Vec<SinkView
         .await
         .with_context(|| format!("http.listen_address: cannot listen on {}", config.http.listen_address))?;
     let cpus = pool_config.cpus.clone();
+    let sink_queues = pool_config.sinks.clone();
+    let reports = pool_config.flush_reports.clone();
     let pool = ShardPool::start(pool_config).context("starting the shard cores")?;
+    // Cluster mode: the cores own nothing and emit nothing until the placement and the
+    // election say so; that is settled before a single value is read.
+    let cluster = match &config.cluster {
+        Some(c) => {
+            let agent = Agent::new(
+                c.clone(),
+                config.resolved_host_id()?,
+                config.num_shards,
+                pool.commander(),
+                pool.shard_owners(),
+                sink_queues,
+                reports,
+            );
+            Some(agent.start().await)
+        }
+        None => None,
+    };
     let bound = match pool.start_ingest().await {
         Ok(b) => b,
         Err(e) => {
@@ -42,6 +62,7 @@ async fn serve(config: Config, pool_config: PoolConfig, sink_views: Vec<SinkView
     );
     let state = Arc::new(AdminState {
         stats: pool.stats_reader(),
+        cluster: cluster.clone(),
         sinks: sink_views,
         ingest: bound,
         shard_owners: pool.shard_owners(),
@@ -52,8 +73,16 @@ async fn serve(config: Config, pool_config: PoolConfig, sink_views: Vec<SinkView
         tracing::error!(error = %e, "admin server failed; shutting down");
     }
     tracing::info!("stopping: ingest closed, flushing");
-    let include_open = config.aggregator.shutdown_flush_open_windows;
+    // In a cluster the open windows belong to whoever leads next: emit only closed ones.
+    let include_open = config.aggregator.shutdown_flush_open_windows && cluster.is_none();
     pool.stop(include_open).await.context("stopping the shard cores")?;
+    if let Some(c) = cluster {
+        // Persist what the final flush emitted, then give leadership up.
+        let (reply, done) = tokio::sync::oneshot::channel();
+        if c.requests.send(Request::Shutdown(reply)).await.is_ok() {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(30), done).await;
+        }
+    }
     Ok(())
 }
 

@@ -65,6 +65,8 @@ pub enum MetricView<'a> {
         value: f64,
         /// Client timestamp, 0 when not set.
         client_time_nanos: i64,
+        /// Opaque annotation bytes (empty when not set).
+        annotation: &'a [u8],
     },
     /// TIMED_METRIC_WITH_METADATA (5), TIMED_METRIC_WITH_METADATAS (6),
     /// TIMED_METRIC_WITH_STORAGE_POLICY (7): pipelines/policies in scratch.
@@ -151,6 +153,7 @@ struct MetricFields<'a> {
     int_value: i64,
     float_value: f64,
     client_time_nanos: i64,
+    annotation: &'a [u8],
     timed_type: i32,
     time_nanos: i64,
 }
@@ -200,7 +203,12 @@ impl<'a> Wrapper<'a> {
             }
             GAUGE_WITH_METADATAS => {
                 self.staged.apply(scratch)?;
-                Ok(MetricView::Gauge { id: m.id, value: m.float_value, client_time_nanos: m.client_time_nanos })
+                Ok(MetricView::Gauge {
+                    id: m.id,
+                    value: m.float_value,
+                    client_time_nanos: m.client_time_nanos,
+                    annotation: m.annotation,
+                })
             }
             _ => {
                 let kind = TimedType::from_proto(m.timed_type)?;
@@ -256,9 +264,7 @@ fn merge_gauge<'a>(buf: &'a [u8], m: &mut MetricFields<'a>) -> Result<(), Decode
         match field.number {
             1 => m.id = field.bytes()?,
             2 => m.float_value = field.double()?,
-            3 => {
-                field.bytes()?;
-            }
+            3 => m.annotation = field.bytes()?,
             4 => m.client_time_nanos = field.varint()? as i64,
             _ => {}
         }

@@ -153,7 +153,7 @@ pub(crate) fn owned(view: MetricView<'_>, scratch: &Scratch) -> Decoded {
             Metric::Counter { id: id.to_vec(), value, client_time_nanos }
         }
         MetricView::BatchTimer { id, client_time_nanos } => Metric::BatchTimer { id: id.to_vec(), client_time_nanos },
-        MetricView::Gauge { id, value, client_time_nanos } => {
+        MetricView::Gauge { id, value, client_time_nanos, .. } => {
             Metric::Gauge { id: id.to_vec(), value: value.to_bits(), client_time_nanos }
         }
         MetricView::Timed { kind, id, time_nanos, value } => {

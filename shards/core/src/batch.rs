@@ -160,6 +160,13 @@ impl SampleBatch {
         }
     }
 
+    /// Marks the last sample pushed as an untimed value stamped with its arrival time.
+    pub fn mark_last_stamped(&mut self) {
+        if let Some(last) = self.samples.last_mut() {
+            last.stamped = true;
+        }
+    }
+
     /// Stamps every untimed sample with `now` as its arrival time, so that it lands in the same
     /// window on every replica it is forwarded to.
     pub fn stamp_untimed(&mut self, now: UnixNanos) {

@@ -29,7 +29,7 @@ pub enum ShardCommand {
     SetFollowerFlush(Arc<FollowerFlush>),
     /// Cluster mode: emit (leader) or discard (follower). Becoming leader first discards what
     /// the last `SetFollowerFlush` covers, so nothing the old leader emitted goes out again.
-    SetRole(FlushRole),
+    SetRole { role: FlushRole, reply: flume::Sender<()> },
     /// Bind these ingest addresses (SO_REUSEPORT) and start reading; replies with what was
     /// bound (the first core resolves port 0, the others bind the port it got).
     StartIngest { bind: BoundAddrs, reply: flume::Sender<Result<BoundAddrs, String>> },
@@ -49,7 +49,7 @@ impl fmt::Display for ShardCommand {
             Self::SetShardWindows(w) => write!(f, "set_shard_windows({} shards)", w.len()),
             Self::SetRoutes(r) => write!(f, "set_routes({} peers)", r.peers.len()),
             Self::SetFollowerFlush(ff) => write!(f, "set_follower_flush(forced={:?})", ff.forced_horizon),
-            Self::SetRole(role) => write!(f, "set_role({role:?})"),
+            Self::SetRole { role, .. } => write!(f, "set_role({role:?})"),
             Self::StartIngest { .. } => f.write_str("start_ingest"),
             Self::StopIngest { .. } => f.write_str("stop_ingest"),
             Self::FinalFlush { include_open, .. } => write!(f, "final_flush(include_open={include_open})"),

@@ -85,6 +85,9 @@ pub struct PoolConfig {
     pub sinks: Vec<Arc<SinkQueue>>,
     /// Where the cores report finished leader rounds (cluster mode persists flush times).
     pub flush_reports: Arc<crate::cluster::FlushReports>,
+    /// Forwarding to a peer node: values kept unacknowledged per (core, peer) before the
+    /// oldest are dropped (counted).
+    pub forward_max_buffered_values: usize,
     /// Where the sinks hand emptied flush batches back to the cores.
     pub flush_batches: Arc<FlushBatchPool>,
     /// How often each core publishes its stats.

@@ -65,6 +65,8 @@ pub(crate) struct CoreCtx {
     pub(crate) follower: RefCell<Arc<FollowerFlush>>,
     /// Which shards this node owns and where the others go (cluster mode).
     pub(crate) routes: RefCell<Option<Arc<Routes>>>,
+    /// One forwarder per peer of the current routes (same index as `Routes::peers`).
+    pub(crate) forwarders: RefCell<Vec<Rc<ingest::forward::Forwarder>>>,
     /// Sequence number of the last batch this core queued on the sinks.
     pub(crate) last_seq: Cell<u64>,
     connections: RefCell<hashbrown::HashMap<u64, RawFd>>,
@@ -145,6 +147,7 @@ pub(crate) async fn run_core(setup: CoreSetup) {
         follower: RefCell::default(),
         routes: RefCell::new(None),
         last_seq: Cell::new(0),
+        forwarders: RefCell::default(),
         connections: RefCell::default(),
         next_connection: Cell::new(0),
         active_tasks: Cell::new(0),
@@ -175,12 +178,24 @@ pub(crate) async fn run_core(setup: CoreSetup) {
             }
             ShardCommand::SetRoutes(routes) => {
                 ctx.cluster_mode.set(true);
+                // Keep the forwarder (and its unacked frames) of a peer that stays.
+                let old = std::mem::take(&mut *ctx.forwarders.borrow_mut());
+                let forwarders = routes
+                    .peers
+                    .iter()
+                    .map(|p| match old.iter().find(|f| f.peer == *p) {
+                        Some(f) => f.clone(),
+                        None => ingest::forward::Forwarder::start(ctx.clone(), *p),
+                    })
+                    .collect();
+                *ctx.forwarders.borrow_mut() = forwarders;
                 *ctx.routes.borrow_mut() = Some(routes);
             }
             ShardCommand::SetFollowerFlush(follower) => *ctx.follower.borrow_mut() = follower,
-            ShardCommand::SetRole(role) => {
+            ShardCommand::SetRole { role, reply } => {
                 ctx.cluster_mode.set(true);
                 flush_loop::set_role(&ctx, role).await;
+                let _ = reply.send(());
             }
             ShardCommand::StartIngest { bind, reply } => {
                 let _ = reply.send(start_ingest(&ctx, &bind));

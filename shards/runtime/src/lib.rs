@@ -23,6 +23,6 @@ mod tests;
 pub use cluster::{FlushReport, FlushReports, FlushRole, FlushTimes, FollowerFlush, ResolutionFlushed, Routes};
 pub use command::{BoundAddrs, ShardCommand};
 pub use config::{FlushSchedule, IngestConfig, PoolConfig};
-pub use pool::{PoolError, ShardPool, StatsReader};
+pub use pool::{Commander, PoolError, ShardPool, StatsReader};
 pub use sink::{FlushBatchPool, SinkQueue};
 pub use stats::{CoreStats, Protocol, RejectCount};

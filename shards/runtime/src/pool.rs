@@ -37,6 +37,37 @@ impl StatsReader {
     }
 }
 
+/// Sends commands to the cores; cheap to clone. A dead core is skipped (logged by the pool).
+#[derive(Clone)]
+pub struct Commander {
+    commands: Vec<flume::Sender<ShardCommand>>,
+}
+
+impl Commander {
+    /// Sends `make()` to every core, in core order.
+    pub fn send_all(&self, make: impl Fn() -> ShardCommand) {
+        for (core, tx) in self.commands.iter().enumerate() {
+            if tx.send(make()).is_err() {
+                tracing::warn!(core, "core gone; command not delivered");
+            }
+        }
+    }
+
+    /// Sends `make(reply)` to every core and waits for each reply.
+    pub async fn invoke_all(&self, make: impl Fn(flume::Sender<()>) -> ShardCommand) {
+        let mut replies = Vec::new();
+        for tx in &self.commands {
+            let (reply, rx) = flume::bounded(1);
+            if tx.send(make(reply)).is_ok() {
+                replies.push(rx);
+            }
+        }
+        for rx in replies {
+            let _ = rx.recv_async().await;
+        }
+    }
+}
+
 pub struct ShardPool {
     config: Arc<PoolConfig>,
     commands: Vec<flume::Sender<ShardCommand>>,
@@ -111,6 +142,11 @@ impl ShardPool {
 
     pub fn config(&self) -> &PoolConfig {
         &self.config
+    }
+
+    /// A handle that sends commands to every core (for the control thread's cluster agent).
+    pub fn commander(&self) -> Commander {
+        Commander { commands: self.commands.clone() }
     }
 
     /// Sends one command to core `core`.

@@ -53,6 +53,12 @@ pub struct CoreStats {
     pub flush_duration_ns_total: u64,
     /// How long after its scheduled time the last value of the last round was queued.
     pub last_flush_lag_ns: u64,
+    /// Values sent to peer nodes (cluster mode forwarding).
+    pub forwarded_values: u64,
+    /// Values given up on because a peer stayed unreachable past the forwarding buffer.
+    pub forward_dropped_values: u64,
+    /// Values for shards no node owns (no placement yet, or a peer's stale view).
+    pub unowned_values: u64,
     /// Whether this core's rounds emit (always on a single node).
     pub leader: bool,
     /// Rounds run as a follower (discarding what the leader emitted).

@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
+use sheaf_proto::forward::{ANNOTATION_GAUGE_DELTA, ANNOTATION_SET_MEMBER};
 use sheaf_proto::frame::{FrameError, next_frame};
 use sheaf_proto::msgpb;
 use sheaf_proto::output::encode_ack_frame;
@@ -23,6 +24,7 @@ use sheaf_shard_core::{
 };
 
 use super::Router;
+use super::router::Source;
 use crate::core_loop::CoreCtx;
 use crate::stats::Protocol;
 
@@ -31,7 +33,7 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Serves one m3msg connection until EOF, error or shutdown.
 pub(crate) async fn serve(ctx: Rc<CoreCtx>, mut stream: TcpStream) {
     let max_frame = ctx.config.ingest.max_frame_size;
-    let mut router = Router::new(ctx.clone());
+    let mut router = Router::new(ctx.clone(), Source::Replicated);
     let mut decoder = MetricDecoder::new(&ctx);
     let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK * 2);
     let mut acks = msgpb::Ack::default();
@@ -146,10 +148,16 @@ impl MetricDecoder {
         if self.scratch.tombstoned {
             return Err("tombstoned");
         }
+        // An untimed value with a client time came from a peer node (or an M3 client with
+        // resend enabled): it goes in the window of that time, as on the node that took it in.
+        let stamped = |t: i64| if t != 0 { t } else { UNTIMED };
         let (metric_type, id, time) = match metric {
-            MetricView::Counter { id, .. } => (MetricType::Counter, id, UNTIMED),
-            MetricView::BatchTimer { id, .. } => (MetricType::Timer, id, UNTIMED),
-            MetricView::Gauge { id, .. } => (MetricType::Gauge, id, UNTIMED),
+            MetricView::Counter { id, client_time_nanos, .. } => (MetricType::Counter, id, stamped(client_time_nanos)),
+            MetricView::BatchTimer { id, client_time_nanos } => (MetricType::Timer, id, stamped(client_time_nanos)),
+            MetricView::Gauge { id, client_time_nanos, annotation, .. } => {
+                let t = if annotation == ANNOTATION_SET_MEMBER { MetricType::Set } else { MetricType::Gauge };
+                (t, id, stamped(client_time_nanos))
+            }
             MetricView::Timed { kind, id, time_nanos, .. } => {
                 let t = match kind {
                     TimedType::Counter => MetricType::Counter,
@@ -170,24 +178,43 @@ impl MetricDecoder {
             MetricView::BatchTimer { .. } => self.scratch.timer_values.len() as u64,
             _ => 1,
         };
+        let untimed_arrival = !matches!(metric, MetricView::Timed { .. }) && time != UNTIMED;
         let batch = router.batch_for(shard);
         let spec = self.spec(batch)?;
-        match metric {
-            MetricView::Counter { value, .. } => {
-                batch.push(shard, hash, id, metric_type, time, SampleValue::Number(value as f64), spec)
+        let value = match metric {
+            MetricView::Counter { value, .. } => SampleValue::Number(value as f64),
+            MetricView::Gauge { annotation, value, .. } if annotation == ANNOTATION_SET_MEMBER => {
+                SampleValue::Member(value.to_bits())
+            }
+            MetricView::Gauge { annotation, value, .. } if annotation == ANNOTATION_GAUGE_DELTA => {
+                if !value.is_finite() {
+                    return Err("non_finite");
+                }
+                SampleValue::GaugeDelta(value)
             }
             MetricView::Gauge { value, .. } | MetricView::Timed { value, .. } => {
                 if !value.is_finite() {
                     return Err("non_finite");
                 }
-                batch.push(shard, hash, id, metric_type, time, SampleValue::Number(value), spec)
+                SampleValue::Number(value)
             }
             MetricView::BatchTimer { .. } => {
                 if self.scratch.timer_values.iter().any(|v| !v.is_finite()) {
                     return Err("non_finite");
                 }
+                SampleValue::Timer { start: 0, len: 0 }
+            }
+        };
+        match (value, untimed_arrival) {
+            (SampleValue::Timer { .. }, false) => {
                 batch.push_timer(shard, hash, id, time, &self.scratch.timer_values, spec)
             }
+            (SampleValue::Timer { .. }, true) => {
+                batch.push_timer(shard, hash, id, time, &self.scratch.timer_values, spec);
+                batch.mark_last_stamped();
+            }
+            (v, false) => batch.push(shard, hash, id, metric_type, time, v, spec),
+            (v, true) => batch.push_stamped(shard, hash, id, metric_type, time, v, spec),
         }
         let mut stats = router.ctx().stats.borrow_mut();
         stats.ingested[Protocol::M3msg as usize] += values;

@@ -3,6 +3,7 @@
 //!
 //! #[PerformanceCriticalPath]: no allocation per value, no logging per value, no locks.
 
+pub(crate) mod forward;
 pub(crate) mod m3msg;
 mod recv_batch;
 mod router;

@@ -13,6 +13,7 @@ use sheaf_shard_core::{DEFAULT_SPEC, MetricType, SampleValue, UNTIMED, series_ha
 
 use super::Router;
 use super::recv_batch::RecvBatch;
+use super::router::Source;
 use crate::core_loop::CoreCtx;
 use crate::stats::Protocol;
 
@@ -81,7 +82,7 @@ enum Wake {
 /// batch fills or `handoff_linger` has passed since the first of them, so that at moderate
 /// load a peer core is woken about once per linger rather than once per datagram.
 pub(crate) async fn serve_udp(ctx: Rc<CoreCtx>, socket: UdpSocket) {
-    let mut router = Router::new(ctx.clone());
+    let mut router = Router::new(ctx.clone(), Source::Single);
     let mut decoder = LineDecoder::new(&ctx, Protocol::StatsdUdp);
     let mut probe = [0u8; 1];
     let mut burst = RecvBatch::new();
@@ -147,7 +148,7 @@ pub(crate) async fn serve_udp(ctx: Rc<CoreCtx>, socket: UdpSocket) {
 
 /// Serves one StatsD TCP connection until EOF, error or shutdown.
 pub(crate) async fn serve_tcp(ctx: Rc<CoreCtx>, mut stream: TcpStream) {
-    let mut router = Router::new(ctx.clone());
+    let mut router = Router::new(ctx.clone(), Source::Single);
     let mut decoder = LineDecoder::new(&ctx, Protocol::StatsdTcp);
     let mut buf: Vec<u8> = Vec::with_capacity(128 * 1024);
     let mut chunk = vec![0u8; 64 * 1024];

@@ -1,0 +1,162 @@
+//! Encoding a metric that one sheaf node forwards to another: an m3msg frame (4-byte
+//! big-endian length, `msgpb.Message`) whose value is a `metricpb.MetricWithMetadatas`, the
+//! same bytes an M3 producer would send. Untimed values carry the time they entered the
+//! cluster in `client_time_nanos`, so that every replica puts them in the same window.
+//! Two StatsD notions with no M3 equivalent travel as gauges with an annotation:
+//! [`ANNOTATION_GAUGE_DELTA`] (a `+n`/`-n` gauge) and [`ANNOTATION_SET_MEMBER`] (a set
+//! member's hash, as the value's bits).
+
+use prost::Message as _;
+
+use crate::{aggregationpb, metricpb, msgpb, policypb};
+
+pub const ANNOTATION_GAUGE_DELTA: &[u8] = b"sheaf:gauge-delta";
+pub const ANNOTATION_SET_MEMBER: &[u8] = b"sheaf:set-member";
+
+/// The metric to forward.
+#[derive(Debug, Clone, Copy)]
+pub enum Forwarded<'a> {
+    Counter {
+        id: &'a [u8],
+        value: i64,
+        arrival: i64,
+    },
+    Timer {
+        id: &'a [u8],
+        values: &'a [f64],
+        arrival: i64,
+    },
+    Gauge {
+        id: &'a [u8],
+        value: f64,
+        arrival: i64,
+        annotation: &'static [u8],
+    },
+    /// A timed metric; `kind` is `metricpb.MetricType` (1 counter, 2 timer, 3 gauge).
+    Timed {
+        kind: i32,
+        id: &'a [u8],
+        time: i64,
+        value: f64,
+    },
+}
+
+/// One (aggregations, storage policy) element of the metric's metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForwardedPolicy {
+    pub aggregation_id: u64,
+    pub resolution_nanos: i64,
+    pub retention_nanos: i64,
+}
+
+fn staged(policies: &[ForwardedPolicy]) -> Option<metricpb::StagedMetadatas> {
+    if policies.is_empty() {
+        return None;
+    }
+    let pipelines = policies
+        .iter()
+        .map(|p| metricpb::PipelineMetadata {
+            aggregation_id: (p.aggregation_id != 0).then_some(aggregationpb::AggregationId { id: p.aggregation_id }),
+            storage_policies: vec![policypb::StoragePolicy {
+                resolution: Some(policypb::Resolution {
+                    window_size: p.resolution_nanos,
+                    precision: p.resolution_nanos,
+                }),
+                retention: Some(policypb::Retention { period: p.retention_nanos }),
+            }],
+            ..Default::default()
+        })
+        .collect();
+    Some(metricpb::StagedMetadatas {
+        metadatas: vec![metricpb::StagedMetadata {
+            cutover_nanos: 0,
+            tombstoned: false,
+            metadata: Some(metricpb::Metadata { pipelines }),
+        }],
+    })
+}
+
+/// Appends one m3msg frame carrying `metric` with `policies` (empty: the defaults).
+pub fn encode_forward_frame(
+    metric: &Forwarded<'_>,
+    policies: &[ForwardedPolicy],
+    shard: u32,
+    message_id: u64,
+    sent_at_nanos: i64,
+    out: &mut Vec<u8>,
+) {
+    let metadatas = staged(policies);
+    let mut m = metricpb::MetricWithMetadatas::default();
+    match *metric {
+        Forwarded::Counter { id, value, arrival } => {
+            m.r#type = metricpb::metric_with_metadatas::Type::CounterWithMetadatas as i32;
+            m.counter_with_metadatas = Some(metricpb::CounterWithMetadatas {
+                counter: Some(metricpb::Counter {
+                    id: id.to_vec(),
+                    value,
+                    annotation: Vec::new(),
+                    client_time_nanos: arrival,
+                }),
+                metadatas,
+            });
+        }
+        Forwarded::Timer { id, values, arrival } => {
+            m.r#type = metricpb::metric_with_metadatas::Type::BatchTimerWithMetadatas as i32;
+            m.batch_timer_with_metadatas = Some(metricpb::BatchTimerWithMetadatas {
+                batch_timer: Some(metricpb::BatchTimer {
+                    id: id.to_vec(),
+                    values: values.to_vec(),
+                    annotation: Vec::new(),
+                    client_time_nanos: arrival,
+                }),
+                metadatas,
+            });
+        }
+        Forwarded::Gauge { id, value, arrival, annotation } => {
+            m.r#type = metricpb::metric_with_metadatas::Type::GaugeWithMetadatas as i32;
+            m.gauge_with_metadatas = Some(metricpb::GaugeWithMetadatas {
+                gauge: Some(metricpb::Gauge {
+                    id: id.to_vec(),
+                    value,
+                    annotation: annotation.to_vec(),
+                    client_time_nanos: arrival,
+                }),
+                metadatas,
+            });
+        }
+        Forwarded::Timed { kind, id, time, value } => {
+            let timed = metricpb::TimedMetric {
+                r#type: kind,
+                id: id.to_vec(),
+                time_nanos: time,
+                value,
+                annotation: Vec::new(),
+            };
+            if metadatas.is_some() {
+                m.r#type = metricpb::metric_with_metadatas::Type::TimedMetricWithMetadatas as i32;
+                m.timed_metric_with_metadatas =
+                    Some(metricpb::TimedMetricWithMetadatas { metric: Some(timed), metadatas });
+            } else {
+                m.r#type = metricpb::metric_with_metadatas::Type::TimedMetricWithStoragePolicy as i32;
+                m.timed_metric_with_storage_policy = Some(metricpb::TimedMetricWithStoragePolicy {
+                    timed_metric: Some(timed),
+                    storage_policy: None,
+                    routing_policy: None,
+                });
+            }
+        }
+    }
+    let message = msgpb::Message {
+        metadata: Some(msgpb::Metadata {
+            shard: u64::from(shard),
+            id: message_id,
+            sent_at_nanos: sent_at_nanos as u64,
+        }),
+        value: m.encode_to_vec(),
+    };
+    let len = message.encoded_len();
+    out.reserve(4 + len);
+    out.extend_from_slice(&(len as u32).to_be_bytes());
+    // Writing into a Vec cannot run out of room.
+    let _ = message.encode(out);
+}

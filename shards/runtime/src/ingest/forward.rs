@@ -1,0 +1,224 @@
+//! Forwarding to peer nodes (cluster mode): values for shards another node owns (and, for
+//! StatsD, the copies for the other replicas of shards this node owns) go to that node's m3msg
+//! endpoint as ordinary m3msg frames, one metric per message, as an M3 producer sends them.
+//!
+//! One `Forwarder` per (core, peer), living on that core: the router encodes frames into a
+//! chunk and hands it over a bounded glommio local channel (a full channel makes ingest wait,
+//! as a full hand-off queue does). The forwarder's task writes chunks in order and keeps them
+//! until the peer acks their last message; a reconnect resends what is unacked (at least
+//! once, like M3's producer). Acks are read by a second task on a dup of the socket, so no
+//! lock is shared between the two halves.
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
+use glommio::net::TcpStream;
+use prost::Message as _;
+use sheaf_proto::forward::{
+    ANNOTATION_GAUGE_DELTA, ANNOTATION_SET_MEMBER, Forwarded, ForwardedPolicy, encode_forward_frame,
+};
+use sheaf_proto::msgpb;
+use sheaf_shard_core::{MetricType, Sample, SampleBatch, SampleValue, UNTIMED};
+
+use crate::core_loop::CoreCtx;
+
+/// A chunk of frames and the id of its last message.
+pub(crate) struct Chunk {
+    pub(crate) frames: Vec<u8>,
+    pub(crate) last_id: u64,
+    pub(crate) values: u64,
+}
+
+pub(crate) struct Forwarder {
+    pub(crate) peer: SocketAddr,
+    tx: LocalSender<Chunk>,
+    next_id: Cell<u64>,
+}
+
+impl Forwarder {
+    pub(crate) fn start(ctx: Rc<CoreCtx>, peer: SocketAddr) -> Rc<Self> {
+        let (tx, rx) = local_channel::new_bounded(64);
+        glommio::spawn_local(run(ctx, peer, rx)).detach();
+        Rc::new(Self { peer, tx, next_id: Cell::new(1) })
+    }
+
+    /// Encodes `s` (of `batch`, arrived at `arrival` if untimed) as one frame onto `chunk`.
+    /// Returns false for a sample that is not forwarded (one that itself came from a peer).
+    pub(crate) fn encode(&self, batch: &SampleBatch, s: &Sample, arrival: i64, chunk: &mut Chunk) -> bool {
+        let one;
+        let metric = match forwarded(batch, s, arrival) {
+            Some(m) => m,
+            None => match (s.stamped, s.metric_type, s.value) {
+                (false, MetricType::Timer, SampleValue::Number(v)) if s.time == UNTIMED => {
+                    one = [v];
+                    Forwarded::Timer { id: batch.id(s), values: &one, arrival }
+                }
+                _ => return false,
+            },
+        };
+        let policies: Vec<ForwardedPolicy> = batch
+            .spec(s.spec)
+            .iter()
+            .map(|e| ForwardedPolicy {
+                aggregation_id: e.aggs.to_m3_id(),
+                resolution_nanos: e.policy.resolution_nanos,
+                retention_nanos: e.policy.retention_nanos,
+            })
+            .collect();
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        encode_forward_frame(&metric, &policies, s.shard, id, arrival, &mut chunk.frames);
+        chunk.last_id = id;
+        chunk.values += 1;
+        true
+    }
+
+    /// Queues a chunk, waiting while the forwarder is behind.
+    pub(crate) async fn send(&self, chunk: Chunk) {
+        let _ = self.tx.send(chunk).await;
+    }
+}
+
+fn forwarded<'a>(batch: &'a SampleBatch, s: &Sample, arrival: i64) -> Option<Forwarded<'a>> {
+    if s.stamped {
+        return None;
+    }
+    let id = batch.id(s);
+    if s.time != UNTIMED {
+        let kind = match s.metric_type {
+            MetricType::Counter => 1,
+            MetricType::Timer => 2,
+            MetricType::Gauge => 3,
+            MetricType::Set => return None,
+        };
+        let SampleValue::Number(value) = s.value else { return None };
+        return Some(Forwarded::Timed { kind, id, time: s.time, value });
+    }
+    Some(match (s.metric_type, s.value) {
+        (MetricType::Counter, SampleValue::Number(v)) => Forwarded::Counter { id, value: v.round() as i64, arrival },
+        (MetricType::Timer, SampleValue::Timer { start, len }) => {
+            Forwarded::Timer { id, values: batch.timer_values(start, len), arrival }
+        }
+        (MetricType::Gauge, SampleValue::Number(v)) => Forwarded::Gauge { id, value: v, arrival, annotation: b"" },
+        (MetricType::Gauge, SampleValue::GaugeDelta(d)) => {
+            Forwarded::Gauge { id, value: d, arrival, annotation: ANNOTATION_GAUGE_DELTA }
+        }
+        (MetricType::Set, SampleValue::Member(h)) => {
+            Forwarded::Gauge { id, value: f64::from_bits(h), arrival, annotation: ANNOTATION_SET_MEMBER }
+        }
+        _ => return None,
+    })
+}
+
+/// Connects (retrying with backoff), resends what is unacked, then writes chunks as they come.
+async fn run(ctx: Rc<CoreCtx>, peer: SocketAddr, rx: LocalReceiver<Chunk>) {
+    let mut unacked: VecDeque<Chunk> = VecDeque::new();
+    let mut unacked_values: u64 = 0;
+    let acked = Rc::new(Cell::new(0u64));
+    let mut backoff = Duration::from_millis(50);
+    let limit = ctx.config.forward_max_buffered_values.max(1) as u64;
+    'connect: loop {
+        let mut stream = match TcpStream::connect(peer).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(core = ctx.index, %peer, error = %e, "cannot reach peer; will retry");
+                // Keep taking chunks while waiting (bounded), so a dead peer does not hold ingest up.
+                let until = std::time::Instant::now() + backoff;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+                while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+                    let next = futures_lite::future::or(async { Some(rx.recv().await) }, async {
+                        glommio::timer::sleep(left).await;
+                        None
+                    })
+                    .await;
+                    match next {
+                        Some(Some(chunk)) => keep(&ctx, &mut unacked, &mut unacked_values, chunk, limit),
+                        Some(None) => return,
+                        None => break,
+                    }
+                }
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        backoff = Duration::from_millis(50);
+        // SAFETY: `dup` of an open socket fd the stream owns; the duplicate is a new fd owned by
+        // the reader stream alone, closed when it drops.
+        let dup = unsafe { libc::dup(stream.as_raw_fd()) };
+        if dup < 0 {
+            glommio::timer::sleep(backoff).await;
+            continue;
+        }
+        // SAFETY: `dup` is a freshly duplicated, open TCP socket fd nobody else owns.
+        let reader = unsafe { TcpStream::from_raw_fd(dup) };
+        let alive = Rc::new(Cell::new(true));
+        glommio::spawn_local(read_acks(reader, acked.clone(), alive.clone())).detach();
+        for chunk in &unacked {
+            if stream.write_all(&chunk.frames).await.is_err() {
+                alive.set(false);
+                continue 'connect;
+            }
+        }
+        loop {
+            release(&mut unacked, &mut unacked_values, acked.get());
+            let Some(chunk) = rx.recv().await else { return };
+            ctx.stats.borrow_mut().forwarded_values += chunk.values;
+            let written = stream.write_all(&chunk.frames).await;
+            keep(&ctx, &mut unacked, &mut unacked_values, chunk, limit);
+            if written.is_err() || !alive.get() {
+                tracing::warn!(core = ctx.index, %peer, "peer connection lost; reconnecting");
+                alive.set(false);
+                let _ = stream.close().await;
+                continue 'connect;
+            }
+        }
+    }
+}
+
+fn keep(ctx: &CoreCtx, unacked: &mut VecDeque<Chunk>, values: &mut u64, chunk: Chunk, limit: u64) {
+    *values += chunk.values;
+    unacked.push_back(chunk);
+    while *values > limit {
+        let Some(old) = unacked.pop_front() else { break };
+        *values -= old.values;
+        ctx.stats.borrow_mut().forward_dropped_values += old.values;
+    }
+}
+
+fn release(unacked: &mut VecDeque<Chunk>, values: &mut u64, acked: u64) {
+    while unacked.front().is_some_and(|c| c.last_id <= acked) {
+        if let Some(c) = unacked.pop_front() {
+            *values -= c.values;
+        }
+    }
+}
+
+/// Reads `Ack` frames and records the highest message id acked.
+async fn read_acks(mut reader: TcpStream, acked: Rc<Cell<u64>>, alive: Rc<Cell<bool>>) {
+    let mut len = [0u8; 4];
+    let mut body = Vec::new();
+    while alive.get() {
+        if reader.read_exact(&mut len).await.is_err() {
+            break;
+        }
+        body.resize(u32::from_be_bytes(len) as usize, 0);
+        if reader.read_exact(&mut body).await.is_err() {
+            break;
+        }
+        match msgpb::Ack::decode(body.as_slice()) {
+            Ok(ack) => {
+                if let Some(max) = ack.metadata.iter().map(|m| m.id).max() {
+                    acked.set(acked.get().max(max));
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    alive.set(false);
+}

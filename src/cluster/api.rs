@@ -1,0 +1,141 @@
+//! The placement operations behind `POST /api/v1/services/m3aggregator/placement/…` (same
+//! JSON bodies as m3coordinator's) and `sheaf placement …`, and `POST /resign`. Each change
+//! is read-modify-compare-and-set on the placement key, so concurrent operators cannot lose
+//! each other's changes; the nodes pick the result up through their watch.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::config::ClusterConfig;
+use super::etcd::{Keys, Store, StoreError};
+use super::node::{ClusterHandle, Request};
+use super::placement::{
+    self, AddRequest, InitRequest, Options, Placement, PlacementError, RemoveRequest, ReplaceRequest,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("no placement yet: POST /api/v1/services/m3aggregator/placement/init first")]
+    NotFound,
+    #[error("a placement already exists (version {0})")]
+    Exists(i64),
+    #[error("bad request body: {0}")]
+    Body(String),
+    #[error(transparent)]
+    Placement(#[from] PlacementError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Exists(_) | Self::Store(StoreError::Conflict { .. }) => StatusCode::CONFLICT,
+            Self::Body(_) | Self::Placement(_) => StatusCode::BAD_REQUEST,
+            Self::Store(_) | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status(), Json(json!({"state": "Error", "error": self.to_string()}))).into_response()
+    }
+}
+
+/// A placement operation, as the HTTP API and the CLI name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Init,
+    Get,
+    Add,
+    Remove,
+    Replace,
+}
+
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::Body(e.to_string()))
+}
+
+/// Runs `op` against etcd and returns m3coordinator's response body.
+pub async fn run(store: &Store, keys: &Keys, config: &ClusterConfig, op: Op, body: &[u8]) -> Result<Value, ApiError> {
+    let key = keys.placement();
+    let now = sheaf_shard_core::time::now_nanos();
+    let options = Options { warmup: config.shard_cutover_warmup.0 };
+    // Leaving shards stay listed until their old owners have surely closed them.
+    let retain = config.buffer_after_cutoff.0 + Duration::from_secs(60);
+    for _ in 0..5 {
+        let current = store.get(&key).await?;
+        let existing = current.value.as_deref().map(placement::decode_snapshots).transpose()?;
+        let next: Placement = match (op, existing) {
+            (Op::Get, Some(p)) => return Ok(placement::to_response_json(&p, current.version)),
+            (Op::Get, None) | (Op::Add | Op::Remove | Op::Replace, None) => return Err(ApiError::NotFound),
+            (Op::Init, Some(_)) => return Err(ApiError::Exists(current.version)),
+            (Op::Init, None) => parse::<InitRequest>(body)?.apply()?,
+            (op, Some(mut p)) => {
+                placement::cleanup(&mut p, now, retain);
+                match op {
+                    Op::Add => parse::<AddRequest>(body)?.apply(&p, now, &options)?,
+                    Op::Remove => parse::<RemoveRequest>(body)?.apply(&p, now, &options)?,
+                    _ => parse::<ReplaceRequest>(body)?.apply(&p, now, &options)?,
+                }
+            }
+        };
+        placement::validate(&next)?;
+        match store.compare_and_set(&key, current.mod_revision, placement::encode_snapshots(&next)).await {
+            Ok(()) => return Ok(placement::to_response_json(&next, current.version + 1)),
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::Unavailable("the placement kept changing under this request; try again".into()))
+}
+
+pub fn router(handle: Option<ClusterHandle>) -> Router {
+    const BASE: &str = "/api/v1/services/m3aggregator/placement";
+    Router::new()
+        .route(&format!("{BASE}/init"), post(|s, b| op(s, Op::Init, b)))
+        .route(BASE, get(|s| op(s, Op::Get, Bytes::new())).post(|s, b| op(s, Op::Add, b)))
+        .route(&format!("{BASE}/remove"), post(|s, b| op(s, Op::Remove, b)))
+        .route(&format!("{BASE}/replace"), post(|s, b| op(s, Op::Replace, b)))
+        .route("/resign", post(resign))
+        .with_state(Arc::new(handle))
+}
+
+type Handle = State<Arc<Option<ClusterHandle>>>;
+
+fn cluster(state: &Option<ClusterHandle>) -> Result<&ClusterHandle, ApiError> {
+    state
+        .as_ref()
+        .ok_or_else(|| ApiError::Unavailable("cluster mode is off (no `cluster:` section in the config)".into()))
+}
+
+async fn op(State(state): Handle, op: Op, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let handle = cluster(&state)?;
+    let store = handle.store.borrow().clone().ok_or_else(|| ApiError::Unavailable("etcd is not reachable".into()))?;
+    Ok(Json(run(&store, &handle.keys, &handle.config, op, &body).await?))
+}
+
+async fn resign(State(state): Handle) -> Result<Json<Value>, ApiError> {
+    let handle = cluster(&state)?;
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    handle.requests.send(Request::Resign(reply)).await.map_err(|_| ApiError::Unavailable("shutting down".into()))?;
+    let timeout = handle.config.election.resign_timeout.0 + Duration::from_secs(1);
+    match tokio::time::timeout(timeout, answer).await {
+        Ok(Ok(Ok(()))) => Ok(Json(json!({"state": "OK"}))),
+        Ok(Ok(Err(e))) => Err(ApiError::Unavailable(e)),
+        _ => Err(ApiError::Unavailable(format!("not follower after {timeout:?}"))),
+    }
+}

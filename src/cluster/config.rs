@@ -1,0 +1,100 @@
+//! The `cluster:` section of the config: where etcd is and how the node takes part in its
+//! shard set. Absent, sheaf runs as the embedded single node (owns every shard, always leads).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::config::Dur;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    pub etcd: EtcdConfig,
+    /// The service name in etcd keys (M3's `serviceID.name`).
+    pub service: String,
+    pub election: ElectionConfig,
+    /// Follower flush: how long without a flush-time update before forced flush mode, and
+    /// how often forced flush discards then (M3's `maxBufferSize`, `forcedFlushWindowSize`).
+    pub max_buffer_size: Dur,
+    pub forced_flush_window_size: Dur,
+    /// A shard accepts writes from `cutover − buffer_before_cutover` to
+    /// `cutoff + buffer_after_cutoff`.
+    pub buffer_before_cutover: Dur,
+    pub buffer_after_cutoff: Dur,
+    /// New or moved shards cut over at the first minute boundary after now + this.
+    pub shard_cutover_warmup: Dur,
+    /// Persisting the flush times after a leader round: tries, with backoff from 100ms to 2s.
+    pub flush_times_persist_retries: u32,
+    /// How often the control thread checks flush reports, forced mode and the lease.
+    pub check_interval: Dur,
+    /// Forwarding to peers: frames kept unacknowledged per peer and core before the oldest
+    /// is dropped (counted).
+    pub forward_max_buffered_messages: usize,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            etcd: EtcdConfig::default(),
+            service: "m3aggregator".into(),
+            election: ElectionConfig::default(),
+            max_buffer_size: Dur(Duration::from_secs(300)),
+            forced_flush_window_size: Dur(Duration::from_secs(10)),
+            buffer_before_cutover: Dur(Duration::from_secs(600)),
+            buffer_after_cutoff: Dur(Duration::from_secs(600)),
+            shard_cutover_warmup: Dur(Duration::ZERO),
+            flush_times_persist_retries: 3,
+            check_interval: Dur(Duration::from_millis(100)),
+            forward_max_buffered_messages: 1 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EtcdConfig {
+    /// `host:port` of each etcd member.
+    pub endpoints: Vec<String>,
+    /// The environment in every key (`/placement/{env}/…`, `_kv/{env}/…`, `_ld/{env}/…`).
+    pub environment: String,
+    /// Bound on each etcd request; a slower one counts as a failure and is retried.
+    pub request_timeout: Dur,
+}
+
+impl Default for EtcdConfig {
+    fn default() -> Self {
+        Self {
+            endpoints: vec!["127.0.0.1:2379".into()],
+            environment: "default_env".into(),
+            request_timeout: Dur(Duration::from_secs(5)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ElectionConfig {
+    /// etcd lease TTL of the campaign: a leader that cannot renew it for this long stops
+    /// emitting (M3's `ttlSeconds`).
+    pub ttl: Dur,
+    /// Backoff between campaign attempts after an error.
+    pub campaign_initial_backoff: Dur,
+    pub campaign_max_backoff: Dur,
+    /// How long `POST /resign` waits for the node to become follower.
+    pub resign_timeout: Dur,
+    /// After resigning, wait this long before campaigning again, so another replica wins.
+    pub recampaign_delay: Dur,
+}
+
+impl Default for ElectionConfig {
+    fn default() -> Self {
+        Self {
+            ttl: Dur(Duration::from_secs(10)),
+            campaign_initial_backoff: Dur(Duration::from_millis(100)),
+            campaign_max_backoff: Dur(Duration::from_secs(2)),
+            resign_timeout: Dur(Duration::from_secs(10)),
+            recampaign_delay: Dur(Duration::from_secs(1)),
+        }
+    }
+}

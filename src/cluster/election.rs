@@ -1,0 +1,238 @@
+//! One etcd election per shard set (m3's `_ld/{env}/{service}/shardset/{id}/lock`): the
+//! candidate value is this node's instance id, bound to a lease with the configured TTL.
+//!
+//! States: `Leader` (won, lease alive), `Follower` (another member of the shard set leads),
+//! `PendingFollower` (campaigning, the leader not yet confirmed as a member of this shard
+//! set). A leader whose lease it cannot renew for a TTL steps down at once: etcd has let the
+//! lease (and the leadership) go by then, and two emitting leaders must not overlap.
+//! Runs as a task on the control thread; the node agent reads the state from a watch channel.
+
+use std::time::{Duration, Instant};
+
+use etcd_client::{Client, LeaderKey, ResignOptions};
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::config::ElectionConfig;
+use super::etcd::Backoff;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ElectionState {
+    Leader,
+    Follower,
+    PendingFollower,
+}
+
+/// What the node agent holds of a running election.
+pub struct Election {
+    pub state: watch::Receiver<ElectionState>,
+    /// The current leader's instance id, as last observed.
+    pub leader: watch::Receiver<Option<String>>,
+    resign: mpsc::Sender<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Election {
+    /// Starts campaigning for `name` as `host_id`; `members` is the shard set's instance ids
+    /// in the current placement.
+    pub fn start(
+        client: Client,
+        name: String,
+        host_id: String,
+        config: ElectionConfig,
+        members: watch::Receiver<Vec<String>>,
+    ) -> Self {
+        let (state_tx, state) = watch::channel(ElectionState::PendingFollower);
+        let (leader_tx, leader) = watch::channel(None);
+        let (resign, resign_rx) = mpsc::channel(4);
+        let task = tokio::spawn(
+            Campaign { client, name, host_id, config, members, state: state_tx, leader: leader_tx }.run(resign_rx),
+        );
+        Self { state, leader, resign, task }
+    }
+
+    /// Gives leadership up (if held) and returns once this node is no longer leader.
+    pub async fn resign(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.resign.send(done).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    /// Stops campaigning; a held leadership ends with the lease (revoked).
+    pub async fn stop(self) {
+        self.resign().await;
+        self.task.abort();
+    }
+}
+
+struct Campaign {
+    client: Client,
+    name: String,
+    host_id: String,
+    config: ElectionConfig,
+    members: watch::Receiver<Vec<String>>,
+    state: watch::Sender<ElectionState>,
+    leader: watch::Sender<Option<String>>,
+}
+
+enum Outcome {
+    LeaseLost,
+    Resigned(oneshot::Sender<()>),
+    Error(etcd_client::Error),
+}
+
+impl Campaign {
+    async fn run(mut self, mut resign: mpsc::Receiver<oneshot::Sender<()>>) {
+        let mut backoff = Backoff::new(self.config.campaign_initial_backoff.0, self.config.campaign_max_backoff.0);
+        loop {
+            self.set(ElectionState::PendingFollower);
+            let outcome = self.one_term(&mut resign).await;
+            match outcome {
+                Outcome::LeaseLost => {
+                    tracing::warn!(election = %self.name, "election lease lost; campaigning again");
+                    backoff.reset();
+                }
+                Outcome::Resigned(done) => {
+                    self.set(ElectionState::PendingFollower);
+                    let _ = done.send(());
+                    // Let another replica win before campaigning again; answer resigns meanwhile.
+                    let until = tokio::time::Instant::now() + self.config.recampaign_delay.0;
+                    while let Ok(Some(done)) = tokio::time::timeout_at(until, resign.recv()).await {
+                        let _ = done.send(());
+                    }
+                    backoff.reset();
+                }
+                Outcome::Error(e) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(election = %self.name, error = %e, ?delay, "election error; retrying");
+                    let until = tokio::time::Instant::now() + delay;
+                    while let Ok(Some(done)) = tokio::time::timeout_at(until, resign.recv()).await {
+                        let _ = done.send(());
+                    }
+                }
+            }
+        }
+    }
+
+    fn set(&self, state: ElectionState) {
+        self.state.send_if_modified(|s| {
+            let changed = *s != state;
+            *s = state;
+            changed
+        });
+    }
+
+    /// One lease: campaign until elected, lead until the lease is lost or we resign.
+    async fn one_term(&mut self, resign: &mut mpsc::Receiver<oneshot::Sender<()>>) -> Outcome {
+        let ttl = self.config.ttl.0.as_secs().max(1) as i64;
+        let lease = match self.client.lease_grant(ttl, None).await {
+            Ok(l) => l.id(),
+            Err(e) => return Outcome::Error(e),
+        };
+        let (lost_tx, mut lost) = oneshot::channel();
+        let keeper = tokio::spawn(keep_alive(self.client.clone(), lease, self.config.ttl.0, lost_tx));
+        let outcome = self.campaign_and_lead(lease, resign, &mut lost).await;
+        keeper.abort();
+        if !matches!(outcome, Outcome::LeaseLost) {
+            // Let the candidate key go now rather than after a TTL.
+            let _ = tokio::time::timeout(Duration::from_secs(2), self.client.lease_revoke(lease)).await;
+        }
+        outcome
+    }
+
+    async fn campaign_and_lead(
+        &mut self,
+        lease: i64,
+        resign: &mut mpsc::Receiver<oneshot::Sender<()>>,
+        lost: &mut oneshot::Receiver<()>,
+    ) -> Outcome {
+        let mut election = self.client.election_client();
+        let campaign = election.campaign(self.name.clone(), self.host_id.clone(), lease);
+        tokio::pin!(campaign);
+        let mut observe = tokio::time::interval(Duration::from_secs(1));
+        let key: LeaderKey = loop {
+            tokio::select! {
+                won = &mut campaign => match won {
+                    Ok(resp) => match resp.leader() {
+                        Some(k) => break k.clone(),
+                        None => return Outcome::Error(etcd_client::Error::InvalidArgs("campaign without a leader key".into())),
+                    },
+                    Err(e) => return Outcome::Error(e),
+                },
+                _ = &mut *lost => return Outcome::LeaseLost,
+                Some(done) = resign.recv() => { let _ = done.send(()); }
+                _ = observe.tick() => self.observe_leader().await,
+            }
+        };
+        self.leader.send_replace(Some(self.host_id.clone()));
+        self.set(ElectionState::Leader);
+        tracing::info!(election = %self.name, "elected leader");
+        tokio::select! {
+            _ = &mut *lost => {
+                self.set(ElectionState::PendingFollower);
+                Outcome::LeaseLost
+            }
+            Some(done) = resign.recv() => {
+                self.set(ElectionState::PendingFollower);
+                let mut election = self.client.election_client();
+                let resigned = tokio::time::timeout(
+                    self.config.resign_timeout.0,
+                    election.resign(Some(ResignOptions::new().with_leader(key))),
+                ).await;
+                if !matches!(resigned, Ok(Ok(_))) {
+                    tracing::warn!(election = %self.name, "resign did not reach etcd; revoking the lease");
+                }
+                tracing::info!(election = %self.name, "resigned");
+                Outcome::Resigned(done)
+            }
+        }
+    }
+
+    /// While campaigning: a leader that is another member of this shard set makes us a
+    /// follower; anything else (no leader, a stranger) leaves us pending.
+    async fn observe_leader(&mut self) {
+        let mut election = self.client.election_client();
+        let leader = match tokio::time::timeout(Duration::from_secs(2), election.leader(self.name.clone())).await {
+            Ok(Ok(resp)) => resp.kv().and_then(|kv| kv.value_str().ok().map(str::to_string)),
+            _ => None,
+        };
+        let confirmed = leader.as_ref().is_some_and(|l| *l != self.host_id && self.members.borrow().contains(l));
+        self.leader.send_replace(leader);
+        self.set(if confirmed { ElectionState::Follower } else { ElectionState::PendingFollower });
+    }
+}
+
+/// Renews `lease` every TTL/3; signals `lost` once no renewal succeeded for a whole TTL.
+async fn keep_alive(mut client: Client, lease: i64, ttl: Duration, lost: oneshot::Sender<()>) {
+    let mut last_ok = Instant::now();
+    let every = (ttl / 3).max(Duration::from_millis(200));
+    let mut stream = None;
+    loop {
+        if last_ok.elapsed() >= ttl {
+            let _ = lost.send(());
+            return;
+        }
+        if stream.is_none() {
+            stream = tokio::time::timeout(every, client.lease_keep_alive(lease)).await.ok().and_then(Result::ok);
+        }
+        if let Some((keeper, responses)) = stream.as_mut() {
+            let renewed = tokio::time::timeout(every, async {
+                keeper.keep_alive().await?;
+                responses.message().await
+            })
+            .await;
+            match renewed {
+                Ok(Ok(Some(resp))) if resp.ttl() > 0 => last_ok = Instant::now(),
+                Ok(Ok(Some(_))) => {
+                    // TTL 0: etcd has already let the lease go.
+                    let _ = lost.send(());
+                    return;
+                }
+                _ => stream = None,
+            }
+        }
+        tokio::time::sleep(every).await;
+    }
+}
