@@ -112,6 +112,7 @@ fn pool_config(config: &Config) -> anyhow::Result<PoolConfig> {
                 .collect(),
             jitter_enabled: agg.flush_manager.jitter_enabled,
             seed: rand::random(),
+            min_offset: config.cluster.as_ref().map_or(std::time::Duration::ZERO, |c| c.flush_delay.0),
         },
         handoff_batch_values: config.data_plane.handoff_batch_values,
         handoff_queue_batches: config.data_plane.handoff_queue_batches,

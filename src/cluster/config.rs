@@ -26,6 +26,9 @@ pub struct ClusterConfig {
     pub shard_cutover_warmup: Dur,
     /// Persisting the flush times after a leader round: tries, with backoff from 100ms to 2s.
     pub flush_times_persist_retries: u32,
+    /// Each flush round runs this long after its window ends (plus jitter), so values a peer
+    /// forwarded just before the end are in every replica's window when it is flushed.
+    pub flush_delay: Dur,
     /// How often the control thread checks flush reports, forced mode and the lease.
     pub check_interval: Dur,
     /// Forwarding to peers: frames kept unacknowledged per peer and core before the oldest
@@ -46,6 +49,7 @@ impl Default for ClusterConfig {
             shard_cutover_warmup: Dur(Duration::ZERO),
             flush_times_persist_retries: 3,
             check_interval: Dur(Duration::from_millis(100)),
+            flush_delay: Dur(Duration::from_millis(500)),
             forward_max_buffered_messages: 1 << 20,
         }
     }

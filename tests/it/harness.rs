@@ -160,6 +160,20 @@ aggregator:
         }
     }
 
+    /// `kill -9`: no shutdown at all; returns what the JSON sink had written.
+    pub fn kill9(mut self) -> Vec<Flushed> {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        read_output(&self.output_path())
+    }
+
+    /// `GET /status` as JSON.
+    pub fn status(&self) -> serde_json::Value {
+        http_get(self.admin, "/status").ok().and_then(|b| serde_json::from_str(&b).ok()).unwrap_or_default()
+    }
+
     /// SIGTERM, wait for exit 0, return every flushed value.
     pub fn stop(mut self) -> Vec<Flushed> {
         let mut child = self.child.take().unwrap();
@@ -223,6 +237,22 @@ pub fn totals(values: &[Flushed]) -> BTreeMap<(String, String), f64> {
         *out.entry((v.id.clone(), v.agg.clone())).or_insert(0.0) += v.value;
     }
     out
+}
+
+/// `POST path` with a JSON body; returns (status code, body).
+pub fn http_post(addr: SocketAddr, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        s,
+        "POST {path} HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    Ok((code, body.to_string()))
 }
 
 pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<String> {

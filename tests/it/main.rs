@@ -2,8 +2,10 @@
 #![allow(unreachable_pub)]
 //! sockets and admin API. One test binary (TiKV style), one module per subject.
 
+mod cluster;
 mod config_cli;
 mod dead_sink;
+mod etcd;
 mod harness;
 mod layout;
 mod m3msg_ingest;

@@ -160,6 +160,21 @@ impl SampleBatch {
         }
     }
 
+    /// Appends a copy of `s`, a sample of `from` (its id, timer values and metadata too).
+    pub fn copy_from(&mut self, from: &SampleBatch, s: &Sample) {
+        let spec = if s.spec == DEFAULT_SPEC { DEFAULT_SPEC } else { self.add_spec(from.spec(s.spec)) };
+        let id = from.id(s);
+        match s.value {
+            SampleValue::Timer { start, len } => {
+                self.push_timer(s.shard, s.hash, id, s.time, from.timer_values(start, len), spec)
+            }
+            v => self.push(s.shard, s.hash, id, s.metric_type, s.time, v, spec),
+        }
+        if let Some(last) = self.samples.last_mut() {
+            last.stamped = s.stamped;
+        }
+    }
+
     /// Marks the last sample pushed as an untimed value stamped with its arrival time.
     pub fn mark_last_stamped(&mut self) {
         if let Some(last) = self.samples.last_mut() {

@@ -33,12 +33,19 @@ pub struct FlushSchedule {
     pub jitter_enabled: bool,
     /// Seed for the offsets, so every core of a process draws the same offset per resolution.
     pub seed: u64,
+    /// Added to every offset (cluster mode): values a peer forwarded just before a window
+    /// ended get this long to arrive before the window is flushed.
+    pub min_offset: Duration,
 }
 
 impl FlushSchedule {
     /// The flush offset of resolution `r`: drawn from `[0, pct × r)` with pct from the first
     /// row whose interval is ≥ r (else the last row); 0 when jitter is off or no row exists.
     pub fn offset(&self, resolution_nanos: i64) -> i64 {
+        self.min_offset.as_nanos() as i64 + self.jitter(resolution_nanos)
+    }
+
+    fn jitter(&self, resolution_nanos: i64) -> i64 {
         if !self.jitter_enabled || self.max_jitters.is_empty() {
             return 0;
         }

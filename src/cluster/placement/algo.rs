@@ -181,10 +181,11 @@ pub fn replace(
         members.entry(set).or_default().push((cand.id.as_str(), cand.isolation_group.as_str()));
     }
     for inst in placement.instances.values() {
-        if !inst.is_leaving() && !leaving_set.contains(inst.id.as_str()) {
-            if let Some(m) = members.get_mut(&inst.shard_set_id) {
-                m.push((inst.id.as_str(), inst.isolation_group.as_str()));
-            }
+        if !inst.is_leaving()
+            && !leaving_set.contains(inst.id.as_str())
+            && let Some(m) = members.get_mut(&inst.shard_set_id)
+        {
+            m.push((inst.id.as_str(), inst.isolation_group.as_str()));
         }
     }
     for (set, m) in &members {
@@ -405,7 +406,7 @@ fn same_group<'a>(members: &[(&'a str, &'a str)]) -> Option<(&'a str, &'a str, &
 fn group_into_sets(instances: &[Instance], rf: u32) -> Result<Vec<Vec<Instance>>, String> {
     let per_set = rf as usize;
     let n = instances.len();
-    if n % per_set != 0 {
+    if !n.is_multiple_of(per_set) {
         return Err(format!("{n} instances is not a multiple of the replication factor {rf}"));
     }
     let groups: BTreeSet<&str> = instances.iter().map(|i| i.isolation_group.as_str()).collect();
@@ -419,7 +420,7 @@ fn group_into_sets(instances: &[Instance], rf: u32) -> Result<Vec<Vec<Instance>>
     let mut sets = Vec::with_capacity(n / per_set);
     for (weight, mut class) in by_weight {
         let count = class.len();
-        if count % per_set != 0 {
+        if !count.is_multiple_of(per_set) {
             return Err(format!(
                 "the instances of weight {weight} number {count}, not a multiple of the replication factor {rf} (the \
                  instances of a shard set must have equal weight)"
@@ -598,7 +599,7 @@ fn move_shard(p: &mut Placement, shard: u32, from: &[String], to: &[String], t: 
     for ((id, _), g) in receivers.iter().zip(source) {
         let Some(inst) = p.instances.get_mut(id) else { continue };
         match inst.shard_mut(shard) {
-            Some(s) if s.is_leaving() && false => {
+            Some(s) if s.is_leaving() => {
                 s.state = if s.cutover_nanos <= now_nanos { ShardState::Available } else { ShardState::Initializing };
                 s.cutoff_nanos = 0;
             }

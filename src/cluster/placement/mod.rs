@@ -23,7 +23,7 @@
 //! - [`proto`]: conversion to and from `sheaf_proto::placementpb` and the etcd value bytes.
 
 // The control plane (placement HTTP handlers, etcd watch, elections) wires this module next;
-// until then most of it is used by its tests only.
+// until then most of it (and so its re-exports) is used by its tests only.
 #![allow(dead_code, unused_imports)]
 
 mod algo;
@@ -35,10 +35,10 @@ mod tests;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-pub use algo::{add, cleanup, init, next_cutover, remove, replace, validate};
+pub use algo::{MAX_NUM_SHARDS, add, cleanup, init, next_cutover, remove, replace, validate};
 pub use json::{
-    AddRequest, InitRequest, InstanceRequest, RemoveRequest, ReplaceRequest, placement_from_json, placement_to_json,
-    to_response_json,
+    AddRequest, InitRequest, InstanceRequest, RemoveRequest, ReplaceRequest, parse_request, placement_from_json,
+    placement_to_json, to_response_json,
 };
 pub use proto::{decode_snapshots, encode_snapshots, from_proto, to_proto};
 

@@ -480,8 +480,10 @@ fn validate_catches_broken_placements() {
 }
 
 const INIT_EXAMPLE: &str = r#"{"num_shards":64,"replication_factor":2,"instances":[
-    {"id":"a:6000","isolation_group":"rack-a","zone":"embedded","weight":100,"endpoint":"127.0.0.1:6000","hostname":"a","port":6000},
-    {"id":"b:6000","isolation_group":"rack-b","zone":"embedded","weight":100,"endpoint":"127.0.0.1:6001","hostname":"b","port":6001}
+    {"id":"a:6000","isolation_group":"rack-a","zone":"embedded","weight":100,"endpoint":"127.0.0.1:6000",
+     "hostname":"a","port":6000},
+    {"id":"b:6000","isolation_group":"rack-b","zone":"embedded","weight":100,"endpoint":"127.0.0.1:6001",
+     "hostname":"b","port":6001}
   ],"option_override":{"foo":1}}"#;
 
 #[test]
@@ -540,7 +542,8 @@ fn json_round_trips_staged_shards() {
 #[test]
 fn json_requests_accept_m3coordinator_spellings() {
     let req: InitRequest = json::parse_request(
-        br#"{"numShards":"8","replicationFactor":1,"instances":[{"id":"a","isolationGroup":"g","weight":"3","port":"9"}]}"#,
+        br#"{"numShards":"8","replicationFactor":1,
+             "instances":[{"id":"a","isolationGroup":"g","weight":"3","port":"9"}]}"#,
     )
     .unwrap();
     assert_eq!((req.num_shards, req.replication_factor), (8, 1));

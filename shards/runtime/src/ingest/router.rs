@@ -81,9 +81,19 @@ impl Router {
             forwarders.iter().map(|_| Chunk { frames: Vec::new(), last_id: 0, values: 0 }).collect();
         let mut unowned = 0;
         for s in self.remote.samples() {
+            if routes.is_local(s.shard) {
+                // Routed while the routes said "not here", before a placement change reached
+                // this reader: aggregate it here after all (and replicate it below, as any).
+                let owner = self.owners.get(s.shard as usize).map_or(self.ctx.index, |o| usize::from(*o));
+                self.batches[owner.min(self.ctx.cores - 1)].copy_from(&self.remote, s);
+                continue;
+            }
             let peers = routes.remote(s.shard);
+            // A value a peer forwarded is never forwarded again (no loops between nodes whose
+            // placements disagree for a moment).
             if peers.is_empty() || s.stamped {
                 unowned += 1;
+                continue;
             }
             for &p in peers {
                 if let (Some(f), Some(chunk)) = (forwarders.get(usize::from(p)), chunks.get_mut(usize::from(p))) {
@@ -133,6 +143,12 @@ impl Router {
     /// Applies the local batch and sends the others, waiting for room if a peer is behind.
     pub(crate) async fn dispatch(&mut self) {
         self.largest = 0;
+        {
+            let routes = self.ctx.routes.borrow();
+            if routes.as_ref().map(Arc::as_ptr) != self.routes.as_ref().map(Arc::as_ptr) {
+                self.routes = routes.clone();
+            }
+        }
         if let Some(routes) = self.routes.clone() {
             self.forward(&routes).await;
         }

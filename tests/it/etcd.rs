@@ -1,0 +1,73 @@
+//! A real etcd (Debian's `etcd-server`) on free loopback ports with its own data dir,
+//! stopped by PID. `restart` keeps the data.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::{free_port, tempdir};
+
+pub struct Etcd {
+    child: Option<Child>,
+    dir: tempdir::Dir,
+    pub client: SocketAddr,
+    peer: SocketAddr,
+}
+
+impl Etcd {
+    pub fn start(tag: &str) -> Self {
+        let dir = tempdir::Dir::new(&format!("etcd-{tag}"));
+        let client: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let peer: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let mut etcd = Etcd { child: None, dir, client, peer };
+        etcd.spawn();
+        etcd
+    }
+
+    fn spawn(&mut self) {
+        let (client, peer) = (format!("http://{}", self.client), format!("http://{}", self.peer));
+        let log = std::fs::File::create(self.dir.0.join("etcd.log")).unwrap();
+        let child = Command::new("etcd")
+            .args(["--name", "it", "--data-dir"])
+            .arg(self.dir.0.join("data"))
+            .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
+            .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &format!("it={peer}")])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("etcd not found: apt-get install etcd-server (bash .ci/deps test)");
+        self.child = Some(child);
+        let started = Instant::now();
+        while crate::harness::http_get(self.client, "/health").map(|b| !b.contains("true")).unwrap_or(true) {
+            assert!(started.elapsed() < Duration::from_secs(30), "etcd did not come up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        self.client.to_string()
+    }
+
+    /// Stops etcd (SIGTERM by PID) and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: plain kill(2) on our own child's pid.
+            unsafe {
+                libc::kill(c.id() as i32, libc::SIGTERM);
+            }
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
