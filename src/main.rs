@@ -37,6 +37,43 @@ enum Command {
     CheckConfig { file: PathBuf },
     /// Print this host's CPUs (sockets, NUMA nodes, SMT siblings) and a suggested pinning.
     Topology,
+    /// Read or change the cluster placement in etcd (the same JSON as the HTTP API).
+    Placement {
+        /// Config whose `cluster:` section says where etcd is.
+        #[arg(long, short = 'c', global = true)]
+        config: Option<PathBuf>,
+        /// etcd endpoints, comma-separated (overrides the config; default 127.0.0.1:2379).
+        #[arg(long, global = true)]
+        etcd: Option<String>,
+        #[command(subcommand)]
+        op: PlacementOp,
+    },
+}
+
+#[derive(Subcommand)]
+enum PlacementOp {
+    /// Create the placement: {"num_shards":…,"replication_factor":…,"instances":[…]}.
+    Init {
+        #[arg(long, short = 'f')]
+        file: PathBuf,
+    },
+    /// Print the placement and its version.
+    Get,
+    /// Add whole shard sets: {"instances":[…]}.
+    Add {
+        #[arg(long, short = 'f')]
+        file: PathBuf,
+    },
+    /// Remove whole shard sets: {"instance_ids":[…]}.
+    Remove {
+        #[arg(long, short = 'f')]
+        file: PathBuf,
+    },
+    /// Replace instances: {"leavingInstanceIDs":[…],"candidates":[…]}.
+    Replace {
+        #[arg(long, short = 'f')]
+        file: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -44,6 +81,17 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run { config } => boot::run(config.as_deref()),
         Command::CheckConfig { file } => boot::check_config(&file),
+        Command::Placement { config, etcd, op } => {
+            use cluster::api::Op;
+            let (op, file) = match op {
+                PlacementOp::Init { file } => (Op::Init, Some(file)),
+                PlacementOp::Get => (Op::Get, None),
+                PlacementOp::Add { file } => (Op::Add, Some(file)),
+                PlacementOp::Remove { file } => (Op::Remove, Some(file)),
+                PlacementOp::Replace { file } => (Op::Replace, Some(file)),
+            };
+            cluster::cli::run(config.as_deref(), etcd, op, file)
+        }
         Command::Topology => {
             print!("{}", topology::render(&topology::cpus()));
             Ok(())

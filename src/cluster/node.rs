@@ -383,6 +383,10 @@ impl Agent {
         let value = r.leader_times.encode();
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
         for attempt in 0..=self.config.flush_times_persist_retries {
+            // A leader that lost its lease meanwhile must not write over its successor's times.
+            if r.election.as_ref().is_none_or(|e| *e.state.borrow() != ElectionState::Leader) {
+                return;
+            }
             match store.put(&key, value.clone()).await {
                 Ok(()) => {
                     r.dirty = false;

@@ -150,3 +150,91 @@ fn kill_9_of_the_leader_under_load_loses_nothing() {
         assert_eq!(*total, sent, "{id}");
     }
 }
+
+#[test]
+fn placement_cli_and_http_api_work_on_the_same_etcd_placement() {
+    let etcd = Etcd::start("cli");
+    let dir = crate::harness::tempdir::Dir::new("placement-cli");
+    let cli = |args: &[&str], body: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_sheaf"));
+        cmd.args(["placement", "--etcd", &etcd.endpoint()]).args(args);
+        if let Some(body) = body {
+            let path = dir.0.join("body.json");
+            std::fs::write(&path, body).unwrap();
+            cmd.arg("--file").arg(path);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let instance = |id: &str, group: &str| {
+        format!(
+            r#"{{"id":"{id}","isolation_group":"{group}","zone":"embedded","weight":100,"endpoint":"127.0.0.1:1","hostname":"{id}","port":1}}"#
+        )
+    };
+    let same_group = format!(
+        r#"{{"num_shards":8,"replication_factor":2,"instances":[{},{}]}}"#,
+        instance("a", "x"),
+        instance("b", "x")
+    );
+    let (ok, _, err) = cli(&["init"], Some(&same_group));
+    assert!(!ok && err.contains("isolation group"), "{err}");
+    let good = format!(
+        r#"{{"num_shards":8,"replication_factor":2,"instances":[{},{}]}}"#,
+        instance("a", "x"),
+        instance("b", "y")
+    );
+    let (ok, out, err) = cli(&["init"], Some(&good));
+    assert!(ok, "{err}");
+    assert!(out.contains("\"numShards\": 8") && out.contains("\"shardSetId\": 1"), "{out}");
+    let (ok, _, err) = cli(&["init"], Some(&good));
+    assert!(!ok && err.contains("already exists"), "{err}");
+    // A single instance cannot join a mirrored RF=2 placement: add refuses and says why.
+    let (ok, _, err) = cli(&["add"], Some(&format!(r#"{{"instances":[{}]}}"#, instance("c", "x"))));
+    assert!(!ok && err.contains("replace"), "{err}");
+    // Through a node's HTTP API: the same placement, and refusals as 400 with the reason.
+    let top = format!("num_shards: 8\nhost_id: \"a\"\ncluster: {{etcd: {{endpoints: [\"{}\"]}}}}\n", etcd.endpoint());
+    let node = Sheaf::launch("placement-http", Launch { top: &top, ..Launch::default() });
+    let got = crate::harness::http_get(node.admin, "/api/v1/services/m3aggregator/placement").unwrap();
+    let got: serde_json::Value = serde_json::from_str(&got).unwrap();
+    assert_eq!(got["placement"]["replicaFactor"], 2);
+    assert_eq!(got["placement"]["instances"]["b"]["isolationGroup"], "y");
+    let (code, body) =
+        http_post(node.admin, "/api/v1/services/m3aggregator/placement/remove", r#"{"instance_ids":["a"]}"#).unwrap();
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("shard set"), "{body}");
+    node.stop();
+}
+
+#[test]
+fn etcd_stopped_and_restarted_under_load_loses_nothing() {
+    let mut etcd = Etcd::start("restart");
+    let a = node("er-a", "node-a", &etcd);
+    let b = node("er-b", "node-b", &etcd);
+    init_placement(&a, &[("node-a", &a, "rack-a"), ("node-b", &b, "rack-b")]);
+    let leader = wait_for_leader(&[&a, &b]);
+    let target = if leader == 0 { b.statsd } else { a.statsd };
+    let load = std::thread::spawn(move || send_counters(target, 100, Duration::from_secs(10)));
+    std::thread::sleep(Duration::from_secs(2));
+    etcd.stop();
+    // Longer than the lease TTL: the leader must stop emitting; aggregation goes on.
+    std::thread::sleep(Duration::from_secs(4));
+    let states: Vec<String> = [&a, &b].iter().map(|n| election_state(n)).collect();
+    assert!(!states.contains(&"leader".to_string()), "a leader without etcd: {states:?}");
+    assert!(a.status()["cluster"]["etcd"].is_string());
+    etcd.restart();
+    let sent = load.join().unwrap();
+    wait_for_leader(&[&a, &b]);
+    std::thread::sleep(Duration::from_secs(3));
+    let (out_a, out_b) = (a.stop(), b.stop());
+    let (windows, twice) = union(&[out_a, out_b]);
+    assert!(twice <= 50, "{twice} windows emitted twice");
+    let sums = sums(&windows);
+    assert_eq!(sums.len(), 50);
+    for (id, total) in &sums {
+        assert_eq!(*total, sent, "{id}");
+    }
+}
