@@ -231,7 +231,10 @@ fn etcd_stopped_and_restarted_under_load_loses_nothing() {
     std::thread::sleep(Duration::from_secs(3));
     let (out_a, out_b) = (a.stop(), b.stop());
     let (windows, twice) = union(&[out_a, out_b]);
-    assert!(twice <= 50, "{twice} windows emitted twice");
+    // While etcd is down the leader keeps emitting until its lease runs out (TTL 2s) but cannot
+    // persist flush times, so up to TTL/resolution + 1 rounds (3 windows per series) may come
+    // out again from the next leader, each with the identical value (checked by `union`).
+    assert!(twice <= 150, "{twice} windows emitted twice");
     let sums = sums(&windows);
     assert_eq!(sums.len(), 50);
     for (id, total) in &sums {
