@@ -6,12 +6,8 @@
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use sheaf_bench::workload::{Generator, Kind, Mix, SeriesSpace, write_id};
-use sheaf_shard_core::murmur3::shard_for;
-use sheaf_shard_core::{
-    AggregatorOptions, CoreAggregator, DEFAULT_SPEC, FlushCollector, MetricType, SampleBatch, SampleValue, UNTIMED,
-    series_hash,
-};
+use sheaf_bench::workload::{Generator, Mix, SeriesSpace, push_sample};
+use sheaf_shard_core::{AggregatorOptions, CoreAggregator, FlushCollector, SampleBatch};
 
 const SHARDS: u32 = 64;
 const R: i64 = 10_000_000_000;
@@ -31,22 +27,7 @@ fn batches(series: u64, mix: Mix) -> Vec<SampleBatch> {
     let mut id = Vec::with_capacity(32);
     for _ in 0..space.total() {
         let s = generator.next_sample();
-        id.clear();
-        write_id(s.kind, s.index, &mut id);
-        let t = match s.kind {
-            Kind::Counter => MetricType::Counter,
-            Kind::Gauge => MetricType::Gauge,
-            Kind::Timer => MetricType::Timer,
-        };
-        batch.push(
-            shard_for(&id, SHARDS),
-            series_hash(t, &id),
-            &id,
-            t,
-            UNTIMED,
-            SampleValue::Number(s.value),
-            DEFAULT_SPEC,
-        );
+        push_sample(&mut batch, &s, SHARDS, &mut id);
         if batch.len() == 1024 {
             out.push(std::mem::take(&mut batch));
         }

@@ -29,9 +29,8 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use crossbeam_queue::ArrayQueue;
 use glommio::channels::shared_channel;
 use glommio::{LocalExecutorBuilder, Placement};
-use sheaf_bench::workload::{Generator, Kind, Mix, SeriesSpace, write_id};
-use sheaf_shard_core::murmur3::shard_for;
-use sheaf_shard_core::{DEFAULT_SPEC, MetricType, SampleBatch, SampleValue, UNTIMED, series_hash};
+use sheaf_bench::workload::{Generator, Mix, SeriesSpace, push_sample};
+use sheaf_shard_core::SampleBatch;
 
 const BATCH: usize = 1024;
 const QUEUE: usize = 64;
@@ -45,22 +44,7 @@ fn template() -> SampleBatch {
     let mut id = Vec::with_capacity(32);
     for _ in 0..BATCH {
         let s = generator.next_sample();
-        id.clear();
-        write_id(s.kind, s.index, &mut id);
-        let t = match s.kind {
-            Kind::Counter => MetricType::Counter,
-            Kind::Gauge => MetricType::Gauge,
-            Kind::Timer => MetricType::Timer,
-        };
-        batch.push(
-            shard_for(&id, SHARDS),
-            series_hash(t, &id),
-            &id,
-            t,
-            UNTIMED,
-            SampleValue::Number(s.value),
-            DEFAULT_SPEC,
-        );
+        push_sample(&mut batch, &s, SHARDS, &mut id);
     }
     batch
 }
@@ -68,7 +52,7 @@ fn template() -> SampleBatch {
 /// Appends the samples of `from` to `to` (what the ingest path's router does per value).
 fn fill(to: &mut SampleBatch, from: &SampleBatch) {
     for s in from.samples() {
-        to.push(s.shard, s.hash, from.id(s), s.metric_type, s.time, s.value, s.spec);
+        to.copy_from(from, s);
     }
 }
 

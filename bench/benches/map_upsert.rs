@@ -11,11 +11,8 @@ use std::time::Duration;
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
-use sheaf_bench::workload::{Generator, Kind, Mix, SeriesSpace, write_id};
-use sheaf_shard_core::murmur3::shard_for;
-use sheaf_shard_core::{
-    AggregatorOptions, CoreAggregator, DEFAULT_SPEC, MetricType, SampleBatch, SampleValue, UNTIMED, series_hash,
-};
+use sheaf_bench::workload::{Generator, Mix, SeriesSpace, push_sample};
+use sheaf_shard_core::{AggregatorOptions, CoreAggregator, SampleBatch};
 
 const BATCH: usize = 1024;
 const SHARDS: u32 = 64;
@@ -45,22 +42,7 @@ fn batches(series: u64, mix: Mix) -> Vec<SampleBatch> {
         .map(|chunk| {
             let mut batch = SampleBatch::with_capacity(chunk.len());
             for s in chunk {
-                id.clear();
-                write_id(s.kind, s.index, &mut id);
-                let t = match s.kind {
-                    Kind::Counter => MetricType::Counter,
-                    Kind::Gauge => MetricType::Gauge,
-                    Kind::Timer => MetricType::Timer,
-                };
-                batch.push(
-                    shard_for(&id, SHARDS),
-                    series_hash(t, &id),
-                    &id,
-                    t,
-                    UNTIMED,
-                    SampleValue::Number(s.value),
-                    DEFAULT_SPEC,
-                );
+                push_sample(&mut batch, s, SHARDS, &mut id);
             }
             batch
         })

@@ -166,6 +166,28 @@ pub fn write_id(kind: Kind, index: u64, out: &mut Vec<u8>) {
     push_u64(out, index);
 }
 
+/// Appends `s` to `batch` as a decoding core would: its id, shard (of `num_shards`), series
+/// hash and type, untimed, with the default metadata. `id` is scratch space.
+pub fn push_sample(batch: &mut sheaf_shard_core::SampleBatch, s: &Sample, num_shards: u32, id: &mut Vec<u8>) {
+    use sheaf_shard_core::{DEFAULT_SPEC, MetricType, SampleValue, UNTIMED, series_hash};
+    id.clear();
+    write_id(s.kind, s.index, id);
+    let t = match s.kind {
+        Kind::Counter => MetricType::Counter,
+        Kind::Gauge => MetricType::Gauge,
+        Kind::Timer => MetricType::Timer,
+    };
+    batch.push(
+        shard_for(id, num_shards),
+        series_hash(t, id),
+        id,
+        t,
+        UNTIMED,
+        SampleValue::Number(s.value),
+        DEFAULT_SPEC,
+    );
+}
+
 /// Walks the series in a fixed order: kinds follow [`Mix::pattern`]; within a kind, a
 /// generator started at `first` with `stride` S visits indices first, first+S, … (mod the
 /// kind's series count), so S generators with firsts 0..S together cover every series

@@ -4,7 +4,7 @@
 //! cores' [`FlushTimes`].
 
 use prost::Message;
-use sheaf_proto::flushpb::{ShardFlushTimes, ShardSetFlushTimes};
+use sheaf_proto::flushpb::ShardSetFlushTimes;
 use sheaf_shard_runtime::{FlushTimes, ResolutionFlushed};
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -21,7 +21,7 @@ impl ShardSetTimes {
 
     /// Moves shard `shard`'s times for `resolution` forward (never back); true if they moved.
     pub fn advance(&mut self, shard: u32, resolution: i64, standard: i64, timed: i64) -> bool {
-        let entry = self.0.by_shard.entry(shard).or_insert_with(ShardFlushTimes::default);
+        let entry = self.0.by_shard.entry(shard).or_default();
         let mut moved = false;
         for (map, t) in [(&mut entry.standard_by_resolution, standard), (&mut entry.timed_by_resolution, timed)] {
             // i64::MIN means "nothing flushed yet" inside a core; it is not worth persisting.

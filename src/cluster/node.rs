@@ -288,7 +288,7 @@ impl Agent {
     fn send_follower_flush(&self, r: &Running) {
         let follower = Arc::new(FollowerFlush {
             times: r.follower_times.to_runtime(self.num_shards),
-            forced_horizon: r.forced.then(|| self.config.max_buffer_size.0.as_nanos() as i64),
+            forced_horizon: r.forced.then_some(self.config.max_buffer_size.0.as_nanos() as i64),
         });
         self.commander.send_all(|| ShardCommand::SetFollowerFlush(follower.clone()));
     }
@@ -479,19 +479,15 @@ async fn recv(rx: &mut Option<mpsc::Receiver<Versioned>>) -> Option<Versioned> {
 }
 
 fn not_owned(num_shards: u32) -> Arc<[ShardWindow]> {
-    (0..num_shards).map(|_| NOT_OWNED).collect()
+    (0..num_shards).map(|_| ShardWindow::CLOSED).collect()
 }
-
-/// A shard this node does not hold: refuses writes, emits nothing, and is closed at once.
-const NOT_OWNED: ShardWindow =
-    ShardWindow { accept_from: i64::MAX, accept_until: i64::MIN, cutover: i64::MAX, cutoff: i64::MIN };
 
 fn shard_windows(config: &ClusterConfig, num_shards: u32, me: Option<&placement::Instance>) -> Arc<[ShardWindow]> {
     let before = config.buffer_before_cutover.0.as_nanos() as i64;
     let after = config.buffer_after_cutoff.0.as_nanos() as i64;
     (0..num_shards)
         .map(|id| match me.and_then(|m| m.shard(id)) {
-            None => NOT_OWNED,
+            None => ShardWindow::CLOSED,
             Some(s) => {
                 let cutover = if s.cutover_nanos == 0 { i64::MIN } else { s.cutover_nanos };
                 let cutoff = if s.cutoff_nanos == 0 { i64::MAX } else { s.cutoff_nanos };

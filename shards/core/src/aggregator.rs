@@ -95,6 +95,14 @@ impl ShardWindow {
         cutoff: UnixNanos::MAX,
     };
 
+    /// A shard this core's node does not hold: refuses writes, emits nothing, closed at once.
+    pub const CLOSED: Self = Self {
+        accept_from: UnixNanos::MAX,
+        accept_until: UnixNanos::MIN,
+        cutover: UnixNanos::MAX,
+        cutoff: UnixNanos::MIN,
+    };
+
     fn accepts(&self, now: UnixNanos) -> bool {
         self.accept_from <= now && now < self.accept_until
     }

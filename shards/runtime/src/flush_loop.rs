@@ -155,16 +155,7 @@ async fn leader_round(ctx: &Rc<CoreCtx>, resolution: i64, scheduled: i64) {
         stats.flush_duration_ns_total += elapsed;
         stats.last_flush_lag_ns = (now_nanos() - scheduled).max(0) as u64;
     }
-    if ctx.cluster_mode.get() {
-        let (standard, timed) = ctx.aggregator.borrow().flushed_through(resolution);
-        ctx.config.flush_reports.push(FlushReport {
-            core: ctx.index,
-            resolution,
-            standard,
-            timed,
-            seq: ctx.last_seq.get(),
-        });
-    }
+    report_round(ctx, resolution);
     ctx.flush_in_progress.set(false);
     ctx.publish_stats();
 }
@@ -220,14 +211,21 @@ pub(crate) async fn final_flush(ctx: &Rc<CoreCtx>, include_open: bool) {
     for batch in out.take(true) {
         push_to_sinks(ctx, batch, &mut stalled).await;
     }
-    if ctx.cluster_mode.get() {
-        for r in resolutions {
-            let (standard, timed) = ctx.aggregator.borrow().flushed_through(r);
-            let seq = ctx.last_seq.get();
-            ctx.config.flush_reports.push(FlushReport { core: ctx.index, resolution: r, standard, timed, seq });
-        }
+    for r in resolutions {
+        report_round(ctx, r);
     }
     ctx.publish_stats();
+}
+
+/// Cluster mode: tells the control thread how far this core's leader rounds of `resolution`
+/// have emitted, and up to which batch the sinks must have written for that to hold.
+fn report_round(ctx: &CoreCtx, resolution: i64) {
+    if !ctx.cluster_mode.get() {
+        return;
+    }
+    let (standard, timed) = ctx.aggregator.borrow().flushed_through(resolution);
+    let seq = ctx.last_seq.get();
+    ctx.config.flush_reports.push(FlushReport { core: ctx.index, resolution, standard, timed, seq });
 }
 
 /// Which sinks of this core have already timed out during the current round: the rest of

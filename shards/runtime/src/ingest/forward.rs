@@ -51,17 +51,8 @@ impl Forwarder {
     /// Encodes `s` (of `batch`, arrived at `arrival` if untimed) as one frame onto `chunk`.
     /// Returns false for a sample that is not forwarded (one that itself came from a peer).
     pub(crate) fn encode(&self, batch: &SampleBatch, s: &Sample, arrival: i64, chunk: &mut Chunk) -> bool {
-        let one;
-        let metric = match forwarded(batch, s, arrival) {
-            Some(m) => m,
-            None => match (s.stamped, s.metric_type, s.value) {
-                (false, MetricType::Timer, SampleValue::Number(v)) if s.time == UNTIMED => {
-                    one = [v];
-                    Forwarded::Timer { id: batch.id(s), values: &one, arrival }
-                }
-                _ => return false,
-            },
-        };
+        let mut one = [0.0];
+        let Some(metric) = forwarded(batch, s, arrival, &mut one) else { return false };
         let policies: Vec<ForwardedPolicy> = batch
             .spec(s.spec)
             .iter()
@@ -85,7 +76,8 @@ impl Forwarder {
     }
 }
 
-fn forwarded<'a>(batch: &'a SampleBatch, s: &Sample, arrival: i64) -> Option<Forwarded<'a>> {
+/// What `s` travels as; `one` holds a lone timer value (a slice must point somewhere).
+fn forwarded<'a>(batch: &'a SampleBatch, s: &Sample, arrival: i64, one: &'a mut [f64; 1]) -> Option<Forwarded<'a>> {
     if s.stamped {
         return None;
     }
@@ -104,6 +96,10 @@ fn forwarded<'a>(batch: &'a SampleBatch, s: &Sample, arrival: i64) -> Option<For
         (MetricType::Counter, SampleValue::Number(v)) => Forwarded::Counter { id, value: v.round() as i64, arrival },
         (MetricType::Timer, SampleValue::Timer { start, len }) => {
             Forwarded::Timer { id, values: batch.timer_values(start, len), arrival }
+        }
+        (MetricType::Timer, SampleValue::Number(v)) => {
+            one[0] = v;
+            Forwarded::Timer { id, values: one, arrival }
         }
         (MetricType::Gauge, SampleValue::Number(v)) => Forwarded::Gauge { id, value: v, arrival, annotation: b"" },
         (MetricType::Gauge, SampleValue::GaugeDelta(d)) => {
@@ -148,8 +144,8 @@ async fn run(ctx: Rc<CoreCtx>, peer: SocketAddr, rx: LocalReceiver<Chunk>) {
         };
         let _ = stream.set_nodelay(true);
         backoff = Duration::from_millis(50);
-        // SAFETY: `dup` of an open socket fd the stream owns; the duplicate is a new fd owned by
-        // the reader stream alone, closed when it drops.
+        // The duplicate is a new fd, owned by the reader stream alone and closed when it drops.
+        // SAFETY: dup(2) of the open socket fd `stream` owns; it does not touch that fd.
         let dup = unsafe { libc::dup(stream.as_raw_fd()) };
         if dup < 0 {
             glommio::timer::sleep(backoff).await;

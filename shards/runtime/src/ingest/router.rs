@@ -143,6 +143,8 @@ impl Router {
     /// Applies the local batch and sends the others, waiting for room if a peer is behind.
     pub(crate) async fn dispatch(&mut self) {
         self.largest = 0;
+        // New routes first: values read before a placement change reached this reader are
+        // re-routed by `forward`.
         {
             let routes = self.ctx.routes.borrow();
             if routes.as_ref().map(Arc::as_ptr) != self.routes.as_ref().map(Arc::as_ptr) {
@@ -185,14 +187,10 @@ impl Router {
                 }
             }
         }
-        // Pick up a new shard map and new routes between reads.
+        // Pick up a new shard map between reads (new routes are picked up above).
         let owners = self.ctx.owners.borrow();
         if !Arc::ptr_eq(&owners, &self.owners) {
             self.owners = owners.clone();
-        }
-        let routes = self.ctx.routes.borrow();
-        if routes.as_ref().map(Arc::as_ptr) != self.routes.as_ref().map(Arc::as_ptr) {
-            self.routes = routes.clone();
         }
     }
 }
