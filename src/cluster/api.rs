@@ -73,7 +73,7 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 pub async fn run(store: &Store, keys: &Keys, config: &ClusterConfig, op: Op, body: &[u8]) -> Result<Value, ApiError> {
     let key = keys.placement();
     let now = sheaf_shard_core::time::now_nanos();
-    let options = Options { warmup: config.shard_cutover_warmup.0 };
+    let options = Options { warmup: config.shard_cutover_warmup.0, alignment: config.shard_cutover_alignment.0 };
     // Leaving shards stay listed until their old owners have surely closed them.
     let retain = config.buffer_after_cutoff.0 + Duration::from_secs(60);
     for _ in 0..5 {

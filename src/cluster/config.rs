@@ -24,6 +24,9 @@ pub struct ClusterConfig {
     pub buffer_after_cutoff: Dur,
     /// New or moved shards cut over at the first minute boundary after now + this.
     pub shard_cutover_warmup: Dur,
+    /// What cutovers are aligned to (1m, as in m3). Keep it a multiple of every resolution in
+    /// use; shorter values are for tests and demos that want a hand-off within seconds.
+    pub shard_cutover_alignment: Dur,
     /// Persisting the flush times after a leader round: tries, with backoff from 100ms to 2s.
     pub flush_times_persist_retries: u32,
     /// Each flush round runs this long after its window ends (plus jitter), so values a peer
@@ -47,6 +50,7 @@ impl Default for ClusterConfig {
             buffer_before_cutover: Dur(Duration::from_secs(600)),
             buffer_after_cutoff: Dur(Duration::from_secs(600)),
             shard_cutover_warmup: Dur(Duration::ZERO),
+            shard_cutover_alignment: Dur(Duration::from_secs(60)),
             flush_times_persist_retries: 3,
             check_interval: Dur(Duration::from_millis(100)),
             flush_delay: Dur(Duration::from_millis(500)),

@@ -29,8 +29,15 @@ pub struct Election {
     pub state: watch::Receiver<ElectionState>,
     /// The current leader's instance id, as last observed.
     pub leader: watch::Receiver<Option<String>>,
-    resign: mpsc::Sender<oneshot::Sender<()>>,
+    requests: mpsc::Sender<Stop>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// A request to the campaign task: give leadership up (and campaign again after
+/// `recampaign_delay`), or leave the election for good.
+struct Stop {
+    done: oneshot::Sender<()>,
+    for_good: bool,
 }
 
 impl Election {
@@ -45,25 +52,34 @@ impl Election {
     ) -> Self {
         let (state_tx, state) = watch::channel(ElectionState::PendingFollower);
         let (leader_tx, leader) = watch::channel(None);
-        let (resign, resign_rx) = mpsc::channel(4);
+        let (requests, requests_rx) = mpsc::channel(4);
         let task = tokio::spawn(
-            Campaign { client, name, host_id, config, members, state: state_tx, leader: leader_tx }.run(resign_rx),
+            Campaign { client, name, host_id, config, members, state: state_tx, leader: leader_tx }.run(requests_rx),
         );
-        Self { state, leader, resign, task }
+        Self { state, leader, requests, task }
     }
 
     /// Gives leadership up (if held) and returns once this node is no longer leader.
     pub async fn resign(&self) {
-        let (done, wait) = oneshot::channel();
-        if self.resign.send(done).await.is_ok() {
-            let _ = wait.await;
-        }
+        self.request(false).await;
     }
 
-    /// Stops campaigning; a held leadership ends with the lease (revoked).
+    /// Leaves the election: a held leadership is resigned and the lease revoked, so neither
+    /// the lock nor a queued candidacy outlives this node's place in the shard set (a stale
+    /// candidate key would be handed the lock and leave the set without an emitting leader).
     pub async fn stop(self) {
-        self.resign().await;
+        let stopped = tokio::time::timeout(Duration::from_secs(5), self.request(true)).await;
+        if stopped.is_err() {
+            tracing::warn!("the election did not stop in time; its lease expires after the TTL");
+        }
         self.task.abort();
+    }
+
+    async fn request(&self, for_good: bool) {
+        let (done, wait) = oneshot::channel();
+        if self.requests.send(Stop { done, for_good }).await.is_ok() {
+            let _ = wait.await;
+        }
     }
 }
 
@@ -79,38 +95,45 @@ struct Campaign {
 
 enum Outcome {
     LeaseLost,
-    Resigned(oneshot::Sender<()>),
+    /// Resigned (or left the election, `for_good`); the lease is revoked by then.
+    Resigned(Stop),
     Error(etcd_client::Error),
 }
 
 impl Campaign {
-    async fn run(mut self, mut resign: mpsc::Receiver<oneshot::Sender<()>>) {
+    async fn run(mut self, mut requests: mpsc::Receiver<Stop>) {
         let mut backoff = Backoff::new(self.config.campaign_initial_backoff.0, self.config.campaign_max_backoff.0);
         loop {
             self.set(ElectionState::PendingFollower);
-            let outcome = self.one_term(&mut resign).await;
-            match outcome {
+            let outcome = self.one_term(&mut requests).await;
+            let pause = match outcome {
                 Outcome::LeaseLost => {
                     tracing::warn!(election = %self.name, "election lease lost; campaigning again");
                     backoff.reset();
+                    Duration::ZERO
                 }
-                Outcome::Resigned(done) => {
+                Outcome::Resigned(stop) => {
                     self.set(ElectionState::PendingFollower);
-                    let _ = done.send(());
-                    // Let another replica win before campaigning again; answer resigns meanwhile.
-                    let until = tokio::time::Instant::now() + self.config.recampaign_delay.0;
-                    while let Ok(Some(done)) = tokio::time::timeout_at(until, resign.recv()).await {
-                        let _ = done.send(());
+                    let _ = stop.done.send(());
+                    if stop.for_good {
+                        return;
                     }
+                    // Let another replica win before campaigning again.
                     backoff.reset();
+                    self.config.recampaign_delay.0
                 }
                 Outcome::Error(e) => {
                     let delay = backoff.next_delay();
                     tracing::warn!(election = %self.name, error = %e, ?delay, "election error; retrying");
-                    let until = tokio::time::Instant::now() + delay;
-                    while let Ok(Some(done)) = tokio::time::timeout_at(until, resign.recv()).await {
-                        let _ = done.send(());
-                    }
+                    delay
+                }
+            };
+            // Answer requests meanwhile; nothing is held now, so leaving is immediate.
+            let until = tokio::time::Instant::now() + pause;
+            while let Ok(Some(stop)) = tokio::time::timeout_at(until, requests.recv()).await {
+                let _ = stop.done.send(());
+                if stop.for_good {
+                    return;
                 }
             }
         }
@@ -125,16 +148,17 @@ impl Campaign {
     }
 
     /// One lease: campaign until elected, lead until the lease is lost or we resign.
-    async fn one_term(&mut self, resign: &mut mpsc::Receiver<oneshot::Sender<()>>) -> Outcome {
+    async fn one_term(&mut self, requests: &mut mpsc::Receiver<Stop>) -> Outcome {
         let ttl = self.config.ttl.0.as_secs().max(1) as i64;
         let lease = match self.client.lease_grant(ttl, None).await {
             Ok(l) => l.id(),
             Err(e) => return Outcome::Error(e),
         };
         let (lost_tx, mut lost) = oneshot::channel();
-        let keeper = tokio::spawn(keep_alive(self.client.clone(), lease, self.config.ttl.0, lost_tx));
-        let outcome = self.campaign_and_lead(lease, resign, &mut lost).await;
-        keeper.abort();
+        // Stops renewing when this term ends, however it ends (the task aborted included).
+        let keeper = AbortOnDrop(tokio::spawn(keep_alive(self.client.clone(), lease, self.config.ttl.0, lost_tx)));
+        let outcome = self.campaign_and_lead(lease, requests, &mut lost).await;
+        drop(keeper);
         if !matches!(outcome, Outcome::LeaseLost) {
             // Let the candidate key go now rather than after a TTL.
             let _ = tokio::time::timeout(Duration::from_secs(2), self.client.lease_revoke(lease)).await;
@@ -145,7 +169,7 @@ impl Campaign {
     async fn campaign_and_lead(
         &mut self,
         lease: i64,
-        resign: &mut mpsc::Receiver<oneshot::Sender<()>>,
+        requests: &mut mpsc::Receiver<Stop>,
         lost: &mut oneshot::Receiver<()>,
     ) -> Outcome {
         let mut election = self.client.election_client();
@@ -162,7 +186,13 @@ impl Campaign {
                     Err(e) => return Outcome::Error(e),
                 },
                 _ = &mut *lost => return Outcome::LeaseLost,
-                Some(done) = resign.recv() => { let _ = done.send(()); }
+                Some(stop) = requests.recv() => {
+                    // Not leading: a resign has nothing to give up; leaving withdraws the candidacy.
+                    if stop.for_good {
+                        return Outcome::Resigned(stop);
+                    }
+                    let _ = stop.done.send(());
+                }
                 _ = observe.tick() => self.observe_leader().await,
             }
         };
@@ -174,7 +204,7 @@ impl Campaign {
                 self.set(ElectionState::PendingFollower);
                 Outcome::LeaseLost
             }
-            Some(done) = resign.recv() => {
+            Some(stop) = requests.recv() => {
                 self.set(ElectionState::PendingFollower);
                 let mut election = self.client.election_client();
                 let resigned = tokio::time::timeout(
@@ -185,7 +215,7 @@ impl Campaign {
                     tracing::warn!(election = %self.name, "resign did not reach etcd; revoking the lease");
                 }
                 tracing::info!(election = %self.name, "resigned");
-                Outcome::Resigned(done)
+                Outcome::Resigned(stop)
             }
         }
     }
@@ -201,6 +231,14 @@ impl Campaign {
         let confirmed = leader.as_ref().is_some_and(|l| *l != self.host_id && self.members.borrow().contains(l));
         self.leader.send_replace(leader);
         self.set(if confirmed { ElectionState::Follower } else { ElectionState::PendingFollower });
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -59,17 +59,6 @@ impl ShardSetTimes {
         }
         FlushTimes { by_shard }
     }
-
-    /// The oldest standard flush time over every shard and resolution (None: nothing yet).
-    pub fn oldest_standard(&self) -> Option<i64> {
-        self.0
-            .by_shard
-            .values()
-            .filter(|t| !t.tombstoned)
-            .flat_map(|t| t.standard_by_resolution.values())
-            .min()
-            .copied()
-    }
 }
 
 #[cfg(test)]

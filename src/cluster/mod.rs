@@ -3,6 +3,7 @@
 //! Nothing here runs on a shard core; the cores only see `ShardCommand`s.
 
 pub mod api;
+pub(crate) mod campaign;
 pub mod cli;
 pub mod config;
 pub mod election;

@@ -27,6 +27,7 @@ use sheaf_shard_runtime::{
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::campaign::{self, Campaign};
 use super::config::ClusterConfig;
 use super::election::{Election, ElectionState};
 use super::etcd::{Backoff, Keys, Store, Versioned};
@@ -245,15 +246,28 @@ impl Agent {
         tracing::info!(version = v.version, shard_set = ?shard_set, shards = r.owned.len(), "placement applied");
         r.placement = Some((p, v.version));
         if shard_set != r.shard_set {
-            if let Some(e) = r.election.take() {
-                e.stop().await;
-                self.on_election(r).await;
-            }
+            self.leave_election(r).await;
             r.shard_set = shard_set;
             r.times_rx = None;
+            r.seen_update = false;
             if let (Some(set), Some(store)) = (shard_set, r.store.clone()) {
-                r.times_rx = Some(super::watch::spawn(store.clone(), self.keys.flush_times(set)));
+                r.times_rx = Some(super::watch::spawn(store, self.keys.flush_times(set)));
                 r.last_update = Instant::now();
+            }
+        }
+        self.gate(r).await;
+    }
+
+    /// Joins or leaves the shard set's election as [`campaign::decide`] says.
+    async fn gate(&self, r: &mut Running) {
+        let (Some((p, _)), Some(set), Some(store)) = (r.placement.as_ref(), r.shard_set, r.store.clone()) else {
+            self.leave_election(r).await;
+            return;
+        };
+        let flushed = if r.state == ElectionState::Leader { &r.leader_times } else { &r.follower_times };
+        match campaign::decide(p, &self.host_id, flushed, sheaf_shard_core::time::now_nanos()) {
+            Campaign::On if r.election.is_none() => {
+                tracing::info!(shard_set = set, "campaigning for the shard set's leadership");
                 r.election = Some(Election::start(
                     store.client(),
                     self.keys.election(set),
@@ -262,6 +276,20 @@ impl Agent {
                     r.members.subscribe(),
                 ));
             }
+            Campaign::Off(reason) if r.election.is_some() => {
+                tracing::info!(shard_set = set, reason, "leaving the shard set's election");
+                self.leave_election(r).await;
+            }
+            _ => {}
+        }
+    }
+
+    /// Stops campaigning (resigning a held leadership, revoking the lease) and makes the cores
+    /// followers if they led.
+    async fn leave_election(&self, r: &mut Running) {
+        if let Some(e) = r.election.take() {
+            e.stop().await;
+            self.on_election(r).await;
         }
     }
 
@@ -337,6 +365,7 @@ impl Agent {
     }
 
     async fn check(&self, r: &mut Running) {
+        self.gate(r).await;
         match r.state {
             ElectionState::Leader => {
                 self.collect_reports(r);
@@ -420,9 +449,7 @@ impl Agent {
                 self.persist(r).await;
             }
         }
-        if let Some(e) = r.election.take() {
-            e.stop().await;
-        }
+        self.leave_election(r).await;
     }
 
     fn status(&self, r: &Running) -> Value {
@@ -458,15 +485,13 @@ impl Agent {
         })
     }
 
-    /// m3's `CanLead`: every flush time covers the window this node started in (so its
-    /// memory holds everything after them), or there are none yet.
+    /// Whether this node could lead now without losing anything ([`campaign::can_lead`]);
+    /// only a campaigning node can.
     fn can_lead(&self, r: &Running) -> bool {
-        if r.election.is_none() {
-            return false;
-        }
-        match r.follower_times.oldest_standard() {
-            None => true,
-            Some(oldest) => oldest >= self.started_nanos,
+        let me = r.placement.as_ref().and_then(|(p, _)| p.instance(&self.host_id));
+        match (me, &r.election) {
+            (Some(me), Some(_)) => campaign::can_lead(me, &r.follower_times, self.started_nanos),
+            _ => false,
         }
     }
 }

@@ -82,8 +82,23 @@ pub enum PlacementError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
     /// How long a moved shard's receivers get before they take over: the cutover is the first
-    /// whole minute strictly after `now + warmup`.
+    /// multiple of `alignment` strictly after `now + warmup`.
     pub warmup: Duration,
+    /// What cutovers are aligned to: one minute, as in m3 (a multiple of every resolution in
+    /// use, so no window straddles a cutover).
+    pub alignment: Duration,
+}
+
+impl Options {
+    /// `warmup` with m3's one-minute alignment.
+    pub fn new(warmup: Duration) -> Self {
+        Options { warmup, alignment: Duration::from_secs(60) }
+    }
+
+    /// The cutover for shards moved at `now_nanos` ([`next_cutover`]).
+    pub fn cutover(&self, now_nanos: i64) -> i64 {
+        next_cutover(now_nanos, self.warmup, self.alignment)
+    }
 }
 
 /// A shard's state on one instance (placementpb `ShardState`).

@@ -18,7 +18,7 @@ const NOW: i64 = 1_700_000_000_000_000_000 + 30_500_000_000;
 const FAR_FUTURE: i64 = i64::MAX / 2;
 
 fn opts() -> Options {
-    Options { warmup: Duration::from_secs(60) }
+    Options::new(Duration::from_secs(60))
 }
 
 fn inst(id: &str, group: &str, weight: u32) -> Instance {
@@ -59,12 +59,19 @@ fn owner_set_of(p: &Placement) -> BTreeMap<u32, u32> {
 #[test]
 fn next_cutover_is_the_next_whole_minute_after_the_warmup() {
     let base = 100 * MIN;
-    assert_eq!(next_cutover(base + 30 * 1_000_000_000, Duration::from_secs(60)), base + 2 * MIN);
+    assert_eq!(
+        next_cutover(base + 30 * 1_000_000_000, Duration::from_secs(60), Duration::from_secs(60)),
+        base + 2 * MIN
+    );
     // Exactly on a boundary: strictly after.
-    assert_eq!(next_cutover(base, Duration::from_secs(60)), base + 2 * MIN);
-    assert_eq!(next_cutover(base, Duration::ZERO), base + MIN);
-    assert_eq!(next_cutover(-1, Duration::ZERO), 0);
-    assert_eq!(next_cutover(i64::MAX - 5, Duration::from_secs(3600)), i64::MAX);
+    assert_eq!(next_cutover(base, Duration::from_secs(60), Duration::from_secs(60)), base + 2 * MIN);
+    assert_eq!(next_cutover(base, Duration::ZERO, Duration::from_secs(60)), base + MIN);
+    assert_eq!(next_cutover(-1, Duration::ZERO, Duration::from_secs(60)), 0);
+    assert_eq!(next_cutover(i64::MAX - 5, Duration::from_secs(3600), Duration::from_secs(60)), i64::MAX);
+    // A shorter alignment (tests): the next multiple of it.
+    let ten = Duration::from_secs(10);
+    assert_eq!(next_cutover(base + 1, Duration::ZERO, ten), base + 10 * 1_000_000_000);
+    assert_eq!(next_cutover(base + 1, ten, ten), base + 20 * 1_000_000_000);
 }
 
 #[test]
@@ -152,7 +159,7 @@ fn init_refusals_say_why() {
 #[test]
 fn add_moves_the_fewest_shards_and_stages_them() {
     let p = two_sets();
-    let t = next_cutover(NOW, opts().warmup);
+    let t = opts().cutover(NOW);
     assert_eq!(t % MIN, 0);
     let q = add(&p, &[inst("c1", "rack-a", 100), inst("c2", "rack-b", 100)], NOW, &opts()).unwrap();
     validate(&q).unwrap();
@@ -186,7 +193,7 @@ fn add_moves_the_fewest_shards_and_stages_them() {
 #[test]
 fn cleanup_promotes_at_cutover_and_drops_after_cutoff_plus_retention() {
     let p = two_sets();
-    let t = next_cutover(NOW, opts().warmup);
+    let t = opts().cutover(NOW);
     let mut q = add(&p, &[inst("c1", "rack-a", 100), inst("c2", "rack-b", 100)], NOW, &opts()).unwrap();
     let retain = Duration::from_secs(600);
     assert!(!cleanup(&mut q, t - 1, retain));
@@ -243,7 +250,7 @@ fn remove_hands_a_whole_set_over_and_keeps_it_until_cleanup() {
     let mut p2 = p.clone();
     cleanup(&mut p2, FAR_FUTURE, Duration::ZERO);
     let now = NOW + 60 * MIN;
-    let t = next_cutover(now, opts().warmup);
+    let t = opts().cutover(now);
     let q = remove(&p2, &ids(&["c2", "c1"]), now, &opts()).unwrap();
     validate(&q).unwrap();
     assert_eq!(q.cutover_time, t);
@@ -299,7 +306,7 @@ fn remove_refusals_say_why() {
 #[test]
 fn replace_swaps_one_instance_within_its_set() {
     let p = two_sets();
-    let t = next_cutover(NOW, opts().warmup);
+    let t = opts().cutover(NOW);
     let mut c = inst("a1-new", "rack-a", 100);
     c.endpoint = "10.0.0.9:6000".into();
     let q = replace(&p, &ids(&["a1"]), &[c], NOW, &opts()).unwrap();
@@ -378,17 +385,17 @@ fn a_shard_moving_back_is_owned_again_not_restaged() {
     assert_eq!(a.shards, (0..8).map(Shard::available).collect::<Vec<_>>());
     let b = r.instance("b").unwrap();
     assert!(b.is_leaving());
-    let t2 = next_cutover(NOW + MIN, opts().warmup);
-    assert!(b.shards.iter().all(|s| s.cutover_nanos == next_cutover(NOW, opts().warmup) && s.cutoff_nanos == t2));
+    let t2 = opts().cutover(NOW + MIN);
+    assert!(b.shards.iter().all(|s| s.cutover_nanos == opts().cutover(NOW) && s.cutoff_nanos == t2));
 }
 
 #[test]
 fn a_shorter_warmup_never_cuts_over_before_a_pending_cutover() {
     let p = init(4, 1, &[inst("a", "g", 1)]).unwrap();
-    let long = Options { warmup: Duration::from_secs(3600) };
+    let long = Options::new(Duration::from_secs(3600));
     let q = add(&p, &[inst("b", "g", 1)], NOW, &long).unwrap();
-    let t_long = next_cutover(NOW, long.warmup);
-    let short = Options { warmup: Duration::ZERO };
+    let t_long = long.cutover(NOW);
+    let short = Options::new(Duration::ZERO);
     let r = replace(&q, &ids(&["b"]), &[inst("c", "g", 1)], NOW, &short).unwrap();
     validate(&r).unwrap();
     for s in &r.instance("c").unwrap().shards {
@@ -528,7 +535,7 @@ fn json_round_trips_staged_shards() {
     let p = two_sets();
     let q = add(&p, &[inst("c1", "rack-a", 100), inst("c2", "rack-b", 100)], NOW, &opts()).unwrap();
     let v = placement_to_json(&q);
-    let t = next_cutover(NOW, opts().warmup);
+    let t = opts().cutover(NOW);
     let s = &v["instances"]["c1"]["shards"][0];
     assert_eq!(s["state"], "INITIALIZING");
     assert_eq!(s["sourceId"], "a1");
@@ -851,8 +858,8 @@ fn random_init_then_one_change_keeps_the_invariants() {
         assert_balanced(&p, &case);
         assert!(p.instances.values().all(|i| i.shards.iter().all(|s| *s == Shard::available(s.id))));
         let now = NOW + rng.random_range(0..10 * MIN);
-        let o = Options { warmup: Duration::from_secs(rng.random_range(0..600)) };
-        let t = next_cutover(now, o.warmup);
+        let o = Options::new(Duration::from_secs(rng.random_range(0..600)));
+        let t = o.cutover(now);
         let before_counts: BTreeMap<u32, u64> =
             owned_by_set(&p).into_iter().map(|(s, v)| (s, v.len() as u64)).collect();
         let sets: Vec<u32> = before_counts.keys().copied().collect();
@@ -1002,7 +1009,7 @@ fn random_sequences_of_changes_stay_valid_and_gapless() {
         let mut log = format!("seq {seq}: {num_shards} shards rf {rf}");
         for _ in 0..10 {
             now += rng.random_range(0..3 * MIN);
-            let o = Options { warmup: Duration::from_secs([0, 60, 600, 3600][rng.random_range(0..4)]) };
+            let o = Options::new(Duration::from_secs([0, 60, 600, 3600][rng.random_range(0..4)]));
             let active: Vec<&Instance> = p.instances.values().filter(|i| !i.is_leaving()).collect();
             let sets: BTreeSet<u32> = active.iter().map(|i| i.shard_set_id).collect();
             let result = match rng.random_range(0..4) {
