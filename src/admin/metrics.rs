@@ -108,6 +108,7 @@ pub(super) fn render(state: &AdminState) -> String {
         |c| depths[c.core] as f64,
     );
     o.per_core("sheaf_series", "gauge", "Series held by this core.", &cores, |c| c.series as f64);
+    o.per_core("sheaf_windows_held", "gauge", "Aggregation windows held in memory.", &cores, |c| c.windows_held as f64);
     o.per_core("sheaf_series_created_total", "counter", "Series created.", &cores, |c| {
         c.aggregation.series_created as f64
     });
@@ -140,6 +141,7 @@ pub(super) fn render(state: &AdminState) -> String {
         &cores,
         |c| c.last_flush_lag_ns as f64 / 1e9,
     );
+    cluster_metrics(&mut o, &cores, state);
     o.per_core("sheaf_m3msg_acked_messages_total", "counter", "m3msg messages acknowledged.", &cores, |c| {
         c.acked_messages as f64
     });
@@ -197,6 +199,78 @@ pub(super) fn render(state: &AdminState) -> String {
     o.family("sheaf_uptime_seconds", "gauge", "Seconds since start.");
     o.sample("sheaf_uptime_seconds", &[], state.started.elapsed().as_secs_f64());
     o.0
+}
+
+/// Cluster mode: forwarding, roles and discards per core, and the agent's election and
+/// flush-time state (zero or absent on a single node).
+fn cluster_metrics(o: &mut Out, cores: &[CoreStats], state: &AdminState) {
+    o.per_core(
+        "sheaf_forwarded_values_total",
+        "counter",
+        "Values sent to peer nodes owning their shard.",
+        cores,
+        |c| c.forwarded_values as f64,
+    );
+    o.per_core(
+        "sheaf_forward_dropped_values_total",
+        "counter",
+        "Values given up on because a peer stayed unreachable past the forwarding buffer.",
+        cores,
+        |c| c.forward_dropped_values as f64,
+    );
+    o.per_core("sheaf_unowned_values_total", "counter", "Values for shards no node owns.", cores, |c| {
+        c.unowned_values as f64
+    });
+    o.per_core("sheaf_leader", "gauge", "1 while this core's flush rounds emit.", cores, |c| {
+        f64::from(u8::from(c.leader))
+    });
+    o.per_core("sheaf_follower_rounds_total", "counter", "Flush rounds run as a follower.", cores, |c| {
+        c.follower_rounds as f64
+    });
+    o.per_core(
+        "sheaf_forced_flush_rounds_total",
+        "counter",
+        "Follower rounds in forced flush mode (no flush-time update for max_buffer_size).",
+        cores,
+        |c| c.forced_flush_rounds as f64,
+    );
+    o.per_core(
+        "sheaf_windows_discarded_total",
+        "counter",
+        "Windows dropped unemitted: emitted by the leader, outside the shard's cutover/cutoff, forced flush.",
+        cores,
+        |c| c.aggregation.windows_discarded as f64,
+    );
+    o.per_core(
+        "sheaf_shard_not_writable_total",
+        "counter",
+        "Values for a shard outside its writable range [cutover - before, cutoff + after).",
+        cores,
+        |c| c.aggregation.shard_not_writable as f64,
+    );
+    o.per_core("sheaf_shards_closed_total", "counter", "Cut-off shards closed and freed.", cores, |c| {
+        c.aggregation.shards_closed as f64
+    });
+    let Some(cluster) = &state.cluster else { return };
+    let status = cluster.status.borrow().clone();
+    let number = |key: &str| status[key].as_u64().unwrap_or(0);
+    o.family("sheaf_cluster_etcd_connected", "gauge", "1 while etcd answers.");
+    o.sample("sheaf_cluster_etcd_connected", &[], u8::from(status["etcd"] == "connected"));
+    o.family("sheaf_cluster_election_state", "gauge", "1 for this node's election state in its shard set.");
+    for s in ["leader", "follower", "pendingFollower"] {
+        o.sample("sheaf_cluster_election_state", &[("state", s)], u8::from(status["electionState"] == s));
+    }
+    o.family("sheaf_cluster_can_lead", "gauge", "1 if this node could lead without losing a window.");
+    o.sample("sheaf_cluster_can_lead", &[], u8::from(status["canLead"] == true));
+    let forced = status["shardSets"].as_array().is_some_and(|a| a.iter().any(|s| s["forcedFlush"] == true));
+    o.family("sheaf_cluster_forced_flush", "gauge", "1 while in forced flush mode.");
+    o.sample("sheaf_cluster_forced_flush", &[], u8::from(forced));
+    o.family("sheaf_cluster_forced_flush_entered_total", "counter", "Times forced flush mode was entered.");
+    o.sample("sheaf_cluster_forced_flush_entered_total", &[], number("forcedFlushEntered"));
+    o.family("sheaf_cluster_flush_times_persisted_total", "counter", "Flush-time writes to etcd.");
+    o.sample("sheaf_cluster_flush_times_persisted_total", &[], number("flushTimesPersisted"));
+    o.family("sheaf_cluster_flush_times_persist_failures_total", "counter", "Failed flush-time writes to etcd.");
+    o.sample("sheaf_cluster_flush_times_persist_failures_total", &[], number("flushTimesPersistFailures"));
 }
 
 /// Resident set size from /proc/self/statm (pages × page size); 0 if unreadable.

@@ -62,6 +62,7 @@ async fn status(State(state): State<Arc<AdminState>>) -> Json<Value> {
                 "cpu": c.cpu,
                 "shards": shards,
                 "series": c.series,
+                "windows_held": c.windows_held,
                 "ingested": {"m3msg": c.ingested[0], "statsd_udp": c.ingested[1], "statsd_tcp": c.ingested[2]},
                 "handed_off_values": c.handed_off_values,
                 "handoff_queue_depth": depth[c.core],
@@ -76,6 +77,10 @@ async fn status(State(state): State<Arc<AdminState>>) -> Json<Value> {
                 "forced_flush_rounds": c.forced_flush_rounds,
                 "windows_discarded": c.aggregation.windows_discarded,
                 "shard_not_writable": c.aggregation.shard_not_writable,
+                "shards_closed": c.aggregation.shards_closed,
+                "forwarded_values": c.forwarded_values,
+                "forward_dropped_values": c.forward_dropped_values,
+                "unowned_values": c.unowned_values,
                 "rejected": c.rejected.iter().map(|r| json!({"protocol": r.protocol.name(), "reason": r.reason, "count": r.count})).collect::<Vec<_>>(),
             })
         })

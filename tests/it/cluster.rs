@@ -8,25 +8,36 @@ use std::time::{Duration, Instant};
 
 use crate::etcd::Etcd;
 use crate::harness::{Flushed, Launch, Sheaf, http_post};
+use crate::proxy::Proxy;
 
 const SHARDS: u32 = 8;
 
 fn node(tag: &str, id: &str, etcd: &Etcd) -> Sheaf {
+    node_with(tag, id, etcd, "")
+}
+
+/// `cluster` is YAML added inside the `cluster:` section (indented by 2).
+fn node_with(tag: &str, id: &str, etcd: &Etcd, cluster: &str) -> Sheaf {
+    node_at(tag, id, &etcd.endpoint(), cluster)
+}
+
+/// A node reaching etcd at `endpoint` (etcd itself, or a proxy in front of it).
+fn node_at(tag: &str, id: &str, endpoint: &str, cluster: &str) -> Sheaf {
     let top = format!(
         r#"num_shards: {SHARDS}
 host_id: "{id}"
 cluster:
-  etcd: {{endpoints: ["{}"]}}
+  etcd: {{endpoints: ["{endpoint}"]}}
   election: {{ttl: 2s, recampaign_delay: 500ms}}
   flush_delay: 300ms
-"#,
-        etcd.endpoint()
+{cluster}"#
     );
     let aggregator = "  default_storage_policies: [\"1s:1h\"]\n  flush_manager: {jitter_enabled: false}\n";
     Sheaf::launch(tag, Launch { aggregator, top: &top, ..Launch::default() })
 }
 
-fn init_placement(a: &Sheaf, nodes: &[(&str, &Sheaf, &str)]) {
+/// The placement API's JSON for these (id, node, isolation group) instances.
+fn instances_json(nodes: &[(&str, &Sheaf, &str)]) -> String {
     let instances: Vec<String> = nodes
         .iter()
         .map(|(id, s, group)| {
@@ -37,7 +48,11 @@ fn init_placement(a: &Sheaf, nodes: &[(&str, &Sheaf, &str)]) {
             )
         })
         .collect();
-    let body = format!(r#"{{"num_shards":{SHARDS},"replication_factor":2,"instances":[{}]}}"#, instances.join(","));
+    instances.join(",")
+}
+
+fn init_placement(a: &Sheaf, nodes: &[(&str, &Sheaf, &str)]) {
+    let body = format!(r#"{{"num_shards":{SHARDS},"replication_factor":2,"instances":[{}]}}"#, instances_json(nodes));
     let (code, resp) = http_post(a.admin, "/api/v1/services/m3aggregator/placement/init", &body).unwrap();
     assert_eq!(code, 200, "placement init: {resp}");
 }
@@ -240,4 +255,130 @@ fn etcd_stopped_and_restarted_under_load_loses_nothing() {
     for (id, total) in &sums {
         assert_eq!(*total, sent, "{id}");
     }
+}
+
+#[test]
+fn adding_a_shard_set_under_load_hands_shards_over_with_no_window_lost_or_doubled() {
+    let etcd = Etcd::start("add");
+    // Cutovers on 5s boundaries (1m in production) keep the test short; a cut-off shard stays
+    // writable 2s after its cutoff, then closes once flushed.
+    let extra = "  shard_cutover_alignment: 5s\n  buffer_after_cutoff: 2s\n";
+    let a1 = node_with("add-a1", "a1", &etcd, extra);
+    let a2 = node_with("add-a2", "a2", &etcd, extra);
+    let b1 = node_with("add-b1", "b1", &etcd, extra);
+    let b2 = node_with("add-b2", "b2", &etcd, extra);
+    init_placement(&a1, &[("a1", &a1, "rack-a"), ("a2", &a2, "rack-b")]);
+    wait_for_leader(&[&a1, &a2]);
+    // The client keeps talking to a1 only: after the change it forwards the moved shards.
+    let target = a1.statsd;
+    let load = std::thread::spawn(move || send_counters(target, 150, Duration::from_secs(15)));
+    std::thread::sleep(Duration::from_secs(3));
+    let body = format!(r#"{{"instances":[{}]}}"#, instances_json(&[("b1", &b1, "rack-a"), ("b2", &b2, "rack-b")]));
+    let (code, resp) = http_post(a2.admin, "/api/v1/services/m3aggregator/placement", &body).unwrap();
+    assert_eq!(code, 200, "placement add: {resp}");
+    let placement: serde_json::Value = serde_json::from_str(&resp).unwrap();
+    let instances = &placement["placement"]["instances"];
+    let moved: Vec<u64> =
+        instances["b1"]["shards"].as_array().unwrap().iter().map(|s| s["id"].as_u64().unwrap()).collect();
+    assert!(!moved.is_empty() && moved.len() < SHARDS as usize, "{resp}");
+    let cutover: i64 = instances["b1"]["shards"][0]["cutoverNanos"].as_str().unwrap().parse().unwrap();
+    let leaving = instances["a1"]["shards"].as_array().unwrap().iter().filter(|s| s["state"] == "LEAVING").count();
+    assert_eq!(leaving, moved.len(), "{resp}");
+    // The new set stays out of its election until its shards cut over, then elects a leader.
+    assert_ne!(election_state(&b1), "leader");
+    assert_ne!(election_state(&b2), "leader");
+    wait_for_leader(&[&b1, &b2]);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64;
+    assert!(now >= cutover, "the new shard set led before its cutover");
+    let sent = load.join().unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    let closed: u64 = [&a1, &a2]
+        .iter()
+        .map(|n| {
+            n.status()["cores"].as_array().unwrap().iter().map(|c| c["shards_closed"].as_u64().unwrap()).sum::<u64>()
+        })
+        .sum();
+    let outputs: Vec<Vec<Flushed>> = [a1, a2, b1, b2].into_iter().map(Sheaf::stop).collect();
+    let new_set: Vec<&Flushed> = outputs[2].iter().chain(&outputs[3]).collect();
+    assert!(!new_set.is_empty(), "the new shard set emitted nothing");
+    // The new set emits only windows from its cutover on; the old one only windows before it
+    // for the moved shards (checked through the union: nothing twice, every sum exact).
+    let early: Vec<_> = new_set.iter().filter(|v| v.time_ns < cutover).collect();
+    assert!(early.is_empty(), "the new set emitted windows before its cutover {cutover}: {early:?}");
+    let (windows, twice) = union(&outputs);
+    assert_eq!(twice, 0, "windows emitted twice across the hand-off");
+    let sums = sums(&windows);
+    assert_eq!(sums.len(), 50);
+    let wrong: Vec<_> = sums.iter().filter(|(_, t)| **t != sent).collect();
+    assert!(wrong.is_empty(), "sent {sent} each, got {wrong:?}");
+    // Both old replicas closed the shards they handed over, once cut off and flushed.
+    assert_eq!(closed, 2 * moved.len() as u64, "shards closed on the old set");
+}
+
+/// The sum over a node's cores of one `/status` core field.
+fn core_sum(node: &Sheaf, field: &str) -> u64 {
+    node.status()["cores"].as_array().unwrap().iter().map(|c| c[field].as_u64().unwrap()).sum()
+}
+
+fn forced_flush(node: &Sheaf) -> bool {
+    node.status()["cluster"]["shardSets"][0]["forcedFlush"] == true
+}
+
+#[test]
+fn a_follower_cut_off_from_flush_times_enters_forced_flush_and_its_memory_stays_bounded() {
+    let etcd = Etcd::start("forced");
+    let extra = "  max_buffer_size: 2s\n  forced_flush_window_size: 500ms\n";
+    // The leader reaches etcd directly; the follower through a proxy the test can cut. The
+    // leader is started (and wins) first.
+    let a = node_with("ff-a", "node-a", &etcd, extra);
+    let proxy = Proxy::start(etcd.client);
+    let b = node_at("ff-b", "node-b", &proxy.addr.to_string(), extra);
+    init_placement(&a, &[("node-a", &a, "rack-a"), ("node-b", &b, "rack-b")]);
+    let started = Instant::now();
+    while election_state(&a) != "leader" {
+        assert!(started.elapsed() < Duration::from_secs(30), "node-a did not lead");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(wait_for_leader(&[&a, &b]), 0);
+    let target = a.statsd;
+    let load = std::thread::spawn(move || send_counters(target, 160, Duration::from_secs(16)));
+    std::thread::sleep(Duration::from_secs(2));
+    let rounds_before = core_sum(&b, "forced_flush_rounds");
+    proxy.cut();
+    let cut = Instant::now();
+    while !forced_flush(&b) {
+        assert!(cut.elapsed() < Duration::from_secs(10), "forced flush mode not entered: {}", b.status());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Isolated for 8s more: without discards the follower would hold 50 series × 1 window per
+    // second of isolation (500+ windows). Forced flush keeps ~max_buffer_size worth.
+    let mut held = Vec::new();
+    while cut.elapsed() < Duration::from_secs(10) {
+        held.push(core_sum(&b, "windows_held"));
+        assert!(forced_flush(&b), "left forced flush mode while isolated");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    eprintln!("follower windows held while isolated: {held:?}");
+    let peak = *held.iter().max().unwrap();
+    assert!(peak <= 50 * 5, "windows held while isolated: {held:?}");
+    assert!(core_sum(&b, "forced_flush_rounds") > rounds_before + 5);
+    let metrics = crate::harness::http_get(b.admin, "/metrics").unwrap();
+    assert!(metrics.contains("sheaf_cluster_forced_flush 1"), "{metrics}");
+    assert!(b.status()["cluster"]["forcedFlushEntered"].as_u64().unwrap() >= 1);
+    // Back in reach: the next flush-time update ends forced mode.
+    proxy.restore();
+    let restored = Instant::now();
+    while forced_flush(&b) {
+        assert!(restored.elapsed() < Duration::from_secs(15), "forced flush mode not left: {}", b.status());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let sent = load.join().unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let (out_a, out_b) = (a.stop(), b.stop());
+    assert!(out_b.is_empty(), "the follower emitted {} values", out_b.len());
+    let (windows, twice) = union(&[out_a]);
+    assert_eq!(twice, 0);
+    let sums = sums(&windows);
+    assert_eq!(sums.len(), 50);
+    assert!(sums.values().all(|t| *t == sent), "sent {sent} each, got {sums:?}");
 }

@@ -1,6 +1,6 @@
 //! Integration tests: the real `sheaf` binary on free loopback ports, driven through its real
-#![allow(unreachable_pub)]
 //! sockets and admin API. One test binary (TiKV style), one module per subject.
+#![allow(unreachable_pub)]
 
 mod cluster;
 mod config_cli;
@@ -11,4 +11,5 @@ mod layout;
 mod m3msg_ingest;
 mod m3msg_sink;
 mod malformed;
+mod proxy;
 mod statsd_ingest;

@@ -200,6 +200,8 @@ pub struct CoreAggregator {
     /// (computed once per batch instead of a division per value).
     untimed_start: Vec<UnixNanos>,
     pub counters: AggregatorCounters,
+    /// Per shard: the windows its series held after the shard's last flush or discard.
+    windows_held: Vec<u64>,
 }
 
 impl CoreAggregator {
@@ -214,6 +216,7 @@ impl CoreAggregator {
             spec_cache: Vec::new(),
             untimed_start: Vec::new(),
             counters: AggregatorCounters::default(),
+            windows_held: vec![0; num_shards as usize],
         };
         this.track_resolutions();
         this
@@ -221,6 +224,12 @@ impl CoreAggregator {
 
     pub fn options(&self) -> &AggregatorOptions {
         &self.options
+    }
+
+    /// Windows held in memory, all shards together, as counted at each shard's last flush or
+    /// discard: what a follower that is not discarding (no flush times) grows without bound.
+    pub fn windows_held(&self) -> u64 {
+        self.windows_held.iter().sum()
     }
 
     /// Number of series held, all shards together.
@@ -455,6 +464,7 @@ impl CoreAggregator {
         for (i, (map, window)) in self.shards.iter_mut().zip(&self.windows).enumerate() {
             if map.is_some() && window.accept_until <= now {
                 *map = None;
+                self.windows_held[i] = 0;
                 closed.push(i as u32);
             }
         }
@@ -488,6 +498,7 @@ impl CoreAggregator {
         let options = &self.options;
         let now_secs = now / 1_000_000_000;
         let ttl_secs = options.entry_ttl / 1_000_000_000;
+        let mut held = 0u64;
         let expired = map.retain(|series, series_id| {
             let mut id: Option<(u64, (u32, u32))> = None;
             for elem in series.elems.iter_mut() {
@@ -531,8 +542,12 @@ impl CoreAggregator {
                 }
             }
             series.drop_stale_elems(specs);
+            held += series.elems.iter().map(|e| e.windows.len() as u64).sum::<u64>();
             series.has_windows() || now_secs - i64::from(series.last_write_secs) <= ttl_secs
         });
         self.counters.series_expired += expired as u64;
+        if let Some(slot) = self.windows_held.get_mut(shard as usize) {
+            *slot = held;
+        }
     }
 }

@@ -92,6 +92,7 @@ impl CoreCtx {
         let mut snapshot = self.stats.borrow().clone();
         let agg = self.aggregator.borrow();
         snapshot.series = agg.series_count() as u64;
+        snapshot.windows_held = agg.windows_held();
         snapshot.aggregation = agg.counters.clone();
         snapshot.open_connections = self.connections.borrow().len() as u64;
         self.published.publish(snapshot);

@@ -47,6 +47,8 @@ pub struct CoreStats {
     pub handoff_batches_received: Vec<u64>,
     pub open_connections: u64,
     pub series: u64,
+    /// Windows held in memory (as counted at the last flush or discard of each shard).
+    pub windows_held: u64,
     pub aggregation: AggregatorCounters,
     pub flush_rounds: u64,
     pub last_flush_duration_ns: u64,
