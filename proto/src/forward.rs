@@ -2,9 +2,11 @@
 //! big-endian length, `msgpb.Message`) whose value is a `metricpb.MetricWithMetadatas`, the
 //! same bytes an M3 producer would send. Untimed values carry the time they entered the
 //! cluster in `client_time_nanos`, so that every replica puts them in the same window.
-//! Two StatsD notions with no M3 equivalent travel as gauges with an annotation:
-//! [`ANNOTATION_GAUGE_DELTA`] (a `+n`/`-n` gauge) and [`ANNOTATION_SET_MEMBER`] (a set
-//! member's hash, as the value's bits).
+//! Three StatsD notions with no M3 equivalent travel as gauges with an annotation:
+//! [`ANNOTATION_GAUGE_DELTA`] (a `+n`/`-n` gauge), [`ANNOTATION_SET_MEMBER`] (a set
+//! member's hash, as the value's bits) and [`ANNOTATION_FRACTIONAL_COUNTER`] (a counter
+//! increment that is not a whole number, e.g. `1|c|@0.3`, which M3's integer `Counter` would
+//! round, so that replicas would disagree).
 
 use prost::Message as _;
 
@@ -12,6 +14,7 @@ use crate::{aggregationpb, metricpb, msgpb, policypb};
 
 pub const ANNOTATION_GAUGE_DELTA: &[u8] = b"sheaf:gauge-delta";
 pub const ANNOTATION_SET_MEMBER: &[u8] = b"sheaf:set-member";
+pub const ANNOTATION_FRACTIONAL_COUNTER: &[u8] = b"sheaf:counter";
 
 /// The metric to forward.
 #[derive(Debug, Clone, Copy)]

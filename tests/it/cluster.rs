@@ -120,6 +120,13 @@ fn steady_state_the_leader_emits_each_window_once_with_exact_sums() {
     // The client talks to one node only; the follower if there is one, to exercise forwarding.
     let target = if leader == 0 { &b } else { &a };
     let sent = send_counters(target.statsd, 40, Duration::from_secs(4));
+    // A sample rate that makes the increment fractional (1/0.3): forwarded exactly, not
+    // rounded to M3's integer counter.
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for _ in 0..10 {
+        socket.send_to(b"frac:1|c|@0.3", target.statsd).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
     std::thread::sleep(Duration::from_secs(3));
     let (follower, leader_node) = if leader == 0 { (b, a) } else { (a, b) };
     let diag = format!("leader: {}\nfollower: {}", leader_node.status(), follower.status());
@@ -128,7 +135,9 @@ fn steady_state_the_leader_emits_each_window_once_with_exact_sums() {
     assert!(follower_out.is_empty(), "a follower emitted {} values", follower_out.len());
     let (windows, twice) = union(&[leader_out]);
     assert_eq!(twice, 0);
-    let sums = sums(&windows);
+    let mut sums = sums(&windows);
+    let frac = sums.remove("frac").unwrap_or(0.0);
+    assert!((frac - 10.0 / 0.3).abs() < 1e-6, "fractional counter: {frac}");
     assert_eq!(sums.len(), 50, "{sums:?}");
     let short: Vec<_> = sums.iter().filter(|(_, t)| **t != sent).collect();
     assert!(short.is_empty(), "sent {sent} each, got {short:?}\n{diag}");

@@ -21,7 +21,7 @@ use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpStream;
 use prost::Message as _;
 use sheaf_proto::forward::{
-    ANNOTATION_GAUGE_DELTA, ANNOTATION_SET_MEMBER, Forwarded, ForwardedPolicy, encode_forward_frame,
+    ANNOTATION_FRACTIONAL_COUNTER, ANNOTATION_GAUGE_DELTA, ANNOTATION_SET_MEMBER, Forwarded, ForwardedPolicy, encode_forward_frame,
 };
 use sheaf_proto::msgpb;
 use sheaf_shard_core::{MetricType, Sample, SampleBatch, SampleValue, UNTIMED};
@@ -93,7 +93,12 @@ fn forwarded<'a>(batch: &'a SampleBatch, s: &Sample, arrival: i64, one: &'a mut 
         return Some(Forwarded::Timed { kind, id, time: s.time, value });
     }
     Some(match (s.metric_type, s.value) {
-        (MetricType::Counter, SampleValue::Number(v)) => Forwarded::Counter { id, value: v.round() as i64, arrival },
+        (MetricType::Counter, SampleValue::Number(v)) if v.fract() == 0.0 && v.abs() < 9.0e18 => {
+            Forwarded::Counter { id, value: v as i64, arrival }
+        }
+        (MetricType::Counter, SampleValue::Number(v)) => {
+            Forwarded::Gauge { id, value: v, arrival, annotation: ANNOTATION_FRACTIONAL_COUNTER }
+        }
         (MetricType::Timer, SampleValue::Timer { start, len }) => {
             Forwarded::Timer { id, values: batch.timer_values(start, len), arrival }
         }

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
-use sheaf_proto::forward::{ANNOTATION_GAUGE_DELTA, ANNOTATION_SET_MEMBER};
+use sheaf_proto::forward::{ANNOTATION_FRACTIONAL_COUNTER, ANNOTATION_GAUGE_DELTA, ANNOTATION_SET_MEMBER};
 use sheaf_proto::frame::{FrameError, next_frame};
 use sheaf_proto::msgpb;
 use sheaf_proto::output::encode_ack_frame;
@@ -155,7 +155,11 @@ impl MetricDecoder {
             MetricView::Counter { id, client_time_nanos, .. } => (MetricType::Counter, id, stamped(client_time_nanos)),
             MetricView::BatchTimer { id, client_time_nanos } => (MetricType::Timer, id, stamped(client_time_nanos)),
             MetricView::Gauge { id, client_time_nanos, annotation, .. } => {
-                let t = if annotation == ANNOTATION_SET_MEMBER { MetricType::Set } else { MetricType::Gauge };
+                let t = match annotation {
+                    ANNOTATION_SET_MEMBER => MetricType::Set,
+                    ANNOTATION_FRACTIONAL_COUNTER => MetricType::Counter,
+                    _ => MetricType::Gauge,
+                };
                 (t, id, stamped(client_time_nanos))
             }
             MetricView::Timed { kind, id, time_nanos, .. } => {
