@@ -133,9 +133,26 @@ async fn resign(State(state): Handle) -> Result<Json<Value>, ApiError> {
     let (reply, answer) = tokio::sync::oneshot::channel();
     handle.requests.send(Request::Resign(reply)).await.map_err(|_| ApiError::Unavailable("shutting down".into()))?;
     let timeout = handle.config.election.resign_timeout.0 + Duration::from_secs(1);
-    match tokio::time::timeout(timeout, answer).await {
-        Ok(Ok(Ok(()))) => Ok(Json(json!({"state": "OK"}))),
-        Ok(Ok(Err(e))) => Err(ApiError::Unavailable(e)),
-        _ => Err(ApiError::Unavailable(format!("not follower after {timeout:?}"))),
+    let deadline = tokio::time::Instant::now() + timeout;
+    match tokio::time::timeout_at(deadline, answer).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => return Err(ApiError::Unavailable(e)),
+        _ => return Err(ApiError::Unavailable(format!("not follower after {timeout:?}"))),
+    }
+    // Emitting has stopped; answer once another member of the shard set is confirmed leader.
+    let mut status = handle.status.clone();
+    let follower = tokio::time::timeout_at(deadline, async {
+        while status.borrow_and_update()["electionState"] != "follower" {
+            if status.changed().await.is_err() {
+                return false;
+            }
+        }
+        true
+    });
+    match follower.await {
+        Ok(true) => Ok(Json(json!({"state": "OK"}))),
+        _ => Err(ApiError::Unavailable(format!(
+            "resigned, but no other member of the shard set was confirmed leader within {timeout:?}"
+        ))),
     }
 }

@@ -189,6 +189,12 @@ impl Agent {
                 true = election_changed => self.on_election(&mut r).await,
                 req = requests.recv() => match req {
                     Some(Request::Resign(reply)) => {
+                        if r.state == ElectionState::Leader {
+                            // A graceful hand-over: stop emitting, persist what was emitted,
+                            // then let go, so the next leader repeats nothing.
+                            self.set_role(FlushRole::Follower).await;
+                            self.persist_emitted(&mut r).await;
+                        }
                         if let Some(e) = &r.election {
                             e.resign().await;
                         }
@@ -437,19 +443,25 @@ impl Agent {
 
     async fn shutdown(&self, r: &mut Running) {
         if r.state == ElectionState::Leader {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                self.collect_reports(r);
-                if r.pending.is_empty() || Instant::now() > deadline {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            if r.dirty {
-                self.persist(r).await;
-            }
+            self.persist_emitted(r).await;
         }
         self.leave_election(r).await;
+    }
+
+    /// Leader, no longer emitting: waits (up to 10s) for the sinks to write the rounds already
+    /// emitted and persists their flush times.
+    async fn persist_emitted(&self, r: &mut Running) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            self.collect_reports(r);
+            if r.pending.is_empty() || Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if r.dirty {
+            self.persist(r).await;
+        }
     }
 
     fn status(&self, r: &Running) -> Value {

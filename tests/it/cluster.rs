@@ -391,3 +391,31 @@ fn a_follower_cut_off_from_flush_times_enters_forced_flush_and_its_memory_stays_
     assert_eq!(sums.len(), 50);
     assert!(sums.values().all(|t| *t == sent), "sent {sent} each, got {sums:?}");
 }
+
+#[test]
+fn resign_under_load_hands_leadership_over_with_nothing_lost_or_repeated() {
+    let etcd = Etcd::start("resign");
+    let a = node("rs-a", "node-a", &etcd);
+    let b = node("rs-b", "node-b", &etcd);
+    init_placement(&a, &[("node-a", &a, "rack-a"), ("node-b", &b, "rack-b")]);
+    let leader = wait_for_leader(&[&a, &b]);
+    let (old, new) = if leader == 0 { (a, b) } else { (b, a) };
+    let target = old.statsd;
+    let load = std::thread::spawn(move || send_counters(target, 80, Duration::from_secs(8)));
+    std::thread::sleep(Duration::from_secs(3));
+    let (code, body) = http_post(old.admin, "/resign", "").unwrap();
+    assert_eq!(code, 200, "{body}");
+    // Answered once the node is a follower of the other member.
+    assert_eq!(election_state(&old), "follower");
+    assert_eq!(election_state(&new), "leader");
+    let sent = load.join().unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let (out_old, out_new) = (old.stop(), new.stop());
+    assert!(!out_old.is_empty() && !out_new.is_empty(), "both leaders emitted something");
+    // A graceful hand-over persists what was emitted before letting go: nothing comes twice.
+    let (windows, twice) = union(&[out_old, out_new]);
+    assert_eq!(twice, 0, "windows emitted twice across a resign");
+    let sums = sums(&windows);
+    assert_eq!(sums.len(), 50);
+    assert!(sums.values().all(|t| *t == sent), "sent {sent} each, got {sums:?}");
+}

@@ -21,7 +21,8 @@ use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpStream;
 use prost::Message as _;
 use sheaf_proto::forward::{
-    ANNOTATION_FRACTIONAL_COUNTER, ANNOTATION_GAUGE_DELTA, ANNOTATION_SET_MEMBER, Forwarded, ForwardedPolicy, encode_forward_frame,
+    ANNOTATION_FRACTIONAL_COUNTER, ANNOTATION_GAUGE_DELTA, ANNOTATION_SET_MEMBER, Forwarded, ForwardedPolicy,
+    encode_forward_frame,
 };
 use sheaf_proto::msgpb;
 use sheaf_shard_core::{MetricType, Sample, SampleBatch, SampleValue, UNTIMED};
