@@ -359,6 +359,11 @@ pub struct DataPlane {
     pub stats_interval: Dur,
     /// How long an idle shard core spins before it sleeps (0s: sleep at once).
     pub spin_before_park: Dur,
+    /// Bytes of io_uring registered (locked) buffer memory per shard core (glommio's
+    /// `io_memory`, whose own default is 10 MiB). sheaf does no file I/O through it, and
+    /// socket reads fall back to ordinary buffers, so a small pool saves resident memory and
+    /// RLIMIT_MEMLOCK. glommio rounds it up to at least 64 KiB.
+    pub io_memory_bytes: usize,
 }
 
 impl Default for DataPlane {
@@ -373,6 +378,7 @@ impl Default for DataPlane {
             sink_drain_timeout: Dur(Duration::from_secs(30)),
             stats_interval: Dur(Duration::from_millis(500)),
             spin_before_park: Dur(Duration::ZERO),
+            io_memory_bytes: 1 << 20,
         }
     }
 }

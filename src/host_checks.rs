@@ -3,9 +3,6 @@
 
 use crate::config::Config;
 
-/// glommio's default io_uring buffer memory per executor.
-const IO_MEMORY_PER_CORE: u64 = 10 << 20;
-
 pub fn warnings(config: &Config, shard_cpus: &[usize]) -> Vec<String> {
     let mut out = Vec::new();
     // SAFETY: geteuid has no preconditions.
@@ -14,7 +11,8 @@ pub fn warnings(config: &Config, shard_cpus: &[usize]) -> Vec<String> {
         let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
         // SAFETY: `lim` is a valid rlimit to fill.
         let ok = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } == 0;
-        let need = IO_MEMORY_PER_CORE * shard_cpus.len() as u64;
+        // Registered buffers plus glommio's rings; it refuses to start below 512 KiB.
+        let need = (config.data_plane.io_memory_bytes.max(64 << 10) as u64 + (256 << 10)) * shard_cpus.len() as u64;
         if ok && lim.rlim_cur != libc::RLIM_INFINITY && lim.rlim_cur < need {
             out.push(format!(
                 "RLIMIT_MEMLOCK is {} KiB but {} shard cores want about {} KiB of locked io_uring buffers: glommio will run without registered buffers; raise it (ulimit -l, or LimitMEMLOCK= in a systemd unit; see tuning/README.md)",

@@ -10,6 +10,7 @@ pub mod aggregator;
 pub mod batch;
 pub mod flush;
 pub mod murmur3;
+mod paged;
 pub mod policy;
 pub mod published;
 pub mod quantile;

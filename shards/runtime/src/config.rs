@@ -102,4 +102,6 @@ pub struct PoolConfig {
     /// How long an idle core spins before it parks (glommio `spin_before_park`). Parking
     /// costs a membarrier IPI and a wake-up; under steady load a short spin avoids both.
     pub spin_before_park: Option<Duration>,
+    /// io_uring registered buffer memory per core (glommio `io_memory`).
+    pub io_memory_bytes: usize,
 }

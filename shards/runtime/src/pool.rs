@@ -122,7 +122,9 @@ impl ShardPool {
                 receivers,
             };
             let placement = if config.pin { Placement::Fixed(cpu) } else { Placement::Unbound };
-            let mut builder = LocalExecutorBuilder::new(placement).name(&format!("sheaf-core-{index}"));
+            let mut builder = LocalExecutorBuilder::new(placement)
+                .name(&format!("sheaf-core-{index}"))
+                .io_memory(config.io_memory_bytes);
             if let Some(spin) = config.spin_before_park {
                 builder = builder.spin_before_park(spin);
             }

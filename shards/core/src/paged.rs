@@ -1,0 +1,121 @@
+//! `Paged<T>`: a vector stored as fixed-size pages, for a shard's series.
+//!
+//! A `Vec` that grows by doubling holds up to half its capacity unused and, each time it
+//! grows, briefly needs the old and the new buffer at once (and the allocator may keep the
+//! old one's pages resident). A million ~100-byte series make that tens of megabytes. Pages
+//! of `PAGE` elements are allocated at their exact size and never moved: the unused tail is
+//! at most one page per shard, and growing never copies.
+//!
+//! Lives inside a `ShardMap`, on the core that owns the shard.
+
+use std::ops::{Index, IndexMut};
+
+/// Elements per page (a power of two, so an index splits with a shift and a mask).
+const PAGE_BITS: u32 = 8;
+const PAGE: usize = 1 << PAGE_BITS;
+
+#[derive(Debug)]
+pub(crate) struct Paged<T> {
+    pages: Vec<Vec<T>>,
+    len: usize,
+}
+
+impl<T> Default for Paged<T> {
+    fn default() -> Self {
+        Self { pages: Vec::new(), len: 0 }
+    }
+}
+
+impl<T> Paged<T> {
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn push(&mut self, value: T) {
+        if self.len % PAGE == 0 {
+            self.pages.push(Vec::with_capacity(PAGE));
+        }
+        // A page is pushed above whenever the last one is full, so there is always one here.
+        if let Some(page) = self.pages.last_mut() {
+            page.push(value);
+            self.len += 1;
+        }
+    }
+
+    pub(crate) fn pop(&mut self) -> Option<T> {
+        let page = self.pages.last_mut()?;
+        let value = page.pop();
+        self.len -= usize::from(value.is_some());
+        if page.is_empty() {
+            self.pages.pop();
+        }
+        value
+    }
+
+    /// Removes element `i`, moving the last one into its place.
+    pub(crate) fn swap_remove(&mut self, i: usize) -> T {
+        assert!(i < self.len, "swap_remove index {i} out of bounds ({})", self.len);
+        let last = self.pop().expect("non-empty: checked above");
+        if i == self.len { last } else { std::mem::replace(&mut self[i], last) }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
+        self.pages.iter().flatten()
+    }
+
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.pages.iter_mut().flatten()
+    }
+}
+
+impl<T> Index<usize> for Paged<T> {
+    type Output = T;
+
+    #[inline]
+    fn index(&self, i: usize) -> &T {
+        &self.pages[i >> PAGE_BITS][i & (PAGE - 1)]
+    }
+}
+
+impl<T> IndexMut<usize> for Paged<T> {
+    #[inline]
+    fn index_mut(&mut self, i: usize) -> &mut T {
+        &mut self.pages[i >> PAGE_BITS][i & (PAGE - 1)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Behaves like a `Vec` under pushes, pops and swap_removes across page boundaries.
+        #[test]
+        fn behaves_like_a_vec(ops in prop::collection::vec((0u8..4, any::<u16>()), 1..2000)) {
+            let mut paged = Paged::default();
+            let mut model = Vec::new();
+            for (op, n) in ops {
+                match op {
+                    0 | 1 => {
+                        paged.push(n);
+                        model.push(n);
+                    }
+                    2 => prop_assert_eq!(paged.pop(), model.pop()),
+                    _ if !model.is_empty() => {
+                        let i = usize::from(n) % model.len();
+                        prop_assert_eq!(paged.swap_remove(i), model.swap_remove(i));
+                    }
+                    _ => {}
+                }
+                prop_assert_eq!(paged.len(), model.len());
+                prop_assert_eq!(paged.pages.len(), model.len().div_ceil(PAGE));
+            }
+            prop_assert!(paged.iter().eq(model.iter()));
+            for (i, v) in model.iter().enumerate() {
+                prop_assert_eq!(paged[i], *v);
+            }
+        }
+    }
+}
