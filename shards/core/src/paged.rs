@@ -32,7 +32,7 @@ impl<T> Paged<T> {
     }
 
     pub(crate) fn push(&mut self, value: T) {
-        if self.len % PAGE == 0 {
+        if self.len.is_multiple_of(PAGE) {
             self.pages.push(Vec::with_capacity(PAGE));
         }
         // A page is pushed above whenever the last one is full, so there is always one here.
