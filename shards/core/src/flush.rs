@@ -29,6 +29,9 @@ impl Naming {
     }
 }
 
+/// One value in a batch: 32 bytes, the policy as an index into the batch's own table (a core
+/// holds at most `MAX_POLICIES` = 1024 of them, so a u16 always fits). A round at 1M series
+/// holds ~1M of these until the sinks have written them.
 #[derive(Debug, Clone, Copy)]
 struct FlushRecord {
     id_start: u32,
@@ -37,10 +40,12 @@ struct FlushRecord {
     agg: AggType,
     with_suffix: bool,
     timed: bool,
-    policy: StoragePolicy,
+    policy: u16,
     time_nanos: UnixNanos,
     value: f64,
 }
+
+const _: () = assert!(std::mem::size_of::<FlushRecord>() == 32);
 
 /// One aggregated value, as a sink sees it.
 #[derive(Debug, Clone, Copy)]
@@ -84,6 +89,8 @@ pub struct FlushBatch {
     naming: Arc<Naming>,
     ids: Vec<u8>,
     records: Vec<FlushRecord>,
+    /// The distinct policies of `records` (usually one to three).
+    policies: Vec<StoragePolicy>,
     /// Which core flushed it, for logs and metrics.
     pub core: usize,
     /// Position in its core's output sequence (set when it is queued on the sinks), so a sink
@@ -93,7 +100,14 @@ pub struct FlushBatch {
 
 impl FlushBatch {
     pub fn new(naming: Arc<Naming>, core: usize, capacity: usize) -> Self {
-        Self { naming, ids: Vec::with_capacity(capacity * 24), records: Vec::with_capacity(capacity), core, seq: 0 }
+        Self {
+            naming,
+            ids: Vec::with_capacity(capacity * 24),
+            records: Vec::with_capacity(capacity),
+            policies: Vec::new(),
+            core,
+            seq: 0,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -104,6 +118,7 @@ impl FlushBatch {
     pub fn clear(&mut self) {
         self.ids.clear();
         self.records.clear();
+        self.policies.clear();
     }
 
     pub fn is_empty(&self) -> bool {
@@ -131,6 +146,13 @@ impl FlushBatch {
         time_nanos: UnixNanos,
         value: f64,
     ) {
+        let policy = match self.policies.iter().rposition(|p| *p == policy) {
+            Some(i) => i,
+            None => {
+                self.policies.push(policy);
+                self.policies.len() - 1
+            }
+        } as u16;
         self.records.push(FlushRecord {
             id_start: id.0,
             id_len: id.1,
@@ -152,7 +174,7 @@ impl FlushBatch {
             agg: r.agg,
             with_suffix: r.with_suffix,
             timed: r.timed,
-            policy: r.policy,
+            policy: self.policies[usize::from(r.policy)],
             time_nanos: r.time_nanos,
             value: r.value,
         })
