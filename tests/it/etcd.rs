@@ -20,11 +20,32 @@ impl Etcd {
         let client: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let peer: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let mut etcd = Etcd { child: None, dir, client, peer };
-        etcd.spawn();
+        etcd.spawn(true);
         etcd
     }
 
-    fn spawn(&mut self) {
+    /// Starts etcd and waits until it is healthy. Another test's process may take a free
+    /// port between our pick and etcd's bind: etcd then exits, and it is started again (on
+    /// new ports if `may_move`, else on the same ones once they are free again).
+    fn spawn(&mut self, may_move: bool) {
+        for attempt in 0..5 {
+            if self.try_spawn() {
+                return;
+            }
+            eprintln!("etcd exited at start (attempt {attempt}); starting it again");
+            if may_move {
+                // A half-initialised member would remember the old peer URL.
+                let _ = std::fs::remove_dir_all(self.dir.0.join("data"));
+                self.client = ([127, 0, 0, 1], free_port()).into();
+                self.peer = ([127, 0, 0, 1], free_port()).into();
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        panic!("etcd did not come up; see {}", self.dir.0.join("etcd.log").display());
+    }
+
+    /// false if etcd exited before it was healthy.
+    fn try_spawn(&mut self) -> bool {
         let (client, peer) = (format!("http://{}", self.client), format!("http://{}", self.peer));
         let log = std::fs::File::create(self.dir.0.join("etcd.log")).unwrap();
         let child = Command::new("etcd")
@@ -40,9 +61,16 @@ impl Etcd {
         self.child = Some(child);
         let started = Instant::now();
         while crate::harness::http_get(self.client, "/health").map(|b| !b.contains("true")).unwrap_or(true) {
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(_)) = c.try_wait()
+            {
+                self.child = None;
+                return false;
+            }
             assert!(started.elapsed() < Duration::from_secs(30), "etcd did not come up");
             std::thread::sleep(Duration::from_millis(50));
         }
+        true
     }
 
     pub fn endpoint(&self) -> String {
@@ -62,7 +90,7 @@ impl Etcd {
 
     pub fn restart(&mut self) {
         self.stop();
-        self.spawn();
+        self.spawn(false);
     }
 }
 
