@@ -301,12 +301,7 @@ fn adding_a_shard_set_under_load_hands_shards_over_with_no_window_lost_or_double
     assert!(now >= cutover, "the new shard set led before its cutover");
     let sent = load.join().unwrap();
     std::thread::sleep(Duration::from_secs(4));
-    let closed: u64 = [&a1, &a2]
-        .iter()
-        .map(|n| {
-            n.status()["cores"].as_array().unwrap().iter().map(|c| c["shards_closed"].as_u64().unwrap()).sum::<u64>()
-        })
-        .sum();
+    let closed = core_sum(&a1, "shards_closed") + core_sum(&a2, "shards_closed");
     let outputs: Vec<Vec<Flushed>> = [a1, a2, b1, b2].into_iter().map(Sheaf::stop).collect();
     let new_set: Vec<&Flushed> = outputs[2].iter().chain(&outputs[3]).collect();
     assert!(!new_set.is_empty(), "the new shard set emitted nothing");
