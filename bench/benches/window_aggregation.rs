@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use rand::{Rng, SeedableRng};
-use sheaf_shard_core::window::WindowAgg;
+use sheaf_shard_core::window::{WindowAgg, WindowKind};
 use sheaf_shard_core::{AggType, MetricType};
 
 const VALUES: usize = 1024;
@@ -53,12 +53,12 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(VALUES as u64));
 
     let mut counter = window(MetricType::Counter);
-    assert!(matches!(counter, WindowAgg::Sum(_)));
+    assert_eq!(counter.kind(), WindowKind::Sum);
     group.bench_function("counter_sum/live_window", |b| b.iter(|| add_all(&mut counter, &increments)));
     black_box(counter.value_of(AggType::Sum));
 
     let mut gauge = window(MetricType::Gauge);
-    assert!(matches!(gauge, WindowAgg::Last(_)));
+    assert_eq!(gauge.kind(), WindowKind::Last);
     group.bench_function("gauge_last/live_window", |b| b.iter(|| add_all(&mut gauge, &gauges)));
     black_box(gauge.value_of(AggType::Last));
 
@@ -78,7 +78,7 @@ fn bench(c: &mut Criterion) {
         });
     }
     let mut timer = window(MetricType::Timer);
-    assert!(matches!(timer, WindowAgg::Full(_)));
+    assert_eq!(timer.kind(), WindowKind::Full { sketch: true });
     add_all(&mut timer, &latencies);
     group.bench_function("timer_full/live_window", |b| b.iter(|| add_all(&mut timer, &latencies)));
     black_box(timer.value_of(AggType::P99));

@@ -82,6 +82,7 @@ pub(super) fn render(state: &AdminState) -> String {
         let a = &c.aggregation;
         for (reason, n) in [
             ("timed_too_late", a.timed_too_late),
+            ("id_too_long", a.id_too_long),
             ("timed_too_early", a.timed_too_early),
             ("metadata_over_core_limits", a.metadata_rejected),
         ] {

@@ -14,7 +14,7 @@ use crate::aggregation::MetricType;
 use crate::batch::{DEFAULT_SPEC, SampleBatch, SampleValue, UNTIMED};
 use crate::flush::{FlushBatch, Naming};
 use crate::policy::StoragePolicy;
-use crate::series::with_suffix;
+use crate::series::{MAX_ID_LEN, with_suffix};
 use crate::shard_map::ShardMap;
 use crate::spec::{SpecId, SpecTable};
 use crate::time::{UnixNanos, truncate};
@@ -70,6 +70,8 @@ pub struct AggregatorCounters {
     pub shard_not_writable: u64,
     /// Shards closed after their cutoff, their memory freed.
     pub shards_closed: u64,
+    /// Samples whose id is longer than `MAX_ID_LEN` bytes.
+    pub id_too_long: u64,
 }
 
 /// When one shard may be written and which of its windows may be emitted; set from the
@@ -326,6 +328,10 @@ impl CoreAggregator {
             let Some(shard) = self.shards.get_mut(s.shard as usize) else { continue };
             let shard = shard.get_or_insert_with(Box::default);
             let id = batch.id(s);
+            if id.len() > MAX_ID_LEN {
+                self.counters.id_too_long += 1;
+                continue;
+            }
             let (series, created) = shard.find_or_insert(s.hash, s.metric_type, id);
             if created {
                 self.counters.series_created += 1;
@@ -341,7 +347,6 @@ impl CoreAggregator {
             if let (MetricType::Gauge, SampleValue::Number(v)) = (s.metric_type, value) {
                 series.gauge_last = v;
             }
-            let metric_type = series.metric_type;
             let flushed = &self.flushed;
             for elem in series.elems_for(spec, timed, &self.specs) {
                 let start = if timed {
@@ -359,7 +364,7 @@ impl CoreAggregator {
                 } else {
                     self.untimed_start[usize::from(elem.policy)]
                 };
-                let window = elem.window_mut(start, metric_type);
+                let mut window = elem.window_mut(start);
                 match value {
                     SampleValue::Number(v) | SampleValue::GaugeDelta(v) => window.add(v, time),
                     SampleValue::Member(h) => window.add_member(h, time),
@@ -505,16 +510,18 @@ impl CoreAggregator {
                 let policy = specs.policy(elem.policy);
                 let r = policy.resolution_nanos;
                 // Windows are kept in start order, so the ones a flush has reached are a prefix.
-                let due_count = elem.windows.iter().take_while(|w| fate(r, elem.timed, w.start) != Fate::Keep).count();
+                let due_count =
+                    elem.window_starts().take_while(|&start| fate(r, elem.timed, start) != Fate::Keep).count();
                 if due_count == 0 {
                     continue;
                 }
                 let aggs = elem.aggs.resolve(series.metric_type);
                 let suffix = with_suffix(series.metric_type, elem.aggs, elem.timed);
-                for w in elem.windows.drain(..due_count) {
-                    if fate(r, elem.timed, w.start) == Fate::Discard {
+                let timed = elem.timed;
+                elem.take_front(due_count, |start, window| {
+                    if fate(r, timed, start) == Fate::Discard {
                         counters.windows_discarded += 1;
-                        continue;
+                        return;
                     }
                     counters.windows_flushed += 1;
                     let (batch, generation) = out.batch(aggs.len() as usize);
@@ -527,22 +534,18 @@ impl CoreAggregator {
                         }
                     };
                     for agg in aggs.iter() {
-                        let value = w.agg.value_of(agg);
+                        let value = window.value_of(agg);
                         if value.is_nan() && options.discard_nan {
                             counters.nan_discarded += 1;
                             continue;
                         }
                         counters.values_flushed += 1;
-                        batch.push(id, series.metric_type, agg, suffix, elem.timed, policy, w.start + r, value);
+                        batch.push(id, series.metric_type, agg, suffix, timed, policy, start + r, value);
                     }
-                }
-                // A burst of timed windows may have spilled the list to the heap; give it back.
-                if elem.windows.spilled() && elem.windows.len() <= 2 {
-                    elem.windows.shrink_to_fit();
-                }
+                });
             }
             series.drop_stale_elems(specs);
-            held += series.elems.iter().map(|e| e.windows.len() as u64).sum::<u64>();
+            held += series.elems.iter().map(|e| e.window_count() as u64).sum::<u64>();
             series.has_windows() || now_secs - i64::from(series.last_write_secs) <= ttl_secs
         });
         self.counters.series_expired += expired as u64;

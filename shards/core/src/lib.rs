@@ -28,3 +28,4 @@ pub use flush::{FlushBatch, FlushedValue, Naming};
 pub use policy::{PolicyError, StoragePolicy};
 pub use published::Published;
 pub use quantile::QuantileSketch;
+pub use series::MAX_ID_LEN;

@@ -8,54 +8,115 @@ use smallvec::SmallVec;
 use crate::aggregation::{AggTypes, MetricType};
 use crate::spec::{PolicyIdx, SpecId, SpecTable};
 use crate::time::UnixNanos;
-use crate::window::WindowAgg;
+use crate::window::{WindowKind, WindowMut, WindowState};
 
-#[derive(Debug)]
-pub(crate) struct Window {
-    pub(crate) start: UnixNanos,
-    pub(crate) agg: WindowAgg,
+/// One window: its start and its untagged state (the element knows the kind).
+struct Window {
+    start: UnixNanos,
+    state: WindowState,
 }
 
 /// The windows of one (policy, aggregations, timed?) of a series, sorted by start.
-#[derive(Debug)]
 pub(crate) struct Elem {
-    // The fields of an `ElemKey`, flattened so that `timed` fits in its padding.
+    // The fields of an `ElemKey`, flattened so that `timed` and `kind` fit in its padding.
     pub(crate) policy: PolicyIdx,
     pub(crate) aggs: AggTypes,
     pub(crate) timed: bool,
+    /// The kind of every state in `windows`: set once, here, so that the states can be untagged.
+    kind: WindowKind,
     /// Two windows inline: the open one and, between a window's end and its flush, the
     /// closed one. A third (timed metrics with a long past buffer) goes to the heap.
-    pub(crate) windows: SmallVec<[Window; 2]>,
+    windows: SmallVec<[Window; 2]>,
 }
 
 impl Elem {
-    /// The window starting at `start`, opened if needed (windows stay sorted).
-    #[inline]
-    pub(crate) fn window_mut(&mut self, start: UnixNanos, metric_type: MetricType) -> &mut WindowAgg {
-        let pos = match self.windows.last() {
-            Some(w) if w.start == start => self.windows.len() - 1,
-            Some(w) if w.start < start => self.open(self.windows.len(), start, metric_type),
-            None => self.open(0, start, metric_type),
-            Some(_) => match self.windows.binary_search_by_key(&start, |w| w.start) {
-                Ok(i) => i,
-                Err(i) => self.open(i, start, metric_type),
-            },
-        };
-        &mut self.windows[pos].agg
+    pub(crate) fn new(policy: PolicyIdx, aggs: AggTypes, timed: bool, metric_type: MetricType) -> Self {
+        let kind = WindowKind::new(metric_type, aggs.resolve(metric_type), timed);
+        Self { policy, aggs, timed, kind, windows: SmallVec::new() }
     }
 
-    fn open(&mut self, at: usize, start: UnixNanos, metric_type: MetricType) -> usize {
-        let agg = WindowAgg::new(metric_type, self.aggs.resolve(metric_type), self.timed);
-        self.windows.insert(at, Window { start, agg });
+    /// The window starting at `start`, opened if needed (windows stay sorted).
+    #[inline]
+    pub(crate) fn window_mut(&mut self, start: UnixNanos) -> WindowMut<'_> {
+        let pos = match self.windows.last() {
+            Some(w) if w.start == start => self.windows.len() - 1,
+            Some(w) if w.start < start => self.open(self.windows.len(), start),
+            None => self.open(0, start),
+            Some(_) => match self.windows.binary_search_by_key(&start, |w| w.start) {
+                Ok(i) => i,
+                Err(i) => self.open(i, start),
+            },
+        };
+        // SAFETY: every state in `windows` was created by `open` with `self.kind`, which never
+        // changes, and states leave `windows` only through `take_front` and `drop`.
+        unsafe { self.windows[pos].state.view(self.kind) }
+    }
+
+    fn open(&mut self, at: usize, start: UnixNanos) -> usize {
+        self.windows.insert(at, Window { start, state: WindowState::new(self.kind) });
         at
     }
+
+    pub(crate) fn window_count(&self) -> usize {
+        self.windows.len()
+    }
+
+    /// Window starts, oldest first.
+    pub(crate) fn window_starts(&self) -> impl Iterator<Item = UnixNanos> + '_ {
+        self.windows.iter().map(|w| w.start)
+    }
+
+    /// Removes the `n` oldest windows, handing each to `each` before freeing it.
+    pub(crate) fn take_front(&mut self, n: usize, mut each: impl FnMut(UnixNanos, WindowMut<'_>)) {
+        let kind = self.kind;
+        for mut w in self.windows.drain(..n) {
+            // SAFETY: as in `window_mut`; the state is freed right after and never read again
+            // (if `each` panics, the drained states leak, which is safe).
+            unsafe {
+                each(w.start, w.state.view(kind));
+                w.state.drop_as(kind);
+            }
+        }
+        // A burst of timed windows may have spilled the list to the heap; give it back.
+        if self.windows.spilled() && self.windows.len() <= 2 {
+            self.windows.shrink_to_fit();
+        }
+    }
 }
+
+impl Drop for Elem {
+    fn drop(&mut self) {
+        for w in &mut self.windows {
+            // SAFETY: created with `self.kind` (see `window_mut`); the element is going away.
+            unsafe { w.state.drop_as(self.kind) }
+        }
+    }
+}
+
+impl std::fmt::Debug for Elem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Elem")
+            .field("policy", &self.policy)
+            .field("aggs", &self.aggs)
+            .field("timed", &self.timed)
+            .field("kind", &self.kind)
+            .field("window_starts", &self.window_starts().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// The longest series id a core keeps, in bytes (its length is stored in 16 bits); samples
+/// with a longer id are counted (`id_too_long`) and dropped.
+pub const MAX_ID_LEN: usize = u16::MAX as usize;
+
+/// 24 bytes of header and one element inline. Every byte here is a megabyte at 1M series.
+const _: () = assert!(std::mem::size_of::<Series>() == 80);
 
 #[derive(Debug)]
 pub(crate) struct Series {
     /// Where the id lies in the shard's id arena (see `ShardMap`).
     pub(crate) id_start: u32,
-    pub(crate) id_len: u32,
+    pub(crate) id_len: u16,
     pub(crate) metric_type: MetricType,
     /// The spec whose keys are `elems[..n]`, in order (the fast path).
     spec: SpecId,
@@ -68,7 +129,7 @@ pub(crate) struct Series {
 }
 
 impl Series {
-    pub(crate) fn new(id_start: u32, id_len: u32, metric_type: MetricType) -> Self {
+    pub(crate) fn new(id_start: u32, id_len: u16, metric_type: MetricType) -> Self {
         Self {
             id_start,
             id_len,
@@ -94,7 +155,7 @@ impl Series {
                 {
                     Some(j) => self.elems.swap(i, i + j),
                     None => {
-                        let elem = Elem { policy: key.policy, aggs: key.aggs, timed, windows: SmallVec::new() };
+                        let elem = Elem::new(key.policy, key.aggs, timed, self.metric_type);
                         self.elems.insert(i, elem);
                     }
                 }
@@ -106,7 +167,7 @@ impl Series {
     }
 
     pub(crate) fn has_windows(&self) -> bool {
-        self.elems.iter().any(|e| !e.windows.is_empty())
+        self.elems.iter().any(|e| e.window_count() > 0)
     }
 
     /// Drops elements no longer named by the current spec once their windows are flushed.
@@ -115,7 +176,7 @@ impl Series {
         if self.elems.len() > live {
             let mut i = live;
             while i < self.elems.len() {
-                if self.elems[i].windows.is_empty() {
+                if self.elems[i].window_count() == 0 {
                     self.elems.remove(i);
                 } else {
                     i += 1;

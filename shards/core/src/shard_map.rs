@@ -61,7 +61,7 @@ impl ShardMap {
                     self.ids.reserve_exact(step);
                 }
                 self.ids.extend_from_slice(id);
-                self.series.push(Series::new(start, id.len() as u32, metric_type));
+                self.series.push(Series::new(start, id.len() as u16, metric_type));
                 let (series, ids) = (&self.series, &self.ids);
                 self.index.insert_unique(hash, i as u32, |&j| hash_of(ids, &series[j as usize]));
                 (&mut self.series[i], true)

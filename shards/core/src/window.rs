@@ -3,6 +3,8 @@
 //! #[PerformanceCriticalPath]: `add_*` runs once per ingested value on the owning core.
 //! No allocation except a window's first timer value (its sketch) or set member table.
 
+use std::mem::ManuallyDrop;
+
 use crate::aggregation::{AggType, AggTypes, MetricType};
 use crate::quantile::QuantileSketch;
 
@@ -75,39 +77,106 @@ impl FullAgg {
     }
 }
 
-/// State of one window. The variant is chosen from the metric type and aggregation set when
-/// the window opens; the cheap variants cover the default counter and gauge.
-#[derive(Debug, Clone)]
-pub enum WindowAgg {
+/// Which state a window keeps. Chosen from the metric type and aggregation set when a
+/// series element is created; every window of that element has the same kind, so the element
+/// stores it once and its windows store only their state (`WindowState`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowKind {
     /// Counter with only `sum`.
-    Sum(f64),
+    Sum,
     /// Untimed gauge with only `last`: the latest value to arrive (arrival order is time
     /// order on the owning core). Timed gauges use `Full`, which compares timestamps.
-    Last(f64),
-    /// Timers and any other aggregation set.
-    Full(Box<FullAgg>),
+    Last,
+    /// Timers and any other aggregation set; `sketch` when a quantile is among them.
+    Full { sketch: bool },
     /// StatsD set: distinct member hashes.
-    Distinct(Box<hashbrown::HashSet<u64>>),
+    Distinct,
 }
 
-impl WindowAgg {
-    /// A fresh window for a series of `metric_type` aggregated by `aggs` (already resolved);
-    /// `timed` when values carry their own timestamps.
+impl WindowKind {
+    /// The kind for a series of `metric_type` aggregated by `aggs` (already resolved); `timed`
+    /// when values carry their own timestamps.
     pub fn new(metric_type: MetricType, aggs: AggTypes, timed: bool) -> Self {
+        const _: () = assert!(std::mem::size_of::<WindowKind>() == 1);
         match metric_type {
-            MetricType::Set => Self::Distinct(Box::default()),
-            MetricType::Counter if aggs == AggTypes::of(&[AggType::Sum]) => Self::Sum(0.0),
-            MetricType::Gauge if !timed && aggs == AggTypes::of(&[AggType::Last]) => Self::Last(f64::NAN),
-            _ => Self::Full(Box::new(FullAgg::new(aggs.needs_sketch()))),
+            MetricType::Set => Self::Distinct,
+            MetricType::Counter if aggs == AggTypes::of(&[AggType::Sum]) => Self::Sum,
+            MetricType::Gauge if !timed && aggs == AggTypes::of(&[AggType::Last]) => Self::Last,
+            _ => Self::Full { sketch: aggs.needs_sketch() },
+        }
+    }
+}
+
+/// The state of one window without its kind: 8 bytes instead of the 16 a tagged enum takes,
+/// which is 16 bytes per series (two windows inline). Whoever holds one keeps its kind beside
+/// it and passes that kind to every access; `WindowAgg` is the owned, tagged form.
+pub(crate) union WindowState {
+    num: f64,
+    full: ManuallyDrop<Box<FullAgg>>,
+    set: ManuallyDrop<Box<hashbrown::HashSet<u64>>>,
+}
+
+impl WindowState {
+    /// A fresh state of `kind`.
+    pub(crate) fn new(kind: WindowKind) -> Self {
+        match kind {
+            WindowKind::Sum => Self { num: 0.0 },
+            WindowKind::Last => Self { num: f64::NAN },
+            WindowKind::Full { sketch } => Self { full: ManuallyDrop::new(Box::new(FullAgg::new(sketch))) },
+            WindowKind::Distinct => Self { set: ManuallyDrop::new(Box::default()) },
         }
     }
 
+    /// A typed view of this state.
+    ///
+    /// # Safety
+    /// `kind` is the kind this state was created with, and the state has not been dropped.
+    #[inline]
+    pub(crate) unsafe fn view(&mut self, kind: WindowKind) -> WindowMut<'_> {
+        // SAFETY: the caller guarantees `kind` names the field `new` wrote, still live.
+        unsafe {
+            match kind {
+                WindowKind::Sum => WindowMut::Sum(&mut self.num),
+                WindowKind::Last => WindowMut::Last(&mut self.num),
+                WindowKind::Full { .. } => WindowMut::Full(&mut self.full),
+                WindowKind::Distinct => WindowMut::Distinct(&mut self.set),
+            }
+        }
+    }
+
+    /// Frees what the state owns.
+    ///
+    /// # Safety
+    /// As for `view`; the state is not used again afterwards.
+    pub(crate) unsafe fn drop_as(&mut self, kind: WindowKind) {
+        // SAFETY: the caller guarantees `kind` names the live field and that nothing reads the
+        // state after this, so each box is dropped exactly once.
+        unsafe {
+            match kind {
+                WindowKind::Sum | WindowKind::Last => {}
+                WindowKind::Full { .. } => ManuallyDrop::drop(&mut self.full),
+                WindowKind::Distinct => ManuallyDrop::drop(&mut self.set),
+            }
+        }
+    }
+}
+
+/// A window's state, typed: what `WindowState::view` and `WindowAgg::view` hand out.
+#[derive(Debug)]
+pub enum WindowMut<'a> {
+    Sum(&'a mut f64),
+    Last(&'a mut f64),
+    Full(&'a mut FullAgg),
+    Distinct(&'a mut hashbrown::HashSet<u64>),
+}
+
+impl WindowMut<'_> {
     /// Adds one numeric value observed at `time`.
     #[inline]
     pub fn add(&mut self, v: f64, time: i64) {
         match self {
-            Self::Sum(s) => *s += v,
-            Self::Last(value) => *value = v,
+            Self::Sum(s) => **s += v,
+            Self::Last(value) => **value = v,
             Self::Full(f) => f.add(v, time),
             // A numeric value sent to a set counts as a member.
             Self::Distinct(set) => {
@@ -126,24 +195,15 @@ impl WindowAgg {
         }
     }
 
-    /// The latest value of a gauge window, used as the base of a StatsD gauge delta.
-    pub fn last_value(&self) -> Option<f64> {
-        match self {
-            Self::Last(value) if !value.is_nan() => Some(*value),
-            Self::Full(f) if f.count > 0 => Some(f.last),
-            _ => None,
-        }
-    }
-
     /// The value of aggregation `t` over this window.
     pub fn value_of(&self, t: AggType) -> f64 {
         match self {
             Self::Sum(s) => match t {
-                AggType::Sum => *s,
+                AggType::Sum => **s,
                 _ => f64::NAN,
             },
             Self::Last(value) => match t {
-                AggType::Last => *value,
+                AggType::Last => **value,
                 _ => f64::NAN,
             },
             Self::Full(f) => f.value_of(t),
@@ -152,6 +212,59 @@ impl WindowAgg {
                 _ => f64::NAN,
             },
         }
+    }
+}
+
+/// One window's state with its kind: the owned form of what a series element stores
+/// untagged, for code that holds a single window (tests, benchmarks).
+pub struct WindowAgg {
+    kind: WindowKind,
+    state: WindowState,
+}
+
+impl WindowAgg {
+    /// A fresh window for a series of `metric_type` aggregated by `aggs` (already resolved);
+    /// `timed` when values carry their own timestamps.
+    pub fn new(metric_type: MetricType, aggs: AggTypes, timed: bool) -> Self {
+        let kind = WindowKind::new(metric_type, aggs, timed);
+        Self { kind, state: WindowState::new(kind) }
+    }
+
+    pub fn kind(&self) -> WindowKind {
+        self.kind
+    }
+
+    #[inline]
+    pub fn view(&mut self) -> WindowMut<'_> {
+        // SAFETY: `state` was created with `kind` and is dropped only in `drop`.
+        unsafe { self.state.view(self.kind) }
+    }
+
+    #[inline]
+    pub fn add(&mut self, v: f64, time: i64) {
+        self.view().add(v, time)
+    }
+
+    #[inline]
+    pub fn add_member(&mut self, member_hash: u64, time: i64) {
+        self.view().add_member(member_hash, time)
+    }
+
+    pub fn value_of(&mut self, t: AggType) -> f64 {
+        self.view().value_of(t)
+    }
+}
+
+impl Drop for WindowAgg {
+    fn drop(&mut self) {
+        // SAFETY: `state` was created with `kind` and is not used after this.
+        unsafe { self.state.drop_as(self.kind) }
+    }
+}
+
+impl std::fmt::Debug for WindowAgg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WindowAgg").field("kind", &self.kind).finish_non_exhaustive()
     }
 }
 
@@ -171,7 +284,7 @@ mod tests {
     proptest! {
         #[test]
         fn timer_moments_match_exact_math(values in prop::collection::vec(-1e6f64..1e6, 1..500)) {
-            let w = timer(&values);
+            let mut w = timer(&values);
             let n = values.len() as f64;
             let sum: f64 = values.iter().sum();
             let sum_sq: f64 = values.iter().map(|v| v * v).sum();
@@ -216,7 +329,6 @@ mod tests {
             w.add(v, 0);
         }
         assert_eq!(w.value_of(AggType::Last), 7.5);
-        assert_eq!(w.last_value(), Some(7.5));
     }
 
     #[test]
