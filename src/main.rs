@@ -2,6 +2,7 @@
 #![allow(unreachable_pub)] // a binary: `pub` marks what modules share
 
 mod admin;
+mod allocator;
 mod boot;
 mod cluster;
 mod config;
@@ -14,9 +15,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(name = "sheaf", version, about = "thread-per-core, lock-free streaming metrics aggregator")]
@@ -77,6 +75,7 @@ enum PlacementOp {
 }
 
 fn main() -> ExitCode {
+    allocator::purge_freed_memory_at_once();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { config } => boot::run(config.as_deref()),

@@ -70,6 +70,9 @@ struct Cli {
     /// m3msg: shards of the topic (message shard = murmur3(id) % this).
     #[arg(long, default_value_t = 64)]
     num_shards: u32,
+    /// Pad series ids with zeros before the index to at least this many bytes (0: no padding).
+    #[arg(long, default_value_t = 0)]
+    id_len: usize,
     /// m3msg: how long to wait after sending for the outstanding acks.
     #[arg(long, default_value_t = 10.0)]
     ack_timeout: f64,
@@ -149,6 +152,7 @@ fn main() -> anyhow::Result<()> {
     anyhow::ensure!(cli.lines_per_datagram > 0, "--lines-per-datagram must be at least 1");
     anyhow::ensure!(cli.duration > 0.0, "--duration must be positive");
     let space = SeriesSpace::new(cli.series, cli.mix);
+    sheaf_bench::workload::set_min_id_len(cli.id_len);
 
     let admin_before = admin::scrape(cli.admin);
     if let Err(e) = &admin_before {
@@ -233,6 +237,7 @@ fn main() -> anyhow::Result<()> {
             "connections": cli.connections,
             "lines_per_datagram": cli.lines_per_datagram,
             "timer_batch": cli.timer_batch,
+            "id_len": cli.id_len,
         },
         "sent": {
             "values": values,

@@ -159,10 +159,23 @@ pub fn push_u64(out: &mut Vec<u8>, mut v: u64) {
     out.extend_from_slice(&digits[i..]);
 }
 
-/// Appends the series id `load.{c|g|t}{index}`.
+/// The shortest id `write_id` writes (0: no padding). Set once, before sending starts.
+static MIN_ID_LEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Pads every id from here on to at least `len` bytes with zeros before the index
+/// (`load.c0000000000042`), e.g. to measure memory at a given id length.
+pub fn set_min_id_len(len: usize) {
+    MIN_ID_LEN.store(len, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Appends the series id `load.{c|g|t}{index}` (zero-padded, see `set_min_id_len`).
 pub fn write_id(kind: Kind, index: u64, out: &mut Vec<u8>) {
     out.extend_from_slice(ID_PREFIX.as_bytes());
     out.push(kind.letter());
+    let digits = index.checked_ilog10().unwrap_or(0) as usize + 1;
+    let len = ID_PREFIX.len() + 1 + digits;
+    let pad = MIN_ID_LEN.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(len);
+    out.extend(std::iter::repeat_n(b'0', pad));
     push_u64(out, index);
 }
 

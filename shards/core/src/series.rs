@@ -110,7 +110,80 @@ impl std::fmt::Debug for Elem {
 pub const MAX_ID_LEN: usize = u16::MAX as usize;
 
 /// 24 bytes of header and one element inline. Every byte here is a megabyte at 1M series.
-const _: () = assert!(std::mem::size_of::<Series>() == 80);
+const _: () = assert!(std::mem::size_of::<Series>() == 72);
+
+/// The elements of a series: almost always exactly one, kept inline. Unlike a `SmallVec`, this
+/// needs no length or capacity word: the variant tag lives in a niche of `Elem` (its `bool`),
+/// so `Elems` is as large as one `Elem`.
+#[derive(Debug, Default)]
+pub(crate) enum Elems {
+    #[default]
+    None,
+    One(Elem),
+    Many(Vec<Elem>),
+}
+
+const _: () = assert!(std::mem::size_of::<Elems>() == std::mem::size_of::<Elem>());
+
+impl Elems {
+    pub(crate) fn insert(&mut self, at: usize, elem: Elem) {
+        match std::mem::take(self) {
+            Self::None => *self = Self::One(elem),
+            Self::One(first) => {
+                let mut many = Vec::with_capacity(2);
+                many.push(first);
+                many.insert(at.min(1), elem);
+                *self = Self::Many(many);
+            }
+            Self::Many(mut many) => {
+                many.insert(at, elem);
+                *self = Self::Many(many);
+            }
+        }
+    }
+
+    pub(crate) fn remove(&mut self, at: usize) {
+        match std::mem::take(self) {
+            Self::None => {}
+            Self::One(only) => {
+                if at != 0 {
+                    *self = Self::One(only);
+                }
+            }
+            Self::Many(mut many) => {
+                if at < many.len() {
+                    many.remove(at);
+                }
+                *self = match many.len() {
+                    0 => Self::None,
+                    1 => Self::One(many.pop().expect("one element")),
+                    _ => Self::Many(many),
+                };
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for Elems {
+    type Target = [Elem];
+    fn deref(&self) -> &[Elem] {
+        match self {
+            Self::None => &[],
+            Self::One(e) => std::slice::from_ref(e),
+            Self::Many(v) => v,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Elems {
+    fn deref_mut(&mut self) -> &mut [Elem] {
+        match self {
+            Self::None => &mut [],
+            Self::One(e) => std::slice::from_mut(e),
+            Self::Many(v) => v,
+        }
+    }
+}
 
 #[derive(Debug)]
 pub(crate) struct Series {
@@ -125,7 +198,7 @@ pub(crate) struct Series {
     pub(crate) last_write_secs: u32,
     /// A gauge's latest value, the base of StatsD deltas.
     pub(crate) gauge_last: f64,
-    pub(crate) elems: SmallVec<[Elem; 1]>,
+    pub(crate) elems: Elems,
 }
 
 impl Series {
@@ -138,7 +211,7 @@ impl Series {
             spec_timed: false,
             last_write_secs: 0,
             gauge_last: f64::NAN,
-            elems: SmallVec::new(),
+            elems: Elems::None,
         }
     }
 
@@ -195,5 +268,32 @@ pub(crate) fn with_suffix(metric_type: MetricType, aggs: AggTypes, timed: bool) 
         resolved.len() > 1
     } else {
         metric_type == MetricType::Timer || resolved != metric_type.default_aggregations()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// `Elems` keeps the order a `Vec` would, through inserts and removals at any position.
+        #[test]
+        fn elems_behave_like_a_vec(ops in prop::collection::vec((any::<bool>(), 0usize..5), 1..60)) {
+            let mut elems = Elems::None;
+            let mut model: Vec<u16> = Vec::new();
+            for (next, (insert, at)) in ops.into_iter().enumerate() {
+                if insert {
+                    let at = at.min(model.len());
+                    elems.insert(at, Elem::new(next as u16, AggTypes::DEFAULT, false, MetricType::Counter));
+                    model.insert(at, next as u16);
+                } else if at < model.len() {
+                    elems.remove(at);
+                    model.remove(at);
+                }
+                prop_assert_eq!(elems.iter().map(|e| e.policy).collect::<Vec<_>>(), model.clone());
+                prop_assert_eq!(matches!(elems, Elems::Many(_)), model.len() > 1);
+            }
+        }
     }
 }

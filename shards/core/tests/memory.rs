@@ -39,7 +39,6 @@ static GLOBAL: Tracking = Tracking;
 
 const SERIES: usize = 200_000;
 
-
 /// Live bytes per series after `SERIES` series of `metric_type` got one value each, ids of
 /// ~20 bytes, with `policies` default policies.
 fn bytes_per_series(metric_type: MetricType, policies: &[&str]) -> f64 {
