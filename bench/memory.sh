@@ -3,6 +3,7 @@
 #
 #   bench/memory.sh                      # 1M counters, both phases below
 #   bench/memory.sh --series 200000 --mix 60,20,20 --id-len 40
+#   bench/memory.sh --extra-policy 1m:40d     # every series in a second policy too
 #
 # Starts a fresh `target/release/sheaf` (2 shard cores, 64 shards, JSON sink to /dev/null),
 # reads its idle RSS, drives it with `sheaf-load --protocol m3msg` over N series, then over 2N
@@ -17,11 +18,13 @@ cd "$(dirname "$0")/.."
 series=1000000
 mix=100,0,0
 id_len=20
+extra_policy=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --series) series=$2; shift 2 ;;
         --mix) mix=$2; shift 2 ;;
         --id-len) id_len=$2; shift 2 ;;
+        --extra-policy) extra_policy=", \"$2\""; shift 2 ;;
         *) echo "unknown flag $1" >&2; exit 2 ;;
     esac
 done
@@ -49,7 +52,7 @@ statsd: {udp: {enabled: false}, tcp: {enabled: false}}
 m3msg: {server: {listen_address: "127.0.0.1:16000"}}
 http: {listen_address: "127.0.0.1:16001"}
 aggregator:
-  default_storage_policies: ["$policy"]
+  default_storage_policies: ["$policy"$extra_policy]
   flush: {handlers: [{json: {path: /dev/null}}]}
 EOF
     target/release/sheaf run --config "$work/config.yaml" 2>"$work/sheaf.log" &
@@ -67,7 +70,7 @@ EOF
     sleep "$wait"
     rss2=$(rss_of "$pid")
     held2=$(metric sheaf_series)
-    printf '%s (policy %s)\n' "$label" "$policy"
+    printf '%s (mix %s, policies %s%s)\n' "$label" "$mix" "$policy" "$extra_policy"
     printf '  idle %d MB; %d series: %d MB, %.1f B/series over idle; %d series: %d MB\n' \
         $((idle >> 20)) "$held1" $((rss1 >> 20)) "$(echo "($rss1 - $idle) / $held1" | bc -l)" "$held2" $((rss2 >> 20))
     printf '  marginal: %.1f B per added series\n' "$(echo "($rss2 - $rss1) / ($held2 - $held1)" | bc -l)"

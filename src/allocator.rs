@@ -29,3 +29,11 @@ pub fn purge_freed_memory_at_once() {
         }
     }
 }
+
+/// Frees what other threads have freed into this thread's heap and purges its empty pages.
+/// A shard core calls it after each flush round: the sink threads free the flush batches the
+/// core's pool had no room for, and mimalloc only reclaims those on the owning thread.
+pub fn release_freed_memory() {
+    // SAFETY: `mi_collect` has no preconditions; `false` collects without forcing.
+    unsafe { libmimalloc_sys::mi_collect(false) }
+}

@@ -129,5 +129,6 @@ fn pool_config(config: &Config) -> anyhow::Result<PoolConfig> {
         stats_interval: config.data_plane.stats_interval.0,
         spin_before_park: Some(config.data_plane.spin_before_park.0).filter(|d| !d.is_zero()),
         io_memory_bytes: config.data_plane.io_memory_bytes,
+        release_memory: Some(crate::allocator::release_freed_memory),
     })
 }

@@ -104,4 +104,8 @@ pub struct PoolConfig {
     pub spin_before_park: Option<Duration>,
     /// io_uring registered buffer memory per core (glommio `io_memory`).
     pub io_memory_bytes: usize,
+    /// Called on each core after every flush round: hands memory the allocator holds for this
+    /// thread (freed here, or by the sink threads, since) back to the OS. A core that
+    /// allocates nothing between rounds would otherwise keep it. The binary owns the allocator.
+    pub release_memory: Option<fn()>,
 }

@@ -80,6 +80,9 @@ async fn flush_round(ctx: &Rc<CoreCtx>, resolution: i64, scheduled: i64) {
     if !closed.is_empty() {
         tracing::info!(core = ctx.index, ?closed, "closed cut-off shards");
     }
+    if let Some(release) = ctx.config.release_memory {
+        release();
+    }
 }
 
 /// Switches between emitting and discarding. Promotion first drops every window the leader's
