@@ -4,6 +4,7 @@
 #   bench/memory.sh                      # 1M counters, both phases below
 #   bench/memory.sh --series 200000 --mix 60,20,20 --id-len 40
 #   bench/memory.sh --extra-policy 1m:40d     # every series in a second policy too
+#   bench/memory.sh --config 'data_plane: {handoff_queue_batches: 16}'   # a top-level config line
 #
 # Starts a fresh `target/release/sheaf` (2 shard cores, 64 shards, JSON sink to /dev/null),
 # reads its idle RSS, drives it with `sheaf-load --protocol m3msg` over N series, then over 2N
@@ -19,12 +20,14 @@ series=1000000
 mix=100,0,0
 id_len=20
 extra_policy=""
+extra_config=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --series) series=$2; shift 2 ;;
         --mix) mix=$2; shift 2 ;;
         --id-len) id_len=$2; shift 2 ;;
         --extra-policy) extra_policy=", \"$2\""; shift 2 ;;
+        --config) extra_config="$extra_config$2"$'\n'; shift 2 ;;
         *) echo "unknown flag $1" >&2; exit 2 ;;
     esac
 done
@@ -54,6 +57,7 @@ http: {listen_address: "127.0.0.1:16001"}
 aggregator:
   default_storage_policies: ["$policy"$extra_policy]
   flush: {handlers: [{json: {path: /dev/null}}]}
+$extra_config
 EOF
     target/release/sheaf run --config "$work/config.yaml" 2>"$work/sheaf.log" &
     echo $! >"$work/pid"
