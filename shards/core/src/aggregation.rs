@@ -203,8 +203,20 @@ impl AggTypes {
     }
 
     /// The types in M3's numbering order.
+    #[inline]
     pub fn iter(self) -> impl Iterator<Item = AggType> {
-        (1..=AggType::MAX_ID).filter_map(move |i| if self.0 & (1 << i) != 0 { AggType::from_id(i) } else { None })
+        // One step per set bit (a flush calls this per window; most sets have one type).
+        let mut bits = self.0;
+        std::iter::from_fn(move || {
+            while bits != 0 {
+                let i = bits.trailing_zeros();
+                bits &= bits - 1;
+                if let Some(t) = AggType::from_id(i as u8) {
+                    return Some(t);
+                }
+            }
+            None
+        })
     }
 
     /// Whether any of the types needs a quantile sketch.
