@@ -123,3 +123,72 @@ fn window_states_are_all_freed() {
     drop((batch, out.take(true), out, agg));
     assert_eq!(live() - before, 0, "bytes left behind");
 }
+
+/// One step of `window_states_freed_through_any_sequence`.
+#[derive(Debug, Clone)]
+enum Step {
+    /// `values` values for series `series` (its type from `series % 4`), `back` windows in the
+    /// past (timed), or untimed when `back` is 0.
+    Write { series: u8, back: u8, values: u8 },
+    /// A flush round `advance` windows after the start.
+    Flush { advance: u8 },
+    /// Windows of a shard up to `advance` windows after the start dropped unflushed.
+    Discard { shard: u8, advance: u8 },
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        6 => (0u8..24, 0u8..6, 1u8..20).prop_map(|(series, back, values)| Step::Write { series, back, values }),
+        1 => (0u8..12).prop_map(|advance| Step::Flush { advance }),
+        1 => (0u8..4, 0u8..12).prop_map(|(shard, advance)| Step::Discard { shard, advance }),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config::with_cases(64))]
+    /// Whatever the order of writes (timed and untimed, into up to 6 windows per series, timers
+    /// past the switch to a sketch), flushes and discards, dropping the aggregator afterwards
+    /// leaves no live byte: no window state is leaked (and a double free would abort).
+    #[test]
+    fn window_states_freed_through_any_sequence(steps in proptest::collection::vec(step(), 1..80)) {
+        const R: i64 = 10_000_000_000;
+        let options = AggregatorOptions::with_policies(vec!["10s:2d".parse().unwrap()]);
+        let start: i64 = 1_700_000_000_000_000_000;
+        let before = live();
+        let mut agg = CoreAggregator::new(options.clone(), 4);
+        let mut out = FlushCollector::new(options.naming.clone(), 0, 16);
+        let mut batch = SampleBatch::with_capacity(64);
+        for step in &steps {
+            match *step {
+                Step::Write { series, back, values } => {
+                    let metric_type = [MetricType::Timer, MetricType::Set, MetricType::Gauge, MetricType::Counter][usize::from(series % 4)];
+                    let id = format!("series.{series}");
+                    let shard = murmur3::shard_for(id.as_bytes(), 4);
+                    let hash = series_hash(metric_type, id.as_bytes());
+                    let time = if back == 0 { UNTIMED } else { start - i64::from(back) * R };
+                    for v in 0..values {
+                        let value = if metric_type == MetricType::Set { SampleValue::Member(u64::from(v)) } else { SampleValue::Number(f64::from(v)) };
+                        batch.push(shard, hash, id.as_bytes(), metric_type, time, value, DEFAULT_SPEC);
+                    }
+                    agg.apply(&batch, start);
+                    batch.clear();
+                }
+                Step::Flush { advance } => {
+                    let at = start + i64::from(advance) * R;
+                    agg.begin_flush(R, at);
+                    for shard in 0..4 {
+                        agg.flush_shard(shard, R, at, &mut out);
+                    }
+                    drop(out.take(true));
+                }
+                Step::Discard { shard, advance } => {
+                    let at = start + i64::from(advance) * R;
+                    agg.discard_all_before(u32::from(shard), at, at);
+                }
+            }
+        }
+        drop((batch, out.take(true), out, agg));
+        proptest::prop_assert_eq!(live() - before, 0, "bytes left behind");
+    }
+}
