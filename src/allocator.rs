@@ -21,8 +21,8 @@ pub fn purge_freed_memory_at_once() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
         return;
     }
-    // SAFETY: reading and setting an option has no preconditions beyond a valid index, and
-    // 15 is within `mi_option_t` in every mimalloc this crate builds.
+    // Index 15 is within `mi_option_t` in every mimalloc this crate builds.
+    // SAFETY: reading and setting an option has no precondition beyond a valid index.
     unsafe {
         if libmimalloc_sys::mi_option_get(PURGE_DELAY) == PURGE_DELAY_DEFAULT_MS {
             libmimalloc_sys::mi_option_set(PURGE_DELAY, 0);

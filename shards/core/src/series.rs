@@ -47,8 +47,9 @@ impl Elem {
                 Err(i) => self.open(i, start),
             },
         };
-        // SAFETY: every state in `windows` was created by `open` with `self.kind`, which never
-        // changes, and states leave `windows` only through `take_front` and `drop`.
+        // Every state in `windows` was created by `open` with `self.kind`, which never changes,
+        // and states leave `windows` only through `take_front` and `drop`.
+        // SAFETY: so the state at `pos` is live and of kind `self.kind`.
         unsafe { self.windows[pos].state.view(self.kind) }
     }
 
@@ -70,8 +71,8 @@ impl Elem {
     pub(crate) fn take_front(&mut self, n: usize, mut each: impl FnMut(UnixNanos, WindowMut<'_>)) {
         let kind = self.kind;
         for mut w in self.windows.drain(..n) {
-            // SAFETY: as in `window_mut`; the state is freed right after and never read again
-            // (if `each` panics, the drained states leak, which is safe).
+            // If `each` panics, the drained states leak, which is safe.
+            // SAFETY: live and of kind `kind` as in `window_mut`; freed once, never read after.
             unsafe {
                 each(w.start, w.state.view(kind));
                 w.state.drop_as(kind);

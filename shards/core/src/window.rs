@@ -149,8 +149,8 @@ impl WindowState {
     /// # Safety
     /// As for `view`; the state is not used again afterwards.
     pub(crate) unsafe fn drop_as(&mut self, kind: WindowKind) {
-        // SAFETY: the caller guarantees `kind` names the live field and that nothing reads the
-        // state after this, so each box is dropped exactly once.
+        // The caller never reads the state after this, so each box is dropped exactly once.
+        // SAFETY: the caller guarantees `kind` names the live field.
         unsafe {
             match kind {
                 WindowKind::Sum | WindowKind::Last => {}
