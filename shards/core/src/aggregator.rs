@@ -305,7 +305,7 @@ impl CoreAggregator {
                 }
             };
             let timed = s.time != UNTIMED && !s.stamped;
-            if !self.windows.get(s.shard as usize).is_some_and(|w| w.accepts(now)) {
+            if !self.windows.get(s.shard() as usize).is_some_and(|w| w.accepts(now)) {
                 self.counters.shard_not_writable += 1;
                 continue;
             }
@@ -325,7 +325,7 @@ impl CoreAggregator {
                     continue;
                 }
             }
-            let Some(shard) = self.shards.get_mut(s.shard as usize) else { continue };
+            let Some(shard) = self.shards.get_mut(s.shard() as usize) else { continue };
             let shard = shard.get_or_insert_with(Box::default);
             let id = batch.id(s);
             if id.len() > MAX_ID_LEN {

@@ -38,8 +38,8 @@ pub enum SampleValue {
 
 #[derive(Debug, Clone, Copy)]
 pub struct Sample {
-    /// murmur3 shard of the id.
-    pub shard: u32,
+    /// murmur3 shard of the id (`NO_SHARD` if it did not fit: see `shard()`).
+    shard: u16,
     /// Hash of (type, id) for the owner's map.
     pub hash: u64,
     id_start: u32,
@@ -53,6 +53,22 @@ pub struct Sample {
     pub stamped: bool,
     pub value: SampleValue,
     pub spec: SpecRef,
+}
+
+/// 48 bytes: a hand-off batch holds 1024 of them, and every core pair keeps dozens of batches.
+const _: () = assert!(std::mem::size_of::<Sample>() == 48);
+
+/// What a sample's shard reads as when the number pushed did not fit in 16 bits: never a real
+/// shard, since `num_shards` is at most 65,535, so the owning core refuses the sample
+/// (`shard_not_writable`) instead of aggregating it in a wrong shard.
+pub const NO_SHARD: u32 = u16::MAX as u32;
+
+impl Sample {
+    /// murmur3 shard of the id.
+    #[inline]
+    pub fn shard(&self) -> u32 {
+        u32::from(self.shard)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -122,7 +138,7 @@ impl SampleBatch {
         let id_start = self.ids.len() as u32;
         self.ids.extend_from_slice(id);
         self.samples.push(Sample {
-            shard,
+            shard: u16::try_from(shard).unwrap_or(u16::MAX),
             hash,
             id_start,
             id_len: id.len() as u32,
@@ -166,9 +182,9 @@ impl SampleBatch {
         let id = from.id(s);
         match s.value {
             SampleValue::Timer { start, len } => {
-                self.push_timer(s.shard, s.hash, id, s.time, from.timer_values(start, len), spec)
+                self.push_timer(s.shard(), s.hash, id, s.time, from.timer_values(start, len), spec)
             }
-            v => self.push(s.shard, s.hash, id, s.metric_type, s.time, v, spec),
+            v => self.push(s.shard(), s.hash, id, s.metric_type, s.time, v, spec),
         }
         if let Some(last) = self.samples.last_mut() {
             last.stamped = s.stamped;

@@ -222,3 +222,21 @@ fn a_shard_accepts_writes_only_in_its_range_and_emits_only_inside_cutover_and_cu
     assert_eq!(agg.close_cut_off_shards(base + 6 * R), vec![0]);
     assert_eq!(agg.series_count(), 0);
 }
+
+/// A shard number too large for a sample (over 16 bits; sheaf's config allows at most 65,535
+/// shards) is refused and counted, never aggregated into some other shard.
+#[test]
+fn a_shard_beyond_16_bits_is_refused_not_misplaced() {
+    let now = 1_700_000_000_000_000_000;
+    let mut agg = CoreAggregator::new(options(), 64);
+    let mut batch = SampleBatch::with_capacity(4);
+    let id = b"svc.requests";
+    let hash = series_hash(MetricType::Counter, id);
+    for shard in [70_000, 65_536 + 3] {
+        batch.push(shard, hash, id, MetricType::Counter, UNTIMED, SampleValue::Number(1.0), DEFAULT_SPEC);
+    }
+    assert_eq!(batch.samples()[0].shard(), batch::NO_SHARD);
+    agg.apply(&batch, now);
+    assert_eq!(agg.counters.shard_not_writable, 2);
+    assert_eq!(agg.series_count(), 0);
+}

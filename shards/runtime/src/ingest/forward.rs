@@ -65,7 +65,7 @@ impl Forwarder {
             .collect();
         let id = self.next_id.get();
         self.next_id.set(id + 1);
-        encode_forward_frame(&metric, &policies, s.shard, id, arrival, &mut chunk.frames);
+        encode_forward_frame(&metric, &policies, s.shard(), id, arrival, &mut chunk.frames);
         chunk.last_id = id;
         chunk.values += 1;
         true

@@ -81,14 +81,14 @@ impl Router {
             forwarders.iter().map(|_| Chunk { frames: Vec::new(), last_id: 0, values: 0 }).collect();
         let mut unowned = 0;
         for s in self.remote.samples() {
-            if routes.is_local(s.shard) {
+            if routes.is_local(s.shard()) {
                 // Routed while the routes said "not here", before a placement change reached
                 // this reader: aggregate it here after all (and replicate it below, as any).
-                let owner = self.owners.get(s.shard as usize).map_or(self.ctx.index, |o| usize::from(*o));
+                let owner = self.owners.get(s.shard() as usize).map_or(self.ctx.index, |o| usize::from(*o));
                 self.batches[owner.min(self.ctx.cores - 1)].copy_from(&self.remote, s);
                 continue;
             }
-            let peers = routes.remote(s.shard);
+            let peers = routes.remote(s.shard());
             // A value a peer forwarded is never forwarded again (no loops between nodes whose
             // placements disagree for a moment).
             if peers.is_empty() || s.stamped {
@@ -104,7 +104,7 @@ impl Router {
         if self.source == Source::Single {
             for batch in &self.batches {
                 for s in batch.samples() {
-                    for &p in routes.remote(s.shard) {
+                    for &p in routes.remote(s.shard()) {
                         if let (Some(f), Some(chunk)) = (forwarders.get(usize::from(p)), chunks.get_mut(usize::from(p)))
                         {
                             f.encode(batch, s, now, chunk);
