@@ -83,6 +83,7 @@ pub(super) fn render(state: &AdminState) -> String {
         for (reason, n) in [
             ("timed_too_late", a.timed_too_late),
             ("id_too_long", a.id_too_long),
+            ("series_over_shard_limit", a.series_over_shard_limit),
             ("timed_too_early", a.timed_too_early),
             ("metadata_over_core_limits", a.metadata_rejected),
         ] {

@@ -50,6 +50,11 @@ impl AggregatorOptions {
     }
 }
 
+/// How many values ahead `apply` prefetches a value's index slot, and then its series record
+/// (once the slot has arrived).
+const PREFETCH_SLOTS_AHEAD: usize = 16;
+const PREFETCH_SERIES_AHEAD: usize = 8;
+
 /// Event counts of one core's aggregation; the runtime adds them to its published stats.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AggregatorCounters {
@@ -72,6 +77,8 @@ pub struct AggregatorCounters {
     pub shards_closed: u64,
     /// Samples whose id is longer than `MAX_ID_LEN` bytes.
     pub id_too_long: u64,
+    /// Samples of a new series in a shard that already holds its maximum (16,777,215).
+    pub series_over_shard_limit: u64,
 }
 
 /// When one shard may be written and which of its windows may be emitted; set from the
@@ -292,7 +299,19 @@ impl CoreAggregator {
         self.spec_cache.clear();
         self.refresh_untimed_starts(now);
         let now_secs = (now / 1_000_000_000).clamp(0, i64::from(u32::MAX)) as u32;
-        for s in batch.samples() {
+        let samples = batch.samples();
+        for (i, s) in samples.iter().enumerate() {
+            // Start the cache misses of later values now, so that they overlap (see `SeriesIndex`).
+            if let Some(ahead) = samples.get(i + PREFETCH_SLOTS_AHEAD)
+                && let Some(Some(map)) = self.shards.get(ahead.shard() as usize)
+            {
+                map.prefetch_slot(ahead.hash);
+            }
+            if let Some(ahead) = samples.get(i + PREFETCH_SERIES_AHEAD)
+                && let Some(Some(map)) = self.shards.get(ahead.shard() as usize)
+            {
+                map.prefetch_series(ahead.hash);
+            }
             let spec = if s.spec == DEFAULT_SPEC {
                 0
             } else {
@@ -332,7 +351,10 @@ impl CoreAggregator {
                 self.counters.id_too_long += 1;
                 continue;
             }
-            let (series, created) = shard.find_or_insert(s.hash, s.metric_type, id);
+            let Some((series, created)) = shard.find_or_insert(s.hash, s.metric_type, id) else {
+                self.counters.series_over_shard_limit += 1;
+                continue;
+            };
             if created {
                 self.counters.series_created += 1;
             }

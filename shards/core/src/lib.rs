@@ -15,6 +15,7 @@ pub mod policy;
 pub mod published;
 pub mod quantile;
 mod series;
+mod series_index;
 mod shard_map;
 mod spec;
 pub mod statsd;

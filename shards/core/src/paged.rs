@@ -59,6 +59,14 @@ impl<T> Paged<T> {
         if i == self.len { last } else { std::mem::replace(&mut self[i], last) }
     }
 
+    /// Asks the CPU to start loading element `i` (if it exists) into cache, without waiting.
+    #[inline]
+    pub(crate) fn prefetch(&self, i: usize) {
+        if let Some(element) = self.pages.get(i >> PAGE_BITS).and_then(|page| page.get(i & (PAGE - 1))) {
+            prefetch(element);
+        }
+    }
+
     #[cfg(test)]
     pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
         self.pages.iter().flatten()
@@ -67,6 +75,18 @@ impl<T> Paged<T> {
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
         self.pages.iter_mut().flatten()
     }
+}
+
+/// Asks the CPU to start loading the cache line of `p` (a no-op off x86-64).
+#[inline(always)]
+pub(crate) fn prefetch<T>(p: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint: it reads nothing the program can observe and never faults.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(std::ptr::from_ref(p).cast::<i8>(), std::arch::x86_64::_MM_HINT_T0)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 impl<T> Index<usize> for Paged<T> {

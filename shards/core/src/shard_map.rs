@@ -14,15 +14,14 @@
 //!
 //! #[PerformanceCriticalPath]: `find_or_insert` runs once per value.
 
-use hashbrown::HashTable;
-
 use crate::aggregation::{MetricType, series_hash};
 use crate::paged::Paged;
 use crate::series::Series;
+use crate::series_index::{MAX_SERIES_PER_SHARD, SeriesIndex};
 
 #[derive(Debug, Default)]
 pub(crate) struct ShardMap {
-    index: HashTable<u32>,
+    index: SeriesIndex,
     series: Paged<Series>,
     ids: Vec<u8>,
     /// Arena bytes of removed series.
@@ -43,16 +42,23 @@ impl ShardMap {
     }
 
     /// The series (`metric_type`, `id`) whose map hash is `hash`, created if absent; the
-    /// bool says whether it was created.
+    /// bool says whether it was created. None when it is absent and the shard already holds
+    /// `MAX_SERIES_PER_SHARD` series.
     #[inline]
-    pub(crate) fn find_or_insert(&mut self, hash: u64, metric_type: MetricType, id: &[u8]) -> (&mut Series, bool) {
+    pub(crate) fn find_or_insert(
+        &mut self,
+        hash: u64,
+        metric_type: MetricType,
+        id: &[u8],
+    ) -> Option<(&mut Series, bool)> {
         let (series, ids) = (&self.series, &self.ids);
-        let found = self.index.find(hash, |&i| {
-            let s = &series[i as usize];
+        let found = self.index.find(hash, |i| {
+            let s = &series[i];
             s.metric_type == metric_type && id_of(ids, s) == id
         });
         match found {
-            Some(&i) => (&mut self.series[i as usize], false),
+            Some(i) => Some((&mut self.series[i], false)),
+            None if self.series.len() >= MAX_SERIES_PER_SHARD => None,
             None => {
                 let i = self.series.len();
                 let start = self.ids.len() as u32;
@@ -63,10 +69,23 @@ impl ShardMap {
                 self.ids.extend_from_slice(id);
                 self.series.push(Series::new(start, id.len() as u16, metric_type));
                 let (series, ids) = (&self.series, &self.ids);
-                self.index.insert_unique(hash, i as u32, |&j| hash_of(ids, &series[j as usize]));
-                (&mut self.series[i], true)
+                self.index.insert(hash, i, |j| hash_of(ids, &series[j]));
+                Some((&mut self.series[i], true))
             }
         }
+    }
+
+    /// Step one of loading what `find_or_insert(hash, ..)` will read, a few values ahead:
+    /// the index slot where `hash`'s probe starts.
+    #[inline]
+    pub(crate) fn prefetch_slot(&self, hash: u64) {
+        self.index.prefetch(hash);
+    }
+
+    /// Step two, once the slot is cached: the series records whose tag matches.
+    #[inline]
+    pub(crate) fn prefetch_series(&self, hash: u64) {
+        self.index.candidates(hash, |i| self.series.prefetch(i));
     }
 
     /// Keeps the series for which `keep(series, id)` returns true; returns how many were removed.
@@ -91,15 +110,10 @@ impl ShardMap {
 
     fn remove_at(&mut self, i: usize) {
         let last = self.series.len() - 1;
-        let h = hash_of(&self.ids, &self.series[i]);
-        if let Ok(entry) = self.index.find_entry(h, |&j| j as usize == i) {
-            entry.remove();
-        }
+        let (series, ids) = (&self.series, &self.ids);
+        self.index.remove(hash_of(ids, &series[i]), i, |j| hash_of(ids, &series[j]));
         if i != last {
-            let h = hash_of(&self.ids, &self.series[last]);
-            if let Some(slot) = self.index.find_mut(h, |&j| j as usize == last) {
-                *slot = i as u32;
-            }
+            self.index.repoint(hash_of(ids, &series[last]), last, i);
         }
         self.garbage += self.series[i].id_len as usize;
         self.series.swap_remove(i);
@@ -134,7 +148,7 @@ mod tests {
             for (t, key, remove_odd) in ops {
                 let metric_type = [MetricType::Counter, MetricType::Gauge, MetricType::Timer][t as usize];
                 let id = format!("s{key}").into_bytes();
-                let (s, created) = map.find_or_insert(series_hash(metric_type, &id), metric_type, &id);
+                let (s, created) = map.find_or_insert(series_hash(metric_type, &id), metric_type, &id).unwrap();
                 s.last_write_secs += 1;
                 let count = model.entry((t, id.clone())).or_insert(0);
                 prop_assert_eq!(created, *count == 0);
@@ -149,7 +163,7 @@ mod tests {
             prop_assert!(map.ids.len() - map.garbage == model.keys().map(|(_, id)| id.len()).sum::<usize>());
             for ((t, id), count) in &model {
                 let metric_type = [MetricType::Counter, MetricType::Gauge, MetricType::Timer][*t as usize];
-                let (s, created) = map.find_or_insert(series_hash(metric_type, id), metric_type, id);
+                let (s, created) = map.find_or_insert(series_hash(metric_type, id), metric_type, id).unwrap();
                 prop_assert!(!created);
                 prop_assert_eq!(s.last_write_secs, *count);
             }
