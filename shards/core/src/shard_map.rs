@@ -1,11 +1,11 @@
 //! `ShardMap`: the series of one shard, on the core that owns the shard.
 //!
 //! Series live densely in fixed-size pages (`Paged`, no doubling slack, no copy on growth);
-//! the hash table holds only their 4-byte positions. A table
-//! that stored whole series would, with hashbrown's power-of-two sizing, leave up to half of
-//! its ~100-byte slots empty; empty slots of positions cost 5 bytes. Removal swaps the last
-//! series into the hole and repoints its table entry. Hashes are not stored: they are
-//! recomputed from (type, id) when the table grows or a series is removed, both rare.
+//! the index (`SeriesIndex`) holds only their positions, with an 8-bit hash tag, in 4 bytes. A
+//! table that stored whole series would, with power-of-two sizing, leave up to half of its
+//! ~72-byte slots empty; an empty slot of the index costs 4 bytes. Removal swaps the last
+//! series into the hole and repoints its index entry. Hashes are not stored: they are
+//! recomputed from (type, id) when the index grows or a series is removed, both rare.
 //!
 //! Ids live back to back in one byte arena per shard (no allocation per series, and a flush
 //! reads them in creation order rather than chasing a pointer per series). A removed series
