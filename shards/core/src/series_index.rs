@@ -52,24 +52,32 @@ impl SeriesIndex {
         hash as usize & self.mask()
     }
 
-    /// The position of the entry with `hash` for which `eq(position)` holds.
+    /// The positions whose tag matches `hash`, in probe order, reading only the slots.
     #[inline]
-    pub(crate) fn find(&self, hash: u64, mut eq: impl FnMut(usize) -> bool) -> Option<usize> {
-        if self.slots.is_empty() {
-            return None;
-        }
+    fn candidates(&self, hash: u64) -> impl Iterator<Item = usize> + '_ {
         let (mask, t) = (self.mask(), tag(hash));
         let mut i = self.home(hash);
-        loop {
-            let slot = self.slots[i];
-            if slot == EMPTY {
-                return None;
+        let mut slots = (!self.slots.is_empty()).then_some(&self.slots);
+        std::iter::from_fn(move || {
+            let all = slots?;
+            loop {
+                let slot = all[i];
+                if slot == EMPTY {
+                    slots = None;
+                    return None;
+                }
+                i = (i + 1) & mask;
+                if slot >> 24 == t {
+                    return Some(pos_of(slot));
+                }
             }
-            if slot >> 24 == t && eq(pos_of(slot)) {
-                return Some(pos_of(slot));
-            }
-            i = (i + 1) & mask;
-        }
+        })
+    }
+
+    /// The position of the entry with `hash` for which `eq(position)` holds.
+    #[inline]
+    pub(crate) fn find(&self, hash: u64, eq: impl FnMut(&usize) -> bool) -> Option<usize> {
+        self.candidates(hash).find(eq)
     }
 
     /// Asks the CPU to load the slot where `hash`'s probe starts.
@@ -83,22 +91,8 @@ impl SeriesIndex {
     /// Calls `each` with the positions whose tag matches `hash`, reading only the slots
     /// (which `prefetch` should have loaded): for prefetching the series themselves.
     #[inline]
-    pub(crate) fn candidates(&self, hash: u64, mut each: impl FnMut(usize)) {
-        if self.slots.is_empty() {
-            return;
-        }
-        let (mask, t) = (self.mask(), tag(hash));
-        let mut i = self.home(hash);
-        loop {
-            let slot = self.slots[i];
-            if slot == EMPTY {
-                return;
-            }
-            if slot >> 24 == t {
-                each(pos_of(slot));
-            }
-            i = (i + 1) & mask;
-        }
+    pub(crate) fn for_each_candidate(&self, hash: u64, each: impl FnMut(usize)) {
+        self.candidates(hash).for_each(each);
     }
 
     /// Adds `pos` under `hash` (not present yet); `hash_of(position)` gives the hash of any
@@ -202,7 +196,7 @@ mod tests {
                     live[pos] = false;
                 }
                 for (pos, &hash) in hashes.iter().enumerate() {
-                    let found = index.find(hash, |p| p == pos);
+                    let found = index.find(hash, |&p| p == pos);
                     prop_assert_eq!(found.is_some(), live[pos], "position {} hash {:#x}", pos, hash);
                 }
                 prop_assert_eq!(index.len, live.iter().filter(|l| **l).count());

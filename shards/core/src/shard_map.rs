@@ -52,7 +52,7 @@ impl ShardMap {
         id: &[u8],
     ) -> Option<(&mut Series, bool)> {
         let (series, ids) = (&self.series, &self.ids);
-        let found = self.index.find(hash, |i| {
+        let found = self.index.find(hash, |&i| {
             let s = &series[i];
             s.metric_type == metric_type && id_of(ids, s) == id
         });
@@ -85,7 +85,7 @@ impl ShardMap {
     /// Step two, once the slot is cached: the series records whose tag matches.
     #[inline]
     pub(crate) fn prefetch_series(&self, hash: u64) {
-        self.index.candidates(hash, |i| self.series.prefetch(i));
+        self.index.for_each_candidate(hash, |i| self.series.prefetch(i));
     }
 
     /// Keeps the series for which `keep(series, id)` returns true; returns how many were removed.
