@@ -14,8 +14,8 @@ use crate::aggregation::MetricType;
 use crate::batch::{DEFAULT_SPEC, SampleBatch, SampleValue, UNTIMED};
 use crate::flush::{FlushBatch, Naming};
 use crate::policy::StoragePolicy;
-use crate::series::{MAX_ID_LEN, with_suffix};
-use crate::shard_map::ShardMap;
+use crate::series::with_suffix;
+use crate::shard_map::{Refused, ShardMap};
 use crate::spec::{SpecId, SpecTable};
 use crate::time::{UnixNanos, truncate};
 
@@ -347,13 +347,16 @@ impl CoreAggregator {
             let Some(shard) = self.shards.get_mut(s.shard() as usize) else { continue };
             let shard = shard.get_or_insert_with(Box::default);
             let id = batch.id(s);
-            if id.len() > MAX_ID_LEN {
-                self.counters.id_too_long += 1;
-                continue;
-            }
-            let Some((series, created)) = shard.find_or_insert(s.hash, s.metric_type, id) else {
-                self.counters.series_over_shard_limit += 1;
-                continue;
+            let (series, created) = match shard.find_or_insert(s.hash, s.metric_type, id) {
+                Ok(found) => found,
+                Err(Refused::IdTooLong) => {
+                    self.counters.id_too_long += 1;
+                    continue;
+                }
+                Err(Refused::ShardFull) => {
+                    self.counters.series_over_shard_limit += 1;
+                    continue;
+                }
             };
             if created {
                 self.counters.series_created += 1;

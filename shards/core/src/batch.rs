@@ -138,7 +138,7 @@ impl SampleBatch {
         let id_start = self.ids.len() as u32;
         self.ids.extend_from_slice(id);
         self.samples.push(Sample {
-            shard: u16::try_from(shard).unwrap_or(u16::MAX),
+            shard: u16::try_from(shard).unwrap_or(NO_SHARD as u16),
             hash,
             id_start,
             id_len: id.len() as u32,

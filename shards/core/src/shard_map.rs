@@ -16,8 +16,17 @@
 
 use crate::aggregation::{MetricType, series_hash};
 use crate::paged::Paged;
-use crate::series::Series;
+use crate::series::{MAX_ID_LEN, Series};
 use crate::series_index::{MAX_SERIES_PER_SHARD, SeriesIndex};
+
+/// Why `find_or_insert` did not create a series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The id is longer than `MAX_ID_LEN` (a series stores its length in 16 bits).
+    IdTooLong,
+    /// The shard holds `MAX_SERIES_PER_SHARD` series (positions are 24 bits).
+    ShardFull,
+}
 
 #[derive(Debug, Default)]
 pub(crate) struct ShardMap {
@@ -42,23 +51,24 @@ impl ShardMap {
     }
 
     /// The series (`metric_type`, `id`) whose map hash is `hash`, created if absent; the
-    /// bool says whether it was created. None when it is absent and the shard already holds
-    /// `MAX_SERIES_PER_SHARD` series.
+    /// bool says whether it was created. An absent series that this map cannot store is
+    /// refused: only new series are checked, so the per-value path pays nothing for it.
     #[inline]
     pub(crate) fn find_or_insert(
         &mut self,
         hash: u64,
         metric_type: MetricType,
         id: &[u8],
-    ) -> Option<(&mut Series, bool)> {
+    ) -> Result<(&mut Series, bool), Refused> {
         let (series, ids) = (&self.series, &self.ids);
         let found = self.index.find(hash, |&i| {
             let s = &series[i];
             s.metric_type == metric_type && id_of(ids, s) == id
         });
         match found {
-            Some(i) => Some((&mut self.series[i], false)),
-            None if self.series.len() >= MAX_SERIES_PER_SHARD => None,
+            Some(i) => Ok((&mut self.series[i], false)),
+            None if id.len() > MAX_ID_LEN => Err(Refused::IdTooLong),
+            None if self.series.len() >= MAX_SERIES_PER_SHARD => Err(Refused::ShardFull),
             None => {
                 let i = self.series.len();
                 let start = self.ids.len() as u32;
@@ -70,7 +80,7 @@ impl ShardMap {
                 self.series.push(Series::new(start, id.len() as u16, metric_type));
                 let (series, ids) = (&self.series, &self.ids);
                 self.index.insert(hash, i, |j| hash_of(ids, &series[j]));
-                Some((&mut self.series[i], true))
+                Ok((&mut self.series[i], true))
             }
         }
     }

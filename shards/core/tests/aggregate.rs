@@ -240,3 +240,19 @@ fn a_shard_beyond_16_bits_is_refused_not_misplaced() {
     assert_eq!(agg.counters.shard_not_writable, 2);
     assert_eq!(agg.series_count(), 0);
 }
+
+/// An id longer than `MAX_ID_LEN` creates no series and is counted; other values go on.
+#[test]
+fn an_id_longer_than_the_limit_is_refused_and_counted() {
+    let now = 1_700_000_000_000_000_000;
+    let mut agg = CoreAggregator::new(options(), 64);
+    let mut batch = SampleBatch::with_capacity(4);
+    for id in [vec![b'x'; MAX_ID_LEN + 1], b"svc.requests".to_vec()] {
+        let shard = murmur3::shard_for(&id, 64);
+        let hash = series_hash(MetricType::Counter, &id);
+        batch.push(shard, hash, &id, MetricType::Counter, UNTIMED, SampleValue::Number(1.0), DEFAULT_SPEC);
+    }
+    agg.apply(&batch, now);
+    assert_eq!(agg.counters.id_too_long, 1);
+    assert_eq!(agg.series_count(), 1);
+}
