@@ -218,3 +218,22 @@ fn scratch_is_cleared_between_decodes() {
     assert!(scratch.timer_values.is_empty() && scratch.pipelines.is_empty());
     assert!(scratch.policies.is_empty() && !scratch.tombstoned);
 }
+
+#[test]
+fn the_same_bytes_choose_again_as_time_passes() {
+    // A scratch reused across decodes, as on a shard core: the choice between two staged
+    // metadatas depends on the time, so it is never taken from the previous decode.
+    let buf = counter(vec![staged(10, false, 1), staged(20, false, 2)]);
+    let mut scratch = Scratch::default();
+    for (now, want) in [(15, 1), (25, 2), (15, 1), (5, 1), (25, 2), (25, 2)] {
+        decode_metric(&buf, now, &mut scratch).unwrap();
+        let ids: Vec<u64> = scratch.pipelines.iter().map(|p| p.aggregation_id).collect();
+        assert_eq!(ids, [want], "at {now}");
+    }
+    // One staged metadata is chosen whatever the time, before or after its cutover.
+    let one = counter(vec![staged(20, false, 3)]);
+    for now in [25, 15, 25] {
+        decode_metric(&one, now, &mut scratch).unwrap();
+        assert_eq!(scratch.pipelines[0].aggregation_id, 3);
+    }
+}

@@ -2,6 +2,7 @@
 //! (a `metricpb.MetricWithMetadatas`), borrowed from the frame. Used on the shard cores.
 
 use super::DecodeError;
+use super::fast;
 use super::wire::Fields;
 
 /// A decoded `msgpb.Message`. An absent metadata reads as zeros.
@@ -19,6 +20,9 @@ pub struct MessageView<'a> {
 
 /// Decodes a `msgpb.Message` (a frame body).
 pub fn decode_message(buf: &[u8]) -> Result<MessageView<'_>, DecodeError> {
+    if let Some(view) = fast::message(buf) {
+        return Ok(view);
+    }
     let mut view = MessageView::default();
     for field in Fields::new(buf) {
         let field = field?;

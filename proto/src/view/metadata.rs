@@ -46,16 +46,35 @@ pub struct Scratch {
     /// `cutover_nanos` of the staged metadata in effect (0 when there is none, or
     /// for timed metadata and storage policies).
     pub cutover_nanos: i64,
+    /// The metadata bytes whose result `pipelines`, `policies`, `tombstoned` and
+    /// `cutover_nanos` hold, while the fast path may reuse it.
+    pub(super) cache: MetadataCache,
+    /// Changes whenever the metadata fields may have changed.
+    generation: u64,
 }
 
 impl Scratch {
     /// Empties every vector (keeping their capacity) and resets the flags.
     pub fn clear(&mut self) {
         self.timer_values.clear();
+        self.clear_metadata();
+    }
+
+    /// Empties the metadata fields and forgets which bytes they came from.
+    pub(super) fn clear_metadata(&mut self) {
         self.pipelines.clear();
         self.policies.clear();
         self.tombstoned = false;
         self.cutover_nanos = 0;
+        self.cache.forget();
+        self.generation = self.generation.wrapping_add(1);
+    }
+
+    /// A number that stays the same between two decodes only if the metadata fields
+    /// (`pipelines`, `policies`, `tombstoned`, `cutover_nanos`) did not change, so that a
+    /// caller may keep what it derived from them.
+    pub fn metadata_generation(&self) -> u64 {
+        self.generation
     }
 
     /// The storage policies of `pipeline` (empty: the default ones).
@@ -68,6 +87,37 @@ impl Scratch {
         let start = self.policies.len();
         self.policies.extend(policy);
         self.pipelines.push(PipelineView { aggregation_id, policies: start..self.policies.len(), has_ops: false });
+    }
+}
+
+/// The `StagedMetadatas` bytes that the metadata fields of a [`Scratch`] were decoded
+/// from, remembered only while the result does not depend on the time of decoding.
+#[derive(Debug, Clone, Default)]
+pub(super) struct MetadataCache {
+    bytes: Vec<u8>,
+    valid: bool,
+}
+
+impl MetadataCache {
+    /// Whether the scratch holds the result of decoding `body`.
+    #[inline]
+    pub(super) fn holds(&self, body: &[u8]) -> bool {
+        self.valid && self.bytes == body
+    }
+
+    pub(super) fn remember(&mut self, body: &[u8]) {
+        self.bytes.clear();
+        self.bytes.extend_from_slice(body);
+        self.valid = true;
+    }
+
+    pub(super) fn forget(&mut self) {
+        self.valid = false;
+    }
+
+    #[cfg(test)]
+    pub(super) fn is_valid(&self) -> bool {
+        self.valid
     }
 }
 
@@ -161,6 +211,7 @@ struct Candidate<'a> {
 pub(super) struct StagedSelector<'a> {
     at_or_before: Option<Candidate<'a>>,
     after: Option<Candidate<'a>>,
+    candidates: usize,
 }
 
 impl<'a> StagedSelector<'a> {
@@ -176,7 +227,13 @@ impl<'a> StagedSelector<'a> {
         Ok(())
     }
 
+    /// How many `StagedMetadata` were offered.
+    pub(super) fn candidates(&self) -> usize {
+        self.candidates
+    }
+
     fn offer(&mut self, c: Candidate<'a>, now_nanos: i64) {
+        self.candidates += 1;
         if c.cutover_nanos <= now_nanos {
             if self.at_or_before.is_none_or(|best| c.cutover_nanos >= best.cutover_nanos) {
                 self.at_or_before = Some(c);

@@ -3,15 +3,16 @@
 //! flattened into the [`Scratch`]. Used on the shard cores.
 
 use super::DecodeError;
+use super::fast;
 use super::metadata::{Scratch, StagedSelector, TimedMetadataFields};
 use super::wire::Fields;
 
 // `MetricWithMetadatas.Type` values; the payload for type k is field k + 1.
-const COUNTER_WITH_METADATAS: i32 = 1;
-const BATCH_TIMER_WITH_METADATAS: i32 = 2;
-const GAUGE_WITH_METADATAS: i32 = 3;
+pub(super) const COUNTER_WITH_METADATAS: i32 = 1;
+pub(super) const BATCH_TIMER_WITH_METADATAS: i32 = 2;
+pub(super) const GAUGE_WITH_METADATAS: i32 = 3;
 const TIMED_METRIC_WITH_METADATA: i32 = 5;
-const TIMED_METRIC_WITH_METADATAS: i32 = 6;
+pub(super) const TIMED_METRIC_WITH_METADATAS: i32 = 6;
 const TIMED_METRIC_WITH_STORAGE_POLICY: i32 = 7;
 
 /// Type of a timed metric (`metricpb.MetricType` without UNKNOWN).
@@ -101,6 +102,9 @@ pub enum MetricView<'a> {
 /// [`DecodeError::MissingField`]; a timed metric whose type is not COUNTER, TIMER
 /// or GAUGE gives [`DecodeError::UnsupportedTimedType`].
 pub fn decode_metric<'a>(buf: &'a [u8], now_nanos: i64, scratch: &mut Scratch) -> Result<MetricView<'a>, DecodeError> {
+    if let Some(view) = fast::metric(buf, now_nanos, scratch) {
+        return Ok(view);
+    }
     scratch.clear();
     let ty = metric_type(buf)?;
     let payload = match ty {

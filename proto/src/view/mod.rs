@@ -16,6 +16,7 @@
 //! inside a routing policy, a pipeline op, or a payload field that the type does
 //! not select). On error the contents of the [`Scratch`] are unspecified.
 
+mod fast;
 mod message;
 mod metadata;
 mod metric;

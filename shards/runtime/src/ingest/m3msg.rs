@@ -109,6 +109,11 @@ pub(crate) struct MetricDecoder {
     elems: Vec<ElemSpec>,
     defaults: Vec<StoragePolicy>,
     num_shards: u32,
+    /// What `elems` was derived from (`Scratch::metadata_generation`), so that a metadata
+    /// repeated from one message to the next is not derived again.
+    elems_generation: Option<u64>,
+    /// What `elems` means: the default spec, or an error for the metadata.
+    elems_outcome: Result<bool, &'static str>,
     /// The last spec added, reused while the metadata repeats (checked against the batch).
     last_spec: Option<SpecRef>,
     /// Pipelines with ops left out of the last metric's spec.
@@ -122,6 +127,8 @@ impl MetricDecoder {
             elems: Vec::new(),
             defaults: ctx.config.aggregator.default_policies.clone(),
             num_shards: ctx.config.num_shards,
+            elems_generation: None,
+            elems_outcome: Ok(true),
             last_spec: None,
             skipped_pipelines: 0,
         }
@@ -231,8 +238,32 @@ impl MetricDecoder {
     /// The spec of the metadata in the scratch, added to `batch` unless it is the default.
     fn spec(&mut self, batch: &mut SampleBatch) -> Result<SpecRef, &'static str> {
         if self.scratch.pipelines.is_empty() {
+            self.skipped_pipelines = 0;
             return Ok(DEFAULT_SPEC);
         }
+        let generation = self.scratch.metadata_generation();
+        if self.elems_generation != Some(generation) {
+            self.elems_outcome = self.derive_elems();
+            self.elems_generation = Some(generation);
+        }
+        if self.elems_outcome? {
+            return Ok(DEFAULT_SPEC);
+        }
+        // Reuse the spec just added when the metadata repeats (a fresh batch has no specs,
+        // so the comparison fails there).
+        if let Some(r) = self.last_spec
+            && batch.spec(r) == self.elems.as_slice()
+        {
+            return Ok(r);
+        }
+        let r = batch.add_spec(&self.elems);
+        self.last_spec = Some(r);
+        Ok(r)
+    }
+
+    /// Fills `elems` from the pipelines in the scratch; `Ok(true)` when they amount to the
+    /// default spec.
+    fn derive_elems(&mut self) -> Result<bool, &'static str> {
         self.elems.clear();
         // Pipelines with ops (rollups, transformations) are not built yet: they are left out
         // (counted by the caller) rather than aggregated as if they had none.
@@ -264,22 +295,9 @@ impl MetricDecoder {
         if self.elems.is_empty() {
             return Err("unsupported_pipeline_ops");
         }
-        if self.elems.iter().all(|e| e.aggs.is_default())
+        Ok(self.elems.iter().all(|e| e.aggs.is_default())
             && self.elems.len() == self.defaults.len()
-            && self.elems.iter().zip(&self.defaults).all(|(e, d)| e.policy == *d)
-        {
-            return Ok(DEFAULT_SPEC);
-        }
-        // Reuse the spec just added when the metadata repeats (a fresh batch has no specs,
-        // so the comparison fails there).
-        if let Some(r) = self.last_spec
-            && batch.spec(r) == self.elems.as_slice()
-        {
-            return Ok(r);
-        }
-        let r = batch.add_spec(&self.elems);
-        self.last_spec = Some(r);
-        Ok(r)
+            && self.elems.iter().zip(&self.defaults).all(|(e, d)| e.policy == *d))
     }
 }
 
