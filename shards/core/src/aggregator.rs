@@ -50,10 +50,11 @@ impl AggregatorOptions {
     }
 }
 
-/// How many values ahead `apply` prefetches a value's index slot, and then its series record
-/// (once the slot has arrived).
+/// How many values ahead `apply` prefetches a value's index slot, then its series record
+/// (once the slot has arrived), then the series' id (once the record has arrived).
 const PREFETCH_SLOTS_AHEAD: usize = 16;
 const PREFETCH_SERIES_AHEAD: usize = 8;
+const PREFETCH_IDS_AHEAD: usize = 4;
 
 /// Event counts of one core's aggregation; the runtime adds them to its published stats.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -311,6 +312,11 @@ impl CoreAggregator {
                 && let Some(Some(map)) = self.shards.get(ahead.shard() as usize)
             {
                 map.prefetch_series(ahead.hash);
+            }
+            if let Some(ahead) = samples.get(i + PREFETCH_IDS_AHEAD)
+                && let Some(Some(map)) = self.shards.get(ahead.shard() as usize)
+            {
+                map.prefetch_ids(ahead.hash);
             }
             let spec = if s.spec == DEFAULT_SPEC {
                 0

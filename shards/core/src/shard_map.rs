@@ -98,6 +98,16 @@ impl ShardMap {
         self.index.for_each_candidate(hash, |i| self.series.prefetch(i));
     }
 
+    /// Step three, once the records are cached: the ids that the lookup compares.
+    #[inline]
+    pub(crate) fn prefetch_ids(&self, hash: u64) {
+        self.index.for_each_candidate(hash, |i| {
+            if let Some(byte) = self.ids.get(self.series[i].id_start as usize) {
+                crate::paged::prefetch(byte);
+            }
+        });
+    }
+
     /// Keeps the series for which `keep(series, id)` returns true; returns how many were removed.
     pub(crate) fn retain(&mut self, mut keep: impl FnMut(&mut Series, &[u8]) -> bool) -> usize {
         let mut removed = 0;
