@@ -55,6 +55,10 @@ impl AggregatorOptions {
 const PREFETCH_SLOTS_AHEAD: usize = 16;
 const PREFETCH_SERIES_AHEAD: usize = 8;
 const PREFETCH_IDS_AHEAD: usize = 4;
+/// The id prefetch reads the series record, a dependent load: with few series on the core,
+/// records and ids are mostly cached and that load costs more than it saves (`map_upsert`:
+/// −7 to −9 % at 100k series, +6 to +18 % at 1M). Ids are prefetched from this many series up.
+const PREFETCH_IDS_MIN_SERIES: usize = 256 * 1024;
 
 /// Event counts of one core's aggregation; the runtime adds them to its published stats.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -301,6 +305,7 @@ impl CoreAggregator {
         self.refresh_untimed_starts(now);
         let now_secs = (now / 1_000_000_000).clamp(0, i64::from(u32::MAX)) as u32;
         let samples = batch.samples();
+        let prefetch_ids = self.series_count() >= PREFETCH_IDS_MIN_SERIES;
         for (i, s) in samples.iter().enumerate() {
             // Start the cache misses of later values now, so that they overlap (see `SeriesIndex`).
             if let Some(ahead) = samples.get(i + PREFETCH_SLOTS_AHEAD)
@@ -313,7 +318,8 @@ impl CoreAggregator {
             {
                 map.prefetch_series(ahead.hash);
             }
-            if let Some(ahead) = samples.get(i + PREFETCH_IDS_AHEAD)
+            if prefetch_ids
+                && let Some(ahead) = samples.get(i + PREFETCH_IDS_AHEAD)
                 && let Some(Some(map)) = self.shards.get(ahead.shard() as usize)
             {
                 map.prefetch_ids(ahead.hash);
