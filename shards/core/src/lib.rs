@@ -19,6 +19,7 @@ mod series_index;
 mod shard_map;
 mod spec;
 pub mod statsd;
+mod statsd_scan;
 pub mod time;
 pub mod window;
 

@@ -75,6 +75,8 @@ use std::cmp::Ordering;
 
 use smallvec::SmallVec;
 
+use crate::statsd_scan::{BLOCK, Masks, Scanner};
+
 /// Which aggregation a line feeds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MetricKind {
@@ -377,17 +379,75 @@ pub fn parse_line(line: &[u8]) -> Result<StatsdLine<'_>, StatsdError> {
 /// neighbours. The last line needs no terminator, so for a TCP stream pass
 /// only the complete part (see [`split_complete_lines`]).
 pub fn for_each_line<'a>(buf: &'a [u8], max_line: usize, mut f: impl FnMut(Result<StatsdLine<'a>, StatsdError>)) {
-    for line in buf.split(|&b| b == b'\n') {
+    let mut scanner = Scanner::new(buf);
+    let mut start = 0;
+    while start < buf.len() {
+        let masks = scanner.window(start);
+        let (end, next) = if masks.newline != 0 {
+            let end = start + masks.newline.trailing_zeros() as usize;
+            (end, end + 1)
+        } else {
+            // A line of 64 bytes or more, or the last line without a newline.
+            match find(&buf[start..], b'\n') {
+                Some(i) => (start + i, start + i + 1),
+                None => (buf.len(), buf.len()),
+            }
+        };
+        let line = &buf[start..end];
+        start = next;
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             continue;
         }
         if line.len() > max_line {
             f(Err(StatsdError::LineTooLong));
+        } else if line.len() <= BLOCK
+            && let Some(parsed) = parse_plain_line(line, masks.truncate(line.len()))
+        {
+            f(Ok(parsed));
         } else {
             f(parse_line(line));
         }
     }
+}
+
+/// The common case of [`parse_line`], from the delimiter bits of the line: `name:value|type`
+/// with no section after the type. `None` for anything else, valid or not, which
+/// [`parse_line`] then reads from the start; so when this answers, it answers what
+/// [`parse_line`] would, and every error comes from [`parse_line`] alone.
+#[inline]
+fn parse_plain_line(line: &[u8], masks: Masks) -> Option<StatsdLine<'_>> {
+    // Events and service checks start with `_`; a name starting with whitespace may be
+    // whitespace only. Both are left to `parse_line`.
+    if matches!(line.first(), Some(b'_') | None) || line[0].is_ascii_whitespace() {
+        return None;
+    }
+    let pipe = masks.pipe.trailing_zeros() as usize;
+    // Exactly one `|`, a `:` before it, and a name before that `:`, without `;`.
+    if masks.pipe == 0 || masks.pipe & (masks.pipe - 1) != 0 {
+        return None;
+    }
+    let colon = (masks.colon & ((1u64 << pipe) - 1)).trailing_zeros() as usize;
+    if colon == 0 || colon >= pipe || masks.semicolon & ((1u64 << colon) - 1) != 0 {
+        return None;
+    }
+    let (name, raw_value, ty) = (&line[..colon], &line[colon + 1..pipe], &line[pipe + 1..]);
+    let (value, gauge_op, member) = match ty {
+        b"c" | b"ms" | b"h" | b"d" => (parse_f64(raw_value).ok()?, GaugeOp::Set, &[][..]),
+        b"g" => {
+            let op = if matches!(raw_value.first(), Some(b'+' | b'-')) { GaugeOp::Delta } else { GaugeOp::Set };
+            (parse_f64(raw_value).ok()?, op, &[][..])
+        }
+        b"s" if !raw_value.is_empty() => (0.0, GaugeOp::Set, raw_value),
+        _ => return None,
+    };
+    let kind = match ty {
+        b"c" => MetricKind::Counter,
+        b"g" => MetricKind::Gauge,
+        b"s" => MetricKind::Set,
+        _ => MetricKind::Timer,
+    };
+    Some(StatsdLine { name, kind, value, gauge_op, member, sample_rate: 1.0, tags: &[] })
 }
 
 /// For stream (TCP) input: splits `buf` after its last `\n` into
@@ -473,6 +533,10 @@ fn cmp_canonical(a: &Tag<'_>, b: &Tag<'_>) -> Ordering {
 /// are more than 32 tags.
 pub fn write_series_id(name: &[u8], tags: &[u8], out: &mut Vec<u8>) -> Result<(), StatsdError> {
     check_name(name)?;
+    if tags.is_empty() {
+        out.extend_from_slice(name);
+        return Ok(());
+    }
     let mut list: SmallVec<[Tag<'_>; INLINE_TAGS]> = SmallVec::new();
     if !tags.is_empty() {
         for raw in tags.split(|&b| b == b',') {
@@ -912,6 +976,26 @@ mod tests {
         .prop_map(|parts| parts.concat())
     }
 
+    /// Lines shaped like `name:value|type[sections]`, each part valid or just off.
+    fn shaped_line_strategy() -> impl Strategy<Value = Vec<u8>> {
+        fn pick(options: &'static [&'static str]) -> impl Strategy<Value = &'static str> {
+            prop::sample::select(options)
+        }
+        (
+            pick(&["a", "x.y_z", " a", "\t", "_e{", "_x", "a;b", "", "a b", "\u{e9}t\u{e9}"]),
+            pick(&[":", "", "::"]),
+            pick(&["1", "-2", "+3", "0.5", "", "nan", "1e400", "x", "12345678901234567890", "007"]),
+            pick(&["|", "", "||"]),
+            pick(&["c", "g", "ms", "h", "d", "s", "", "x", "cc", "C"]),
+            pick(&["", "", "", "|@0.5", "|#a:b", "|", "|T1", ";", ":"]),
+            pick(&["", "", "\r"]),
+        )
+            .prop_map(|parts| {
+                let (a, b, c, d, e, f, g) = parts;
+                [a, b, c, d, e, f, g].concat().into_bytes()
+            })
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
@@ -923,6 +1007,44 @@ mod tests {
             let mut out = Vec::new();
             let _ = write_series_id(&bytes, &bytes, &mut out);
             let _ = split_complete_lines(&bytes);
+        }
+
+        /// The delimiter-mask fast path of `for_each_line` gives what splitting on `\n` and
+        /// `parse_line` give, line by line, at every position in a datagram.
+        #[test]
+        fn for_each_line_agrees_with_parse_line(
+            lines in proptest::collection::vec(prop_oneof![fuzzy_line_strategy(), shaped_line_strategy()], 0..40),
+            pad in 0usize..70,
+            max in 8usize..100,
+        ) {
+            let mut buf = vec![b'x'; pad];
+            buf.push(b'\n');
+            for l in &lines {
+                buf.extend_from_slice(l);
+                buf.push(b'\n');
+            }
+            let mut want = Vec::new();
+            for line in buf.split(|&b| b == b'\n') {
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                if !line.is_empty() {
+                    want.push(if line.len() > max { Err(StatsdError::LineTooLong) } else { parse_line(line) });
+                }
+            }
+            let mut got = Vec::new();
+            for_each_line(&buf, max, |l| got.push(l));
+            prop_assert_eq!(got, want);
+            // And without the final newline.
+            buf.pop();
+            let mut got = Vec::new();
+            for_each_line(&buf, max, |l| got.push(l));
+            let mut want_unterminated = Vec::new();
+            for line in buf.split(|&b| b == b'\n') {
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                if !line.is_empty() {
+                    want_unterminated.push(if line.len() > max { Err(StatsdError::LineTooLong) } else { parse_line(line) });
+                }
+            }
+            prop_assert_eq!(got, want_unterminated);
         }
 
         #[test]

@@ -46,8 +46,14 @@ impl LineDecoder {
     }
 
     fn line(&mut self, line: StatsdLine<'_>, router: &mut Router) -> Result<(), statsd::StatsdError> {
-        self.id.clear();
-        line.write_series_id(&mut self.id)?;
+        // A line without tags has its name as id, already checked by the parser.
+        let id = if line.tags.is_empty() {
+            line.name
+        } else {
+            self.id.clear();
+            line.write_series_id(&mut self.id)?;
+            &self.id
+        };
         let (metric_type, value) = match (line.kind, line.gauge_op) {
             (MetricKind::Counter, _) => (MetricType::Counter, SampleValue::Number(line.value)),
             (MetricKind::Gauge, GaugeOp::Set) => (MetricType::Gauge, SampleValue::Number(line.value)),
@@ -55,9 +61,9 @@ impl LineDecoder {
             (MetricKind::Timer, _) => (MetricType::Timer, SampleValue::Number(line.value)),
             (MetricKind::Set, _) => (MetricType::Set, SampleValue::Member(series_hash(MetricType::Set, line.member))),
         };
-        let shard = shard_for(&self.id, self.num_shards);
-        let hash = series_hash(metric_type, &self.id);
-        router.batch_for(shard).push(shard, hash, &self.id, metric_type, UNTIMED, value, DEFAULT_SPEC);
+        let shard = shard_for(id, self.num_shards);
+        let hash = series_hash(metric_type, id);
+        router.batch_for(shard).push(shard, hash, id, metric_type, UNTIMED, value, DEFAULT_SPEC);
         Ok(())
     }
 }
