@@ -63,7 +63,11 @@ impl<T> Paged<T> {
     #[inline]
     pub(crate) fn prefetch(&self, i: usize) {
         if let Some(element) = self.pages.get(i >> PAGE_BITS).and_then(|page| page.get(i & (PAGE - 1))) {
+            // An element of more than 8 bytes may straddle two cache lines: load both ends.
             prefetch(element);
+            if size_of::<T>() > 8 {
+                prefetch_address(std::ptr::from_ref(element).cast::<u8>().wrapping_add(size_of::<T>() - 1));
+            }
         }
     }
 
@@ -80,10 +84,17 @@ impl<T> Paged<T> {
 /// Asks the CPU to start loading the cache line of `p` (a no-op off x86-64).
 #[inline(always)]
 pub(crate) fn prefetch<T>(p: &T) {
+    prefetch_address(std::ptr::from_ref(p).cast());
+}
+
+/// Asks the CPU to start loading the cache line of `p`; any address will do.
+#[inline(always)]
+pub(crate) fn prefetch_address(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint: it reads nothing the program can observe and never faults.
+    // SAFETY: a prefetch is a hint: it reads nothing the program can observe and never faults,
+    // whatever the address.
     unsafe {
-        std::arch::x86_64::_mm_prefetch(std::ptr::from_ref(p).cast::<i8>(), std::arch::x86_64::_MM_HINT_T0)
+        std::arch::x86_64::_mm_prefetch(p.cast::<i8>(), std::arch::x86_64::_MM_HINT_T0)
     };
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
