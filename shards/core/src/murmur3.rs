@@ -70,6 +70,43 @@ pub fn shard_for(id: &[u8], num_shards: u32) -> u32 {
     murmur3_x86_32(id, 0) % num_shards
 }
 
+/// [`shard_for`] for one shard count, with the division replaced by a multiplication
+/// (Lemire, Kaser and Kurz, "Faster remainder by direct computation", 2019): the ingest path
+/// computes a shard per value, and a 32-bit `div` cost ~14 % of a StatsD line's decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardOf {
+    num_shards: u32,
+    /// `ceil(2^64 / num_shards)`.
+    inverse: u64,
+}
+
+impl ShardOf {
+    /// # Panics
+    ///
+    /// If `num_shards` is 0, as [`shard_for`].
+    pub fn new(num_shards: u32) -> Self {
+        assert!(num_shards > 0, "ShardOf: num_shards must be > 0");
+        Self { num_shards, inverse: (u64::MAX / u64::from(num_shards)).wrapping_add(1) }
+    }
+
+    pub fn num_shards(&self) -> u32 {
+        self.num_shards
+    }
+
+    /// `murmur3_x86_32(id, 0) % num_shards`.
+    #[inline]
+    pub fn of(&self, id: &[u8]) -> u32 {
+        self.reduce(murmur3_x86_32(id, 0))
+    }
+
+    /// `hash % num_shards`, exact for every 32-bit `hash` and shard count.
+    #[inline]
+    fn reduce(&self, hash: u32) -> u32 {
+        let low = self.inverse.wrapping_mul(u64::from(hash));
+        ((u128::from(low) * u128::from(self.num_shards)) >> 64) as u32
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,5 +204,24 @@ mod tests {
             prop_assert!(s < n);
             prop_assert_eq!(s, murmur3_x86_32(&id, 0) % n);
         }
+    }
+
+    proptest! {
+        /// The multiplication gives the remainder for any hash and shard count.
+        #[test]
+        fn shard_of_is_the_remainder(hash in any::<u32>(), num_shards in 1u32..) {
+            prop_assert_eq!(ShardOf::new(num_shards).reduce(hash), hash % num_shards);
+        }
+    }
+
+    #[test]
+    fn shard_of_edges() {
+        for n in [1, 2, 3, 7, 64, 1024, 4096, u32::MAX - 1, u32::MAX] {
+            let s = ShardOf::new(n);
+            for h in [0, 1, n - 1, n, n.wrapping_add(1), u32::MAX - 1, u32::MAX] {
+                assert_eq!(s.reduce(h), h % n, "{h} % {n}");
+            }
+        }
+        assert_eq!(ShardOf::new(64).of(b"some.metric"), shard_for(b"some.metric", 64));
     }
 }

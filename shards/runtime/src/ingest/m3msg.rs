@@ -17,7 +17,7 @@ use sheaf_proto::msgpb;
 use sheaf_proto::output::encode_ack_frame;
 use sheaf_proto::view::{self, MetricView, Scratch, TimedType};
 use sheaf_shard_core::batch::DEFAULT_SPEC;
-use sheaf_shard_core::murmur3::shard_for;
+use sheaf_shard_core::murmur3::ShardOf;
 use sheaf_shard_core::time::now_nanos;
 use sheaf_shard_core::{
     AggTypes, ElemSpec, MetricType, SampleBatch, SampleValue, SpecRef, StoragePolicy, UNTIMED, series_hash,
@@ -108,7 +108,7 @@ pub(crate) struct MetricDecoder {
     scratch: Scratch,
     elems: Vec<ElemSpec>,
     defaults: Vec<StoragePolicy>,
-    num_shards: u32,
+    shard_of: ShardOf,
     /// What `elems` was derived from (`Scratch::metadata_generation`), so that a metadata
     /// repeated from one message to the next is not derived again.
     elems_generation: Option<u64>,
@@ -126,7 +126,7 @@ impl MetricDecoder {
             scratch: Scratch::default(),
             elems: Vec::new(),
             defaults: ctx.config.aggregator.default_policies.clone(),
-            num_shards: ctx.config.num_shards,
+            shard_of: ShardOf::new(ctx.config.num_shards),
             elems_generation: None,
             elems_outcome: Ok(true),
             last_spec: None,
@@ -183,7 +183,7 @@ impl MetricDecoder {
         if id.is_empty() {
             return Err("empty_id");
         }
-        let shard = shard_for(id, self.num_shards);
+        let shard = self.shard_of.of(id);
         let hash = series_hash(metric_type, id);
         let values = match metric {
             MetricView::BatchTimer { .. } => self.scratch.timer_values.len() as u64,

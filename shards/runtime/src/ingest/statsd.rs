@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use futures_lite::AsyncReadExt;
 use glommio::net::{TcpStream, UdpSocket};
-use sheaf_shard_core::murmur3::shard_for;
+use sheaf_shard_core::murmur3::ShardOf;
 use sheaf_shard_core::statsd::{self, GaugeOp, MetricKind, StatsdLine};
 use sheaf_shard_core::{DEFAULT_SPEC, MetricType, SampleValue, UNTIMED, series_hash};
 
@@ -20,7 +20,7 @@ use crate::stats::Protocol;
 /// Decodes StatsD lines into samples; holds the reused id buffer.
 pub(crate) struct LineDecoder {
     id: Vec<u8>,
-    num_shards: u32,
+    shard_of: ShardOf,
     max_line: usize,
     protocol: Protocol,
 }
@@ -29,7 +29,7 @@ impl LineDecoder {
     pub(crate) fn new(ctx: &CoreCtx, protocol: Protocol) -> Self {
         Self {
             id: Vec::with_capacity(256),
-            num_shards: ctx.config.num_shards,
+            shard_of: ShardOf::new(ctx.config.num_shards),
             max_line: ctx.config.ingest.max_line_size,
             protocol,
         }
@@ -61,7 +61,7 @@ impl LineDecoder {
             (MetricKind::Timer, _) => (MetricType::Timer, SampleValue::Number(line.value)),
             (MetricKind::Set, _) => (MetricType::Set, SampleValue::Member(series_hash(MetricType::Set, line.member))),
         };
-        let shard = shard_for(id, self.num_shards);
+        let shard = self.shard_of.of(id);
         let hash = series_hash(metric_type, id);
         router.batch_for(shard).push(shard, hash, id, metric_type, UNTIMED, value, DEFAULT_SPEC);
         Ok(())
