@@ -1,6 +1,7 @@
 //! Timer quantiles: `QuantileSketch::add` (DDSketch, 1% relative error) of latency-like
 //! values spread over four decades, into one sketch that stays live (as a timer window's
-//! does), and a fresh sketch per 1024 values (a window with few values); plus reading p99.
+//! does), a fresh sketch per 1024 values, and windows of 32 values each created, filled,
+//! read and dropped (a window with few values); plus reading p99.
 //! Throughput is in values.
 
 use std::hint::black_box;
@@ -41,6 +42,21 @@ fn bench(c: &mut Criterion) {
             },
             BatchSize::SmallInput,
         )
+    });
+    // A window that sees a few dozen values (1M series at a few M values/s), created, filled,
+    // read at p99 and dropped, as a flush does.
+    group.bench_function("add/windows_of_32_values", |b| {
+        b.iter(|| {
+            let mut acc = 0.0;
+            for window in values.chunks(32) {
+                let mut s = QuantileSketch::new();
+                for &v in window {
+                    s.add(black_box(v));
+                }
+                acc += s.quantile(0.99).unwrap_or(0.0);
+            }
+            acc
+        })
     });
     group.throughput(Throughput::Elements(1));
     group.bench_function("quantile_p99", |b| b.iter(|| black_box(&live).quantile(black_box(0.99))));

@@ -11,19 +11,25 @@
 //! guarantees rank error 1e-3 instead; a value-relative bound is what dashboards read.
 //! It is also mergeable, which later cross-node work can use.
 //!
-//! Most timer windows hold few values, and a DDSketch's bucket array costs about a kilobyte,
-//! so a window keeps its first `EXACT_VALUES` values as they are and answers exactly from
-//! them; the sketch is built only when the window outgrows that.
+//! Most timer windows hold few values, and a DDSketch's bucket array costs at least a
+//! kilobyte (it grows 128 buckets of 8 bytes at a time; 3 KiB for values spread over 1 to
+//! 1000), so a window keeps its first `EXACT_LIMIT` values as they are and answers exactly
+//! from them; the sketch is built only when the window outgrows that. Up to that limit the
+//! list is no bigger than the smallest sketch, and its first `EXACT_INLINE` values need no
+//! allocation at all. (At 1M series, sketches built for windows of a few dozen values were
+//! ~8 % of m3msg ingest, in page faults on their fresh memory.)
 
 use sketches_ddsketch::{Config, DDSketch};
 use smallvec::SmallVec;
 
 /// Values a window keeps exactly before it switches to the sketch.
-const EXACT_VALUES: usize = 8;
+const EXACT_LIMIT: usize = 128;
+/// Values kept inside the window before the exact list moves to the heap.
+const EXACT_INLINE: usize = 8;
 
 #[derive(Clone)]
 enum Inner {
-    Exact(SmallVec<[f64; EXACT_VALUES]>),
+    Exact(SmallVec<[f64; EXACT_INLINE]>),
     Sketch(Box<DDSketch>),
 }
 
@@ -59,7 +65,7 @@ impl QuantileSketch {
     #[inline]
     pub fn add(&mut self, v: f64) {
         match &mut self.inner {
-            Inner::Exact(values) if values.len() < EXACT_VALUES => values.push(v),
+            Inner::Exact(values) if values.len() < EXACT_LIMIT => values.push(v),
             Inner::Exact(values) => {
                 let mut sketch =
                     Box::new(DDSketch::new(Config::new(Self::RELATIVE_ERROR, Self::MAX_BINS, Self::MIN_MAGNITUDE)));
@@ -80,7 +86,7 @@ impl QuantileSketch {
         }
     }
 
-    /// Estimate of quantile `q` in [0, 1]: exact while the window holds at most 8 values (the
+    /// Estimate of quantile `q` in [0, 1]: exact while the window holds at most 128 values (the
     /// value at rank ⌊q·(n−1)⌋), else within the stated bound; `None` when empty. q = 0 and 1
     /// are the exact min and max.
     pub fn quantile(&self, q: f64) -> Option<f64> {
@@ -90,7 +96,10 @@ impl QuantileSketch {
                 if values.is_empty() {
                     return None;
                 }
-                let mut sorted = values.clone();
+                // Sorted on the stack: flushing allocates nothing.
+                let mut buf = [0.0; EXACT_LIMIT];
+                let sorted = &mut buf[..values.len()];
+                sorted.copy_from_slice(values);
                 sorted.sort_unstable_by(f64::total_cmp);
                 Some(sorted[(q * (sorted.len() - 1) as f64).floor() as usize])
             }

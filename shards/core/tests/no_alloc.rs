@@ -74,9 +74,10 @@ fn steady_state_ingest_does_not_allocate_per_value() {
     let mut id = Vec::with_capacity(256);
     let mut batch = SampleBatch::with_capacity(1024);
     let now = 1_700_000_000_000_000_000;
-    // Warm up: series, windows, sketches (a timer window builds its sketch at its 9th value)
-    // and buffers come into being.
-    for _ in 0..10 {
+    // Warm up: series, windows, sketches and buffers come into being. A timer window keeps its
+    // first 128 values in a list that doubles as it grows (4 allocations per window), and
+    // builds its sketch at its 129th: allocations per window, not per value.
+    for _ in 0..130 {
         decode_into(&buf, &mut id, &mut batch);
         agg.apply(&batch, now);
         batch.clear();
