@@ -306,6 +306,9 @@ impl CoreAggregator {
         let now_secs = (now / 1_000_000_000).clamp(0, i64::from(u32::MAX)) as u32;
         let samples = batch.samples();
         let prefetch_ids = self.series_count() >= PREFETCH_IDS_MIN_SERIES;
+        // The series position each of the last `PREFETCH_SERIES_AHEAD` record prefetches found,
+        // by sample index modulo that distance, for the id prefetch that follows.
+        let mut found = [None; PREFETCH_SERIES_AHEAD];
         for (i, s) in samples.iter().enumerate() {
             // Start the cache misses of later values now, so that they overlap (see `SeriesIndex`).
             if let Some(ahead) = samples.get(i + PREFETCH_SLOTS_AHEAD)
@@ -316,13 +319,15 @@ impl CoreAggregator {
             if let Some(ahead) = samples.get(i + PREFETCH_SERIES_AHEAD)
                 && let Some(Some(map)) = self.shards.get(ahead.shard() as usize)
             {
-                map.prefetch_series(ahead.hash);
+                found[(i + PREFETCH_SERIES_AHEAD) % PREFETCH_SERIES_AHEAD] = map.prefetch_series(ahead.hash);
             }
+            // The record found four values ago has arrived by now: start on its id.
             if prefetch_ids
                 && let Some(ahead) = samples.get(i + PREFETCH_IDS_AHEAD)
                 && let Some(Some(map)) = self.shards.get(ahead.shard() as usize)
+                && let Some(position) = found[(i + PREFETCH_IDS_AHEAD) % PREFETCH_SERIES_AHEAD]
             {
-                map.prefetch_ids(ahead.hash);
+                map.prefetch_id(position);
             }
             let spec = if s.spec == DEFAULT_SPEC {
                 0

@@ -31,6 +31,11 @@ impl<T> Paged<T> {
         self.len
     }
 
+    #[inline]
+    pub(crate) fn get(&self, i: usize) -> Option<&T> {
+        self.pages.get(i >> PAGE_BITS).and_then(|page| page.get(i & (PAGE - 1)))
+    }
+
     pub(crate) fn push(&mut self, value: T) {
         if self.len.is_multiple_of(PAGE) {
             self.pages.push(Vec::with_capacity(PAGE));

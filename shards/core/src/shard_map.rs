@@ -92,20 +92,24 @@ impl ShardMap {
         self.index.prefetch(hash);
     }
 
-    /// Step two, once the slot is cached: the series records whose tag matches.
+    /// Step two, once the slot is cached: the series records whose tag matches. Returns the
+    /// position of the first, for step three.
     #[inline]
-    pub(crate) fn prefetch_series(&self, hash: u64) {
-        self.index.for_each_candidate(hash, |i| self.series.prefetch(i));
+    pub(crate) fn prefetch_series(&self, hash: u64) -> Option<usize> {
+        let mut first = None;
+        self.index.for_each_candidate(hash, |i| {
+            first.get_or_insert(i);
+            self.series.prefetch(i);
+        });
+        first
     }
 
-    /// Step three, once the records are cached: the ids that the lookup compares.
+    /// Step three, once the record at `position` is cached: the id that the lookup compares.
     #[inline]
-    pub(crate) fn prefetch_ids(&self, hash: u64) {
-        self.index.for_each_candidate(hash, |i| {
-            if let Some(byte) = self.ids.get(self.series[i].id_start as usize) {
-                crate::paged::prefetch(byte);
-            }
-        });
+    pub(crate) fn prefetch_id(&self, position: usize) {
+        if let Some(byte) = self.series.get(position).and_then(|s| self.ids.get(s.id_start as usize)) {
+            crate::paged::prefetch(byte);
+        }
     }
 
     /// Keeps the series for which `keep(series, id)` returns true; returns how many were removed.
