@@ -118,6 +118,7 @@ pub(super) fn message(buf: &[u8]) -> Option<MessageView<'_>> {
 
 /// `metricpb.MetricWithMetadatas` of the untimed types and of `TimedMetricWithMetadatas`:
 /// the type, then its one payload `{ metric = 1, StagedMetadatas metadatas = 2 }`.
+#[inline]
 pub(super) fn metric<'a>(buf: &'a [u8], now_nanos: i64, scratch: &mut Scratch) -> Option<MetricView<'a>> {
     let mut c = Cursor::new(buf);
     if !c.eat(key(1, VARINT)) {

@@ -19,10 +19,17 @@ pub struct MessageView<'a> {
 }
 
 /// Decodes a `msgpb.Message` (a frame body).
+#[inline]
 pub fn decode_message(buf: &[u8]) -> Result<MessageView<'_>, DecodeError> {
-    if let Some(view) = fast::message(buf) {
-        return Ok(view);
+    match fast::message(buf) {
+        Some(view) => Ok(view),
+        None => decode_message_in_general(buf),
     }
+}
+
+/// [`decode_message`] for any layout, not only the one the fast path reads.
+#[inline(never)]
+fn decode_message_in_general(buf: &[u8]) -> Result<MessageView<'_>, DecodeError> {
     let mut view = MessageView::default();
     for field in Fields::new(buf) {
         let field = field?;

@@ -101,10 +101,21 @@ pub enum MetricView<'a> {
 /// [`DecodeError::Unsupported`]; an absent payload gives
 /// [`DecodeError::MissingField`]; a timed metric whose type is not COUNTER, TIMER
 /// or GAUGE gives [`DecodeError::UnsupportedTimedType`].
+#[inline]
 pub fn decode_metric<'a>(buf: &'a [u8], now_nanos: i64, scratch: &mut Scratch) -> Result<MetricView<'a>, DecodeError> {
-    if let Some(view) = fast::metric(buf, now_nanos, scratch) {
-        return Ok(view);
+    match fast::metric(buf, now_nanos, scratch) {
+        Some(view) => Ok(view),
+        None => decode_metric_in_general(buf, now_nanos, scratch),
     }
+}
+
+/// [`decode_metric`] for any layout, not only the one the fast path reads.
+#[inline(never)]
+fn decode_metric_in_general<'a>(
+    buf: &'a [u8],
+    now_nanos: i64,
+    scratch: &mut Scratch,
+) -> Result<MetricView<'a>, DecodeError> {
     scratch.clear();
     let ty = metric_type(buf)?;
     let payload = match ty {
