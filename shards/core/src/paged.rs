@@ -96,8 +96,7 @@ pub(crate) fn prefetch<T>(p: &T) {
 #[inline(always)]
 pub(crate) fn prefetch_address(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint: it reads nothing the program can observe and never faults,
-    // whatever the address.
+    // SAFETY: a prefetch is a hint that never faults, whatever the address, and reads nothing.
     unsafe {
         std::arch::x86_64::_mm_prefetch(p.cast::<i8>(), std::arch::x86_64::_MM_HINT_T0)
     };
