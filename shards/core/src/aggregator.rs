@@ -57,7 +57,7 @@ const PREFETCH_SERIES_AHEAD: usize = 8;
 const PREFETCH_IDS_AHEAD: usize = 4;
 /// The id prefetch reads the series record, a dependent load: with few series on the core,
 /// records and ids are mostly cached and that load costs more than it saves (`map_upsert`:
-/// −7 to −9 % at 100k series, +6 to +18 % at 1M). Ids are prefetched from this many series up.
+/// about −8 % at 100k series, +10 to +25 % at 1M). Ids are prefetched from this many series up.
 const PREFETCH_IDS_MIN_SERIES: usize = 256 * 1024;
 
 /// Event counts of one core's aggregation; the runtime adds them to its published stats.

@@ -89,10 +89,6 @@ impl ShardOf {
         Self { num_shards, inverse: (u64::MAX / u64::from(num_shards)).wrapping_add(1) }
     }
 
-    pub fn num_shards(&self) -> u32 {
-        self.num_shards
-    }
-
     /// `murmur3_x86_32(id, 0) % num_shards`.
     #[inline]
     pub fn of(&self, id: &[u8]) -> u32 {
