@@ -86,6 +86,11 @@ struct Cli {
     /// --flush-output (the check stops early once every counter increment is seen).
     #[arg(long, default_value_t = 12.0)]
     settle: f64,
+    /// Seconds to send before the measured run, not counted, so that every series exists
+    /// when measuring starts (steady state rather than series creation). Not with
+    /// --flush-output: the warm-up's counters would share windows with the measured ones.
+    #[arg(long, default_value_t = 0.0)]
+    warmup: f64,
     /// sheaf's process id: report its CPU time and values per CPU-second.
     #[arg(long)]
     pid: Option<u32>,
@@ -154,6 +159,17 @@ fn main() -> anyhow::Result<()> {
     let space = SeriesSpace::new(cli.series, cli.mix);
     sheaf_bench::workload::set_min_id_len(cli.id_len);
 
+    anyhow::ensure!(
+        cli.warmup >= 0.0 && !(cli.warmup > 0.0 && cli.flush_output.is_some()),
+        "--warmup must be 0 or more, and cannot be combined with --flush-output"
+    );
+    if cli.warmup > 0.0 {
+        eprintln!("sheaf-load: warming up for {} s (not measured)", cli.warmup);
+        let (_, errors) = send(&cli, space, cli.warmup, &Arc::new(Totals::default()), false)?;
+        anyhow::ensure!(errors.is_empty(), "warm-up failed: {}", errors.join("; "));
+        // Let sheaf apply what is queued before the measured run starts.
+        std::thread::sleep(Duration::from_secs(1));
+    }
     let admin_before = admin::scrape(cli.admin);
     if let Err(e) = &admin_before {
         eprintln!("sheaf-load: warning: admin {}: {e:#} (no ingest numbers)", cli.admin);
@@ -164,50 +180,7 @@ fn main() -> anyhow::Result<()> {
     let self_cpu_before = procfs::self_cpu_seconds();
 
     let totals = Arc::new(Totals::default());
-    let stop = Arc::new(AtomicBool::new(false));
-    let start = Instant::now();
-    let duration = Duration::from_secs_f64(cli.duration);
-    let plan = SendPlan {
-        mix: cli.mix,
-        space,
-        threads: cli.connections,
-        rate_per_thread: cli.rate as f64 / cli.connections as f64,
-        deadline: start + duration,
-        totals: totals.clone(),
-        stop: stop.clone(),
-    };
-
-    let progress = progress_bar(cli.duration);
-    let senders = match cli.protocol {
-        Proto::Statsd => statsd::start(cli.statsd_udp, cli.lines_per_datagram, &plan)?,
-        Proto::M3msg => m3msg::start(
-            cli.m3msg,
-            m3msg::Options {
-                timer_batch: cli.timer_batch.max(1),
-                num_shards: cli.num_shards,
-                ack_timeout: Duration::from_secs_f64(cli.ack_timeout),
-            },
-            &plan,
-        )?,
-    };
-    while Instant::now() < plan.deadline && !senders.iter().all(|h| h.is_finished()) {
-        std::thread::sleep(Duration::from_millis(200));
-        let elapsed = start.elapsed().as_secs_f64();
-        let values = totals.values.load(Relaxed);
-        progress.set_position(elapsed.min(cli.duration) as u64);
-        progress.set_message(format!("{values} values, {:.0}/s", values as f64 / elapsed.max(1e-9)));
-    }
-    let send_elapsed = start.elapsed().min(duration).as_secs_f64();
-    progress.set_message("waiting for senders (and acks)");
-    let mut sender_errors = Vec::new();
-    for h in senders {
-        match h.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => sender_errors.push(format!("{e:#}")),
-            Err(_) => sender_errors.push("sender thread panicked".into()),
-        }
-    }
-    progress.finish_and_clear();
+    let (send_elapsed, sender_errors) = send(&cli, space, cli.duration, &totals, true)?;
     for e in &sender_errors {
         eprintln!("sheaf-load: sender: {e}");
     }
@@ -234,6 +207,7 @@ fn main() -> anyhow::Result<()> {
             "mix": cli.mix.to_string(),
             "rate": cli.rate,
             "duration_s": cli.duration,
+            "warmup_s": cli.warmup,
             "connections": cli.connections,
             "lines_per_datagram": cli.lines_per_datagram,
             "timer_batch": cli.timer_batch,
@@ -310,6 +284,60 @@ fn main() -> anyhow::Result<()> {
         println!("report written to {}", path.display());
     }
     Ok(())
+}
+
+/// Sends for `seconds` with `cli`'s protocol and rate, counting into `totals`; returns the
+/// seconds spent sending and the errors of the sender threads.
+fn send(
+    cli: &Cli,
+    space: SeriesSpace,
+    seconds: f64,
+    totals: &Arc<Totals>,
+    show_progress: bool,
+) -> anyhow::Result<(f64, Vec<String>)> {
+    let start = Instant::now();
+    let duration = Duration::from_secs_f64(seconds);
+    let plan = SendPlan {
+        mix: cli.mix,
+        space,
+        threads: cli.connections,
+        rate_per_thread: cli.rate as f64 / cli.connections as f64,
+        deadline: start + duration,
+        totals: totals.clone(),
+        stop: Arc::new(AtomicBool::new(false)),
+    };
+    let progress = if show_progress { progress_bar(seconds) } else { ProgressBar::hidden() };
+    let senders = match cli.protocol {
+        Proto::Statsd => statsd::start(cli.statsd_udp, cli.lines_per_datagram, &plan)?,
+        Proto::M3msg => m3msg::start(
+            cli.m3msg,
+            m3msg::Options {
+                timer_batch: cli.timer_batch.max(1),
+                num_shards: cli.num_shards,
+                ack_timeout: Duration::from_secs_f64(cli.ack_timeout),
+            },
+            &plan,
+        )?,
+    };
+    while Instant::now() < plan.deadline && !senders.iter().all(|h| h.is_finished()) {
+        std::thread::sleep(Duration::from_millis(200));
+        let elapsed = start.elapsed().as_secs_f64();
+        let values = totals.values.load(Relaxed);
+        progress.set_position(elapsed.min(seconds) as u64);
+        progress.set_message(format!("{values} values, {:.0}/s", values as f64 / elapsed.max(1e-9)));
+    }
+    let send_elapsed = start.elapsed().min(duration).as_secs_f64();
+    progress.set_message("waiting for senders (and acks)");
+    let mut sender_errors = Vec::new();
+    for h in senders {
+        match h.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => sender_errors.push(format!("{e:#}")),
+            Err(_) => sender_errors.push("sender thread panicked".into()),
+        }
+    }
+    progress.finish_and_clear();
+    Ok((send_elapsed, sender_errors))
 }
 
 fn progress_bar(duration: f64) -> ProgressBar {
