@@ -4,9 +4,9 @@
 //! exits, as most of the parse). Used by `statsd::for_each_line` on whichever core received
 //! the datagram; pure functions over borrowed bytes.
 //!
-//! The bits come from SWAR on 8-byte words, which is portable and needs no `unsafe`: a byte
-//! equal to the delimiter is found exactly (no false positives), and the high bits of the
-//! eight bytes are gathered into one byte with a multiplication.
+//! On x86-64 the bits come from SSE2 compares, 16 bytes at a time. Elsewhere they come from
+//! SWAR on 8-byte words: a byte equal to the delimiter is found exactly (no false positives),
+//! and the high bits of the eight bytes are gathered into one byte with a multiplication.
 
 /// Bytes covered by one block of masks.
 pub(crate) const BLOCK: usize = 64;
@@ -50,8 +50,33 @@ impl Masks {
         }
     }
 
+    /// SSE2 (part of every x86-64 CPU): 16 bytes per compare instead of 8 per SWAR step.
+    #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     fn of_block(block: &[u8; BLOCK]) -> Self {
+        use std::arch::x86_64::{__m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8};
+        let bits = |v: __m128i, byte: u8| {
+            // SAFETY: SSE2 is in the x86-64 baseline, so these intrinsics always exist; they only compute.
+            let mask = unsafe { _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(byte as i8))) };
+            u64::from(mask as u16)
+        };
+        let mut m = Masks::default();
+        for (i, chunk) in block.as_chunks::<16>().0.iter().enumerate() {
+            // SAFETY: SSE2 is in the x86-64 baseline; the unaligned load reads exactly `chunk`.
+            let v = unsafe { _mm_loadu_si128(chunk.as_ptr().cast()) };
+            let shift = 16 * i;
+            m.newline |= bits(v, b'\n') << shift;
+            m.pipe |= bits(v, b'|') << shift;
+            m.colon |= bits(v, b':') << shift;
+            m.semicolon |= bits(v, b';') << shift;
+        }
+        m
+    }
+
+    /// Portable SWAR, 8 bytes at a time.
+    #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+    #[inline(always)]
+    fn of_block_swar(block: &[u8; BLOCK]) -> Self {
         let mut m = Masks::default();
         for (i, chunk) in block.as_chunks::<8>().0.iter().enumerate() {
             let word = u64::from_le_bytes(*chunk);
@@ -62,6 +87,12 @@ impl Masks {
             m.semicolon |= byte_mask(word, b';') << shift;
         }
         m
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    #[inline(always)]
+    fn of_block(block: &[u8; BLOCK]) -> Self {
+        Self::of_block_swar(block)
     }
 
     /// The bits for the 64 bytes from `offset` (below 64) into `self`, then `next`.
@@ -156,6 +187,22 @@ mod tests {
                 prop_assert_eq!(w.semicolon, naive(rest, b';'));
                 at += step;
             }
+        }
+    }
+
+    proptest! {
+        /// Both block implementations give the bits of a byte loop.
+        #[test]
+        fn simd_and_swar_blocks_agree(block in prop::collection::vec(prop::sample::select(b"\n|:;a\x80\xff\x00".to_vec()), BLOCK)) {
+            let block: [u8; BLOCK] = block.try_into().unwrap();
+            let want = Masks {
+                newline: naive(&block, b'\n'),
+                pipe: naive(&block, b'|'),
+                colon: naive(&block, b':'),
+                semicolon: naive(&block, b';'),
+            };
+            prop_assert_eq!(Masks::of_block(&block), want);
+            prop_assert_eq!(Masks::of_block_swar(&block), want);
         }
     }
 
