@@ -39,7 +39,8 @@ impl HandoffLedger {
 /// Emptied batches on their way back from the receiving core to the core that filled them,
 /// so that steady-state hand-off allocates nothing. One per ordered pair of cores; the
 /// receiver pushes, the sender pops (crossbeam's lock-free `ArrayQueue`). When it is full
-/// the receiver simply drops the batch.
+/// (it holds `RETAINED_RETURNS`, see `pool.rs`) the receiver simply drops the batch, which
+/// frees what a burst of batches in flight left behind.
 pub(crate) type Returns = Arc<crossbeam_queue::ArrayQueue<SampleBatch>>;
 
 /// One ordered pair's wiring, as handed to a core at start.
