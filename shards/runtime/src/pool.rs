@@ -14,11 +14,12 @@ use crate::core_loop::{CoreSetup, run_core};
 use crate::handoff::{HandoffLedger, PeerLink};
 use crate::stats::CoreStats;
 
-/// Emptied hand-off batches a core pair keeps for reuse. A burst can put up to
-/// `handoff_queue_batches` in flight (~80 KB each); once it is over, returned batches past
-/// this many are freed, so that resident memory falls back instead of holding the burst's
-/// peak (at 1M series on 2 cores that peak was ~15 B per series). In steady flow the sender
-/// takes a returned batch as fast as they come back, so the cap rarely frees one.
+/// Emptied hand-off batches a core pair keeps for reuse (fewer when its queue is shorter: no
+/// more can be in flight). A burst can put up to `handoff_queue_batches` in flight (~80 KB
+/// each); once it is over, returned batches past this many are freed, so that resident
+/// memory falls back instead of holding the burst's peak (at 1M series on 2 cores that peak
+/// was ~15 B per series). In steady flow the sender takes a returned batch as fast as they
+/// come back, so the cap rarely frees one.
 const RETAINED_RETURNS: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
@@ -100,7 +101,8 @@ impl ShardPool {
         for (from, outgoing) in senders.iter_mut().enumerate() {
             for (to, incoming) in receivers.iter_mut().enumerate().filter(|(to, _)| *to != from) {
                 let (tx, rx) = shared_channel::new_bounded(config.handoff_queue_batches.max(1));
-                let returns = Arc::new(crossbeam_queue::ArrayQueue::new(RETAINED_RETURNS));
+                let retained = config.handoff_queue_batches.clamp(1, RETAINED_RETURNS);
+                let returns = Arc::new(crossbeam_queue::ArrayQueue::new(retained));
                 outgoing.push(PeerLink { peer: to, channel: tx, returns: returns.clone() });
                 incoming.push(PeerLink { peer: from, channel: rx, returns });
             }
