@@ -288,6 +288,36 @@ fn parse_rate(bytes: &[u8]) -> Result<f64, StatsdError> {
     if r > 0.0 && r <= 1.0 { Ok(r) } else { Err(StatsdError::BadSampleRate) }
 }
 
+/// The metric kind of a `|type` section.
+#[inline]
+fn parse_kind(ty: &[u8]) -> Result<MetricKind, StatsdError> {
+    match ty {
+        b"" => Err(StatsdError::MissingType),
+        b"c" => Ok(MetricKind::Counter),
+        b"g" => Ok(MetricKind::Gauge),
+        b"ms" | b"h" | b"d" => Ok(MetricKind::Timer),
+        b"s" => Ok(MetricKind::Set),
+        _ => Err(StatsdError::UnknownType),
+    }
+}
+
+/// The value of a line of `kind` (before any sample rate), its gauge op, and a set's member.
+#[inline]
+fn parse_value(kind: MetricKind, raw_value: &[u8]) -> Result<(f64, GaugeOp, &[u8]), StatsdError> {
+    match kind {
+        MetricKind::Set if raw_value.is_empty() => Err(StatsdError::BadValue),
+        MetricKind::Set => Ok((0.0, GaugeOp::Set, raw_value)),
+        MetricKind::Gauge => {
+            let op = match raw_value.first() {
+                Some(b'+' | b'-') => GaugeOp::Delta,
+                _ => GaugeOp::Set,
+            };
+            Ok((parse_f64(raw_value)?, op, &[]))
+        }
+        MetricKind::Counter | MetricKind::Timer => Ok((parse_f64(raw_value)?, GaugeOp::Set, &[])),
+    }
+}
+
 /// Parses one line (without its `\n` / `\r\n` terminator; see the module docs
 /// for the grammar and the decisions taken).
 ///
@@ -309,32 +339,8 @@ pub fn parse_line(line: &[u8]) -> Result<StatsdLine<'_>, StatsdError> {
         return Err(StatsdError::MissingType);
     };
     let (ty, sections) = split_once(rest, b'|');
-    let kind = match ty {
-        b"" => return Err(StatsdError::MissingType),
-        b"c" => MetricKind::Counter,
-        b"g" => MetricKind::Gauge,
-        b"ms" | b"h" | b"d" => MetricKind::Timer,
-        b"s" => MetricKind::Set,
-        _ => return Err(StatsdError::UnknownType),
-    };
-
-    let (mut value, gauge_op, member): (f64, GaugeOp, &[u8]) = match kind {
-        MetricKind::Set => {
-            if raw_value.is_empty() {
-                return Err(StatsdError::BadValue);
-            }
-            (0.0, GaugeOp::Set, raw_value)
-        }
-        MetricKind::Gauge => {
-            let v = parse_f64(raw_value)?;
-            let op = match raw_value.first() {
-                Some(b'+' | b'-') => GaugeOp::Delta,
-                _ => GaugeOp::Set,
-            };
-            (v, op, &[])
-        }
-        MetricKind::Counter | MetricKind::Timer => (parse_f64(raw_value)?, GaugeOp::Set, &[]),
-    };
+    let kind = parse_kind(ty)?;
+    let (mut value, gauge_op, member) = parse_value(kind, raw_value)?;
 
     let mut rate: Option<f64> = None;
     let mut tags: Option<&[u8]> = None;
@@ -432,21 +438,8 @@ fn parse_plain_line(line: &[u8], masks: Masks) -> Option<StatsdLine<'_>> {
         return None;
     }
     let (name, raw_value, ty) = (&line[..colon], &line[colon + 1..pipe], &line[pipe + 1..]);
-    let (value, gauge_op, member) = match ty {
-        b"c" | b"ms" | b"h" | b"d" => (parse_f64(raw_value).ok()?, GaugeOp::Set, &[][..]),
-        b"g" => {
-            let op = if matches!(raw_value.first(), Some(b'+' | b'-')) { GaugeOp::Delta } else { GaugeOp::Set };
-            (parse_f64(raw_value).ok()?, op, &[][..])
-        }
-        b"s" if !raw_value.is_empty() => (0.0, GaugeOp::Set, raw_value),
-        _ => return None,
-    };
-    let kind = match ty {
-        b"c" => MetricKind::Counter,
-        b"g" => MetricKind::Gauge,
-        b"s" => MetricKind::Set,
-        _ => MetricKind::Timer,
-    };
+    let kind = parse_kind(ty).ok()?;
+    let (value, gauge_op, member) = parse_value(kind, raw_value).ok()?;
     Some(StatsdLine { name, kind, value, gauge_op, member, sample_rate: 1.0, tags: &[] })
 }
 
