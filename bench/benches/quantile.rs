@@ -1,4 +1,4 @@
-//! Timer quantiles: `QuantileSketch::add` (DDSketch, 1% relative error) of latency-like
+//! Timer quantiles: `QuantileSketch::add` (exact up to 128 values, then DDSketch-style buckets, 1% relative error) of latency-like
 //! values spread over four decades, into one sketch that stays live (as a timer window's
 //! does), a fresh sketch per 1024 values, and windows of 32 values each created, filled,
 //! read and dropped (a window with few values); plus reading p99.

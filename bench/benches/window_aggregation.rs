@@ -4,10 +4,10 @@
 //!
 //! * counter (`Sum`) and gauge (`Last`, untimed): one long-lived window.
 //! * timer (count, sum, sum of squares, min, max, last and the quantile sketch): the sketch
-//!   keeps a window's first 8 values exactly and builds a DDSketch at the 9th. Cases: windows
-//!   that receive 1, 8, 64 or 1024 values each (fresh windows, opened outside the timing, so
-//!   64 and 1024 include the switch to the DDSketch and its allocation), and one long-lived
-//!   window already on the DDSketch.
+//!   keeps a window's first 128 values exactly (8 inline) and builds its buckets at the 129th.
+//!   Cases: windows that receive 1, 8, 64 or 1024 values each (fresh windows, opened outside
+//!   the timing, so 64 includes the exact list's growth and 1024 the switch to buckets), and
+//!   one long-lived window already on buckets.
 //! * set (`Distinct`): 1024 distinct member hashes into a fresh window (the member table
 //!   grows), and the same 1024 members again into a window that already holds them.
 //!

@@ -9,6 +9,7 @@ pub mod aggregation;
 pub mod aggregator;
 pub mod batch;
 pub mod flush;
+mod log_buckets;
 pub mod murmur3;
 mod paged;
 pub mod policy;

@@ -92,6 +92,18 @@ pub(crate) fn prefetch<T>(p: &T) {
     prefetch_address(std::ptr::from_ref(p).cast());
 }
 
+/// Asks the CPU to start loading every cache line `p` spans (a no-op off x86-64).
+#[inline(always)]
+pub(crate) fn prefetch_all<T>(p: &T) {
+    let start = std::ptr::from_ref(p).cast::<u8>();
+    let mut offset = 0;
+    while offset < size_of::<T>() {
+        prefetch_address(start.wrapping_add(offset));
+        offset += 64;
+    }
+    prefetch_address(start.wrapping_add(size_of::<T>().saturating_sub(1)));
+}
+
 /// Asks the CPU to start loading the cache line of `p`; any address will do.
 #[inline(always)]
 pub(crate) fn prefetch_address(p: *const u8) {

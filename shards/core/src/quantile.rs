@@ -1,26 +1,26 @@
-//! Timer quantiles: a DDSketch (`sketches-ddsketch`) with 1% relative error.
+//! Timer quantiles: exact for small windows, then a DDSketch-style bucketed sketch
+//! (`LogBuckets`) with 1% relative error.
 //!
 //! Lives inside a timer window on the core that owns the series; only that core touches it.
 //!
-//! Why DDSketch and not M3's CKMS stream: a shard core owns its series outright, so what
-//! matters is insert cost and memory, and DDSketch inserts in O(1) (one log and one bucket
-//! increment, no buffering or compression passes) with memory bounded by the value range,
-//! not by the number of samples. Its guarantee is on the *value*: for quantile q over n
-//! samples, the estimate lies within 1% (relative) of the exact sample at 0-based rank
-//! ⌊q·(n−1)⌋, plus 1e-9 absolute for values the sketch treats as zero. M3's CKMS
-//! guarantees rank error 1e-3 instead; a value-relative bound is what dashboards read.
-//! It is also mergeable, which later cross-node work can use.
+//! Why a DDSketch and not M3's CKMS stream: a shard core owns its series outright, so what
+//! matters is insert cost and memory, and a DDSketch inserts in O(1) (one bucket increment, no
+//! buffering or compression passes) with memory bounded by the value range, not by the number
+//! of samples. Its guarantee is on the *value*: for quantile q over n samples, the estimate
+//! lies within 1% (relative) of the exact sample at 0-based rank ⌊q·(n−1)⌋, plus 1e-9
+//! absolute for values the sketch treats as zero. M3's CKMS guarantees rank error 1e-3
+//! instead; a value-relative bound is what dashboards read. It is also mergeable, which later
+//! cross-node work can use. `log_buckets.rs` says why sheaf keeps its own buckets rather than
+//! use the `sketches-ddsketch` crate.
 //!
-//! Most timer windows hold few values, and a DDSketch's bucket array costs at least a
-//! kilobyte (it grows 128 buckets of 8 bytes at a time; 3 KiB for values spread over 1 to
-//! 1000), so a window keeps its first `EXACT_LIMIT` values as they are and answers exactly
-//! from them; the sketch is built only when the window outgrows that. Up to that limit the
-//! list is no bigger than the smallest sketch, and its first `EXACT_INLINE` values need no
-//! allocation at all. (At 1M series, sketches built for windows of a few dozen values were
-//! ~8 % of m3msg ingest, in page faults on their fresh memory.)
+//! Most timer windows hold few values, and a sketch's bucket array costs 400 bytes per
+//! octave its values span (4 KiB for values spread over 1 to 1000), so a window keeps its
+//! first `EXACT_LIMIT` values as they are and answers exactly from them; the sketch is built
+//! only when the window outgrows that. Its first `EXACT_INLINE` values need no allocation.
 
-use sketches_ddsketch::{Config, DDSketch};
 use smallvec::SmallVec;
+
+use crate::log_buckets::{LogBuckets, key_of, representative};
 
 /// Values a window keeps exactly before it switches to the sketch.
 const EXACT_LIMIT: usize = 128;
@@ -30,7 +30,64 @@ const EXACT_INLINE: usize = 8;
 #[derive(Clone)]
 enum Inner {
     Exact(SmallVec<[f64; EXACT_INLINE]>),
-    Sketch(Box<DDSketch>),
+    Sketch(Sketch),
+}
+
+/// The bucketed form: positive and negative values in buckets by magnitude, the rest as zeros.
+#[derive(Clone)]
+struct Sketch {
+    positive: LogBuckets,
+    /// Timers are rarely negative: kept off the window until one is.
+    negative: Option<Box<LogBuckets>>,
+    zeros: u64,
+    count: u64,
+    min: f64,
+    max: f64,
+}
+
+impl Sketch {
+    fn new() -> Self {
+        Self {
+            positive: LogBuckets::default(),
+            negative: None,
+            zeros: 0,
+            count: 0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+        }
+    }
+
+    #[inline]
+    fn add(&mut self, v: f64) {
+        self.count += 1;
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+        if v > QuantileSketch::MIN_MAGNITUDE {
+            self.positive.add(key_of(v));
+        } else if v < -QuantileSketch::MIN_MAGNITUDE {
+            self.negative.get_or_insert_default().add(key_of(-v));
+        } else {
+            // Zero, tiny and NaN values (NaN never reaches a window: it is discarded earlier).
+            self.zeros += 1;
+        }
+    }
+
+    /// The value at 0-based rank `rank`: negatives from the largest magnitude down, then
+    /// zeros, then positives from the smallest up.
+    fn at_rank(&self, rank: u64) -> f64 {
+        let mut rank = rank;
+        if let Some(negative) = &self.negative {
+            match negative.key_at_rank(rank, true) {
+                Some(key) => return -representative(key),
+                None => rank -= negative.total(),
+            }
+        }
+        if rank < self.zeros {
+            return 0.0;
+        }
+        rank -= self.zeros;
+        self.positive.key_at_rank(rank, false).map_or(self.max, representative)
+    }
 }
 
 /// Streaming quantile estimate of one timer window.
@@ -56,7 +113,6 @@ impl QuantileSketch {
     pub const RELATIVE_ERROR: f64 = 0.01;
     /// Values closer to zero than this are counted as zero.
     pub const MIN_MAGNITUDE: f64 = 1e-9;
-    const MAX_BINS: u32 = 2048;
 
     pub fn new() -> Self {
         Self { inner: Inner::Exact(SmallVec::new()) }
@@ -67,8 +123,7 @@ impl QuantileSketch {
         match &mut self.inner {
             Inner::Exact(values) if values.len() < EXACT_LIMIT => values.push(v),
             Inner::Exact(values) => {
-                let mut sketch =
-                    Box::new(DDSketch::new(Config::new(Self::RELATIVE_ERROR, Self::MAX_BINS, Self::MIN_MAGNITUDE)));
+                let mut sketch = Sketch::new();
                 for x in values.iter() {
                     sketch.add(*x);
                 }
@@ -79,10 +134,28 @@ impl QuantileSketch {
         }
     }
 
+    /// Asks the CPU to start loading what `add(v)` will write: the next slot of a spilled exact
+    /// list, or `v`'s bucket. Reads only this struct, which the caller should have loaded.
+    #[inline]
+    pub(crate) fn prefetch_add(&self, v: f64) {
+        match &self.inner {
+            Inner::Exact(values) => {
+                if values.spilled() {
+                    crate::paged::prefetch_address(values.as_ptr().wrapping_add(values.len()).cast());
+                }
+            }
+            Inner::Sketch(sketch) => {
+                if v > Self::MIN_MAGNITUDE {
+                    sketch.positive.prefetch(key_of(v));
+                }
+            }
+        }
+    }
+
     pub fn count(&self) -> u64 {
         match &self.inner {
             Inner::Exact(values) => values.len() as u64,
-            Inner::Sketch(sketch) => sketch.count() as u64,
+            Inner::Sketch(sketch) => sketch.count,
         }
     }
 
@@ -105,10 +178,18 @@ impl QuantileSketch {
                 Some(*copy.select_nth_unstable_by(rank, f64::total_cmp).1)
             }
             Inner::Sketch(sketch) => {
-                let est = sketch.quantile(q).ok().flatten()?;
-                // The bucket midpoint can stray past the extremes; the extremes are exact.
-                let (lo, hi) = (sketch.min()?, sketch.max()?);
-                Some(est.clamp(lo, hi))
+                if sketch.count == 0 {
+                    return None;
+                }
+                if q == 0.0 {
+                    return Some(sketch.min);
+                }
+                if q == 1.0 {
+                    return Some(sketch.max);
+                }
+                let rank = (q * (sketch.count - 1) as f64).floor() as u64;
+                // A bucket's representative can stray past the extremes; the extremes are exact.
+                Some(sketch.at_rank(rank).clamp(sketch.min, sketch.max))
             }
         }
     }

@@ -53,6 +53,25 @@ impl Elem {
         unsafe { self.windows[pos].state.view(self.kind) }
     }
 
+    /// Asks the CPU to start loading the heap state of the newest window, which the next value
+    /// most likely goes to.
+    #[inline]
+    pub(crate) fn prefetch_newest_state(&self) {
+        if let Some(w) = self.windows.last() {
+            // SAFETY: every state in `windows` is live and of kind `self.kind` (see `window_mut`).
+            unsafe { w.state.prefetch(self.kind) }
+        }
+    }
+
+    /// Asks the CPU to start loading where `v` will land in the newest window's sketch.
+    #[inline]
+    pub(crate) fn prefetch_newest_add(&self, v: f64) {
+        if let Some(w) = self.windows.last() {
+            // SAFETY: every state in `windows` is live and of kind `self.kind` (see `window_mut`).
+            unsafe { w.state.prefetch_add(self.kind, v) }
+        }
+    }
+
     fn open(&mut self, at: usize, start: UnixNanos) -> usize {
         self.windows.insert(at, Window { start, state: WindowState::new(self.kind) });
         at
@@ -213,6 +232,24 @@ impl Series {
             last_write_secs: 0,
             gauge_last: f64::NAN,
             elems: Elems::None,
+        }
+    }
+
+    /// Asks the CPU to start loading the heap state that the next value of a series with one
+    /// element will touch (timers and sets keep their windows' state on the heap).
+    #[inline]
+    pub(crate) fn prefetch_window_state(&self) {
+        if let Elems::One(elem) = &self.elems {
+            elem.prefetch_newest_state();
+        }
+    }
+
+    /// Once `prefetch_window_state` has brought the state in: asks the CPU to start loading
+    /// where a timer value `v` will land in it.
+    #[inline]
+    pub(crate) fn prefetch_add(&self, v: f64) {
+        if let Elems::One(elem) = &self.elems {
+            elem.prefetch_newest_add(v);
         }
     }
 

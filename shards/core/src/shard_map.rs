@@ -104,11 +104,23 @@ impl ShardMap {
         first
     }
 
-    /// Step three, once the record at `position` is cached: the id that the lookup compares.
+    /// Step three, once the record at `position` is cached: the heap state of its newest
+    /// window (timers and sets), and with `id` the id that the lookup compares.
     #[inline]
-    pub(crate) fn prefetch_id(&self, position: usize) {
-        if let Some(byte) = self.series.get(position).and_then(|s| self.ids.get(s.id_start as usize)) {
+    pub(crate) fn prefetch_record_targets(&self, position: usize, id: bool) {
+        let Some(series) = self.series.get(position) else { return };
+        series.prefetch_window_state();
+        if id && let Some(byte) = self.ids.get(series.id_start as usize) {
             crate::paged::prefetch(byte);
+        }
+    }
+
+    /// Step four, once the window state of the record at `position` is cached: where the
+    /// timer value `v` will be written in its sketch.
+    #[inline]
+    pub(crate) fn prefetch_add(&self, position: usize, v: f64) {
+        if let Some(series) = self.series.get(position) {
+            series.prefetch_add(v);
         }
     }
 

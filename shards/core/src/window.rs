@@ -35,6 +35,12 @@ impl FullAgg {
         }
     }
 
+    /// Every cache line of the aggregate. Reads none of it, so that the caller does not wait.
+    #[inline]
+    fn prefetch(&self) {
+        crate::paged::prefetch_all(self);
+    }
+
     #[inline]
     fn add(&mut self, v: f64, time: i64) {
         self.count += 1;
@@ -140,6 +146,44 @@ impl WindowState {
                 WindowKind::Last => WindowMut::Last(&mut self.num),
                 WindowKind::Full { .. } => WindowMut::Full(&mut self.full),
                 WindowKind::Distinct => WindowMut::Distinct(&mut self.set),
+            }
+        }
+    }
+
+    /// Asks the CPU to start loading what a value added to this state will touch on the heap
+    /// (a timer's aggregate, a set's table header); a no-op for the inline kinds.
+    ///
+    /// # Safety
+    /// As for `view`.
+    #[inline]
+    pub(crate) unsafe fn prefetch(&self, kind: WindowKind) {
+        match kind {
+            WindowKind::Sum | WindowKind::Last => {}
+            WindowKind::Full { .. } => {
+                // SAFETY: the caller guarantees `full` is the live field.
+                let full: &FullAgg = unsafe { &self.full };
+                full.prefetch();
+            }
+            WindowKind::Distinct => {
+                // SAFETY: the caller guarantees `set` is the live field.
+                let set: &hashbrown::HashSet<u64> = unsafe { &self.set };
+                crate::paged::prefetch(set);
+            }
+        }
+    }
+
+    /// Asks the CPU to start loading where `add(v)` will write inside a timer's quantile
+    /// sketch. Reads the aggregate, so call it once `prefetch` has brought that in.
+    ///
+    /// # Safety
+    /// As for `view`.
+    #[inline]
+    pub(crate) unsafe fn prefetch_add(&self, kind: WindowKind, v: f64) {
+        if let WindowKind::Full { sketch: true } = kind {
+            // SAFETY: the caller guarantees `full` is the live field.
+            let full: &FullAgg = unsafe { &self.full };
+            if let Some(sketch) = &full.sketch {
+                sketch.prefetch_add(v);
             }
         }
     }
