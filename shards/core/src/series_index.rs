@@ -19,6 +19,10 @@ pub(crate) const MAX_SERIES_PER_SHARD: usize = (1 << 24) - 1;
 
 const EMPTY: u32 = 0;
 
+/// A successful probe reads about 2.5 slots at 3/4 load: `prefetch` also loads the line
+/// holding the slot this far past home.
+const PROBE_PREFETCH_SLOTS: usize = 3;
+
 #[derive(Debug, Default)]
 pub(crate) struct SeriesIndex {
     /// 0 = empty; else `tag << 24 | (position + 1)`.
@@ -80,19 +84,26 @@ impl SeriesIndex {
         self.candidates(hash).find(eq)
     }
 
-    /// Asks the CPU to load the slot where `hash`'s probe starts.
+    /// Asks the CPU to load the slots where `hash`'s probe starts: the home slot's cache line
+    /// and, when the probe's first few slots run into the next line, that one too.
     #[inline]
     pub(crate) fn prefetch(&self, hash: u64) {
-        if let Some(slot) = self.slots.get(self.home(hash)) {
+        let home = self.home(hash);
+        if let Some(slot) = self.slots.get(home) {
+            crate::paged::prefetch(slot);
+        }
+        if let Some(slot) = self.slots.get(home + PROBE_PREFETCH_SLOTS) {
             crate::paged::prefetch(slot);
         }
     }
 
-    /// Calls `each` with the positions whose tag matches `hash`, reading only the slots
-    /// (which `prefetch` should have loaded): for prefetching the series themselves.
+    /// The first position whose tag matches `hash`, reading only the slots (which `prefetch`
+    /// should have loaded): for prefetching the series record. It is the series itself unless
+    /// a tag collides (1 in 256 per slot passed). Probing on to the empty slot that ends the
+    /// run would read about 8 slots at 3/4 load, often into a cache line not prefetched.
     #[inline]
-    pub(crate) fn for_each_candidate(&self, hash: u64, each: impl FnMut(usize)) {
-        self.candidates(hash).for_each(each);
+    pub(crate) fn first_candidate(&self, hash: u64) -> Option<usize> {
+        self.candidates(hash).next()
     }
 
     /// Adds `pos` under `hash` (not present yet); `hash_of(position)` gives the hash of any

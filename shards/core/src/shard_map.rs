@@ -92,16 +92,13 @@ impl ShardMap {
         self.index.prefetch(hash);
     }
 
-    /// Step two, once the slot is cached: the series records whose tag matches. Returns the
-    /// position of the first, for step three.
+    /// Step two, once the slot is cached: the first series record whose tag matches (almost
+    /// always the series itself). Returns its position, for step three.
     #[inline]
     pub(crate) fn prefetch_series(&self, hash: u64) -> Option<usize> {
-        let mut first = None;
-        self.index.for_each_candidate(hash, |i| {
-            first.get_or_insert(i);
-            self.series.prefetch(i);
-        });
-        first
+        let first = self.index.first_candidate(hash)?;
+        self.series.prefetch(first);
+        Some(first)
     }
 
     /// Step three, once the record at `position` is cached: the heap state of its newest
