@@ -41,6 +41,32 @@ fn id_of<'a>(ids: &'a [u8], s: &Series) -> &'a [u8] {
     &ids[s.id_start as usize..s.id_start as usize + s.id_len as usize]
 }
 
+/// `a == b`, inlined for the id lengths most series have (8 to 32 bytes): two overlapping
+/// loads from each end instead of a call into `memcmp` and its dispatch on the length.
+#[inline(always)]
+fn same_id(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    fn at<const N: usize>(bytes: &[u8], from: usize) -> [u8; N] {
+        bytes[from..from + N].try_into().unwrap_or([0; N])
+    }
+    match n {
+        16..=32 => {
+            let head = u128::from_ne_bytes(at(a, 0)) ^ u128::from_ne_bytes(at(b, 0));
+            let tail = u128::from_ne_bytes(at(a, n - 16)) ^ u128::from_ne_bytes(at(b, n - 16));
+            head | tail == 0
+        }
+        8..=15 => {
+            let head = u64::from_ne_bytes(at(a, 0)) ^ u64::from_ne_bytes(at(b, 0));
+            let tail = u64::from_ne_bytes(at(a, n - 8)) ^ u64::from_ne_bytes(at(b, n - 8));
+            head | tail == 0
+        }
+        _ => a == b,
+    }
+}
+
 fn hash_of(ids: &[u8], s: &Series) -> u64 {
     series_hash(s.metric_type, id_of(ids, s))
 }
@@ -63,7 +89,7 @@ impl ShardMap {
         let (series, ids) = (&self.series, &self.ids);
         let found = self.index.find(hash, |&i| {
             let s = &series[i];
-            s.metric_type == metric_type && id_of(ids, s) == id
+            s.metric_type == metric_type && same_id(id_of(ids, s), id)
         });
         match found {
             Some(i) => Ok((&mut self.series[i], false)),
@@ -175,6 +201,23 @@ impl ShardMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_id_agrees_with_slice_equality_at_every_length_and_position() {
+        let base: Vec<u8> = (0..40u8).map(|i| b'a' + i % 26).collect();
+        for n in 0..=40 {
+            let a = &base[..n];
+            assert!(same_id(a, &base[..n]), "equal at {n}");
+            for flip in 0..n {
+                let mut b = a.to_vec();
+                b[flip] ^= 1;
+                assert!(!same_id(a, &b), "differs at {flip} of {n}");
+            }
+            if n > 0 {
+                assert!(!same_id(a, &base[..n - 1]), "shorter by one at {n}");
+            }
+        }
+    }
     use proptest::prelude::*;
     use std::collections::HashMap;
 
