@@ -202,6 +202,9 @@ impl ShardMap {
 mod tests {
     use super::*;
 
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
     #[test]
     fn same_id_agrees_with_slice_equality_at_every_length_and_position() {
         let base: Vec<u8> = (0..40u8).map(|i| b'a' + i % 26).collect();
@@ -218,8 +221,6 @@ mod tests {
             }
         }
     }
-    use proptest::prelude::*;
-    use std::collections::HashMap;
 
     proptest! {
         /// Against a std HashMap model: inserts find what was inserted, removals keep every
