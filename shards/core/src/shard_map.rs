@@ -201,7 +201,6 @@ impl ShardMap {
 #[cfg(test)]
 mod tests {
     use super::*;
-
     use proptest::prelude::*;
     use std::collections::HashMap;
 
