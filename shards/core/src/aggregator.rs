@@ -58,12 +58,6 @@ const PREFETCH_SERIES_AHEAD: usize = 8;
 const PREFETCH_IDS_AHEAD: usize = 4;
 /// Timers only: where the value lands in the window's sketch (once the window state has arrived).
 const PREFETCH_SKETCH_AHEAD: usize = 2;
-/// The id prefetch reads the series record, a dependent load: with few series on the core,
-/// records and ids are mostly cached and that load costs more than it saves (`map_upsert`:
-/// about −8 % at 100k series, +10 to +25 % at 1M). Ids are prefetched from this many series up;
-/// below it, the record is read ahead only for timers and sets, whose window state is a
-/// further miss on the heap.
-const PREFETCH_IDS_MIN_SERIES: usize = 256 * 1024;
 
 /// Event counts of one core's aggregation; the runtime adds them to its published stats.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -310,7 +304,6 @@ impl CoreAggregator {
         self.refresh_untimed_starts(now);
         let now_secs = (now / 1_000_000_000).clamp(0, i64::from(u32::MAX)) as u32;
         let samples = batch.samples();
-        let prefetch_ids = self.series_count() >= PREFETCH_IDS_MIN_SERIES;
         // The series position each of the last `PREFETCH_SERIES_AHEAD` record prefetches found,
         // by sample index modulo that distance, for the id prefetch that follows.
         let mut found = [None; PREFETCH_SERIES_AHEAD];
@@ -329,11 +322,10 @@ impl CoreAggregator {
             // The record found four values ago has arrived by now: start on its id and, for
             // the types whose window state is on the heap, on that state.
             if let Some(ahead) = samples.get(i + PREFETCH_IDS_AHEAD)
-                && (prefetch_ids || matches!(ahead.metric_type, MetricType::Timer | MetricType::Set))
                 && let Some(Some(map)) = self.shards.get(ahead.shard() as usize)
                 && let Some(position) = found[(i + PREFETCH_IDS_AHEAD) % PREFETCH_SERIES_AHEAD]
             {
-                map.prefetch_record_targets(position, prefetch_ids);
+                map.prefetch_record_targets(position);
             }
             if let Some(ahead) = samples.get(i + PREFETCH_SKETCH_AHEAD)
                 && ahead.metric_type == MetricType::Timer

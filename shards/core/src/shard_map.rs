@@ -127,21 +127,19 @@ impl ShardMap {
         Some(first)
     }
 
-    /// Step three, once the record at `position` is cached: the heap state of its newest
-    /// window (timers and sets), and with `id` the id that the lookup compares.
+    /// Step three, once the record at `position` is cached: the id that the lookup compares
+    /// and the heap state of its newest window (timers and sets).
     #[inline]
-    pub(crate) fn prefetch_record_targets(&self, position: usize, id: bool) {
+    pub(crate) fn prefetch_record_targets(&self, position: usize) {
         let Some(series) = self.series.get(position) else { return };
         series.prefetch_window_state();
-        if id {
-            // Both ends: an id of 30 bytes straddles two cache lines about half the time.
-            let start = series.id_start as usize;
-            if let Some(first) = self.ids.get(start) {
-                crate::paged::prefetch(first);
-            }
-            if let Some(last) = self.ids.get(start + usize::from(series.id_len).saturating_sub(1)) {
-                crate::paged::prefetch(last);
-            }
+        // Both ends: an id of 30 bytes straddles two cache lines about half the time.
+        let start = series.id_start as usize;
+        if let Some(first) = self.ids.get(start) {
+            crate::paged::prefetch(first);
+        }
+        if let Some(last) = self.ids.get(start + usize::from(series.id_len).saturating_sub(1)) {
+            crate::paged::prefetch(last);
         }
     }
 

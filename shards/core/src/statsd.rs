@@ -75,6 +75,8 @@ use std::cmp::Ordering;
 
 use smallvec::SmallVec;
 
+use crate::aggregation::{MetricType, series_hash};
+use crate::batch::SampleValue;
 use crate::statsd_scan::{BLOCK, Masks, Scanner};
 
 /// Which aggregation a line feeds.
@@ -136,11 +138,36 @@ pub struct StatsdLine<'a> {
     pub tags: &'a [u8],
 }
 
-impl StatsdLine<'_> {
+impl<'a> StatsdLine<'a> {
     /// [`write_series_id`] of this line's name and tags.
     #[inline]
     pub fn write_series_id(&self, out: &mut Vec<u8>) -> Result<(), StatsdError> {
         write_series_id(self.name, self.tags, out)
+    }
+
+    /// What this line adds to the aggregator: its series id (the name itself when the line has
+    /// no tags, else the canonical id written into `scratch`), metric type and value.
+    #[inline]
+    pub fn sample<'s>(&self, scratch: &'s mut Vec<u8>) -> Result<(&'s [u8], MetricType, SampleValue), StatsdError>
+    where
+        'a: 's,
+    {
+        // A line without tags has its name as id, already checked by the parser.
+        let id = if self.tags.is_empty() {
+            self.name
+        } else {
+            scratch.clear();
+            self.write_series_id(scratch)?;
+            scratch.as_slice()
+        };
+        let (metric_type, value) = match (self.kind, self.gauge_op) {
+            (MetricKind::Counter, _) => (MetricType::Counter, SampleValue::Number(self.value)),
+            (MetricKind::Gauge, GaugeOp::Set) => (MetricType::Gauge, SampleValue::Number(self.value)),
+            (MetricKind::Gauge, GaugeOp::Delta) => (MetricType::Gauge, SampleValue::GaugeDelta(self.value)),
+            (MetricKind::Timer, _) => (MetricType::Timer, SampleValue::Number(self.value)),
+            (MetricKind::Set, _) => (MetricType::Set, SampleValue::Member(series_hash(MetricType::Set, self.member))),
+        };
+        Ok((id, metric_type, value))
     }
 }
 

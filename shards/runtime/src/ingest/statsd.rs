@@ -8,8 +8,8 @@ use std::time::Instant;
 use futures_lite::AsyncReadExt;
 use glommio::net::{TcpStream, UdpSocket};
 use sheaf_shard_core::murmur3::ShardOf;
-use sheaf_shard_core::statsd::{self, GaugeOp, MetricKind, StatsdLine};
-use sheaf_shard_core::{DEFAULT_SPEC, MetricType, SampleValue, UNTIMED, series_hash};
+use sheaf_shard_core::statsd::{self, StatsdLine};
+use sheaf_shard_core::{DEFAULT_SPEC, UNTIMED, series_hash};
 
 use super::Router;
 use super::recv_batch::RecvBatch;
@@ -45,22 +45,9 @@ impl LineDecoder {
         router.ctx().stats.borrow_mut().ingested[self.protocol as usize] += ingested;
     }
 
+    #[inline]
     fn line(&mut self, line: StatsdLine<'_>, router: &mut Router) -> Result<(), statsd::StatsdError> {
-        // A line without tags has its name as id, already checked by the parser.
-        let id = if line.tags.is_empty() {
-            line.name
-        } else {
-            self.id.clear();
-            line.write_series_id(&mut self.id)?;
-            &self.id
-        };
-        let (metric_type, value) = match (line.kind, line.gauge_op) {
-            (MetricKind::Counter, _) => (MetricType::Counter, SampleValue::Number(line.value)),
-            (MetricKind::Gauge, GaugeOp::Set) => (MetricType::Gauge, SampleValue::Number(line.value)),
-            (MetricKind::Gauge, GaugeOp::Delta) => (MetricType::Gauge, SampleValue::GaugeDelta(line.value)),
-            (MetricKind::Timer, _) => (MetricType::Timer, SampleValue::Number(line.value)),
-            (MetricKind::Set, _) => (MetricType::Set, SampleValue::Member(series_hash(MetricType::Set, line.member))),
-        };
+        let (id, metric_type, value) = line.sample(&mut self.id)?;
         let shard = self.shard_of.of(id);
         let hash = series_hash(metric_type, id);
         router.batch_for(shard).push(shard, hash, id, metric_type, UNTIMED, value, DEFAULT_SPEC);
