@@ -16,6 +16,10 @@ use sheaf_shard_core::murmur3::ShardOf;
 use sheaf_shard_core::statsd::for_each_line;
 use sheaf_shard_core::{AggregatorOptions, CoreAggregator, DEFAULT_SPEC, SampleBatch, UNTIMED, series_hash};
 
+/// The allocator sheaf runs with, so that series memory is laid out as in production.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SHARDS: u32 = 64;
 const NOW: i64 = 1_700_000_000_000_000_000;
 /// Lines per datagram, as `sheaf-load` packs them.
