@@ -31,7 +31,6 @@ pub(crate) struct Router {
     batches: Vec<SampleBatch>,
     /// Values for shards this node does not own (cluster mode).
     remote: SampleBatch,
-    largest: usize,
 }
 
 impl Router {
@@ -39,7 +38,7 @@ impl Router {
         let owners = ctx.owners.borrow().clone();
         let routes = ctx.routes.borrow().clone();
         let batches = (0..ctx.cores).map(|_| SampleBatch::with_capacity(ctx.config.handoff_batch_values)).collect();
-        Self { ctx, owners, routes, source, batches, remote: SampleBatch::default(), largest: 0 }
+        Self { ctx, owners, routes, source, batches, remote: SampleBatch::default() }
     }
 
     pub(crate) fn ctx(&self) -> &CoreCtx {
@@ -52,17 +51,17 @@ impl Router {
         if let Some(routes) = &self.routes
             && !routes.is_local(shard)
         {
-            self.largest = self.largest.max(self.remote.len() + 1);
             return &mut self.remote;
         }
         let owner = self.owners.get(shard as usize).map_or(self.ctx.index, |o| usize::from(*o));
-        let batch = &mut self.batches[owner.min(self.ctx.cores - 1)];
-        self.largest = self.largest.max(batch.len() + 1);
-        batch
+        &mut self.batches[owner.min(self.ctx.cores - 1)]
     }
 
+    /// Whether a batch has reached `handoff_batch_values` (checked per read or message, not
+    /// per value).
     pub(crate) fn is_full(&self) -> bool {
-        self.largest >= self.ctx.config.handoff_batch_values
+        let limit = self.ctx.config.handoff_batch_values;
+        self.remote.len() >= limit || self.batches.iter().any(|b| b.len() >= limit)
     }
 
     /// Whether values for other cores wait in this router.
@@ -142,7 +141,6 @@ impl Router {
 
     /// Applies the local batch and sends the others, waiting for room if a peer is behind.
     pub(crate) async fn dispatch(&mut self) {
-        self.largest = 0;
         // New routes first: values read before a placement change reached this reader are
         // re-routed by `forward`.
         {
