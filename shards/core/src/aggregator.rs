@@ -376,7 +376,7 @@ impl CoreAggregator {
             let Some(shard) = self.shards.get_mut(s.shard() as usize) else { continue };
             let shard = shard.get_or_insert_with(Box::default);
             let id = batch.id(s);
-            let (series, created) = match shard.find_or_insert(s.hash, s.metric_type, id) {
+            let (series, mut gauge_base, created) = match shard.find_or_insert(s.hash, s.metric_type, id) {
                 Ok(found) => found,
                 Err(Refused::IdTooLong) => {
                     self.counters.id_too_long += 1;
@@ -392,14 +392,11 @@ impl CoreAggregator {
             }
             series.last_write_secs = now_secs;
             let (value, time) = match s.value {
-                SampleValue::GaugeDelta(d) => {
-                    let base = if series.gauge_last.is_nan() { 0.0 } else { series.gauge_last };
-                    (SampleValue::Number(base + d), now)
-                }
+                SampleValue::GaugeDelta(d) => (SampleValue::Number(gauge_base.get().unwrap_or(0.0) + d), now),
                 v => (v, if timed || stamped { s.time } else { now }),
             };
             if let (MetricType::Gauge, SampleValue::Number(v)) = (s.metric_type, value) {
-                series.gauge_last = v;
+                gauge_base.set(v);
             }
             let flushed = &self.flushed;
             for elem in series.elems_for(spec, timed, &self.specs) {

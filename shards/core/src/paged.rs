@@ -68,9 +68,10 @@ impl<T> Paged<T> {
     #[inline]
     pub(crate) fn prefetch(&self, i: usize) {
         if let Some(element) = self.pages.get(i >> PAGE_BITS).and_then(|page| page.get(i & (PAGE - 1))) {
-            // An element of more than 8 bytes may straddle two cache lines: load both ends.
+            // An element larger than its alignment may straddle two cache lines: load both
+            // ends. (A 64-byte element aligned to 64 never does.)
             prefetch(element);
-            if size_of::<T>() > 8 {
+            if size_of::<T>() > align_of::<T>().min(64) {
                 prefetch_address(std::ptr::from_ref(element).cast::<u8>().wrapping_add(size_of::<T>() - 1));
             }
         }

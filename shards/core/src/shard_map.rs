@@ -3,7 +3,7 @@
 //! Series live densely in fixed-size pages (`Paged`, no doubling slack, no copy on growth);
 //! the index (`SeriesIndex`) holds only their positions, with an 8-bit hash tag, in 4 bytes. A
 //! table that stored whole series would, with power-of-two sizing, leave up to half of its
-//! ~72-byte slots empty; an empty slot of the index costs 4 bytes. Removal swaps the last
+//! 64-byte slots empty; an empty slot of the index costs 4 bytes. Removal swaps the last
 //! series into the hole and repoints its index entry. Hashes are not stored: they are
 //! recomputed from (type, id) when the index grows or a series is removed, both rare.
 //!
@@ -11,6 +11,10 @@
 //! reads them in creation order rather than chasing a pointer per series). A removed series
 //! leaves its bytes behind; once they are half the arena, the arena is rewritten. The arena
 //! grows by an eighth at a time rather than doubling, so at most ~12% of it is unused.
+//!
+//! A gauge's latest value, the base of a StatsD delta (`name:+5|g`), is kept in the arena
+//! right after its id (`GaugeBase`): only gauges pay its 8 bytes, and it shares a cache line
+//! with the id that the lookup has just compared.
 //!
 //! #[PerformanceCriticalPath]: `find_or_insert` runs once per value.
 
@@ -35,6 +39,33 @@ pub(crate) struct ShardMap {
     ids: Vec<u8>,
     /// Arena bytes of removed series.
     garbage: usize,
+}
+
+/// Arena bytes after the id of a series of `metric_type`: a gauge's `GaugeBase`.
+#[inline]
+fn tail_len(metric_type: MetricType) -> usize {
+    if metric_type == MetricType::Gauge { GAUGE_BASE_LEN } else { 0 }
+}
+
+const GAUGE_BASE_LEN: usize = size_of::<f64>();
+
+/// The latest value of a gauge series, the base of StatsD deltas: NaN until the gauge has a
+/// value. Empty (reads as none, ignores writes) for a series of another type.
+pub(crate) struct GaugeBase<'a>(&'a mut [u8]);
+
+impl GaugeBase<'_> {
+    #[inline]
+    pub(crate) fn get(&self) -> Option<f64> {
+        let bytes: [u8; GAUGE_BASE_LEN] = (&*self.0).try_into().ok()?;
+        Some(f64::from_ne_bytes(bytes)).filter(|v| !v.is_nan())
+    }
+
+    #[inline]
+    pub(crate) fn set(&mut self, v: f64) {
+        if self.0.len() == GAUGE_BASE_LEN {
+            self.0.copy_from_slice(&v.to_ne_bytes());
+        }
+    }
 }
 
 fn id_of<'a>(ids: &'a [u8], s: &Series) -> &'a [u8] {
@@ -76,39 +107,47 @@ impl ShardMap {
         self.series.len()
     }
 
-    /// The series (`metric_type`, `id`) whose map hash is `hash`, created if absent; the
-    /// bool says whether it was created. An absent series that this map cannot store is
-    /// refused: only new series are checked, so the per-value path pays nothing for it.
+    /// The series (`metric_type`, `id`) whose map hash is `hash`, created if absent, with its
+    /// gauge base; the bool says whether it was created. An absent series that this map cannot
+    /// store is refused: only new series are checked, so the per-value path pays nothing for it.
     #[inline]
     pub(crate) fn find_or_insert(
         &mut self,
         hash: u64,
         metric_type: MetricType,
         id: &[u8],
-    ) -> Result<(&mut Series, bool), Refused> {
+    ) -> Result<(&mut Series, GaugeBase<'_>, bool), Refused> {
         let (series, ids) = (&self.series, &self.ids);
         let found = self.index.find(hash, |&i| {
             let s = &series[i];
             s.metric_type == metric_type && same_id(id_of(ids, s), id)
         });
-        match found {
-            Some(i) => Ok((&mut self.series[i], false)),
-            None if id.len() > MAX_ID_LEN => Err(Refused::IdTooLong),
-            None if self.series.len() >= MAX_SERIES_PER_SHARD => Err(Refused::ShardFull),
+        let (i, created) = match found {
+            Some(i) => (i, false),
+            None if id.len() > MAX_ID_LEN => return Err(Refused::IdTooLong),
+            None if self.series.len() >= MAX_SERIES_PER_SHARD => return Err(Refused::ShardFull),
             None => {
                 let i = self.series.len();
                 let start = self.ids.len() as u32;
-                if self.ids.capacity() - self.ids.len() < id.len() {
-                    let step = (self.ids.capacity() / 8).max(4096).max(id.len());
+                let stored = id.len() + tail_len(metric_type);
+                if self.ids.capacity() - self.ids.len() < stored {
+                    let step = (self.ids.capacity() / 8).max(4096).max(stored);
                     self.ids.reserve_exact(step);
                 }
                 self.ids.extend_from_slice(id);
+                if metric_type == MetricType::Gauge {
+                    self.ids.extend_from_slice(&f64::NAN.to_ne_bytes());
+                }
                 self.series.push(Series::new(start, id.len() as u16, metric_type));
                 let (series, ids) = (&self.series, &self.ids);
                 self.index.insert(hash, i, |j| hash_of(ids, &series[j]));
-                Ok((&mut self.series[i], true))
+                (i, true)
             }
-        }
+        };
+        let s = &mut self.series[i];
+        let tail = s.id_start as usize + usize::from(s.id_len);
+        let base = self.ids.get_mut(tail..tail + tail_len(s.metric_type)).unwrap_or_default();
+        Ok((s, GaugeBase(base), created))
     }
 
     /// Step one of loading what `find_or_insert(hash, ..)` will read, a few values ahead:
@@ -138,7 +177,8 @@ impl ShardMap {
         if let Some(first) = self.ids.get(start) {
             crate::paged::prefetch(first);
         }
-        if let Some(last) = self.ids.get(start + usize::from(series.id_len).saturating_sub(1)) {
+        let stored = usize::from(series.id_len) + tail_len(series.metric_type);
+        if let Some(last) = self.ids.get(start + stored.saturating_sub(1)) {
             crate::paged::prefetch(last);
         }
     }
@@ -179,7 +219,7 @@ impl ShardMap {
         if i != last {
             self.index.repoint(hash_of(ids, &series[last]), last, i);
         }
-        self.garbage += self.series[i].id_len as usize;
+        self.garbage += self.series[i].id_len as usize + tail_len(self.series[i].metric_type);
         self.series.swap_remove(i);
     }
 
@@ -188,7 +228,8 @@ impl ShardMap {
         let mut ids = Vec::with_capacity(self.ids.len() - self.garbage);
         for s in self.series.iter_mut() {
             let start = ids.len() as u32;
-            ids.extend_from_slice(id_of(&self.ids, s));
+            let from = s.id_start as usize;
+            ids.extend_from_slice(&self.ids[from..from + usize::from(s.id_len) + tail_len(s.metric_type)]);
             s.id_start = start;
         }
         self.ids = ids;
@@ -229,8 +270,12 @@ mod tests {
             for (t, key, remove_odd) in ops {
                 let metric_type = [MetricType::Counter, MetricType::Gauge, MetricType::Timer][t as usize];
                 let id = format!("s{key}").into_bytes();
-                let (s, created) = map.find_or_insert(series_hash(metric_type, &id), metric_type, &id).unwrap();
+                let (s, mut base, created) = map.find_or_insert(series_hash(metric_type, &id), metric_type, &id).unwrap();
                 s.last_write_secs += 1;
+                let n = f64::from(s.last_write_secs);
+                // A gauge's base is its own, through inserts, removals and compaction.
+                prop_assert_eq!(base.get(), (metric_type == MetricType::Gauge && n > 1.0).then_some(n - 1.0));
+                base.set(n);
                 let count = model.entry((t, id.clone())).or_insert(0);
                 prop_assert_eq!(created, *count == 0);
                 *count += 1;
@@ -241,12 +286,14 @@ mod tests {
                 }
                 prop_assert_eq!(map.len(), model.len());
             }
-            prop_assert!(map.ids.len() - map.garbage == model.keys().map(|(_, id)| id.len()).sum::<usize>());
+            let stored = |t: u8, id: &[u8]| id.len() + if t == 1 { GAUGE_BASE_LEN } else { 0 };
+            prop_assert!(map.ids.len() - map.garbage == model.keys().map(|(t, id)| stored(*t, id)).sum::<usize>());
             for ((t, id), count) in &model {
                 let metric_type = [MetricType::Counter, MetricType::Gauge, MetricType::Timer][*t as usize];
-                let (s, created) = map.find_or_insert(series_hash(metric_type, id), metric_type, id).unwrap();
+                let (s, base, created) = map.find_or_insert(series_hash(metric_type, id), metric_type, id).unwrap();
                 prop_assert!(!created);
                 prop_assert_eq!(s.last_write_secs, *count);
+                prop_assert_eq!(base.get(), (metric_type == MetricType::Gauge).then_some(f64::from(*count)));
             }
         }
     }

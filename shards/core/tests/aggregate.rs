@@ -56,6 +56,49 @@ proptest! {
         prop_assert_eq!(got, want);
     }
 
+    /// A StatsD gauge delta applies to the gauge's latest value, also once the window holding
+    /// that value has been flushed; a set replaces it; a first delta starts from 0. Counters
+    /// sharing the shard (and their ids' arena) do not disturb it.
+    #[test]
+    fn gauge_deltas_apply_to_the_latest_value_across_flushes(
+        writes in prop::collection::vec((0usize..6, any::<bool>(), -50i64..50, 0i64..30_000_000_000), 1..200),
+    ) {
+        let base = 1_700_000_000_000_000_000i64;
+        let mut writes = writes;
+        writes.sort_by_key(|w| w.3);
+        let mut agg = CoreAggregator::new(options(), 1);
+        let mut out = FlushCollector::new(options().naming, 0, 64);
+        let mut latest: BTreeMap<usize, f64> = BTreeMap::new();
+        let mut got = BTreeMap::new();
+        let mut want = BTreeMap::new();
+        for (series, delta, value, offset) in writes {
+            let now = base + offset;
+            let (id, value) = (format!("g{series}"), value as f64);
+            let mut batch = SampleBatch::default();
+            let sample = if delta { SampleValue::GaugeDelta(value) } else { SampleValue::Number(value) };
+            batch.push(0, series as u64, id.as_bytes(), MetricType::Gauge, UNTIMED, sample, DEFAULT_SPEC);
+            batch.push(0, 100 + series as u64, format!("c{series}").as_bytes(), MetricType::Counter, UNTIMED, SampleValue::Number(1.0), DEFAULT_SPEC);
+            agg.apply(&batch, now);
+            let v = if delta { latest.get(&series).copied().unwrap_or(0.0) + value } else { value };
+            latest.insert(series, v);
+            want.insert((id, "10s:2d".to_string(), now - now.rem_euclid(R) + R), v);
+            agg.begin_flush(R, now);
+            agg.flush_shard(0, R, now, &mut out);
+            for batch in out.take(true) {
+                for v in batch.iter().filter(|v| v.series_id.starts_with(b"g") && v.policy.to_string() == "10s:2d") {
+                    got.insert((v.id_string(), v.policy.to_string(), v.time_nanos), v.value);
+                }
+            }
+        }
+        agg.flush_shard_all(0, base, &mut out);
+        for batch in out.take(true) {
+            for v in batch.iter().filter(|v| v.series_id.starts_with(b"g") && v.policy.to_string() == "10s:2d") {
+                got.insert((v.id_string(), v.policy.to_string(), v.time_nanos), v.value);
+            }
+        }
+        prop_assert_eq!(got, want);
+    }
+
     #[test]
     fn timed_values_land_in_their_own_window_and_wait_for_the_buffer(
         points in prop::collection::vec((0i64..50_000_000_000, 0.0f64..100.0), 1..100),
