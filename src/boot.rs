@@ -100,6 +100,7 @@ fn pool_config(config: &Config) -> anyhow::Result<PoolConfig> {
             max_frame_size: config.m3msg.server.max_frame_size,
             max_line_size: config.statsd.max_line_size,
             udp_recv_buffer: config.statsd.udp.recv_buffer_bytes,
+            udp_by_cpu: config.statsd.udp.distribute_by == crate::config::UdpDistribution::Cpu,
             ack_interval: config.m3msg.server.ack_interval.0,
             max_acks_per_frame: config.m3msg.server.max_acks_per_frame,
         },

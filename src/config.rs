@@ -188,11 +188,31 @@ pub struct StatsdUdp {
     pub listen_address: SocketAddr,
     /// SO_RCVBUF per core's socket; capped by net.core.rmem_max unless running as root.
     pub recv_buffer_bytes: usize,
+    /// How the kernel spreads datagrams over the cores' sockets.
+    pub distribute_by: UdpDistribution,
+}
+
+/// `statsd.udp.distribute_by`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UdpDistribution {
+    /// The kernel's hash of the sender's address and port: one sender's datagrams stick to
+    /// one core, so a few busy senders can leave cores idle.
+    #[default]
+    Flow,
+    /// The core pinned to the CPU that received the datagram (the NIC queue's interrupt, or on
+    /// loopback the sender's CPU); for hosts whose NIC queues are steered to the shard cores.
+    Cpu,
 }
 
 impl Default for StatsdUdp {
     fn default() -> Self {
-        Self { enabled: true, listen_address: ([127, 0, 0, 1], 8125).into(), recv_buffer_bytes: 4 << 20 }
+        Self {
+            enabled: true,
+            listen_address: ([127, 0, 0, 1], 8125).into(),
+            recv_buffer_bytes: 4 << 20,
+            distribute_by: UdpDistribution::Flow,
+        }
     }
 }
 

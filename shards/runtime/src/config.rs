@@ -19,6 +19,9 @@ pub struct IngestConfig {
     pub max_line_size: usize,
     /// SO_RCVBUF asked for on each StatsD UDP socket.
     pub udp_recv_buffer: usize,
+    /// StatsD datagrams go to the socket of the core on the CPU that received them, rather
+    /// than by the kernel's hash of the sender's address (see `ingest::udp_spread`).
+    pub udp_by_cpu: bool,
     /// m3msg acks are sent at least this often while messages arrive.
     pub ack_interval: Duration,
     /// At most this many message ids per m3msg `Ack` frame.

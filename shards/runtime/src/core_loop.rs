@@ -252,6 +252,17 @@ fn start_ingest(ctx: &Rc<CoreCtx>, bind: &BoundAddrs) -> Result<BoundAddrs, Stri
         let socket =
             bind_udp(addr, ctx.config.ingest.udp_recv_buffer).map_err(|e| format!("statsd udp bind on {addr}: {e}"))?;
         bound.statsd_udp = socket.local_addr().ok();
+        // Core 0 binds first, so its socket founds the group (see `ingest::udp_spread`).
+        if ctx.config.ingest.udp_by_cpu && ctx.index == 0 {
+            match ingest::udp_spread::attach_by_cpu(socket.as_raw_fd(), &ctx.config.cpus) {
+                Ok(()) => {
+                    tracing::info!(cpus = ?ctx.config.cpus, "statsd udp datagrams go to the core of the receiving cpu")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "statsd udp: could not attach the by-cpu program; datagrams are spread by flow hash")
+                }
+            }
+        }
         let guard = TaskGuard::new(ctx, None);
         let ctx = ctx.clone();
         glommio::spawn_local(async move {

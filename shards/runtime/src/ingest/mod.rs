@@ -8,5 +8,6 @@ pub(crate) mod m3msg;
 mod recv_batch;
 mod router;
 pub(crate) mod statsd;
+pub(crate) mod udp_spread;
 
 pub(crate) use router::Router;
