@@ -93,26 +93,68 @@ pub fn encode_aggregated_frame(v: &AggregatedValue<'_>, shard: u64, seq: u64, no
 /// Appends an m3msg frame holding an `Ack` of `metadata` (field 1, repeated `Metadata`),
 /// written field by field like `encode_aggregated_frame`; equal to prost's bytes.
 pub fn encode_ack_frame(metadata: &[crate::msgpb::Metadata], out: &mut Vec<u8>) {
-    use prost::encoding::encoded_len_varint as vlen;
-    let varint_len = |n: u64| if n == 0 { 0 } else { 1 + vlen(n) };
-    let entry_len = |m: &crate::msgpb::Metadata| varint_len(m.shard) + varint_len(m.id) + varint_len(m.sent_at_nanos);
-    // An entry's body is at most 3 × (1 + 10) = 33 bytes, so its length is one byte.
-    let body: usize = metadata.iter().map(|m| 2 + entry_len(m)).sum();
-    out.reserve(4 + body);
-    out.extend_from_slice(&(body as u32).to_be_bytes());
-    // Each entry is assembled on the stack and appended with one copy.
-    let mut entry = [0u8; 35];
+    let mut frame = AckFrame::default();
     for m in metadata {
+        frame.push(m.shard, m.id, m.sent_at_nanos);
+    }
+    frame.write(out);
+}
+
+/// The `Ack` of the messages of one connection, built as they are decoded: each entry is the
+/// message's own metadata field copied as it came (`MessageView::ack_entry`: the key and body
+/// of a `Metadata` are the same in a `Message` and in an `Ack`, field 1 in both), or encoded
+/// from its values when the decoder did not keep the bytes.
+#[derive(Debug, Default)]
+pub struct AckFrame {
+    body: Vec<u8>,
+    entries: usize,
+}
+
+impl AckFrame {
+    /// Messages acknowledged so far.
+    pub fn len(&self) -> usize {
+        self.entries
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+
+    /// Acknowledges a decoded message.
+    #[inline]
+    pub fn push_message(&mut self, m: &crate::view::MessageView<'_>) {
+        if m.ack_entry.is_empty() {
+            self.push(m.shard, m.id, m.sent_at_nanos);
+        } else {
+            self.body.extend_from_slice(m.ack_entry);
+            self.entries += 1;
+        }
+    }
+
+    /// Acknowledges the message with this metadata.
+    pub fn push(&mut self, shard: u64, id: u64, sent_at_nanos: u64) {
+        // An entry's body is at most 3 × (1 + 10) = 33 bytes, so its length is one byte.
+        let mut entry = [0u8; 35];
         entry[0] = 1 << 3 | 2; // field 1, length-delimited
         let mut at = 2;
-        for (tag, n) in [(1u8, m.shard), (2, m.id), (3, m.sent_at_nanos)] {
+        for (tag, n) in [(1u8, shard), (2, id), (3, sent_at_nanos)] {
             if n != 0 {
                 entry[at] = tag << 3; // varint
                 at = put_varint(n, &mut entry, at + 1);
             }
         }
         entry[1] = (at - 2) as u8;
-        out.extend_from_slice(&entry[..at]);
+        self.body.extend_from_slice(&entry[..at]);
+        self.entries += 1;
+    }
+
+    /// Appends the m3msg frame (4-byte big-endian length, then the `Ack`) and starts over.
+    pub fn write(&mut self, out: &mut Vec<u8>) {
+        out.reserve(4 + self.body.len());
+        out.extend_from_slice(&(self.body.len() as u32).to_be_bytes());
+        out.extend_from_slice(&self.body);
+        self.body.clear();
+        self.entries = 0;
     }
 }
 

@@ -74,6 +74,27 @@ proptest! {
         check_message(&rewritten)?;
     }
 
+    /// The ack built from a decoded message (its metadata bytes echoed, or encoded again
+    /// when the general decoder read it) is the `Ack` prost would build from the message,
+    /// for canonical and rewritten layouts alike.
+    #[test]
+    fn acks_echo_the_metadata_prost_reads(m in message(), seed in any::<u64>()) {
+        let plain = m.encode_to_vec();
+        let rewritten = rewrite(&plain, Msg::Message, seed);
+        let mut acks = sheaf_proto::output::AckFrame::default();
+        for bytes in [&plain, &rewritten] {
+            acks.push_message(&view::decode_message(bytes).expect("valid message"));
+        }
+        prop_assert_eq!(acks.len(), 2);
+        let mut frame = Vec::new();
+        acks.write(&mut frame);
+        prop_assert!(acks.is_empty());
+        prop_assert_eq!(u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize, frame.len() - 4);
+        let ack = msgpb::Ack::decode(&frame[4..]).expect("a valid Ack");
+        let want = m.metadata.unwrap_or_default();
+        prop_assert_eq!(ack.metadata, vec![want, want]);
+    }
+
     #[test]
     fn mutated_metric_agrees_when_prost_accepts(
         m in metric_with_metadatas(),

@@ -111,6 +111,7 @@ pub(super) fn message(buf: &[u8]) -> Option<MessageView<'_>> {
         if !m.done() {
             return None;
         }
+        view.ack_entry = &buf[..buf.len() - c.buf.len()];
     }
     view.value = c.opt_bytes(2)?;
     c.done().then_some(view)
@@ -319,7 +320,10 @@ mod tests {
             value: b"abc".to_vec(),
         }
         .encode_to_vec();
-        assert_eq!(message(&msg), Some(MessageView { shard: 3, id: 4, sent_at_nanos: 5, value: b"abc" }));
+        let view = message(&msg).unwrap();
+        assert_eq!((view.shard, view.id, view.sent_at_nanos, view.value), (3, 4, 5, &b"abc"[..]));
+        assert_eq!(view.ack_entry, &msg[..view.ack_entry.len()]);
+        assert_eq!(view.ack_entry[0], 0x0a);
     }
 
     #[test]

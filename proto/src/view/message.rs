@@ -16,6 +16,10 @@ pub struct MessageView<'a> {
     pub sent_at_nanos: u64,
     /// The message body, borrowed from the input.
     pub value: &'a [u8],
+    /// The metadata field as it came (key, length and body), for an ack to echo without
+    /// encoding it again (see `output::AckFrame`). Empty when the decoder did not keep it
+    /// (metadata absent, or a layout only the general decoder reads).
+    pub ack_entry: &'a [u8],
 }
 
 /// Decodes a `msgpb.Message` (a frame body).

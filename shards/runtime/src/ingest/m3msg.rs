@@ -13,8 +13,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use sheaf_proto::forward::{ANNOTATION_FRACTIONAL_COUNTER, ANNOTATION_GAUGE_DELTA, ANNOTATION_SET_MEMBER};
 use sheaf_proto::frame::{FrameError, next_frame};
-use sheaf_proto::msgpb;
-use sheaf_proto::output::encode_ack_frame;
+use sheaf_proto::output::AckFrame;
 use sheaf_proto::view::{self, MetricView, Scratch, TimedType};
 use sheaf_shard_core::batch::DEFAULT_SPEC;
 use sheaf_shard_core::murmur3::ShardOf;
@@ -36,7 +35,7 @@ pub(crate) async fn serve(ctx: Rc<CoreCtx>, mut stream: TcpStream) {
     let mut router = Router::new(ctx.clone(), Source::Replicated);
     let mut decoder = MetricDecoder::new(&ctx);
     let mut buf = ReadBuffer::new();
-    let mut acks = msgpb::Ack::default();
+    let mut acks = AckFrame::default();
     let mut ack_frame = Vec::new();
     let mut last_ack = Instant::now();
     'read: loop {
@@ -55,7 +54,7 @@ pub(crate) async fn serve(ctx: Rc<CoreCtx>, mut stream: TcpStream) {
                         router.dispatch().await;
                     }
                     // Keep ack frames well under the 4 MiB a stock M3 producer accepts.
-                    if acks.metadata.len() >= ctx.config.ingest.max_acks_per_frame {
+                    if acks.len() >= ctx.config.ingest.max_acks_per_frame {
                         router.dispatch().await;
                         if send_acks(&ctx, &mut stream, &mut acks, &mut ack_frame).await.is_err() {
                             break 'read;
@@ -73,9 +72,7 @@ pub(crate) async fn serve(ctx: Rc<CoreCtx>, mut stream: TcpStream) {
         }
         router.dispatch().await;
         // Acks go out when the input is drained or the ack interval has passed.
-        if !acks.metadata.is_empty()
-            && (buf.unread().is_empty() || last_ack.elapsed() >= ctx.config.ingest.ack_interval)
-        {
+        if !acks.is_empty() && (buf.unread().is_empty() || last_ack.elapsed() >= ctx.config.ingest.ack_interval) {
             if send_acks(&ctx, &mut stream, &mut acks, &mut ack_frame).await.is_err() {
                 break;
             }
@@ -135,16 +132,15 @@ impl ReadBuffer {
 async fn send_acks(
     ctx: &CoreCtx,
     stream: &mut TcpStream,
-    acks: &mut msgpb::Ack,
+    acks: &mut AckFrame,
     frame: &mut Vec<u8>,
 ) -> std::io::Result<()> {
-    if acks.metadata.is_empty() {
+    if acks.is_empty() {
         return Ok(());
     }
     frame.clear();
-    encode_ack_frame(&acks.metadata, frame);
-    ctx.stats.borrow_mut().acked_messages += acks.metadata.len() as u64;
-    acks.metadata.clear();
+    ctx.stats.borrow_mut().acked_messages += acks.len() as u64;
+    acks.write(frame);
     stream.write_all(frame).await
 }
 
@@ -179,7 +175,7 @@ impl MetricDecoder {
         }
     }
 
-    fn message(&mut self, payload: &[u8], now: i64, router: &mut Router, acks: &mut msgpb::Ack) {
+    fn message(&mut self, payload: &[u8], now: i64, router: &mut Router, acks: &mut AckFrame) {
         let msg = match view::decode_message(payload) {
             Ok(m) => m,
             Err(e) => {
@@ -187,7 +183,7 @@ impl MetricDecoder {
                 return;
             }
         };
-        acks.metadata.push(msgpb::Metadata { shard: msg.shard, id: msg.id, sent_at_nanos: msg.sent_at_nanos });
+        acks.push_message(&msg);
         if let Err(reason) = self.metric(msg.value, now, router) {
             router_ctx_reject(router, reason);
         }
