@@ -90,16 +90,6 @@ pub fn encode_aggregated_frame(v: &AggregatedValue<'_>, shard: u64, seq: u64, no
     varint_field(2, now_nanos as u64, out);
 }
 
-/// Appends an m3msg frame holding an `Ack` of `metadata` (field 1, repeated `Metadata`),
-/// written field by field like `encode_aggregated_frame`; equal to prost's bytes.
-pub fn encode_ack_frame(metadata: &[crate::msgpb::Metadata], out: &mut Vec<u8>) {
-    let mut frame = AckFrame::default();
-    for m in metadata {
-        frame.push(m.shard, m.id, m.sent_at_nanos);
-    }
-    frame.write(out);
-}
-
 /// The `Ack` of the messages of one connection, built as they are decoded: each entry is the
 /// message's own metadata field copied as it came (`MessageView::ack_entry`: the key and body
 /// of a `Metadata` are the same in a `Message` and in an `Ack`, field 1 in both), or encoded
@@ -131,7 +121,8 @@ impl AckFrame {
         }
     }
 
-    /// Acknowledges the message with this metadata.
+    /// Acknowledges the message with this metadata, written field by field like
+    /// `encode_aggregated_frame`; equal to prost's bytes.
     pub fn push(&mut self, shard: u64, id: u64, sent_at_nanos: u64) {
         // An entry's body is at most 3 × (1 + 10) = 33 bytes, so its length is one byte.
         let mut entry = [0u8; 35];
@@ -326,8 +317,12 @@ mod tests {
         fn ack_frames_equal_prost(entries in proptest::collection::vec((field(), field(), field()), 0..50)) {
             let metadata: Vec<msgpb::Metadata> =
                 entries.iter().map(|&(shard, id, sent_at_nanos)| msgpb::Metadata { shard, id, sent_at_nanos }).collect();
+            let mut acks = AckFrame::default();
+            for m in &metadata {
+                acks.push(m.shard, m.id, m.sent_at_nanos);
+            }
             let mut ours = Vec::new();
-            encode_ack_frame(&metadata, &mut ours);
+            acks.write(&mut ours);
             let mut theirs = Vec::new();
             encode_frame(&msgpb::Ack { metadata }, &mut theirs);
             proptest::prop_assert_eq!(ours, theirs);

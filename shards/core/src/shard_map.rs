@@ -68,6 +68,12 @@ impl GaugeBase<'_> {
     }
 }
 
+/// Arena bytes a series holds: its id, and a gauge's base after it.
+#[inline]
+fn stored_len(s: &Series) -> usize {
+    usize::from(s.id_len) + tail_len(s.metric_type)
+}
+
 fn id_of<'a>(ids: &'a [u8], s: &Series) -> &'a [u8] {
     &ids[s.id_start as usize..s.id_start as usize + s.id_len as usize]
 }
@@ -177,8 +183,7 @@ impl ShardMap {
         if let Some(first) = self.ids.get(start) {
             crate::paged::prefetch(first);
         }
-        let stored = usize::from(series.id_len) + tail_len(series.metric_type);
-        if let Some(last) = self.ids.get(start + stored.saturating_sub(1)) {
+        if let Some(last) = self.ids.get(start + stored_len(series).saturating_sub(1)) {
             crate::paged::prefetch(last);
         }
     }
@@ -219,7 +224,7 @@ impl ShardMap {
         if i != last {
             self.index.repoint(hash_of(ids, &series[last]), last, i);
         }
-        self.garbage += self.series[i].id_len as usize + tail_len(self.series[i].metric_type);
+        self.garbage += stored_len(&self.series[i]);
         self.series.swap_remove(i);
     }
 
@@ -229,7 +234,7 @@ impl ShardMap {
         for s in self.series.iter_mut() {
             let start = ids.len() as u32;
             let from = s.id_start as usize;
-            ids.extend_from_slice(&self.ids[from..from + usize::from(s.id_len) + tail_len(s.metric_type)]);
+            ids.extend_from_slice(&self.ids[from..from + stored_len(s)]);
             s.id_start = start;
         }
         self.ids = ids;
