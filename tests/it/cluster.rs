@@ -333,16 +333,19 @@ fn a_follower_cut_off_from_flush_times_enters_forced_flush_and_its_memory_stays_
     let etcd = Etcd::start("forced");
     let extra = "  max_buffer_size: 2s\n  forced_flush_window_size: 500ms\n";
     // The leader reaches etcd directly; the follower through a proxy the test can cut. The
-    // leader is started (and wins) first.
+    // follower is kept out of etcd's reach until node-a leads, so that node-a wins the first
+    // election however slow the box is (both campaign once the placement exists).
     let a = node_with("ff-a", "node-a", &etcd, extra);
     let proxy = Proxy::start(etcd.client);
     let b = node_at("ff-b", "node-b", &proxy.addr.to_string(), extra);
+    proxy.cut();
     init_placement(&a, &[("node-a", &a, "rack-a"), ("node-b", &b, "rack-b")]);
     let started = Instant::now();
     while election_state(&a) != "leader" {
-        assert!(started.elapsed() < Duration::from_secs(30), "node-a did not lead");
+        assert!(started.elapsed() < Duration::from_secs(30), "node-a did not lead: {}", a.status());
         std::thread::sleep(Duration::from_millis(50));
     }
+    proxy.restore();
     assert_eq!(wait_for_leader(&[&a, &b]), 0);
     let target = a.statsd;
     let load = std::thread::spawn(move || send_counters(target, 160, Duration::from_secs(16)));
