@@ -30,6 +30,28 @@ pub fn purge_freed_memory_at_once() {
     }
 }
 
+/// Turns transparent huge pages off for this process unless `MIMALLOC_ALLOW_THP` chose.
+///
+/// mimalloc (v3) asks for huge pages on its arenas (`MADV_HUGEPAGE`). A purge then returns
+/// 64 KiB runs inside a 2 MiB huge page, and khugepaged, which by default collapses a range
+/// with even one page present (`max_ptes_none` 511), fills the holes with zeroed pages again:
+/// memory freed after each flush round came back as resident, ~20 B per series at 1M counter
+/// series, varying from run to run. Throughput was the same with and without (StatsD at 100k
+/// series and m3msg at 1M series, alternating runs on the 2-CPU box; see `bench/README.md`).
+/// mimalloc's own switch is read before `main` runs, so this sets the kernel's per-process
+/// flag (`PR_SET_THP_DISABLE`) directly; it covers mappings made before as well as after.
+pub fn disable_transparent_huge_pages() {
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_some() {
+        return;
+    }
+    // SAFETY: PR_SET_THP_DISABLE takes one integer argument and touches no user memory.
+    let rc = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+    if rc != 0 {
+        // Before Linux 3.15; huge pages then stay as the system configures them.
+        eprintln!("sheaf: could not turn transparent huge pages off: {}", std::io::Error::last_os_error());
+    }
+}
+
 /// Frees what other threads have freed into this thread's heap and purges its empty pages.
 /// A shard core calls it after each flush round: the sink threads free the flush batches the
 /// core's pool had no room for, and mimalloc only reclaims those on the owning thread.

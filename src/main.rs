@@ -76,6 +76,7 @@ enum PlacementOp {
 
 fn main() -> ExitCode {
     allocator::purge_freed_memory_at_once();
+    allocator::disable_transparent_huge_pages();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { config } => boot::run(config.as_deref()),

@@ -47,10 +47,13 @@ pub(super) fn run(queue: Arc<SinkQueue>, metrics: Arc<SinkMetrics>, pool: Arc<Fl
     let mut backoff = Duration::from_millis(100);
     let mut id = Vec::with_capacity(256);
     let mut closing_since: Option<Instant> = None;
+    // Whether batches or frames were freed since the last release to the allocator.
+    let mut busy_since_release = false;
     loop {
         // 1. Take new values while there is room.
         while pending.len() < config.max_buffered_messages {
             let Some(batch) = queue.pop() else { break };
+            busy_since_release = true;
             for v in batch.iter() {
                 if pending.len() >= config.max_buffered_messages {
                     SinkMetrics::add(&metrics.overflow_values, 1);
@@ -116,6 +119,10 @@ pub(super) fn run(queue: Arc<SinkQueue>, metrics: Arc<SinkMetrics>, pool: Arc<Fl
             }
         }
         if pending.is_empty() {
+            if std::mem::take(&mut busy_since_release) {
+                // Everything is acked: give back what this thread freed (frames, batches).
+                crate::allocator::release_freed_memory();
+            }
             queue.wait(Duration::from_millis(100));
         } else if conn.is_none() {
             std::thread::sleep(Duration::from_millis(20));

@@ -166,6 +166,11 @@ impl FlushCollector {
         self.spare.push(batch);
     }
 
+    /// The emptied batches not used this round, for the next one.
+    pub fn into_spares(self) -> Vec<FlushBatch> {
+        self.spare
+    }
+
     fn fresh(&mut self) -> FlushBatch {
         self.spare.pop().unwrap_or_else(|| FlushBatch::new(self.naming.clone(), self.core, self.capacity))
     }

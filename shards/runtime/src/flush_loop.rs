@@ -56,16 +56,30 @@ pub(crate) async fn run(ctx: Rc<CoreCtx>) {
     }
 }
 
-/// The first flush time of resolution `r` after `now`.
 /// A collector for this core, stocked with the batches the sinks handed back.
 fn collector(ctx: &CoreCtx) -> FlushCollector {
     let mut out = FlushCollector::new(ctx.config.aggregator.naming.clone(), ctx.index, ctx.config.flush_batch_values);
-    while let Some(batch) = ctx.config.flush_batches.take(ctx.index) {
-        out.add_spare(batch);
-    }
+    restock(ctx, &mut out);
     out
 }
 
+/// Gives `out` the batches the sinks have handed back since it was last stocked, so that a
+/// round larger than the pool reuses the batches its own sinks have finished with (their
+/// memory is already resident) instead of allocating one per `flush_batch_values` values.
+fn restock(ctx: &CoreCtx, out: &mut FlushCollector) {
+    while let Some(batch) = ctx.config.flush_batches.take(ctx.index) {
+        out.add_spare(batch);
+    }
+}
+
+/// Puts back the batches a round did not need, up to the pool's size; the rest are freed.
+fn return_spares(ctx: &CoreCtx, out: FlushCollector) {
+    for batch in out.into_spares() {
+        ctx.config.flush_batches.keep(batch);
+    }
+}
+
+/// The first flush time of resolution `r` after `now`.
 fn next_flush(ctx: &CoreCtx, r: i64, now: i64) -> i64 {
     let at = truncate(now, r) + ctx.config.flush.offset(r);
     if at <= now { at + r } else { at }
@@ -145,11 +159,13 @@ async fn leader_round(ctx: &Rc<CoreCtx>, resolution: i64, scheduled: i64) {
         for batch in out.take(false) {
             push_to_sinks(ctx, batch, &mut stalled).await;
         }
+        restock(ctx, &mut out);
         glommio::yield_if_needed().await;
     }
     for batch in out.take(true) {
         push_to_sinks(ctx, batch, &mut stalled).await;
     }
+    return_spares(ctx, out);
     let elapsed = started.elapsed().as_nanos() as u64;
     {
         let mut stats = ctx.stats.borrow_mut();
@@ -210,10 +226,12 @@ pub(crate) async fn final_flush(ctx: &Rc<CoreCtx>, include_open: bool) {
         for batch in out.take(false) {
             push_to_sinks(ctx, batch, &mut stalled).await;
         }
+        restock(ctx, &mut out);
     }
     for batch in out.take(true) {
         push_to_sinks(ctx, batch, &mut stalled).await;
     }
+    return_spares(ctx, out);
     for r in resolutions {
         report_round(ctx, r);
     }

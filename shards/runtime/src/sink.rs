@@ -82,9 +82,14 @@ impl FlushBatchPool {
     pub fn give_back(&self, batch: Arc<FlushBatch>) {
         if let Some(mut batch) = Arc::into_inner(batch) {
             batch.clear();
-            if let Some(q) = self.per_core.get(batch.core) {
-                let _ = q.push(batch);
-            }
+            self.keep(batch);
+        }
+    }
+
+    /// Keeps an emptied batch for its core, or frees it if the core already has enough.
+    pub(crate) fn keep(&self, batch: FlushBatch) {
+        if let Some(q) = self.per_core.get(batch.core) {
+            let _ = q.push(batch);
         }
     }
 
