@@ -93,11 +93,21 @@ pub fn encode_aggregated_frame(v: &AggregatedValue<'_>, shard: u64, seq: u64, no
 /// The `Ack` of the messages of one connection, built as they are decoded: each entry is the
 /// message's own metadata field copied as it came (`MessageView::ack_entry`: the key and body
 /// of a `Metadata` are the same in a `Message` and in an `Ack`, field 1 in both), or encoded
-/// from its values when the decoder did not keep the bytes.
-#[derive(Debug, Default)]
+/// from its values when the decoder did not keep the bytes. The entries are written after
+/// room for the frame's length, so that the finished frame is sent from where it was built.
+#[derive(Debug)]
 pub struct AckFrame {
-    body: Vec<u8>,
+    /// `FRAME_HEADER` bytes for the length, then the `Ack`.
+    frame: Vec<u8>,
     entries: usize,
+}
+
+const FRAME_HEADER: usize = 4;
+
+impl Default for AckFrame {
+    fn default() -> Self {
+        Self { frame: vec![0; FRAME_HEADER], entries: 0 }
+    }
 }
 
 impl AckFrame {
@@ -116,7 +126,7 @@ impl AckFrame {
         if m.ack_entry.is_empty() {
             self.push(m.shard, m.id, m.sent_at_nanos);
         } else {
-            self.body.extend_from_slice(m.ack_entry);
+            self.frame.extend_from_slice(m.ack_entry);
             self.entries += 1;
         }
     }
@@ -135,17 +145,27 @@ impl AckFrame {
             }
         }
         entry[1] = (at - 2) as u8;
-        self.body.extend_from_slice(&entry[..at]);
+        self.frame.extend_from_slice(&entry[..at]);
         self.entries += 1;
     }
 
-    /// Appends the m3msg frame (4-byte big-endian length, then the `Ack`) and starts over.
-    pub fn write(&mut self, out: &mut Vec<u8>) {
-        out.reserve(4 + self.body.len());
-        out.extend_from_slice(&(self.body.len() as u32).to_be_bytes());
-        out.extend_from_slice(&self.body);
-        self.body.clear();
+    /// The m3msg frame of the acks so far: 4-byte big-endian length, then the `Ack`.
+    pub fn frame(&mut self) -> &[u8] {
+        let len = (self.frame.len() - FRAME_HEADER) as u32;
+        self.frame[..FRAME_HEADER].copy_from_slice(&len.to_be_bytes());
+        &self.frame
+    }
+
+    /// Starts over, once the frame is sent.
+    pub fn clear(&mut self) {
+        self.frame.truncate(FRAME_HEADER);
         self.entries = 0;
+    }
+
+    /// Appends the frame to `out` and starts over.
+    pub fn write(&mut self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.frame());
+        self.clear();
     }
 }
 

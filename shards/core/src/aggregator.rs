@@ -313,6 +313,8 @@ impl CoreAggregator {
         // by sample index modulo that distance, for the id prefetch that follows.
         let mut found = [None; PREFETCH_SERIES_AHEAD];
         for (i, s) in samples.iter().enumerate() {
+            // Where the record prefetch found this sample's series (its slot is reused below).
+            let hint = found[i % PREFETCH_SERIES_AHEAD];
             // Start the cache misses of later values now, so that they overlap (see `SeriesIndex`).
             if let Some(ahead) = samples.get(i + PREFETCH_SLOTS_AHEAD)
                 && let Some(Some(map)) = self.shards.get(ahead.shard() as usize)
@@ -381,7 +383,7 @@ impl CoreAggregator {
             let Some(shard) = self.shards.get_mut(s.shard() as usize) else { continue };
             let shard = shard.get_or_insert_with(Box::default);
             let id = batch.id(s);
-            let (series, mut gauge_base, created) = match shard.find_or_insert(s.hash, s.metric_type, id) {
+            let (series, mut gauge_base, created) = match shard.find_or_insert(s.hash, s.metric_type, id, hint) {
                 Ok(found) => found,
                 Err(Refused::IdTooLong) => {
                     self.counters.id_too_long += 1;

@@ -116,18 +116,25 @@ impl ShardMap {
     /// The series (`metric_type`, `id`) whose map hash is `hash`, created if absent, with its
     /// gauge base; the bool says whether it was created. An absent series that this map cannot
     /// store is refused: only new series are checked, so the per-value path pays nothing for it.
+    ///
+    /// `hint` is where `prefetch_series` expected the series: when the record there is this
+    /// series, the index is not probed again. (Positions stay put while values are applied:
+    /// series move only when `retain` removes some.)
     #[inline]
     pub(crate) fn find_or_insert(
         &mut self,
         hash: u64,
         metric_type: MetricType,
         id: &[u8],
+        hint: Option<usize>,
     ) -> Result<(&mut Series, GaugeBase<'_>, bool), Refused> {
         let (series, ids) = (&self.series, &self.ids);
-        let found = self.index.find(hash, |&i| {
-            let s = &series[i];
-            s.metric_type == metric_type && same_id(id_of(ids, s), id)
-        });
+        let is_it =
+            |i: usize| series.get(i).is_some_and(|s| s.metric_type == metric_type && same_id(id_of(ids, s), id));
+        let found = match hint {
+            Some(i) if is_it(i) => Some(i),
+            _ => self.index.find(hash, |&i| is_it(i)),
+        };
         let (i, created) = match found {
             Some(i) => (i, false),
             None if id.len() > MAX_ID_LEN => return Err(Refused::IdTooLong),
@@ -267,15 +274,19 @@ mod tests {
 
     proptest! {
         /// Against a std HashMap model: inserts find what was inserted, removals keep every
-        /// other series findable under its own id.
+        /// other series findable under its own id, and a lookup's hint (any position, right,
+        /// wrong or past the end) never changes what it finds.
         #[test]
-        fn behaves_like_a_map(ops in prop::collection::vec((0u8..3, 0u16..200, any::<bool>()), 1..600)) {
+        fn behaves_like_a_map(
+            ops in prop::collection::vec((0u8..3, 0u16..200, any::<bool>(), prop::option::of(0u16..700)), 1..600),
+        ) {
             let mut map = ShardMap::default();
             let mut model: HashMap<(u8, Vec<u8>), u32> = HashMap::new();
-            for (t, key, remove_odd) in ops {
+            for (t, key, remove_odd, hint) in ops {
                 let metric_type = [MetricType::Counter, MetricType::Gauge, MetricType::Timer][t as usize];
                 let id = format!("s{key}").into_bytes();
-                let (s, mut base, created) = map.find_or_insert(series_hash(metric_type, &id), metric_type, &id).unwrap();
+                let hash = series_hash(metric_type, &id);
+                let (s, mut base, created) = map.find_or_insert(hash, metric_type, &id, hint.map(usize::from)).unwrap();
                 s.last_write_secs += 1;
                 let n = f64::from(s.last_write_secs);
                 // A gauge's base is its own, through inserts, removals and compaction.
@@ -295,7 +306,7 @@ mod tests {
             prop_assert!(map.ids.len() - map.garbage == model.keys().map(|(t, id)| stored(*t, id)).sum::<usize>());
             for ((t, id), count) in &model {
                 let metric_type = [MetricType::Counter, MetricType::Gauge, MetricType::Timer][*t as usize];
-                let (s, base, created) = map.find_or_insert(series_hash(metric_type, id), metric_type, id).unwrap();
+                let (s, base, created) = map.find_or_insert(series_hash(metric_type, id), metric_type, id, None).unwrap();
                 prop_assert!(!created);
                 prop_assert_eq!(s.last_write_secs, *count);
                 prop_assert_eq!(base.get(), (metric_type == MetricType::Gauge).then_some(f64::from(*count)));

@@ -36,7 +36,6 @@ pub(crate) async fn serve(ctx: Rc<CoreCtx>, mut stream: TcpStream) {
     let mut decoder = MetricDecoder::new(&ctx);
     let mut buf = ReadBuffer::new();
     let mut acks = AckFrame::default();
-    let mut ack_frame = Vec::new();
     let mut last_ack = Instant::now();
     'read: loop {
         let n = match stream.read(buf.spare(READ_CHUNK)).await {
@@ -56,7 +55,7 @@ pub(crate) async fn serve(ctx: Rc<CoreCtx>, mut stream: TcpStream) {
                     // Keep ack frames well under the 4 MiB a stock M3 producer accepts.
                     if acks.len() >= ctx.config.ingest.max_acks_per_frame {
                         router.dispatch().await;
-                        if send_acks(&ctx, &mut stream, &mut acks, &mut ack_frame).await.is_err() {
+                        if send_acks(&ctx, &mut stream, &mut acks).await.is_err() {
                             break 'read;
                         }
                         last_ack = Instant::now();
@@ -73,14 +72,14 @@ pub(crate) async fn serve(ctx: Rc<CoreCtx>, mut stream: TcpStream) {
         router.dispatch().await;
         // Acks go out when the input is drained or the ack interval has passed.
         if !acks.is_empty() && (buf.unread().is_empty() || last_ack.elapsed() >= ctx.config.ingest.ack_interval) {
-            if send_acks(&ctx, &mut stream, &mut acks, &mut ack_frame).await.is_err() {
+            if send_acks(&ctx, &mut stream, &mut acks).await.is_err() {
                 break;
             }
             last_ack = Instant::now();
         }
     }
     router.dispatch().await;
-    let _ = send_acks(&ctx, &mut stream, &mut acks, &mut ack_frame).await;
+    let _ = send_acks(&ctx, &mut stream, &mut acks).await;
 }
 
 /// The bytes received on one connection and not yet decoded. The socket reads straight
@@ -129,19 +128,14 @@ impl ReadBuffer {
     }
 }
 
-async fn send_acks(
-    ctx: &CoreCtx,
-    stream: &mut TcpStream,
-    acks: &mut AckFrame,
-    frame: &mut Vec<u8>,
-) -> std::io::Result<()> {
+async fn send_acks(ctx: &CoreCtx, stream: &mut TcpStream, acks: &mut AckFrame) -> std::io::Result<()> {
     if acks.is_empty() {
         return Ok(());
     }
-    frame.clear();
     ctx.stats.borrow_mut().acked_messages += acks.len() as u64;
-    acks.write(frame);
-    stream.write_all(frame).await
+    let sent = stream.write_all(acks.frame()).await;
+    acks.clear();
+    sent
 }
 
 /// Turns decoded m3msg metrics into samples; holds the reused scratch space.
