@@ -202,7 +202,7 @@ fn push_varint(mut n: u64, out: &mut Vec<u8>) {
 /// finite is written as `null`.
 pub fn write_json_line(v: &AggregatedValue<'_>, policy: &str, agg: &str, type_name: &str, out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"id\":");
-    write_json_string(&String::from_utf8_lossy(v.id), out);
+    write_json_id(v.id, out);
     out.extend_from_slice(b",\"time_ns\":");
     out.extend_from_slice(itoa::Buffer::new().format(v.time_nanos).as_bytes());
     out.extend_from_slice(b",\"value\":");
@@ -221,9 +221,34 @@ pub fn write_json_line(v: &AggregatedValue<'_>, policy: &str, agg: &str, type_na
     out.extend_from_slice(b"}\n");
 }
 
+/// An id as a JSON string: printable ASCII without `"` or `\\` (nearly every id) is copied
+/// whole; anything else goes through UTF-8 replacement and escaping.
+fn write_json_id(id: &[u8], out: &mut Vec<u8>) {
+    let plain = id.iter().fold(true, |plain, &b| plain & (0x20..0x80).contains(&b) & (b != b'"') & (b != b'\\'));
+    if plain {
+        out.push(b'"');
+        out.extend_from_slice(id);
+        out.push(b'"');
+    } else {
+        write_json_string(&String::from_utf8_lossy(id), out);
+    }
+}
+
 fn write_json_string(s: &str, out: &mut Vec<u8>) {
-    out.push(b'"');
     let bytes = s.as_bytes();
+    // Ids rarely need escaping: one pass without early exit (so it vectorises) says so, and
+    // the string is then copied whole.
+    let plain = bytes.iter().fold(true, |plain, &b| plain & (b >= 0x20) & (b != b'"') & (b != b'\\'));
+    out.push(b'"');
+    if plain {
+        out.extend_from_slice(bytes);
+    } else {
+        write_escaped(bytes, out);
+    }
+    out.push(b'"');
+}
+
+fn write_escaped(bytes: &[u8], out: &mut Vec<u8>) {
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let escape: &[u8] = match b {
@@ -244,7 +269,6 @@ fn write_json_string(s: &str, out: &mut Vec<u8>) {
         start = i + 1;
     }
     out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
 }
 
 #[cfg(test)]
@@ -279,6 +303,20 @@ mod tests {
         );
         assert!(lines[1].contains(r#""value":0.30000000000000004,"#), "{}", lines[1]);
         assert!(lines[2].contains(r#""value":null,"#));
+    }
+
+    proptest::proptest! {
+        /// Any id, escaped or copied whole, reads back as itself (non-UTF-8 bytes as U+FFFD).
+        #[test]
+        fn json_ids_read_back(id in proptest::collection::vec(proptest::prop_oneof![
+            proptest::sample::select(b"\"\\\n\r\t\x00\x1f\x7f az.;=".to_vec()),
+            proptest::num::u8::ANY,
+        ], 0..80)) {
+            let mut out = Vec::new();
+            write_json_line(&value(&id, 1.0), "10s:2d", "sum", "counter", &mut out);
+            let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            proptest::prop_assert_eq!(line["id"].as_str().unwrap(), String::from_utf8_lossy(&id));
+        }
     }
 
     #[test]
