@@ -186,7 +186,8 @@ impl Default for Statsd {
 pub struct StatsdUdp {
     pub enabled: bool,
     pub listen_address: SocketAddr,
-    /// SO_RCVBUF per core's socket; capped by net.core.rmem_max unless running as root.
+    /// SO_RCVBUF per core's socket; capped by net.core.rmem_max unless sheaf has
+    /// CAP_NET_ADMIN (root does), with which it sets the size past the cap.
     pub recv_buffer_bytes: usize,
     /// How the kernel spreads datagrams over the cores' sockets.
     pub distribute_by: UdpDistribution,
@@ -210,7 +211,7 @@ impl Default for StatsdUdp {
         Self {
             enabled: true,
             listen_address: ([127, 0, 0, 1], 8125).into(),
-            recv_buffer_bytes: 4 << 20,
+            recv_buffer_bytes: 32 << 20,
             distribute_by: UdpDistribution::Flow,
         }
     }

@@ -26,6 +26,7 @@ pub fn warnings(config: &Config, shard_cpus: &[usize]) -> Vec<String> {
         && let Some(max) =
             std::fs::read_to_string("/proc/sys/net/core/rmem_max").ok().and_then(|s| s.trim().parse::<usize>().ok())
         && max < config.statsd.udp.recv_buffer_bytes
+        && !has_net_admin()
     {
         out.push(format!(
             "net.core.rmem_max is {max} bytes, below statsd.udp.recv_buffer_bytes ({}): the UDP socket buffers are capped and bursts will be dropped; sysctl -w net.core.rmem_max={}",
@@ -57,4 +58,17 @@ pub fn pin_current_thread(cpu: usize) -> std::io::Result<()> {
     // SAFETY: pid 0 is the calling thread; `set` is a valid cpu_set_t of the given size.
     let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
     if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+}
+
+/// Whether this process has CAP_NET_ADMIN, with which the StatsD sockets get their buffer
+/// size past `net.core.rmem_max` (`SO_RCVBUFFORCE`).
+fn has_net_admin() -> bool {
+    const CAP_NET_ADMIN: u32 = 12;
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?.trim().to_owned();
+            u64::from_str_radix(&hex, 16).ok()
+        })
+        .is_some_and(|caps| caps & (1 << CAP_NET_ADMIN) != 0)
 }

@@ -281,15 +281,41 @@ fn bind_udp(addr: std::net::SocketAddr, recv_buffer: usize) -> std::io::Result<U
     if let Err(e) = socket.set_recv_buffer_size(recv_buffer) {
         tracing::warn!(error = %e, recv_buffer, "could not set the statsd udp receive buffer");
     }
-    let granted = socket.recv_buffer_size().unwrap_or(0);
-    if granted < recv_buffer {
-        tracing::warn!(asked = recv_buffer, granted, "statsd udp receive buffer capped (raise net.core.rmem_max)");
+    // The kernel reports twice what it granted (the other half is its own bookkeeping).
+    let granted = || socket.recv_buffer_size().unwrap_or(0) / 2;
+    // Above net.core.rmem_max only SO_RCVBUFFORCE gets the size, and only with CAP_NET_ADMIN.
+    if granted() < recv_buffer && force_recv_buffer(socket.as_raw_fd(), recv_buffer).is_ok() {
+        tracing::info!(recv_buffer, "statsd udp receive buffer set above net.core.rmem_max (CAP_NET_ADMIN)");
+    }
+    if granted() < recv_buffer {
+        tracing::warn!(
+            asked = recv_buffer,
+            granted = granted(),
+            "statsd udp receive buffer capped (raise net.core.rmem_max, or give sheaf CAP_NET_ADMIN)"
+        );
     }
     socket.bind(&addr.into())?;
     let fd = socket.into_raw_fd();
     // `into_raw_fd` released the ownership of this freshly created, bound UDP socket.
     // SAFETY: `fd` is an open UDP socket nobody else owns; `UdpSocket` takes it and closes it.
     Ok(unsafe { UdpSocket::from_raw_fd(fd) })
+}
+
+/// `SO_RCVBUFFORCE`: the receive buffer size without the `net.core.rmem_max` cap.
+fn force_recv_buffer(fd: RawFd, bytes: usize) -> std::io::Result<()> {
+    let size = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // `size` lives across the call and its length is passed with it.
+    // SAFETY: `fd` is an open socket owned by the caller; setsockopt only reads `size`.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            std::ptr::from_ref(&size).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
 }
 
 #[derive(Clone, Copy)]
