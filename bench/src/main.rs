@@ -24,6 +24,9 @@ use serde_json::{Value, json};
 use sheaf_bench::workload::{Mix, SeriesSpace};
 use sheaf_shard_core::QuantileSketch;
 
+/// How sheaf names its shard-core threads (`sheaf-core-<index>`).
+const SHARD_CORE_THREADS: &str = "sheaf-core-";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Proto {
     Statsd,
@@ -177,6 +180,7 @@ fn main() -> anyhow::Result<()> {
     let flush_offset = cli.flush_output.as_ref().map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0));
     let udp_before = procfs::udp_counters();
     let sheaf_cpu_before = cli.pid.map(procfs::cpu_seconds).transpose()?;
+    let cores_cpu_before = cli.pid.and_then(|pid| procfs::threads_cpu_seconds(pid, SHARD_CORE_THREADS));
     let self_cpu_before = procfs::self_cpu_seconds();
 
     let totals = Arc::new(Totals::default());
@@ -191,6 +195,7 @@ fn main() -> anyhow::Result<()> {
         Err(_) => (None, 0.0),
     };
     let sheaf_cpu_after = cli.pid.map(procfs::cpu_seconds).transpose()?;
+    let cores_cpu_after = cli.pid.and_then(|pid| procfs::threads_cpu_seconds(pid, SHARD_CORE_THREADS));
     let self_cpu_after = procfs::self_cpu_seconds();
     let udp_after = procfs::udp_counters();
 
@@ -268,6 +273,14 @@ fn main() -> anyhow::Result<()> {
             "values_per_cpu_s": per_cpu,
             "values_counted": if ingested.is_some() { "sheaf ingested" } else { "sent" },
         });
+        // The shard cores alone (the "per shard core"), without the sink, control
+        // and forwarder threads.
+        if let (Some(b), Some(a)) = (cores_cpu_before, cores_cpu_after) {
+            let cores_cpu = a - b;
+            report["cpu"]["shard_cores_cpu_s"] = json!(cores_cpu);
+            report["cpu"]["values_per_shard_core_cpu_s"] =
+                json!(ingested.unwrap_or(values as f64) / cores_cpu.max(1e-9));
+        }
     }
     if let (Some(b), Some(a)) = (self_cpu_before, self_cpu_after) {
         report["loadgen_cpu_s"] = json!(a - b);
@@ -420,6 +433,13 @@ fn print_summary(r: &Value) {
             f(&c["values_per_cpu_s"]),
             f(&r["loadgen_cpu_s"])
         );
+        if !c["shard_cores_cpu_s"].is_null() {
+            println!(
+                "          shard cores alone {:.2} CPU-s, {:.0} values per shard-core CPU-second",
+                f(&c["shard_cores_cpu_s"]),
+                f(&c["values_per_shard_core_cpu_s"])
+            );
+        }
     }
     if !r["loss"].is_null() {
         let l = &r["loss"];

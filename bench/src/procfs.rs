@@ -14,6 +14,23 @@ pub(crate) fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     parse_stat(&text).with_context(|| format!("parsing {path}"))
 }
 
+/// utime + stime of the threads of `pid` whose name starts with `prefix`, in seconds (sheaf
+/// names its shard cores `sheaf-core-<index>`, so `"sheaf-core-"` gives the shard cores'
+/// time without the control, sink and forwarder threads). `None` when no thread matches.
+pub(crate) fn threads_cpu_seconds(pid: u32, prefix: &str) -> Option<f64> {
+    let mut total = None;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+        let path = task.path();
+        let named = std::fs::read_to_string(path.join("comm")).is_ok_and(|comm| comm.starts_with(prefix));
+        if let Some(secs) =
+            named.then(|| std::fs::read_to_string(path.join("stat")).ok()).flatten().and_then(|t| parse_stat(&t))
+        {
+            *total.get_or_insert(0.0) += secs;
+        }
+    }
+    total
+}
+
 pub(crate) fn self_cpu_seconds() -> Option<f64> {
     parse_stat(&std::fs::read_to_string("/proc/self/stat").ok()?)
 }
