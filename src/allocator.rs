@@ -35,8 +35,8 @@ pub fn purge_freed_memory_at_once() {
 /// mimalloc (v3) asks for huge pages on its arenas (`MADV_HUGEPAGE`). A purge then returns
 /// 64 KiB runs inside a 2 MiB huge page, and khugepaged, which by default collapses a range
 /// with even one page present (`max_ptes_none` 511), fills the holes with zeroed pages again:
-/// memory freed after each flush round came back as resident, ~20 B per series at 1M counter
-/// series, varying from run to run. Throughput was the same with and without (StatsD at 100k
+/// memory freed after each flush round came back as resident, 15–20 B per series at 1M
+/// counter series, varying from run to run. Throughput was the same with and without (StatsD at 100k
 /// series and m3msg at 1M series, alternating runs on the 2-CPU box; see `bench/README.md`).
 /// mimalloc's own switch is read before `main` runs, so this sets the kernel's per-process
 /// flag (`PR_SET_THP_DISABLE`) directly; it covers mappings made before as well as after.
@@ -54,7 +54,8 @@ pub fn disable_transparent_huge_pages() {
 
 /// Frees what other threads have freed into this thread's heap and purges its empty pages.
 /// A shard core calls it after each flush round: the sink threads free the flush batches the
-/// core's pool had no room for, and mimalloc only reclaims those on the owning thread.
+/// core's pool had no room for, and mimalloc only reclaims those on the owning thread. A sink
+/// thread calls it when its queue runs dry, for what it allocated and freed itself.
 pub fn release_freed_memory() {
     // SAFETY: `mi_collect` has no preconditions; `false` collects without forcing.
     unsafe { libmimalloc_sys::mi_collect(false) }

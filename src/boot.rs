@@ -126,8 +126,8 @@ fn pool_config(config: &Config) -> anyhow::Result<PoolConfig> {
         // Up to 4 emptied batches per core wait for the next flush round (~0.9 MB at 4096
         // values and 20-byte ids). Within a round the core reuses each batch its sinks hand
         // back, so a round allocates only what is in flight at once; the memory of a large
-        // round's backlog does not stay resident between rounds (16 kept cost ~7 B per series
-        // at 1M on 2 cores).
+        // round's backlog does not stay resident between rounds (16 kept were ~7 MB on 2
+        // cores, ~7 B per series at 1M).
         flush_batches: FlushBatchPool::new(config.cpus()?.len(), 4),
         stats_interval: config.data_plane.stats_interval.0,
         spin_before_park: Some(config.data_plane.spin_before_park.0).filter(|d| !d.is_zero()),
