@@ -224,3 +224,46 @@ fn metadata_repeating_an_element_emits_once_and_rollup_pipelines_are_counted_not
     assert_eq!(hits[0].value, 7.0);
     assert!(!out.iter().any(|v| v.id == "rolled.up"));
 }
+
+#[test]
+fn connections_are_spread_evenly_over_the_cores_and_served_where_they_land() {
+    let sheaf = Sheaf::start("m3msg-spread", "");
+    // Whichever cores the kernel's hash picks, each of the 2 cores ends up serving 10. Each
+    // connection is served (its first message acked) before the next is opened, so that no
+    // two cores place a connection at the same instant.
+    let mut seq = 0;
+    let mut conns = Vec::new();
+    for _ in 0..20 {
+        let mut conn = TcpStream::connect(sheaf.m3msg).unwrap();
+        conn.write_all(&message(seq, counter("spread.first", 1))).unwrap();
+        seq += 1;
+        assert_eq!(read_acks(&mut conn, 1).len(), 1);
+        conns.push(conn);
+    }
+    sheaf.wait_metric("sheaf_open_connections", &[], 20.0);
+    // Published every 500 ms: wait for both cores' latest count.
+    let started = std::time::Instant::now();
+    let per_core = loop {
+        let per_core = ["0", "1"].map(|core| sheaf.metric("sheaf_open_connections", &[("core", core)]));
+        if per_core == [10.0, 10.0] || started.elapsed() > Duration::from_secs(10) {
+            break per_core;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(per_core, [10.0, 10.0], "open connections per core");
+    // Every connection, adopted or not, is read, acked and aggregated.
+    for (c, conn) in conns.iter_mut().enumerate() {
+        for i in 0..100u64 {
+            conn.write_all(&message(seq, counter(&format!("spread.{}", i % 7), c as i64 + 1))).unwrap();
+            seq += 1;
+        }
+    }
+    for conn in &mut conns {
+        assert_eq!(read_acks(conn, 100).len(), 100);
+    }
+    sheaf.wait_metric("sheaf_ingested_values_total", &[("protocol", "m3msg")], 2020.0);
+    let got = totals(&sheaf.stop());
+    assert_eq!(got[&("spread.first".into(), "sum".into())], 20.0);
+    let total: f64 = (0..7).map(|k| got.get(&(format!("spread.{k}"), "sum".into())).copied().unwrap_or(0.0)).sum();
+    assert_eq!(total, 100.0 * (1..=20).sum::<u64>() as f64);
+}

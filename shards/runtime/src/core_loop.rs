@@ -28,6 +28,7 @@ use crate::cluster::{FlushRole, FollowerFlush, Routes};
 use crate::command::{BoundAddrs, ShardCommand};
 use crate::config::PoolConfig;
 use crate::handoff::{HandoffLedger, PeerLink, PeerSender, Returns};
+use crate::ingest::spread::{Adoption, ConnectionSlot, ConnectionSpread, Listener};
 use crate::stats::CoreStats;
 use crate::{flush_loop, ingest};
 
@@ -41,6 +42,9 @@ pub(crate) struct CoreSetup {
     pub(crate) ledger: Arc<HandoffLedger>,
     pub(crate) senders: Vec<PeerLink<SharedSender<SampleBatch>>>,
     pub(crate) receivers: Vec<PeerLink<SharedReceiver<SampleBatch>>>,
+    pub(crate) spread: Arc<ConnectionSpread>,
+    /// Connections other cores accepted and handed to this one.
+    pub(crate) adoptions: flume::Receiver<Adoption>,
 }
 
 pub(crate) struct CoreCtx {
@@ -72,6 +76,8 @@ pub(crate) struct CoreCtx {
     connections: RefCell<hashbrown::HashMap<u64, RawFd>>,
     next_connection: Cell<u64>,
     active_tasks: Cell<usize>,
+    spread: Arc<ConnectionSpread>,
+    adoptions: flume::Receiver<Adoption>,
 }
 
 impl CoreCtx {
@@ -152,6 +158,8 @@ pub(crate) async fn run_core(setup: CoreSetup) {
         connections: RefCell::default(),
         next_connection: Cell::new(0),
         active_tasks: Cell::new(0),
+        spread: setup.spread,
+        adoptions: setup.adoptions,
         config,
     });
     // Receivers first, as tasks: a sender's connect waits for its receiver's.
@@ -238,6 +246,9 @@ async fn publish_loop(ctx: Rc<CoreCtx>) {
 
 fn start_ingest(ctx: &Rc<CoreCtx>, bind: &BoundAddrs) -> Result<BoundAddrs, String> {
     let mut bound = BoundAddrs::default();
+    if bind.m3msg.is_some() || bind.statsd_tcp.is_some() {
+        glommio::spawn_local(adopt_loop(ctx.clone())).detach();
+    }
     if let Some(addr) = bind.m3msg {
         let listener = TcpListener::bind(addr).map_err(|e| format!("m3msg listen on {addr}: {e}"))?;
         bound.m3msg = listener.local_addr().ok();
@@ -318,21 +329,17 @@ fn force_recv_buffer(fd: RawFd, bytes: usize) -> std::io::Result<()> {
     if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
 }
 
-#[derive(Clone, Copy)]
-enum Listener {
-    M3msg,
-    StatsdTcp,
-}
-
+/// Accepts connections on this core's listener; serves each here, or hands it to the core
+/// that serves the fewest (see `ingest::spread`).
 async fn accept_loop(ctx: Rc<CoreCtx>, listener: TcpListener, kind: Listener) {
     let _guard = TaskGuard::new(&ctx, None);
     loop {
-        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
+        let accepted = futures_lite::future::or(async { Some(listener.shared_accept().await) }, async {
             ctx.stopped().await;
             None
         })
         .await;
-        let stream: TcpStream = match accepted {
+        let stream = match accepted {
             Some(Ok(s)) => s,
             Some(Err(e)) => {
                 tracing::warn!(error = %e, "accept failed");
@@ -342,20 +349,60 @@ async fn accept_loop(ctx: Rc<CoreCtx>, listener: TcpListener, kind: Listener) {
             None => break,
         };
         if ctx.is_stopping() {
+            // Binding it gives the socket an owner, which closes it.
+            drop(stream.bind_to_executor());
             break;
         }
-        let _ = stream.set_nodelay(true);
-        let guard = TaskGuard::new(&ctx, Some(stream.as_raw_fd()));
-        let ctx = ctx.clone();
-        glommio::spawn_local(async move {
-            let _guard = guard;
-            match kind {
-                Listener::M3msg => ingest::m3msg::serve(ctx, stream).await,
-                Listener::StatsdTcp => ingest::statsd::serve_tcp(ctx, stream).await,
-            }
-        })
-        .detach();
+        let slot = ctx.spread.place(ctx.index);
+        if slot.core() == ctx.index {
+            serve(&ctx, stream.bind_to_executor(), kind, slot);
+            continue;
+        }
+        if let Err(back) = ctx.spread.hand_over(Adoption { stream, kind, slot }) {
+            // That core is gone (only at shutdown): serve it here after all.
+            let slot = ctx.spread.reserve(ctx.index);
+            drop(back.slot);
+            serve(&ctx, back.stream.bind_to_executor(), kind, slot);
+        }
     }
+}
+
+/// Serves the connections other cores hand to this one, until ingest stops.
+async fn adopt_loop(ctx: Rc<CoreCtx>) {
+    let _guard = TaskGuard::new(&ctx, None);
+    loop {
+        let next = futures_lite::future::or(async { ctx.adoptions.recv_async().await.ok() }, async {
+            ctx.stopped().await;
+            None
+        })
+        .await;
+        let Some(adoption) = next else { break };
+        let stream = adoption.stream.bind_to_executor();
+        if ctx.is_stopping() {
+            break;
+        }
+        serve(&ctx, stream, adoption.kind, adoption.slot);
+    }
+    // Connections handed over while ingest stopped are closed (their producers resend).
+    while let Ok(adoption) = ctx.adoptions.try_recv() {
+        drop(adoption.stream.bind_to_executor());
+    }
+}
+
+/// Serves one connection on this core; `slot` counts it here while it lives.
+fn serve(ctx: &Rc<CoreCtx>, stream: TcpStream, kind: Listener, slot: ConnectionSlot) {
+    let _ = stream.set_nodelay(true);
+    let guard = TaskGuard::new(ctx, Some(stream.as_raw_fd()));
+    let ctx = ctx.clone();
+    glommio::spawn_local(async move {
+        let _guard = guard;
+        let _slot = slot;
+        match kind {
+            Listener::M3msg => ingest::m3msg::serve(ctx, stream).await,
+            Listener::StatsdTcp => ingest::statsd::serve_tcp(ctx, stream).await,
+        }
+    })
+    .detach();
 }
 
 async fn stop_ingest(ctx: &Rc<CoreCtx>) {

@@ -12,6 +12,7 @@ use crate::command::{BoundAddrs, ShardCommand};
 use crate::config::PoolConfig;
 use crate::core_loop::{CoreSetup, run_core};
 use crate::handoff::{HandoffLedger, PeerLink};
+use crate::ingest::spread::ConnectionSpread;
 use crate::stats::CoreStats;
 
 /// Emptied hand-off batches a core pair keeps for reuse (fewer when its queue is shorter: no
@@ -107,6 +108,7 @@ impl ShardPool {
                 incoming.push(PeerLink { peer: from, channel: rx, returns });
             }
         }
+        let (spread, adoptions) = ConnectionSpread::new(cores);
         // The initial shard map: shard s on core s mod cores. Sent as the first command.
         let owners: Arc<[u16]> = (0..config.num_shards).map(|s| (s as usize % cores) as u16).collect();
         let mut pool = Self {
@@ -116,7 +118,8 @@ impl ShardPool {
             owners: owners.clone(),
             threads: Vec::new(),
         };
-        for (index, (senders, receivers)) in senders.into_iter().zip(receivers).enumerate() {
+        for (index, ((senders, receivers), adoptions)) in senders.into_iter().zip(receivers).zip(adoptions).enumerate()
+        {
             let cpu = config.cpus[index];
             let (tx, rx) = flume::unbounded();
             let published = Arc::new(Published::new(CoreStats::new(index, cpu, cores)));
@@ -129,6 +132,8 @@ impl ShardPool {
                 ledger: ledger.clone(),
                 senders,
                 receivers,
+                spread: spread.clone(),
+                adoptions,
             };
             let placement = if config.pin { Placement::Fixed(cpu) } else { Placement::Unbound };
             let mut builder = LocalExecutorBuilder::new(placement)

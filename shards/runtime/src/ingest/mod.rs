@@ -1,5 +1,6 @@
 //! Ingest: the sockets every core reads (SO_REUSEPORT, so the kernel spreads connections and
-//! datagrams over the cores) and the decoding of what arrives into `SampleBatch`es.
+//! datagrams over the cores; `spread` then evens out the connections) and the decoding of
+//! what arrives into `SampleBatch`es.
 //!
 //! #[PerformanceCriticalPath]: no allocation per value, no logging per value, no locks.
 
@@ -7,6 +8,7 @@ pub(crate) mod forward;
 pub(crate) mod m3msg;
 mod recv_batch;
 mod router;
+pub(crate) mod spread;
 pub(crate) mod statsd;
 pub(crate) mod udp_spread;
 
