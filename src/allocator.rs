@@ -54,8 +54,9 @@ pub fn disable_transparent_huge_pages() {
 
 /// Frees what other threads have freed into this thread's heap and purges its empty pages.
 /// A shard core calls it after each flush round: the sink threads free the flush batches the
-/// core's pool had no room for, and mimalloc only reclaims those on the owning thread. A sink
-/// thread calls it when its queue runs dry, for what it allocated and freed itself.
+/// core's pool had no room for, and mimalloc only reclaims those on the owning thread. The m3msg
+/// sink calls it once everything is acked, for the frames it allocated and freed itself (the
+/// JSON sink allocates nothing per value, so it has nothing to give back).
 pub fn release_freed_memory() {
     // SAFETY: `mi_collect` has no preconditions; `false` collects without forcing.
     unsafe { libmimalloc_sys::mi_collect(false) }

@@ -54,10 +54,6 @@ pub(super) fn run(
         for (core, seq) in written.drain(..) {
             queue.mark_written(core, seq);
         }
-        if wrote {
-            // The queue is empty: a good moment to give back what this thread freed.
-            crate::allocator::release_freed_memory();
-        }
         if closing {
             let _ = out.flush();
             return;
