@@ -6,6 +6,7 @@
 //! it would not help); the connection survives. Only a frame longer than `max_frame_size`
 //! closes the connection, since the stream cannot be resynchronised after it.
 
+use std::io::ErrorKind;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -30,17 +31,38 @@ use crate::stats::Protocol;
 const READ_CHUNK: usize = 64 * 1024;
 
 /// Serves one m3msg connection until EOF, error or shutdown.
+///
+/// Acks are sent once their messages' values have been handed to the owning cores, in
+/// frames that gather the acks of every read within `ack_delay` (at most `ack_interval`) of
+/// the oldest one, or `max_acks_per_frame` of them. While acks wait, the next read waits no
+/// longer than their deadline. A read that returned less than half the read size is
+/// followed by a pause of `small_read_pause` before the next one.
 pub(crate) async fn serve(ctx: Rc<CoreCtx>, mut stream: TcpStream) {
     let max_frame = ctx.config.ingest.max_frame_size;
+    let ack_wait = ctx.config.ingest.ack_delay.min(ctx.config.ingest.ack_interval);
+    let small_read_pause = ctx.config.ingest.small_read_pause;
     let mut router = Router::new(ctx.clone(), Source::Replicated);
     let mut decoder = MetricDecoder::new(&ctx);
     let mut buf = ReadBuffer::new();
     let mut acks = AckFrame::default();
-    let mut last_ack = Instant::now();
+    // When the acks waiting in `acks` must go out.
+    let mut acks_due: Option<Instant> = None;
     'read: loop {
+        let wait = acks_due.map(|due| due.saturating_duration_since(Instant::now()));
+        if wait.is_some_and(|w| w.is_zero()) {
+            if send_acks(&ctx, &mut stream, &mut acks).await.is_err() {
+                break;
+            }
+            acks_due = None;
+        }
+        // Only a zero timeout is refused, and `wait` is not zero here.
+        let _ = stream.set_read_timeout(acks_due.and(wait));
         let n = match stream.read(buf.spare(READ_CHUNK)).await {
-            Ok(0) | Err(_) => break,
+            Ok(0) => break,
             Ok(n) => n,
+            // The acks are due: the loop's top sends them.
+            Err(e) if e.kind() == ErrorKind::TimedOut => continue,
+            Err(_) => break,
         };
         buf.filled(n);
         let now = now_nanos();
@@ -58,7 +80,7 @@ pub(crate) async fn serve(ctx: Rc<CoreCtx>, mut stream: TcpStream) {
                         if send_acks(&ctx, &mut stream, &mut acks).await.is_err() {
                             break 'read;
                         }
-                        last_ack = Instant::now();
+                        acks_due = None;
                     }
                 }
                 Ok(None) => break,
@@ -70,12 +92,13 @@ pub(crate) async fn serve(ctx: Rc<CoreCtx>, mut stream: TcpStream) {
             }
         }
         router.dispatch().await;
-        // Acks go out when the input is drained or the ack interval has passed.
-        if !acks.is_empty() && (buf.unread().is_empty() || last_ack.elapsed() >= ctx.config.ingest.ack_interval) {
-            if send_acks(&ctx, &mut stream, &mut acks).await.is_err() {
-                break;
-            }
-            last_ack = Instant::now();
+        if !acks.is_empty() && acks_due.is_none() {
+            acks_due = Some(Instant::now() + ack_wait);
+        }
+        // Waking up for every few KiB costs more than the bytes (a wait in io_uring, a
+        // recv, a dispatch each): after a small read, let the next bytes gather first.
+        if n < READ_CHUNK / 2 && !small_read_pause.is_zero() {
+            glommio::timer::sleep(small_read_pause).await;
         }
     }
     router.dispatch().await;
