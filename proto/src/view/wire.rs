@@ -21,7 +21,7 @@ const MAX_VARINT_LEN: usize = 10;
 ///
 /// Same acceptance as prost: at most 10 bytes, the 10th byte may only carry the
 /// top bit of the value; non-canonical (over-long) encodings are accepted.
-#[inline]
+#[inline(always)]
 pub(super) fn decode_varint(buf: &[u8]) -> Result<(u64, usize), DecodeError> {
     if let Some(&b) = buf.first()
         && b < 0x80
