@@ -73,10 +73,11 @@ struct Cli {
     /// m3msg: shards of the topic (message shard = murmur3(id) % this).
     #[arg(long, default_value_t = 64)]
     num_shards: u32,
-    /// m3msg: encode each connection's share of the series once before sending, then send
-    /// those frames over and over (only `sent_at_nanos` is rewritten). The sender then costs
-    /// a copy per message instead of an encode, so that on a small host it leaves sheaf
-    /// more CPU. Gauge and timer values repeat from one pass to the next.
+    /// Encode each sender's share of the series once before sending (m3msg frames, StatsD
+    /// datagrams), then send those bytes over and over (m3msg: only `sent_at_nanos` is
+    /// rewritten). The sender then costs a copy per message or a send per datagram instead
+    /// of an encode, so that on a small host it leaves sheaf more CPU. Gauge and timer
+    /// values repeat from one pass to the next.
     #[arg(long)]
     replay: bool,
     /// Pad series ids with zeros before the index to at least this many bytes (0: no padding).
@@ -165,7 +166,6 @@ fn main() -> anyhow::Result<()> {
     anyhow::ensure!(cli.series > 0, "--series must be at least 1");
     anyhow::ensure!(cli.lines_per_datagram > 0, "--lines-per-datagram must be at least 1");
     anyhow::ensure!(cli.duration > 0.0, "--duration must be positive");
-    anyhow::ensure!(!cli.replay || cli.protocol == Proto::M3msg, "--replay applies to --protocol m3msg only");
     let space = SeriesSpace::new(cli.series, cli.mix);
     sheaf_bench::workload::set_min_id_len(cli.id_len);
 
@@ -329,7 +329,7 @@ fn send(
     };
     let progress = if show_progress { progress_bar(seconds) } else { ProgressBar::hidden() };
     let senders = match cli.protocol {
-        Proto::Statsd => statsd::start(cli.statsd_udp, cli.lines_per_datagram, &plan)?,
+        Proto::Statsd => statsd::start(cli.statsd_udp, cli.lines_per_datagram, cli.replay, &plan)?,
         Proto::M3msg => m3msg::start(
             cli.m3msg,
             m3msg::Options {

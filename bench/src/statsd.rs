@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use anyhow::Context;
-use sheaf_bench::workload::{Generator, MAX_DATAGRAM_BYTES, StatsdWriter};
+use sheaf_bench::workload::{DatagramCount, Generator, MAX_DATAGRAM_BYTES, StatsdWriter};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::SendPlan;
@@ -16,6 +16,7 @@ use crate::SendPlan;
 pub(crate) fn start(
     addr: SocketAddr,
     lines_per_datagram: usize,
+    replay: bool,
     plan: &SendPlan,
 ) -> anyhow::Result<Vec<JoinHandle<anyhow::Result<()>>>> {
     let mut handles = Vec::with_capacity(plan.threads);
@@ -24,7 +25,10 @@ pub(crate) fn start(
         let plan = plan.clone();
         let handle = std::thread::Builder::new()
             .name(format!("statsd-{t}"))
-            .spawn(move || send(socket, t, lines_per_datagram, plan))
+            .spawn(move || {
+                let mut source = DatagramSource::new(t, lines_per_datagram, replay, &plan);
+                send(socket, &mut source, plan)
+            })
             .context("starting a sender thread")?;
         handles.push(handle);
     }
@@ -42,16 +46,57 @@ fn connect(addr: SocketAddr) -> anyhow::Result<UdpSocket> {
     Ok(socket.into())
 }
 
-fn send(socket: UdpSocket, thread: usize, lines_per_datagram: usize, plan: SendPlan) -> anyhow::Result<()> {
-    let generator = Generator::new(plan.mix, plan.space, thread as u64, plan.threads as u64);
-    let mut writer = StatsdWriter::new(generator);
-    let mut buf = Vec::with_capacity(MAX_DATAGRAM_BYTES);
+/// Where a sender's datagrams come from.
+enum DatagramSource {
+    /// Written line by line as they are sent.
+    Generated { writer: StatsdWriter, buf: Vec<u8>, lines_per_datagram: usize },
+    /// The thread's share of the series, each once, written before sending and then sent
+    /// over and over: the sender then costs a send per datagram and no formatting, so that
+    /// on a small host it leaves sheaf more CPU. Gauge and timer values repeat per pass.
+    Replayed { datagrams: Vec<(Vec<u8>, DatagramCount)>, next: usize },
+}
+
+impl DatagramSource {
+    fn new(thread: usize, lines_per_datagram: usize, replay: bool, plan: &SendPlan) -> Self {
+        let generator = Generator::new(plan.mix, plan.space, thread as u64, plan.threads as u64);
+        let mut writer = StatsdWriter::new(generator);
+        if !replay {
+            return Self::Generated { writer, buf: Vec::with_capacity(MAX_DATAGRAM_BYTES), lines_per_datagram };
+        }
+        let share = plan.space.total().div_ceil(plan.threads as u64);
+        let (mut datagrams, mut lines) = (Vec::new(), 0);
+        while lines < share {
+            let mut buf = Vec::with_capacity(MAX_DATAGRAM_BYTES);
+            let count = writer.fill(&mut buf, lines_per_datagram.min((share - lines) as usize), MAX_DATAGRAM_BYTES);
+            lines += count.lines;
+            datagrams.push((buf, count));
+        }
+        Self::Replayed { datagrams, next: 0 }
+    }
+
+    /// The next datagram and what it holds.
+    fn next(&mut self) -> (&[u8], DatagramCount) {
+        match self {
+            Self::Generated { writer, buf, lines_per_datagram } => {
+                let count = writer.fill(buf, *lines_per_datagram, MAX_DATAGRAM_BYTES);
+                (buf, count)
+            }
+            Self::Replayed { datagrams, next } => {
+                let (buf, count) = &datagrams[*next];
+                *next = if *next + 1 == datagrams.len() { 0 } else { *next + 1 };
+                (buf, *count)
+            }
+        }
+    }
+}
+
+fn send(socket: UdpSocket, source: &mut DatagramSource, plan: SendPlan) -> anyhow::Result<()> {
     let start = Instant::now();
     let mut sent = 0u64;
     let mut consecutive_errors = 0u32;
     while plan.running() {
-        let n = writer.fill(&mut buf, lines_per_datagram, MAX_DATAGRAM_BYTES);
-        match socket.send(&buf) {
+        let (buf, n) = source.next();
+        match socket.send(buf) {
             Ok(_) => {
                 consecutive_errors = 0;
                 sent += n.lines;
@@ -74,4 +119,56 @@ fn send(socket: UdpSocket, thread: usize, lines_per_datagram: usize, plan: SendP
         plan.pace(start, sent);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+
+    use sheaf_bench::workload::{Mix, SeriesSpace};
+    use sheaf_shard_core::statsd::for_each_line;
+
+    use super::*;
+
+    /// A replaying sender's datagrams hold its share of the series once per pass, counted
+    /// right, and the pass starts again where it began.
+    #[test]
+    fn replayed_datagrams_cover_the_share_once_per_pass() {
+        let mix = Mix::default();
+        let plan = SendPlan {
+            mix,
+            space: SeriesSpace::new(1000, mix),
+            threads: 2,
+            rate_per_thread: 0.0,
+            deadline: Instant::now(),
+            totals: Arc::default(),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        let mut source = DatagramSource::new(1, 87, true, &plan);
+        let DatagramSource::Replayed { datagrams, .. } = &source else { panic!("replaying") };
+        let per_pass = datagrams.len();
+        let (mut ids, mut lines, mut counters) = (HashSet::new(), 0, 0);
+        let mut first = Vec::new();
+        for i in 0..per_pass + 1 {
+            let (buf, count) = source.next();
+            if i == per_pass {
+                assert_eq!(buf, &first[..], "the next pass starts over");
+                break;
+            }
+            if i == 0 {
+                first = buf.to_vec();
+            }
+            assert!(buf.len() <= MAX_DATAGRAM_BYTES);
+            lines += count.lines;
+            counters += count.counter_lines;
+            for_each_line(buf, 1024, |line| {
+                let line = line.expect("valid line");
+                let name = line.name.to_vec();
+                assert!(ids.insert(name), "a series sent twice in one pass");
+            });
+        }
+        assert_eq!((lines, counters, ids.len()), (500, 300, 500));
+    }
 }
