@@ -1,26 +1,29 @@
 #!/usr/bin/env bash
 # Profiles sheaf under load and renders a flamegraph.
 #
-#   perf/profile.sh [--case statsd-100k|m3msg-1m] [--seconds N] [--pid PID] [--out FILE.svg]
-#                   [-- extra sheaf-load arguments]
+#   perf/profile.sh [--case statsd-100k|m3msg-1m|m3msg-1m-core0] [--seconds N] [--pid PID]
+#                   [--out FILE.svg] [--load-cpus LIST] [-- extra sheaf-load arguments]
 #
 # Without --pid it builds sheaf and sheaf-load in release mode with frame pointers
 # (target/profiling), starts sheaf with perf/cases/CASE.yaml, drives it with sheaf-load,
 # records with `perf record -e cpu-clock -g` (hardware counters are not available on every
 # host; cpu-clock is), falls back to DWARF unwinding if frame-pointer call graphs fail, and
 # renders the SVG with inferno. With --pid it attaches to a running sheaf and only records.
+# --load-cpus runs sheaf-load under `taskset -c LIST` (keep it off the shard cores of the case).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case_name=statsd-100k
 seconds=10
 pid=""
 out=""
+load_cpus=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --case) case_name=$2; shift 2 ;;
     --seconds) seconds=$2; shift 2 ;;
     --pid) pid=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
+    --load-cpus) load_cpus=$2; shift 2 ;;
     --) shift; break ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
@@ -48,7 +51,9 @@ if [ -z "$pid" ]; then
     m3msg-*) load=(--protocol m3msg --series 1000000) ;;
     *) load=(--protocol statsd --series 100000) ;;
   esac
-  "$bin/sheaf-load" "${load[@]}" --duration $((seconds + 2)) --pid "$pid" "${extra_load[@]}" &
+  pin=()
+  [ -n "$load_cpus" ] && pin=(taskset -c "$load_cpus")
+  "${pin[@]}" "$bin/sheaf-load" "${load[@]}" --duration $((seconds + 2)) --pid "$pid" "${extra_load[@]}" &
   sleep 1
 fi
 data=$(mktemp /tmp/sheaf-perf.XXXXXX.data)

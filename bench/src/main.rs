@@ -461,5 +461,8 @@ fn print_summary(r: &Value) {
         );
     }
     let m = &r["machine"];
-    println!("machine   {} cpus, {}, kernel {}", m["nproc"], m["cpu_model"], m["kernel"]);
+    println!(
+        "machine   {} cpus ({} for sheaf-load), {}, kernel {}",
+        m["cpus_in_cpuinfo"], m["nproc"], m["cpu_model"], m["kernel"]
+    );
 }
