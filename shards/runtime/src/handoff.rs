@@ -69,6 +69,19 @@ impl PeerSender {
         self.returns.pop().unwrap_or_else(|| SampleBatch::with_capacity(self.batch_values))
     }
 
+    /// Sends if the channel has room; gives the batch back if it has none (or the peer is
+    /// gone: `send` tells which).
+    pub(crate) fn try_send(&self, batch: SampleBatch) -> Option<SampleBatch> {
+        match self.channel.try_send(batch) {
+            Ok(()) => None,
+            Err(
+                glommio::GlommioError::Closed(glommio::ResourceType::Channel(b))
+                | glommio::GlommioError::WouldBlock(glommio::ResourceType::Channel(b)),
+            ) => Some(b),
+            Err(_) => Some(SampleBatch::default()),
+        }
+    }
+
     /// Waits for room, then sends; Err only if the peer is gone (shutdown).
     pub(crate) async fn send(&self, batch: SampleBatch) -> Result<(), SampleBatch> {
         let Ok(_permit) = self.turn.acquire_permit(1).await else { return Err(batch) };

@@ -13,7 +13,8 @@ use sheaf_shard_core::time::now_nanos;
 
 use super::forward::Chunk;
 use crate::cluster::Routes;
-use crate::core_loop::CoreCtx;
+use crate::core_loop::{CoreCtx, take_in_handed_batches};
+use crate::handoff::PeerSender;
 
 /// Whether the source already sends each value to every replica (an M3 producer with a
 /// replicated topic) or only to this node (StatsD), which must then copy it to the others.
@@ -167,7 +168,7 @@ impl Router {
             let batch = std::mem::replace(&mut self.batches[core], fresh);
             let values = batch.len() as u64;
             let sent = match peer {
-                Some(peer) => peer.send(batch).await,
+                Some(peer) => send_or_take_in(&self.ctx, &peer, batch).await,
                 None => Err(batch),
             };
             match sent {
@@ -185,10 +186,26 @@ impl Router {
                 }
             }
         }
+        take_in_handed_batches(&self.ctx).await;
         // Pick up a new shard map between reads (new routes are picked up above).
         let owners = self.ctx.owners.borrow();
         if !Arc::ptr_eq(&owners, &self.owners) {
             self.owners = owners.clone();
+        }
+    }
+}
+
+/// Hands `batch` to `peer`. While the peer's channel is full, this core first takes in what
+/// peers handed it (the peer may be waiting on exactly that), and waits for room only when
+/// there is nothing to take in.
+async fn send_or_take_in(ctx: &CoreCtx, peer: &PeerSender, mut batch: SampleBatch) -> Result<(), SampleBatch> {
+    loop {
+        match peer.try_send(batch) {
+            None => return Ok(()),
+            Some(back) => batch = back,
+        }
+        if !take_in_handed_batches(ctx).await {
+            return peer.send(batch).await;
         }
     }
 }
