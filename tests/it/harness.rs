@@ -75,6 +75,19 @@ impl Sheaf {
     }
 
     pub fn launch(tag: &str, launch: Launch<'_>) -> Self {
+        // The ports come from the ephemeral range, where another test's outgoing connection
+        // can take one between `free_port` and sheaf's bind: then try again with new ones.
+        let mut attempts = 0;
+        loop {
+            match Self::launch_once(tag, &launch) {
+                Ok(s) => return s,
+                Err(e) if e.contains("Address already in use") && attempts < 4 => attempts += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    fn launch_once(tag: &str, launch: &Launch<'_>) -> Result<Self, String> {
         let (aggregator_extra, m3msg_server_extra, top_extra) = (launch.aggregator, launch.m3msg_server, launch.top);
         let dir = tempdir::Dir::new(tag);
         let (admin, m3msg, statsd) = (free_port(), free_port(), free_port());
@@ -116,12 +129,12 @@ aggregator:
         let started = Instant::now();
         while http_get(s.admin, "/health").is_err() {
             if let Some(status) = s.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("sheaf exited at start with {status}: {}", s.stderr());
+                return Err(format!("sheaf exited at start with {status}: {}", s.stderr()));
             }
             assert!(started.elapsed() < Duration::from_secs(30), "sheaf did not come up: {}", s.stderr());
             std::thread::sleep(Duration::from_millis(50));
         }
-        s
+        Ok(s)
     }
 
     pub fn stderr(&self) -> String {

@@ -264,7 +264,7 @@ async fn drain_peer(ctx: Rc<CoreCtx>, from: usize, rx: SharedReceiver<SampleBatc
 /// `drain_peer` alone is not enough under load: glommio runs it only once the ingest task
 /// that keeps this core busy waits, and notices a peer's send only when it polls for events,
 /// so two loaded cores ended up waiting on each other's full channels (the `scaling` bench:
-/// 1.05–1.16× one core's throughput with 2 cores; 1.46–1.77× with this, called after each
+/// ~1.0–1.16× one core's throughput with 2 cores; 1.46–1.90× with this, called after each
 /// dispatch and before waiting for room). A batch is popped only when the sender's ledger
 /// says one is there, so the poll never finds the channel empty and never leaves a waker
 /// behind.

@@ -1,9 +1,11 @@
 //! Cross-core hand-off of `SampleBatch`es over glommio's lock-free SPSC shared channels,
 //! one per ordered pair of cores.
 //!
-//! #[PerformanceCriticalPath]. A full channel makes `send` wait, which stops the sending
-//! ingest task reading its socket (backpressure); the receiving core's drain task is a
-//! separate task, so two cores sending to each other cannot deadlock. Nothing is dropped.
+//! #[PerformanceCriticalPath]. Before waiting for room in a full channel, the sending core
+//! takes in what its peers handed it (`core_loop::take_in_handed_batches`); with nothing to
+//! take in, `send` waits, which stops the sending ingest task reading its socket
+//! (backpressure). The receiving core's drain task is a separate task, so two cores sending
+//! to each other cannot deadlock. Nothing is dropped.
 //! `HandoffLedger` counts batches sent per pair in atomics that only the sender writes,
 //! so a receiver can tell at shutdown that it has taken in everything sent to it.
 
