@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Throughput sweeps of a release sheaf, driven by sheaf-load over loopback.
 
-    python3 bench/sweep.py [--duration 6] [--out bench/results/sweep-DATE]
+    python3 bench/sweep.py [--duration 6] [--replay] [--out bench/results/sweep-DATE]
 
 Runs, each against a fresh `sheaf run` (stopped by SIGTERM afterwards):
   * cores:  1 and then every CPU of this host as shard cores; m3msg (TCP, one metric per
@@ -10,6 +10,8 @@ Runs, each against a fresh `sheaf run` (stopped by SIGTERM afterwards):
   * series: 10k, 100k, 1M series over m3msg with all shard cores.
 Writes OUT.json (every sheaf-load report plus the machine) and OUT.svg (two panels:
 ingested values/s against shard cores, and against distinct series).
+--replay passes `--replay` to sheaf-load (frames and datagrams encoded once and resent), so
+that the sender takes less of the host's CPU.
 Needs `cargo build --release` first (target/release/sheaf, target/release/sheaf-load).
 """
 import argparse, json, os, signal, subprocess, sys, tempfile, time, urllib.request
@@ -19,7 +21,7 @@ SHEAF = os.path.join(ROOT, "target/release/sheaf")
 LOAD = os.path.join(ROOT, "target/release/sheaf-load")
 
 
-def run_case(cores, protocol, series, duration, workdir):
+def run_case(cores, protocol, series, duration, workdir, replay=False):
     cfg = os.path.join(workdir, "sheaf.yaml")
     with open(cfg, "w") as f:
         f.write(f"cores: {json.dumps(cores)}\naggregator:\n  flush:\n    handlers:\n"
@@ -36,7 +38,8 @@ def run_case(cores, protocol, series, duration, workdir):
         report = os.path.join(workdir, "report.json")
         conns = "4" if protocol == "m3msg" else str(max(2, len(cores)))
         subprocess.run([LOAD, "--protocol", protocol, "--series", str(series), "--duration", str(duration),
-                        "--connections", conns, "--pid", str(sheaf.pid), "--json-out", report],
+                        "--connections", conns, "--pid", str(sheaf.pid), "--json-out", report]
+                       + (["--replay"] if replay else []),
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         with open(report) as f:
             r = json.load(f)
@@ -103,6 +106,7 @@ def svg(results, machine):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=float, default=6)
+    ap.add_argument("--replay", action="store_true")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench/results/sweep-" + time.strftime("%Y-%m-%d")))
     a = ap.parse_args()
     ncpu = len(os.sched_getaffinity(0))
@@ -111,11 +115,11 @@ def main():
         core_counts = sorted({1, ncpu})
         for proto in ("m3msg", "statsd"):
             for n in core_counts:
-                r = run_case(list(range(n)), proto, 100_000, a.duration, d)
+                r = run_case(list(range(n)), proto, 100_000, a.duration, d, a.replay)
                 r["kind"] = "cores"
                 results.append(r)
         for series in (10_000, 100_000, 1_000_000):
-            r = run_case(list(range(ncpu)), "m3msg", series, a.duration, d)
+            r = run_case(list(range(ncpu)), "m3msg", series, a.duration, d, a.replay)
             r["kind"] = "series"
             results.append(r)
     machine = results[0]["report"].get("machine", {})
