@@ -15,14 +15,10 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use sheaf_bench::m3msg_path::FrameDecoder;
 use sheaf_bench::workload::{Generator, M3msgEncoder, Mix, SeriesSpace, default_staged_metadatas};
-use sheaf_proto::frame::{DEFAULT_MAX_FRAME_SIZE, next_frame};
 use sheaf_proto::output::AckFrame;
-use sheaf_proto::view::{MetricView, Scratch, decode_message, decode_metric};
-use sheaf_shard_core::murmur3::ShardOf;
-use sheaf_shard_core::{
-    AggregatorOptions, CoreAggregator, DEFAULT_SPEC, MetricType, SampleBatch, SampleValue, UNTIMED, series_hash,
-};
+use sheaf_shard_core::{AggregatorOptions, CoreAggregator, SampleBatch};
 
 /// The allocator sheaf runs with, so that series memory is laid out as in production.
 #[global_allocator]
@@ -51,8 +47,7 @@ fn stream(series: u64, mix: Mix) -> (Vec<u8>, Vec<usize>) {
 }
 
 struct Core {
-    shard_of: ShardOf,
-    scratch: Scratch,
+    decoder: FrameDecoder,
     acks: AckFrame,
     batch: SampleBatch,
     agg: CoreAggregator,
@@ -62,8 +57,7 @@ impl Core {
     fn new() -> Self {
         let options = AggregatorOptions::with_policies(vec!["10s:2d".parse().expect("policy")]);
         Self {
-            shard_of: ShardOf::new(SHARDS),
-            scratch: Scratch::default(),
+            decoder: FrameDecoder::new(SHARDS, NOW),
             acks: AckFrame::default(),
             batch: SampleBatch::with_capacity(MESSAGES_PER_BATCH),
             agg: CoreAggregator::new(options, SHARDS),
@@ -71,27 +65,15 @@ impl Core {
     }
 
     /// Decodes the framed messages in `frames` into the batch, then applies it.
-    fn ingest(&mut self, mut frames: &[u8]) {
-        while let Ok(Some((payload, used))) = next_frame(frames, DEFAULT_MAX_FRAME_SIZE) {
-            frames = &frames[used..];
-            let Ok(msg) = decode_message(payload) else { continue };
-            self.acks.push_message(&msg);
-            let Ok(metric) = decode_metric(msg.value, NOW, &mut self.scratch) else { continue };
-            let (metric_type, id, value) = match metric {
-                MetricView::Counter { id, value, .. } => (MetricType::Counter, id, SampleValue::Number(value as f64)),
-                MetricView::Gauge { id, value, .. } => (MetricType::Gauge, id, SampleValue::Number(value)),
-                MetricView::BatchTimer { id, .. } => (MetricType::Timer, id, SampleValue::Timer { start: 0, len: 0 }),
-                MetricView::Timed { .. } => continue,
-            };
-            let shard = self.shard_of.of(id);
-            let hash = series_hash(metric_type, id);
-            match value {
-                SampleValue::Timer { .. } => {
-                    self.batch.push_timer(shard, hash, id, UNTIMED, &self.scratch.timer_values, DEFAULT_SPEC)
-                }
-                v => self.batch.push(shard, hash, id, metric_type, UNTIMED, v, DEFAULT_SPEC),
-            }
-        }
+    fn ingest(&mut self, frames: &[u8]) {
+        let acks = &mut self.acks;
+        self.decoder.decode(
+            frames,
+            usize::MAX,
+            |msg| acks.push_message(msg),
+            |_| 0,
+            std::slice::from_mut(&mut self.batch),
+        );
         self.agg.apply(&self.batch, NOW);
         self.batch.clear();
         self.acks.clear();

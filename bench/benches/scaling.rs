@@ -30,13 +30,9 @@ use std::time::{Duration, Instant};
 use crossbeam_queue::ArrayQueue;
 use glommio::channels::shared_channel::{self, ConnectedReceiver, SharedReceiver, SharedSender};
 use glommio::{LocalExecutorBuilder, Placement};
+use sheaf_bench::m3msg_path::FrameDecoder;
 use sheaf_bench::workload::{Generator, M3msgEncoder, Mix, SeriesSpace, default_staged_metadatas};
-use sheaf_proto::frame::{DEFAULT_MAX_FRAME_SIZE, next_frame};
-use sheaf_proto::view::{MetricView, Scratch, decode_message, decode_metric};
-use sheaf_shard_core::murmur3::ShardOf;
-use sheaf_shard_core::{
-    AggregatorOptions, CoreAggregator, DEFAULT_SPEC, MetricType, SampleBatch, SampleValue, UNTIMED, series_hash,
-};
+use sheaf_shard_core::{AggregatorOptions, CoreAggregator, SampleBatch};
 
 /// The allocator sheaf runs with, so that series memory is laid out as in production.
 #[global_allocator]
@@ -61,41 +57,6 @@ fn stream(series: u64, cores: usize, core: usize) -> Vec<u8> {
         encoder.encode(&s, &[], seq + 1, NOW as u64, &mut out);
     }
     out
-}
-
-/// Decodes the frames at the start of `frames` (up to `max` of them) into `route(shard)`'s
-/// batch; returns the bytes used.
-fn decode(
-    frames: &[u8],
-    max: usize,
-    scratch: &mut Scratch,
-    shard_of: &ShardOf,
-    mut batch_for: impl FnMut(u32) -> usize,
-    batches: &mut [SampleBatch],
-) -> usize {
-    let mut at = 0;
-    for _ in 0..max {
-        let Ok(Some((payload, used))) = next_frame(&frames[at..], DEFAULT_MAX_FRAME_SIZE) else { break };
-        at += used;
-        let Ok(msg) = decode_message(payload) else { continue };
-        let Ok(metric) = decode_metric(msg.value, NOW, scratch) else { continue };
-        let (metric_type, id, value) = match metric {
-            MetricView::Counter { id, value, .. } => (MetricType::Counter, id, SampleValue::Number(value as f64)),
-            MetricView::Gauge { id, value, .. } => (MetricType::Gauge, id, SampleValue::Number(value)),
-            MetricView::BatchTimer { id, .. } => (MetricType::Timer, id, SampleValue::Timer { start: 0, len: 0 }),
-            MetricView::Timed { .. } => continue,
-        };
-        let shard = shard_of.of(id);
-        let hash = series_hash(metric_type, id);
-        let batch = &mut batches[batch_for(shard)];
-        match value {
-            SampleValue::Timer { .. } => {
-                batch.push_timer(shard, hash, id, UNTIMED, &scratch.timer_values, DEFAULT_SPEC)
-            }
-            v => batch.push(shard, hash, id, metric_type, UNTIMED, v, DEFAULT_SPEC),
-        }
-    }
-    at
 }
 
 /// How a core takes in the batches other cores hand it.
@@ -197,19 +158,18 @@ fn run(
             .spawn(move || async move {
                 let options = AggregatorOptions::with_policies(vec!["10s:2d".parse().expect("policy")]);
                 let agg = Rc::new(RefCell::new(CoreAggregator::new(options, SHARDS)));
-                let shard_of = ShardOf::new(SHARDS);
+                let mut decoder = FrameDecoder::new(SHARDS, NOW);
                 // Without hand-off each core keeps the series of its own stream: the bound
                 // that shared-nothing decoding and aggregation could reach.
                 let owner = |shard: u32| if handoff { shard as usize % cores } else { core };
                 // Every series this core owns exists before the timing.
-                let mut scratch = Scratch::default();
                 let mut warm = vec![SampleBatch::with_capacity(BATCH), SampleBatch::with_capacity(BATCH)];
                 let warm_streams = if handoff { &streams[..] } else { &streams[core..=core] };
                 for s in warm_streams {
                     let mut at = 0;
                     while at < s.len() {
                         let mine = |shard| usize::from(owner(shard) != core);
-                        at += decode(&s[at..], MESSAGES_PER_READ, &mut scratch, &shard_of, mine, &mut warm);
+                        at += decoder.decode(&s[at..], MESSAGES_PER_READ, |_| (), mine, &mut warm);
                         agg.borrow_mut().apply(&warm[0], NOW);
                         warm[0].clear();
                         warm[1].clear();
@@ -255,7 +215,7 @@ fn run(
                     let mut at = 0;
                     while at < stream.len() {
                         let t = Instant::now();
-                        at += decode(&stream[at..], MESSAGES_PER_READ, &mut scratch, &shard_of, owner, &mut batches);
+                        at += decoder.decode(&stream[at..], MESSAGES_PER_READ, |_| (), owner, &mut batches);
                         decode_time += t.elapsed();
                         for (to, tx) in out.iter().enumerate() {
                             if batches[to].is_empty() {

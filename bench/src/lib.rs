@@ -3,4 +3,5 @@
 //! load generator produce, so the micro-benchmarks measure the same bytes the end-to-end
 //! runs send.
 
+pub mod m3msg_path;
 pub mod workload;
