@@ -267,13 +267,15 @@ async fn drain_peer(ctx: Rc<CoreCtx>, from: usize, rx: SharedReceiver<SampleBatc
 /// ~1.0–1.16× one core's throughput with 2 cores; 1.46–1.90× with this, called after each
 /// dispatch and before waiting for room). A batch is popped only when the sender's ledger
 /// says one is there, so the poll never finds the channel empty and never leaves a waker
-/// behind.
+/// behind; and only the batches sent before the call, so that a peer that keeps sending
+/// cannot hold this core here.
 pub(crate) async fn take_in_handed_batches(ctx: &CoreCtx) -> bool {
     let mut took = false;
     let peers = ctx.inbound.borrow().len();
     for i in 0..peers {
         let Some(inbound) = ctx.inbound.borrow().get(i).cloned() else { break };
-        while ctx.ledger.sent(inbound.from, ctx.index) > ctx.stats.borrow().handoff_batches_received[inbound.from] {
+        let sent = ctx.ledger.sent(inbound.from, ctx.index);
+        while sent > ctx.stats.borrow().handoff_batches_received[inbound.from] {
             let Some(Some(batch)) = futures_lite::future::poll_once(inbound.channel.recv()).await else { break };
             inbound.take_in(ctx, batch);
             took = true;
