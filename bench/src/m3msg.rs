@@ -131,10 +131,7 @@ fn send_generated(stream: &mut TcpStream, conn: usize, options: Options, plan: &
             break;
         }
         sent_values += values;
-        plan.totals.values.fetch_add(values, Relaxed);
-        plan.totals.counter_values.fetch_add(counters, Relaxed);
-        plan.totals.units.fetch_add(messages, Relaxed);
-        plan.totals.bytes.fetch_add(out.len() as u64, Relaxed);
+        plan.totals.add_sent(values, counters, messages, out.len());
         plan.pace(start, sent_values);
     }
     result
@@ -148,6 +145,13 @@ struct ReplayChunk {
     values: u64,
     counters: u64,
     messages: u64,
+}
+
+impl ReplayChunk {
+    /// An empty chunk whose frames start at byte `bytes`, its messages at `sent_at`.
+    fn starting_at(bytes: usize, sent_at: usize) -> Self {
+        Self { bytes: bytes..bytes, sent_at: sent_at..sent_at, values: 0, counters: 0, messages: 0 }
+    }
 }
 
 /// One connection's share of the series, each visited once, encoded once.
@@ -177,7 +181,7 @@ impl ReplayLoop {
         let placeholder = varint9(PLACEHOLDER_SENT_AT);
         let mut timer_values = Vec::with_capacity(options.timer_batch);
         let mut lp = Self { frames: Vec::new(), sent_at: Vec::new(), chunks: Vec::new() };
-        let mut chunk = ReplayChunk { bytes: 0..0, sent_at: 0..0, values: 0, counters: 0, messages: 0 };
+        let mut chunk = ReplayChunk::starting_at(0, 0);
         for seq in 1..=messages {
             let s = generator.next_sample();
             timer_values.clear();
@@ -202,13 +206,7 @@ impl ReplayLoop {
             if full || seq == messages {
                 chunk.bytes.end = lp.frames.len();
                 chunk.sent_at.end = lp.sent_at.len();
-                let next = ReplayChunk {
-                    bytes: chunk.bytes.end..chunk.bytes.end,
-                    sent_at: chunk.sent_at.end..chunk.sent_at.end,
-                    values: 0,
-                    counters: 0,
-                    messages: 0,
-                };
+                let next = ReplayChunk::starting_at(chunk.bytes.end, chunk.sent_at.end);
                 lp.chunks.push(std::mem::replace(&mut chunk, next));
             }
         }
@@ -237,10 +235,7 @@ fn send_replayed(stream: &mut TcpStream, conn: usize, options: Options, plan: &S
             return Err(anyhow::anyhow!("connection {conn}: write: {e}"));
         }
         sent_values += chunk.values;
-        plan.totals.values.fetch_add(chunk.values, Relaxed);
-        plan.totals.counter_values.fetch_add(chunk.counters, Relaxed);
-        plan.totals.units.fetch_add(chunk.messages, Relaxed);
-        plan.totals.bytes.fetch_add(chunk.bytes.len() as u64, Relaxed);
+        plan.totals.add_sent(chunk.values, chunk.counters, chunk.messages, chunk.bytes.len());
         plan.pace(start, sent_values);
     }
     Ok(())

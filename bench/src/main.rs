@@ -129,6 +129,16 @@ pub(crate) struct Totals {
     pub(crate) ack_latency_ms: Mutex<QuantileSketch>,
 }
 
+impl Totals {
+    /// Counts what one write or datagram carried.
+    pub(crate) fn add_sent(&self, values: u64, counter_values: u64, units: u64, bytes: usize) {
+        self.values.fetch_add(values, Relaxed);
+        self.counter_values.fetch_add(counter_values, Relaxed);
+        self.units.fetch_add(units, Relaxed);
+        self.bytes.fetch_add(bytes as u64, Relaxed);
+    }
+}
+
 /// What every sender thread needs.
 #[derive(Debug, Clone)]
 pub(crate) struct SendPlan {

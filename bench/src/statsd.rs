@@ -100,10 +100,7 @@ fn send(socket: UdpSocket, source: &mut DatagramSource, plan: SendPlan) -> anyho
             Ok(_) => {
                 consecutive_errors = 0;
                 sent += n.lines;
-                plan.totals.values.fetch_add(n.lines, Relaxed);
-                plan.totals.counter_values.fetch_add(n.counter_lines, Relaxed);
-                plan.totals.units.fetch_add(1, Relaxed);
-                plan.totals.bytes.fetch_add(buf.len() as u64, Relaxed);
+                plan.totals.add_sent(n.lines, n.counter_lines, 1, buf.len());
             }
             Err(e) => {
                 // ECONNREFUSED (nothing listening: the ICMP error of an earlier datagram)

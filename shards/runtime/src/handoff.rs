@@ -74,24 +74,22 @@ impl PeerSender {
     /// Sends if the channel has room; gives the batch back if it has none (or the peer is
     /// gone: `send` tells which).
     pub(crate) fn try_send(&self, batch: SampleBatch) -> Option<SampleBatch> {
-        match self.channel.try_send(batch) {
-            Ok(()) => None,
-            Err(
-                glommio::GlommioError::Closed(glommio::ResourceType::Channel(b))
-                | glommio::GlommioError::WouldBlock(glommio::ResourceType::Channel(b)),
-            ) => Some(b),
-            Err(_) => Some(SampleBatch::default()),
-        }
+        self.channel.try_send(batch).err().map(batch_back)
     }
 
     /// Waits for room, then sends; Err only if the peer is gone (shutdown).
     pub(crate) async fn send(&self, batch: SampleBatch) -> Result<(), SampleBatch> {
         let Ok(_permit) = self.turn.acquire_permit(1).await else { return Err(batch) };
-        self.channel.send(batch).await.map_err(|e| match e {
-            glommio::GlommioError::Closed(glommio::ResourceType::Channel(b))
-            | glommio::GlommioError::WouldBlock(glommio::ResourceType::Channel(b)) => b,
-            _ => SampleBatch::default(),
-        })
+        self.channel.send(batch).await.map_err(batch_back)
+    }
+}
+
+/// The batch a refused send gives back (glommio returns it inside the error).
+fn batch_back(e: glommio::GlommioError<SampleBatch>) -> SampleBatch {
+    match e {
+        glommio::GlommioError::Closed(glommio::ResourceType::Channel(b))
+        | glommio::GlommioError::WouldBlock(glommio::ResourceType::Channel(b)) => b,
+        _ => SampleBatch::default(),
     }
 }
 
