@@ -14,7 +14,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use sheaf_bench::workload::{Generator, MAX_DATAGRAM_BYTES, Mix, SeriesSpace, StatsdWriter};
 use sheaf_shard_core::murmur3::ShardOf;
 use sheaf_shard_core::statsd::for_each_line;
-use sheaf_shard_core::{AggregatorOptions, CoreAggregator, DEFAULT_SPEC, SampleBatch, UNTIMED, series_hash};
+use sheaf_shard_core::{AggregatorOptions, CoreAggregator, DEFAULT_SPEC, SampleBatch, UNTIMED, series_hash_from_murmur};
 
 /// The allocator sheaf runs with, so that series memory is laid out as in production.
 #[global_allocator]
@@ -62,8 +62,8 @@ impl Core {
         for datagram in datagrams {
             for_each_line(datagram, 64 * 1024, |line| {
                 let Ok((id, metric_type, value)) = line.and_then(|l| l.sample(&mut self.id)) else { return };
-                let shard = self.shard_of.of(id);
-                let hash = series_hash(metric_type, id);
+                let (shard, murmur) = self.shard_of.of_with_hash(id);
+                let hash = series_hash_from_murmur(metric_type, murmur);
                 self.batch.push(shard, hash, id, metric_type, UNTIMED, value, DEFAULT_SPEC);
             });
         }
