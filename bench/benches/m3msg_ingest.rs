@@ -15,77 +15,19 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use sheaf_bench::m3msg_path::FrameDecoder;
-use sheaf_bench::workload::{Generator, M3msgEncoder, Mix, SeriesSpace, default_staged_metadatas};
-use sheaf_proto::output::AckFrame;
-use sheaf_shard_core::{AggregatorOptions, CoreAggregator, SampleBatch};
+use sheaf_bench::ingest_path::{M3msgCore, MESSAGES_PER_BATCH, m3msg_stream};
+use sheaf_bench::workload::Mix;
 
 /// The allocator sheaf runs with, so that series memory is laid out as in production.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const SHARDS: u32 = 64;
-const NOW: i64 = 1_700_000_000_000_000_000;
-/// Messages decoded before the batch is applied: one hand-off batch.
-const MESSAGES_PER_BATCH: usize = 1024;
-
-/// Framed messages visiting every series once, in the order `sheaf-load` sends them, and
-/// where each batch of `MESSAGES_PER_BATCH` starts.
-fn stream(series: u64, mix: Mix) -> (Vec<u8>, Vec<usize>) {
-    let mut generator = Generator::new(mix, SeriesSpace::new(series, mix), 0, 1);
-    let mut encoder = M3msgEncoder::new(default_staged_metadatas(), SHARDS);
-    let (mut out, mut starts) = (Vec::new(), Vec::new());
-    for seq in 0..series {
-        if (seq as usize).is_multiple_of(MESSAGES_PER_BATCH) {
-            starts.push(out.len());
-        }
-        let s = generator.next_sample();
-        encoder.encode(&s, &[], seq + 1, NOW as u64, &mut out);
-    }
-    starts.push(out.len());
-    (out, starts)
-}
-
-struct Core {
-    decoder: FrameDecoder,
-    acks: AckFrame,
-    batch: SampleBatch,
-    agg: CoreAggregator,
-}
-
-impl Core {
-    fn new() -> Self {
-        let options = AggregatorOptions::with_policies(vec!["10s:2d".parse().expect("policy")]);
-        Self {
-            decoder: FrameDecoder::new(SHARDS, NOW),
-            acks: AckFrame::default(),
-            batch: SampleBatch::with_capacity(MESSAGES_PER_BATCH),
-            agg: CoreAggregator::new(options, SHARDS),
-        }
-    }
-
-    /// Decodes the framed messages in `frames` into the batch, then applies it.
-    fn ingest(&mut self, frames: &[u8]) {
-        let acks = &mut self.acks;
-        self.decoder.decode(
-            frames,
-            usize::MAX,
-            |msg| acks.push_message(msg),
-            |_| 0,
-            std::slice::from_mut(&mut self.batch),
-        );
-        self.agg.apply(&self.batch, NOW);
-        self.batch.clear();
-        self.acks.clear();
-    }
-}
-
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("m3msg_ingest");
     for series in [100_000u64, 1_000_000] {
-        let (frames, starts) = stream(series, Mix::default());
+        let (frames, starts) = m3msg_stream(series, Mix::default());
         let chunks: Vec<&[u8]> = starts.windows(2).map(|w| &frames[w[0]..w[1]]).collect();
-        let mut core = Core::new();
+        let mut core = M3msgCore::default();
         for chunk in &chunks {
             core.ingest(chunk);
         }

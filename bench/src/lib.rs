@@ -3,5 +3,6 @@
 //! load generator produce, so the micro-benchmarks measure the same bytes the end-to-end
 //! runs send.
 
+pub mod ingest_path;
 pub mod m3msg_path;
 pub mod workload;
