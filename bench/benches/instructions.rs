@@ -14,9 +14,7 @@
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use sheaf_bench::ingest_path::{
-    DATAGRAMS_PER_BATCH, M3msgCore, StatsdCore, m3msg_stream, statsd_datagrams,
-};
+use sheaf_bench::ingest_path::{DATAGRAMS_PER_BATCH, M3msgCore, StatsdCore, m3msg_stream, statsd_datagrams};
 use sheaf_bench::workload::Mix;
 
 /// The allocator sheaf runs with, so that series memory is laid out as in production.

@@ -7,13 +7,11 @@
 use sheaf_proto::output::AckFrame;
 use sheaf_shard_core::murmur3::ShardOf;
 use sheaf_shard_core::statsd::for_each_line;
-use sheaf_shard_core::{
-    AggregatorOptions, CoreAggregator, DEFAULT_SPEC, SampleBatch, UNTIMED, series_hash_from_murmur,
-};
+use sheaf_shard_core::{AggregatorOptions, CoreAggregator, DEFAULT_SPEC, SampleBatch, UNTIMED, series_hash};
 
 use crate::m3msg_path::FrameDecoder;
-use crate::workload::{Generator, M3msgEncoder, MAX_DATAGRAM_BYTES, Mix, SeriesSpace, StatsdWriter};
 use crate::workload::default_staged_metadatas;
+use crate::workload::{Generator, M3msgEncoder, MAX_DATAGRAM_BYTES, Mix, SeriesSpace, StatsdWriter};
 
 /// Shards of the aggregator, as in sheaf's default config.
 pub const SHARDS: u32 = 64;
@@ -69,8 +67,8 @@ impl StatsdCore {
         for datagram in datagrams {
             for_each_line(datagram, 64 * 1024, |line| {
                 let Ok((id, metric_type, value)) = line.and_then(|l| l.sample(&mut self.id)) else { return };
-                let (shard, murmur) = self.shard_of.of_with_hash(id);
-                let hash = series_hash_from_murmur(metric_type, murmur);
+                let shard = self.shard_of.of(id);
+                let hash = series_hash(metric_type, id);
                 self.batch.push(shard, hash, id, metric_type, UNTIMED, value, DEFAULT_SPEC);
             });
         }

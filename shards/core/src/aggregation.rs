@@ -230,36 +230,13 @@ impl AggTypes {
     }
 }
 
-/// The map hash of a series: the same on every core, so the core that decodes a value can
-/// compute it for the core that owns the series. Derived from the id's murmur3 hash, which the
-/// decoder computes anyway for the shard (see [`series_hash_from_murmur`]).
+/// The map hash of a series: the same on every core (a fixed-seed foldhash of type and id),
+/// so the core that decodes a value can compute it for the core that owns the series.
 #[inline]
 pub fn series_hash(metric_type: MetricType, id: &[u8]) -> u64 {
-    series_hash_from_murmur(metric_type, crate::murmur3::murmur3_x86_32(id, 0))
-}
-
-/// [`series_hash`] from the id's `murmur3_x86_32(id, 0)`: the type and the 32-bit hash,
-/// spread over 64 bits by murmur3's `fmix64`. `fmix64` is a bijection, so two series share a
-/// map hash only when their murmur3 hashes collide; the map then tells them apart by id. A
-/// second hash over the id bytes cost ~5 % of a StatsD line's decode.
-#[inline]
-pub fn series_hash_from_murmur(metric_type: MetricType, murmur: u32) -> u64 {
-    const SEED: u64 = 0x5eaf_5eaf_0000_0000;
-    let mut k = (SEED ^ (metric_type as u64) << 32) | u64::from(murmur);
-    k ^= k >> 33;
-    k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    k ^= k >> 33;
-    k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    k ^ (k >> 33)
-}
-
-/// The hash of a StatsD set member (a fixed-seed foldhash of its bytes): 64 bits, as the set
-/// counts distinct members by hash.
-#[inline]
-pub fn member_hash(member: &[u8]) -> u64 {
     use std::hash::BuildHasher;
     const SEED: u64 = 0x5eaf_5eaf_5eaf_5eaf;
-    foldhash::fast::FixedState::with_seed(SEED ^ MetricType::Set as u64).hash_one(member)
+    foldhash::fast::FixedState::with_seed(SEED ^ metric_type as u64).hash_one(id)
 }
 
 #[cfg(test)]

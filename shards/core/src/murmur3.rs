@@ -95,13 +95,6 @@ impl ShardOf {
         self.reduce(murmur3_x86_32(id, 0))
     }
 
-    /// The shard of `id` and its murmur3 hash (for [`crate::series_hash_from_murmur`]).
-    #[inline]
-    pub fn of_with_hash(&self, id: &[u8]) -> (u32, u32) {
-        let hash = murmur3_x86_32(id, 0);
-        (self.reduce(hash), hash)
-    }
-
     /// `hash % num_shards`, exact for every 32-bit `hash` and shard count.
     #[inline]
     fn reduce(&self, hash: u32) -> u32 {

@@ -20,7 +20,7 @@ use sheaf_shard_core::batch::DEFAULT_SPEC;
 use sheaf_shard_core::murmur3::ShardOf;
 use sheaf_shard_core::time::now_nanos;
 use sheaf_shard_core::{
-    AggTypes, ElemSpec, MetricType, SampleBatch, SampleValue, SpecRef, StoragePolicy, UNTIMED, series_hash_from_murmur,
+    AggTypes, ElemSpec, MetricType, SampleBatch, SampleValue, SpecRef, StoragePolicy, UNTIMED, series_hash,
 };
 
 use super::Router;
@@ -241,8 +241,8 @@ impl MetricDecoder {
         if id.is_empty() {
             return Err("empty_id");
         }
-        let (shard, murmur) = self.shard_of.of_with_hash(id);
-        let hash = series_hash_from_murmur(metric_type, murmur);
+        let shard = self.shard_of.of(id);
+        let hash = series_hash(metric_type, id);
         let values = match metric {
             MetricView::BatchTimer { .. } => self.scratch.timer_values.len() as u64,
             _ => 1,

@@ -9,7 +9,7 @@ use futures_lite::AsyncReadExt;
 use glommio::net::{TcpStream, UdpSocket};
 use sheaf_shard_core::murmur3::ShardOf;
 use sheaf_shard_core::statsd::{self, StatsdLine};
-use sheaf_shard_core::{DEFAULT_SPEC, UNTIMED, series_hash_from_murmur};
+use sheaf_shard_core::{DEFAULT_SPEC, UNTIMED, series_hash};
 
 use super::Router;
 use super::recv_batch::RecvBatch;
@@ -48,8 +48,8 @@ impl LineDecoder {
     #[inline]
     fn line(&mut self, line: StatsdLine<'_>, router: &mut Router) -> Result<(), statsd::StatsdError> {
         let (id, metric_type, value) = line.sample(&mut self.id)?;
-        let (shard, murmur) = self.shard_of.of_with_hash(id);
-        let hash = series_hash_from_murmur(metric_type, murmur);
+        let shard = self.shard_of.of(id);
+        let hash = series_hash(metric_type, id);
         router.batch_for(shard).push(shard, hash, id, metric_type, UNTIMED, value, DEFAULT_SPEC);
         Ok(())
     }
