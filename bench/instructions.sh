@@ -6,33 +6,57 @@
 #   bench/instructions.sh                    # StatsD 100k series and m3msg 1M series
 #   bench/instructions.sh --passes 5 --json bench/results/instructions-$(date +%F).json
 #   bench/instructions.sh --bin /tmp/instructions-old   # a bench binary built earlier
+#   bench/instructions.sh --pgo              # profile-guided, as perf/pgo.sh builds sheaf
 #
 # Each case runs `benches/instructions.rs` twice under cachegrind, with 0 passes and with P
 # (both start with one pass that creates every series), and divides the difference by the
 # values of P passes. Needs valgrind (`apt-get install -y valgrind`); a case takes ~1 minute.
+# With --pgo the bench is built twice, the second time with the profile of a run of the first
+# (target/pgo-bench-gen, target/pgo-bench; needs llvm-profdata, see perf/pgo.sh): what a
+# change does to the build users should run, with less of the register-allocation noise a
+# plain build shows from one change to the next.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 passes=3
 json=""
 bin=""
+pgo=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --passes) passes=$2; shift 2 ;;
         --json) json=$2; shift 2 ;;
         --bin) bin=$2; shift 2 ;;
+        --pgo) pgo=1; shift ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
 command -v valgrind >/dev/null || { echo "valgrind is missing: apt-get install -y valgrind" >&2; exit 1; }
-if [ -z "$bin" ]; then
-    bin=$(cargo bench -p sheaf-bench --bench instructions --no-run --message-format=json 2>/dev/null |
+# Builds the bench (with the environment given) and prints its path.
+build() {
+    env "$@" cargo bench -p sheaf-bench --bench instructions --no-run --message-format=json 2>/dev/null |
         python3 -c 'import json,sys
 for l in sys.stdin:
     m = json.loads(l)
     if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "instructions" and m.get("executable"):
-        print(m["executable"])')
+        print(m["executable"])'
+}
+if [ -n "$pgo" ]; then
+    llvm=$(rustc -vV | sed -n 's/^LLVM version: \([0-9]*\).*/\1/p')
+    profdata=$(command -v "llvm-profdata-$llvm") || { echo "llvm-profdata-$llvm is missing: apt-get install -y llvm-$llvm" >&2; exit 1; }
+    raw=$(pwd)/target/pgo-bench-gen/profile-raw
+    profile=$(pwd)/target/pgo-bench/instructions.profdata
+    rm -rf "$raw"
+    mkdir -p "$(dirname "$profile")"
+    trained=$(build CARGO_TARGET_DIR=target/pgo-bench-gen RUSTFLAGS="-Cprofile-generate=$raw")
+    "$trained" --protocol statsd --passes 2 >/dev/null
+    "$trained" --protocol m3msg --series 1000000 --passes 1 >/dev/null
+    "$profdata" merge -o "$profile" "$raw"
+    bin=$(build CARGO_TARGET_DIR=target/pgo-bench RUSTFLAGS="-Cprofile-use=$profile")
+elif [ -z "$bin" ]; then
+    bin=$(build)
 fi
+[ -x "$bin" ] || { echo "the instructions bench did not build" >&2; exit 1; }
 
 # Instructions cachegrind counted for one run of the bench binary.
 count() {
@@ -57,7 +81,7 @@ if [ -n "$json" ]; then
     dirty=$(git diff --quiet 2>/dev/null && echo false || echo true)
     cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
     {
-        echo "{\"date\": \"$(date -u +%FT%TZ)\", \"commit\": \"$commit\", \"dirty\": $dirty, \"cpu\": \"$cpu\","
+        echo "{\"date\": \"$(date -u +%FT%TZ)\", \"commit\": \"$commit\", \"dirty\": $dirty, \"pgo\": $([ -n "$pgo" ] && echo true || echo false), \"cpu\": \"$cpu\","
         echo " \"valgrind\": \"$(valgrind --version)\", \"cases\": ["
         (IFS=,; echo "  ${results[*]}")
         echo "]}"

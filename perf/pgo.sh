@@ -30,9 +30,15 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 root=$(pwd)
+# Fixed paths, so that RUSTFLAGS stay the same from run to run and cargo rebuilds only what
+# changed (rustc tracks the profile's contents).
+raw=$root/target/pgo-gen/profile-raw
+profile=$root/target/pgo/sheaf.profdata
+rm -rf "$raw"
+mkdir -p "$(dirname "$profile")"
 
 echo "== instrumented build (target/pgo-gen)"
-CARGO_TARGET_DIR=target/pgo-gen RUSTFLAGS="-Cprofile-generate=$work/raw" \
+CARGO_TARGET_DIR=target/pgo-gen RUSTFLAGS="-Cprofile-generate=$raw" \
     cargo build --release -p sheaf --bin sheaf
 cargo build --release -p sheaf-bench --bin sheaf-load
 
@@ -66,9 +72,9 @@ train --protocol statsd --statsd-udp 127.0.0.1:18125 --series 100000 --connectio
 echo "== training: m3msg, 1M series, 60/20/20"
 train --protocol m3msg --m3msg 127.0.0.1:16000 --series 1000000 --connections 2
 
-"$profdata" merge -o "$work/merged.profdata" "$work/raw"
+"$profdata" merge -o "$profile" "$raw"
 
 echo "== optimised build (target/pgo)"
-CARGO_TARGET_DIR=target/pgo RUSTFLAGS="-Cprofile-use=$work/merged.profdata" \
+CARGO_TARGET_DIR=target/pgo RUSTFLAGS="-Cprofile-use=$profile" \
     cargo build --release -p sheaf --bin sheaf
 echo "built $root/target/pgo/release/sheaf"
