@@ -158,8 +158,13 @@ impl ShardMap {
             }
         };
         let s = &mut self.series[i];
-        let tail = s.id_start as usize + usize::from(s.id_len);
-        let base = self.ids.get_mut(tail..tail + tail_len(s.metric_type)).unwrap_or_default();
+        // Only gauges have a base: the other types skip the arithmetic and the bounds check.
+        let base = if s.metric_type == MetricType::Gauge {
+            let tail = s.id_start as usize + usize::from(s.id_len);
+            self.ids.get_mut(tail..tail + GAUGE_BASE_LEN).unwrap_or_default()
+        } else {
+            Default::default()
+        };
         Ok((s, GaugeBase(base), created))
     }
 
