@@ -53,6 +53,8 @@ impl AggregatorOptions {
 /// How many values ahead `apply` prefetches a value's index slot, then its series record
 /// (once the slot has arrived), then the series' id and window state (once the record has
 /// arrived).
+/// In the prefetch ring: the record prefetch found no series (positions are below 2^24).
+const NOT_FOUND: u32 = u32::MAX;
 const PREFETCH_SLOTS_AHEAD: usize = 16;
 const PREFETCH_SERIES_AHEAD: usize = 8;
 const PREFETCH_IDS_AHEAD: usize = 4;
@@ -311,10 +313,10 @@ impl CoreAggregator {
         let samples = batch.samples();
         // The series position each of the last `PREFETCH_SERIES_AHEAD` record prefetches found,
         // by sample index modulo that distance, for the id prefetch that follows.
-        let mut found = [None; PREFETCH_SERIES_AHEAD];
+        let mut found = [NOT_FOUND; PREFETCH_SERIES_AHEAD];
         for (i, s) in samples.iter().enumerate() {
             // Where the record prefetch found this sample's series (its slot is reused below).
-            let hint = found[i % PREFETCH_SERIES_AHEAD];
+            let hint = Some(found[i % PREFETCH_SERIES_AHEAD]).filter(|&p| p != NOT_FOUND).map(|p| p as usize);
             // Start the cache misses of later values now, so that they overlap (see `SeriesIndex`).
             if let Some(ahead) = samples.get(i + PREFETCH_SLOTS_AHEAD)
                 && let Some(Some(map)) = self.shards.get(ahead.shard() as usize)
@@ -324,20 +326,23 @@ impl CoreAggregator {
             if let Some(ahead) = samples.get(i + PREFETCH_SERIES_AHEAD)
                 && let Some(Some(map)) = self.shards.get(ahead.shard() as usize)
             {
-                found[(i + PREFETCH_SERIES_AHEAD) % PREFETCH_SERIES_AHEAD] = map.prefetch_series(ahead.hash);
+                found[(i + PREFETCH_SERIES_AHEAD) % PREFETCH_SERIES_AHEAD] =
+                    map.prefetch_series(ahead.hash).map_or(NOT_FOUND, |p| p as u32);
             }
             // The record found four values ago has arrived by now: start on its id and, for
             // the types whose window state is on the heap, on that state.
             if let Some(ahead) = samples.get(i + PREFETCH_IDS_AHEAD)
                 && let Some(Some(map)) = self.shards.get(ahead.shard() as usize)
-                && let Some(position) = found[(i + PREFETCH_IDS_AHEAD) % PREFETCH_SERIES_AHEAD]
+                && let position = found[(i + PREFETCH_IDS_AHEAD) % PREFETCH_SERIES_AHEAD]
+                && position != NOT_FOUND
             {
-                map.prefetch_record_targets(position);
+                map.prefetch_record_targets(position as usize);
             }
             if let Some(ahead) = samples.get(i + PREFETCH_SKETCH_AHEAD)
                 && ahead.metric_type == MetricType::Timer
                 && let Some(Some(map)) = self.shards.get(ahead.shard() as usize)
-                && let Some(position) = found[(i + PREFETCH_SKETCH_AHEAD) % PREFETCH_SERIES_AHEAD]
+                && let position = found[(i + PREFETCH_SKETCH_AHEAD) % PREFETCH_SERIES_AHEAD]
+                && position != NOT_FOUND
             {
                 let first = match ahead.value {
                     SampleValue::Number(v) => Some(v),
@@ -345,7 +350,7 @@ impl CoreAggregator {
                     _ => None,
                 };
                 if let Some(v) = first {
-                    map.prefetch_add(position, v);
+                    map.prefetch_add(position as usize, v);
                 }
             }
             let spec = if s.spec == DEFAULT_SPEC {
