@@ -58,19 +58,20 @@ elif [ -z "$bin" ]; then
 fi
 [ -x "$bin" ] || { echo "the instructions bench did not build" >&2; exit 1; }
 
-# Instructions cachegrind counted for one run of the bench binary.
+# One run of the bench binary under cachegrind: prints the instructions it counted and the
+# values of one pass (from the bench's own output).
 count() {
-    valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null "$bin" "$@" 2>&1 >/dev/null |
-        awk '/I *refs:/ { gsub(",", "", $NF); print $NF }'
+    local out
+    out=$(valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null "$bin" "$@" 2>&1)
+    echo "$(awk '/I *refs:/ { gsub(",", "", $NF); print $NF }' <<<"$out") $(sed -n 's/.*values_per_pass \([0-9]*\).*/\1/p' <<<"$out")"
 }
 
 results=()
 for case in "statsd 100000" "m3msg 1000000"; do
     set -- $case
     protocol=$1 series=$2
-    base=$(count --protocol "$protocol" --series "$series" --passes 0)
-    with=$(count --protocol "$protocol" --series "$series" --passes "$passes")
-    values=$("$bin" --protocol "$protocol" --series "$series" --passes 0 | sed 's/.*values_per_pass \([0-9]*\).*/\1/')
+    read -r base values < <(count --protocol "$protocol" --series "$series" --passes 0)
+    read -r with _ < <(count --protocol "$protocol" --series "$series" --passes "$passes")
     per_value=$(python3 -c "print(round(($with - $base) / ($passes * $values), 1))")
     echo "$protocol $series series: $per_value instructions per value ($passes passes of $values values)"
     results+=("{\"protocol\": \"$protocol\", \"series\": $series, \"passes\": $passes, \"values_per_pass\": $values, \"instructions_per_value\": $per_value}")

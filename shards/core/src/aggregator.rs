@@ -53,13 +53,13 @@ impl AggregatorOptions {
 /// How many values ahead `apply` prefetches a value's index slot, then its series record
 /// (once the slot has arrived), then the series' id and window state (once the record has
 /// arrived).
-/// In the prefetch ring: the record prefetch found no series (positions are below 2^24).
-const NOT_FOUND: u32 = u32::MAX;
 const PREFETCH_SLOTS_AHEAD: usize = 16;
 const PREFETCH_SERIES_AHEAD: usize = 8;
 const PREFETCH_IDS_AHEAD: usize = 4;
 /// Timers only: where the value lands in the window's sketch (once the window state has arrived).
 const PREFETCH_SKETCH_AHEAD: usize = 2;
+/// In the prefetch ring: the record prefetch found no series (positions are below 2^24).
+const NOT_FOUND: u32 = u32::MAX;
 
 /// Event counts of one core's aggregation; the runtime adds them to its published stats.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
