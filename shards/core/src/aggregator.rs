@@ -364,27 +364,30 @@ impl CoreAggregator {
                     }
                 }
             };
-            let timed = s.time != UNTIMED && !s.stamped;
             if !self.windows.get(s.shard() as usize).is_some_and(|w| w.accepts(now)) {
                 self.counters.shard_not_writable += 1;
                 continue;
             }
-            // A stamped arrival time far from ours (a peer's clock, a long queue) is not
-            // trusted: the value then arrives now, as on a single node.
-            let stamped = s.stamped
-                && s.time.saturating_sub(now) <= self.options.timed_buffer_future
-                && now.saturating_sub(s.time) <= self.options.timed_buffer_past;
-            if timed {
-                // Client timestamps are arbitrary i64s: saturate rather than overflow.
-                if s.time.saturating_sub(now) > self.options.timed_buffer_future {
-                    self.counters.timed_too_early += 1;
-                    continue;
-                }
-                if now.saturating_sub(s.time) > self.options.timed_buffer_past {
-                    self.counters.timed_too_late += 1;
-                    continue;
-                }
-            }
+            // Client timestamps are arbitrary i64s: saturate rather than overflow.
+            let (future, past) = (self.options.timed_buffer_future, self.options.timed_buffer_past);
+            let too_early = |t: UnixNanos| t.saturating_sub(now) > future;
+            let too_late = |t: UnixNanos| now.saturating_sub(t) > past;
+            // Untimed (most values), or a client's timestamp, or the arrival time stamped by
+            // the node that received it. A stamped time far from ours (a peer's clock, a long
+            // queue) is not trusted: the value then arrives now, as on a single node.
+            let (timed, stamped) = if s.time == UNTIMED {
+                (false, false)
+            } else if s.stamped {
+                (false, !too_early(s.time) && !too_late(s.time))
+            } else if too_early(s.time) {
+                self.counters.timed_too_early += 1;
+                continue;
+            } else if too_late(s.time) {
+                self.counters.timed_too_late += 1;
+                continue;
+            } else {
+                (true, false)
+            };
             let Some(shard) = self.shards.get_mut(s.shard() as usize) else { continue };
             let shard = shard.get_or_insert_with(Box::default);
             let id = batch.id(s);

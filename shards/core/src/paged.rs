@@ -14,6 +14,9 @@ use std::ops::{Index, IndexMut};
 const PAGE_BITS: u32 = 8;
 const PAGE: usize = 1 << PAGE_BITS;
 
+/// Invariant: every page but the last holds exactly `PAGE` elements and the last holds the
+/// rest, at least one (no page is empty); so element `i` exists exactly when `i < len`. Only
+/// `push`, `pop` and `swap_remove` (through those two) add or remove elements or pages.
 #[derive(Debug)]
 pub(crate) struct Paged<T> {
     pages: Vec<Vec<T>>,
@@ -31,9 +34,26 @@ impl<T> Paged<T> {
         self.len
     }
 
+    /// Element `i`, with one bounds check instead of two (the page, then the element): the
+    /// pages are laid out so that `i < len` is enough (see `Paged`'s invariant).
     #[inline]
     pub(crate) fn get(&self, i: usize) -> Option<&T> {
-        self.pages.get(i >> PAGE_BITS).and_then(|page| page.get(i & (PAGE - 1)))
+        if i >= self.len {
+            return None;
+        }
+        // SAFETY: `i < len`, so by the invariant page `i >> PAGE_BITS` exists and holds more
+        // than `i & (PAGE - 1)` elements.
+        Some(unsafe { self.pages.get_unchecked(i >> PAGE_BITS).get_unchecked(i & (PAGE - 1)) })
+    }
+
+    /// As `get`, mutably.
+    #[inline]
+    pub(crate) fn get_mut(&mut self, i: usize) -> Option<&mut T> {
+        if i >= self.len {
+            return None;
+        }
+        // SAFETY: as in `get`.
+        Some(unsafe { self.pages.get_unchecked_mut(i >> PAGE_BITS).get_unchecked_mut(i & (PAGE - 1)) })
     }
 
     pub(crate) fn push(&mut self, value: T) {
@@ -67,7 +87,7 @@ impl<T> Paged<T> {
     /// Asks the CPU to start loading element `i` (if it exists) into cache, without waiting.
     #[inline]
     pub(crate) fn prefetch(&self, i: usize) {
-        if let Some(element) = self.pages.get(i >> PAGE_BITS).and_then(|page| page.get(i & (PAGE - 1))) {
+        if let Some(element) = self.get(i) {
             // An element larger than its alignment may straddle two cache lines: load both
             // ends. (A 64-byte element aligned to 64 never does.)
             prefetch(element);
@@ -122,14 +142,21 @@ impl<T> Index<usize> for Paged<T> {
 
     #[inline]
     fn index(&self, i: usize) -> &T {
-        &self.pages[i >> PAGE_BITS][i & (PAGE - 1)]
+        match self.get(i) {
+            Some(element) => element,
+            None => panic!("index {i} out of bounds ({})", self.len),
+        }
     }
 }
 
 impl<T> IndexMut<usize> for Paged<T> {
     #[inline]
     fn index_mut(&mut self, i: usize) -> &mut T {
-        &mut self.pages[i >> PAGE_BITS][i & (PAGE - 1)]
+        let len = self.len;
+        match self.get_mut(i) {
+            Some(element) => element,
+            None => panic!("index {i} out of bounds ({len})"),
+        }
     }
 }
 

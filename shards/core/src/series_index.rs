@@ -88,13 +88,15 @@ impl SeriesIndex {
     /// and, when the probe's first few slots run into the next line, that one too.
     #[inline]
     pub(crate) fn prefetch(&self, hash: u64) {
-        let home = self.home(hash);
-        if let Some(slot) = self.slots.get(home) {
-            crate::paged::prefetch(slot);
+        if self.slots.is_empty() {
+            return;
         }
-        if let Some(slot) = self.slots.get(home + PROBE_PREFETCH_SLOTS) {
-            crate::paged::prefetch(slot);
-        }
+        // Addresses only (a prefetch reads nothing and never faults), so no bounds checks: the
+        // far slot of a run that wraps is past the table's end, a line the probe may not need.
+        let home = self.slots.as_ptr().wrapping_add(self.home(hash));
+        let far = home.wrapping_add(PROBE_PREFETCH_SLOTS);
+        crate::paged::prefetch_address(home.cast());
+        crate::paged::prefetch_address(far.cast());
     }
 
     /// The first position whose tag matches `hash`, reading only the slots (which `prefetch`
