@@ -430,12 +430,12 @@ impl CoreAggregator {
                 } else {
                     self.untimed_start[usize::from(elem.policy)]
                 };
-                let mut window = elem.window_mut(start);
                 match value {
-                    SampleValue::Number(v) | SampleValue::GaugeDelta(v) => window.add(v, time),
-                    SampleValue::Member(h) => window.add_member(h, time),
-                    SampleValue::Timer { start, len } => {
-                        for v in batch.timer_values(start, len) {
+                    SampleValue::Number(v) | SampleValue::GaugeDelta(v) => elem.add(start, v, time),
+                    SampleValue::Member(h) => elem.window_mut(start).add_member(h, time),
+                    SampleValue::Timer { start: first, len } => {
+                        let mut window = elem.window_mut(start);
+                        for v in batch.timer_values(first, len) {
                             window.add(*v, time);
                         }
                     }

@@ -150,6 +150,26 @@ impl WindowState {
         }
     }
 
+    /// Adds one numeric value observed at `time`, as `view(kind).add(v, time)` does.
+    ///
+    /// # Safety
+    /// As for `view`.
+    #[inline]
+    pub(crate) unsafe fn add(&mut self, kind: WindowKind, v: f64, time: i64) {
+        // SAFETY: the caller guarantees `kind` names the field `new` wrote, still live.
+        unsafe {
+            match kind {
+                WindowKind::Sum => self.num += v,
+                WindowKind::Last => self.num = v,
+                WindowKind::Full { .. } => self.full.add(v, time),
+                // A numeric value sent to a set counts as a member.
+                WindowKind::Distinct => {
+                    self.set.insert(v.to_bits());
+                }
+            }
+        }
+    }
+
     /// Asks the CPU to start loading what a value added to this state will touch on the heap
     /// (a timer's aggregate, a set's table header); a no-op for the inline kinds.
     ///
