@@ -7,6 +7,7 @@
 #   bench/instructions.sh --passes 5 --json bench/results/instructions-$(date +%F).json
 #   bench/instructions.sh --bin /tmp/instructions-old   # a bench binary built earlier
 #   bench/instructions.sh --pgo              # profile-guided, as perf/pgo.sh builds sheaf
+#   bench/instructions.sh --by-line          # and where they go, by source line (ir_by_line.py)
 #
 # Each case runs `benches/instructions.rs` twice under cachegrind, with 0 passes and with P
 # (both start with one pass that creates every series), and divides the difference by the
@@ -22,12 +23,14 @@ passes=3
 json=""
 bin=""
 pgo=""
+by_line=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --passes) passes=$2; shift 2 ;;
         --json) json=$2; shift 2 ;;
         --bin) bin=$2; shift 2 ;;
         --pgo) pgo=1; shift ;;
+        --by-line) by_line=1; shift ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -74,6 +77,19 @@ for case in "statsd 100000" "m3msg 1000000"; do
     read -r with _ < <(count --protocol "$protocol" --series "$series" --passes "$passes")
     per_value=$(python3 -c "print(round(($with - $base) / ($passes * $values), 1))")
     echo "$protocol $series series: $per_value instructions per value ($passes passes of $values values)"
+    if [ -n "$by_line" ]; then
+        # callgrind, unlike this cachegrind, can dump a count per instruction address.
+        for p in 0 "$passes"; do
+            valgrind --tool=callgrind --dump-instr=yes --dump-line=no --compress-pos=no --compress-strings=no \
+                --callgrind-out-file="target/callgrind-$protocol-$p.out" "$bin" \
+                --protocol "$protocol" --series "$series" --passes "$p" >/dev/null 2>&1
+        done
+        for view in "--function CoreAggregator::apply --view outer" "--view inner"; do
+            # shellcheck disable=SC2086 # the view is two options
+            python3 bench/ir_by_line.py "$bin" "target/callgrind-$protocol-0.out" \
+                "target/callgrind-$protocol-$passes.out" "$((passes * values))" $view --top 20
+        done
+    fi
     results+=("{\"protocol\": \"$protocol\", \"series\": $series, \"passes\": $passes, \"values_per_pass\": $values, \"instructions_per_value\": $per_value}")
 done
 
