@@ -14,7 +14,7 @@ use crate::aggregation::MetricType;
 use crate::batch::{DEFAULT_SPEC, SampleBatch, SampleValue, UNTIMED};
 use crate::flush::{FlushBatch, Naming};
 use crate::policy::StoragePolicy;
-use crate::series::with_suffix;
+use crate::series::{Elem, with_suffix};
 use crate::shard_map::{Refused, ShardMap};
 use crate::spec::{SpecId, SpecTable};
 use crate::time::{UnixNanos, truncate};
@@ -414,7 +414,17 @@ impl CoreAggregator {
                 gauge_base.set(v);
             }
             let flushed = &self.flushed;
-            for elem in series.elems_for(spec, timed, &self.specs) {
+            let elems = series.elems_for(spec, timed, &self.specs);
+            if !timed
+                && !stamped
+                && let [elem] = elems
+            {
+                // Most values: untimed, for a series with one element; no loop to keep.
+                add_value(elem, self.untimed_start[usize::from(elem.policy)], value, time, batch);
+                self.counters.values_applied += value_count(s.value);
+                continue;
+            }
+            for elem in elems {
                 let start = if timed {
                     let r = self.specs.policy(elem.policy).resolution_nanos;
                     let start = truncate(time, r);
@@ -430,21 +440,9 @@ impl CoreAggregator {
                 } else {
                     self.untimed_start[usize::from(elem.policy)]
                 };
-                match value {
-                    SampleValue::Number(v) | SampleValue::GaugeDelta(v) => elem.add(start, v, time),
-                    SampleValue::Member(h) => elem.window_mut(start).add_member(h, time),
-                    SampleValue::Timer { start: first, len } => {
-                        let mut window = elem.window_mut(start);
-                        for v in batch.timer_values(first, len) {
-                            window.add(*v, time);
-                        }
-                    }
-                }
+                add_value(elem, start, value, time, batch);
             }
-            self.counters.values_applied += match s.value {
-                SampleValue::Timer { len, .. } => u64::from(len),
-                _ => 1,
-            };
+            self.counters.values_applied += value_count(s.value);
         }
     }
 
@@ -618,5 +616,29 @@ impl CoreAggregator {
         if let Some(slot) = self.windows_held.get_mut(shard as usize) {
             *slot = held;
         }
+    }
+}
+
+/// Adds `value`, observed at `time`, to the window of `elem` starting at `start`.
+#[inline(always)]
+fn add_value(elem: &mut Elem, start: UnixNanos, value: SampleValue, time: UnixNanos, batch: &SampleBatch) {
+    match value {
+        SampleValue::Number(v) | SampleValue::GaugeDelta(v) => elem.add(start, v, time),
+        SampleValue::Member(h) => elem.window_mut(start).add_member(h, time),
+        SampleValue::Timer { start: first, len } => {
+            let mut window = elem.window_mut(start);
+            for v in batch.timer_values(first, len) {
+                window.add(*v, time);
+            }
+        }
+    }
+}
+
+/// The values one sample carries: a timer batch counts each of its values.
+#[inline(always)]
+fn value_count(value: SampleValue) -> u64 {
+    match value {
+        SampleValue::Timer { len, .. } => u64::from(len),
+        _ => 1,
     }
 }
