@@ -61,7 +61,7 @@ def addr2line():
     for name in ["llvm-addr2line"] + [f"llvm-addr2line-{v}" for v in range(30, 13, -1)]:
         if shutil.which(name):
             return name
-    sys.exit("llvm-addr2line is missing: apt-get install -y llvm")
+    sys.exit("llvm-addr2line is missing: apt-get install -y llvm (or llvm-NN)")
 
 
 def frames_of(binary, addresses):
