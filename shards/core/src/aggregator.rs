@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use crate::aggregation::MetricType;
-use crate::batch::{DEFAULT_SPEC, SampleBatch, SampleValue, UNTIMED};
+use crate::batch::{DEFAULT_SPEC, Sample, SampleBatch, SampleValue, UNTIMED};
 use crate::flush::{FlushBatch, Naming};
 use crate::policy::StoragePolicy;
 use crate::series::{Elem, with_suffix};
@@ -318,40 +318,10 @@ impl CoreAggregator {
             // Where the record prefetch found this sample's series (its slot is reused below).
             let hint = Some(found[i % PREFETCH_SERIES_AHEAD]).filter(|&p| p != NOT_FOUND).map(|p| p as usize);
             // Start the cache misses of later values now, so that they overlap (see `SeriesIndex`).
-            if let Some(ahead) = samples.get(i + PREFETCH_SLOTS_AHEAD)
-                && let Some(Some(map)) = self.shards.get(ahead.shard() as usize)
-            {
-                map.prefetch_slot(ahead.hash);
-            }
-            if let Some(ahead) = samples.get(i + PREFETCH_SERIES_AHEAD)
-                && let Some(Some(map)) = self.shards.get(ahead.shard() as usize)
-            {
-                found[(i + PREFETCH_SERIES_AHEAD) % PREFETCH_SERIES_AHEAD] =
-                    map.prefetch_series(ahead.hash).map_or(NOT_FOUND, |p| p as u32);
-            }
-            // The record found four values ago has arrived by now: start on its id and, for
-            // the types whose window state is on the heap, on that state.
-            if let Some(ahead) = samples.get(i + PREFETCH_IDS_AHEAD)
-                && let Some(Some(map)) = self.shards.get(ahead.shard() as usize)
-                && let position = found[(i + PREFETCH_IDS_AHEAD) % PREFETCH_SERIES_AHEAD]
-                && position != NOT_FOUND
-            {
-                map.prefetch_record_targets(position as usize);
-            }
-            if let Some(ahead) = samples.get(i + PREFETCH_SKETCH_AHEAD)
-                && ahead.metric_type == MetricType::Timer
-                && let Some(Some(map)) = self.shards.get(ahead.shard() as usize)
-                && let position = found[(i + PREFETCH_SKETCH_AHEAD) % PREFETCH_SERIES_AHEAD]
-                && position != NOT_FOUND
-            {
-                let first = match ahead.value {
-                    SampleValue::Number(v) => Some(v),
-                    SampleValue::Timer { start, len } => batch.timer_values(start, len).first().copied(),
-                    _ => None,
-                };
-                if let Some(v) = first {
-                    map.prefetch_add(position as usize, v);
-                }
+            // Away from the batch's end every stage has its value: one bounds check for all.
+            match samples.get(i..).and_then(<[Sample]>::first_chunk::<{ PREFETCH_SLOTS_AHEAD + 1 }>) {
+                Some(next) => self.prefetch_ahead(batch, &mut found, i, |k| Some(&next[k])),
+                None => self.prefetch_ahead(batch, &mut found, i, |k| samples.get(i + k)),
             }
             let spec = if s.spec == DEFAULT_SPEC {
                 0
@@ -443,6 +413,52 @@ impl CoreAggregator {
                 add_value(elem, start, value, time, batch);
             }
             self.counters.values_applied += value_count(s.value);
+        }
+    }
+
+    /// The prefetch stages of `apply` at sample `i`: `ahead(k)` is sample `i + k`, if any;
+    /// `found` holds where the record stage found each of the last samples' series.
+    #[inline(always)]
+    fn prefetch_ahead<'b>(
+        &self,
+        batch: &SampleBatch,
+        found: &mut [u32; PREFETCH_SERIES_AHEAD],
+        i: usize,
+        ahead: impl Fn(usize) -> Option<&'b Sample>,
+    ) {
+        let map_of = |s: &Sample| self.shards.get(s.shard() as usize).and_then(Option::as_deref);
+        if let Some(s) = ahead(PREFETCH_SLOTS_AHEAD)
+            && let Some(map) = map_of(s)
+        {
+            map.prefetch_slot(s.hash);
+        }
+        if let Some(s) = ahead(PREFETCH_SERIES_AHEAD) {
+            found[(i + PREFETCH_SERIES_AHEAD) % PREFETCH_SERIES_AHEAD] =
+                map_of(s).and_then(|map| map.prefetch_series(s.hash)).map_or(NOT_FOUND, |p| p as u32);
+        }
+        // The record found eight values ago has arrived by now: start on its id and, for the
+        // types whose window state is on the heap, on that state.
+        if let Some(s) = ahead(PREFETCH_IDS_AHEAD)
+            && let Some(map) = map_of(s)
+            && let position = found[(i + PREFETCH_IDS_AHEAD) % PREFETCH_SERIES_AHEAD]
+            && position != NOT_FOUND
+        {
+            map.prefetch_record_targets(position as usize);
+        }
+        if let Some(s) = ahead(PREFETCH_SKETCH_AHEAD)
+            && s.metric_type == MetricType::Timer
+            && let Some(map) = map_of(s)
+            && let position = found[(i + PREFETCH_SKETCH_AHEAD) % PREFETCH_SERIES_AHEAD]
+            && position != NOT_FOUND
+        {
+            let first = match s.value {
+                SampleValue::Number(v) => Some(v),
+                SampleValue::Timer { start, len } => batch.timer_values(start, len).first().copied(),
+                _ => None,
+            };
+            if let Some(v) = first {
+                map.prefetch_add(position as usize, v);
+            }
         }
     }
 
