@@ -38,6 +38,25 @@ fn tagged_datagram() -> (Vec<u8>, u64) {
     (buf, lines)
 }
 
+/// Timings in milliseconds with a fraction and signed gauge deltas, as many clients send
+/// them (the parser's second fast path; integers take the first).
+fn fractional_datagram() -> (Vec<u8>, u64) {
+    let mut buf = Vec::new();
+    let mut lines = 0;
+    for i in 0u64.. {
+        let line = match i % 2 {
+            0 => format!("app.latency.t{:05}:{}.{:03}|ms\n", i % 5000, i % 900, (i * 37) % 1000),
+            _ => format!("app.queue.g{:05}:{}{}|g\n", i % 5000, if i % 4 == 1 { '-' } else { '+' }, i % 40),
+        };
+        if buf.len() + line.len() > MAX_DATAGRAM_BYTES {
+            break;
+        }
+        buf.extend_from_slice(line.as_bytes());
+        lines += 1;
+    }
+    (buf, lines)
+}
+
 fn parse_datagram(buf: &[u8], id: &mut Vec<u8>) -> u64 {
     let mut acc = 0u64;
     for_each_line(buf, 64 * 1024, |line| {
@@ -54,6 +73,7 @@ fn bench(c: &mut Criterion) {
         ("load_10k_series", datagram(10_000, 87)),
         ("load_100k_series", datagram(100_000, 87)),
         ("dogstatsd_3_tags", tagged_datagram()),
+        ("fractional_values", fractional_datagram()),
     ];
     let mut group = c.benchmark_group("statsd");
     for (name, (buf, lines)) in &cases {
