@@ -186,6 +186,13 @@ mod tests {
                 }
                 prop_assert_eq!(paged.len(), model.len());
                 prop_assert_eq!(paged.pages.len(), model.len().div_ceil(PAGE));
+                // The layout `get`'s single bounds check relies on: full pages, then the rest.
+                for (k, page) in paged.pages.iter().enumerate() {
+                    prop_assert_eq!(page.len(), (model.len() - k * PAGE).min(PAGE));
+                }
+                for i in [0, model.len().saturating_sub(1), model.len(), model.len() + PAGE] {
+                    prop_assert_eq!(paged.get(i), model.get(i));
+                }
             }
             prop_assert!(paged.iter().eq(model.iter()));
             for (i, v) in model.iter().enumerate() {
