@@ -207,12 +207,20 @@ struct FlushedUntil {
     timed: UnixNanos,
 }
 
+/// One shard as a core holds it: its series, once it has any, and when it may be written.
+/// Side by side, so that a value's shard costs one bounds check and one cache line.
+#[derive(Debug)]
+struct ShardSlot {
+    map: Option<Box<ShardMap>>,
+    window: ShardWindow,
+}
+
 #[derive(Debug)]
 pub struct CoreAggregator {
     options: AggregatorOptions,
     specs: SpecTable,
-    shards: Vec<Option<Box<ShardMap>>>,
-    windows: Vec<ShardWindow>,
+    /// Indexed by shard number: every shard of the placement, held here or not.
+    shards: Vec<ShardSlot>,
     flushed: Vec<FlushedUntil>,
     /// Batch spec ref → interned spec, rebuilt per batch (reused allocation).
     spec_cache: Vec<SpecId>,
@@ -230,8 +238,7 @@ impl CoreAggregator {
         let mut this = Self {
             options,
             specs,
-            shards: (0..num_shards).map(|_| None).collect(),
-            windows: vec![ShardWindow::OPEN; num_shards as usize],
+            shards: (0..num_shards).map(|_| ShardSlot { map: None, window: ShardWindow::OPEN }).collect(),
             flushed: Vec::new(),
             spec_cache: Vec::new(),
             untimed_start: Vec::new(),
@@ -254,7 +261,7 @@ impl CoreAggregator {
 
     /// Number of series held, all shards together.
     pub fn series_count(&self) -> usize {
-        self.shards.iter().flatten().map(|m| m.len()).sum()
+        self.shards.iter().filter_map(|slot| slot.map.as_deref()).map(ShardMap::len).sum()
     }
 
     /// The resolutions this core has windows for (from the default and any metadata seen).
@@ -264,7 +271,7 @@ impl CoreAggregator {
 
     /// Shards this core holds state for.
     pub fn shards_held(&self) -> impl Iterator<Item = u32> + '_ {
-        self.shards.iter().enumerate().filter(|(_, s)| s.is_some()).map(|(i, _)| i as u32)
+        self.shards.iter().enumerate().filter(|(_, slot)| slot.map.is_some()).map(|(i, _)| i as u32)
     }
 
     fn track_resolutions(&mut self) {
@@ -334,10 +341,10 @@ impl CoreAggregator {
                     }
                 }
             };
-            if !self.windows.get(s.shard() as usize).is_some_and(|w| w.accepts(now)) {
+            let Some(slot) = self.shards.get_mut(s.shard() as usize).filter(|slot| slot.window.accepts(now)) else {
                 self.counters.shard_not_writable += 1;
                 continue;
-            }
+            };
             // Client timestamps are arbitrary i64s: saturate rather than overflow.
             let (future, past) = (self.options.timed_buffer_future, self.options.timed_buffer_past);
             let too_early = |t: UnixNanos| t.saturating_sub(now) > future;
@@ -358,8 +365,7 @@ impl CoreAggregator {
             } else {
                 (true, false)
             };
-            let Some(shard) = self.shards.get_mut(s.shard() as usize) else { continue };
-            let shard = shard.get_or_insert_with(Box::default);
+            let shard = slot.map.get_or_insert_with(Box::default);
             let id = batch.id(s);
             let (series, mut gauge_base, created) = match shard.find_or_insert(s.hash, s.metric_type, id, hint) {
                 Ok(found) => found,
@@ -426,7 +432,7 @@ impl CoreAggregator {
         i: usize,
         ahead: impl Fn(usize) -> Option<&'b Sample>,
     ) {
-        let map_of = |s: &Sample| self.shards.get(s.shard() as usize).and_then(Option::as_deref);
+        let map_of = |s: &Sample| self.shards.get(s.shard() as usize).and_then(|slot| slot.map.as_deref());
         if let Some(s) = ahead(PREFETCH_SLOTS_AHEAD)
             && let Some(map) = map_of(s)
         {
@@ -492,8 +498,8 @@ impl CoreAggregator {
 
     /// Sets when `shard` may be written and which of its windows may be emitted.
     pub fn set_shard_window(&mut self, shard: u32, window: ShardWindow) {
-        if let Some(w) = self.windows.get_mut(shard as usize) {
-            *w = window;
+        if let Some(slot) = self.shards.get_mut(shard as usize) {
+            slot.window = window;
         }
     }
 
@@ -502,7 +508,7 @@ impl CoreAggregator {
     /// idle for longer than the entry TTL.
     pub fn flush_shard(&mut self, shard: u32, resolution: i64, now: UnixNanos, out: &mut FlushCollector) {
         let until = self.flushed_until(resolution);
-        let window = self.windows.get(shard as usize).copied().unwrap_or_default();
+        let window = self.shards.get(shard as usize).map(|slot| slot.window).unwrap_or_default();
         self.drain_shard(shard, now, out, |key_res, timed, start| {
             let end = start + key_res;
             if key_res != resolution || end > if timed { until.timed } else { until.untimed } {
@@ -546,9 +552,9 @@ impl CoreAggregator {
     /// cutoff flushed or discarded since); returns them.
     pub fn close_cut_off_shards(&mut self, now: UnixNanos) -> Vec<u32> {
         let mut closed = Vec::new();
-        for (i, (map, window)) in self.shards.iter_mut().zip(&self.windows).enumerate() {
-            if map.is_some() && window.accept_until <= now {
-                *map = None;
+        for (i, slot) in self.shards.iter_mut().enumerate() {
+            if slot.map.is_some() && slot.window.accept_until <= now {
+                slot.map = None;
                 self.windows_held[i] = 0;
                 closed.push(i as u32);
             }
@@ -559,7 +565,7 @@ impl CoreAggregator {
 
     /// Emits every window of `shard`, closed or not (shutdown of a single node).
     pub fn flush_shard_all(&mut self, shard: u32, now: UnixNanos, out: &mut FlushCollector) {
-        let window = self.windows.get(shard as usize).copied().unwrap_or_default();
+        let window = self.shards.get(shard as usize).map(|slot| slot.window).unwrap_or_default();
         self.drain_shard(
             shard,
             now,
@@ -577,7 +583,7 @@ impl CoreAggregator {
         out: &mut FlushCollector,
         fate: impl Fn(i64, bool, UnixNanos) -> Fate,
     ) {
-        let Some(Some(map)) = self.shards.get_mut(shard as usize) else { return };
+        let Some(map) = self.shards.get_mut(shard as usize).and_then(|slot| slot.map.as_deref_mut()) else { return };
         let specs = &self.specs;
         let counters = &mut self.counters;
         let options = &self.options;
