@@ -41,8 +41,9 @@ impl<T> Paged<T> {
         if i >= self.len {
             return None;
         }
-        // SAFETY: `i < len`, so by the invariant page `i >> PAGE_BITS` exists and holds more
+        // By the invariant, `i < len` means that page `i >> PAGE_BITS` exists and holds more
         // than `i & (PAGE - 1)` elements.
+        // SAFETY: so both unchecked indexes are in bounds.
         Some(unsafe { self.pages.get_unchecked(i >> PAGE_BITS).get_unchecked(i & (PAGE - 1)) })
     }
 
