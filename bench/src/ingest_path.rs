@@ -7,7 +7,7 @@
 use sheaf_proto::output::AckFrame;
 use sheaf_shard_core::murmur3::ShardOf;
 use sheaf_shard_core::statsd::for_each_line;
-use sheaf_shard_core::{AggregatorOptions, CoreAggregator, DEFAULT_SPEC, SampleBatch, UNTIMED, series_hash};
+use sheaf_shard_core::{AggregatorOptions, CoreAggregator, DEFAULT_SPEC, SampleBatch, UNTIMED};
 
 use crate::m3msg_path::FrameDecoder;
 use crate::workload::default_staged_metadatas;
@@ -67,8 +67,7 @@ impl StatsdCore {
         for datagram in datagrams {
             for_each_line(datagram, 64 * 1024, |line| {
                 let Ok((id, metric_type, value)) = line.and_then(|l| l.sample(&mut self.id)) else { return };
-                let shard = self.shard_of.of(id);
-                let hash = series_hash(metric_type, id);
+                let (shard, hash) = self.shard_of.shard_and_hash(metric_type, id);
                 self.batch.push(shard, hash, id, metric_type, UNTIMED, value, DEFAULT_SPEC);
             });
         }

@@ -8,7 +8,7 @@
 use sheaf_proto::frame::{DEFAULT_MAX_FRAME_SIZE, next_frame};
 use sheaf_proto::view::{MessageView, MetricView, Scratch, decode_message, decode_metric};
 use sheaf_shard_core::murmur3::ShardOf;
-use sheaf_shard_core::{DEFAULT_SPEC, MetricType, SampleBatch, SampleValue, UNTIMED, series_hash};
+use sheaf_shard_core::{DEFAULT_SPEC, MetricType, SampleBatch, SampleValue, UNTIMED};
 
 /// Decodes framed m3msg messages into sample batches; holds the reused scratch space.
 pub struct FrameDecoder {
@@ -47,8 +47,7 @@ impl FrameDecoder {
                 MetricView::BatchTimer { id, .. } => (MetricType::Timer, id, SampleValue::Timer { start: 0, len: 0 }),
                 MetricView::Timed { .. } => continue,
             };
-            let shard = self.shard_of.of(id);
-            let hash = series_hash(metric_type, id);
+            let (shard, hash) = self.shard_of.shard_and_hash(metric_type, id);
             let batch = &mut batches[batch_for(shard)];
             match value {
                 SampleValue::Timer { .. } => {

@@ -443,13 +443,15 @@ impl CoreAggregator {
                 map_of(s).and_then(|map| map.prefetch_series(s.hash)).map_or(NOT_FOUND, |p| p as u32);
         }
         // The record found eight values ago has arrived by now: start on its id and, for the
-        // types whose window state is on the heap, on that state.
+        // types whose window state is on the heap, on that state. Counters and gauges with the
+        // default aggregations keep theirs inline, so for them the record is not read for it.
         if let Some(s) = ahead(PREFETCH_IDS_AHEAD)
             && let Some(map) = map_of(s)
             && let position = found[(i + PREFETCH_IDS_AHEAD) % PREFETCH_SERIES_AHEAD]
             && position != NOT_FOUND
         {
-            map.prefetch_record_targets(position as usize);
+            let heap_state = s.spec != DEFAULT_SPEC || matches!(s.metric_type, MetricType::Timer | MetricType::Set);
+            map.prefetch_record_targets(position as usize, heap_state);
         }
         if let Some(s) = ahead(PREFETCH_SKETCH_AHEAD)
             && s.metric_type == MetricType::Timer

@@ -14,6 +14,8 @@
 //! byte tail, the length mixed in (truncated to 32 bits, as Go's
 //! `uint32(len(data))`), then the `fmix32` finaliser.
 
+use crate::aggregation::{MetricType, series_hash_of_murmur3};
+
 const C1: u32 = 0xcc9e_2d51;
 const C2: u32 = 0x1b87_3593;
 
@@ -94,6 +96,14 @@ impl ShardOf {
     #[inline]
     pub fn of(&self, id: &[u8]) -> u32 {
         self.reduce(murmur3_x86_32(id, 0))
+    }
+
+    /// The shard of `id` and the map hash of the series (`metric_type`, `id`), from one pass
+    /// over the id: `(self.of(id), series_hash(metric_type, id))`.
+    #[inline]
+    pub fn shard_and_hash(&self, metric_type: MetricType, id: &[u8]) -> (u32, u64) {
+        let murmur3 = murmur3_x86_32(id, 0);
+        (self.reduce(murmur3), series_hash_of_murmur3(metric_type, murmur3))
     }
 
     /// `hash % num_shards`, exact for every 32-bit `hash` and shard count.
@@ -220,5 +230,38 @@ mod tests {
             }
         }
         assert_eq!(ShardOf::new(64).of(b"some.metric"), shard_for(b"some.metric", 64));
+    }
+
+    proptest! {
+        /// One pass gives what the two separate hashes give.
+        #[test]
+        fn shard_and_hash_is_both(id in proptest::collection::vec(any::<u8>(), 0..80), n in 1u32..=4096, t in 0usize..4) {
+            let metric_type = [MetricType::Counter, MetricType::Gauge, MetricType::Timer, MetricType::Set][t];
+            let of = ShardOf::new(n);
+            prop_assert_eq!(of.shard_and_hash(metric_type, &id), (of.of(&id), crate::series_hash(metric_type, &id)));
+        }
+    }
+
+    /// The series of one shard share the low bits of their murmur3 (`% 32` here); their map
+    /// hashes must not: the index takes its home slot from the low bits and its tag from the
+    /// top eight.
+    #[test]
+    fn map_hashes_of_one_shard_spread() {
+        let of = ShardOf::new(32);
+        let hashes: Vec<u64> = (0..400_000)
+            .map(|i| format!("sheaf.test.series.{i}"))
+            .filter_map(|id| {
+                let (shard, hash) = of.shard_and_hash(MetricType::Counter, id.as_bytes());
+                (shard == 0).then_some(hash)
+            })
+            .take(8192)
+            .collect();
+        assert_eq!(hashes.len(), 8192);
+        // 8192 hashes into 4096 home slots: ~3542 distinct expected if uniform, 128 if five bits
+        // were stuck.
+        let homes: std::collections::HashSet<u64> = hashes.iter().map(|h| h & 4095).collect();
+        assert!(homes.len() > 3300, "{} distinct home slots", homes.len());
+        let tags: std::collections::HashSet<u64> = hashes.iter().map(|h| h >> 56).collect();
+        assert_eq!(tags.len(), 256);
     }
 }

@@ -185,11 +185,13 @@ impl ShardMap {
     }
 
     /// Step three, once the record at `position` is cached: the id that the lookup compares
-    /// and the heap state of its newest window (timers and sets).
+    /// and, with `heap_state`, the heap state of its newest window (timers and sets).
     #[inline]
-    pub(crate) fn prefetch_record_targets(&self, position: usize) {
+    pub(crate) fn prefetch_record_targets(&self, position: usize, heap_state: bool) {
         let Some(series) = self.series.get(position) else { return };
-        series.prefetch_window_state();
+        if heap_state {
+            series.prefetch_window_state();
+        }
         // Both ends: an id of 30 bytes straddles two cache lines about half the time. Addresses
         // only (a prefetch reads nothing), so no bounds checks.
         let first = self.ids.as_ptr().wrapping_add(series.id_start as usize);

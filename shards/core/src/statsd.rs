@@ -75,7 +75,7 @@ use std::cmp::Ordering;
 
 use smallvec::SmallVec;
 
-use crate::aggregation::{MetricType, series_hash};
+use crate::aggregation::{MetricType, member_hash};
 use crate::batch::SampleValue;
 use crate::statsd_scan::{BLOCK, Masks, Scanner};
 
@@ -165,7 +165,7 @@ impl<'a> StatsdLine<'a> {
             (MetricKind::Gauge, GaugeOp::Set) => (MetricType::Gauge, SampleValue::Number(self.value)),
             (MetricKind::Gauge, GaugeOp::Delta) => (MetricType::Gauge, SampleValue::GaugeDelta(self.value)),
             (MetricKind::Timer, _) => (MetricType::Timer, SampleValue::Number(self.value)),
-            (MetricKind::Set, _) => (MetricType::Set, SampleValue::Member(series_hash(MetricType::Set, self.member))),
+            (MetricKind::Set, _) => (MetricType::Set, SampleValue::Member(member_hash(self.member))),
         };
         Ok((id, metric_type, value))
     }

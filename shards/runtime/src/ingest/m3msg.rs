@@ -19,9 +19,7 @@ use sheaf_proto::view::{self, MetricView, Scratch, TimedType};
 use sheaf_shard_core::batch::DEFAULT_SPEC;
 use sheaf_shard_core::murmur3::ShardOf;
 use sheaf_shard_core::time::now_nanos;
-use sheaf_shard_core::{
-    AggTypes, ElemSpec, MetricType, SampleBatch, SampleValue, SpecRef, StoragePolicy, UNTIMED, series_hash,
-};
+use sheaf_shard_core::{AggTypes, ElemSpec, MetricType, SampleBatch, SampleValue, SpecRef, StoragePolicy, UNTIMED};
 
 use super::Router;
 use super::router::Source;
@@ -241,8 +239,7 @@ impl MetricDecoder {
         if id.is_empty() {
             return Err("empty_id");
         }
-        let shard = self.shard_of.of(id);
-        let hash = series_hash(metric_type, id);
+        let (shard, hash) = self.shard_of.shard_and_hash(metric_type, id);
         let values = match metric {
             MetricView::BatchTimer { .. } => self.scratch.timer_values.len() as u64,
             _ => 1,

@@ -9,7 +9,7 @@ use futures_lite::AsyncReadExt;
 use glommio::net::{TcpStream, UdpSocket};
 use sheaf_shard_core::murmur3::ShardOf;
 use sheaf_shard_core::statsd::{self, StatsdLine};
-use sheaf_shard_core::{DEFAULT_SPEC, UNTIMED, series_hash};
+use sheaf_shard_core::{DEFAULT_SPEC, UNTIMED};
 
 use super::Router;
 use super::recv_batch::RecvBatch;
@@ -48,8 +48,7 @@ impl LineDecoder {
     #[inline]
     fn line(&mut self, line: StatsdLine<'_>, router: &mut Router) -> Result<(), statsd::StatsdError> {
         let (id, metric_type, value) = line.sample(&mut self.id)?;
-        let shard = self.shard_of.of(id);
-        let hash = series_hash(metric_type, id);
+        let (shard, hash) = self.shard_of.shard_and_hash(metric_type, id);
         router.batch_for(shard).push(shard, hash, id, metric_type, UNTIMED, value, DEFAULT_SPEC);
         Ok(())
     }
