@@ -23,6 +23,7 @@ pub mod statsd;
 mod statsd_scan;
 pub mod time;
 pub mod window;
+mod window_list;
 
 pub use aggregation::{AggType, AggTypes, MetricType, member_hash, series_hash, series_hash_of_murmur3};
 pub use aggregator::{AggregatorCounters, AggregatorOptions, CoreAggregator, FlushCollector, ShardWindow};

@@ -3,18 +3,11 @@
 //!
 //! #[PerformanceCriticalPath]: `Series::elems_for` and `Elem::window_mut` run per value.
 
-use smallvec::SmallVec;
-
 use crate::aggregation::{AggTypes, MetricType};
 use crate::spec::{PolicyIdx, SpecId, SpecTable};
 use crate::time::UnixNanos;
 use crate::window::{WindowKind, WindowMut, WindowState};
-
-/// One window: its start and its untagged state (the element knows the kind).
-struct Window {
-    start: UnixNanos,
-    state: WindowState,
-}
+use crate::window_list::WindowList;
 
 /// The windows of one (policy, aggregations, timed?) of a series, sorted by start.
 pub(crate) struct Elem {
@@ -24,33 +17,25 @@ pub(crate) struct Elem {
     pub(crate) timed: bool,
     /// The kind of every state in `windows`: set once, here, so that the states can be untagged.
     kind: WindowKind,
-    /// Two windows inline: the open one and, between a window's end and its flush, the
-    /// closed one. A third (timed metrics with a long past buffer) goes to the heap.
-    windows: SmallVec<[Window; 2]>,
+    /// The open window in a place of its own and, between a window's end and its flush, the
+    /// closed one; more (timed metrics with a long past buffer) go to the heap.
+    windows: WindowList,
 }
 
 impl Elem {
     pub(crate) fn new(policy: PolicyIdx, aggs: AggTypes, timed: bool, metric_type: MetricType) -> Self {
         let kind = WindowKind::new(metric_type, aggs.resolve(metric_type), timed);
-        Self { policy, aggs, timed, kind, windows: SmallVec::new() }
+        Self { policy, aggs, timed, kind, windows: WindowList::default() }
     }
 
     /// The state of the window starting at `start`, opened if needed (windows stay sorted).
-    /// Every state in `windows` was created by `open` with `self.kind`, which never changes,
-    /// and states leave `windows` only through `take_front` and `drop`: so the state returned
-    /// is live and of kind `self.kind`.
+    /// Every state in `windows` was created here with `self.kind`, which never changes, and
+    /// states leave `windows` only through `take_front` and `drop`: so the state returned is
+    /// live and of kind `self.kind`.
     #[inline]
     fn state_mut(&mut self, start: UnixNanos) -> &mut WindowState {
-        // One look at where the list lives (inline or spilled), then a plain slice.
-        let windows: &[Window] = &self.windows;
-        let found = match windows.last() {
-            Some(w) if w.start == start => Ok(windows.len() - 1),
-            Some(w) if w.start < start => Err(windows.len()),
-            None => Err(0),
-            Some(_) => windows.binary_search_by_key(&start, |w| w.start),
-        };
-        let pos = found.unwrap_or_else(|at| self.open(at, start));
-        &mut self.windows[pos].state
+        let kind = self.kind;
+        self.windows.get_or_open(start, || WindowState::new(kind))
     }
 
     /// The window starting at `start`, opened if needed (windows stay sorted).
@@ -76,8 +61,8 @@ impl Elem {
     /// most likely goes to.
     #[inline]
     pub(crate) fn prefetch_newest_state(&self) {
-        if let Some(w) = self.windows.last() {
-            // SAFETY: every state in `windows` is live and of kind `self.kind` (see `window_mut`).
+        if let Some(w) = self.windows.newest() {
+            // SAFETY: every state in `windows` is live and of kind `self.kind` (see `state_mut`).
             unsafe { w.state.prefetch(self.kind) }
         }
     }
@@ -85,15 +70,10 @@ impl Elem {
     /// Asks the CPU to start loading where `v` will land in the newest window's sketch.
     #[inline]
     pub(crate) fn prefetch_newest_add(&self, v: f64) {
-        if let Some(w) = self.windows.last() {
-            // SAFETY: every state in `windows` is live and of kind `self.kind` (see `window_mut`).
+        if let Some(w) = self.windows.newest() {
+            // SAFETY: every state in `windows` is live and of kind `self.kind` (see `state_mut`).
             unsafe { w.state.prefetch_add(self.kind, v) }
         }
-    }
-
-    fn open(&mut self, at: usize, start: UnixNanos) -> usize {
-        self.windows.insert(at, Window { start, state: WindowState::new(self.kind) });
-        at
     }
 
     pub(crate) fn window_count(&self) -> usize {
@@ -108,25 +88,21 @@ impl Elem {
     /// Removes the `n` oldest windows, handing each to `each` before freeing it.
     pub(crate) fn take_front(&mut self, n: usize, mut each: impl FnMut(UnixNanos, WindowMut<'_>)) {
         let kind = self.kind;
-        for mut w in self.windows.drain(..n) {
-            // If `each` panics, the drained states leak, which is safe.
-            // SAFETY: live and of kind `kind` as in `window_mut`; freed once, never read after.
+        self.windows.take_front(n, |mut w| {
+            // If `each` panics, this state and the ones not yet taken leak, which is safe.
+            // SAFETY: live and of kind `kind` (see `state_mut`); freed once, never read after.
             unsafe {
                 each(w.start, w.state.view(kind));
                 w.state.drop_as(kind);
             }
-        }
-        // A burst of timed windows may have spilled the list to the heap; give it back.
-        if self.windows.spilled() && self.windows.len() <= 2 {
-            self.windows.shrink_to_fit();
-        }
+        });
     }
 }
 
 impl Drop for Elem {
     fn drop(&mut self) {
-        for w in &mut self.windows {
-            // SAFETY: created with `self.kind` (see `window_mut`); the element is going away.
+        for w in self.windows.iter_mut() {
+            // SAFETY: created with `self.kind` (see `state_mut`); the element is going away.
             unsafe { w.state.drop_as(self.kind) }
         }
     }

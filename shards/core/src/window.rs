@@ -133,6 +133,12 @@ impl WindowState {
         }
     }
 
+    /// A placeholder that owns nothing, for an empty slot (see `WindowList`): never viewed,
+    /// added to or dropped as any kind.
+    pub(crate) const fn vacant() -> Self {
+        Self { num: 0.0 }
+    }
+
     /// A typed view of this state.
     ///
     /// # Safety
