@@ -77,7 +77,7 @@ use smallvec::SmallVec;
 
 use crate::aggregation::{MetricType, member_hash};
 use crate::batch::SampleValue;
-use crate::statsd_scan::{BLOCK, Masks, Scanner};
+use crate::statsd_scan::{BLOCK, Scanner};
 
 /// Which aggregation a line feeds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -513,60 +513,71 @@ pub fn parse_line(line: &[u8]) -> Result<StatsdLine<'_>, StatsdError> {
 pub fn for_each_line<'a>(buf: &'a [u8], max_line: usize, mut f: impl FnMut(Result<StatsdLine<'a>, StatsdError>)) {
     let mut scanner = Scanner::new(buf);
     let mut start = 0;
-    while start < buf.len() {
-        let masks = scanner.window(start);
-        let (end, next) = if masks.newline != 0 {
-            let end = start + masks.newline.trailing_zeros() as usize;
-            (end, end + 1)
-        } else {
-            // A line of 64 bytes or more, or the last line without a newline.
-            match find(&buf[start..], b'\n') {
-                Some(i) => (start + i, start + i + 1),
-                None => (buf.len(), buf.len()),
-            }
+    while let Some(line) = buf.get(start..).filter(|rest| !rest.is_empty()) {
+        if let Some((parsed, len)) = plain_line(line, scanner.window(start), max_line) {
+            f(Ok(parsed));
+            start += len;
+            continue;
+        }
+        // Anything else (a long line, a section after the type, an error): find its end byte
+        // by byte and read it in full.
+        let (line, len) = match find(line, b'\n') {
+            Some(i) => (&line[..i], i + 1),
+            None => (line, line.len()),
         };
-        let line = &buf[start..end];
-        start = next;
+        start += len;
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             continue;
         }
-        if line.len() > max_line {
-            f(Err(StatsdError::LineTooLong));
-        } else if line.len() <= BLOCK
-            && let Some(parsed) = parse_plain_line(line, masks.truncate(line.len()))
-        {
-            f(Ok(parsed));
-        } else {
-            f(parse_line(line));
-        }
+        f(if line.len() > max_line { Err(StatsdError::LineTooLong) } else { parse_line(line) });
     }
 }
 
-/// The common case of [`parse_line`], from the delimiter bits of the line: `name:value|type`
-/// with no section after the type. `None` for anything else, valid or not, which
-/// [`parse_line`] then reads from the start; so when this answers, it answers what
-/// [`parse_line`] would, and every error comes from [`parse_line`] alone.
+/// The common case of [`parse_line`], read from the delimiter bits of the first 64 bytes of
+/// `text` (see `Scanner::window`): a line `name:value|type` with no section after the type,
+/// ending with a `\n` among those bytes or with `text`. Returns it and the bytes it took, its
+/// `\n` included. `None` for anything else, valid or not, which the caller then reads with
+/// [`parse_line`]; so when this answers, it answers what [`parse_line`] would, and every
+/// error comes from [`parse_line`] alone.
 #[inline]
-fn parse_plain_line(line: &[u8], masks: Masks) -> Option<StatsdLine<'_>> {
-    // Events and service checks start with `_`; a name starting with whitespace may be
-    // whitespace only. Both are left to `parse_line`.
-    if matches!(line.first(), Some(b'_') | None) || line[0].is_ascii_whitespace() {
+fn plain_line(text: &[u8], delimiters: u64, max_line: usize) -> Option<(StatsdLine<'_>, usize)> {
+    // The first three delimiters, in order (64 where there are fewer): a plain line has
+    // exactly a `:`, a `|` and its `\n`, or runs to the end of `text` without one.
+    let colon = delimiters.trailing_zeros() as usize;
+    let rest = delimiters & delimiters.wrapping_sub(1);
+    let pipe = rest.trailing_zeros() as usize;
+    let rest = rest & rest.wrapping_sub(1);
+    let (end, taken) = if rest != 0 {
+        let newline = rest.trailing_zeros() as usize;
+        if text.get(newline) != Some(&b'\n') {
+            return None;
+        }
+        (newline, newline + 1)
+    } else if text.len() <= BLOCK {
+        // The mask covered every byte left: the line ends with `text`.
+        (text.len(), text.len())
+    } else {
+        return None;
+    };
+    if text.get(colon) != Some(&b':') || text.get(pipe) != Some(&b'|') || pipe >= end {
         return None;
     }
-    let pipe = masks.pipe.trailing_zeros() as usize;
-    // Exactly one `|`, a `:` before it, and a name before that `:`, without `;`.
-    if masks.pipe == 0 || masks.pipe & (masks.pipe - 1) != 0 {
+    // A name: not empty (`colon > 0`); not an event or service check (`_`); not whitespace
+    // only, left to `parse_line` when it starts with whitespace. It has no `;`: the first
+    // delimiter is its `:`.
+    if colon == 0 || text[0] == b'_' || text[0].is_ascii_whitespace() {
         return None;
     }
-    let colon = (masks.colon & ((1u64 << pipe) - 1)).trailing_zeros() as usize;
-    if colon == 0 || colon >= pipe || masks.semicolon & ((1u64 << colon) - 1) != 0 {
+    let line = &text[..end];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.len() > max_line || pipe >= line.len() {
         return None;
     }
     let (name, raw_value, ty) = (&line[..colon], &line[colon + 1..pipe], &line[pipe + 1..]);
     let kind = parse_kind(ty).ok()?;
     let (value, gauge_op, member) = parse_value(kind, raw_value).ok()?;
-    Some(StatsdLine { name, kind, value, gauge_op, member, sample_rate: 1.0, tags: &[] })
+    Some((StatsdLine { name, kind, value, gauge_op, member, sample_rate: 1.0, tags: &[] }, taken))
 }
 
 /// For stream (TCP) input: splits `buf` after its last `\n` into
