@@ -281,8 +281,7 @@ fn check_name(name: &[u8]) -> Result<(), StatsdError> {
 #[inline]
 fn parse_f64(bytes: &[u8]) -> Result<f64, StatsdError> {
     // Fast path: most StatsD values are small unsigned integers, which convert exactly.
-    if !bytes.is_empty() && bytes.len() <= 15 && bytes.iter().all(u8::is_ascii_digit) {
-        let n = bytes.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+    if let Some(n) = parse_short_unsigned(bytes) {
         return Ok(n as f64);
     }
     // Then signed and fractional ones (gauge deltas, timings in milliseconds).
@@ -292,6 +291,24 @@ fn parse_f64(bytes: &[u8]) -> Result<f64, StatsdError> {
     let s = std::str::from_utf8(bytes).map_err(|_| StatsdError::BadValue)?;
     let v: f64 = s.parse().map_err(|_| StatsdError::BadValue)?;
     if v.is_finite() { Ok(v) } else { Err(StatsdError::NonFinite) }
+}
+
+/// 1 to 15 ASCII digits as an integer (exact in an `f64`), in one pass; `None` for anything
+/// else.
+#[inline(always)]
+fn parse_short_unsigned(bytes: &[u8]) -> Option<u64> {
+    if bytes.is_empty() || bytes.len() > 15 {
+        return None;
+    }
+    let mut n = 0u64;
+    for &b in bytes {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        n = n * 10 + u64::from(digit);
+    }
+    Some(n)
 }
 
 /// Powers of ten that an `f64` holds exactly.
