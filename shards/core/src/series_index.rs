@@ -56,32 +56,36 @@ impl SeriesIndex {
         hash as usize & self.mask()
     }
 
-    /// The positions whose tag matches `hash`, in probe order, reading only the slots.
+    /// The first position at or after probe step `from` whose tag matches `hash`, and the
+    /// step after it; reads only the slots.
     #[inline]
-    fn candidates(&self, hash: u64) -> impl Iterator<Item = usize> + '_ {
+    fn next_candidate(&self, hash: u64, from: usize) -> Option<(usize, usize)> {
         let (mask, t) = (self.mask(), tag(hash));
-        let mut i = self.home(hash);
-        let mut slots = (!self.slots.is_empty()).then_some(&self.slots);
-        std::iter::from_fn(move || {
-            let all = slots?;
-            loop {
-                let slot = all[i];
-                if slot == EMPTY {
-                    slots = None;
-                    return None;
-                }
-                i = (i + 1) & mask;
-                if slot >> 24 == t {
-                    return Some(pos_of(slot));
-                }
+        let mut i = from;
+        loop {
+            // `i` is masked, so inside a non-empty table; an empty one has no slot 0.
+            let slot = *self.slots.get(i)?;
+            if slot == EMPTY {
+                return None;
             }
-        })
+            i = (i + 1) & mask;
+            if slot >> 24 == t {
+                return Some((pos_of(slot), i));
+            }
+        }
     }
 
     /// The position of the entry with `hash` for which `eq(position)` holds.
     #[inline]
-    pub(crate) fn find(&self, hash: u64, eq: impl FnMut(&usize) -> bool) -> Option<usize> {
-        self.candidates(hash).find(eq)
+    pub(crate) fn find(&self, hash: u64, mut eq: impl FnMut(&usize) -> bool) -> Option<usize> {
+        let mut step = self.home(hash);
+        loop {
+            let (pos, next) = self.next_candidate(hash, step)?;
+            if eq(&pos) {
+                return Some(pos);
+            }
+            step = next;
+        }
     }
 
     /// Asks the CPU to load the slots where `hash`'s probe starts: the home slot's cache line
@@ -105,7 +109,7 @@ impl SeriesIndex {
     /// run would read about 8 slots at 3/4 load, often into a cache line not prefetched.
     #[inline]
     pub(crate) fn first_candidate(&self, hash: u64) -> Option<usize> {
-        self.candidates(hash).next()
+        self.next_candidate(hash, self.home(hash)).map(|(pos, _)| pos)
     }
 
     /// Adds `pos` under `hash` (not present yet); `hash_of(position)` gives the hash of any
