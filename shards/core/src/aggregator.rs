@@ -318,6 +318,12 @@ impl CoreAggregator {
         self.refresh_untimed_starts(now);
         let now_secs = (now / 1_000_000_000).clamp(0, i64::from(u32::MAX)) as u32;
         let samples = batch.samples();
+        // The window start of most values (untimed, default metadata) when the default spec has
+        // one element: see `Series::sole_untimed_elem`.
+        let default_sole_start = match self.specs.keys(0) {
+            [key] => self.untimed_start.get(usize::from(key.policy)).copied(),
+            _ => None,
+        };
         // The series position each of the last `PREFETCH_SERIES_AHEAD` record prefetches found,
         // by sample index modulo that distance, for the id prefetch that follows.
         let mut found = [NOT_FOUND; PREFETCH_SERIES_AHEAD];
@@ -388,6 +394,17 @@ impl CoreAggregator {
             };
             if let (MetricType::Gauge, SampleValue::Number(v)) = (s.metric_type, value) {
                 gauge_base.set(v);
+            }
+            if !timed
+                && !stamped
+                && spec == 0
+                && let Some(start) = default_sole_start
+                && let Some(elem) = series.sole_untimed_elem(0)
+            {
+                // Most values: untimed, default metadata, a series with one element.
+                add_value(elem, start, value, time, batch);
+                self.counters.values_applied += value_count(s.value);
+                continue;
             }
             let flushed = &self.flushed;
             let elems = series.elems_for(spec, timed, &self.specs);

@@ -247,6 +247,17 @@ impl Series {
         }
     }
 
+    /// What `elems_for(spec, false, ..)` returns when it is one element and the series was
+    /// last written untimed with `spec`, whose keys the caller knows to be exactly one: then
+    /// that element is the spec's (see `elems_for`), found without looking the spec up.
+    #[inline]
+    pub(crate) fn sole_untimed_elem(&mut self, spec: SpecId) -> Option<&mut Elem> {
+        match &mut self.elems {
+            Elems::One(elem) if self.spec == spec && !self.spec_timed => Some(elem),
+            _ => None,
+        }
+    }
+
     /// The elements that spec `spec` writes to, creating missing ones; they come first in
     /// `elems`, in the spec's order, so the next write with the same spec finds them directly.
     #[inline]
