@@ -60,8 +60,8 @@ fn block_mask(block: &[u8; BLOCK]) -> u64 {
     use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8};
     let mut mask = 0;
     for (i, chunk) in block.as_chunks::<16>().0.iter().enumerate() {
-        // SAFETY: SSE2 is in the x86-64 baseline, so these intrinsics always exist; they only
-        // compute, and the unaligned load reads exactly `chunk`.
+        // The unaligned load reads exactly `chunk`; the other intrinsics only compute.
+        // SAFETY: SSE2 is in the x86-64 baseline, so these intrinsics always exist.
         let bits = unsafe {
             let v = _mm_loadu_si128(chunk.as_ptr().cast());
             let [a, b, c, d] = DELIMITERS.map(|byte| _mm_cmpeq_epi8(v, _mm_set1_epi8(byte as i8)));
