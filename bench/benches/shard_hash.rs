@@ -1,13 +1,14 @@
 //! Shard selection: `murmur3::shard_for(id, 64)` (M3's `murmur3.Sum32(id) % numShards`) on
-//! ~20-byte and ~60-byte ids, and for comparison the map hash `series_hash` of the same ids.
+//! ~20-byte and ~60-byte ids, and what the decoders call per value: the shard and the map hash
+//! from one murmur3 pass (`ShardOf::shard_and_hash`).
 //! Each iteration hashes 1024 distinct ids; throughput is in ids.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sheaf_shard_core::murmur3::shard_for;
-use sheaf_shard_core::{MetricType, series_hash};
+use sheaf_shard_core::MetricType;
+use sheaf_shard_core::murmur3::{ShardOf, shard_for};
 
 const IDS: u64 = 1024;
 
@@ -34,9 +35,13 @@ fn bench(c: &mut Criterion) {
         group.bench_function(format!("murmur3_shard_for/{width}B"), |b| {
             b.iter(|| ids.iter().fold(0u32, |acc, id| acc.wrapping_add(shard_for(black_box(id), 64))))
         });
-        group.bench_function(format!("series_hash/{width}B"), |b| {
+        let shard_of = ShardOf::new(64);
+        group.bench_function(format!("shard_and_hash/{width}B"), |b| {
             b.iter(|| {
-                ids.iter().fold(0u64, |acc, id| acc.wrapping_add(series_hash(MetricType::Counter, black_box(id))))
+                ids.iter().fold(0u64, |acc, id| {
+                    let (shard, hash) = shard_of.shard_and_hash(MetricType::Counter, black_box(id));
+                    acc.wrapping_add(hash).wrapping_add(u64::from(shard))
+                })
             })
         });
     }

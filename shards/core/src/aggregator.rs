@@ -412,7 +412,7 @@ impl CoreAggregator {
                 && !stamped
                 && let [elem] = elems
             {
-                // Most values: untimed, for a series with one element; no loop to keep.
+                // Other untimed values of a series with one element: no loop to keep.
                 add_value(elem, self.untimed_start[usize::from(elem.policy)], value, time, batch);
                 self.counters.values_applied += value_count(s.value);
                 continue;

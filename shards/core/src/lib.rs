@@ -25,7 +25,7 @@ pub mod time;
 pub mod window;
 mod window_list;
 
-pub use aggregation::{AggType, AggTypes, MetricType, member_hash, series_hash, series_hash_of_murmur3};
+pub use aggregation::{AggType, AggTypes, MetricType, series_hash};
 pub use aggregator::{AggregatorCounters, AggregatorOptions, CoreAggregator, FlushCollector, ShardWindow};
 pub use batch::{DEFAULT_SPEC, ElemSpec, Sample, SampleBatch, SampleValue, SpecRef, UNTIMED};
 pub use flush::{FlushBatch, FlushedValue, Naming};

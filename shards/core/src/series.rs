@@ -1,7 +1,8 @@
 //! One series (an id of one metric type) and its aggregation elements, on the core that owns
 //! its shard. Only that core reads or writes it.
 //!
-//! #[PerformanceCriticalPath]: `Series::elems_for` and `Elem::window_mut` run per value.
+//! #[PerformanceCriticalPath]: `Series::sole_untimed_elem` (or `elems_for`) and `Elem::add` run
+//! per value.
 
 use crate::aggregation::{AggTypes, MetricType};
 use crate::spec::{PolicyIdx, SpecId, SpecTable};

@@ -577,7 +577,7 @@ fn plain_line(text: &[u8], delimiters: u64, max_line: usize) -> Option<(StatsdLi
     } else {
         return None;
     };
-    if text.get(colon) != Some(&b':') || text.get(pipe) != Some(&b'|') || pipe >= end {
+    if text.get(colon) != Some(&b':') || text.get(pipe) != Some(&b'|') {
         return None;
     }
     // A name: not empty (`colon > 0`); not an event or service check (`_`); not whitespace
@@ -588,6 +588,7 @@ fn plain_line(text: &[u8], delimiters: u64, max_line: usize) -> Option<(StatsdLi
     }
     let line = &text[..end];
     let line = line.strip_suffix(b"\r").unwrap_or(line);
+    // The `|` must fall inside the line (not on a `\r` before its `\n`, or after it).
     if line.len() > max_line || pipe >= line.len() {
         return None;
     }
