@@ -207,11 +207,14 @@ struct FlushedUntil {
     timed: UnixNanos,
 }
 
-/// One shard as a core holds it: its series, once it has any, and when it may be written.
-/// Side by side, so that a value's shard costs one bounds check and one cache line.
+/// One shard as a core holds it: its series and when it may be written. Side by side and
+/// inline (an empty map allocates nothing), so that a value's shard costs one bounds check and
+/// no pointer to follow.
 #[derive(Debug)]
 struct ShardSlot {
-    map: Option<Box<ShardMap>>,
+    map: ShardMap,
+    /// A series has been created in the shard since the core took it (or last closed it).
+    held: bool,
     window: ShardWindow,
 }
 
@@ -238,7 +241,7 @@ impl CoreAggregator {
         let mut this = Self {
             options,
             specs,
-            shards: (0..num_shards).map(|_| ShardSlot { map: None, window: ShardWindow::OPEN }).collect(),
+            shards: (0..num_shards).map(|_| ShardSlot { map: ShardMap::default(), held: false, window: ShardWindow::OPEN }).collect(),
             flushed: Vec::new(),
             spec_cache: Vec::new(),
             untimed_start: Vec::new(),
@@ -261,7 +264,7 @@ impl CoreAggregator {
 
     /// Number of series held, all shards together.
     pub fn series_count(&self) -> usize {
-        self.shards.iter().filter_map(|slot| slot.map.as_deref()).map(ShardMap::len).sum()
+        self.shards.iter().map(|slot| slot.map.len()).sum()
     }
 
     /// The resolutions this core has windows for (from the default and any metadata seen).
@@ -271,7 +274,7 @@ impl CoreAggregator {
 
     /// Shards this core holds state for.
     pub fn shards_held(&self) -> impl Iterator<Item = u32> + '_ {
-        self.shards.iter().enumerate().filter(|(_, slot)| slot.map.is_some()).map(|(i, _)| i as u32)
+        self.shards.iter().enumerate().filter(|(_, slot)| slot.held).map(|(i, _)| i as u32)
     }
 
     fn track_resolutions(&mut self) {
@@ -371,7 +374,7 @@ impl CoreAggregator {
             } else {
                 (true, false)
             };
-            let shard = slot.map.get_or_insert_with(Box::default);
+            let shard = &mut slot.map;
             let id = batch.id(s);
             let (series, mut gauge_base, created) = match shard.find_or_insert(s.hash, s.metric_type, id, hint) {
                 Ok(found) => found,
@@ -385,6 +388,7 @@ impl CoreAggregator {
                 }
             };
             if created {
+                slot.held = true;
                 self.counters.series_created += 1;
             }
             series.last_write_secs = now_secs;
@@ -449,7 +453,7 @@ impl CoreAggregator {
         i: usize,
         ahead: impl Fn(usize) -> Option<&'b Sample>,
     ) {
-        let map_of = |s: &Sample| self.shards.get(s.shard() as usize).and_then(|slot| slot.map.as_deref());
+        let map_of = |s: &Sample| self.shards.get(s.shard() as usize).map(|slot| &slot.map);
         if let Some(s) = ahead(PREFETCH_SLOTS_AHEAD)
             && let Some(map) = map_of(s)
         {
@@ -572,8 +576,9 @@ impl CoreAggregator {
     pub fn close_cut_off_shards(&mut self, now: UnixNanos) -> Vec<u32> {
         let mut closed = Vec::new();
         for (i, slot) in self.shards.iter_mut().enumerate() {
-            if slot.map.is_some() && slot.window.accept_until <= now {
-                slot.map = None;
+            if slot.held && slot.window.accept_until <= now {
+                slot.map = ShardMap::default();
+                slot.held = false;
                 self.windows_held[i] = 0;
                 closed.push(i as u32);
             }
@@ -602,7 +607,9 @@ impl CoreAggregator {
         out: &mut FlushCollector,
         fate: impl Fn(i64, bool, UnixNanos) -> Fate,
     ) {
-        let Some(map) = self.shards.get_mut(shard as usize).and_then(|slot| slot.map.as_deref_mut()) else { return };
+        let Some(map) = self.shards.get_mut(shard as usize).filter(|slot| slot.held).map(|slot| &mut slot.map) else {
+            return;
+        };
         let specs = &self.specs;
         let counters = &mut self.counters;
         let options = &self.options;

@@ -128,14 +128,42 @@ impl ShardMap {
         id: &[u8],
         hint: Option<usize>,
     ) -> Result<(&mut Series, GaugeBase<'_>, bool), Refused> {
+        // The hinted record, checked through the one `&mut` that is returned: looking it up
+        // again after a shared check would compute its page address twice per value.
+        let hinted = hint
+            .and_then(|i| self.series.get_mut(i))
+            .filter(|s| s.metric_type == metric_type && same_id(id_of(&self.ids, s), id))
+            .map(|s| s as *mut Series);
+        let (s, created) = match hinted {
+            // SAFETY: `p` comes from `self.series.get_mut` above and nothing has touched `self.series` since.
+            Some(p) => (unsafe { &mut *p }, false),
+            None => {
+                let (i, created) = self.find_or_insert_unhinted(hash, metric_type, id)?;
+                (&mut self.series[i], created)
+            }
+        };
+        // Only gauges have a base: the other types skip the arithmetic and the bounds check.
+        let base = if s.metric_type == MetricType::Gauge {
+            let tail = s.id_start as usize + usize::from(s.id_len);
+            self.ids.get_mut(tail..tail + GAUGE_BASE_LEN).unwrap_or_default()
+        } else {
+            Default::default()
+        };
+        Ok((s, GaugeBase(base), created))
+    }
+
+    /// `find_or_insert` when the hint was not the series: probes the index, then creates.
+    #[inline]
+    fn find_or_insert_unhinted(
+        &mut self,
+        hash: u64,
+        metric_type: MetricType,
+        id: &[u8],
+    ) -> Result<(usize, bool), Refused> {
         let (series, ids) = (&self.series, &self.ids);
         let is_it =
             |i: usize| series.get(i).is_some_and(|s| s.metric_type == metric_type && same_id(id_of(ids, s), id));
-        let found = match hint {
-            Some(i) if is_it(i) => Some(i),
-            _ => self.index.find(hash, |&i| is_it(i)),
-        };
-        let (i, created) = match found {
+        let (i, created) = match self.index.find(hash, |&i| is_it(i)) {
             Some(i) => (i, false),
             None if id.len() > MAX_ID_LEN => return Err(Refused::IdTooLong),
             None if self.series.len() >= MAX_SERIES_PER_SHARD => return Err(Refused::ShardFull),
@@ -157,15 +185,7 @@ impl ShardMap {
                 (i, true)
             }
         };
-        let s = &mut self.series[i];
-        // Only gauges have a base: the other types skip the arithmetic and the bounds check.
-        let base = if s.metric_type == MetricType::Gauge {
-            let tail = s.id_start as usize + usize::from(s.id_len);
-            self.ids.get_mut(tail..tail + GAUGE_BASE_LEN).unwrap_or_default()
-        } else {
-            Default::default()
-        };
-        Ok((s, GaugeBase(base), created))
+        Ok((i, created))
     }
 
     /// Step one of loading what `find_or_insert(hash, ..)` will read, a few values ahead:
