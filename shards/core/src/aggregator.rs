@@ -241,7 +241,9 @@ impl CoreAggregator {
         let mut this = Self {
             options,
             specs,
-            shards: (0..num_shards).map(|_| ShardSlot { map: ShardMap::default(), held: false, window: ShardWindow::OPEN }).collect(),
+            shards: (0..num_shards)
+                .map(|_| ShardSlot { map: ShardMap::default(), held: false, window: ShardWindow::OPEN })
+                .collect(),
             flushed: Vec::new(),
             spec_cache: Vec::new(),
             untimed_start: Vec::new(),
@@ -332,10 +334,15 @@ impl CoreAggregator {
         let mut found = [NOT_FOUND; PREFETCH_SERIES_AHEAD];
         for (i, s) in samples.iter().enumerate() {
             // Where the record prefetch found this sample's series (its slot is reused below).
-            let hint = Some(found[i % PREFETCH_SERIES_AHEAD]).filter(|&p| p != NOT_FOUND).map(|p| p as usize);
+            // `NOT_FOUND` is past the end of every shard (positions are 24 bits), so it needs no
+            // check of its own: `find_or_insert` finds no record there and probes the index.
+            let hint = Some(found[i % PREFETCH_SERIES_AHEAD] as usize);
             // Start the cache misses of later values now, so that they overlap (see `SeriesIndex`).
             // Away from the batch's end every stage has its value: one bounds check for all.
-            match samples.get(i..).and_then(<[Sample]>::first_chunk::<{ PREFETCH_SLOTS_AHEAD + 1 }>) {
+            match samples
+                .get(i..i + PREFETCH_SLOTS_AHEAD + 1)
+                .and_then(<[Sample]>::first_chunk::<{ PREFETCH_SLOTS_AHEAD + 1 }>)
+            {
                 Some(next) => self.prefetch_ahead(batch, &mut found, i, |k| Some(&next[k])),
                 None => self.prefetch_ahead(batch, &mut found, i, |k| samples.get(i + k)),
             }
@@ -392,9 +399,9 @@ impl CoreAggregator {
                 self.counters.series_created += 1;
             }
             series.last_write_secs = now_secs;
-            let (value, time) = match s.value {
-                SampleValue::GaugeDelta(d) => (SampleValue::Number(gauge_base.get().unwrap_or(0.0) + d), now),
-                v => (v, if timed || stamped { s.time } else { now }),
+            let value = match s.value {
+                SampleValue::GaugeDelta(d) => SampleValue::Number(gauge_base.get().unwrap_or(0.0) + d),
+                v => v,
             };
             if let (MetricType::Gauge, SampleValue::Number(v)) = (s.metric_type, value) {
                 gauge_base.set(v);
@@ -406,10 +413,13 @@ impl CoreAggregator {
                 && let Some(elem) = series.sole_untimed_elem(0)
             {
                 // Most values: untimed, default metadata, a series with one element.
-                add_value(elem, start, value, time, batch);
+                add_value(elem, start, value, now, batch);
                 self.counters.values_applied += value_count(s.value);
                 continue;
             }
+            // A gauge delta applies to the latest value, so it is observed now.
+            let delta = matches!(s.value, SampleValue::GaugeDelta(_));
+            let time = if (timed || stamped) && !delta { s.time } else { now };
             let flushed = &self.flushed;
             let elems = series.elems_for(spec, timed, &self.specs);
             if !timed
