@@ -201,6 +201,10 @@ pub struct StatsdUdp {
     pub recv_buffer_bytes: usize,
     /// How the kernel spreads datagrams over the cores' sockets.
     pub distribute_by: UdpDistribution,
+    /// After a drain that emptied the socket with fewer than 32 datagrams, the core waits
+    /// this long before it looks again, so that the datagrams arriving meanwhile (held in
+    /// the socket's buffer) come in one wake-up instead of many; 0 looks again at once.
+    pub small_read_pause: Dur,
 }
 
 /// `statsd.udp.distribute_by`.
@@ -223,6 +227,7 @@ impl Default for StatsdUdp {
             listen_address: ([127, 0, 0, 1], 8125).into(),
             recv_buffer_bytes: 32 << 20,
             distribute_by: UdpDistribution::Flow,
+            small_read_pause: Dur(Duration::from_micros(500)),
         }
     }
 }
@@ -630,7 +635,7 @@ pin_cores: false
 num_shards: 16
 http: {listen_address: "127.0.0.1:7001"}
 m3msg: {server: {listen_address: "127.0.0.1:7000", max_frame_size: 1048576, ack_interval: 100ms}}
-statsd: {udp: {listen_address: "127.0.0.1:9125"}, tcp: {enabled: false}, max_line_size: 1024}
+statsd: {udp: {listen_address: "127.0.0.1:9125", small_read_pause: 0s}, tcp: {enabled: false}, max_line_size: 1024}
 aggregator:
   default_storage_policies: ["10s:2d", "1m:40d"]
   flush_manager:
@@ -644,5 +649,7 @@ aggregator:
         assert_eq!(c.cores, Cores::List(vec![0, 1]));
         assert_eq!(c.aggregator.flush.handlers.len(), 2);
         assert!(!c.statsd.tcp.enabled);
+        assert_eq!(c.statsd.udp.small_read_pause.0, Duration::ZERO);
+        assert_eq!(Config::parse("").unwrap().statsd.udp.small_read_pause.0, Duration::from_micros(500));
     }
 }

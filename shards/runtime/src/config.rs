@@ -22,6 +22,9 @@ pub struct IngestConfig {
     /// StatsD datagrams go to the socket of the core on the CPU that received them, rather
     /// than by the kernel's hash of the sender's address (see `ingest::udp_spread`).
     pub udp_by_cpu: bool,
+    /// How long a StatsD UDP socket's core waits after a drain that emptied the socket with
+    /// fewer datagrams than one `recvmmsg` takes, before it looks again (0: no pause).
+    pub udp_small_read_pause: Duration,
     /// m3msg acks are sent at least this often while messages arrive.
     pub ack_interval: Duration,
     /// How long an m3msg ack may wait for later ones to join its frame (0: sent after the

@@ -8,7 +8,7 @@
 use std::os::fd::RawFd;
 
 /// Datagrams per `recvmmsg` call.
-const SLOTS: usize = 32;
+pub(crate) const SLOTS: usize = 32;
 /// Largest datagram kept whole (a UDP payload is at most 65,507 bytes).
 const SLOT_BYTES: usize = 65_536;
 /// Slots start this far apart: a few cache lines more than `SLOT_BYTES`. With a stride of

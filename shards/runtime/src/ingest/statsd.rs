@@ -12,7 +12,7 @@ use sheaf_shard_core::statsd::{self, StatsdLine};
 use sheaf_shard_core::{DEFAULT_SPEC, UNTIMED};
 
 use super::Router;
-use super::recv_batch::RecvBatch;
+use super::recv_batch::{RecvBatch, SLOTS};
 use super::router::Source;
 use crate::core_loop::CoreCtx;
 use crate::stats::Protocol;
@@ -80,6 +80,7 @@ pub(crate) async fn serve_udp(ctx: Rc<CoreCtx>, socket: UdpSocket) {
     let mut burst = RecvBatch::new();
     let fd = socket.as_raw_fd();
     let linger = ctx.config.handoff_linger;
+    let pause = ctx.config.ingest.udp_small_read_pause;
     let mut pending_since: Option<Instant> = None;
     loop {
         let deadline = pending_since.map(|t| linger.saturating_sub(t.elapsed()));
@@ -114,8 +115,12 @@ pub(crate) async fn serve_udp(ctx: Rc<CoreCtx>, socket: UdpSocket) {
             }
             Wake::Readable => {}
         }
+        // Whether the socket was emptied by a drain that found less than a full burst.
+        let mut drained_small = false;
         for _ in 0..MAX_DRAINS_PER_WAKE {
-            if burst.drain(fd) == 0 {
+            let received = burst.drain(fd);
+            drained_small = received < SLOTS;
+            if received == 0 {
                 break;
             }
             for datagram in burst.datagrams() {
@@ -132,6 +137,21 @@ pub(crate) async fn serve_udp(ctx: Rc<CoreCtx>, socket: UdpSocket) {
             if since.elapsed() >= linger {
                 router.dispatch().await;
                 pending_since = None;
+            }
+        }
+        // A moderate stream: let the socket's buffer gather the next datagrams rather than
+        // wake up for every few of them (the core runs its other tasks meanwhile).
+        if drained_small && !pause.is_zero() {
+            let paused = async {
+                glommio::timer::sleep(pause).await;
+                false
+            };
+            let stopped = async {
+                ctx.stopped().await;
+                true
+            };
+            if futures_lite::future::or(paused, stopped).await {
+                break;
             }
         }
     }
