@@ -477,7 +477,7 @@ impl CoreAggregator {
             found[(i + PREFETCH_SERIES_AHEAD) % FOUND_RING] =
                 map_of(s).and_then(|map| map.prefetch_series(s.hash)).map_or(NOT_FOUND, |p| p as u32);
         }
-        // The record found eight values ago has arrived by now: start on its id and, for the
+        // The record found six values ago has arrived by now: start on its id and, for the
         // types whose window state is on the heap, on that state. Counters and gauges with the
         // default aggregations keep theirs inline, so for them the record is not read for it.
         if let Some(s) = ahead(PREFETCH_IDS_AHEAD)

@@ -72,7 +72,10 @@ enum Wake {
 /// shutdown wins loses no datagram), then drains the burst with `recvmmsg`. Values for this
 /// core's shards are applied at once; values for other cores wait in the router until a
 /// batch fills or `handoff_linger` has passed since the first of them, so that at moderate
-/// load a peer core is woken about once per linger rather than once per datagram.
+/// load a peer core is woken about once per linger rather than once per datagram. A drain
+/// that empties the socket with less than a full `recvmmsg` is followed by a pause of
+/// `udp_small_read_pause`, so that at moderate load the core wakes up once per pause rather
+/// than once per few datagrams (they wait in the socket's buffer meanwhile).
 pub(crate) async fn serve_udp(ctx: Rc<CoreCtx>, socket: UdpSocket) {
     let mut router = Router::new(ctx.clone(), Source::Single);
     let mut decoder = LineDecoder::new(&ctx, Protocol::StatsdUdp);
