@@ -14,8 +14,9 @@
 //! time runs from a barrier after set-up to the last core's end.
 //!
 //! `cargo bench -p sheaf-bench --bench scaling -- [--series N] [--passes P] [--cores 1,2]
-//! [--drain inline|task] [--no-handoff]` prints messages per second for each core count and
-//! the ratio to one core, and on stderr where each core's time went. `--drain task` is how
+//! [--drain inline|task] [--no-handoff] [--rounds R]` prints messages per second for each
+//! core count and the ratio to one core (with `--rounds`, each round runs every core count
+//! again, and the median ratio ends the table), and on stderr where each core's time went. `--drain task` is how
 //! the runtime took in hand-offs before session 9 (1.0–1.16× one core on the 2-CPU dev box;
 //! `inline`, the runtime's way now: 1.46–1.90×); `--no-handoff` lets each core keep the
 //! series of its own stream, the bound for shared-nothing decode and aggregation (~2×).
@@ -312,20 +313,51 @@ fn main() {
         .filter_map(|c| c.parse().ok())
         .filter(|&c| c >= 1 && c <= cpus)
         .collect();
+    let rounds: usize = arg("--rounds", 1).max(1);
     println!(
-        "scaling: m3msg user-space path, {series} series, {passes} passes, drain {drain:?}, hand-off {handoff}, cores {cores:?} of {cpus} CPUs"
+        "scaling: m3msg user-space path, {series} series, {passes} passes, drain {drain:?}, hand-off {handoff}, cores {cores:?} of {cpus} CPUs, {rounds} round(s)"
     );
-    let mut base = None;
-    for &n in &cores {
-        let streams: Vec<Arc<Vec<u8>>> = (0..n).map(|c| Arc::new(stream(series, n, c))).collect();
-        let (elapsed, applied) = run(n, series, passes, drain, handoff, &streams);
-        let rate = applied as f64 / elapsed.as_secs_f64();
-        let one = *base.get_or_insert(rate);
-        println!(
-            "cores {n}: {:.2} M msgs/s ({applied} values in {:.2} s), {:.2} x one core",
-            rate / 1e6,
-            elapsed.as_secs_f64(),
-            rate / one
-        );
+    let streams: Vec<Vec<Arc<Vec<u8>>>> =
+        cores.iter().map(|&n| (0..n).map(|c| Arc::new(stream(series, n, c))).collect()).collect();
+    // Each round runs every core count once, one after another, so that a ratio compares runs
+    // a few seconds apart: on a shared host the speed of a CPU drifts by more than the
+    // difference being measured, and the steal time (CPU the hypervisor gave to others while
+    // this guest wanted it) is printed beside each run to tell a disturbed one.
+    let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); cores.len()];
+    for round in 1..=rounds {
+        let mut base = None;
+        for (i, &n) in cores.iter().enumerate() {
+            let stolen = host_steal_ms();
+            let (elapsed, applied) = run(n, series, passes, drain, handoff, &streams[i]);
+            let stolen = host_steal_ms().saturating_sub(stolen);
+            let rate = applied as f64 / elapsed.as_secs_f64();
+            let one = *base.get_or_insert(rate);
+            ratios[i].push(rate / one);
+            println!(
+                "round {round}, cores {n}: {:.2} M msgs/s ({applied} values in {:.2} s), {:.2} x one core, {stolen} ms stolen",
+                rate / 1e6,
+                elapsed.as_secs_f64(),
+                rate / one
+            );
+        }
     }
+    if rounds > 1 {
+        for (&n, r) in cores.iter().zip(&mut ratios) {
+            r.sort_by(f64::total_cmp);
+            let median = if r.len() % 2 == 1 { r[r.len() / 2] } else { (r[r.len() / 2 - 1] + r[r.len() / 2]) / 2.0 };
+            println!(
+                "cores {n}: median {median:.2} x one core over {rounds} rounds (lowest {:.2}, highest {:.2})",
+                r[0],
+                r[r.len() - 1]
+            );
+        }
+    }
+}
+
+/// Steal time of the whole guest so far (the `cpu` line of `/proc/stat`), in milliseconds; 0
+/// where the kernel does not report it.
+fn host_steal_ms() -> u64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let cpu = stat.lines().next().unwrap_or_default();
+    cpu.split_whitespace().nth(8).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0) * 10
 }
