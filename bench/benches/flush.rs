@@ -9,6 +9,10 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use sheaf_bench::workload::{Generator, Mix, SeriesSpace, push_sample};
 use sheaf_shard_core::{AggregatorOptions, CoreAggregator, FlushCollector, SampleBatch};
 
+/// The allocator sheaf runs with, so that series and window memory is laid out as in production.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SHARDS: u32 = 64;
 const R: i64 = 10_000_000_000;
 const BASE: i64 = 1_700_000_000_000_000_000;

@@ -14,7 +14,7 @@ use crate::aggregation::MetricType;
 use crate::batch::{DEFAULT_SPEC, Sample, SampleBatch, SampleValue, UNTIMED};
 use crate::flush::{FlushBatch, Naming};
 use crate::policy::StoragePolicy;
-use crate::series::{Elem, with_suffix};
+use crate::series::Elem;
 use crate::shard_map::{Refused, ShardMap};
 use crate::spec::{SpecId, SpecTable};
 use crate::time::{UnixNanos, truncate};
@@ -182,6 +182,7 @@ impl FlushCollector {
     }
 
     /// The batch to write `room` more values into.
+    #[inline]
     fn batch(&mut self, room: usize) -> (&mut FlushBatch, u64) {
         if !self.current.is_empty() && self.current.len() + room > self.capacity {
             let fresh = self.fresh();
@@ -632,47 +633,52 @@ impl CoreAggregator {
         let mut held = 0u64;
         let expired = map.retain(|series, series_id| {
             let mut id: Option<(u64, (u32, u32))> = None;
+            let mut windows = 0;
             for elem in series.elems.iter_mut() {
                 let policy = specs.policy(elem.policy);
                 let r = policy.resolution_nanos;
-                // Windows are kept in start order, so the ones a flush has reached are a prefix.
-                let due_count =
-                    elem.window_starts().take_while(|&start| fate(r, elem.timed, start) != Fate::Keep).count();
-                if due_count == 0 {
-                    continue;
-                }
-                let aggs = elem.aggs.resolve(series.metric_type);
-                let suffix = with_suffix(series.metric_type, elem.aggs, elem.timed);
                 let timed = elem.timed;
-                elem.take_front(due_count, |start, window| {
-                    if fate(r, timed, start) == Fate::Discard {
-                        counters.windows_discarded += 1;
-                        return;
-                    }
-                    counters.windows_flushed += 1;
-                    let (batch, generation) = out.batch(aggs.len() as usize);
-                    let id = match id {
-                        Some((g, handle)) if g == generation => handle,
-                        _ => {
-                            let handle = batch.intern_id(series_id);
-                            id = Some((generation, handle));
-                            handle
+                // Windows are kept in start order, so the ones a flush has reached are a prefix.
+                let (aggs, suffix) = (elem.aggs.resolve(series.metric_type), elem.with_suffix(series.metric_type));
+                elem.take_front_while(
+                    |start| fate(r, timed, start) != Fate::Keep,
+                    |start, mut window| {
+                        if fate(r, timed, start) == Fate::Discard {
+                            counters.windows_discarded += 1;
+                            return;
                         }
-                    };
-                    for agg in aggs.iter() {
-                        let value = window.value_of(agg);
-                        if value.is_nan() && options.discard_nan {
-                            counters.nan_discarded += 1;
-                            continue;
+                        counters.windows_flushed += 1;
+                        let (batch, generation) = out.batch(aggs.len() as usize);
+                        let id = match id {
+                            Some((g, handle)) if g == generation => handle,
+                            _ => {
+                                let handle = batch.intern_id(series_id);
+                                id = Some((generation, handle));
+                                handle
+                            }
+                        };
+                        if aggs.len() > 1 {
+                            window.prepare_reads();
                         }
-                        counters.values_flushed += 1;
-                        batch.push(id, series.metric_type, agg, suffix, timed, policy, start + r, value);
-                    }
-                });
+                        for agg in aggs.iter() {
+                            let value = window.value_of(agg);
+                            if value.is_nan() && options.discard_nan {
+                                counters.nan_discarded += 1;
+                                continue;
+                            }
+                            counters.values_flushed += 1;
+                            batch.push(id, series.metric_type, agg, suffix, timed, policy, start + r, value);
+                        }
+                    },
+                );
+                windows += elem.window_count();
             }
-            series.drop_stale_elems(specs);
-            held += series.elems.iter().map(|e| e.window_count() as u64).sum::<u64>();
-            series.has_windows() || now_secs - i64::from(series.last_write_secs) <= ttl_secs
+            // One element with windows left has nothing stale to drop.
+            if series.elems.len() > 1 || windows == 0 {
+                series.drop_stale_elems(specs);
+            }
+            held += windows as u64;
+            windows > 0 || now_secs - i64::from(series.last_write_secs) <= ttl_secs
         });
         self.counters.series_expired += expired as u64;
         if let Some(slot) = self.windows_held.get_mut(shard as usize) {

@@ -12,7 +12,7 @@ use crate::time::UnixNanos;
 /// `ids.extend_from_slice(id)`, with the lengths most ids have (8 to 32 bytes) copied inline:
 /// two overlapping loads and stores from each end instead of a call into `memcpy`.
 #[inline(always)]
-fn append_id(ids: &mut Vec<u8>, id: &[u8]) {
+pub(crate) fn append_id(ids: &mut Vec<u8>, id: &[u8]) {
     let n = id.len();
     if !(8..=32).contains(&n) {
         ids.extend_from_slice(id);

@@ -127,9 +127,10 @@ impl FlushBatch {
 
     /// Stores a series id once; the returned handle is passed to [`FlushBatch::push`] for each
     /// value of that series.
+    #[inline]
     pub fn intern_id(&mut self, id: &[u8]) -> (u32, u32) {
         let start = self.ids.len() as u32;
-        self.ids.extend_from_slice(id);
+        crate::batch::append_id(&mut self.ids, id);
         (start, id.len() as u32)
     }
 

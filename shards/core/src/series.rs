@@ -31,7 +31,7 @@ impl Elem {
 
     /// The state of the window starting at `start`, opened if needed (windows stay sorted).
     /// Every state in `windows` was created here with `self.kind`, which never changes, and
-    /// states leave `windows` only through `take_front` and `drop`: so the state returned is
+    /// states leave `windows` only through `take_front_while` and `drop`: so the state returned is
     /// live and of kind `self.kind`.
     #[inline]
     fn state_mut(&mut self, start: UnixNanos) -> &mut WindowState {
@@ -77,6 +77,12 @@ impl Elem {
         }
     }
 
+    /// Whether this element's values carry an aggregation suffix (see [`with_suffix`]).
+    #[inline]
+    pub(crate) fn with_suffix(&self, metric_type: MetricType) -> bool {
+        with_suffix(metric_type, self.aggs, self.timed)
+    }
+
     pub(crate) fn window_count(&self) -> usize {
         self.windows.len()
     }
@@ -86,10 +92,16 @@ impl Elem {
         self.windows.iter().map(|w| w.start)
     }
 
-    /// Removes the `n` oldest windows, handing each to `each` before freeing it.
-    pub(crate) fn take_front(&mut self, n: usize, mut each: impl FnMut(UnixNanos, WindowMut<'_>)) {
+    /// Removes the oldest windows as long as `due(start)` says so, handing each to `each`
+    /// before freeing it.
+    #[inline]
+    pub(crate) fn take_front_while(
+        &mut self,
+        due: impl FnMut(UnixNanos) -> bool,
+        mut each: impl FnMut(UnixNanos, WindowMut<'_>),
+    ) {
         let kind = self.kind;
-        self.windows.take_front(n, |mut w| {
+        self.windows.take_front_while(due, |mut w| {
             // If `each` panics, this state and the ones not yet taken leak, which is safe.
             // SAFETY: live and of kind `kind` (see `state_mut`); freed once, never read after.
             unsafe {
@@ -281,10 +293,6 @@ impl Series {
             self.spec_timed = timed;
         }
         &mut self.elems[..keys.len()]
-    }
-
-    pub(crate) fn has_windows(&self) -> bool {
-        self.elems.iter().any(|e| e.window_count() > 0)
     }
 
     /// Drops elements no longer named by the current spec once their windows are flushed.

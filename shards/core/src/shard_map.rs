@@ -104,6 +104,10 @@ fn same_id(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
+/// How far ahead of the record it is at `retain` asks for records, and for id bytes.
+const RETAIN_RECORDS_AHEAD: usize = 8;
+const RETAIN_ID_BYTES_AHEAD: usize = 192;
+
 fn hash_of(ids: &[u8], s: &Series) -> u64 {
     series_hash(s.metric_type, id_of(ids, s))
 }
@@ -229,11 +233,21 @@ impl ShardMap {
     }
 
     /// Keeps the series for which `keep(series, id)` returns true; returns how many were removed.
+    ///
+    /// A flush walks every record in order, faster than the hardware prefetcher runs ahead of
+    /// it at 1M series: each step asks for the record `RETAIN_RECORDS_AHEAD` further on (in the
+    /// same page of records, or past its end, which a prefetch does not mind), and for the id
+    /// bytes `RETAIN_ID_BYTES_AHEAD` past this record's (ids are stored in the order their
+    /// series were created, which is mostly the order of the records).
     pub(crate) fn retain(&mut self, mut keep: impl FnMut(&mut Series, &[u8]) -> bool) -> usize {
         let mut removed = 0;
         let mut i = 0;
         while i < self.series.len() {
             let s = &mut self.series[i];
+            let record = std::ptr::from_ref::<Series>(s).cast::<u8>();
+            crate::paged::prefetch_address(record.wrapping_add(RETAIN_RECORDS_AHEAD * size_of::<Series>()));
+            let id = self.ids.as_ptr().wrapping_add(s.id_start as usize);
+            crate::paged::prefetch_address(id.wrapping_add(RETAIN_ID_BYTES_AHEAD));
             if keep(s, &self.ids[s.id_start as usize..s.id_start as usize + s.id_len as usize]) {
                 i += 1;
                 continue;

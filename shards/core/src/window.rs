@@ -265,6 +265,18 @@ impl WindowMut<'_> {
         }
     }
 
+    /// Readies the window for several `value_of` calls in a row (a flush reading every
+    /// aggregation): a timer's exact values are put in order once, so that each quantile is
+    /// read off them.
+    #[inline]
+    pub fn prepare_reads(&mut self) {
+        if let Self::Full(f) = self
+            && let Some(sketch) = &mut f.sketch
+        {
+            sketch.order_exact();
+        }
+    }
+
     /// The value of aggregation `t` over this window.
     pub fn value_of(&self, t: AggType) -> f64 {
         match self {

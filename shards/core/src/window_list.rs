@@ -101,21 +101,39 @@ impl WindowList {
         self.older.iter_mut().chain(newest)
     }
 
-    /// Removes the `n` oldest windows (all of them if there are fewer), handing each to `each`,
-    /// oldest first.
-    pub(crate) fn take_front(&mut self, n: usize, mut each: impl FnMut(Window)) {
-        let from_older = n.min(self.older.len());
-        for w in self.older.drain(..from_older) {
-            each(w);
+    /// Removes the oldest windows as long as `due(start)` says so, handing each to `each`,
+    /// oldest first. (A flush: usually one closed window in `older`, or the newest one.)
+    #[inline]
+    pub(crate) fn take_front_while(&mut self, mut due: impl FnMut(UnixNanos) -> bool, mut each: impl FnMut(Window)) {
+        while let Some(first) = self.older.first() {
+            if !due(first.start) {
+                return;
+            }
+            each(self.older.remove(0));
         }
         // `older` is empty now, so the newest is the oldest left.
-        if n > from_older && self.newest.start != VACANT {
+        if self.newest.start != VACANT && due(self.newest.start) {
             each(std::mem::take(self).newest);
         }
         // A burst of timed windows may have spilled the older ones to the heap; give it back.
         if self.older.spilled() && self.older.len() <= 1 {
             self.older.shrink_to_fit();
         }
+    }
+
+    /// Removes the `n` oldest windows (all of them if there are fewer), handing each to `each`,
+    /// oldest first.
+    #[cfg(test)]
+    pub(crate) fn take_front(&mut self, n: usize, each: impl FnMut(Window)) {
+        let mut left = n;
+        self.take_front_while(
+            |_| {
+                let go = left > 0;
+                left = left.saturating_sub(1);
+                go
+            },
+            each,
+        );
     }
 }
 
