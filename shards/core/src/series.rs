@@ -296,6 +296,7 @@ impl Series {
     }
 
     /// Drops elements no longer named by the current spec once their windows are flushed.
+    #[inline]
     pub(crate) fn drop_stale_elems(&mut self, specs: &SpecTable) {
         let live = if self.spec == SpecId::MAX { 0 } else { specs.keys(self.spec).len() };
         if self.elems.len() > live {

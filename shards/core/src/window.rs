@@ -278,6 +278,7 @@ impl WindowMut<'_> {
     }
 
     /// The value of aggregation `t` over this window.
+    #[inline]
     pub fn value_of(&self, t: AggType) -> f64 {
         match self {
             Self::Sum(s) => match t {

@@ -105,15 +105,19 @@ impl WindowList {
     /// oldest first. (A flush: usually one closed window in `older`, or the newest one.)
     #[inline]
     pub(crate) fn take_front_while(&mut self, mut due: impl FnMut(UnixNanos) -> bool, mut each: impl FnMut(Window)) {
-        while let Some(first) = self.older.first() {
-            if !due(first.start) {
-                return;
+        // One call site each for `due` and `each`, so that both are inlined here.
+        loop {
+            let oldest = match self.older.first() {
+                Some(w) => w.start,
+                None if self.newest.start != VACANT => self.newest.start,
+                None => break,
+            };
+            if !due(oldest) {
+                break;
             }
-            each(self.older.remove(0));
-        }
-        // `older` is empty now, so the newest is the oldest left.
-        if self.newest.start != VACANT && due(self.newest.start) {
-            each(std::mem::take(self).newest);
+            // With `older` empty the newest is the oldest left.
+            let w = if self.older.is_empty() { std::mem::take(self).newest } else { self.older.remove(0) };
+            each(w);
         }
         // A burst of timed windows may have spilled the older ones to the heap; give it back.
         if self.older.spilled() && self.older.len() <= 1 {
