@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Instructions per value of one shard core's user-space ingest path (decode, hash, batch,
-# apply; no kernel), counted by valgrind's cachegrind: the same on every run of a build, so
-# two builds can be compared on a noisy host where timings cannot (bench/README.md).
+# apply; no kernel), counted by valgrind's cachegrind, and per value a flush emits (callgrind,
+# inside `flush_shard` only: 100k series of the 60/20/20 mix, 1M counters): the same on every
+# run of a build, so two builds can be compared on a noisy host where timings cannot
+# (bench/README.md).
 #
 #   bench/instructions.sh                    # StatsD 100k series and m3msg 1M series
 #   bench/instructions.sh --passes 5 --json bench/results/instructions-$(date +%F).json
@@ -54,6 +56,7 @@ if [ -n "$pgo" ]; then
     trained=$(build CARGO_TARGET_DIR=target/pgo-bench-gen RUSTFLAGS="-Cprofile-generate=$raw")
     "$trained" --protocol statsd --passes 2 >/dev/null
     "$trained" --protocol m3msg --series 1000000 --passes 1 >/dev/null
+    "$trained" --protocol flush --passes 2 >/dev/null
     "$profdata" merge -o "$profile" "$raw"
     bin=$(build CARGO_TARGET_DIR=target/pgo-bench RUSTFLAGS="-Cprofile-use=$profile")
 elif [ -z "$bin" ]; then
@@ -69,15 +72,26 @@ count() {
     echo "$(awk '/I *refs:/ { gsub(",", "", $NF); print $NF }' <<<"$out") $(sed -n 's/.*values_per_pass \([0-9]*\).*/\1/p' <<<"$out")"
 }
 
+# The flush case under callgrind, counting only what `flush_shard` executes (the refill of
+# the windows before each flush is not counted): prints the instructions and the values
+# emitted per pass.
+count_flush() {
+    local out
+    out=$(valgrind --tool=callgrind --toggle-collect='*flush_shard*' --callgrind-out-file=/dev/null "$bin" "$@" 2>&1)
+    echo "$(awk '/Collected :/ { print $NF }' <<<"$out") $(sed -n 's/.*values_per_pass \([0-9]*\).*/\1/p' <<<"$out")"
+}
+
 results=()
-for case in "statsd 100000" "m3msg 1000000"; do
+for case in "statsd 100000" "m3msg 1000000" "flush 100000 60,20,20" "flush 1000000 100,0,0"; do
     set -- $case
-    protocol=$1 series=$2
-    read -r base values < <(count --protocol "$protocol" --series "$series" --passes 0)
-    read -r with _ < <(count --protocol "$protocol" --series "$series" --passes "$passes")
+    protocol=$1 series=$2 mix=${3:-60,20,20}
+    counter=count
+    [ "$protocol" = flush ] && counter=count_flush
+    read -r base values < <($counter --protocol "$protocol" --series "$series" --mix "$mix" --passes 0)
+    read -r with _ < <($counter --protocol "$protocol" --series "$series" --mix "$mix" --passes "$passes")
     per_value=$(python3 -c "print(round(($with - $base) / ($passes * $values), 1))")
-    echo "$protocol $series series: $per_value instructions per value ($passes passes of $values values)"
-    if [ -n "$by_line" ]; then
+    echo "$protocol $series series (mix $mix): $per_value instructions per value ($passes passes of $values values)"
+    if [ -n "$by_line" ] && [ "$protocol" != flush ]; then
         # callgrind, unlike this cachegrind, can dump a count per instruction address.
         for p in 0 "$passes"; do
             valgrind --tool=callgrind --dump-instr=yes --dump-line=no --compress-pos=no --compress-strings=no \
@@ -90,7 +104,7 @@ for case in "statsd 100000" "m3msg 1000000"; do
                 "target/callgrind-$protocol-$passes.out" "$((passes * values))" $view --top 20
         done
     fi
-    results+=("{\"protocol\": \"$protocol\", \"series\": $series, \"passes\": $passes, \"values_per_pass\": $values, \"instructions_per_value\": $per_value}")
+    results+=("{\"protocol\": \"$protocol\", \"series\": $series, \"mix\": \"$mix\", \"passes\": $passes, \"values_per_pass\": $values, \"instructions_per_value\": $per_value}")
 done
 
 if [ -n "$json" ]; then
