@@ -638,8 +638,8 @@ impl CoreAggregator {
                 let policy = specs.policy(elem.policy);
                 let r = policy.resolution_nanos;
                 let timed = elem.timed;
-                // Windows are kept in start order, so the ones a flush has reached are a prefix.
                 let (aggs, suffix) = (elem.aggs.resolve(series.metric_type), elem.with_suffix(series.metric_type));
+                // Windows are kept in start order, so the ones a flush has reached are a prefix.
                 elem.take_front_while(
                     |start| fate(r, timed, start) != Fate::Keep,
                     |start, mut window| {
