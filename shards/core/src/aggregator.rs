@@ -641,9 +641,9 @@ impl CoreAggregator {
                 let (aggs, suffix) = (elem.aggs.resolve(series.metric_type), elem.with_suffix(series.metric_type));
                 // Windows are kept in start order, so the ones a flush has reached are a prefix.
                 elem.take_front_while(
-                    |start| fate(r, timed, start) != Fate::Keep,
-                    |start, mut window| {
-                        if fate(r, timed, start) == Fate::Discard {
+                    |start| Some(fate(r, timed, start)).filter(|&f| f != Fate::Keep),
+                    |start, mut window, fate| {
+                        if fate == Fate::Discard {
                             counters.windows_discarded += 1;
                             return;
                         }

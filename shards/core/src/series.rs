@@ -92,20 +92,20 @@ impl Elem {
         self.windows.iter().map(|w| w.start)
     }
 
-    /// Removes the oldest windows as long as `due(start)` says so, handing each to `each`
-    /// before freeing it.
+    /// Removes the oldest windows as long as `due(start)` returns something, handing each to
+    /// `each` with it before freeing it.
     #[inline]
-    pub(crate) fn take_front_while(
+    pub(crate) fn take_front_while<D>(
         &mut self,
-        due: impl FnMut(UnixNanos) -> bool,
-        mut each: impl FnMut(UnixNanos, WindowMut<'_>),
+        due: impl FnMut(UnixNanos) -> Option<D>,
+        mut each: impl FnMut(UnixNanos, WindowMut<'_>, D),
     ) {
         let kind = self.kind;
-        self.windows.take_front_while(due, |mut w| {
+        self.windows.take_front_while(due, |mut w, d| {
             // If `each` panics, this state and the ones not yet taken leak, which is safe.
             // SAFETY: live and of kind `kind` (see `state_mut`); freed once, never read after.
             unsafe {
-                each(w.start, w.state.view(kind));
+                each(w.start, w.state.view(kind), d);
                 w.state.drop_as(kind);
             }
         });

@@ -101,10 +101,15 @@ impl WindowList {
         self.older.iter_mut().chain(newest)
     }
 
-    /// Removes the oldest windows as long as `due(start)` says so, handing each to `each`,
-    /// oldest first. (A flush: usually one closed window in `older`, or the newest one.)
+    /// Removes the oldest windows as long as `due(start)` returns something, handing each to
+    /// `each` with it, oldest first. (A flush: usually one closed window in `older`, or the
+    /// newest one.)
     #[inline]
-    pub(crate) fn take_front_while(&mut self, mut due: impl FnMut(UnixNanos) -> bool, mut each: impl FnMut(Window)) {
+    pub(crate) fn take_front_while<D>(
+        &mut self,
+        mut due: impl FnMut(UnixNanos) -> Option<D>,
+        mut each: impl FnMut(Window, D),
+    ) {
         // One call site each for `due` and `each`, so that both are inlined here.
         loop {
             let oldest = match self.older.first() {
@@ -112,12 +117,10 @@ impl WindowList {
                 None if self.newest.start != VACANT => self.newest.start,
                 None => break,
             };
-            if !due(oldest) {
-                break;
-            }
+            let Some(d) = due(oldest) else { break };
             // With `older` empty the newest is the oldest left.
             let w = if self.older.is_empty() { std::mem::take(self).newest } else { self.older.remove(0) };
-            each(w);
+            each(w, d);
         }
         // A burst of timed windows may have spilled the older ones to the heap; give it back.
         if self.older.spilled() && self.older.len() <= 1 {
@@ -128,15 +131,15 @@ impl WindowList {
     /// Removes the `n` oldest windows (all of them if there are fewer), handing each to `each`,
     /// oldest first.
     #[cfg(test)]
-    pub(crate) fn take_front(&mut self, n: usize, each: impl FnMut(Window)) {
+    pub(crate) fn take_front(&mut self, n: usize, mut each: impl FnMut(Window)) {
         let mut left = n;
         self.take_front_while(
             |_| {
-                let go = left > 0;
+                let go = (left > 0).then_some(());
                 left = left.saturating_sub(1);
                 go
             },
-            each,
+            |w, ()| each(w),
         );
     }
 }

@@ -93,6 +93,19 @@ impl CoreCtx {
         let _ = self.stop.acquire(1).await;
     }
 
+    /// Sleeps for `d`, or less if ingest is stopped meanwhile; true if it was.
+    pub(crate) async fn sleep_unless_stopped(&self, d: Duration) -> bool {
+        let slept = async {
+            glommio::timer::sleep(d).await;
+            false
+        };
+        let stopped = async {
+            self.stopped().await;
+            true
+        };
+        futures_lite::future::or(slept, stopped).await
+    }
+
     fn is_stopping(&self) -> bool {
         self.stopping.get()
     }

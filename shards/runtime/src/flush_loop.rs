@@ -33,18 +33,7 @@ pub(crate) async fn run(ctx: Rc<CoreCtx>) {
         let wake = schedule.iter().map(|d| d.at).min().unwrap_or(now + 1_000_000_000);
         // Wake at least every second to pick up resolutions first seen in metadata.
         let sleep = (wake - now).clamp(0, 1_000_000_000) as u64;
-        let stopped = futures_lite::future::or(
-            async {
-                glommio::timer::sleep(Duration::from_nanos(sleep)).await;
-                false
-            },
-            async {
-                ctx.stopped().await;
-                true
-            },
-        )
-        .await;
-        if stopped {
+        if ctx.sleep_unless_stopped(Duration::from_nanos(sleep)).await {
             // The final flush is driven by the FinalFlush command.
             return;
         }

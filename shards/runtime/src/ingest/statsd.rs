@@ -144,18 +144,8 @@ pub(crate) async fn serve_udp(ctx: Rc<CoreCtx>, socket: UdpSocket) {
         }
         // A moderate stream: let the socket's buffer gather the next datagrams rather than
         // wake up for every few of them (the core runs its other tasks meanwhile).
-        if drained_small && !pause.is_zero() {
-            let paused = async {
-                glommio::timer::sleep(pause).await;
-                false
-            };
-            let stopped = async {
-                ctx.stopped().await;
-                true
-            };
-            if futures_lite::future::or(paused, stopped).await {
-                break;
-            }
+        if drained_small && !pause.is_zero() && ctx.sleep_unless_stopped(pause).await {
+            break;
         }
     }
     router.dispatch().await;
