@@ -375,7 +375,7 @@ impl CoreAggregator {
             // queue) is not trusted: the value then arrives now, as on a single node.
             let (timed, stamped) = if s.time == UNTIMED {
                 (false, false)
-            } else if s.stamped {
+            } else if s.stamped() {
                 (false, !too_early(s.time) && !too_late(s.time))
             } else if too_early(s.time) {
                 self.counters.timed_too_early += 1;
@@ -404,7 +404,7 @@ impl CoreAggregator {
                 self.counters.series_created += 1;
             }
             series.last_write_secs = now_secs;
-            let value = match s.value {
+            let value = match s.value() {
                 SampleValue::GaugeDelta(d) => SampleValue::Number(gauge_base.get().unwrap_or(0.0) + d),
                 v => v,
             };
@@ -419,11 +419,11 @@ impl CoreAggregator {
             {
                 // Most values: untimed, default metadata, a series with one element.
                 add_value(elem, start, value, now, batch);
-                self.counters.values_applied += value_count(s.value);
+                self.counters.values_applied += value_count(s.value());
                 continue;
             }
             // A gauge delta applies to the latest value, so it is observed now.
-            let delta = matches!(s.value, SampleValue::GaugeDelta(_));
+            let delta = matches!(s.value(), SampleValue::GaugeDelta(_));
             let time = if (timed || stamped) && !delta { s.time } else { now };
             let flushed = &self.flushed;
             let elems = series.elems_for(spec, timed, &self.specs);
@@ -433,7 +433,7 @@ impl CoreAggregator {
             {
                 // Other untimed values of a series with one element: no loop to keep.
                 add_value(elem, self.untimed_start[usize::from(elem.policy)], value, time, batch);
-                self.counters.values_applied += value_count(s.value);
+                self.counters.values_applied += value_count(s.value());
                 continue;
             }
             for elem in elems {
@@ -454,7 +454,7 @@ impl CoreAggregator {
                 };
                 add_value(elem, start, value, time, batch);
             }
-            self.counters.values_applied += value_count(s.value);
+            self.counters.values_applied += value_count(s.value());
         }
     }
 
@@ -495,7 +495,7 @@ impl CoreAggregator {
             && let position = found[(i + PREFETCH_SKETCH_AHEAD) % FOUND_RING]
             && position != NOT_FOUND
         {
-            let first = match s.value {
+            let first = match s.value() {
                 SampleValue::Number(v) => Some(v),
                 SampleValue::Timer { start, len } => batch.timer_values(start, len).first().copied(),
                 _ => None,

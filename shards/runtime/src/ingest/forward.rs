@@ -79,7 +79,7 @@ impl Forwarder {
 
 /// What `s` travels as; `one` holds a lone timer value (a slice must point somewhere).
 fn forwarded<'a>(batch: &'a SampleBatch, s: &Sample, arrival: i64, one: &'a mut [f64; 1]) -> Option<Forwarded<'a>> {
-    if s.stamped {
+    if s.stamped() {
         return None;
     }
     let id = batch.id(s);
@@ -90,10 +90,10 @@ fn forwarded<'a>(batch: &'a SampleBatch, s: &Sample, arrival: i64, one: &'a mut 
             MetricType::Gauge => 3,
             MetricType::Set => return None,
         };
-        let SampleValue::Number(value) = s.value else { return None };
+        let SampleValue::Number(value) = s.value() else { return None };
         return Some(Forwarded::Timed { kind, id, time: s.time, value });
     }
-    Some(match (s.metric_type, s.value) {
+    Some(match (s.metric_type, s.value()) {
         (MetricType::Counter, SampleValue::Number(v)) if v.fract() == 0.0 && v.abs() < 9.0e18 => {
             Forwarded::Counter { id, value: v as i64, arrival }
         }

@@ -91,7 +91,7 @@ impl Router {
             let peers = routes.remote(s.shard());
             // A value a peer forwarded is never forwarded again (no loops between nodes whose
             // placements disagree for a moment).
-            if peers.is_empty() || s.stamped {
+            if peers.is_empty() || s.stamped() {
                 unowned += 1;
                 continue;
             }
