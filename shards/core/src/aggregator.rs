@@ -404,7 +404,8 @@ impl CoreAggregator {
                 self.counters.series_created += 1;
             }
             series.last_write_secs = now_secs;
-            let value = match s.value() {
+            let received = s.value();
+            let value = match received {
                 SampleValue::GaugeDelta(d) => SampleValue::Number(gauge_base.get().unwrap_or(0.0) + d),
                 v => v,
             };
@@ -419,11 +420,11 @@ impl CoreAggregator {
             {
                 // Most values: untimed, default metadata, a series with one element.
                 add_value(elem, start, value, now, batch);
-                self.counters.values_applied += value_count(s.value());
+                self.counters.values_applied += value_count(value);
                 continue;
             }
             // A gauge delta applies to the latest value, so it is observed now.
-            let delta = matches!(s.value(), SampleValue::GaugeDelta(_));
+            let delta = matches!(received, SampleValue::GaugeDelta(_));
             let time = if (timed || stamped) && !delta { s.time } else { now };
             let flushed = &self.flushed;
             let elems = series.elems_for(spec, timed, &self.specs);
@@ -433,7 +434,7 @@ impl CoreAggregator {
             {
                 // Other untimed values of a series with one element: no loop to keep.
                 add_value(elem, self.untimed_start[usize::from(elem.policy)], value, time, batch);
-                self.counters.values_applied += value_count(s.value());
+                self.counters.values_applied += value_count(value);
                 continue;
             }
             for elem in elems {
@@ -454,7 +455,7 @@ impl CoreAggregator {
                 };
                 add_value(elem, start, value, time, batch);
             }
-            self.counters.values_applied += value_count(s.value());
+            self.counters.values_applied += value_count(value);
         }
     }
 
