@@ -112,6 +112,9 @@ type InboundEnd = (usize, SharedReceiver<SampleBatch>, Arc<AtomicU64>);
 /// What one core reports: when its timed work started and ended, the values it applied
 /// during it, and where its time went.
 struct CoreRun {
+    /// `start` on `CLOCK_MONOTONIC`, the clock of `perf record -k CLOCK_MONOTONIC`.
+    start_monotonic: f64,
+    end_monotonic: f64,
     start: Instant,
     end: Instant,
     applied: u64,
@@ -211,6 +214,7 @@ fn run(
                 barrier.wait();
                 let (mut decode_time, mut waiting_to_send) = (Duration::ZERO, Duration::ZERO);
                 let ticks = thread_ticks();
+                let start_monotonic = monotonic_secs();
                 let start = Instant::now();
                 for _ in 0..passes {
                     let mut at = 0;
@@ -260,10 +264,20 @@ fn run(
                     d.await;
                 }
                 let end = Instant::now();
+                let end_monotonic = monotonic_secs();
                 let applied = agg.borrow().counters.values_applied - warm_applied;
                 black_box(agg.borrow().series_count());
                 let cpu_ms = (thread_ticks() - ticks) * 10;
-                CoreRun { start, end, applied, cpu_ms, decode: decode_time, waiting_to_send }
+                CoreRun {
+                    start_monotonic,
+                    end_monotonic,
+                    start,
+                    end,
+                    applied,
+                    cpu_ms,
+                    decode: decode_time,
+                    waiting_to_send,
+                }
             })
             .expect("executor");
         handles.push(handle);
@@ -278,11 +292,26 @@ fn run(
             r.waiting_to_send.as_secs_f64() * 1e3
         );
     }
+    // For `perf/scaling-profile.sh`, which keeps only the samples taken in this window.
+    eprintln!(
+        "  timed window (CLOCK_MONOTONIC s): {:.6} {:.6}",
+        runs.iter().map(|r| r.start_monotonic).fold(f64::INFINITY, f64::min),
+        runs.iter().map(|r| r.end_monotonic).fold(0.0, f64::max)
+    );
     let start = runs.iter().map(|r| r.start).min().expect("a core");
     let end = runs.iter().map(|r| r.end).max().expect("a core");
     let applied = runs.iter().map(|r| r.applied).sum();
     assert_eq!(applied, series.div_ceil(cores as u64) * cores as u64 * passes as u64, "every value applied once");
     (end - start, applied)
+}
+
+/// Seconds on `CLOCK_MONOTONIC` (what `Instant` reads, but as a number that `perf script`'s
+/// timestamps can be compared with).
+fn monotonic_secs() -> f64 {
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `t` is a valid, writable timespec for the duration of the call.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
 }
 
 /// This thread's user + system CPU time, in clock ticks (100 per second on Linux).
