@@ -102,7 +102,7 @@ impl MetadataCache {
     /// Whether the scratch holds the result of decoding `body`.
     #[inline]
     pub(super) fn holds(&self, body: &[u8]) -> bool {
-        self.valid && self.bytes == body
+        self.valid && same_bytes(&self.bytes, body)
     }
 
     pub(super) fn remember(&mut self, body: &[u8]) {
@@ -118,6 +118,33 @@ impl MetadataCache {
     #[cfg(test)]
     pub(super) fn is_valid(&self) -> bool {
         self.valid
+    }
+}
+
+/// `a == b`, inlined for the lengths a `StagedMetadatas` has (6 bytes for the defaults, ~43
+/// with one storage policy): loads of the same width from each end, overlapping, instead of
+/// a call into `memcmp`, which was 18 instructions per m3msg message and ~2 % of a core.
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    fn at<const W: usize>(bytes: &[u8], from: usize) -> [u8; W] {
+        bytes.get(from..from + W).and_then(|s| s.try_into().ok()).unwrap_or([0; W])
+    }
+    let u32_differ = |from| u32::from_ne_bytes(at(a, from)) ^ u32::from_ne_bytes(at(b, from));
+    let u64_differ = |from| u64::from_ne_bytes(at(a, from)) ^ u64::from_ne_bytes(at(b, from));
+    let u128_differ = |from| u128::from_ne_bytes(at(a, from)) ^ u128::from_ne_bytes(at(b, from));
+    match n {
+        0 => true,
+        // The first, middle and last bytes are every byte.
+        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..=7 => u32_differ(0) | u32_differ(n - 4) == 0,
+        8..=15 => u64_differ(0) | u64_differ(n - 8) == 0,
+        16..=32 => u128_differ(0) | u128_differ(n - 16) == 0,
+        33..=64 => u128_differ(0) | u128_differ(16) | u128_differ(n - 32) | u128_differ(n - 16) == 0,
+        _ => a == b,
     }
 }
 
@@ -329,4 +356,24 @@ fn decode_pipeline(buf: &[u8], scratch: &mut Scratch) -> Result<(), DecodeError>
     }
     scratch.pipelines.push(PipelineView { aggregation_id, policies: start..scratch.policies.len(), has_ops });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_bytes;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Equal to `==` at every length, whichever byte differs (or none, or the length).
+        #[test]
+        fn same_bytes_is_eq(a in prop::collection::vec(any::<u8>(), 0..80), flip in any::<prop::sample::Index>(), bit in 0..8u8, change in 0..3u8) {
+            let mut b = a.clone();
+            match change {
+                0 if !b.is_empty() => b[flip.index(a.len())] ^= 1 << bit,
+                1 => b.push(bit),
+                _ => {}
+            }
+            prop_assert_eq!(same_bytes(&a, &b), a == b);
+        }
+    }
 }
