@@ -102,6 +102,7 @@ fn pool_config(config: &Config) -> anyhow::Result<PoolConfig> {
             udp_recv_buffer: config.statsd.udp.recv_buffer_bytes,
             udp_by_cpu: config.statsd.udp.distribute_by == crate::config::UdpDistribution::Cpu,
             udp_small_read_pause: config.statsd.udp.small_read_pause.0,
+            tcp_small_read_pause: config.statsd.tcp.small_read_pause.0,
             ack_interval: config.m3msg.server.ack_interval.0,
             ack_delay: config.m3msg.server.ack_delay.0,
             small_read_pause: config.m3msg.server.small_read_pause.0,

@@ -33,6 +33,13 @@ enum Proto {
     M3msg,
 }
 
+/// `--statsd-transport`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Transport {
+    Udp,
+    Tcp,
+}
+
 #[derive(Debug, Parser)]
 #[command(name = "sheaf-load", version, about = "load generator for sheaf (StatsD over UDP, m3msg over TCP)")]
 struct Cli {
@@ -42,6 +49,13 @@ struct Cli {
     /// sheaf's StatsD UDP address.
     #[arg(long, default_value = "127.0.0.1:8125")]
     statsd_udp: SocketAddr,
+    /// StatsD over UDP datagrams (to --statsd-udp) or over TCP connections (to --statsd-tcp,
+    /// one per --connections, the same payloads of whole lines).
+    #[arg(long, value_enum, default_value = "udp")]
+    statsd_transport: Transport,
+    /// sheaf's StatsD TCP address.
+    #[arg(long, default_value = "127.0.0.1:8125")]
+    statsd_tcp: SocketAddr,
     /// sheaf's m3msg address.
     #[arg(long, default_value = "127.0.0.1:6000")]
     m3msg: SocketAddr,
@@ -223,7 +237,14 @@ fn main() -> anyhow::Result<()> {
         "machine": procfs::machine(),
         "params": {
             "protocol": format!("{:?}", cli.protocol).to_lowercase(),
-            "target": match cli.protocol { Proto::Statsd => cli.statsd_udp.to_string(), Proto::M3msg => cli.m3msg.to_string() },
+            "target": match (cli.protocol, statsd_target(&cli)) {
+                (Proto::M3msg, _) => cli.m3msg.to_string(),
+                (Proto::Statsd, statsd::Target::Udp(addr) | statsd::Target::Tcp(addr)) => addr.to_string(),
+            },
+            "transport": match (cli.protocol, cli.statsd_transport) {
+                (Proto::Statsd, Transport::Udp) => "udp",
+                (Proto::Statsd, Transport::Tcp) | (Proto::M3msg, _) => "tcp",
+            },
             "series": space.total(),
             "series_per_kind": { "counters": space.per_kind[0], "gauges": space.per_kind[1], "timers": space.per_kind[2] },
             "mix": cli.mix.to_string(),
@@ -339,7 +360,7 @@ fn send(
     };
     let progress = if show_progress { progress_bar(seconds) } else { ProgressBar::hidden() };
     let senders = match cli.protocol {
-        Proto::Statsd => statsd::start(cli.statsd_udp, cli.lines_per_datagram, cli.replay, &plan)?,
+        Proto::Statsd => statsd::start(statsd_target(cli), cli.lines_per_datagram, cli.replay, &plan)?,
         Proto::M3msg => m3msg::start(
             cli.m3msg,
             m3msg::Options {
@@ -370,6 +391,13 @@ fn send(
     }
     progress.finish_and_clear();
     Ok((send_elapsed, sender_errors))
+}
+
+fn statsd_target(cli: &Cli) -> statsd::Target {
+    match cli.statsd_transport {
+        Transport::Udp => statsd::Target::Udp(cli.statsd_udp),
+        Transport::Tcp => statsd::Target::Tcp(cli.statsd_tcp),
+    }
 }
 
 fn progress_bar(duration: f64) -> ProgressBar {

@@ -1,7 +1,9 @@
-//! StatsD over UDP: one connected socket per thread, datagrams of up to
-//! `--lines-per-datagram` lines and at most 1400 bytes.
+//! StatsD over UDP (one connected socket per thread, datagrams of up to
+//! `--lines-per-datagram` lines and at most 1400 bytes) or over TCP (one connection per
+//! thread, the same payloads written one after the other: every line ends with a newline).
 
-use std::net::{SocketAddr, UdpSocket};
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::sync::atomic::Ordering::Relaxed;
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -12,16 +14,57 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::SendPlan;
 
+/// Where the lines go.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Target {
+    Udp(SocketAddr),
+    Tcp(SocketAddr),
+}
+
+/// One sender thread's socket.
+enum Conn {
+    Udp(UdpSocket),
+    Tcp(TcpStream),
+}
+
+impl Conn {
+    fn open(target: Target) -> anyhow::Result<Self> {
+        Ok(match target {
+            Target::Udp(addr) => Self::Udp(connect(addr)?),
+            Target::Tcp(addr) => {
+                let stream = TcpStream::connect(addr).with_context(|| format!("connecting tcp to {addr}"))?;
+                // Each payload is ~1400 bytes of whole lines: send it at once.
+                stream.set_nodelay(true).context("TCP_NODELAY")?;
+                Self::Tcp(stream)
+            }
+        })
+    }
+
+    fn send(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            Self::Udp(socket) => socket.send(buf).map(drop),
+            Self::Tcp(stream) => stream.write_all(buf),
+        }
+    }
+
+    fn peer(&self) -> Option<SocketAddr> {
+        match self {
+            Self::Udp(socket) => socket.peer_addr().ok(),
+            Self::Tcp(stream) => stream.peer_addr().ok(),
+        }
+    }
+}
+
 /// Starts `plan.threads` sender threads.
 pub(crate) fn start(
-    addr: SocketAddr,
+    target: Target,
     lines_per_datagram: usize,
     replay: bool,
     plan: &SendPlan,
 ) -> anyhow::Result<Vec<JoinHandle<anyhow::Result<()>>>> {
     let mut handles = Vec::with_capacity(plan.threads);
     for t in 0..plan.threads {
-        let socket = connect(addr)?;
+        let socket = Conn::open(target)?;
         let plan = plan.clone();
         let handle = std::thread::Builder::new()
             .name(format!("statsd-{t}"))
@@ -90,25 +133,26 @@ impl DatagramSource {
     }
 }
 
-fn send(socket: UdpSocket, source: &mut DatagramSource, plan: SendPlan) -> anyhow::Result<()> {
+fn send(mut socket: Conn, source: &mut DatagramSource, plan: SendPlan) -> anyhow::Result<()> {
     let start = Instant::now();
     let mut sent = 0u64;
     let mut consecutive_errors = 0u32;
     while plan.running() {
         let (buf, n) = source.next();
         match socket.send(buf) {
-            Ok(_) => {
+            Ok(()) => {
                 consecutive_errors = 0;
                 sent += n.lines;
                 plan.totals.add_sent(n.lines, n.counter_lines, 1, buf.len());
             }
             Err(e) => {
-                // ECONNREFUSED (nothing listening: the ICMP error of an earlier datagram)
-                // or ENOBUFS; the datagram's lines are not counted as sent.
+                // UDP: ECONNREFUSED (nothing listening: the ICMP error of an earlier
+                // datagram) or ENOBUFS; the datagram's lines are not counted as sent. TCP: the
+                // connection is gone, and so is every later write.
                 plan.totals.send_errors.fetch_add(1, Relaxed);
                 consecutive_errors += 1;
                 if consecutive_errors >= 1000 {
-                    return Err(anyhow::anyhow!("udp send to {:?} keeps failing: {e}", socket.peer_addr().ok()));
+                    return Err(anyhow::anyhow!("statsd send to {:?} keeps failing: {e}", socket.peer()));
                 }
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }

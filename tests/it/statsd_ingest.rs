@@ -52,6 +52,37 @@ fn counters_are_exact_and_nothing_is_lost_across_core_hand_offs() {
     assert_eq!(got.keys().filter(|(_, agg)| agg == "sum").count(), want.len(), "no unexpected counters");
 }
 
+/// StatsD over TCP, where reads cut lines anywhere: a line split over several writes, a line
+/// longer than `max_line_size` (64 KiB; counted, and skipped up to its newline, its
+/// neighbours kept) and a last line without its newline.
+#[test]
+fn tcp_lines_cut_across_reads_and_too_long_lines() {
+    let sheaf = Sheaf::start("statsd-tcp-reads", "");
+    let mut tcp = TcpStream::connect(sheaf.statsd).unwrap();
+    tcp.set_nodelay(true).unwrap();
+    // Each write has arrived, and been read, before the next is sent.
+    let mut send = |bytes: &[u8]| {
+        tcp.write_all(bytes).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    send(b"split.hits:");
+    send(b"3|c\nsplit.hits:4");
+    send(b"|c\n");
+    for _ in 0..10 {
+        send(&[b'x'; 10 * 1024]);
+    }
+    send(b":1|c\nafter.hits:5|c\n");
+    send(b"last.hits:6|c");
+    drop(tcp);
+    sheaf.wait_metric("sheaf_ingested_values_total", &[], 4.0);
+    sheaf.wait_metric("sheaf_rejected_values_total", &[("reason", "line_too_long")], 1.0);
+    let out = sheaf.stop();
+    let got = totals(&out);
+    let sums: BTreeMap<&str, f64> =
+        got.iter().filter(|((_, agg), _)| agg == "sum").map(|((id, _), v)| (id.as_str(), *v)).collect();
+    assert_eq!(sums, BTreeMap::from([("after.hits", 5.0), ("last.hits", 6.0), ("split.hits", 7.0)]));
+}
+
 #[test]
 fn gauges_timers_and_sets_aggregate_as_m3_does() {
     let sheaf = Sheaf::start("statsd-types", "");

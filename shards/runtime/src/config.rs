@@ -25,6 +25,9 @@ pub struct IngestConfig {
     /// How long a StatsD UDP socket's core waits after a drain that emptied the socket with
     /// fewer datagrams than one `recvmmsg` takes, before it looks again (0: no pause).
     pub udp_small_read_pause: Duration,
+    /// How long a StatsD TCP connection waits after a read of less than half its read size
+    /// before it reads again (0: no pause).
+    pub tcp_small_read_pause: Duration,
     /// m3msg acks are sent at least this often while messages arrive.
     pub ack_interval: Duration,
     /// How long an m3msg ack may wait for later ones to join its frame (0: sent after the

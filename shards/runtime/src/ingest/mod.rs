@@ -6,6 +6,7 @@
 
 pub(crate) mod forward;
 pub(crate) mod m3msg;
+mod read_buffer;
 mod recv_batch;
 mod router;
 pub(crate) mod spread;

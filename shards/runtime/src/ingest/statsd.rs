@@ -12,6 +12,7 @@ use sheaf_shard_core::statsd::{self, StatsdLine};
 use sheaf_shard_core::{DEFAULT_SPEC, UNTIMED};
 
 use super::Router;
+use super::read_buffer::{READ_CHUNK, ReadBuffer};
 use super::recv_batch::{RecvBatch, SLOTS};
 use super::router::Source;
 use crate::core_loop::CoreCtx;
@@ -151,49 +152,52 @@ pub(crate) async fn serve_udp(ctx: Rc<CoreCtx>, socket: UdpSocket) {
     router.dispatch().await;
 }
 
-/// Serves one StatsD TCP connection until EOF, error or shutdown.
+/// Serves one StatsD TCP connection until EOF, error or shutdown. The socket reads straight
+/// into the connection's `ReadBuffer`; a read of less than half its size is followed by a
+/// pause of `tcp_small_read_pause` before the next one.
 pub(crate) async fn serve_tcp(ctx: Rc<CoreCtx>, mut stream: TcpStream) {
     let mut router = Router::new(ctx.clone(), Source::Single);
     let mut decoder = LineDecoder::new(&ctx, Protocol::StatsdTcp);
-    let mut buf: Vec<u8> = Vec::with_capacity(128 * 1024);
-    let mut chunk = vec![0u8; 64 * 1024];
+    let pause = ctx.config.ingest.tcp_small_read_pause;
+    let mut buf = ReadBuffer::new();
+    // Inside a line longer than `max_line_size`: its bytes are dropped up to its newline.
+    let mut skipping = false;
     loop {
-        let n = match stream.read(&mut chunk).await {
+        let n = match stream.read(buf.spare(READ_CHUNK)).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        buf.extend_from_slice(&chunk[..n]);
-        let (complete, rest) = statsd::split_complete_lines(&buf);
+        buf.filled(n);
+        if skipping {
+            let Some(newline) = buf.unread().iter().position(|b| *b == b'\n') else {
+                buf.consume(buf.unread().len());
+                continue;
+            };
+            buf.consume(newline + 1);
+            skipping = false;
+        }
+        let (complete, rest) = statsd::split_complete_lines(buf.unread());
         let done = complete.len();
         if done > 0 {
             decoder.lines(complete, &mut router);
+            buf.consume(done);
         } else if rest.len() > decoder.max_line {
-            // A line that can never complete within the limit: drop it, count it, resync at
+            // A line that can never complete within the limit: count it, drop it, resync at
             // its newline.
             ctx.stats.borrow_mut().reject(Protocol::StatsdTcp, "line_too_long");
-            buf.clear();
-            skip_until_newline(&mut stream, &mut chunk, &mut buf).await;
+            buf.consume(rest.len());
+            skipping = true;
             continue;
         }
-        buf.drain(..done);
         router.dispatch().await;
-    }
-    // The last line may lack its newline.
-    if !buf.is_empty() {
-        decoder.lines(&buf, &mut router);
-    }
-    router.dispatch().await;
-}
-
-async fn skip_until_newline(stream: &mut TcpStream, chunk: &mut [u8], keep: &mut Vec<u8>) {
-    loop {
-        let n = match stream.read(chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        if let Some(i) = chunk[..n].iter().position(|b| *b == b'\n') {
-            keep.extend_from_slice(&chunk[i + 1..n]);
-            return;
+        // As on m3msg connections: after a small read, let the next lines gather first.
+        if n < READ_CHUNK / 2 && !pause.is_zero() {
+            glommio::timer::sleep(pause).await;
         }
     }
+    // The last line may lack its newline.
+    if !skipping && !buf.unread().is_empty() {
+        decoder.lines(buf.unread(), &mut router);
+    }
+    router.dispatch().await;
 }
