@@ -3,7 +3,7 @@
 //! Unknown keys and invalid values are refused at start with a message naming the key.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
@@ -181,13 +181,19 @@ impl Default for M3msgServer {
 pub struct Statsd {
     pub udp: StatsdUdp,
     pub tcp: StatsdTcp,
+    pub unix: StatsdUnix,
     /// Longest line accepted, in bytes.
     pub max_line_size: usize,
 }
 
 impl Default for Statsd {
     fn default() -> Self {
-        Self { udp: StatsdUdp::default(), tcp: StatsdTcp::default(), max_line_size: 64 * 1024 }
+        Self {
+            udp: StatsdUdp::default(),
+            tcp: StatsdTcp::default(),
+            unix: StatsdUnix::default(),
+            max_line_size: 64 * 1024,
+        }
     }
 }
 
@@ -250,6 +256,25 @@ impl Default for StatsdTcp {
             listen_address: ([127, 0, 0, 1], 8125).into(),
             small_read_pause: Dur(Duration::from_micros(500)),
         }
+    }
+}
+
+/// `statsd.unix`: StatsD datagrams on a Unix socket (DogStatsD-style), one socket that every
+/// shard core drains.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatsdUnix {
+    /// The socket's path; unset (the default) means no Unix socket. A socket file left
+    /// there by an earlier run is replaced; sheaf removes the file when it stops.
+    pub path: Option<PathBuf>,
+    /// As `statsd.udp.small_read_pause`; skipped while `net.unix.max_dgram_qlen` is below
+    /// 128 (so shallow a queue would fill during the pause).
+    pub small_read_pause: Dur,
+}
+
+impl Default for StatsdUnix {
+    fn default() -> Self {
+        Self { path: None, small_read_pause: Dur(Duration::from_micros(500)) }
     }
 }
 
@@ -532,6 +557,12 @@ impl Config {
         ] {
             if v == 0 {
                 return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        if let Some(path) = &self.statsd.unix.path {
+            // sockaddr_un's sun_path is 108 bytes, with its terminating NUL.
+            if path.as_os_str().is_empty() || path.as_os_str().len() > 107 {
+                return Err(invalid("statsd.unix.path", "must be a path of 1 to 107 bytes"));
             }
         }
         Ok(())

@@ -33,6 +33,15 @@ pub fn warnings(config: &Config, shard_cpus: &[usize]) -> Vec<String> {
             config.statsd.udp.recv_buffer_bytes, config.statsd.udp.recv_buffer_bytes
         ));
     }
+    if config.statsd.unix.path.is_some()
+        && let Some(depth) = sheaf_shard_runtime::max_dgram_qlen()
+        && depth < 512
+    {
+        out.push(format!(
+            "net.unix.max_dgram_qlen is {depth}: the StatsD Unix socket queues at most {depth} datagrams, so senders block (or, non-blocking, drop) in any burst longer than that{}; sysctl -w net.unix.max_dgram_qlen=512 before sheaf starts",
+            if depth < sheaf_shard_runtime::MIN_QUEUE_FOR_PAUSE { ", and statsd.unix.small_read_pause is skipped" } else { "" }
+        ));
+    }
     match config.control_cpu {
         Some(c) if shard_cpus.contains(&c) && config.pin_cores => out.push(format!(
             "control_cpu {c} is also a shard core: the control thread and sinks will take time from that core's ingest"

@@ -57,6 +57,7 @@ async fn serve(config: Config, pool_config: PoolConfig, sink_views: Vec<SinkView
         m3msg = ?bound.m3msg,
         statsd_udp = ?bound.statsd_udp,
         statsd_tcp = ?bound.statsd_tcp,
+        statsd_unix = ?bound.statsd_unix,
         admin = %admin_addr,
         "sheaf ready"
     );

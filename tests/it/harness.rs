@@ -25,6 +25,8 @@ pub struct Sheaf {
     pub admin: SocketAddr,
     pub m3msg: SocketAddr,
     pub statsd: SocketAddr,
+    /// The StatsD Unix socket's path, when launched with `Launch::statsd_unix`.
+    pub statsd_unix: Option<PathBuf>,
 }
 
 /// A scratch directory removed on drop (no extra crate needed).
@@ -57,6 +59,8 @@ pub struct Launch<'a> {
     pub top: &'a str,
     /// Make stdout a pipe this process never reads (a sink writing `-` then blocks).
     pub stdout_piped: bool,
+    /// Also read StatsD from a Unix datagram socket in the scratch directory.
+    pub statsd_unix: bool,
 }
 
 impl Sheaf {
@@ -92,6 +96,8 @@ impl Sheaf {
         let dir = tempdir::Dir::new(tag);
         let (admin, m3msg, statsd) = (free_port(), free_port(), free_port());
         let out = dir.0.join("out.jsonl");
+        let unix_path = launch.statsd_unix.then(|| dir.0.join("statsd.sock"));
+        let unix = unix_path.as_ref().map(|p| format!("  unix: {{path: \"{}\"}}\n", p.display())).unwrap_or_default();
         let config = format!(
             r#"cores: [0, 1]
 pin_cores: false
@@ -100,7 +106,7 @@ m3msg: {{server: {{listen_address: "127.0.0.1:{m3msg}"{m3msg_server_extra}}}}}
 statsd:
   udp: {{listen_address: "127.0.0.1:{statsd}"}}
   tcp: {{listen_address: "127.0.0.1:{statsd}"}}
-aggregator:
+{unix}aggregator:
   flush:
     handlers:
       - json: {{path: "{out}"}}
@@ -125,6 +131,7 @@ aggregator:
             admin: ([127, 0, 0, 1], admin).into(),
             m3msg: ([127, 0, 0, 1], m3msg).into(),
             statsd: ([127, 0, 0, 1], statsd).into(),
+            statsd_unix: unix_path,
         };
         let started = Instant::now();
         while http_get(s.admin, "/health").is_err() {

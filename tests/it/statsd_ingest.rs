@@ -1,11 +1,12 @@
-//! StatsD over UDP and TCP, two shard cores: exact counter sums across core hand-offs,
-//! gauges' last value, timer quantiles within the sketch bound, sets, tags.
+//! StatsD over UDP, TCP and a Unix datagram socket, two shard cores: exact counter sums
+//! across core hand-offs, gauges' last value, timer quantiles within the sketch bound, sets,
+//! tags; and nothing a Unix-socket sender was told had been taken is lost at shutdown.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::{TcpStream, UdpSocket};
 
-use crate::harness::{Sheaf, totals};
+use crate::harness::{Launch, Sheaf, totals};
 
 #[test]
 fn counters_are_exact_and_nothing_is_lost_across_core_hand_offs() {
@@ -148,6 +149,68 @@ fn windows_flush_on_schedule_without_shutdown() {
     }
     // Nothing new at shutdown: the windows were already emitted once.
     assert_eq!(sheaf.stop().len(), 2);
+}
+
+/// StatsD datagrams on the Unix socket: senders on several threads that keep sending until
+/// sheaf stops. Every datagram whose `send` succeeded is in the flushed sums (the socket
+/// refuses senders before the cores' last drain); a malformed line is counted under
+/// `statsd_unix`; the socket file is gone after the stop.
+#[test]
+fn unix_socket_datagrams_sent_until_shutdown_are_all_flushed() {
+    use std::os::unix::net::UnixDatagram;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Barrier};
+
+    let sheaf = Sheaf::launch("statsd-unix", Launch { statsd_unix: true, ..Launch::default() });
+    let path = sheaf.statsd_unix.clone().unwrap();
+    assert_eq!(sheaf.status()["ingest"]["statsd_unix"], path.display().to_string());
+
+    let probe = UnixDatagram::unbound().unwrap();
+    probe.send_to(b"bad line without a type\nok.hits:1|c\n", &path).unwrap();
+    sheaf.wait_metric("sheaf_rejected_values_total", &[("protocol", "statsd_unix")], 1.0);
+
+    let threads = 4;
+    let started = Arc::new(Barrier::new(threads + 1));
+    let refused = Arc::new(AtomicBool::new(false));
+    let senders: Vec<_> = (0..threads)
+        .map(|t| {
+            let (path, started, refused) = (path.clone(), started.clone(), refused.clone());
+            std::thread::spawn(move || {
+                let socket = UnixDatagram::unbound().unwrap();
+                socket.connect(&path).unwrap();
+                started.wait();
+                let mut sums: BTreeMap<String, f64> = BTreeMap::new();
+                for round in 0u64.. {
+                    let dgram: String =
+                        (0..50u64).map(|k| format!("unix.{t}.{}:{}|c\n", (round + k) % 97, k % 3 + 1)).collect();
+                    if socket.send(dgram.as_bytes()).is_err() {
+                        // Refused: sheaf is stopping. Nothing of this datagram was taken.
+                        refused.store(true, Ordering::Relaxed);
+                        break;
+                    }
+                    for k in 0..50u64 {
+                        *sums.entry(format!("unix.{t}.{}", (round + k) % 97)).or_default() += (k % 3 + 1) as f64;
+                    }
+                }
+                sums
+            })
+        })
+        .collect();
+    started.wait();
+    sheaf.wait_metric("sheaf_ingested_values_total", &[("protocol", "statsd_unix")], 20_000.0);
+    let out = sheaf.stop();
+    let mut want: BTreeMap<String, f64> = BTreeMap::from([("ok.hits".into(), 1.0)]);
+    for s in senders {
+        for (id, v) in s.join().unwrap() {
+            *want.entry(id).or_default() += v;
+        }
+    }
+    assert!(refused.load(Ordering::Relaxed), "the senders were refused once sheaf stopped");
+    assert!(!path.exists(), "sheaf removes its socket file when it stops");
+    let got = totals(&out);
+    let sums: BTreeMap<String, f64> =
+        got.iter().filter(|((_, agg), _)| agg == "sum").map(|((id, _), v)| (id.clone(), *v)).collect();
+    assert_eq!(sums, want, "every datagram a sender was told had been taken");
 }
 
 fn sheaf_now() -> i64 {

@@ -3,11 +3,13 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use sheaf_shard_core::ShardWindow;
 
 use crate::cluster::{FlushRole, FollowerFlush, Routes};
+use crate::ingest::unix_socket::SharedUnixSocket;
 
 /// The ingest addresses a core actually bound.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -15,6 +17,8 @@ pub struct BoundAddrs {
     pub m3msg: Option<SocketAddr>,
     pub statsd_udp: Option<SocketAddr>,
     pub statsd_tcp: Option<SocketAddr>,
+    /// The StatsD Unix socket's path (one socket, bound by the pool and read by every core).
+    pub statsd_unix: Option<PathBuf>,
 }
 
 pub enum ShardCommand {
@@ -32,7 +36,12 @@ pub enum ShardCommand {
     SetRole { role: FlushRole, reply: flume::Sender<()> },
     /// Bind these ingest addresses (SO_REUSEPORT) and start reading; replies with what was
     /// bound (the first core resolves port 0, the others bind the port it got).
-    StartIngest { bind: BoundAddrs, reply: flume::Sender<Result<BoundAddrs, String>> },
+    /// `unix` is the StatsD Unix socket every core reads, when one is configured.
+    StartIngest {
+        bind: BoundAddrs,
+        unix: Option<Arc<SharedUnixSocket>>,
+        reply: flume::Sender<Result<BoundAddrs, String>>,
+    },
     /// Stop accepting and reading, hand every decoded value to its owner, then reply.
     StopIngest { reply: flume::Sender<()> },
     /// After every core stopped ingest: take in all handed-off values, flush every window

@@ -1,6 +1,7 @@
 //! What the pool is started with; built by the binary from its YAML config.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +14,8 @@ pub struct IngestConfig {
     pub m3msg: Option<SocketAddr>,
     pub statsd_udp: Option<SocketAddr>,
     pub statsd_tcp: Option<SocketAddr>,
+    /// The Unix datagram socket every core reads StatsD from (see `ingest::unix_socket`).
+    pub statsd_unix: Option<PathBuf>,
     /// Largest m3msg frame accepted; a larger one closes the connection.
     pub max_frame_size: usize,
     /// Longest StatsD line accepted; longer lines are rejected one by one.
@@ -28,6 +31,9 @@ pub struct IngestConfig {
     /// How long a StatsD TCP connection waits after a read of less than half its read size
     /// before it reads again (0: no pause).
     pub tcp_small_read_pause: Duration,
+    /// As `udp_small_read_pause`, for the StatsD Unix socket; skipped when the socket queues
+    /// fewer than `MIN_QUEUE_FOR_PAUSE` datagrams (a queue that shallow fills within it).
+    pub unix_small_read_pause: Duration,
     /// m3msg acks are sent at least this often while messages arrive.
     pub ack_interval: Duration,
     /// How long an m3msg ack may wait for later ones to join its frame (0: sent after the

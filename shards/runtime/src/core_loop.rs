@@ -29,6 +29,8 @@ use crate::command::{BoundAddrs, ShardCommand};
 use crate::config::PoolConfig;
 use crate::handoff::{HandoffLedger, PeerLink, PeerSender, Returns};
 use crate::ingest::spread::{Adoption, ConnectionSlot, ConnectionSpread, Listener};
+use crate::ingest::statsd::{DatagramSocket, DrainPolicy};
+use crate::ingest::unix_socket::SharedUnixSocket;
 use crate::stats::CoreStats;
 use crate::{flush_loop, ingest};
 
@@ -223,8 +225,8 @@ pub(crate) async fn run_core(setup: CoreSetup) {
                 flush_loop::set_role(&ctx, role).await;
                 let _ = reply.send(());
             }
-            ShardCommand::StartIngest { bind, reply } => {
-                let _ = reply.send(start_ingest(&ctx, &bind));
+            ShardCommand::StartIngest { bind, unix, reply } => {
+                let _ = reply.send(start_ingest(&ctx, &bind, unix.as_deref()));
             }
             ShardCommand::StopIngest { reply } => {
                 stop_ingest(&ctx).await;
@@ -304,7 +306,7 @@ async fn publish_loop(ctx: Rc<CoreCtx>) {
     }
 }
 
-fn start_ingest(ctx: &Rc<CoreCtx>, bind: &BoundAddrs) -> Result<BoundAddrs, String> {
+fn start_ingest(ctx: &Rc<CoreCtx>, bind: &BoundAddrs, unix: Option<&SharedUnixSocket>) -> Result<BoundAddrs, String> {
     let mut bound = BoundAddrs::default();
     if bind.m3msg.is_some() || bind.statsd_tcp.is_some() {
         glommio::spawn_local(adopt_loop(ctx.clone())).detach();
@@ -338,7 +340,20 @@ fn start_ingest(ctx: &Rc<CoreCtx>, bind: &BoundAddrs) -> Result<BoundAddrs, Stri
         let ctx = ctx.clone();
         glommio::spawn_local(async move {
             let _guard = guard;
-            ingest::statsd::serve_udp(ctx, socket).await;
+            let policy = DrainPolicy::udp(&ctx);
+            ingest::statsd::serve_datagrams(ctx, DatagramSocket::Udp(socket), policy).await;
+        })
+        .detach();
+    }
+    if let Some(shared) = unix {
+        let handle = shared.attach().map_err(|e| format!("statsd unix socket {}: {e}", shared.path().display()))?;
+        bound.statsd_unix = Some(shared.path().to_owned());
+        let policy = DrainPolicy::unix(ctx, shared.queue_depth());
+        let guard = TaskGuard::new(ctx, None);
+        let ctx = ctx.clone();
+        glommio::spawn_local(async move {
+            let _guard = guard;
+            ingest::statsd::serve_datagrams(ctx, DatagramSocket::Unix(handle), policy).await;
         })
         .detach();
     }

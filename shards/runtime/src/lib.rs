@@ -23,6 +23,7 @@ mod tests;
 pub use cluster::{FlushReport, FlushReports, FlushRole, FlushTimes, FollowerFlush, ResolutionFlushed, Routes};
 pub use command::{BoundAddrs, ShardCommand};
 pub use config::{FlushSchedule, IngestConfig, PoolConfig};
+pub use ingest::unix_socket::{MAX_DGRAM_QLEN_SYSCTL, MIN_QUEUE_FOR_PAUSE, SharedUnixSocket, max_dgram_qlen};
 pub use pool::{Commander, PoolError, ShardPool, StatsReader};
 pub use sink::{FlushBatchPool, SinkQueue};
 pub use stats::{CoreStats, Protocol, RejectCount};

@@ -13,6 +13,7 @@ use crate::config::PoolConfig;
 use crate::core_loop::{CoreSetup, run_core};
 use crate::handoff::{HandoffLedger, PeerLink};
 use crate::ingest::spread::ConnectionSpread;
+use crate::ingest::unix_socket::SharedUnixSocket;
 use crate::stats::CoreStats;
 
 /// Emptied hand-off batches a core pair keeps for reuse (fewer when its queue is shorter: no
@@ -83,6 +84,8 @@ pub struct ShardPool {
     published: Vec<Arc<Published<CoreStats>>>,
     owners: Arc<[u16]>,
     threads: Vec<glommio::ExecutorJoinHandle<()>>,
+    /// The StatsD Unix socket, once ingest started with one; its path is removed at stop.
+    unix: std::sync::OnceLock<Arc<SharedUnixSocket>>,
 }
 
 impl ShardPool {
@@ -117,6 +120,7 @@ impl ShardPool {
             published: Vec::new(),
             owners: owners.clone(),
             threads: Vec::new(),
+            unix: std::sync::OnceLock::new(),
         };
         for (index, ((senders, receivers), adoptions)) in senders.into_iter().zip(receivers).zip(adoptions).enumerate()
         {
@@ -173,10 +177,26 @@ impl ShardPool {
     /// Binds the ingest sockets on every core; returns the addresses bound.
     pub async fn start_ingest(&self) -> Result<BoundAddrs, PoolError> {
         let ingest = &self.config.ingest;
-        let mut bind = BoundAddrs { m3msg: ingest.m3msg, statsd_udp: ingest.statsd_udp, statsd_tcp: ingest.statsd_tcp };
+        let mut bind = BoundAddrs {
+            m3msg: ingest.m3msg,
+            statsd_udp: ingest.statsd_udp,
+            statsd_tcp: ingest.statsd_tcp,
+            statsd_unix: ingest.statsd_unix.clone(),
+        };
+        // One Unix socket for all cores: bound here, read by each.
+        let unix = match &ingest.statsd_unix {
+            Some(path) => {
+                let socket = SharedUnixSocket::bind(path).map_err(|e| PoolError::Bind {
+                    core: 0,
+                    reason: format!("statsd unix socket {}: {e}", path.display()),
+                })?;
+                Some(self.unix.get_or_init(|| Arc::new(socket)).clone())
+            }
+            None => None,
+        };
         for core in 0..self.cores() {
             let (tx, rx) = flume::bounded(1);
-            self.send(core, ShardCommand::StartIngest { bind: bind.clone(), reply: tx })?;
+            self.send(core, ShardCommand::StartIngest { bind: bind.clone(), unix: unix.clone(), reply: tx })?;
             let bound = rx.recv_async().await.map_err(|_| PoolError::CoreGone(core))?;
             let bound = bound.map_err(|reason| PoolError::Bind { core, reason })?;
             // Port 0 resolves on the first core; the rest join its port.
@@ -229,6 +249,11 @@ impl ShardPool {
     /// A core that died (a panic) is reported, but the others still stop, flush and join, so
     /// their windows are not lost.
     pub async fn stop(self, include_open: bool) -> Result<(), PoolError> {
+        // Before the cores stop: a sender is refused from here on, so that the cores' last
+        // drain of the Unix socket leaves nothing a sender was told had been taken.
+        if let Some(unix) = self.unix.get() {
+            unix.stop_receiving();
+        }
         let stopped = self.invoke_on_all(|reply| ShardCommand::StopIngest { reply }).await;
         let flushed = self.invoke_on_all(|reply| ShardCommand::FinalFlush { include_open, reply }).await;
         for core in 0..self.cores() {

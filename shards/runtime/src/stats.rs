@@ -10,15 +10,17 @@ pub enum Protocol {
     M3msg = 0,
     StatsdUdp = 1,
     StatsdTcp = 2,
+    StatsdUnix = 3,
 }
 
 impl Protocol {
-    pub const ALL: [Protocol; 3] = [Protocol::M3msg, Protocol::StatsdUdp, Protocol::StatsdTcp];
+    pub const ALL: [Protocol; 4] = [Protocol::M3msg, Protocol::StatsdUdp, Protocol::StatsdTcp, Protocol::StatsdUnix];
     pub fn name(self) -> &'static str {
         match self {
             Self::M3msg => "m3msg",
             Self::StatsdUdp => "statsd_udp",
             Self::StatsdTcp => "statsd_tcp",
+            Self::StatsdUnix => "statsd_unix",
         }
     }
 }
@@ -35,7 +37,7 @@ pub struct CoreStats {
     pub core: usize,
     pub cpu: usize,
     /// Values decoded off this core's sockets, by protocol.
-    pub ingested: [u64; 3],
+    pub ingested: [u64; Protocol::ALL.len()],
     /// m3msg messages acknowledged.
     pub acked_messages: u64,
     pub rejected: Vec<RejectCount>,

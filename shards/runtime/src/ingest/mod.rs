@@ -12,5 +12,6 @@ mod router;
 pub(crate) mod spread;
 pub(crate) mod statsd;
 pub(crate) mod udp_spread;
+pub(crate) mod unix_socket;
 
 pub(crate) use router::Router;

@@ -1,7 +1,8 @@
-//! StatsD over UDP (several lines per datagram) and TCP (newline-separated stream).
-//! A malformed line is counted by reason and skipped; its neighbours are unaffected.
+//! StatsD over datagrams (UDP, or a Unix datagram socket; several lines per datagram) and
+//! TCP (newline-separated stream). A malformed line is counted by reason and skipped; its
+//! neighbours are unaffected.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -15,6 +16,7 @@ use super::Router;
 use super::read_buffer::{READ_CHUNK, ReadBuffer};
 use super::recv_batch::{RecvBatch, SLOTS};
 use super::router::Source;
+use super::unix_socket::{CoreHandle, MIN_QUEUE_FOR_PAUSE};
 use crate::core_loop::CoreCtx;
 use crate::stats::Protocol;
 
@@ -58,7 +60,11 @@ impl LineDecoder {
 /// Bursts drained with `recvmmsg` before the core yields to its other tasks.
 const MAX_DRAINS_PER_WAKE: usize = 16;
 
-/// What woke the UDP loop.
+/// At most this many `recvmmsg` calls drain a socket once shutdown began (1024 × 32
+/// datagrams: more than a Unix socket can queue; UDP senders may keep sending).
+const FINAL_DRAINS: usize = 1024;
+
+/// What woke the datagram loop.
 enum Wake {
     Readable,
     Linger,
@@ -66,7 +72,67 @@ enum Wake {
     Failed(std::io::Error),
 }
 
-/// Receives datagrams on one core's UDP socket until shutdown.
+/// A datagram socket one core drains: its own socket of the UDP `SO_REUSEPORT` group, or its
+/// handle on the Unix socket all cores share (see `ingest::unix_socket`).
+pub(crate) enum DatagramSocket {
+    Udp(UdpSocket),
+    Unix(CoreHandle),
+}
+
+impl DatagramSocket {
+    /// Waits until a datagram is queued (a 1-byte peek: it consumes nothing).
+    async fn readable(&mut self, probe: &mut [u8]) -> std::io::Result<()> {
+        match self {
+            Self::Udp(s) => s.peek_from(probe).await.map(drop).map_err(Into::into),
+            Self::Unix(s) => s.readable().await,
+        }
+    }
+
+    fn fd(&self) -> RawFd {
+        match self {
+            Self::Udp(s) => s.as_raw_fd(),
+            Self::Unix(s) => s.fd(),
+        }
+    }
+
+    fn protocol(&self) -> Protocol {
+        match self {
+            Self::Udp(_) => Protocol::StatsdUdp,
+            Self::Unix(_) => Protocol::StatsdUnix,
+        }
+    }
+}
+
+/// How a core drains its datagram socket.
+pub(crate) struct DrainPolicy {
+    /// After a drain that emptied the socket with fewer than `full_drain` datagrams, wait
+    /// this long before looking again (zero: look again at once).
+    pub(crate) small_read_pause: std::time::Duration,
+    /// How many datagrams one drain takes when the socket is busy: one `recvmmsg` on UDP;
+    /// on a Unix socket at most its queue depth, if that is less.
+    pub(crate) full_drain: usize,
+}
+
+impl DrainPolicy {
+    pub(crate) fn udp(ctx: &CoreCtx) -> Self {
+        Self { small_read_pause: ctx.config.ingest.udp_small_read_pause, full_drain: SLOTS }
+    }
+
+    /// For the shared Unix socket, which queues at most `queue_depth` datagrams (unknown:
+    /// as many as UDP). Below `MIN_QUEUE_FOR_PAUSE` the queue would fill during a pause, so
+    /// the core only drains.
+    pub(crate) fn unix(ctx: &CoreCtx, queue_depth: Option<usize>) -> Self {
+        let depth = queue_depth.unwrap_or(usize::MAX).max(1);
+        let small_read_pause = if depth >= MIN_QUEUE_FOR_PAUSE {
+            ctx.config.ingest.unix_small_read_pause
+        } else {
+            std::time::Duration::ZERO
+        };
+        Self { small_read_pause, full_drain: SLOTS.min(depth) }
+    }
+}
+
+/// Receives datagrams on one core's socket until shutdown.
 ///
 /// The loop waits for the socket to become readable with a 1-byte `MSG_PEEK` through glommio
 /// (an idle core sleeps; a peek consumes nothing, so abandoning it when the linger timer or
@@ -74,24 +140,23 @@ enum Wake {
 /// core's shards are applied at once; values for other cores wait in the router until a
 /// batch fills or `handoff_linger` has passed since the first of them, so that at moderate
 /// load a peer core is woken about once per linger rather than once per datagram. A drain
-/// that empties the socket with less than a full `recvmmsg` is followed by a pause of
-/// `udp_small_read_pause`, so that at moderate load the core wakes up once per pause rather
-/// than once per few datagrams (they wait in the socket's buffer meanwhile).
-pub(crate) async fn serve_udp(ctx: Rc<CoreCtx>, socket: UdpSocket) {
+/// that empties the socket with less than a full drain is followed by the policy's pause,
+/// so that at moderate load the core wakes up once per pause rather than once per few
+/// datagrams (they wait in the socket's buffer meanwhile).
+pub(crate) async fn serve_datagrams(ctx: Rc<CoreCtx>, mut socket: DatagramSocket, policy: DrainPolicy) {
     let mut router = Router::new(ctx.clone(), Source::Single);
-    let mut decoder = LineDecoder::new(&ctx, Protocol::StatsdUdp);
+    let mut decoder = LineDecoder::new(&ctx, socket.protocol());
     let mut probe = [0u8; 1];
     let mut burst = RecvBatch::new();
-    let fd = socket.as_raw_fd();
     let linger = ctx.config.handoff_linger;
-    let pause = ctx.config.ingest.udp_small_read_pause;
+    let pause = policy.small_read_pause;
     let mut pending_since: Option<Instant> = None;
     loop {
         let deadline = pending_since.map(|t| linger.saturating_sub(t.elapsed()));
         let readable = async {
-            match socket.peek_from(&mut probe).await {
-                Ok(_) => Wake::Readable,
-                Err(e) => Wake::Failed(e.into()),
+            match socket.readable(&mut probe).await {
+                Ok(()) => Wake::Readable,
+                Err(e) => Wake::Failed(e),
             }
         };
         let lingered = async {
@@ -108,7 +173,7 @@ pub(crate) async fn serve_udp(ctx: Rc<CoreCtx>, socket: UdpSocket) {
         match futures_lite::future::or(futures_lite::future::or(readable, lingered), stopped).await {
             Wake::Stop => break,
             Wake::Failed(e) => {
-                tracing::warn!(error = %e, "statsd udp receive failed");
+                tracing::warn!(error = %e, protocol = socket.protocol().name(), "statsd receive failed");
                 glommio::timer::sleep(std::time::Duration::from_millis(100)).await;
                 continue;
             }
@@ -122,8 +187,8 @@ pub(crate) async fn serve_udp(ctx: Rc<CoreCtx>, socket: UdpSocket) {
         // Whether the socket was emptied by a drain that found less than a full burst.
         let mut drained_small = false;
         for _ in 0..MAX_DRAINS_PER_WAKE {
-            let received = burst.drain(fd);
-            drained_small = received < SLOTS;
+            let received = burst.drain(socket.fd());
+            drained_small = received < policy.full_drain;
             if received == 0 {
                 break;
             }
@@ -147,6 +212,20 @@ pub(crate) async fn serve_udp(ctx: Rc<CoreCtx>, socket: UdpSocket) {
         // wake up for every few of them (the core runs its other tasks meanwhile).
         if drained_small && !pause.is_zero() && ctx.sleep_unless_stopped(pause).await {
             break;
+        }
+    }
+    // What the socket had queued when the stop came: a Unix socket refuses senders by now
+    // (see `SharedUnixSocket::stop_receiving`), so this leaves nothing a sender was told had
+    // been taken; UDP senders are never told.
+    for _ in 0..FINAL_DRAINS {
+        if burst.drain(socket.fd()) == 0 {
+            break;
+        }
+        for datagram in burst.datagrams() {
+            decoder.lines(datagram, &mut router);
+        }
+        if router.is_full() {
+            router.dispatch().await;
         }
     }
     router.dispatch().await;
