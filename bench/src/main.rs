@@ -1,5 +1,5 @@
-//! `sheaf-load`: drives a running sheaf over loopback with StatsD (UDP) or m3msg (TCP)
-//! traffic, then reports what was sent, what sheaf says it ingested, the CPU it spent, and
+//! `sheaf-load`: drives a running sheaf over loopback with StatsD (UDP, TCP or a Unix
+//! datagram socket) or m3msg (TCP) traffic, then reports what was sent, what sheaf says it ingested, the CPU it spent, and
 //! (given the json sink's output file) whether every counter increment came out again.
 //!
 //! See bench/README.md for how to run it against `sheaf run`.
@@ -38,6 +38,7 @@ enum Proto {
 enum Transport {
     Udp,
     Tcp,
+    Unix,
 }
 
 #[derive(Debug, Parser)]
@@ -49,13 +50,17 @@ struct Cli {
     /// sheaf's StatsD UDP address.
     #[arg(long, default_value = "127.0.0.1:8125")]
     statsd_udp: SocketAddr,
-    /// StatsD over UDP datagrams (to --statsd-udp) or over TCP connections (to --statsd-tcp,
-    /// one per --connections, the same payloads of whole lines).
+    /// StatsD over UDP datagrams (to --statsd-udp), over TCP connections (to --statsd-tcp,
+    /// one per --connections, the same payloads of whole lines) or over a Unix datagram
+    /// socket (to --statsd-unix; sends block while sheaf's queue is full).
     #[arg(long, value_enum, default_value = "udp")]
     statsd_transport: Transport,
     /// sheaf's StatsD TCP address.
     #[arg(long, default_value = "127.0.0.1:8125")]
     statsd_tcp: SocketAddr,
+    /// sheaf's StatsD Unix datagram socket (`statsd.unix.path`), for `--statsd-transport unix`.
+    #[arg(long, default_value = "/tmp/sheaf-statsd.sock")]
+    statsd_unix: PathBuf,
     /// sheaf's m3msg address.
     #[arg(long, default_value = "127.0.0.1:6000")]
     m3msg: SocketAddr,
@@ -78,9 +83,13 @@ struct Cli {
     /// StatsD: UDP sender sockets, one thread each.
     #[arg(long, default_value_t = 4)]
     connections: usize,
-    /// StatsD lines per datagram (a datagram is cut earlier to stay within 1400 bytes).
+    /// StatsD lines per datagram (a datagram is cut earlier to stay within --datagram-bytes).
     #[arg(long, default_value_t = 87)]
     lines_per_datagram: usize,
+    /// StatsD: the most bytes of one datagram (or TCP write). 1400 fits an Ethernet MTU; on
+    /// a Unix socket DogStatsD clients send up to 8192.
+    #[arg(long, default_value_t = sheaf_bench::workload::MAX_DATAGRAM_BYTES)]
+    datagram_bytes: usize,
     /// m3msg: values per BATCH_TIMER message (1 = one value per timer message).
     #[arg(long, default_value_t = 1)]
     timer_batch: usize,
@@ -189,6 +198,10 @@ fn main() -> anyhow::Result<()> {
     anyhow::ensure!(cli.connections > 0, "--connections must be at least 1");
     anyhow::ensure!(cli.series > 0, "--series must be at least 1");
     anyhow::ensure!(cli.lines_per_datagram > 0, "--lines-per-datagram must be at least 1");
+    anyhow::ensure!(
+        (64..=65_507).contains(&cli.datagram_bytes),
+        "--datagram-bytes must be 64 to 65507 (the largest UDP payload)"
+    );
     anyhow::ensure!(cli.duration > 0.0, "--duration must be positive");
     let space = SeriesSpace::new(cli.series, cli.mix);
     sheaf_bench::workload::set_min_id_len(cli.id_len);
@@ -237,12 +250,13 @@ fn main() -> anyhow::Result<()> {
         "machine": procfs::machine(),
         "params": {
             "protocol": format!("{:?}", cli.protocol).to_lowercase(),
-            "target": match (cli.protocol, statsd_target(&cli)) {
-                (Proto::M3msg, _) => cli.m3msg.to_string(),
-                (Proto::Statsd, statsd::Target::Udp(addr) | statsd::Target::Tcp(addr)) => addr.to_string(),
+            "target": match cli.protocol {
+                Proto::M3msg => cli.m3msg.to_string(),
+                Proto::Statsd => statsd_target(&cli).to_string(),
             },
             "transport": match (cli.protocol, cli.statsd_transport) {
                 (Proto::Statsd, Transport::Udp) => "udp",
+                (Proto::Statsd, Transport::Unix) => "unix",
                 (Proto::Statsd, Transport::Tcp) | (Proto::M3msg, _) => "tcp",
             },
             "series": space.total(),
@@ -253,6 +267,7 @@ fn main() -> anyhow::Result<()> {
             "warmup_s": cli.warmup,
             "connections": cli.connections,
             "lines_per_datagram": cli.lines_per_datagram,
+            "datagram_bytes": cli.datagram_bytes,
             "timer_batch": cli.timer_batch,
             "replay": cli.replay,
             "id_len": cli.id_len,
@@ -360,7 +375,12 @@ fn send(
     };
     let progress = if show_progress { progress_bar(seconds) } else { ProgressBar::hidden() };
     let senders = match cli.protocol {
-        Proto::Statsd => statsd::start(statsd_target(cli), cli.lines_per_datagram, cli.replay, &plan)?,
+        Proto::Statsd => statsd::start(
+            &statsd_target(cli),
+            statsd::DatagramShape { lines: cli.lines_per_datagram, max_bytes: cli.datagram_bytes },
+            cli.replay,
+            &plan,
+        )?,
         Proto::M3msg => m3msg::start(
             cli.m3msg,
             m3msg::Options {
@@ -397,6 +417,7 @@ fn statsd_target(cli: &Cli) -> statsd::Target {
     match cli.statsd_transport {
         Transport::Udp => statsd::Target::Udp(cli.statsd_udp),
         Transport::Tcp => statsd::Target::Tcp(cli.statsd_tcp),
+        Transport::Unix => statsd::Target::Unix(cli.statsd_unix.clone()),
     }
 }
 

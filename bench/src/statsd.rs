@@ -1,38 +1,58 @@
 //! StatsD over UDP (one connected socket per thread, datagrams of up to
-//! `--lines-per-datagram` lines and at most 1400 bytes) or over TCP (one connection per
-//! thread, the same payloads written one after the other: every line ends with a newline).
+//! `--lines-per-datagram` lines and at most `--datagram-bytes` bytes), over a Unix datagram
+//! socket (the same datagrams; a blocking send waits while sheaf's queue is full, so nothing
+//! is dropped) or over TCP (one connection per thread, the same payloads written one after
+//! the other: every line ends with a newline).
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use anyhow::Context;
-use sheaf_bench::workload::{DatagramCount, Generator, MAX_DATAGRAM_BYTES, StatsdWriter};
+use sheaf_bench::workload::{DatagramCount, Generator, StatsdWriter};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::SendPlan;
 
 /// Where the lines go.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) enum Target {
     Udp(SocketAddr),
     Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Udp(addr) | Self::Tcp(addr) => write!(f, "{addr}"),
+            Self::Unix(path) => write!(f, "{}", path.display()),
+        }
+    }
 }
 
 /// One sender thread's socket.
 enum Conn {
     Udp(UdpSocket),
     Tcp(TcpStream),
+    Unix(UnixDatagram),
 }
 
 impl Conn {
-    fn open(target: Target) -> anyhow::Result<Self> {
+    fn open(target: &Target) -> anyhow::Result<Self> {
         Ok(match target {
-            Target::Udp(addr) => Self::Udp(connect(addr)?),
+            Target::Udp(addr) => Self::Udp(connect(*addr)?),
+            Target::Unix(path) => {
+                let socket = UnixDatagram::unbound().context("unix datagram socket")?;
+                socket.connect(path).with_context(|| format!("connecting to the unix socket {}", path.display()))?;
+                Self::Unix(socket)
+            }
             Target::Tcp(addr) => {
-                let stream = TcpStream::connect(addr).with_context(|| format!("connecting tcp to {addr}"))?;
+                let stream = TcpStream::connect(*addr).with_context(|| format!("connecting tcp to {addr}"))?;
                 // Each payload is ~1400 bytes of whole lines: send it at once.
                 stream.set_nodelay(true).context("TCP_NODELAY")?;
                 Self::Tcp(stream)
@@ -44,21 +64,15 @@ impl Conn {
         match self {
             Self::Udp(socket) => socket.send(buf).map(drop),
             Self::Tcp(stream) => stream.write_all(buf),
-        }
-    }
-
-    fn peer(&self) -> Option<SocketAddr> {
-        match self {
-            Self::Udp(socket) => socket.peer_addr().ok(),
-            Self::Tcp(stream) => stream.peer_addr().ok(),
+            Self::Unix(socket) => socket.send(buf).map(drop),
         }
     }
 }
 
 /// Starts `plan.threads` sender threads.
 pub(crate) fn start(
-    target: Target,
-    lines_per_datagram: usize,
+    target: &Target,
+    shape: DatagramShape,
     replay: bool,
     plan: &SendPlan,
 ) -> anyhow::Result<Vec<JoinHandle<anyhow::Result<()>>>> {
@@ -66,11 +80,12 @@ pub(crate) fn start(
     for t in 0..plan.threads {
         let socket = Conn::open(target)?;
         let plan = plan.clone();
+        let target = target.clone();
         let handle = std::thread::Builder::new()
             .name(format!("statsd-{t}"))
             .spawn(move || {
-                let mut source = DatagramSource::new(t, lines_per_datagram, replay, &plan);
-                send(socket, &mut source, plan)
+                let mut source = DatagramSource::new(t, shape, replay, &plan);
+                send(socket, &target, &mut source, plan)
             })
             .context("starting a sender thread")?;
         handles.push(handle);
@@ -89,10 +104,17 @@ fn connect(addr: SocketAddr) -> anyhow::Result<UdpSocket> {
     Ok(socket.into())
 }
 
+/// How many lines, and bytes at most, one datagram (or TCP write) carries.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DatagramShape {
+    pub(crate) lines: usize,
+    pub(crate) max_bytes: usize,
+}
+
 /// Where a sender's datagrams come from.
 enum DatagramSource {
     /// Written line by line as they are sent.
-    Generated { writer: StatsdWriter, buf: Vec<u8>, lines_per_datagram: usize },
+    Generated { writer: StatsdWriter, buf: Vec<u8>, shape: DatagramShape },
     /// The thread's share of the series, each once, written before sending and then sent
     /// over and over: the sender then costs a send per datagram and no formatting, so that
     /// on a small host it leaves sheaf more CPU. Gauge and timer values repeat per pass.
@@ -100,17 +122,17 @@ enum DatagramSource {
 }
 
 impl DatagramSource {
-    fn new(thread: usize, lines_per_datagram: usize, replay: bool, plan: &SendPlan) -> Self {
+    fn new(thread: usize, shape: DatagramShape, replay: bool, plan: &SendPlan) -> Self {
         let generator = Generator::new(plan.mix, plan.space, thread as u64, plan.threads as u64);
         let mut writer = StatsdWriter::new(generator);
         if !replay {
-            return Self::Generated { writer, buf: Vec::with_capacity(MAX_DATAGRAM_BYTES), lines_per_datagram };
+            return Self::Generated { writer, buf: Vec::with_capacity(shape.max_bytes), shape };
         }
         let share = plan.space.total().div_ceil(plan.threads as u64);
         let (mut datagrams, mut lines) = (Vec::new(), 0);
         while lines < share {
-            let mut buf = Vec::with_capacity(MAX_DATAGRAM_BYTES);
-            let count = writer.fill(&mut buf, lines_per_datagram.min((share - lines) as usize), MAX_DATAGRAM_BYTES);
+            let mut buf = Vec::with_capacity(shape.max_bytes);
+            let count = writer.fill(&mut buf, shape.lines.min((share - lines) as usize), shape.max_bytes);
             lines += count.lines;
             datagrams.push((buf, count));
         }
@@ -120,8 +142,8 @@ impl DatagramSource {
     /// The next datagram and what it holds.
     fn next(&mut self) -> (&[u8], DatagramCount) {
         match self {
-            Self::Generated { writer, buf, lines_per_datagram } => {
-                let count = writer.fill(buf, *lines_per_datagram, MAX_DATAGRAM_BYTES);
+            Self::Generated { writer, buf, shape } => {
+                let count = writer.fill(buf, shape.lines, shape.max_bytes);
                 (buf, count)
             }
             Self::Replayed { datagrams, next } => {
@@ -133,7 +155,7 @@ impl DatagramSource {
     }
 }
 
-fn send(mut socket: Conn, source: &mut DatagramSource, plan: SendPlan) -> anyhow::Result<()> {
+fn send(mut socket: Conn, target: &Target, source: &mut DatagramSource, plan: SendPlan) -> anyhow::Result<()> {
     let start = Instant::now();
     let mut sent = 0u64;
     let mut consecutive_errors = 0u32;
@@ -148,11 +170,12 @@ fn send(mut socket: Conn, source: &mut DatagramSource, plan: SendPlan) -> anyhow
             Err(e) => {
                 // UDP: ECONNREFUSED (nothing listening: the ICMP error of an earlier
                 // datagram) or ENOBUFS; the datagram's lines are not counted as sent. TCP: the
-                // connection is gone, and so is every later write.
+                // connection is gone, and so is every later write. Unix: EPIPE or
+                // ECONNREFUSED once sheaf stops receiving.
                 plan.totals.send_errors.fetch_add(1, Relaxed);
                 consecutive_errors += 1;
                 if consecutive_errors >= 1000 {
-                    return Err(anyhow::anyhow!("statsd send to {:?} keeps failing: {e}", socket.peer()));
+                    return Err(anyhow::anyhow!("statsd send to {target} keeps failing: {e}"));
                 }
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
@@ -168,7 +191,7 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::AtomicBool;
 
-    use sheaf_bench::workload::{Mix, SeriesSpace};
+    use sheaf_bench::workload::{MAX_DATAGRAM_BYTES, Mix, SeriesSpace};
     use sheaf_shard_core::statsd::for_each_line;
 
     use super::*;
@@ -187,7 +210,8 @@ mod tests {
             totals: Arc::default(),
             stop: Arc::new(AtomicBool::new(false)),
         };
-        let mut source = DatagramSource::new(1, 87, true, &plan);
+        let mut source =
+            DatagramSource::new(1, DatagramShape { lines: 87, max_bytes: MAX_DATAGRAM_BYTES }, true, &plan);
         let DatagramSource::Replayed { datagrams, .. } = &source else { panic!("replaying") };
         let per_pass = datagrams.len();
         let (mut ids, mut lines, mut counters) = (HashSet::new(), 0, 0);
