@@ -650,6 +650,11 @@ mod tests {
         assert!(e.contains("all"), "{e}");
         let e = Config::parse("aggregator:\n  flush:\n    handlers:\n      - m3msg: {}\n").unwrap_err().to_string();
         assert!(e.contains("aggregator.flush.handlers[0].m3msg.endpoint"), "{e}");
+        let long = "x".repeat(108);
+        for bad in ["\"\"", long.as_str()] {
+            let e = Config::parse(&format!("statsd: {{unix: {{path: {bad}}}}}\n")).unwrap_err().to_string();
+            assert!(e.contains("statsd.unix.path"), "{e}");
+        }
     }
 
     #[test]
@@ -690,5 +695,9 @@ aggregator:
         assert!(!c.statsd.tcp.enabled);
         assert_eq!(c.statsd.udp.small_read_pause.0, Duration::ZERO);
         assert_eq!(Config::parse("").unwrap().statsd.udp.small_read_pause.0, Duration::from_micros(500));
+        assert_eq!(Config::parse("").unwrap().statsd.unix.path, None, "no Unix socket unless asked for");
+        let unix = Config::parse("statsd: {unix: {path: /run/sheaf/statsd.sock, small_read_pause: 1ms}}\n").unwrap();
+        assert_eq!(unix.statsd.unix.path.as_deref(), Some(Path::new("/run/sheaf/statsd.sock")));
+        assert_eq!(unix.statsd.unix.small_read_pause.0, Duration::from_millis(1));
     }
 }

@@ -105,17 +105,36 @@ impl DatagramSocket {
 
 /// How a core drains its datagram socket.
 pub(crate) struct DrainPolicy {
-    /// After a drain that emptied the socket with fewer than `full_drain` datagrams, wait
-    /// this long before looking again (zero: look again at once).
+    /// After a wake-up whose drains the policy calls small, wait this long before looking
+    /// again (zero: look again at once).
     pub(crate) small_read_pause: std::time::Duration,
     /// How many datagrams one drain takes when the socket is busy: one `recvmmsg` on UDP;
     /// on a Unix socket at most its queue depth, if that is less.
     pub(crate) full_drain: usize,
+    /// Which drains are small.
+    pub(crate) small: SmallDrains,
+}
+
+/// When a wake-up's drains count as small, so that the core pauses after them.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum SmallDrains {
+    /// The last drain took fewer than `full_drain` datagrams: the socket ran dry. Right for
+    /// a socket of the core's own, which runs dry only when its stream is moderate.
+    LastDrain,
+    /// The wake-up took fewer than `full_drain` datagrams in all. For a socket every core
+    /// drains: under full load it runs dry all the time, because the other cores have just
+    /// taken what was queued, and pausing then left cores idle while datagrams waited
+    /// (2 cores on this box: 24 M lines/s against 26.5 M without a pause, 8 KiB datagrams).
+    WakeTotal,
 }
 
 impl DrainPolicy {
     pub(crate) fn udp(ctx: &CoreCtx) -> Self {
-        Self { small_read_pause: ctx.config.ingest.udp_small_read_pause, full_drain: SLOTS }
+        Self {
+            small_read_pause: ctx.config.ingest.udp_small_read_pause,
+            full_drain: SLOTS,
+            small: SmallDrains::LastDrain,
+        }
     }
 
     /// For the shared Unix socket, which queues at most `queue_depth` datagrams (unknown:
@@ -128,7 +147,15 @@ impl DrainPolicy {
         } else {
             std::time::Duration::ZERO
         };
-        Self { small_read_pause, full_drain: SLOTS.min(depth) }
+        Self { small_read_pause, full_drain: SLOTS.min(depth), small: SmallDrains::WakeTotal }
+    }
+
+    /// Whether a wake-up that took `total` datagrams, `last` in its last drain, was small.
+    fn is_small(&self, last: usize, total: usize) -> bool {
+        match self.small {
+            SmallDrains::LastDrain => last < self.full_drain,
+            SmallDrains::WakeTotal => total < self.full_drain,
+        }
     }
 }
 
@@ -185,10 +212,10 @@ pub(crate) async fn serve_datagrams(ctx: Rc<CoreCtx>, mut socket: DatagramSocket
             Wake::Readable => {}
         }
         // Whether the socket was emptied by a drain that found less than a full burst.
-        let mut drained_small = false;
+        let (mut last, mut total) = (0, 0);
         for _ in 0..MAX_DRAINS_PER_WAKE {
             let received = burst.drain(socket.fd());
-            drained_small = received < policy.full_drain;
+            (last, total) = (received, total + received);
             if received == 0 {
                 break;
             }
@@ -210,9 +237,13 @@ pub(crate) async fn serve_datagrams(ctx: Rc<CoreCtx>, mut socket: DatagramSocket
         }
         // A moderate stream: let the socket's buffer gather the next datagrams rather than
         // wake up for every few of them (the core runs its other tasks meanwhile).
-        if drained_small && !pause.is_zero() && ctx.sleep_unless_stopped(pause).await {
+        if policy.is_small(last, total) && !pause.is_zero() && ctx.sleep_unless_stopped(pause).await {
             break;
         }
+        // A socket that never runs dry (a Unix socket's blocking senders refill it as fast as
+        // it drains) makes every await above complete at once: without this, the core's
+        // other tasks (flush, stats, commands) would never run.
+        glommio::yield_if_needed().await;
     }
     // What the socket had queued when the stop came: a Unix socket refuses senders by now
     // (see `SharedUnixSocket::stop_receiving`), so this leaves nothing a sender was told had
