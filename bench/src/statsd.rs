@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use sheaf_bench::workload::{DatagramCount, Generator, StatsdWriter};
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use crate::SendPlan;
 
@@ -49,6 +49,12 @@ impl Conn {
             Target::Unix(path) => {
                 let socket = UnixDatagram::unbound().context("unix datagram socket")?;
                 socket.connect(path).with_context(|| format!("connecting to the unix socket {}", path.display()))?;
+                // A Unix datagram sender's buffer bounds the bytes it has queued at the
+                // receiver: at the default (~208 KiB) a few large datagrams fill it, and the
+                // sender is woken to refill it every few datagrams sheaf takes.
+                if let Err(err) = SockRef::from(&socket).set_send_buffer_size(4 << 20) {
+                    eprintln!("sheaf-load: could not raise the unix socket's send buffer: {err}");
+                }
                 Self::Unix(socket)
             }
             Target::Tcp(addr) => {
