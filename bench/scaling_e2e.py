@@ -4,7 +4,8 @@
     python3 bench/scaling_e2e.py [--rounds 6] [--cores 2] [--duration 6] [--warmup 2]
                                  [--series 100000] [--lines-per-datagram 2000]
                                  [--datagram-bytes 32768] [--bin-dir DIR] [--sheaf PATH]
-                                 [--out bench/results/scaling-e2e-DATE]
+                                 [--out bench/results/scaling-e2e-DATE] [--perf-dir DIR]
+                                 [--unix-pause DURATION]
 
 Each round starts a fresh `sheaf run` with `cores: [0]`, then one with `cores: [0..N-1]`
 (the order alternates from round to round), both reading `statsd.unix.path`, and drives each
@@ -22,6 +23,10 @@ Prints, for each round, the ingested lines/s with 1 and N cores, their ratio, an
 sheaf CPU-second (sheaf's own efficiency: equal per CPU-second means it scales perfectly and
 only the sender's share of the CPUs keeps the ratio under N); then the medians. Writes
 OUT.json with every sheaf-load report and the machine.
+
+With --perf-dir, each run also records the whole host (`perf record -a -g -e cpu-clock`) for
+the measured part less half a second at each end, into DIR/ROUND-1-core.data and
+DIR/ROUND-N-cores.data (`perf/scaling-e2e-profile.sh` renders them as flamegraphs).
 
 `net.unix.max_dgram_qlen` is raised to 512 for the run when it is lower and writable (root),
 and put back afterwards.
@@ -45,13 +50,14 @@ def raise_qlen(want=512):
         return None
 
 
-def one_run(args, sheaf_bin, load_bin, cores, workdir, tag):
+def one_run(args, sheaf_bin, load_bin, cores, workdir, tag, perf_data=None):
     sock = os.path.join(workdir, "statsd.sock")
     cfg = os.path.join(workdir, f"sheaf-{tag}.yaml")
     with open(cfg, "w") as f:
         f.write(f"cores: {json.dumps(cores)}\n")
         f.write("statsd:\n  udp: {enabled: false}\n  tcp: {enabled: false}\n")
-        f.write(f"  unix: {{path: \"{sock}\"}}\n")
+        pause = f", small_read_pause: \"{args.unix_pause}\"" if args.unix_pause else ""
+        f.write(f"  unix: {{path: \"{sock}\"{pause}}}\n")
         f.write("m3msg: {server: {enabled: false}}\n")
         f.write("aggregator:\n  flush:\n    handlers:\n      - json: {path: \"/dev/null\"}\n")
     log = open(os.path.join(workdir, f"sheaf-{tag}.log"), "w")
@@ -72,7 +78,15 @@ def one_run(args, sheaf_bin, load_bin, cores, workdir, tag):
                "--datagram-bytes", str(args.datagram_bytes),
                "--duration", str(args.duration), "--warmup", str(args.warmup),
                "--pid", str(sheaf.pid), "--json-out", report]
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        load = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+        if perf_data:
+            # The report says when the measured part begins: after the warm-up.
+            time.sleep(args.warmup + 0.5)
+            subprocess.run(["perf", "record", "-q", "-a", "-g", "-e", "cpu-clock", "-F", "499", "-o", perf_data,
+                            "--", "sleep", str(max(args.duration - 1.0, 1.0))],
+                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if load.wait() != 0:
+            raise SystemExit(f"sheaf-load failed ({load.returncode})")
         return json.load(open(report))
     finally:
         sheaf.send_signal(signal.SIGTERM)
@@ -91,7 +105,11 @@ def main():
     ap.add_argument("--bin-dir", default=os.path.join(ROOT, "target/release"))
     ap.add_argument("--sheaf", default=None)
     ap.add_argument("--out", default=os.path.join(ROOT, "bench/results/scaling-e2e-" + time.strftime("%Y-%m-%d")))
+    ap.add_argument("--unix-pause", default=None, help="statsd.unix.small_read_pause (default: sheaf's)")
+    ap.add_argument("--perf-dir", default=None, help="record each run with perf into this folder")
     args = ap.parse_args()
+    if args.perf_dir:
+        os.makedirs(args.perf_dir, exist_ok=True)
     sheaf_bin = args.sheaf or os.path.join(args.bin_dir, "sheaf")
     load_bin = os.path.join(args.bin_dir, "sheaf-load")
     for b in (sheaf_bin, load_bin):
@@ -111,7 +129,11 @@ def main():
                     order.reverse()
                 got = {}
                 for tag, cores in order:
-                    got[tag] = one_run(args, sheaf_bin, load_bin, cores, workdir, tag)
+                    perf_data = None
+                    if args.perf_dir:
+                        label = "1-core" if tag == "one" else f"{args.cores}-cores"
+                        perf_data = os.path.join(args.perf_dir, f"{r}-{label}.data")
+                    got[tag] = one_run(args, sheaf_bin, load_bin, cores, workdir, tag, perf_data)
                 rate = {k: v["sheaf"]["ingest_values_per_s"] for k, v in got.items()}
                 per_cpu = {k: v["cpu"]["values_per_cpu_s"] for k, v in got.items()}
                 lost = {k: v["sent"]["values"] - v["sheaf"]["ingested_values"] for k, v in got.items()}

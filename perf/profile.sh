@@ -31,12 +31,7 @@ done
 extra_load=("$@")
 out=${out:-perf/results/${case_name}-$(date +%Y%m%d-%H%M%S).svg}
 mkdir -p "$(dirname "$out")"
-command -v perf >/dev/null || { echo "perf is missing: apt-get install linux-perf" >&2; exit 1; }
-if ! command -v inferno-flamegraph >/dev/null; then
-  echo "installing inferno (flamegraph renderer)" >&2
-  cargo install inferno
-fi
-export CARGO_TARGET_DIR=target/profiling
+source perf/tools.sh
 bin=$CARGO_TARGET_DIR/release
 started=""
 cleanup() { [ -n "$started" ] && kill -TERM "$started" 2>/dev/null; wait 2>/dev/null || true; }

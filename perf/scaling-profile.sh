@@ -22,12 +22,7 @@ while [ $# -gt 0 ]; do
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
-command -v perf >/dev/null || { echo "perf is missing: apt-get install linux-perf" >&2; exit 1; }
-if ! command -v inferno-flamegraph >/dev/null; then
-  echo "installing inferno (flamegraph renderer)" >&2
-  cargo install inferno
-fi
-export CARGO_TARGET_DIR=target/profiling
+source perf/tools.sh
 bin=$(RUSTFLAGS="-C force-frame-pointers=yes" cargo bench -p sheaf-bench --bench scaling --no-run --message-format=json 2>/dev/null |
   python3 -c 'import json,sys
 for l in sys.stdin:

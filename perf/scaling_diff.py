@@ -6,10 +6,13 @@
       and END (seconds on the clock perf recorded with, CLOCK_MONOTONIC), and names every
       such thread "shard core", so that one core's stacks and two cores' stacks fold alike.
 
-  scaling_diff.py compare ONE.folded TWO.folded [--top N]
+  scaling_diff.py compare ONE.folded TWO.folded [--top N] [--values V1 V2]
       CPU milliseconds of each run (folded counts are cpu-clock periods in nanoseconds), the
       difference in percent, and the functions whose self time changed most: where the
-      extra CPU of the run on two cores went, for the same work.
+      extra CPU of the run on two cores went, for the same work. With --values (what each
+      recording ingested: perf/scaling-e2e-profile.sh, where the two runs do different
+      amounts of work in the same time) it compares nanoseconds per value instead, and
+      first gives each thread's share of the recording (the stacks' root frames).
 """
 
 import argparse
@@ -43,13 +46,37 @@ def self_ms(path):
     return cost
 
 
-def compare(one, two, top):
+def thread_ms(path):
+    cost = collections.Counter()
+    with open(path) as f:
+        for line in f:
+            stack, _, n = line.rstrip("\n").rpartition(" ")
+            cost[stack.split(";")[0]] += float(n) / 1e6
+    return cost
+
+
+def compare(one, two, top, values=None):
     a, b = self_ms(one), self_ms(two)
     ta, tb = sum(a.values()), sum(b.values())
-    print(f"CPU in the timed window: 1 core {ta:.0f} ms, 2 cores {tb:.0f} ms ({(tb / ta - 1) * 100:+.1f} %)")
-    print(f"{'1 core':>8} {'2 cores':>8} {'change':>8}  function (self time, ms)")
+    if values is None:
+        print(f"CPU in the timed window: 1 core {ta:.0f} ms, 2 cores {tb:.0f} ms ({(tb / ta - 1) * 100:+.1f} %)")
+        unit = "ms"
+    else:
+        ha, hb = thread_ms(one), thread_ms(two)
+        print(f"{'1 core':>8} {'2 cores':>8}  share of the recording, by thread")
+        for k in sorted(set(ha) | set(hb), key=lambda k: -(ha[k] + hb[k]))[:8]:
+            print(f"{ha[k] / ta * 100:7.1f}% {hb[k] / tb * 100:7.1f}%  {k}")
+        # ns per value: ms * 1e6 / values
+        a = collections.Counter({k: v * 1e6 / values[0] for k, v in a.items()})
+        b = collections.Counter({k: v * 1e6 / values[1] for k, v in b.items()})
+        sa = sum(v for k, v in a.items() if not k.startswith("[unknown]") and "halt" not in k)
+        sb = sum(v for k, v in b.items() if not k.startswith("[unknown]") and "halt" not in k)
+        print(f"CPU per value, idle left out: 1 core {sa:.1f} ns, 2 cores {sb:.1f} ns ({(sb / sa - 1) * 100:+.1f} %)")
+        unit = "ns per value"
+    print(f"{'1 core':>8} {'2 cores':>8} {'change':>8}  function (self time, {unit})")
+    fmt = "8.0f" if values is None else "8.2f"
     for k in sorted(set(a) | set(b), key=lambda k: -abs(b[k] - a[k]))[:top]:
-        print(f"{a[k]:8.0f} {b[k]:8.0f} {b[k] - a[k]:+8.0f}  {k[:100]}")
+        print(f"{a[k]:{fmt}} {b[k]:{fmt}} {b[k] - a[k]:+{fmt}}  {k[:100]}")
 
 
 def main():
@@ -63,11 +90,12 @@ def main():
     c.add_argument("one")
     c.add_argument("two")
     c.add_argument("--top", type=int, default=15)
+    c.add_argument("--values", type=float, nargs=2, default=None)
     args = p.parse_args()
     if args.cmd == "window":
         window(args.start, args.end, args.threads)
     else:
-        compare(args.one, args.two, args.top)
+        compare(args.one, args.two, args.top, args.values)
 
 
 if __name__ == "__main__":
