@@ -80,7 +80,7 @@ def one_run(args, sheaf_bin, load_bin, cores, workdir, tag, perf_data=None):
                "--pid", str(sheaf.pid), "--json-out", report]
         load = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
         if perf_data:
-            # The report says when the measured part begins: after the warm-up.
+            # sheaf-load measures after its warm-up: record from half a second into that.
             time.sleep(args.warmup + 0.5)
             subprocess.run(["perf", "record", "-q", "-a", "-g", "-e", "cpu-clock", "-F", "499", "-o", perf_data,
                             "--", "sleep", str(max(args.duration - 1.0, 1.0))],

@@ -37,44 +37,43 @@ def window(start, end, pattern):
             out.write(line)
 
 
-def self_ms(path):
+def frame_ms(path, depth, skip_root=None):
+    """CPU ms by the frame at `depth` of each folded stack (-1: the leaf, self time; 0: the
+    root, which is the thread when perf script's output was folded with process names),
+    leaving out the stacks whose root is `skip_root`."""
     cost = collections.Counter()
     with open(path) as f:
         for line in f:
             stack, _, n = line.rstrip("\n").rpartition(" ")
-            cost[stack.split(";")[-1]] += float(n) / 1e6
+            frames = stack.split(";")
+            if frames[0] != skip_root:
+                cost[frames[depth]] += float(n) / 1e6
     return cost
 
 
-def thread_ms(path):
-    cost = collections.Counter()
-    with open(path) as f:
-        for line in f:
-            stack, _, n = line.rstrip("\n").rpartition(" ")
-            cost[stack.split(";")[0]] += float(n) / 1e6
-    return cost
+def self_ms(path, skip_root=None):
+    return frame_ms(path, -1, skip_root)
 
 
 def compare(one, two, top, values=None):
-    a, b = self_ms(one), self_ms(two)
-    ta, tb = sum(a.values()), sum(b.values())
     if values is None:
+        a, b = self_ms(one), self_ms(two)
+        ta, tb = sum(a.values()), sum(b.values())
         print(f"CPU in the timed window: 1 core {ta:.0f} ms, 2 cores {tb:.0f} ms ({(tb / ta - 1) * 100:+.1f} %)")
-        unit = "ms"
+        unit, fmt = "ms", "8.0f"
     else:
-        ha, hb = thread_ms(one), thread_ms(two)
+        ha, hb = frame_ms(one, 0), frame_ms(two, 0)
+        ta, tb = sum(ha.values()), sum(hb.values())
         print(f"{'1 core':>8} {'2 cores':>8}  share of the recording, by thread")
         for k in sorted(set(ha) | set(hb), key=lambda k: -(ha[k] + hb[k]))[:8]:
             print(f"{ha[k] / ta * 100:7.1f}% {hb[k] / tb * 100:7.1f}%  {k}")
-        # ns per value: ms * 1e6 / values
-        a = collections.Counter({k: v * 1e6 / values[0] for k, v in a.items()})
-        b = collections.Counter({k: v * 1e6 / values[1] for k, v in b.items()})
-        sa = sum(v for k, v in a.items() if not k.startswith("[unknown]") and "halt" not in k)
-        sb = sum(v for k, v in b.items() if not k.startswith("[unknown]") and "halt" not in k)
+        # Idle (the kernel's `swapper` threads) left out; ms * 1e6 / values = ns per value.
+        a = collections.Counter({k: v * 1e6 / values[0] for k, v in self_ms(one, "swapper").items()})
+        b = collections.Counter({k: v * 1e6 / values[1] for k, v in self_ms(two, "swapper").items()})
+        sa, sb = sum(a.values()), sum(b.values())
         print(f"CPU per value, idle left out: 1 core {sa:.1f} ns, 2 cores {sb:.1f} ns ({(sb / sa - 1) * 100:+.1f} %)")
-        unit = "ns per value"
+        unit, fmt = "ns per value", "8.2f"
     print(f"{'1 core':>8} {'2 cores':>8} {'change':>8}  function (self time, {unit})")
-    fmt = "8.0f" if values is None else "8.2f"
     for k in sorted(set(a) | set(b), key=lambda k: -abs(b[k] - a[k]))[:top]:
         print(f"{a[k]:{fmt}} {b[k]:{fmt}} {b[k] - a[k]:+{fmt}}  {k[:100]}")
 
