@@ -50,6 +50,11 @@ def raise_qlen(want=512):
         return None
 
 
+def perf_seconds(args):
+    """How long --perf-dir records each run: the measured part less half a second at each end."""
+    return max(args.duration - 1.0, 1.0)
+
+
 def one_run(args, sheaf_bin, load_bin, cores, workdir, tag, perf_data=None):
     sock = os.path.join(workdir, "statsd.sock")
     cfg = os.path.join(workdir, f"sheaf-{tag}.yaml")
@@ -83,7 +88,7 @@ def one_run(args, sheaf_bin, load_bin, cores, workdir, tag, perf_data=None):
             # sheaf-load measures after its warm-up: record from half a second into that.
             time.sleep(args.warmup + 0.5)
             subprocess.run(["perf", "record", "-q", "-a", "-g", "-e", "cpu-clock", "-F", "499", "-o", perf_data,
-                            "--", "sleep", str(max(args.duration - 1.0, 1.0))],
+                            "--", "sleep", str(perf_seconds(args))],
                            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if load.wait() != 0:
             raise SystemExit(f"sheaf-load failed ({load.returncode})")
@@ -161,6 +166,7 @@ def main():
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out + ".json", "w") as f:
         json.dump({"tool": "bench/scaling_e2e.py", "params": vars(args), "machine": machine,
+                   "perf_seconds": perf_seconds(args) if args.perf_dir else None,
                    "summary": summary, "rounds": rounds}, f, indent=1)
     print(f"written to {args.out}.json")
 

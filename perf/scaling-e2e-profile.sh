@@ -53,9 +53,8 @@ inferno-diff-folded --normalize "$work/1-core.folded" "$work/$many.folded" |
 read -r v1 v2 < <(python3 - "$work/result.json" <<'EOF'
 import json, sys
 d = json.load(open(sys.argv[1]))
-rec = max(d["params"]["duration"] - 1.0, 1.0)
 r = d["rounds"][0]["rate"]
-print(r["one"] * rec, r["many"] * rec)
+print(r["one"] * d["perf_seconds"], r["many"] * d["perf_seconds"])
 EOF
 )
 python3 perf/scaling_diff.py compare "$work/1-core.folded" "$work/$many.folded" --values "$v1" "$v2" --top 20
