@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use sheaf_shard_core::{AggregatorOptions, Naming};
-use sheaf_shard_runtime::{FlushBatchPool, FlushReports, FlushSchedule, IngestConfig, PoolConfig};
+use sheaf_shard_runtime::{FlushBatchPool, FlushReports, FlushSchedule, IngestConfig, PoolConfig, PoolServices};
 
 use crate::admin::SinkView;
 use crate::config::Config;
@@ -25,14 +25,23 @@ pub fn run(path: Option<&Path>) -> anyhow::Result<()> {
         None => Config::default(),
     };
     init_logging(&config.logging.level)?;
-    let pool_config_without_sinks = pool_config(&config)?;
-    for w in host_checks::warnings(&config, &pool_config_without_sinks.cpus) {
+    let pool_config = pool_config(&config)?;
+    for w in host_checks::warnings(&config, &pool_config.cpus) {
         tracing::warn!("{w}");
     }
     let sink_drain = config.data_plane.sink_drain_timeout.0;
-    let mut pool_config = pool_config_without_sinks;
-    let mut sinks = sinks::start(&config, pool_config.flush_batches.clone())?;
-    pool_config.sinks = sinks.iter().map(|s| s.queue.clone()).collect();
+    // Up to 4 emptied batches per core wait for the next flush round (~0.9 MB at 4096 values
+    // and 20-byte ids). Within a round a core reuses each batch its sinks hand back, so a
+    // round allocates only what is in flight at once, and a large round's backlog does not
+    // stay resident between rounds.
+    let flush_batches = FlushBatchPool::new(pool_config.cpus.len(), 4);
+    let mut sinks = sinks::start(&config, flush_batches.clone())?;
+    let services = PoolServices {
+        sinks: sinks.iter().map(|s| s.queue.clone()).collect(),
+        flush_reports: Arc::new(FlushReports::new(4096)),
+        flush_batches,
+        release_memory: Some(crate::allocator::release_freed_memory),
+    };
     let views = sinks
         .iter()
         .map(|s| SinkView {
@@ -50,7 +59,7 @@ pub fn run(path: Option<&Path>) -> anyhow::Result<()> {
             {
                 tracing::warn!(cpu, error = %e, "could not pin the control thread");
             }
-            control::run(config, pool_config, views)
+            control::run(config, pool_config, services, views)
         })
         .context("starting the control thread")?;
     let result = control.join().map_err(|_| anyhow::anyhow!("control thread panicked"))?;
@@ -126,18 +135,9 @@ fn pool_config(config: &Config) -> anyhow::Result<PoolConfig> {
         handoff_linger: config.data_plane.handoff_linger.0,
         flush_batch_values: config.data_plane.flush_batch_values,
         sink_enqueue_timeout: config.data_plane.sink_enqueue_timeout.0,
-        sinks: Vec::new(),
-        flush_reports: Arc::new(FlushReports::new(4096)),
         forward_max_buffered_values: config.cluster.as_ref().map_or(1 << 20, |c| c.forward_max_buffered_messages),
-        // Up to 4 emptied batches per core wait for the next flush round (~0.9 MB at 4096
-        // values and 20-byte ids). Within a round the core reuses each batch its sinks hand
-        // back, so a round allocates only what is in flight at once; the memory of a large
-        // round's backlog does not stay resident between rounds (16 kept were ~7 MB on 2
-        // cores, ~7 B per series at 1M).
-        flush_batches: FlushBatchPool::new(config.cpus()?.len(), 4),
         stats_interval: config.data_plane.stats_interval.0,
         spin_before_park: Some(config.data_plane.spin_before_park.0).filter(|d| !d.is_zero()),
         io_memory_bytes: config.data_plane.io_memory_bytes,
-        release_memory: Some(crate::allocator::release_freed_memory),
     })
 }

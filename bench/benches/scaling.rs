@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use crossbeam_queue::ArrayQueue;
 use glommio::channels::shared_channel::{self, ConnectedReceiver, SharedReceiver, SharedSender};
 use glommio::{LocalExecutorBuilder, Placement};
-use sheaf_bench::m3msg_path::FrameDecoder;
+use sheaf_bench::m3msg_path::{ByOwner, FrameDecoder};
 use sheaf_bench::workload::{Generator, M3msgEncoder, Mix, SeriesSpace, default_staged_metadatas};
 use sheaf_shard_core::{AggregatorOptions, CoreAggregator, SampleBatch};
 
@@ -173,7 +173,8 @@ fn run(
                     let mut at = 0;
                     while at < s.len() {
                         let mine = |shard| usize::from(owner(shard) != core);
-                        at += decoder.decode(&s[at..], MESSAGES_PER_READ, |_| (), mine, &mut warm);
+                        let mut router = ByOwner { owner: mine, batches: &mut warm };
+                        at += decoder.decode(&s[at..], MESSAGES_PER_READ, &mut router);
                         agg.borrow_mut().apply(&warm[0], NOW);
                         warm[0].clear();
                         warm[1].clear();
@@ -220,7 +221,8 @@ fn run(
                     let mut at = 0;
                     while at < stream.len() {
                         let t = Instant::now();
-                        at += decoder.decode(&stream[at..], MESSAGES_PER_READ, |_| (), owner, &mut batches);
+                        let mut router = ByOwner { owner, batches: &mut batches };
+                        at += decoder.decode(&stream[at..], MESSAGES_PER_READ, &mut router);
                         decode_time += t.elapsed();
                         for (to, tx) in out.iter().enumerate() {
                             if batches[to].is_empty() {

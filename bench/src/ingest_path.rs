@@ -1,13 +1,11 @@
 //! One shard core's whole user-space ingest path, without the kernel and with every shard
 //! local (nothing handed off), for StatsD and m3msg: the bytes `sheaf-load` sends, decoded
-//! into a batch as the runtime's decoders do per value, and the batch applied to an
-//! aggregator. Shared by the `statsd_ingest` and `m3msg_ingest` criterion benches and by the
+//! into a batch by the runtime's own decoders (`sheaf_shard_runtime::decode`), and the batch
+//! applied to an aggregator. Shared by the `statsd_ingest` and `m3msg_ingest` criterion benches and by the
 //! `instructions` bench, so that all three run exactly the same path.
 
-use sheaf_proto::output::AckFrame;
-use sheaf_shard_core::murmur3::ShardOf;
-use sheaf_shard_core::statsd::for_each_line;
-use sheaf_shard_core::{AggregatorOptions, CoreAggregator, DEFAULT_SPEC, SampleBatch, UNTIMED};
+use sheaf_shard_core::{AggregatorOptions, CoreAggregator, SampleBatch};
+use sheaf_shard_runtime::decode::StatsdDecoder;
 
 use crate::m3msg_path::FrameDecoder;
 use crate::workload::default_staged_metadatas;
@@ -44,33 +42,24 @@ pub fn statsd_datagrams(series: u64, mix: Mix) -> (Vec<Vec<u8>>, u64) {
 
 /// A shard core taking StatsD datagrams.
 pub struct StatsdCore {
-    shard_of: ShardOf,
-    id: Vec<u8>,
+    decoder: StatsdDecoder,
     batch: SampleBatch,
     pub agg: CoreAggregator,
 }
 
 impl Default for StatsdCore {
     fn default() -> Self {
-        Self {
-            shard_of: ShardOf::new(SHARDS),
-            id: Vec::with_capacity(256),
-            batch: SampleBatch::with_capacity(1024),
-            agg: aggregator(),
-        }
+        Self { decoder: StatsdDecoder::new(SHARDS, 64 * 1024), batch: SampleBatch::with_capacity(1024), agg: aggregator() }
     }
 }
 
 impl StatsdCore {
-    /// Decodes `datagrams` into the batch (what `LineDecoder` does per line), then applies it.
+    /// Decodes `datagrams` into the batch with the runtime's decoder, then applies it.
     pub fn ingest(&mut self, datagrams: &[Vec<u8>]) {
         for datagram in datagrams {
-            for_each_line(datagram, 64 * 1024, |line| {
-                let Ok((id, metric_type, value)) = line.and_then(|l| l.sample(&mut self.id)) else { return };
-                let (shard, hash) = self.shard_of.shard_and_hash(metric_type, id);
-                self.batch.push(shard, hash, id, metric_type, UNTIMED, value, DEFAULT_SPEC);
-            });
+            self.decoder.lines(datagram, &mut self.batch);
         }
+        self.decoder.tally().ingested = 0;
         self.agg.apply(&self.batch, NOW);
         self.batch.clear();
     }
@@ -96,7 +85,6 @@ pub fn m3msg_stream(series: u64, mix: Mix) -> (Vec<u8>, Vec<usize>) {
 /// A shard core taking framed m3msg messages.
 pub struct M3msgCore {
     decoder: FrameDecoder,
-    acks: AckFrame,
     batch: SampleBatch,
     pub agg: CoreAggregator,
 }
@@ -105,7 +93,6 @@ impl Default for M3msgCore {
     fn default() -> Self {
         Self {
             decoder: FrameDecoder::new(SHARDS, NOW),
-            acks: AckFrame::default(),
             batch: SampleBatch::with_capacity(MESSAGES_PER_BATCH),
             agg: aggregator(),
         }
@@ -113,19 +100,11 @@ impl Default for M3msgCore {
 }
 
 impl M3msgCore {
-    /// Decodes the framed messages in `frames` into the batch, adding each one's ack entry,
+    /// Decodes the framed messages in `frames` into the batch, gathering each one's ack,
     /// then applies the batch.
     pub fn ingest(&mut self, frames: &[u8]) {
-        let acks = &mut self.acks;
-        self.decoder.decode(
-            frames,
-            usize::MAX,
-            |msg| acks.push_message(msg),
-            |_| 0,
-            std::slice::from_mut(&mut self.batch),
-        );
+        self.decoder.decode(frames, usize::MAX, &mut self.batch);
         self.agg.apply(&self.batch, NOW);
         self.batch.clear();
-        self.acks.clear();
     }
 }

@@ -1,61 +1,54 @@
 //! What a shard core does with the m3msg frames it reads, up to the batches it applies or
-//! hands off: split frames, decode each message and its metric (zero-copy `view`), compute
-//! the shard and series hash, push the sample into the batch of the core owning the shard.
-//! The runtime's `MetricDecoder` is crate-private, so the benches (`m3msg_ingest`,
-//! `scaling`) share this rebuild of its path for untimed counters, gauges and batch timers
-//! with the default metadata (what `sheaf-load` sends).
+//! hands off: cut the frames, then run the runtime's own sans-IO decoder
+//! (`sheaf_shard_runtime::decode::M3msgDecoder`) on each message, which decodes it
+//! (zero-copy `view`), computes the shard and series hash and pushes the sample into the
+//! batch of the core owning the shard. Shared by the `m3msg_ingest`, `instructions` and
+//! `scaling` benches.
 
 use sheaf_proto::frame::{DEFAULT_MAX_FRAME_SIZE, next_frame};
-use sheaf_proto::view::{MessageView, MetricView, Scratch, decode_message, decode_metric};
-use sheaf_shard_core::murmur3::ShardOf;
-use sheaf_shard_core::{DEFAULT_SPEC, MetricType, SampleBatch, SampleValue, UNTIMED};
+use sheaf_proto::output::AckFrame;
+use sheaf_shard_core::SampleBatch;
+use sheaf_shard_runtime::decode::{M3msgDecoder, SampleRouter};
 
-/// Decodes framed m3msg messages into sample batches; holds the reused scratch space.
+/// Decodes framed m3msg messages into sample batches, with sheaf's default storage policy
+/// (`10s:2d`).
 pub struct FrameDecoder {
-    scratch: Scratch,
-    shard_of: ShardOf,
+    decoder: M3msgDecoder,
+    acks: AckFrame,
     now: i64,
 }
 
 impl FrameDecoder {
     /// `now`: the decoding time, which picks the staged metadata in effect.
     pub fn new(num_shards: u32, now: i64) -> Self {
-        Self { scratch: Scratch::default(), shard_of: ShardOf::new(num_shards), now }
+        let defaults = vec!["10s:2d".parse().expect("policy")];
+        Self { decoder: M3msgDecoder::new(num_shards, defaults), acks: AckFrame::default(), now }
     }
 
-    /// Decodes up to `max` frames at the start of `frames`, each sample into
-    /// `batches[batch_for(shard)]`, calling `on_message` with every message (for its ack);
-    /// returns the bytes used. Timed metrics and undecodable messages are skipped.
-    pub fn decode(
-        &mut self,
-        frames: &[u8],
-        max: usize,
-        mut on_message: impl FnMut(&MessageView<'_>),
-        mut batch_for: impl FnMut(u32) -> usize,
-        batches: &mut [SampleBatch],
-    ) -> usize {
+    /// Decodes up to `max` frames at the start of `frames` into the batches `router` picks,
+    /// gathering each message's ack as a connection does; returns the bytes used.
+    pub fn decode(&mut self, frames: &[u8], max: usize, router: &mut impl SampleRouter) -> usize {
         let mut at = 0;
         for _ in 0..max {
             let Ok(Some((payload, used))) = next_frame(&frames[at..], DEFAULT_MAX_FRAME_SIZE) else { break };
             at += used;
-            let Ok(msg) = decode_message(payload) else { continue };
-            on_message(&msg);
-            let Ok(metric) = decode_metric(msg.value, self.now, &mut self.scratch) else { continue };
-            let (metric_type, id, value) = match metric {
-                MetricView::Counter { id, value, .. } => (MetricType::Counter, id, SampleValue::Number(value as f64)),
-                MetricView::Gauge { id, value, .. } => (MetricType::Gauge, id, SampleValue::Number(value)),
-                MetricView::BatchTimer { id, .. } => (MetricType::Timer, id, SampleValue::Timer { start: 0, len: 0 }),
-                MetricView::Timed { .. } => continue,
-            };
-            let (shard, hash) = self.shard_of.shard_and_hash(metric_type, id);
-            let batch = &mut batches[batch_for(shard)];
-            match value {
-                SampleValue::Timer { .. } => {
-                    batch.push_timer(shard, hash, id, UNTIMED, &self.scratch.timer_values, DEFAULT_SPEC)
-                }
-                v => batch.push(shard, hash, id, metric_type, UNTIMED, v, DEFAULT_SPEC),
-            }
+            self.decoder.message(payload, self.now, router, &mut self.acks);
         }
+        self.acks.clear();
+        self.decoder.tally().ingested = 0;
         at
+    }
+}
+
+/// Routes each sample into `batches[owner(shard)]`: one batch per destination core.
+pub struct ByOwner<'a, F> {
+    pub owner: F,
+    pub batches: &'a mut [SampleBatch],
+}
+
+impl<F: FnMut(u32) -> usize> SampleRouter for ByOwner<'_, F> {
+    #[inline]
+    fn batch_for(&mut self, shard: u32) -> &mut SampleBatch {
+        &mut self.batches[(self.owner)(shard)]
     }
 }

@@ -6,26 +6,31 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use sheaf_shard_runtime::{PoolConfig, ShardPool};
+use sheaf_shard_runtime::{PoolConfig, PoolServices, ShardPool};
 
 use crate::admin::{self, AdminState, SinkView};
 use crate::cluster::node::{Agent, Request};
 use crate::config::Config;
 
-pub fn run(config: Config, pool_config: PoolConfig, sinks: Vec<SinkView>) -> anyhow::Result<()> {
+pub fn run(config: Config, pool_config: PoolConfig, services: PoolServices, sinks: Vec<SinkView>) -> anyhow::Result<()> {
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("building the control runtime")?;
-    runtime.block_on(serve(config, pool_config, sinks))
+    runtime.block_on(serve(config, pool_config, services, sinks))
 }
 
-async fn serve(config: Config, pool_config: PoolConfig, sink_views: Vec<SinkView>) -> anyhow::Result<()> {
+async fn serve(
+    config: Config,
+    pool_config: PoolConfig,
+    services: PoolServices,
+    sink_views: Vec<SinkView>,
+) -> anyhow::Result<()> {
     let http = tokio::net::TcpListener::bind(config.http.listen_address)
         .await
         .with_context(|| format!("http.listen_address: cannot listen on {}", config.http.listen_address))?;
     let cpus = pool_config.cpus.clone();
-    let sink_queues = pool_config.sinks.clone();
-    let reports = pool_config.flush_reports.clone();
-    let pool = ShardPool::start(pool_config).context("starting the shard cores")?;
+    let sink_queues = services.sinks.clone();
+    let reports = services.flush_reports.clone();
+    let pool = ShardPool::start(pool_config, services).context("starting the shard cores")?;
     // Cluster mode: the cores own nothing and emit nothing until the placement and the
     // election say so; that is settled before a single value is read.
     let cluster = match &config.cluster {

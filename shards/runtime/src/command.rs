@@ -1,5 +1,7 @@
 //! Commands from the control thread to one core, carried by that core's flume queue.
-//! Startup is the first batch of them; a core applies each between its other tasks' steps.
+//! Startup is the first batch of them; a core applies each in its command loop
+//! (`core_main`), between its other tasks' steps. Sent from the control thread, applied on
+//! the core; the payloads are shared read-only (`Arc`).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -8,8 +10,10 @@ use std::sync::Arc;
 
 use sheaf_shard_core::ShardWindow;
 
-use crate::cluster::{FlushRole, FollowerFlush, Routes};
+use crate::error::BindError;
+use crate::flush_role::{FlushRole, FollowerFlush};
 use crate::ingest::unix_socket::SharedUnixSocket;
+use crate::routes::Routes;
 
 /// The ingest addresses a core actually bound.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -21,6 +25,7 @@ pub struct BoundAddrs {
     pub statsd_unix: Option<PathBuf>,
 }
 
+/// One command to one core.
 pub enum ShardCommand {
     /// Which core owns each shard (index = shard id, value = core index).
     SetShardOwners(Arc<[u16]>),
@@ -40,7 +45,7 @@ pub enum ShardCommand {
     StartIngest {
         bind: BoundAddrs,
         unix: Option<Arc<SharedUnixSocket>>,
-        reply: flume::Sender<Result<BoundAddrs, String>>,
+        reply: flume::Sender<Result<BoundAddrs, BindError>>,
     },
     /// Stop accepting and reading, hand every decoded value to its owner, then reply.
     StopIngest { reply: flume::Sender<()> },

@@ -1,13 +1,12 @@
-//! What the pool is started with; built by the binary from its YAML config.
+//! The plain settings a pool is started with (numbers, addresses, durations; no live
+//! objects: those are `PoolServices`). Built by the binary from its YAML config on the
+//! control thread, then shared read-only (`Arc`) by every core.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use sheaf_shard_core::AggregatorOptions;
-
-use crate::sink::{FlushBatchPool, SinkQueue};
 
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
@@ -89,6 +88,7 @@ impl FlushSchedule {
     }
 }
 
+/// How the pool runs: its cores, shards, aggregation options, ingest and flush settings.
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
     /// CPU ids, one executor each.
@@ -110,14 +110,9 @@ pub struct PoolConfig {
     pub flush_batch_values: usize,
     /// How long a flush waits for room on a full sink before counting the batch as dropped.
     pub sink_enqueue_timeout: Duration,
-    pub sinks: Vec<Arc<SinkQueue>>,
-    /// Where the cores report finished leader rounds (cluster mode persists flush times).
-    pub flush_reports: Arc<crate::cluster::FlushReports>,
     /// Forwarding to a peer node: values kept unacknowledged per (core, peer) before the
     /// oldest are dropped (counted).
     pub forward_max_buffered_values: usize,
-    /// Where the sinks hand emptied flush batches back to the cores.
-    pub flush_batches: Arc<FlushBatchPool>,
     /// How often each core publishes its stats.
     pub stats_interval: Duration,
     /// How long an idle core spins before it parks (glommio `spin_before_park`). Parking
@@ -125,8 +120,4 @@ pub struct PoolConfig {
     pub spin_before_park: Option<Duration>,
     /// io_uring registered buffer memory per core (glommio `io_memory`).
     pub io_memory_bytes: usize,
-    /// Called on each core after every flush round: hands memory the allocator holds for this
-    /// thread (freed here, or by the sink threads, since) back to the OS. A core that
-    /// allocates nothing between rounds would otherwise keep it. The binary owns the allocator.
-    pub release_memory: Option<fn()>,
 }

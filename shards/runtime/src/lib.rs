@@ -1,29 +1,49 @@
 //! Per-core plumbing of sheaf's data plane: one pinned glommio executor per configured CPU,
 //! the ingest sockets each of them reads, the lock-free hand-off of decoded values to the core
-//! that owns their shard, and the flush schedule. See ARCHITECTURE.md.
+//! that owns their shard, and the flush schedule. Nothing here knows tokio or etcd: the
+//! control thread talks to the cores only through their flume command queues.
 //!
-//! Public API: [`ShardPool`] (start, command, read stats, stop), [`ShardCommand`], [`PoolConfig`],
-//! [`SinkQueue`] (where flushed batches go) and [`CoreStats`]. Nothing here knows tokio or etcd:
-//! the control thread talks to the cores only through their flume command queues.
+//! Public API: [`ShardPool`] (start, command, read stats, stop) with its [`PoolConfig`]
+//! (plain settings) and [`PoolServices`] (the sink queues and other live objects it is
+//! wired to), [`ShardCommand`], [`CoreStats`], and the sans-IO per-value decoders in
+//! [`decode`].
+//!
+//! Layers, each using only those above it in this list:
+//! 1. plain types: `config`, `routes`, `flush_role`, `stats`, `decode`, `error`, `sync`;
+//!    `output` (sink queues, the forwarders' protocol), `services`, `command`;
+//! 2. `core`: the floor of one core (its state, ingest lifecycle, route table, task queues);
+//! 3. `handoff`, `output::forward`: one core's links to its peers and to other nodes;
+//! 4. `ingest` and `flush`: the tasks of a core;
+//! 5. `core_main` (one core's start and command loop) and `pool` (all cores).
+//!
+//! ARCHITECTURE.md says which thread runs each file.
 
-mod cluster;
 mod command;
 mod config;
-mod core_loop;
-mod flush_loop;
+mod core;
+mod core_main;
+pub mod decode;
+mod error;
+mod flush;
+mod flush_role;
 mod handoff;
 mod ingest;
+mod output;
 mod pool;
-mod sink;
+mod routes;
+mod services;
 mod stats;
 mod sync;
 #[cfg(any(test, feature = "shuttle"))]
 mod tests;
 
-pub use cluster::{FlushReport, FlushReports, FlushRole, FlushTimes, FollowerFlush, ResolutionFlushed, Routes};
 pub use command::{BoundAddrs, ShardCommand};
 pub use config::{FlushSchedule, IngestConfig, PoolConfig};
+pub use error::{BindError, PoolError};
+pub use flush_role::{FlushReport, FlushReports, FlushRole, FlushTimes, FollowerFlush, ResolutionFlushed};
 pub use ingest::unix_socket::{MAX_DGRAM_QLEN_SYSCTL, MIN_QUEUE_FOR_PAUSE, SharedUnixSocket, max_dgram_qlen};
-pub use pool::{Commander, PoolError, ShardPool, StatsReader};
-pub use sink::{FlushBatchPool, SinkQueue};
+pub use output::{FlushBatchPool, SinkQueue};
+pub use pool::{Commander, ShardPool, StatsReader};
+pub use routes::Routes;
+pub use services::PoolServices;
 pub use stats::{CoreStats, Protocol, RejectCount};

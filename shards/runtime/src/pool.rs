@@ -1,41 +1,25 @@
 //! `ShardPool`: starts one executor per configured CPU, wires the hand-off channels between
 //! every pair, and is the control plane's only handle on the cores (commands in, published
 //! stats out). Like Seastar's `sharded<T>`: start, invoke on all, stop.
+//!
+//! Owned by the control thread; `Commander` and `StatsReader` are cheap clones of its two
+//! directions that any thread may hold.
 
 use std::sync::Arc;
 
-use glommio::channels::shared_channel;
 use glommio::{LocalExecutorBuilder, Placement};
-use sheaf_shard_core::{Published, SampleBatch};
+use sheaf_shard_core::Published;
 
 use crate::command::{BoundAddrs, ShardCommand};
 use crate::config::PoolConfig;
-use crate::core_loop::{CoreSetup, run_core};
-use crate::handoff::{HandoffLedger, PeerLink};
-use crate::ingest::spread::ConnectionSpread;
+use crate::core::StallWarning;
+use crate::core_main::{CoreSetup, run_core};
+use crate::error::{BindError, PoolError};
+use crate::handoff;
+use crate::ingest::ConnectionSpread;
 use crate::ingest::unix_socket::SharedUnixSocket;
+use crate::services::PoolServices;
 use crate::stats::CoreStats;
-
-/// Emptied hand-off batches a core pair keeps for reuse (fewer when its queue is shorter: no
-/// more can be in flight). A burst can put up to `handoff_queue_batches` in flight (~80 KB
-/// each); once it is over, returned batches past this many are freed, so that resident
-/// memory falls back instead of holding the burst's peak (at 1M series on 2 cores that peak
-/// was ~15 B per series). In steady flow the sender takes a returned batch as fast as they
-/// come back, so the cap rarely frees one.
-const RETAINED_RETURNS: usize = 8;
-
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum PoolError {
-    #[error("no cores configured")]
-    NoCores,
-    #[error("starting the executor for cpu {cpu}: {reason}")]
-    Spawn { cpu: usize, reason: String },
-    #[error("binding ingest on core {core}: {reason}")]
-    Bind { core: usize, reason: String },
-    #[error("core {0} stopped answering")]
-    CoreGone(usize),
-}
 
 /// Reads every core's latest published stats; cheap to clone, usable from any thread.
 #[derive(Clone, Debug)]
@@ -89,28 +73,16 @@ pub struct ShardPool {
 }
 
 impl ShardPool {
-    /// Starts the executors; ingest starts with [`ShardPool::start_ingest`].
-    pub fn start(config: PoolConfig) -> Result<Self, PoolError> {
+    /// Starts the executors, wired to `services`; ingest starts with
+    /// [`ShardPool::start_ingest`].
+    pub fn start(config: PoolConfig, services: PoolServices) -> Result<Self, PoolError> {
         let cores = config.cpus.len();
         if cores == 0 {
             return Err(PoolError::NoCores);
         }
         let config = Arc::new(config);
-        let ledger = Arc::new(HandoffLedger::new(cores));
-        // channels[i][j]: core i → core j.
-        let mut senders: Vec<Vec<PeerLink<shared_channel::SharedSender<SampleBatch>>>> =
-            (0..cores).map(|_| Vec::new()).collect();
-        let mut receivers: Vec<Vec<PeerLink<shared_channel::SharedReceiver<SampleBatch>>>> =
-            (0..cores).map(|_| Vec::new()).collect();
-        for (from, outgoing) in senders.iter_mut().enumerate() {
-            for (to, incoming) in receivers.iter_mut().enumerate().filter(|(to, _)| *to != from) {
-                let (tx, rx) = shared_channel::new_bounded(config.handoff_queue_batches.max(1));
-                let retained = config.handoff_queue_batches.clamp(1, RETAINED_RETURNS);
-                let returns = Arc::new(crossbeam_queue::ArrayQueue::new(retained));
-                outgoing.push(PeerLink { peer: to, channel: tx, returns: returns.clone() });
-                incoming.push(PeerLink { peer: from, channel: rx, returns });
-            }
-        }
+        let services = Arc::new(services);
+        let links = handoff::wire(cores, config.handoff_queue_batches);
         let (spread, adoptions) = ConnectionSpread::new(cores);
         // The initial shard map: shard s on core s mod cores. Sent as the first command.
         let owners: Arc<[u16]> = (0..config.num_shards).map(|s| (s as usize % cores) as u16).collect();
@@ -122,8 +94,7 @@ impl ShardPool {
             threads: Vec::new(),
             unix: std::sync::OnceLock::new(),
         };
-        for (index, ((senders, receivers), adoptions)) in senders.into_iter().zip(receivers).zip(adoptions).enumerate()
-        {
+        for (index, (links, adoptions)) in links.into_iter().zip(adoptions).enumerate() {
             let cpu = config.cpus[index];
             let (tx, rx) = flume::unbounded();
             let published = Arc::new(Published::new(CoreStats::new(index, cpu, cores)));
@@ -131,11 +102,10 @@ impl ShardPool {
                 index,
                 cpu,
                 config: config.clone(),
+                services: services.clone(),
                 commands: rx,
                 published: published.clone(),
-                ledger: ledger.clone(),
-                senders,
-                receivers,
+                links,
                 spread: spread.clone(),
                 adoptions,
             };
@@ -146,8 +116,10 @@ impl ShardPool {
             if let Some(spin) = config.spin_before_park {
                 builder = builder.spin_before_park(spin);
             }
-            let handle =
-                builder.spawn(move || run_core(setup)).map_err(|e| PoolError::Spawn { cpu, reason: e.to_string() })?;
+            if cfg!(debug_assertions) {
+                builder = builder.detect_stalls(Some(Box::new(StallWarning)));
+            }
+            let handle = builder.spawn(move || run_core(setup)).map_err(|e| PoolError::Spawn { cpu, source: e.into() })?;
             tx.send(ShardCommand::SetShardOwners(owners.clone())).map_err(|_| PoolError::CoreGone(index))?;
             pool.commands.push(tx);
             pool.published.push(published);
@@ -186,9 +158,9 @@ impl ShardPool {
         // One Unix socket for all cores: bound here, read by each.
         let unix = match &ingest.statsd_unix {
             Some(path) => {
-                let socket = SharedUnixSocket::bind(path).map_err(|e| PoolError::Bind {
+                let socket = SharedUnixSocket::bind(path).map_err(|source| PoolError::Bind {
                     core: 0,
-                    reason: format!("statsd unix socket {}: {e}", path.display()),
+                    source: BindError::StatsdUnix { path: path.clone(), source },
                 })?;
                 Some(self.unix.get_or_init(|| Arc::new(socket)).clone())
             }
@@ -198,7 +170,7 @@ impl ShardPool {
             let (tx, rx) = flume::bounded(1);
             self.send(core, ShardCommand::StartIngest { bind: bind.clone(), unix: unix.clone(), reply: tx })?;
             let bound = rx.recv_async().await.map_err(|_| PoolError::CoreGone(core))?;
-            let bound = bound.map_err(|reason| PoolError::Bind { core, reason })?;
+            let bound = bound.map_err(|source| PoolError::Bind { core, source })?;
             // Port 0 resolves on the first core; the rest join its port.
             bind = bound;
         }

@@ -1,9 +1,12 @@
 //! `CoreStats`: what one core counts, published through an epoch cell for the admin API.
 //!
 //! The core mutates its own copy as plain fields (no atomics on the hot path) and
-//! publishes a clone every `stats_interval` and after each flush round.
+//! publishes a clone every `stats_interval` and after each flush round; the control
+//! thread reads the published clones (`StatsReader`).
 
 use sheaf_shard_core::AggregatorCounters;
+
+use crate::decode::DecodeTally;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Protocol {
@@ -83,10 +86,14 @@ impl CoreStats {
         }
     }
 
-    pub fn reject(&mut self, protocol: Protocol, reason: &'static str) {
-        match self.rejected.iter_mut().find(|r| r.protocol == protocol && r.reason == reason) {
-            Some(r) => r.count += 1,
-            None => self.rejected.push(RejectCount { protocol, reason, count: 1 }),
+    /// Adds what a decoder of `protocol` counted, and empties its tally.
+    pub fn record(&mut self, protocol: Protocol, tally: &mut DecodeTally) {
+        self.ingested[protocol as usize] += std::mem::take(&mut tally.ingested);
+        for (reason, count) in tally.rejected.drain(..) {
+            match self.rejected.iter_mut().find(|r| r.protocol == protocol && r.reason == reason) {
+                Some(r) => r.count += count,
+                None => self.rejected.push(RejectCount { protocol, reason, count }),
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
-//! StatsD over datagrams (UDP, or a Unix datagram socket; several lines per datagram) and
-//! TCP (newline-separated stream). A malformed line is counted by reason and skipped; its
-//! neighbours are unaffected.
+//! StatsD read loops: over datagrams (UDP, or a Unix datagram socket; several lines per
+//! datagram) and TCP (newline-separated stream). The lines are decoded by
+//! `crate::decode::StatsdDecoder`; a malformed line is counted by reason and skipped, its
+//! neighbours unaffected.
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
@@ -8,53 +9,19 @@ use std::time::Instant;
 
 use futures_lite::AsyncReadExt;
 use glommio::net::{TcpStream, UdpSocket};
-use sheaf_shard_core::murmur3::ShardOf;
-use sheaf_shard_core::statsd::{self, StatsdLine};
-use sheaf_shard_core::{DEFAULT_SPEC, UNTIMED};
+use sheaf_shard_core::statsd;
 
-use super::Router;
+use super::IngestContext;
 use super::read_buffer::{READ_CHUNK, ReadBuffer};
 use super::recv_batch::{RecvBatch, SLOTS};
-use super::router::Source;
+use super::router::{Router, Source};
 use super::unix_socket::{CoreHandle, MIN_QUEUE_FOR_PAUSE};
-use crate::core_loop::CoreCtx;
+use crate::config::PoolConfig;
+use crate::decode::StatsdDecoder;
 use crate::stats::Protocol;
 
-/// Decodes StatsD lines into samples; holds the reused id buffer.
-pub(crate) struct LineDecoder {
-    id: Vec<u8>,
-    shard_of: ShardOf,
-    max_line: usize,
-    protocol: Protocol,
-}
-
-impl LineDecoder {
-    pub(crate) fn new(ctx: &CoreCtx, protocol: Protocol) -> Self {
-        Self {
-            id: Vec::with_capacity(256),
-            shard_of: ShardOf::new(ctx.config.num_shards),
-            max_line: ctx.config.ingest.max_line_size,
-            protocol,
-        }
-    }
-
-    /// Decodes every line of `buf` into `router`.
-    pub(crate) fn lines(&mut self, buf: &[u8], router: &mut Router) {
-        let mut ingested = 0u64;
-        statsd::for_each_line(buf, self.max_line, |line| match line.and_then(|l| self.line(l, router)) {
-            Ok(()) => ingested += 1,
-            Err(e) => router.ctx().stats.borrow_mut().reject(self.protocol, e.reason()),
-        });
-        router.ctx().stats.borrow_mut().ingested[self.protocol as usize] += ingested;
-    }
-
-    #[inline]
-    fn line(&mut self, line: StatsdLine<'_>, router: &mut Router) -> Result<(), statsd::StatsdError> {
-        let (id, metric_type, value) = line.sample(&mut self.id)?;
-        let (shard, hash) = self.shard_of.shard_and_hash(metric_type, id);
-        router.batch_for(shard).push(shard, hash, id, metric_type, UNTIMED, value, DEFAULT_SPEC);
-        Ok(())
-    }
+fn decoder(config: &PoolConfig) -> StatsdDecoder {
+    StatsdDecoder::new(config.num_shards, config.ingest.max_line_size)
 }
 
 /// Bursts drained with `recvmmsg` before the core yields to its other tasks.
@@ -123,15 +90,14 @@ pub(crate) enum SmallDrains {
     LastDrain,
     /// The wake-up took fewer than `full_drain` datagrams in all. For a socket every core
     /// drains: under full load it runs dry all the time, because the other cores have just
-    /// taken what was queued, and pausing then left cores idle while datagrams waited
-    /// (2 cores on this box: 24 M lines/s against 26.5 M without a pause, 8 KiB datagrams).
+    /// taken what was queued, and pausing then would leave cores idle while datagrams wait.
     WakeTotal,
 }
 
 impl DrainPolicy {
-    pub(crate) fn udp(ctx: &CoreCtx) -> Self {
+    pub(crate) fn udp(config: &PoolConfig) -> Self {
         Self {
-            small_read_pause: ctx.config.ingest.udp_small_read_pause,
+            small_read_pause: config.ingest.udp_small_read_pause,
             full_drain: SLOTS,
             small: SmallDrains::LastDrain,
         }
@@ -140,10 +106,10 @@ impl DrainPolicy {
     /// For the shared Unix socket, which queues at most `queue_depth` datagrams (unknown:
     /// as many as UDP). Below `MIN_QUEUE_FOR_PAUSE` the queue would fill during a pause, so
     /// the core only drains.
-    pub(crate) fn unix(ctx: &CoreCtx, queue_depth: Option<usize>) -> Self {
+    pub(crate) fn unix(config: &PoolConfig, queue_depth: Option<usize>) -> Self {
         let depth = queue_depth.unwrap_or(usize::MAX).max(1);
         let small_read_pause = if depth >= MIN_QUEUE_FOR_PAUSE {
-            ctx.config.ingest.unix_small_read_pause
+            config.ingest.unix_small_read_pause
         } else {
             std::time::Duration::ZERO
         };
@@ -170,12 +136,13 @@ impl DrainPolicy {
 /// that empties the socket with less than a full drain is followed by the policy's pause,
 /// so that at moderate load the core wakes up once per pause rather than once per few
 /// datagrams (they wait in the socket's buffer meanwhile).
-pub(crate) async fn serve_datagrams(ctx: Rc<CoreCtx>, mut socket: DatagramSocket, policy: DrainPolicy) {
-    let mut router = Router::new(ctx.clone(), Source::Single);
-    let mut decoder = LineDecoder::new(&ctx, socket.protocol());
+pub(crate) async fn serve_datagrams(ctx: Rc<IngestContext>, mut socket: DatagramSocket, policy: DrainPolicy) {
+    let protocol = socket.protocol();
+    let mut router = Router::new(ctx.router.clone(), Source::Single);
+    let mut decoder = decoder(&ctx.state.config);
     let mut probe = [0u8; 1];
     let mut burst = RecvBatch::new();
-    let linger = ctx.config.handoff_linger;
+    let linger = ctx.state.config.handoff_linger;
     let pause = policy.small_read_pause;
     let mut pending_since: Option<Instant> = None;
     loop {
@@ -194,7 +161,7 @@ pub(crate) async fn serve_datagrams(ctx: Rc<CoreCtx>, mut socket: DatagramSocket
             Wake::Linger
         };
         let stopped = async {
-            ctx.stopped().await;
+            ctx.lifecycle.stopped().await;
             Wake::Stop
         };
         match futures_lite::future::or(futures_lite::future::or(readable, lingered), stopped).await {
@@ -228,6 +195,7 @@ pub(crate) async fn serve_datagrams(ctx: Rc<CoreCtx>, mut socket: DatagramSocket
             }
         }
         router.apply_local();
+        ctx.record(protocol, decoder.tally());
         if router.has_remote() {
             let since = *pending_since.get_or_insert_with(Instant::now);
             if since.elapsed() >= linger {
@@ -237,7 +205,7 @@ pub(crate) async fn serve_datagrams(ctx: Rc<CoreCtx>, mut socket: DatagramSocket
         }
         // A moderate stream: let the socket's buffer gather the next datagrams rather than
         // wake up for every few of them (the core runs its other tasks meanwhile).
-        if policy.is_small(last, total) && !pause.is_zero() && ctx.sleep_unless_stopped(pause).await {
+        if policy.is_small(last, total) && !pause.is_zero() && ctx.lifecycle.sleep_unless_stopped(pause).await {
             break;
         }
         // A socket that never runs dry (a Unix socket's blocking senders refill it as fast as
@@ -260,15 +228,16 @@ pub(crate) async fn serve_datagrams(ctx: Rc<CoreCtx>, mut socket: DatagramSocket
         }
     }
     router.dispatch().await;
+    ctx.record(protocol, decoder.tally());
 }
 
 /// Serves one StatsD TCP connection until EOF, error or shutdown. The socket reads straight
 /// into the connection's `ReadBuffer`; a read of less than half its size is followed by a
 /// pause of `tcp_small_read_pause` before the next one.
-pub(crate) async fn serve_tcp(ctx: Rc<CoreCtx>, mut stream: TcpStream) {
-    let mut router = Router::new(ctx.clone(), Source::Single);
-    let mut decoder = LineDecoder::new(&ctx, Protocol::StatsdTcp);
-    let pause = ctx.config.ingest.tcp_small_read_pause;
+pub(crate) async fn serve_tcp(ctx: Rc<IngestContext>, mut stream: TcpStream) {
+    let mut router = Router::new(ctx.router.clone(), Source::Single);
+    let mut decoder = decoder(&ctx.state.config);
+    let pause = ctx.state.config.ingest.tcp_small_read_pause;
     let mut buf = ReadBuffer::new();
     // Inside a line longer than `max_line_size`: its bytes are dropped up to its newline.
     let mut skipping = false;
@@ -291,15 +260,16 @@ pub(crate) async fn serve_tcp(ctx: Rc<CoreCtx>, mut stream: TcpStream) {
         if done > 0 {
             decoder.lines(complete, &mut router);
             buf.consume(done);
-        } else if rest.len() > decoder.max_line {
+        } else if rest.len() > decoder.max_line() {
             // A line that can never complete within the limit: count it, drop it, resync at
             // its newline.
-            ctx.stats.borrow_mut().reject(Protocol::StatsdTcp, "line_too_long");
+            decoder.reject("line_too_long");
             buf.consume(rest.len());
             skipping = true;
             continue;
         }
         router.dispatch().await;
+        ctx.record(Protocol::StatsdTcp, decoder.tally());
         // As on m3msg connections: after a small read, let the next lines gather first.
         if n < READ_CHUNK / 2 && !pause.is_zero() {
             glommio::timer::sleep(pause).await;
@@ -310,4 +280,5 @@ pub(crate) async fn serve_tcp(ctx: Rc<CoreCtx>, mut stream: TcpStream) {
         decoder.lines(buf.unread(), &mut router);
     }
     router.dispatch().await;
+    ctx.record(Protocol::StatsdTcp, decoder.tally());
 }

@@ -2,14 +2,15 @@
 //! StatsD, the copies for the other replicas of shards this node owns) go to that node's m3msg
 //! endpoint as ordinary m3msg frames, one metric per message, as an M3 producer sends them.
 //!
-//! One `Forwarder` per (core, peer), living on that core: the router encodes frames into a
-//! chunk and hands it over a bounded glommio local channel (a full channel makes ingest wait,
-//! as a full hand-off queue does). The forwarder's task writes chunks in order and keeps them
-//! until the peer acks their last message; a reconnect resends what is unacked (at least
-//! once, like M3's producer). Acks are read by a second task on a dup of the socket, so no
-//! lock is shared between the two halves.
+//! One `Forwarder` per (core, peer), living on that core and touched only by its tasks: the
+//! router encodes frames into a chunk and hands it over a bounded glommio local channel (a
+//! full channel makes ingest wait, as a full hand-off queue does). The forwarder's task
+//! writes chunks in order and keeps them until the peer acks their last message; a reconnect
+//! resends what is unacked (at least once, like M3's producer). Acks are read by a second
+//! task on a dup of the socket, so no lock is shared between the two halves. `Forwarders`
+//! is the core's current set, replaced by `ShardCommand::SetRoutes`.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd};
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
+use glommio::TaskQueueHandle;
 use glommio::net::TcpStream;
 use prost::Message as _;
 use sheaf_proto::forward::{
@@ -27,7 +29,43 @@ use sheaf_proto::forward::{
 use sheaf_proto::msgpb;
 use sheaf_shard_core::{MetricType, Sample, SampleBatch, SampleValue, UNTIMED};
 
-use crate::core_loop::CoreCtx;
+use crate::core::{CoreState, spawn_into};
+use crate::routes::Routes;
+
+/// The forwarders of one core, one per peer of the current routes (same index as
+/// `Routes::peers`).
+pub(crate) struct Forwarders {
+    state: Rc<CoreState>,
+    /// The queue the forwarders' tasks run in (ingest: a full forwarder makes ingest wait).
+    queue: TaskQueueHandle,
+    current: RefCell<Vec<Rc<Forwarder>>>,
+}
+
+impl Forwarders {
+    pub(crate) fn new(state: Rc<CoreState>, queue: TaskQueueHandle) -> Self {
+        Self { state, queue, current: RefCell::default() }
+    }
+
+    /// The forwarders, indexed as `Routes::peers` of the routes last set.
+    pub(crate) fn current(&self) -> Vec<Rc<Forwarder>> {
+        self.current.borrow().clone()
+    }
+
+    /// Follows new routes: a peer that stays keeps its forwarder (and its unacked frames); a
+    /// new peer gets one; a peer that left loses its forwarder once its queue is drained.
+    pub(crate) fn set_routes(&self, routes: &Routes) {
+        let old = std::mem::take(&mut *self.current.borrow_mut());
+        let next = routes
+            .peers
+            .iter()
+            .map(|p| match old.iter().find(|f| f.peer == *p) {
+                Some(f) => f.clone(),
+                None => Forwarder::start(self.state.clone(), *p, self.queue),
+            })
+            .collect();
+        *self.current.borrow_mut() = next;
+    }
+}
 
 /// A chunk of frames and the id of its last message.
 pub(crate) struct Chunk {
@@ -43,9 +81,9 @@ pub(crate) struct Forwarder {
 }
 
 impl Forwarder {
-    pub(crate) fn start(ctx: Rc<CoreCtx>, peer: SocketAddr) -> Rc<Self> {
+    fn start(state: Rc<CoreState>, peer: SocketAddr, queue: TaskQueueHandle) -> Rc<Self> {
         let (tx, rx) = local_channel::new_bounded(64);
-        glommio::spawn_local(run(ctx, peer, rx)).detach();
+        spawn_into(queue, run(state, peer, rx));
         Rc::new(Self { peer, tx, next_id: Cell::new(1) })
     }
 
@@ -119,17 +157,17 @@ fn forwarded<'a>(batch: &'a SampleBatch, s: &Sample, arrival: i64, one: &'a mut 
 }
 
 /// Connects (retrying with backoff), resends what is unacked, then writes chunks as they come.
-async fn run(ctx: Rc<CoreCtx>, peer: SocketAddr, rx: LocalReceiver<Chunk>) {
+async fn run(core: Rc<CoreState>, peer: SocketAddr, rx: LocalReceiver<Chunk>) {
     let mut unacked: VecDeque<Chunk> = VecDeque::new();
     let mut unacked_values: u64 = 0;
     let acked = Rc::new(Cell::new(0u64));
     let mut backoff = Duration::from_millis(50);
-    let limit = ctx.config.forward_max_buffered_values.max(1) as u64;
+    let limit = core.config.forward_max_buffered_values.max(1) as u64;
     'connect: loop {
         let mut stream = match TcpStream::connect(peer).await {
             Ok(s) => s,
             Err(e) => {
-                tracing::warn!(core = ctx.index, %peer, error = %e, "cannot reach peer; will retry");
+                tracing::warn!(core = core.index, %peer, error = %e, "cannot reach peer; will retry");
                 // Keep taking chunks while waiting (bounded), so a dead peer does not hold ingest up.
                 let until = std::time::Instant::now() + backoff;
                 backoff = (backoff * 2).min(Duration::from_secs(2));
@@ -140,7 +178,7 @@ async fn run(ctx: Rc<CoreCtx>, peer: SocketAddr, rx: LocalReceiver<Chunk>) {
                     })
                     .await;
                     match next {
-                        Some(Some(chunk)) => keep(&ctx, &mut unacked, &mut unacked_values, chunk, limit),
+                        Some(Some(chunk)) => keep(&core, &mut unacked, &mut unacked_values, chunk, limit),
                         Some(None) => return,
                         None => break,
                     }
@@ -170,11 +208,11 @@ async fn run(ctx: Rc<CoreCtx>, peer: SocketAddr, rx: LocalReceiver<Chunk>) {
         loop {
             release(&mut unacked, &mut unacked_values, acked.get());
             let Some(chunk) = rx.recv().await else { return };
-            ctx.stats.borrow_mut().forwarded_values += chunk.values;
+            core.stats.borrow_mut().forwarded_values += chunk.values;
             let written = stream.write_all(&chunk.frames).await;
-            keep(&ctx, &mut unacked, &mut unacked_values, chunk, limit);
+            keep(&core, &mut unacked, &mut unacked_values, chunk, limit);
             if written.is_err() || !alive.get() {
-                tracing::warn!(core = ctx.index, %peer, "peer connection lost; reconnecting");
+                tracing::warn!(core = core.index, %peer, "peer connection lost; reconnecting");
                 alive.set(false);
                 let _ = stream.close().await;
                 continue 'connect;
@@ -183,13 +221,13 @@ async fn run(ctx: Rc<CoreCtx>, peer: SocketAddr, rx: LocalReceiver<Chunk>) {
     }
 }
 
-fn keep(ctx: &CoreCtx, unacked: &mut VecDeque<Chunk>, values: &mut u64, chunk: Chunk, limit: u64) {
+fn keep(core: &CoreState, unacked: &mut VecDeque<Chunk>, values: &mut u64, chunk: Chunk, limit: u64) {
     *values += chunk.values;
     unacked.push_back(chunk);
     while *values > limit {
         let Some(old) = unacked.pop_front() else { break };
         *values -= old.values;
-        ctx.stats.borrow_mut().forward_dropped_values += old.values;
+        core.stats.borrow_mut().forward_dropped_values += old.values;
     }
 }
 

@@ -1,13 +1,11 @@
-//! What cluster mode tells a core, and what a core tells back.
+//! Who emits: a core's flush role (leader or follower of its shard set), the leader's flush
+//! times a follower discards by, and the reports a leader's rounds send back.
 //!
-//! The control thread turns the placement, the shard set's election and the leader's flush
-//! times into commands ([`ShardCommand::SetRole`](crate::ShardCommand), `SetFollowerFlush`,
-//! `SetShardWindows`, `SetRoutes`); the types here are their payloads. They are built on the
-//! control thread and shared read-only (`Arc`) by every core. In the other direction each
-//! core pushes a [`FlushReport`] after every leader round onto the lock-free [`FlushReports`]
-//! queue, which the control thread polls to persist the shard set's flush times.
-
-use std::net::SocketAddr;
+//! Built on the control thread (from the shard set's election and the flush times in etcd)
+//! and handed to every core in `ShardCommand::SetRole` and `SetFollowerFlush`, shared
+//! read-only (`Arc`). In the other direction each core pushes a [`FlushReport`] after every
+//! leader round onto the lock-free [`FlushReports`] queue (any core pushes, the control
+//! thread pops), from which the control thread persists the shard set's flush times.
 
 use sheaf_shard_core::time::UnixNanos;
 
@@ -50,27 +48,6 @@ pub struct FollowerFlush {
     /// Forced flush mode (no flush-time update for `max_buffer_size`): also discard every
     /// window ending at or before `now − horizon`.
     pub forced_horizon: Option<i64>,
-}
-
-/// Where values of each shard go besides (or instead of) this node's cores.
-#[derive(Debug, Clone, Default)]
-pub struct Routes {
-    /// The other nodes values may be forwarded to.
-    pub peers: Vec<SocketAddr>,
-    /// Index = shard id: whether this node owns the shard (aggregates it).
-    pub local: Vec<bool>,
-    /// Index = shard id: the other nodes (indexes into `peers`) that own the shard.
-    pub remote: Vec<Vec<u16>>,
-}
-
-impl Routes {
-    pub fn is_local(&self, shard: u32) -> bool {
-        self.local.get(shard as usize).copied().unwrap_or(false)
-    }
-
-    pub fn remote(&self, shard: u32) -> &[u16] {
-        self.remote.get(shard as usize).map_or(&[], Vec::as_slice)
-    }
 }
 
 /// A leader round of one core and resolution, finished: once every sink has written this

@@ -1,0 +1,48 @@
+//! `CoreState`: one shard core's aggregator and counters.
+//!
+//! Lives on its shard core, shared through `Rc` by that core's tasks only, one `RefCell`
+//! borrow at a time. Other threads see the counters only as the snapshots `publish_stats`
+//! hands to `Published<CoreStats>` (crossbeam-epoch).
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use sheaf_shard_core::{CoreAggregator, Published};
+
+use crate::config::PoolConfig;
+use crate::stats::CoreStats;
+
+pub(crate) struct CoreState {
+    /// This core's position in the pool (0-based).
+    pub(crate) index: usize,
+    /// How many shard cores the pool has.
+    pub(crate) cores: usize,
+    pub(crate) config: Arc<PoolConfig>,
+    pub(crate) aggregator: RefCell<CoreAggregator>,
+    pub(crate) stats: RefCell<CoreStats>,
+    published: Arc<Published<CoreStats>>,
+}
+
+impl CoreState {
+    pub(crate) fn new(index: usize, cpu: usize, config: Arc<PoolConfig>, published: Arc<Published<CoreStats>>) -> Self {
+        let cores = config.cpus.len();
+        Self {
+            index,
+            cores,
+            aggregator: RefCell::new(CoreAggregator::new(config.aggregator.clone(), config.num_shards)),
+            stats: RefCell::new(CoreStats::new(index, cpu, cores)),
+            published,
+            config,
+        }
+    }
+
+    /// Publishes a snapshot of the counters, with the aggregator's own, for other threads.
+    pub(crate) fn publish_stats(&self) {
+        let mut snapshot = self.stats.borrow().clone();
+        let agg = self.aggregator.borrow();
+        snapshot.series = agg.series_count() as u64;
+        snapshot.windows_held = agg.windows_held();
+        snapshot.aggregation = agg.counters.clone();
+        self.published.publish(snapshot);
+    }
+}

@@ -1,0 +1,138 @@
+//! One shard core's main: builds the core's floor (`core`), connects its end of the
+//! hand-off, starts its tasks, then applies the control thread's commands until `Exit`.
+//!
+//! Tasks on a core, by task queue (see `core::TaskQueues`):
+//! - `ingest`: one accept loop per TCP ingest port, one adopt loop, one read loop per
+//!   datagram socket, one task per connection, one hand-off drain per peer core, one
+//!   forwarder (and its ack reader) per peer node;
+//! - `flush`: the flush schedule and its rounds;
+//! - `control`: this command loop and the stats publisher.
+//!
+//! Shutdown, in order: (1) `StopIngest`: every ingest task is told to stop, every
+//! connection's reads end, each task dispatches and acks what it decoded and ends; the reply
+//! goes once all have; (2) `FinalFlush`, once every core has done (1): wait until every
+//! batch peers sent has been taken in (the hand-off ledger), flush, queue on the sinks;
+//! (3) `Exit`.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use sheaf_shard_core::Published;
+
+use crate::command::ShardCommand;
+use crate::config::PoolConfig;
+use crate::core::{CoreState, IngestLifecycle, RouteTable, TaskQueues, spawn_into};
+use crate::flush::{self, Flusher};
+use crate::handoff::{CoreLinks, Handoff};
+use crate::ingest::{self, Adoption, ConnectionSpread, IngestContext, RouterParts};
+use crate::output::forward::Forwarders;
+use crate::services::PoolServices;
+use crate::stats::CoreStats;
+
+/// What a core thread is started with.
+pub(crate) struct CoreSetup {
+    pub(crate) index: usize,
+    pub(crate) cpu: usize,
+    pub(crate) config: Arc<PoolConfig>,
+    pub(crate) services: Arc<PoolServices>,
+    pub(crate) commands: flume::Receiver<ShardCommand>,
+    pub(crate) published: Arc<Published<CoreStats>>,
+    pub(crate) links: CoreLinks,
+    pub(crate) spread: Arc<ConnectionSpread>,
+    /// Connections other cores accepted and handed to this one.
+    pub(crate) adoptions: flume::Receiver<Adoption>,
+}
+
+pub(crate) async fn run_core(setup: CoreSetup) {
+    let queues = TaskQueues::create();
+    let state = Rc::new(CoreState::new(setup.index, setup.cpu, setup.config, setup.published));
+    let routing = Rc::new(RouteTable::new(state.config.num_shards, state.cores));
+    let lifecycle = Rc::new(IngestLifecycle::new(state.clone()));
+    let handoff = Handoff::connect(state.clone(), setup.links, queues.ingest).await;
+    let forwarders = Rc::new(Forwarders::new(state.clone(), queues.ingest));
+    let flusher = Rc::new(Flusher::new(state.clone(), setup.services, handoff.clone()));
+    let ingest = Rc::new(IngestContext {
+        state: state.clone(),
+        lifecycle: lifecycle.clone(),
+        router: RouterParts { state: state.clone(), routing: routing.clone(), handoff: handoff.clone(), forwarders },
+        queues,
+        spread: setup.spread,
+        adoptions: setup.adoptions,
+    });
+    spawn_into(queues.flush, flush::run(flusher.clone(), lifecycle.clone()));
+    spawn_into(queues.control, publish_loop(state.clone()));
+    let commands = CommandLoop { state: state.clone(), routing, lifecycle, flusher, ingest };
+    let run = glommio::spawn_local_into(commands.run(setup.commands), queues.control);
+    match run {
+        Ok(task) => task.await,
+        Err(e) => tracing::error!(core = state.index, error = %e, "could not start the command loop"),
+    }
+    state.publish_stats();
+    // Dropping the senders ends the peers' drain tasks.
+    handoff.disconnect();
+}
+
+/// The command loop's hold on the core: every piece a command may change.
+struct CommandLoop {
+    state: Rc<CoreState>,
+    routing: Rc<RouteTable>,
+    lifecycle: Rc<IngestLifecycle>,
+    flusher: Rc<Flusher>,
+    ingest: Rc<IngestContext>,
+}
+
+impl CommandLoop {
+    /// Applies commands in order until `Exit` (or the control thread drops the queue).
+    async fn run(self, commands: flume::Receiver<ShardCommand>) {
+        while let Ok(cmd) = commands.recv_async().await {
+            tracing::debug!(core = self.state.index, %cmd, "command");
+            if !self.apply(cmd).await {
+                break;
+            }
+        }
+    }
+
+    /// Applies one command; false for `Exit`.
+    async fn apply(&self, cmd: ShardCommand) -> bool {
+        match cmd {
+            ShardCommand::SetShardOwners(owners) => self.routing.set_owners(owners),
+            ShardCommand::SetShardWindows(windows) => {
+                self.flusher.enter_cluster_mode();
+                let mut agg = self.state.aggregator.borrow_mut();
+                for (shard, w) in windows.iter().enumerate() {
+                    agg.set_shard_window(shard as u32, *w);
+                }
+            }
+            ShardCommand::SetRoutes(routes) => {
+                self.flusher.enter_cluster_mode();
+                self.ingest.router.forwarders.set_routes(&routes);
+                self.routing.set_routes(routes);
+            }
+            ShardCommand::SetFollowerFlush(follower) => self.flusher.set_follower_flush(follower),
+            ShardCommand::SetRole { role, reply } => {
+                self.flusher.set_role(role).await;
+                let _ = reply.send(());
+            }
+            ShardCommand::StartIngest { bind, unix, reply } => {
+                let _ = reply.send(ingest::start(&self.ingest, &bind, unix.as_deref()));
+            }
+            ShardCommand::StopIngest { reply } => {
+                self.lifecycle.stop().await;
+                let _ = reply.send(());
+            }
+            ShardCommand::FinalFlush { include_open, reply } => {
+                self.flusher.final_flush(include_open).await;
+                let _ = reply.send(());
+            }
+            ShardCommand::Exit => return false,
+        }
+        true
+    }
+}
+
+async fn publish_loop(state: Rc<CoreState>) {
+    loop {
+        state.publish_stats();
+        glommio::timer::sleep(state.config.stats_interval).await;
+    }
+}

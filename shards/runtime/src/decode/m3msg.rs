@@ -1,0 +1,227 @@
+//! `M3msgDecoder`: m3msg messages into samples. The metric inside a message is decoded with
+//! the zero-copy `sheaf_proto::view` decoder; its staged metadata becomes the spec of the
+//! sample (aggregations and storage policies), interned once per batch while it repeats.
+
+use sheaf_proto::forward::{ANNOTATION_FRACTIONAL_COUNTER, ANNOTATION_GAUGE_DELTA, ANNOTATION_SET_MEMBER};
+use sheaf_proto::output::AckFrame;
+use sheaf_proto::view::{self, MetricView, Scratch, TimedType};
+use sheaf_shard_core::batch::DEFAULT_SPEC;
+use sheaf_shard_core::murmur3::ShardOf;
+use sheaf_shard_core::{AggTypes, ElemSpec, MetricType, SampleBatch, SampleValue, SpecRef, StoragePolicy, UNTIMED};
+
+use super::{DecodeTally, SampleRouter};
+
+/// Turns decoded m3msg metrics into samples; holds the reused scratch space.
+pub struct M3msgDecoder {
+    scratch: Scratch,
+    elems: Vec<ElemSpec>,
+    defaults: Vec<StoragePolicy>,
+    shard_of: ShardOf,
+    /// What `elems` was derived from (`Scratch::metadata_generation`), so that a metadata
+    /// repeated from one message to the next is not derived again.
+    elems_generation: Option<u64>,
+    /// What `elems` means: the default spec, or an error for the metadata.
+    elems_outcome: Result<bool, &'static str>,
+    /// The last spec added, reused while the metadata repeats (checked against the batch).
+    last_spec: Option<SpecRef>,
+    /// Pipelines with ops left out of the last metric's spec.
+    skipped_pipelines: u32,
+    tally: DecodeTally,
+}
+
+impl M3msgDecoder {
+    /// For a pool of `num_shards` shards; metadata that names no storage policy means
+    /// `default_policies`.
+    pub fn new(num_shards: u32, default_policies: Vec<StoragePolicy>) -> Self {
+        Self {
+            scratch: Scratch::default(),
+            elems: Vec::new(),
+            defaults: default_policies,
+            shard_of: ShardOf::new(num_shards),
+            elems_generation: None,
+            elems_outcome: Ok(true),
+            last_spec: None,
+            skipped_pipelines: 0,
+            tally: DecodeTally::default(),
+        }
+    }
+
+    /// What was accepted and refused since the tally was last emptied.
+    pub fn tally(&mut self) -> &mut DecodeTally {
+        &mut self.tally
+    }
+
+    /// Counts a refusal the caller made (a frame it could not cut out of its stream).
+    pub fn reject(&mut self, reason: &'static str) {
+        self.tally.reject(reason);
+    }
+
+    /// Decodes one m3msg `Message` payload (a frame without its length) received at `now`,
+    /// adds its ack to `acks` and routes its metric. A malformed message is counted; one
+    /// whose envelope decodes is acked even if its metric is refused, as M3 does.
+    pub fn message(&mut self, payload: &[u8], now: i64, router: &mut impl SampleRouter, acks: &mut AckFrame) {
+        let msg = match view::decode_message(payload) {
+            Ok(m) => m,
+            Err(e) => {
+                self.tally.reject(e.reason());
+                return;
+            }
+        };
+        acks.push_message(&msg);
+        if let Err(reason) = self.metric(msg.value, now, router) {
+            self.tally.reject(reason);
+        }
+    }
+
+    /// Decodes one `MetricWithMetadatas` received at `now` and routes it; the error is the
+    /// reason it was refused (not counted: `message` counts it).
+    pub fn metric(&mut self, value: &[u8], now: i64, router: &mut impl SampleRouter) -> Result<(), &'static str> {
+        let metric = view::decode_metric(value, now, &mut self.scratch).map_err(|e| e.reason())?;
+        // M3 drops a metric whose metadata in effect is tombstoned.
+        if self.scratch.tombstoned {
+            return Err("tombstoned");
+        }
+        // An untimed value with a client time came from a peer node (or an M3 client with
+        // resend enabled): it goes in the window of that time, as on the node that took it in.
+        let stamped = |t: i64| if t != 0 { t } else { UNTIMED };
+        let (metric_type, id, time) = match metric {
+            MetricView::Counter { id, client_time_nanos, .. } => (MetricType::Counter, id, stamped(client_time_nanos)),
+            MetricView::BatchTimer { id, client_time_nanos } => (MetricType::Timer, id, stamped(client_time_nanos)),
+            MetricView::Gauge { id, client_time_nanos, annotation, .. } => {
+                let t = match annotation {
+                    ANNOTATION_SET_MEMBER => MetricType::Set,
+                    ANNOTATION_FRACTIONAL_COUNTER => MetricType::Counter,
+                    _ => MetricType::Gauge,
+                };
+                (t, id, stamped(client_time_nanos))
+            }
+            MetricView::Timed { kind, id, time_nanos, .. } => {
+                let t = match kind {
+                    TimedType::Counter => MetricType::Counter,
+                    TimedType::Timer => MetricType::Timer,
+                    TimedType::Gauge => MetricType::Gauge,
+                };
+                // i64::MIN marks "untimed" inside a batch; a client sending it means the
+                // distant past, which the owner refuses as too late.
+                (t, id, time_nanos.max(UNTIMED + 1))
+            }
+        };
+        if id.is_empty() {
+            return Err("empty_id");
+        }
+        let (shard, hash) = self.shard_of.shard_and_hash(metric_type, id);
+        let values = match metric {
+            MetricView::BatchTimer { .. } => self.scratch.timer_values.len() as u64,
+            _ => 1,
+        };
+        let untimed_arrival = !matches!(metric, MetricView::Timed { .. }) && time != UNTIMED;
+        let batch = router.batch_for(shard);
+        let spec = self.spec(batch)?;
+        let value = match metric {
+            MetricView::Counter { value, .. } => SampleValue::Number(value as f64),
+            MetricView::Gauge { annotation, value, .. } if annotation == ANNOTATION_SET_MEMBER => {
+                SampleValue::Member(value.to_bits())
+            }
+            MetricView::Gauge { annotation, value, .. } if annotation == ANNOTATION_GAUGE_DELTA => {
+                if !value.is_finite() {
+                    return Err("non_finite");
+                }
+                SampleValue::GaugeDelta(value)
+            }
+            MetricView::Gauge { value, .. } | MetricView::Timed { value, .. } => {
+                if !value.is_finite() {
+                    return Err("non_finite");
+                }
+                SampleValue::Number(value)
+            }
+            MetricView::BatchTimer { .. } => {
+                if self.scratch.timer_values.iter().any(|v| !v.is_finite()) {
+                    return Err("non_finite");
+                }
+                SampleValue::Timer { start: 0, len: 0 }
+            }
+        };
+        match (value, untimed_arrival) {
+            (SampleValue::Timer { .. }, false) => {
+                batch.push_timer(shard, hash, id, time, &self.scratch.timer_values, spec)
+            }
+            (SampleValue::Timer { .. }, true) => {
+                batch.push_timer(shard, hash, id, time, &self.scratch.timer_values, spec);
+                batch.mark_last_stamped();
+            }
+            (v, false) => batch.push(shard, hash, id, metric_type, time, v, spec),
+            (v, true) => batch.push_stamped(shard, hash, id, metric_type, time, v, spec),
+        }
+        self.tally.ingested += values;
+        if self.skipped_pipelines > 0 {
+            self.tally.reject("pipeline_with_ops_skipped");
+        }
+        Ok(())
+    }
+
+    /// The spec of the metadata in the scratch, added to `batch` unless it is the default.
+    fn spec(&mut self, batch: &mut SampleBatch) -> Result<SpecRef, &'static str> {
+        if self.scratch.pipelines.is_empty() {
+            self.skipped_pipelines = 0;
+            return Ok(DEFAULT_SPEC);
+        }
+        let generation = self.scratch.metadata_generation();
+        if self.elems_generation != Some(generation) {
+            self.elems_outcome = self.derive_elems();
+            self.elems_generation = Some(generation);
+        }
+        if self.elems_outcome? {
+            return Ok(DEFAULT_SPEC);
+        }
+        // Reuse the spec just added when the metadata repeats (a fresh batch has no specs,
+        // so the comparison fails there).
+        if let Some(r) = self.last_spec
+            && batch.spec(r) == self.elems.as_slice()
+        {
+            return Ok(r);
+        }
+        let r = batch.add_spec(&self.elems);
+        self.last_spec = Some(r);
+        Ok(r)
+    }
+
+    /// Fills `elems` from the pipelines in the scratch; `Ok(true)` when they amount to the
+    /// default spec.
+    fn derive_elems(&mut self) -> Result<bool, &'static str> {
+        self.elems.clear();
+        // Pipelines with ops (rollups, transformations) are not built yet: they are left out
+        // (counted by the caller) rather than aggregated as if they had none.
+        self.skipped_pipelines = 0;
+        for p in &self.scratch.pipelines {
+            if p.has_ops {
+                self.skipped_pipelines += 1;
+                continue;
+            }
+            let aggs = AggTypes::from_m3_id(p.aggregation_id);
+            let policies = self.scratch.policies_of(p);
+            let add = |e: ElemSpec, elems: &mut Vec<ElemSpec>| {
+                // The same (aggregations, policy) from two pipelines is one element, as in M3.
+                if !elems.contains(&e) {
+                    elems.push(e);
+                }
+            };
+            if policies.is_empty() {
+                for policy in &self.defaults {
+                    add(ElemSpec { aggs, policy: *policy }, &mut self.elems);
+                }
+            }
+            for v in policies {
+                let policy =
+                    StoragePolicy::new(v.resolution_nanos, v.retention_nanos).map_err(|_| "bad_storage_policy")?;
+                add(ElemSpec { aggs, policy }, &mut self.elems);
+            }
+        }
+        if self.elems.is_empty() {
+            return Err("unsupported_pipeline_ops");
+        }
+        Ok(self.elems.iter().all(|e| e.aggs.is_default())
+            && self.elems.len() == self.defaults.len()
+            && self.elems.iter().zip(&self.defaults).all(|(e, d)| e.policy == *d))
+    }
+}
+

@@ -1,0 +1,95 @@
+//! The decoders through their public API: what lands in which batch, and what is counted.
+
+use sheaf_proto::forward::{Forwarded, encode_forward_frame};
+use sheaf_proto::output::AckFrame;
+use sheaf_shard_core::murmur3::ShardOf;
+use sheaf_shard_core::{MetricType, SampleBatch, UNTIMED};
+
+use super::{M3msgDecoder, SampleRouter, StatsdDecoder};
+
+/// One batch per shard, so a test sees where each value was routed.
+struct PerShard(Vec<SampleBatch>);
+
+impl SampleRouter for PerShard {
+    fn batch_for(&mut self, shard: u32) -> &mut SampleBatch {
+        &mut self.0[shard as usize]
+    }
+}
+
+fn per_shard(shards: u32) -> PerShard {
+    PerShard((0..shards).map(|_| SampleBatch::default()).collect())
+}
+
+#[test]
+fn statsd_lines_go_to_the_batch_of_their_shard_and_bad_lines_are_counted_by_reason() {
+    let mut decoder = StatsdDecoder::new(4, 1024);
+    let mut router = per_shard(4);
+    decoder.lines(b"a:1|c\nb:2|g\nbad\nc:x|ms\nd:3|ms", &mut router);
+    let routed: Vec<(u32, Vec<u8>, MetricType)> = router
+        .0
+        .iter()
+        .flat_map(|b| b.samples().iter().map(move |s| (s.shard(), b.id(s).to_vec(), s.metric_type)))
+        .collect();
+    let shard_of = ShardOf::new(4);
+    let mut ids: Vec<&[u8]> = Vec::new();
+    for (shard, id, metric_type) in &routed {
+        assert_eq!(*shard, shard_of.shard_and_hash(*metric_type, id).0, "{id:?}");
+        ids.push(id);
+    }
+    ids.sort();
+    assert_eq!(ids, [b"a".as_slice(), b"b", b"d"]);
+    let tally = decoder.tally();
+    assert_eq!(tally.ingested, 3);
+    let rejected: u64 = tally.rejected.iter().map(|(_, n)| n).sum();
+    assert_eq!(rejected, 2, "{:?}", tally.rejected);
+}
+
+#[test]
+fn the_same_series_always_goes_to_the_same_shard() {
+    let mut decoder = StatsdDecoder::new(16, 1024);
+    let mut router = per_shard(16);
+    decoder.lines(b"x.y:1|c|#a:1\nx.y:2|c|#a:1\n", &mut router);
+    let holding: Vec<usize> = router.0.iter().enumerate().filter(|(_, b)| !b.is_empty()).map(|(i, _)| i).collect();
+    assert_eq!(holding.len(), 1);
+    assert_eq!(router.0[holding[0]].len(), 2);
+}
+
+#[test]
+fn a_line_refused_by_the_caller_is_counted_with_the_decoders_own() {
+    let mut decoder = StatsdDecoder::new(1, 8);
+    let mut batch = SampleBatch::default();
+    decoder.lines(b"a:1|c\n", &mut batch);
+    decoder.reject("line_too_long");
+    let tally = std::mem::take(decoder.tally());
+    assert_eq!(tally.ingested, 1);
+    assert_eq!(tally.rejected, vec![("line_too_long", 1)]);
+    assert!(decoder.tally().is_empty());
+}
+
+#[test]
+fn an_m3msg_message_is_acked_and_its_metric_routed() {
+    let mut frame = Vec::new();
+    let counter = Forwarded::Counter { id: b"requests", value: 5, arrival: 0 };
+    encode_forward_frame(&counter, &[], 0, 7, 0, &mut frame);
+    let payload = &frame[4..];
+    let mut decoder = M3msgDecoder::new(8, vec!["10s:2d".parse().unwrap()]);
+    let mut router = per_shard(8);
+    let mut acks = AckFrame::default();
+    decoder.message(payload, 1_700_000_000_000_000_000, &mut router, &mut acks);
+    assert_eq!(acks.len(), 1);
+    let samples: Vec<_> = router.0.iter().flat_map(|b| b.samples().iter().map(move |s| (b.id(s).to_vec(), s.time))).collect();
+    assert_eq!(samples, vec![(b"requests".to_vec(), UNTIMED)]);
+    assert_eq!(decoder.tally().ingested, 1);
+}
+
+#[test]
+fn a_malformed_m3msg_message_is_counted_and_not_acked() {
+    let mut decoder = M3msgDecoder::new(8, vec!["10s:2d".parse().unwrap()]);
+    let mut batch = SampleBatch::default();
+    let mut acks = AckFrame::default();
+    decoder.message(&[0xff, 0xff, 0xff], 0, &mut batch, &mut acks);
+    assert!(acks.is_empty());
+    assert!(batch.is_empty());
+    assert_eq!(decoder.tally().ingested, 0);
+    assert_eq!(decoder.tally().rejected.len(), 1);
+}

@@ -1,0 +1,216 @@
+//! `Flusher`: one core's flush rounds (leader and follower), the switch between the two, and
+//! the final flush at shutdown. A round holds the round permit from its first step to its
+//! last push, so a role switch or the final flush waits for the round in progress instead of
+//! cutting into it.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use glommio::sync::{Permit, Semaphore};
+use sheaf_shard_core::time::now_nanos;
+
+use super::to_sinks::{SinkWriter, Stalled};
+use crate::core::CoreState;
+use crate::flush_role::{FlushReport, FlushRole, FollowerFlush};
+use crate::handoff::Handoff;
+use crate::services::PoolServices;
+
+/// How long the final flush waits for batches peers sent before it flushes without them.
+const HANDOFF_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub(crate) struct Flusher {
+    state: Rc<CoreState>,
+    sinks: SinkWriter,
+    handoff: Rc<Handoff>,
+    /// One permit: held by a round from `begin_flush` to its last push to the sinks.
+    round: Semaphore,
+    /// Whether rounds emit or discard (always `Leader` on a single node).
+    role: Cell<FlushRole>,
+    /// Set by the first cluster command: leader rounds are then reported for flush times.
+    cluster_mode: Cell<bool>,
+    /// The leader's flush times (and forced mode), for follower rounds.
+    follower: RefCell<Arc<FollowerFlush>>,
+}
+
+impl Flusher {
+    pub(crate) fn new(state: Rc<CoreState>, services: Arc<PoolServices>, handoff: Rc<Handoff>) -> Self {
+        Self {
+            sinks: SinkWriter::new(state.clone(), services),
+            state,
+            handoff,
+            round: Semaphore::new(1),
+            role: Cell::new(FlushRole::Leader),
+            cluster_mode: Cell::new(false),
+            follower: RefCell::default(),
+        }
+    }
+
+    pub(crate) fn state(&self) -> &CoreState {
+        &self.state
+    }
+
+    /// From now on leader rounds are reported to the control thread (cluster mode).
+    pub(crate) fn enter_cluster_mode(&self) {
+        self.cluster_mode.set(true);
+    }
+
+    pub(crate) fn set_follower_flush(&self, follower: Arc<FollowerFlush>) {
+        *self.follower.borrow_mut() = follower;
+    }
+
+    /// Waits for the round in progress, if any, and holds off the next one.
+    async fn hold_rounds(&self) -> Option<Permit<'_>> {
+        self.round.acquire_permit(1).await.ok()
+    }
+
+    /// Runs the round of `resolution` that was due at `scheduled`, as the role says; then
+    /// closes cut-off shards and hands freed memory back.
+    pub(crate) async fn round(&self, resolution: i64, scheduled: i64) {
+        {
+            let _round = self.hold_rounds().await;
+            match self.role.get() {
+                FlushRole::Leader => self.leader_round(resolution, scheduled).await,
+                FlushRole::Follower => self.follower_round(resolution).await,
+            }
+        }
+        let closed = self.state.aggregator.borrow_mut().close_cut_off_shards(now_nanos());
+        if !closed.is_empty() {
+            tracing::info!(core = self.state.index, ?closed, "closed cut-off shards");
+        }
+        if let Some(release) = self.sinks.services().release_memory {
+            release();
+        }
+    }
+
+    /// Switches between emitting and discarding. Promotion first drops every window the
+    /// leader's last known flush times cover, so the first leader round emits exactly what
+    /// came after.
+    pub(crate) async fn set_role(&self, role: FlushRole) {
+        self.cluster_mode.set(true);
+        let _round = self.hold_rounds().await;
+        if role == FlushRole::Leader && self.role.get() == FlushRole::Follower {
+            let resolutions: Vec<i64> = self.state.aggregator.borrow().resolutions().collect();
+            for r in resolutions {
+                self.discard_as_follower(r, false).await;
+            }
+        }
+        self.role.set(role);
+        self.state.stats.borrow_mut().leader = role == FlushRole::Leader;
+        self.state.publish_stats();
+    }
+
+    /// A follower round: nothing is emitted; windows the leader has emitted are dropped.
+    async fn follower_round(&self, resolution: i64) {
+        self.discard_as_follower(resolution, true).await;
+        self.state.stats.borrow_mut().follower_rounds += 1;
+        self.state.publish_stats();
+    }
+
+    async fn discard_as_follower(&self, resolution: i64, forced_too: bool) {
+        let follower = self.follower.borrow().clone();
+        let now = now_nanos();
+        let shards: Vec<u32> = self.state.aggregator.borrow().shards_held().collect();
+        if forced_too && follower.forced_horizon.is_some() {
+            self.state.stats.borrow_mut().forced_flush_rounds += 1;
+        }
+        for shard in shards {
+            {
+                let mut agg = self.state.aggregator.borrow_mut();
+                for f in follower.times.of(shard).iter().filter(|f| f.resolution == resolution) {
+                    agg.discard_shard(shard, resolution, f.standard, f.timed, now);
+                }
+                if forced_too && let Some(horizon) = follower.forced_horizon {
+                    agg.discard_all_before(shard, now - horizon, now);
+                }
+            }
+            glommio::yield_if_needed().await;
+        }
+    }
+
+    async fn leader_round(&self, resolution: i64, scheduled: i64) {
+        let started = Instant::now();
+        let now = now_nanos();
+        self.state.aggregator.borrow_mut().begin_flush(resolution, now);
+        let shards: Vec<u32> = self.state.aggregator.borrow().shards_held().collect();
+        let mut out = self.sinks.collector();
+        let mut stalled = Stalled::new(&self.sinks);
+        for shard in shards {
+            self.state.aggregator.borrow_mut().flush_shard(shard, resolution, now, &mut out);
+            self.sinks.push_ready(&mut out, false, &mut stalled).await;
+            self.sinks.restock(&mut out);
+            glommio::yield_if_needed().await;
+        }
+        self.sinks.push_ready(&mut out, true, &mut stalled).await;
+        self.sinks.return_spares(out);
+        let elapsed = started.elapsed().as_nanos() as u64;
+        {
+            let mut stats = self.state.stats.borrow_mut();
+            stats.flush_rounds += 1;
+            stats.last_flush_duration_ns = elapsed;
+            stats.flush_duration_ns_total += elapsed;
+            stats.last_flush_lag_ns = (now_nanos() - scheduled).max(0) as u64;
+        }
+        self.report_round(resolution);
+        self.state.publish_stats();
+    }
+
+    /// Flushes everything at shutdown (open windows too with `include_open`), once every
+    /// peer's hand-offs have been taken in and a round still pushing to a full sink has
+    /// finished (its values are already out of the aggregator; the executor must not be left
+    /// while they are in flight).
+    pub(crate) async fn final_flush(&self, include_open: bool) {
+        let _round = self.hold_rounds().await;
+        // A follower emits nothing, not even at shutdown: its leader (or its successor) does.
+        if self.role.get() == FlushRole::Follower {
+            return;
+        }
+        if !self.handoff.wait_all_taken_in(HANDOFF_DRAIN_TIMEOUT).await {
+            tracing::error!(
+                core = self.state.index,
+                "hand-off batches still in flight after {HANDOFF_DRAIN_TIMEOUT:?}; flushing without them"
+            );
+        }
+        let now = now_nanos();
+        let shards: Vec<u32> = self.state.aggregator.borrow().shards_held().collect();
+        let resolutions: Vec<i64> = self.state.aggregator.borrow().resolutions().collect();
+        let mut out = self.sinks.collector();
+        let mut stalled = Stalled::new(&self.sinks);
+        for r in &resolutions {
+            self.state.aggregator.borrow_mut().begin_flush(*r, now);
+        }
+        for shard in shards {
+            {
+                let mut agg = self.state.aggregator.borrow_mut();
+                if include_open {
+                    agg.flush_shard_all(shard, now, &mut out);
+                } else {
+                    for r in &resolutions {
+                        agg.flush_shard(shard, *r, now, &mut out);
+                    }
+                }
+            }
+            self.sinks.push_ready(&mut out, false, &mut stalled).await;
+            self.sinks.restock(&mut out);
+        }
+        self.sinks.push_ready(&mut out, true, &mut stalled).await;
+        self.sinks.return_spares(out);
+        for r in resolutions {
+            self.report_round(r);
+        }
+        self.state.publish_stats();
+    }
+
+    /// Cluster mode: tells the control thread how far this core's leader rounds of
+    /// `resolution` have emitted, and up to which batch the sinks must have written for that
+    /// to hold.
+    fn report_round(&self, resolution: i64) {
+        if !self.cluster_mode.get() {
+            return;
+        }
+        let (standard, timed) = self.state.aggregator.borrow().flushed_through(resolution);
+        let report = FlushReport { core: self.state.index, resolution, standard, timed, seq: self.sinks.last_seq() };
+        self.sinks.services().flush_reports.push(report);
+    }
+}

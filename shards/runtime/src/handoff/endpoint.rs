@@ -1,0 +1,187 @@
+//! `Handoff`: one core's end of the hand-off, both directions (see the module doc of
+//! `handoff` for the protocol).
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use glommio::TaskQueueHandle;
+use glommio::channels::shared_channel::{ConnectedReceiver, SharedReceiver};
+use glommio::sync::Semaphore;
+use sheaf_shard_core::SampleBatch;
+use sheaf_shard_core::time::now_nanos;
+
+use super::ledger::HandoffLedger;
+use super::links::CoreLinks;
+use super::peer_sender::{PeerSender, Returns};
+use crate::core::{CoreState, spawn_into};
+
+pub(crate) struct Handoff {
+    state: Rc<CoreState>,
+    ledger: Arc<HandoffLedger>,
+    /// By peer core; `None` for this core, and for every peer once disconnected.
+    outgoing: RefCell<Vec<Option<Rc<PeerSender>>>>,
+    /// The channels peers hand this core batches on, once their drain task connected them.
+    incoming: RefCell<Vec<Incoming>>,
+    /// Signalled after a take-in while `wait_all_taken_in` waits.
+    taken_in: Semaphore,
+    awaiting: Cell<bool>,
+}
+
+/// One peer's channel into this core.
+#[derive(Clone)]
+struct Incoming {
+    from: usize,
+    channel: Rc<ConnectedReceiver<SampleBatch>>,
+    returns: Returns,
+}
+
+impl Handoff {
+    /// Connects this core's ends: a drain task per peer (spawned into `queue`), then the
+    /// senders (a sender's connect waits for its receiver's, so receivers go first).
+    pub(crate) async fn connect(state: Rc<CoreState>, links: CoreLinks, queue: TaskQueueHandle) -> Rc<Self> {
+        let cores = state.cores;
+        let handoff = Rc::new(Self {
+            state,
+            ledger: links.ledger,
+            outgoing: RefCell::new((0..cores).map(|_| None).collect()),
+            incoming: RefCell::default(),
+            taken_in: Semaphore::new(0),
+            awaiting: Cell::new(false),
+        });
+        for link in links.incoming {
+            spawn_into(queue, drain(handoff.clone(), link.peer, link.channel, link.returns));
+        }
+        let batch_values = handoff.state.config.handoff_batch_values;
+        for link in links.outgoing {
+            let connected = link.channel.connect().await;
+            handoff.outgoing.borrow_mut()[link.peer] =
+                Some(Rc::new(PeerSender::new(connected, link.returns, batch_values)));
+        }
+        handoff
+    }
+
+    /// An empty batch to fill for core `to`: one it returned, or a new one.
+    pub(crate) fn fresh_batch(&self, to: usize) -> SampleBatch {
+        match self.peer(to) {
+            Some(peer) => peer.fresh_batch(),
+            None => SampleBatch::with_capacity(self.state.config.handoff_batch_values),
+        }
+    }
+
+    /// Hands `batch` to core `to` (see the protocol, step 2). If that core is gone (its
+    /// executor died) the batch is applied here rather than lost: the shard's state splits,
+    /// the sums stay exact.
+    pub(crate) async fn send(&self, to: usize, batch: SampleBatch) {
+        let values = batch.len() as u64;
+        let sent = match self.peer(to) {
+            Some(peer) => self.send_or_take_in(&peer, batch).await,
+            None => Err(batch),
+        };
+        match sent {
+            Ok(()) => {
+                self.ledger.record_sent(self.state.index, to);
+                let mut stats = self.state.stats.borrow_mut();
+                stats.handed_off_values += values;
+                stats.handoff_batches_sent[to] += 1;
+            }
+            Err(batch) => {
+                tracing::error!(core = to, "hand-off peer unavailable, applying its batch locally");
+                self.state.aggregator.borrow_mut().apply(&batch, now_nanos());
+            }
+        }
+    }
+
+    async fn send_or_take_in(&self, peer: &PeerSender, mut batch: SampleBatch) -> Result<(), SampleBatch> {
+        loop {
+            match peer.try_send(batch) {
+                None => return Ok(()),
+                Some(back) => batch = back,
+            }
+            if !self.take_in_sent().await {
+                return peer.send(batch).await;
+            }
+        }
+    }
+
+    /// Applies every batch peers have handed this core so far; true if there was one.
+    ///
+    /// A batch is popped only when the ledger says one is there, so the poll never finds
+    /// the channel empty and never leaves a waker behind; and only the batches sent before
+    /// the call, so that a peer that keeps sending cannot hold this core here.
+    pub(crate) async fn take_in_sent(&self) -> bool {
+        let mut took = false;
+        let peers = self.incoming.borrow().len();
+        for i in 0..peers {
+            let Some(incoming) = self.incoming.borrow().get(i).cloned() else { break };
+            let sent = self.ledger.sent(incoming.from, self.state.index);
+            while sent > self.received_from(incoming.from) {
+                let Some(Some(batch)) = futures_lite::future::poll_once(incoming.channel.recv()).await else { break };
+                self.take_in(&incoming, batch);
+                took = true;
+            }
+        }
+        took
+    }
+
+    /// Waits until every batch the ledger says peers sent this core has been taken in, or
+    /// `timeout` has passed; true if everything was.
+    pub(crate) async fn wait_all_taken_in(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        self.awaiting.set(true);
+        let done = loop {
+            if !self.pending() {
+                break true;
+            }
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else { break false };
+            let progress = async {
+                let _ = self.taken_in.acquire(1).await;
+            };
+            futures_lite::future::or(progress, glommio::timer::sleep(left)).await;
+        };
+        self.awaiting.set(false);
+        done
+    }
+
+    /// Drops the senders, which ends the peers' drain tasks for this core.
+    pub(crate) fn disconnect(&self) {
+        self.outgoing.borrow_mut().iter_mut().for_each(|p| *p = None);
+    }
+
+    fn peer(&self, core: usize) -> Option<Rc<PeerSender>> {
+        self.outgoing.borrow().get(core).cloned().flatten()
+    }
+
+    fn received_from(&self, from: usize) -> u64 {
+        self.state.stats.borrow().handoff_batches_received[from]
+    }
+
+    fn pending(&self) -> bool {
+        (0..self.state.cores)
+            .filter(|from| *from != self.state.index)
+            .any(|from| self.received_from(from) < self.ledger.sent(from, self.state.index))
+    }
+
+    /// Applies one handed-in batch and sends it back to be filled again.
+    fn take_in(&self, incoming: &Incoming, mut batch: SampleBatch) {
+        self.state.aggregator.borrow_mut().apply(&batch, now_nanos());
+        self.state.stats.borrow_mut().handoff_batches_received[incoming.from] += 1;
+        batch.clear();
+        // Back to the core that filled it; dropped if that queue is full.
+        let _ = incoming.returns.push(batch);
+        if self.awaiting.get() {
+            self.taken_in.signal(1);
+        }
+    }
+}
+
+/// Takes in one peer's batches whenever this core would otherwise be idle.
+async fn drain(handoff: Rc<Handoff>, from: usize, rx: SharedReceiver<SampleBatch>, returns: Returns) {
+    let incoming = Incoming { from, channel: Rc::new(rx.connect().await), returns };
+    handoff.incoming.borrow_mut().push(incoming.clone());
+    while let Some(batch) = incoming.channel.recv().await {
+        handoff.take_in(&incoming, batch);
+        glommio::yield_if_needed().await;
+    }
+}
