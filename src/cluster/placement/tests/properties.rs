@@ -96,7 +96,7 @@ fn assert_staged_moves(before: &Placement, after: &Placement, t: i64, case: &str
     let mut moved = 0;
     for (shard, &set) in &new {
         let prev = old[shard];
-        let receivers: Vec<&Instance> = owners_of(&after, *shard).owners;
+        let receivers: Vec<&Instance> = owners_of(after, *shard).owners;
         if prev == set && receivers.iter().all(|r| before.instance(&r.id).is_some()) {
             for r in receivers {
                 assert_eq!(r.shard(*shard), before.instance(&r.id).unwrap().shard(*shard), "{case}: shard {shard}");
@@ -104,7 +104,7 @@ fn assert_staged_moves(before: &Placement, after: &Placement, t: i64, case: &str
             continue;
         }
         moved += usize::from(prev != set);
-        let givers: Vec<&Instance> = owners_of(&after, *shard).leaving;
+        let givers: Vec<&Instance> = owners_of(after, *shard).leaving;
         assert!(!givers.is_empty(), "{case}: shard {shard} has no giver");
         for g in &givers {
             let gs = g.shard(*shard).unwrap();
@@ -286,7 +286,7 @@ fn random_init_then_one_change_keeps_the_invariants() {
 /// future is left without an owner, however the operations and cleanups interleave.
 fn assert_no_ownership_gap(p: &Placement, now: i64, case: &str) {
     for shard in 0..p.num_shards {
-        let o = owners_of(&p, shard);
+        let o = owners_of(p, shard);
         let windows: Vec<(i64, i64)> = o
             .owners
             .iter()
