@@ -15,12 +15,12 @@ use axum::routing::{get, post};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::config::ClusterConfig;
 use super::etcd::{Keys, Store, StoreError};
 use super::node::{ClusterHandle, Request};
 use super::placement::{
     self, AddRequest, InitRequest, Options, Placement, PlacementError, RemoveRequest, ReplaceRequest,
 };
+use crate::config::ClusterConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

@@ -7,9 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use super::api::{self, Op};
-use super::config::ClusterConfig;
 use super::etcd::{Keys, Store};
-use crate::config::Config;
+use crate::config::{ClusterConfig, Config};
 
 /// Where the placement lives: the `cluster:` section of `config`, with `etcd` overriding the
 /// endpoints when given.

@@ -13,8 +13,8 @@ use etcd_client::{Client, LeaderKey, ResignOptions};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::config::ElectionConfig;
 use super::etcd::Backoff;
+use crate::config::ElectionConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]

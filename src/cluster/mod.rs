@@ -5,7 +5,6 @@
 pub mod api;
 pub(crate) mod campaign;
 pub mod cli;
-pub mod config;
 pub mod election;
 pub mod etcd;
 pub mod flush_times;

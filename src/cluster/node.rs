@@ -28,11 +28,11 @@ use sheaf_shard_runtime::{
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::campaign::{self, Campaign};
-use super::config::ClusterConfig;
 use super::election::{Election, ElectionState};
 use super::etcd::{Backoff, Keys, Store, Versioned};
 use super::flush_times::ShardSetTimes;
 use super::placement::{self, Placement};
+use crate::config::ClusterConfig;
 
 /// Requests from the admin API and the shutdown path.
 pub enum Request {

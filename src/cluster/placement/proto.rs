@@ -1,12 +1,16 @@
-//! Conversion between [`Placement`] and M3's `placementpb` (shared/reference/m3-aggregator.md §3),
-//! and the bytes stored under the etcd placement key: a `PlacementSnapshots` whose latest
-//! snapshot is the placement. Written uncompressed (`compress_mode: NONE`) in `snapshots`, which
-//! M3's readers accept; read from `snapshots` or, when that is empty, `compressed_placement`.
+//! Conversion between [`Placement`] and M3's `placementpb`, and the bytes stored under the etcd
+//! placement key: a `PlacementSnapshots` whose latest snapshot is the placement. Written
+//! uncompressed (`compress_mode: NONE`) in `snapshots`, which M3's readers accept; read from
+//! `snapshots` or, when that is empty, `compressed_placement`. Pure; the cluster agent decodes
+//! each placement it watches on the control thread, and the placement API decodes and encodes
+//! around each change.
 
 use prost::Message;
 use sheaf_proto::placementpb as pb;
 
-use super::{Instance, Placement, PlacementError, Shard, ShardState, algo};
+use super::error::PlacementError;
+use super::invariants::validate;
+use super::model::{Instance, Placement, Shard, ShardState};
 
 /// The proto form: sharded and mirrored, not subclustered; no instance metadata, no redirects.
 pub fn to_proto(p: &Placement) -> pb::Placement {
@@ -56,7 +60,7 @@ fn shard_to_proto(s: &Shard) -> pb::Shard {
 }
 
 /// The placement in a proto, converted field by field (no invariant check: see
-/// [`algo::validate`], which [`decode_snapshots`] applies). Refuses what sheaf does not model:
+/// [`validate`], which [`decode_snapshots`] applies). Refuses what sheaf does not model:
 /// unsharded, unmirrored or subclustered placements, shard redirects, unknown shard states.
 /// An instance with an empty id takes its map key; a cutoff of `i64::MAX` is read as 0 (+∞).
 /// Instance metadata (`debug_port`) is dropped.
@@ -147,7 +151,7 @@ pub fn encode_snapshots(p: &Placement) -> Vec<u8> {
 }
 
 /// Reads an etcd placement value: the last of `snapshots`, or `compressed_placement` when there
-/// are none (uncompressed only), converted by [`from_proto`] and checked by [`algo::validate`].
+/// are none (uncompressed only), converted by [`from_proto`] and checked by [`validate`].
 pub fn decode_snapshots(bytes: &[u8]) -> Result<Placement, PlacementError> {
     let snaps = pb::PlacementSnapshots::decode(bytes).map_err(|e| PlacementError::Decode(e.to_string()))?;
     match pb::CompressMode::try_from(snaps.compress_mode) {
@@ -166,6 +170,6 @@ pub fn decode_snapshots(bytes: &[u8]) -> Result<Placement, PlacementError> {
         }
         None => return Err(PlacementError::Decode("the value holds no placement".into())),
     };
-    algo::validate(&placement)?;
+    validate(&placement)?;
     Ok(placement)
 }

@@ -1,11 +1,14 @@
 //! The `cluster:` section of the config: where etcd is and how the node takes part in its
 //! shard set. Absent, sheaf runs as the embedded single node (owns every shard, always leads).
+//! Read by the control thread (the cluster agent, its elections and the placement API) and by
+//! `sheaf placement`, which only needs where etcd is.
 
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::Dur;
+use super::duration::Dur;
+use super::error::{ConfigError, invalid};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -22,7 +25,8 @@ pub struct ClusterConfig {
     /// `cutoff + buffer_after_cutoff`.
     pub buffer_before_cutover: Dur,
     pub buffer_after_cutoff: Dur,
-    /// New or moved shards cut over at the first minute boundary after now + this.
+    /// New or moved shards cut over at the first multiple of `shard_cutover_alignment` after
+    /// now + this.
     pub shard_cutover_warmup: Dur,
     /// What cutovers are aligned to (1m, as in m3). Keep it a multiple of every resolution in
     /// use; shorter values are for tests and demos that want a hand-off within seconds.
@@ -56,6 +60,19 @@ impl Default for ClusterConfig {
             flush_delay: Dur(Duration::from_millis(500)),
             forward_max_buffered_messages: 1 << 20,
         }
+    }
+}
+
+impl ClusterConfig {
+    /// At least one etcd endpoint, and an election TTL of at least 1s.
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.etcd.endpoints.is_empty() {
+            return Err(invalid("cluster.etcd.endpoints", "needs at least one endpoint"));
+        }
+        if self.election.ttl.0 < Duration::from_secs(1) {
+            return Err(invalid("cluster.election.ttl", "must be at least 1s"));
+        }
+        Ok(())
     }
 }
 

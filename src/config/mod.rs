@@ -1,0 +1,147 @@
+//! The YAML config of `sheaf run --config FILE`. Keys follow m3aggregator's config (in
+//! snake_case) where the concept is the same; `tuning/config-template.yaml` documents each.
+//! Unknown keys and invalid values are refused at start with a message naming the key.
+//!
+//! Parsed and checked once, on the main thread, at start and by `sheaf check-config`; read-only
+//! afterwards. Boot copies what the shard cores need into their settings, each sink thread gets
+//! its handler's section, and the control thread owns the [`Config`] itself. One file per
+//! section; this one holds the top-level keys and the order of the checks.
+
+mod aggregator;
+mod cluster;
+mod cores;
+mod data_plane;
+mod duration;
+mod error;
+mod flush;
+mod http;
+mod logging;
+mod m3msg;
+mod statsd;
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+
+use serde::Deserialize;
+use sheaf_shard_core::StoragePolicy;
+
+pub use aggregator::Aggregator;
+pub use cluster::{ClusterConfig, ElectionConfig};
+pub use cores::{Cores, online_cpus};
+pub use data_plane::DataPlane;
+pub use error::ConfigError;
+pub use flush::{Handler, M3msgHandler};
+pub use http::Http;
+pub use logging::Logging;
+pub use m3msg::M3msg;
+pub use statsd::{Statsd, UdpDistribution};
+
+use error::invalid;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub logging: Logging,
+    /// CPUs that run a shard executor each: `all` or a list of CPU ids.
+    pub cores: Cores,
+    /// Pin each executor to its CPU. Off, the list only sets how many executors run.
+    pub pin_cores: bool,
+    /// CPU for the control thread and the sink threads (unset: they float).
+    pub control_cpu: Option<usize>,
+    /// Aggregation shards: `murmur3_32(id) % num_shards`.
+    pub num_shards: u32,
+    pub http: Http,
+    pub m3msg: M3msg,
+    pub statsd: Statsd,
+    pub aggregator: Aggregator,
+    pub data_plane: DataPlane,
+    /// This node's instance id in the placement (M3's `hostID`); when unset, read from the
+    /// environment variable named by `host_id_env`.
+    pub host_id: Option<String>,
+    pub host_id_env: String,
+    /// Cluster mode on etcd; absent: the embedded single node.
+    pub cluster: Option<ClusterConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            logging: Logging::default(),
+            cores: Cores::All,
+            pin_cores: true,
+            control_cpu: None,
+            num_shards: 64,
+            http: Http::default(),
+            m3msg: M3msg::default(),
+            statsd: Statsd::default(),
+            aggregator: Aggregator::default(),
+            data_plane: DataPlane::default(),
+            host_id: None,
+            host_id_env: "SHEAF_HOST_ID".into(),
+            cluster: None,
+        }
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        Self::parse(&text)
+    }
+
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let config: Config = if text.trim().is_empty() {
+            Config::default()
+        } else {
+            serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The instance id: `host_id`, else the variable `host_id_env` names.
+    pub fn resolved_host_id(&self) -> Result<String, ConfigError> {
+        if let Some(id) = &self.host_id {
+            return Ok(id.clone());
+        }
+        match std::env::var(&self.host_id_env) {
+            Ok(id) if !id.is_empty() => Ok(id),
+            _ => Err(invalid("host_id", format!("not set, and ${} is empty or unset", self.host_id_env))),
+        }
+    }
+
+    /// Checks what serde cannot: ranges, policies, cross-field rules. The first failing check
+    /// is the one reported, so the order below is part of what `sheaf check-config` prints.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(cluster) = &self.cluster {
+            self.resolved_host_id()?;
+            cluster.validate()?;
+        }
+        if self.num_shards == 0 || self.num_shards > u32::from(u16::MAX) {
+            return Err(invalid("num_shards", "must be between 1 and 65535"));
+        }
+        self.cores.validate()?;
+        if let Some(c) = self.control_cpu
+            && !online_cpus().contains(&c)
+        {
+            return Err(invalid("control_cpu", format!("cpu {c} is not available to this process")));
+        }
+        self.aggregator.validate()?;
+        self.data_plane.validate()?;
+        self.statsd.validate_max_line_size()?;
+        self.m3msg.server.validate()?;
+        self.statsd.unix.validate()
+    }
+
+    /// `aggregator.default_storage_policies`, parsed.
+    pub fn storage_policies(&self) -> Result<Vec<StoragePolicy>, ConfigError> {
+        self.aggregator.storage_policies()
+    }
+
+    /// The CPU ids that run shard executors.
+    pub fn cpus(&self) -> Result<Vec<usize>, ConfigError> {
+        self.cores.cpus(self.pin_cores)
+    }
+}

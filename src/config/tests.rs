@@ -1,0 +1,79 @@
+//! Tests of the config: defaults, refusals that name the key, the tuning examples, a full file.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+
+#[test]
+fn empty_config_is_the_embedded_default() {
+    let c = Config::parse("").unwrap();
+    assert_eq!(c.num_shards, 64);
+    assert_eq!(c.http.listen_address.to_string(), "127.0.0.1:6001");
+    assert_eq!(c.m3msg.server.listen_address.to_string(), "127.0.0.1:6000");
+    assert_eq!(c.statsd.udp.listen_address.to_string(), "127.0.0.1:8125");
+    assert_eq!(c.storage_policies().unwrap()[0].to_string(), "10s:2d");
+}
+
+#[test]
+fn unknown_keys_and_bad_values_name_the_key() {
+    let e = Config::parse("num_shardz: 3\n").unwrap_err().to_string();
+    assert!(e.contains("num_shardz"), "{e}");
+    let e = Config::parse("aggregator:\n  default_storage_policies: [\"10s\"]\n").unwrap_err().to_string();
+    assert!(e.contains("aggregator.default_storage_policies[0]"), "{e}");
+    let e = Config::parse("aggregator:\n  entry_ttl: 5parsecs\n").unwrap_err().to_string();
+    assert!(e.contains("entry_ttl") || e.contains("5parsecs"), "{e}");
+    let e = Config::parse("cores: some\n").unwrap_err().to_string();
+    assert!(e.contains("all"), "{e}");
+    let e = Config::parse("aggregator:\n  flush:\n    handlers:\n      - m3msg: {}\n").unwrap_err().to_string();
+    assert!(e.contains("aggregator.flush.handlers[0].m3msg.endpoint"), "{e}");
+    let long = "x".repeat(108);
+    for bad in ["\"\"", long.as_str()] {
+        let e = Config::parse(&format!("statsd: {{unix: {{path: {bad}}}}}\n")).unwrap_err().to_string();
+        assert!(e.contains("statsd.unix.path"), "{e}");
+    }
+}
+
+#[test]
+fn the_tuning_examples_parse() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tuning");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            Config::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            n += 1;
+        }
+    }
+    assert!(n >= 4);
+}
+
+#[test]
+fn a_full_config_parses() {
+    let text = r#"
+cores: [0, 1]
+pin_cores: false
+num_shards: 16
+http: {listen_address: "127.0.0.1:7001"}
+m3msg: {server: {listen_address: "127.0.0.1:7000", max_frame_size: 1048576, ack_interval: 100ms}}
+statsd: {udp: {listen_address: "127.0.0.1:9125", small_read_pause: 0s}, tcp: {enabled: false}, max_line_size: 1024}
+aggregator:
+  default_storage_policies: ["10s:2d", "1m:40d"]
+  flush_manager:
+    max_jitters: [{flush_interval: 10s, max_jitter_percent: 0.5}]
+  flush:
+    handlers:
+      - json: {path: "-"}
+      - m3msg: {endpoint: "127.0.0.1:9000", message_ttl: 5m}
+"#;
+    let c = Config::parse(text).unwrap();
+    assert_eq!(c.cores, Cores::List(vec![0, 1]));
+    assert_eq!(c.aggregator.flush.handlers.len(), 2);
+    assert!(!c.statsd.tcp.enabled);
+    assert_eq!(c.statsd.udp.small_read_pause.0, Duration::ZERO);
+    assert_eq!(Config::parse("").unwrap().statsd.udp.small_read_pause.0, Duration::from_micros(500));
+    assert_eq!(Config::parse("").unwrap().statsd.unix.path, None, "no Unix socket unless asked for");
+    let unix = Config::parse("statsd: {unix: {path: /run/sheaf/statsd.sock, small_read_pause: 1ms}}\n").unwrap();
+    assert_eq!(unix.statsd.unix.path.as_deref(), Some(Path::new("/run/sheaf/statsd.sock")));
+    assert_eq!(unix.statsd.unix.small_read_pause.0, Duration::from_millis(1));
+}
