@@ -7,19 +7,21 @@
 //! runtime does. The runtime's types are crate-private, so the pipeline is rebuilt here from
 //! the public crates, like `handoff`.
 //!
-//! The end-to-end scaling target (2 shard cores ≥ 1.8 × one) needs a sender with CPUs of its
-//! own; on a 2-CPU host this bench is the part of it that can be measured: whether the data
-//! plane itself (decode, hand-off, apply) scales. Each core is pinned to its CPU
-//! (`Placement::Fixed`), its aggregator holds every series it owns before the timing, and the
-//! time runs from a barrier after set-up to the last core's end.
+//! Measuring scaling end to end needs a load generator with CPUs of its own. This bench
+//! leaves out the generator and the kernel, so that it needs only as many CPUs as shard
+//! cores and shows whether the data plane itself (decode, hand-off, apply) scales. Each core
+//! is pinned to its CPU (`Placement::Fixed`), its aggregator holds every series it owns
+//! before the timing (so that the timing measures applying values, not creating series),
+//! and the time runs from a barrier after set-up to the last core's end.
 //!
 //! `cargo bench -p sheaf-bench --bench scaling -- [--series N] [--passes P] [--cores 1,2]
 //! [--drain inline|task] [--no-handoff] [--rounds R]` prints messages per second for each
 //! core count and the ratio to one core (with `--rounds`, each round runs every core count
-//! again, and the median ratio ends the table), and on stderr where each core's time went. `--drain task` is how
-//! the runtime took in hand-offs before session 9 (1.0–1.16× one core on the 2-CPU dev box;
-//! `inline`, the runtime's way now: 1.46–1.90×); `--no-handoff` lets each core keep the
-//! series of its own stream, the bound for shared-nothing decode and aggregation (~2×).
+//! again, and the median ratio ends the table), and on stderr where each core's time went.
+//! `--drain inline` (the default) takes in hand-offs as the runtime does; `--drain task`
+//! takes them in only through a drain task per peer, to show what the runtime's way is
+//! worth; `--no-handoff` lets each core keep the series of its own stream, the bound that
+//! shared-nothing decode and aggregation could reach. Results are in `bench/README.md`.
 
 use std::cell::{Cell, RefCell};
 use std::hint::black_box;
@@ -63,12 +65,12 @@ fn stream(series: u64, cores: usize, core: usize) -> Vec<u8> {
 /// How a core takes in the batches other cores hand it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Drain {
-    /// A task per peer channel, as before session 9: glommio runs it only when the decoding
-    /// task waits, and a full channel makes the sender wait for room.
+    /// Only a task per peer channel: glommio runs it only when the decoding task waits, and
+    /// a full channel makes the sender wait for room. The comparison for `Inline`.
     Task,
-    /// As the runtime does now: that task, and also a take-in from the decoding loop after
-    /// each read and whenever a peer's channel is full (popping only what the peer's sent
-    /// counter says is there); it waits for room only when there is nothing to take in.
+    /// As the runtime does: that task, and also a take-in from the decoding loop after each
+    /// read and whenever a peer's channel is full (popping only what the peer's sent counter
+    /// says is there); it waits for room only when there is nothing to take in.
     Inline,
 }
 

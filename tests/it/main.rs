@@ -13,3 +13,4 @@ mod m3msg_sink;
 mod malformed;
 mod proxy;
 mod statsd_ingest;
+mod tidy;
