@@ -16,7 +16,7 @@ use sheaf_proto::frame::{DEFAULT_MAX_FRAME_SIZE, next_frame};
 use sheaf_proto::metricpb::StagedMetadatas;
 use sheaf_proto::msgpb;
 
-use crate::{SendPlan, Totals};
+use crate::send_plan::{SendPlan, Totals};
 
 /// Bytes of frames gathered before one `write`.
 const WRITE_BATCH_BYTES: usize = 16 << 10;

@@ -16,7 +16,7 @@ use anyhow::Context;
 use sheaf_bench::workload::{DatagramCount, Generator, StatsdWriter};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
-use crate::SendPlan;
+use crate::send_plan::SendPlan;
 
 /// Where the lines go.
 #[derive(Debug, Clone)]

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use sheaf_shard_runtime::{CoreStats, Protocol};
 
-use super::AdminState;
+use super::state::AdminState;
 
 /// Hand-off batches in flight into each core.
 pub(super) fn queue_depths(cores: &[CoreStats]) -> Vec<u64> {

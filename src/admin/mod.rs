@@ -3,9 +3,9 @@
 //! into a core.
 
 mod metrics;
+mod state;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Router;
 use axum::extract::State;
@@ -13,27 +13,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Json};
 use axum::routing::get;
 use serde_json::{Value, json};
-use sheaf_shard_runtime::{BoundAddrs, StatsReader};
 
-use crate::sinks::SinkMetrics;
-
-/// A sink as the admin API sees it.
-pub struct SinkView {
-    pub name: String,
-    pub kind: &'static str,
-    pub queue: Arc<sheaf_shard_runtime::SinkQueue>,
-    pub metrics: Arc<SinkMetrics>,
-}
-
-pub struct AdminState {
-    pub stats: StatsReader,
-    /// Cluster mode's agent, for `/status`; None on the embedded single node.
-    pub cluster: Option<crate::cluster::node::ClusterHandle>,
-    pub sinks: Vec<SinkView>,
-    pub ingest: BoundAddrs,
-    pub shard_owners: Arc<[u16]>,
-    pub started: Instant,
-}
+pub use state::{AdminState, SinkView};
 
 pub fn router(state: Arc<AdminState>) -> Router {
     let cluster = crate::cluster::api::router(state.cluster.clone());

@@ -9,7 +9,8 @@ use sheaf_proto::output::write_json_line;
 use sheaf_shard_core::{FlushBatch, FlushedValue, StoragePolicy};
 use sheaf_shard_runtime::{FlushBatchPool, SinkQueue};
 
-use super::SinkMetrics;
+use super::aggregated::aggregated;
+use super::sink_metrics::SinkMetrics;
 
 pub(super) fn open(path: &str) -> anyhow::Result<Box<dyn Write + Send>> {
     Ok(if path == "-" {
@@ -116,6 +117,6 @@ fn write_value(
     v.write_id(&mut scratch.id);
     scratch.line.clear();
     let policy = policies.name(v.policy);
-    write_json_line(&super::aggregated(v, &scratch.id), policy, v.agg.name(), v.metric_type.name(), &mut scratch.line);
+    write_json_line(&aggregated(v, &scratch.id), policy, v.agg.name(), v.metric_type.name(), &mut scratch.line);
     out.write_all(&scratch.line)
 }

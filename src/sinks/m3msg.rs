@@ -23,7 +23,8 @@ use sheaf_shard_core::murmur3::shard_for;
 use sheaf_shard_core::time::now_nanos;
 use sheaf_shard_runtime::{FlushBatchPool, SinkQueue};
 
-use super::SinkMetrics;
+use super::aggregated::aggregated;
+use super::sink_metrics::SinkMetrics;
 use crate::config::M3msgHandler;
 
 struct Pending {
@@ -135,7 +136,7 @@ fn encode(v: &FlushedValue<'_>, seq: u64, num_shards: u32, id: &mut Vec<u8>) -> 
     v.write_id(id);
     let shard = u64::from(shard_for(id, num_shards));
     let mut frame = Vec::with_capacity(id.len() + 96);
-    encode_aggregated_frame(&super::aggregated(v, id), shard, seq, now_nanos(), &mut frame);
+    encode_aggregated_frame(&aggregated(v, id), shard, seq, now_nanos(), &mut frame);
     (shard, frame)
 }
 

@@ -2,38 +2,19 @@
 //! Each sink runs on its own thread, so a slow or dead destination only fills its queue;
 //! the cores never wait on it for longer than `sink_enqueue_timeout`, and ingest never.
 
+mod aggregated;
 mod json;
 mod m3msg;
+mod sink_metrics;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
-use sheaf_proto::metricpb;
-use sheaf_proto::output::AggregatedValue;
-use sheaf_shard_core::{AggType, FlushedValue, MetricType};
 use sheaf_shard_runtime::{FlushBatchPool, SinkQueue};
 
+pub use sink_metrics::SinkMetrics;
+
 use crate::config::{Config, Handler};
-
-/// Counters a sink thread keeps; read by the admin API (atomics, no lock).
-#[derive(Debug, Default)]
-pub struct SinkMetrics {
-    pub written_values: AtomicU64,
-    pub acked_values: AtomicU64,
-    pub retried_messages: AtomicU64,
-    pub expired_messages: AtomicU64,
-    pub overflow_values: AtomicU64,
-    pub unacked_messages: AtomicU64,
-    pub write_errors: AtomicU64,
-    pub connected: AtomicU64,
-}
-
-impl SinkMetrics {
-    pub fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
-    }
-}
 
 pub struct Sink {
     pub kind: &'static str,
@@ -105,22 +86,6 @@ pub fn start(config: &Config, batches: Arc<FlushBatchPool>) -> anyhow::Result<Ve
         sinks.push(Sink { kind: kind_of(handler), queue, metrics, thread: Some(thread) });
     }
     Ok(sinks)
-}
-
-/// A flushed value in the shape the output encoders take; `id` is its full output id.
-fn aggregated<'a>(v: &FlushedValue<'_>, id: &'a [u8]) -> AggregatedValue<'a> {
-    let metric_type = match (v.metric_type, v.agg) {
-        (MetricType::Counter, AggType::Sum) => metricpb::MetricType::Counter,
-        _ => metricpb::MetricType::Gauge,
-    };
-    AggregatedValue {
-        id,
-        metric_type,
-        time_nanos: v.time_nanos,
-        value: v.value,
-        resolution_nanos: v.policy.resolution_nanos,
-        retention_nanos: v.policy.retention_nanos,
-    }
 }
 
 fn kind_of(h: &Handler) -> &'static str {

@@ -1,0 +1,28 @@
+//! What the admin API reads: the cores' published stats, the sinks' counters, the cluster
+//! agent's handle and what ingest bound. Built once on the control thread before the server
+//! starts and shared (`Arc`) by the handlers, which only read it.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use sheaf_shard_runtime::{BoundAddrs, StatsReader};
+
+use crate::sinks::SinkMetrics;
+
+/// A sink as the admin API sees it.
+pub struct SinkView {
+    pub name: String,
+    pub kind: &'static str,
+    pub queue: Arc<sheaf_shard_runtime::SinkQueue>,
+    pub metrics: Arc<SinkMetrics>,
+}
+
+pub struct AdminState {
+    pub stats: StatsReader,
+    /// Cluster mode's agent, for `/status`; None on the embedded single node.
+    pub cluster: Option<crate::cluster::node::ClusterHandle>,
+    pub sinks: Vec<SinkView>,
+    pub ingest: BoundAddrs,
+    pub shard_owners: Arc<[u16]>,
+    pub started: Instant,
+}
