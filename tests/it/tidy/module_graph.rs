@@ -227,8 +227,8 @@ fn shortest_cycle<E>(edges: &BTreeMap<(usize, usize), E>, start: usize) -> Vec<u
                 cycle.reverse();
                 return cycle;
             }
-            if !came_from.contains_key(&to) {
-                came_from.insert(to, f);
+            if let std::collections::btree_map::Entry::Vacant(e) = came_from.entry(to) {
+                e.insert(f);
                 queue.push_back(to);
             }
         }
