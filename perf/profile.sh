@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Profiles sheaf under load and renders a flamegraph.
 #
-#   perf/profile.sh [--case statsd-100k|m3msg-1m|m3msg-1m-core0] [--seconds N] [--pid PID]
+#   perf/profile.sh [--case statsd-100k|statsd-100k-core0|m3msg-1m|m3msg-1m-core0] [--seconds N] [--pid PID]
 #                   [--out FILE.svg] [--load-cpus LIST] [-- extra sheaf-load arguments]
 #
 # Without --pid it builds sheaf and sheaf-load in release mode with frame pointers

@@ -43,7 +43,7 @@ enum Transport {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "sheaf-load", version, about = "load generator for sheaf (StatsD over UDP, m3msg over TCP)")]
+#[command(name = "sheaf-load", version, about = "load generator for sheaf (StatsD over UDP, TCP or a Unix socket; m3msg over TCP)")]
 struct Cli {
     /// Which protocol to send.
     #[arg(long, value_enum, default_value = "statsd")]

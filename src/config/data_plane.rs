@@ -15,7 +15,8 @@ pub struct DataPlane {
     /// Values per cross-core batch before it is sent mid-read.
     pub handoff_batch_values: usize,
     /// Batches in flight per pair of cores; full means the sender stops reading. Each pair
-    /// can hold twice this many (queued, and emptied on their way back) of ~90 KB each.
+    /// holds at most this many queued and 8 emptied ones kept for reuse, of ~70 KB each at
+    /// 1024 values (40-byte samples and their ids).
     pub handoff_queue_batches: usize,
     /// How long UDP values for another core may wait to fill a batch before they are handed
     /// off (0s: after every burst).
