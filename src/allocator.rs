@@ -2,10 +2,12 @@
 //!
 //! mimalloc (v3, as the `mimalloc` crate builds it) holds freed pages for `purge_delay` (1 s)
 //! and purges them only when the thread that owns them next allocates or frees. A shard core
-//! allocates almost nothing once its series exist (no allocation per value), so what it freed while growing its tables, or
-//! while a flush round's batches were in flight, stayed resident: at 1M counter series,
-//! 17 MB before the first flush and 55 MB after flush rounds (`bench/memory.sh`). Purging at
-//! once costs an `madvise` per freed run of pages, which only growth and flush rounds pay.
+//! allocates almost nothing once its series exist (no allocation per value), so what it
+//! freed while growing its tables, or while a flush round's batches were in flight, would
+//! stay resident (`bench/memory.sh` measures it). Purging at once costs an `madvise` per
+//! freed run of pages, which only growth and flush rounds pay. Set once on the main thread
+//! before any other starts; `release_freed_memory` runs on each shard core after its flush
+//! rounds.
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

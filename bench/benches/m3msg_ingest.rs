@@ -2,7 +2,7 @@
 //! `sheaf-load` sends them (one metric per message, M3's default metadata, 60/20/20) are
 //! split from the stream, each decoded (`msgpb.Message`, then `MetricWithMetadatas`), its
 //! ack entry added to the ack frame, its shard and series hash computed and the sample
-//! pushed into a batch (what the runtime's `MetricDecoder` does per message), and the batch
+//! pushed into a batch (the runtime's own `M3msgDecoder`, through `sheaf_bench::ingest_path`), and the batch
 //! applied to an aggregator that already holds every series. Every shard is local, so
 //! nothing is handed off. Throughput is in messages (one value each).
 //!

@@ -1,7 +1,8 @@
 //! The whole user-space StatsD path of one shard core, without the kernel: datagrams as
 //! `sheaf-load` sends them (100k series, 60/20/20) are split into lines, each line's id,
-//! shard and series hash computed and the sample pushed into a batch (what `LineDecoder`
-//! does per line), and the batch applied to an aggregator that already holds every series.
+//! shard and series hash computed and the sample pushed into a batch (the runtime's own
+//! `StatsdDecoder`, through `sheaf_bench::ingest_path`), and the batch applied to an
+//! aggregator that already holds every series.
 //! Every shard is local, so nothing is handed off. Throughput is in lines.
 //!
 //! The steps have their own benchmarks (`statsd`, `shard_hash`, `map_upsert`); this one
