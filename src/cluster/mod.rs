@@ -21,5 +21,9 @@ pub mod node;
 pub(crate) mod placement;
 pub mod plan;
 pub mod state;
+#[cfg(test)]
+mod state_tests;
 pub mod store;
+#[cfg(test)]
+mod testing;
 pub mod watch;
