@@ -18,6 +18,8 @@ pub mod flush_times;
 #[cfg(test)]
 mod memory;
 pub mod node;
+#[cfg(test)]
+mod node_tests;
 pub(crate) mod placement;
 pub mod plan;
 pub mod state;
