@@ -245,9 +245,9 @@ async fn keep_alive<S: ClusterStore>(store: S, lease: LeaseId, ttl: Duration, lo
             return;
         }
         match tokio::time::timeout(every, store.renew_lease(lease)).await {
-            Ok(Ok(left)) if !left.is_zero() => last_ok = Instant::now(),
-            Ok(Ok(_)) => {
-                // Nothing left: the store has already let the lease go.
+            Ok(Ok(true)) => last_ok = Instant::now(),
+            Ok(Ok(false)) => {
+                // The store has already let the lease go.
                 let _ = lost.send(());
                 return;
             }

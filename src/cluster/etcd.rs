@@ -162,18 +162,15 @@ impl ClusterStore for Store {
         Ok(self.bounded(self.client.clone().lease_grant(seconds, None)).await?.id())
     }
 
-    async fn renew_lease(&self, lease: LeaseId) -> Result<Duration, StoreError> {
+    async fn renew_lease(&self, lease: LeaseId) -> Result<bool, StoreError> {
         let mut client = self.client.clone();
-        let renewed = self
-            .bounded(async {
-                // Opening the stream sends the first keep-alive; its answer is the renewal.
-                let (_keeper, mut responses) = client.lease_keep_alive(lease).await?;
-                responses.message().await
-            })
-            .await?;
-        match renewed {
-            Some(resp) => Ok(Duration::from_secs(resp.ttl().max(0) as u64)),
-            None => Err(StoreError::Interrupted("the lease keep-alive stream ended")),
+        // Opening the keep-alive stream sends one keep-alive and waits for its answer: that is
+        // the renewal. etcd answers a lease it no longer has with TTL 0, which etcd_client
+        // turns into this error.
+        match self.bounded(client.lease_keep_alive(lease)).await {
+            Ok(_) => Ok(true),
+            Err(StoreError::Etcd(etcd_client::Error::LeaseKeepAliveError(e))) if e == "lease not found" => Ok(false),
+            Err(e) => Err(e),
         }
     }
 
@@ -207,7 +204,11 @@ impl ClusterStore for Store {
 
     async fn leader(&self, name: &str) -> Result<Option<String>, StoreError> {
         let mut election = self.client.election_client();
-        let resp = self.bounded(election.leader(name)).await?;
-        Ok(resp.kv().and_then(|kv| kv.value_str().ok().map(str::to_string)))
+        match self.bounded(election.leader(name)).await {
+            Ok(resp) => Ok(resp.kv().and_then(|kv| kv.value_str().ok().map(str::to_string))),
+            // etcd answers an election without candidates with this error.
+            Err(StoreError::Etcd(etcd_client::Error::GRpcStatus(s))) if s.message().contains("no leader") => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }

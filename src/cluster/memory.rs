@@ -305,15 +305,15 @@ impl ClusterStore for MemoryStore {
         Ok(id)
     }
 
-    async fn renew_lease(&self, lease: LeaseId) -> Result<Duration, StoreError> {
+    async fn renew_lease(&self, lease: LeaseId) -> Result<bool, StoreError> {
         let mut state = self.reach()?;
-        Ok(match state.leases.get_mut(&lease) {
+        match state.leases.get_mut(&lease) {
             Some(l) => {
                 l.deadline = Instant::now() + l.ttl;
-                l.ttl
+                Ok(true)
             }
-            None => Duration::ZERO,
-        })
+            None => Ok(false),
+        }
     }
 
     async fn revoke_lease(&self, lease: LeaseId) -> Result<(), StoreError> {
@@ -434,6 +434,6 @@ mod tests {
         assert_eq!(a_won.lease, la);
         assert_eq!(a.leader("e").await.unwrap().as_deref(), Some("a"));
         b.restore();
-        assert_eq!(b.renew_lease(b_won.lease).await.unwrap(), Duration::ZERO, "b's lease is gone");
+        assert!(!b.renew_lease(b_won.lease).await.unwrap(), "b's lease is gone");
     }
 }

@@ -27,5 +27,7 @@ pub mod state;
 mod state_tests;
 pub mod store;
 #[cfg(test)]
+mod store_contract;
+#[cfg(test)]
 mod testing;
 pub mod watch;

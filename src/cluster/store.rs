@@ -87,8 +87,8 @@ pub trait ClusterStore: Clone + Send + Sync + 'static {
     /// A lease that expires `ttl` after its last renewal (etcd rounds up to whole seconds).
     fn grant_lease(&self, ttl: Duration) -> impl Future<Output = Result<LeaseId, StoreError>> + Send;
 
-    /// Renews `lease` once; returns the time it has left from now (zero: it is gone).
-    fn renew_lease(&self, lease: LeaseId) -> impl Future<Output = Result<Duration, StoreError>> + Send;
+    /// Renews `lease` for another TTL; false if it is gone (expired or revoked).
+    fn renew_lease(&self, lease: LeaseId) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Ends `lease` now, deleting the keys bound to it.
     fn revoke_lease(&self, lease: LeaseId) -> impl Future<Output = Result<(), StoreError>> + Send;
