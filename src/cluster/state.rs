@@ -158,6 +158,7 @@ struct FollowerView {
     forced: bool,
 }
 
+/// What `/status` counts.
 #[derive(Default)]
 struct Counters {
     forced_entered: u64,
@@ -165,6 +166,7 @@ struct Counters {
     persist_failures: u64,
 }
 
+/// The agent's state, one part per concern.
 pub struct AgentState {
     settings: Settings,
     link: Link,
