@@ -15,12 +15,13 @@ use axum::routing::{get, post};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::etcd::{Keys, Store, StoreError};
+use crate::config::ClusterConfig;
+use super::etcd::Keys;
 use super::node::{ClusterHandle, Request};
 use super::placement::{
     self, AddRequest, InitRequest, Options, Placement, PlacementError, RemoveRequest, ReplaceRequest,
 };
-use crate::config::ClusterConfig;
+use super::store::{ClusterStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -70,7 +71,13 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 }
 
 /// Runs `op` against etcd and returns m3coordinator's response body.
-pub async fn run(store: &Store, keys: &Keys, config: &ClusterConfig, op: Op, body: &[u8]) -> Result<Value, ApiError> {
+pub async fn run<S: ClusterStore>(
+    store: &S,
+    keys: &Keys,
+    config: &ClusterConfig,
+    op: Op,
+    body: &[u8],
+) -> Result<Value, ApiError> {
     let key = keys.placement();
     let now = sheaf_shard_core::time::now_nanos();
     let options = Options { warmup: config.shard_cutover_warmup.0, alignment: config.shard_cutover_alignment.0 };

@@ -5,16 +5,16 @@
 //! `PendingFollower` (campaigning, the leader not yet confirmed as a member of this shard
 //! set). A leader whose lease it cannot renew for a TTL steps down at once: etcd has let the
 //! lease (and the leadership) go by then, and two emitting leaders must not overlap.
-//! Runs as a task on the control thread; the node agent reads the state from a watch channel.
+//! Runs as a task on the control thread over any [`ClusterStore`]; the node agent (same
+//! thread) reads the state and the observed leader from watch channels and sends it requests.
 
 use std::time::{Duration, Instant};
 
-use etcd_client::{Client, LeaderKey, ResignOptions};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::etcd::Backoff;
 use crate::config::ElectionConfig;
+use super::store::{Backoff, ClusterStore, LeaseId, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -43,8 +43,8 @@ struct Stop {
 impl Election {
     /// Starts campaigning for `name` as `host_id`; `members` is the shard set's instance ids
     /// in the current placement.
-    pub fn start(
-        client: Client,
+    pub fn start<S: ClusterStore>(
+        store: S,
         name: String,
         host_id: String,
         config: ElectionConfig,
@@ -54,7 +54,7 @@ impl Election {
         let (leader_tx, leader) = watch::channel(None);
         let (requests, requests_rx) = mpsc::channel(4);
         let task = tokio::spawn(
-            Campaign { client, name, host_id, config, members, state: state_tx, leader: leader_tx }.run(requests_rx),
+            Campaign { store, name, host_id, config, members, state: state_tx, leader: leader_tx }.run(requests_rx),
         );
         Self { state, leader, requests, task }
     }
@@ -83,8 +83,8 @@ impl Election {
     }
 }
 
-struct Campaign {
-    client: Client,
+struct Campaign<S> {
+    store: S,
     name: String,
     host_id: String,
     config: ElectionConfig,
@@ -97,10 +97,10 @@ enum Outcome {
     LeaseLost,
     /// Resigned (or left the election, `for_good`); the lease is revoked by then.
     Resigned(Stop),
-    Error(etcd_client::Error),
+    Error(StoreError),
 }
 
-impl Campaign {
+impl<S: ClusterStore> Campaign<S> {
     async fn run(mut self, mut requests: mpsc::Receiver<Stop>) {
         let mut backoff = Backoff::new(self.config.campaign_initial_backoff.0, self.config.campaign_max_backoff.0);
         loop {
@@ -149,40 +149,37 @@ impl Campaign {
 
     /// One lease: campaign until elected, lead until the lease is lost or we resign.
     async fn one_term(&mut self, requests: &mut mpsc::Receiver<Stop>) -> Outcome {
-        let ttl = self.config.ttl.0.as_secs().max(1) as i64;
-        let lease = match self.client.lease_grant(ttl, None).await {
-            Ok(l) => l.id(),
+        let lease = match self.store.grant_lease(self.config.ttl.0).await {
+            Ok(l) => l,
             Err(e) => return Outcome::Error(e),
         };
         let (lost_tx, mut lost) = oneshot::channel();
         // Stops renewing when this term ends, however it ends (the task aborted included).
-        let keeper = AbortOnDrop(tokio::spawn(keep_alive(self.client.clone(), lease, self.config.ttl.0, lost_tx)));
+        let keeper = AbortOnDrop(tokio::spawn(keep_alive(self.store.clone(), lease, self.config.ttl.0, lost_tx)));
         let outcome = self.campaign_and_lead(lease, requests, &mut lost).await;
         drop(keeper);
         if !matches!(outcome, Outcome::LeaseLost) {
             // Let the candidate key go now rather than after a TTL.
-            let _ = tokio::time::timeout(Duration::from_secs(2), self.client.lease_revoke(lease)).await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), self.store.revoke_lease(lease)).await;
         }
         outcome
     }
 
     async fn campaign_and_lead(
         &mut self,
-        lease: i64,
+        lease: LeaseId,
         requests: &mut mpsc::Receiver<Stop>,
         lost: &mut oneshot::Receiver<()>,
     ) -> Outcome {
-        let mut election = self.client.election_client();
-        let campaign = election.campaign(self.name.clone(), self.host_id.clone(), lease);
+        let (store, name, host_id) = (self.store.clone(), self.name.clone(), self.host_id.clone());
+        let campaign = async move { store.campaign(&name, &host_id, lease).await };
         tokio::pin!(campaign);
-        let mut observe = tokio::time::interval(Duration::from_secs(1));
-        let key: LeaderKey = loop {
+        // At least twice per TTL, and at most once a second.
+        let mut observe = tokio::time::interval((self.config.ttl.0 / 2).min(Duration::from_secs(1)));
+        let leadership = loop {
             tokio::select! {
                 won = &mut campaign => match won {
-                    Ok(resp) => match resp.leader() {
-                        Some(k) => break k.clone(),
-                        None => return Outcome::Error(etcd_client::Error::InvalidArgs("campaign without a leader key".into())),
-                    },
+                    Ok(leadership) => break leadership,
                     Err(e) => return Outcome::Error(e),
                 },
                 _ = &mut *lost => return Outcome::LeaseLost,
@@ -206,11 +203,7 @@ impl Campaign {
             }
             Some(stop) = requests.recv() => {
                 self.set(ElectionState::PendingFollower);
-                let mut election = self.client.election_client();
-                let resigned = tokio::time::timeout(
-                    self.config.resign_timeout.0,
-                    election.resign(Some(ResignOptions::new().with_leader(key))),
-                ).await;
+                let resigned = tokio::time::timeout(self.config.resign_timeout.0, self.store.resign(leadership)).await;
                 if !matches!(resigned, Ok(Ok(_))) {
                     tracing::warn!(election = %self.name, "resign did not reach etcd; revoking the lease");
                 }
@@ -222,10 +215,9 @@ impl Campaign {
 
     /// While campaigning: a leader that is another member of this shard set makes us a
     /// follower; anything else (no leader, a stranger) leaves us pending.
-    async fn observe_leader(&mut self) {
-        let mut election = self.client.election_client();
-        let leader = match tokio::time::timeout(Duration::from_secs(2), election.leader(self.name.clone())).await {
-            Ok(Ok(resp)) => resp.kv().and_then(|kv| kv.value_str().ok().map(str::to_string)),
+    async fn observe_leader(&self) {
+        let leader = match tokio::time::timeout(Duration::from_secs(2), self.store.leader(&self.name)).await {
+            Ok(Ok(leader)) => leader,
             _ => None,
         };
         let confirmed = leader.as_ref().is_some_and(|l| *l != self.host_id && self.members.borrow().contains(l));
@@ -242,34 +234,24 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Renews `lease` every TTL/3; signals `lost` once no renewal succeeded for a whole TTL.
-async fn keep_alive(mut client: Client, lease: i64, ttl: Duration, lost: oneshot::Sender<()>) {
+/// Renews `lease` every TTL/3; signals `lost` once no renewal succeeded for a whole TTL, or
+/// the store says the lease is gone.
+async fn keep_alive<S: ClusterStore>(store: S, lease: LeaseId, ttl: Duration, lost: oneshot::Sender<()>) {
     let mut last_ok = Instant::now();
     let every = (ttl / 3).max(Duration::from_millis(200));
-    let mut stream = None;
     loop {
         if last_ok.elapsed() >= ttl {
             let _ = lost.send(());
             return;
         }
-        if stream.is_none() {
-            stream = tokio::time::timeout(every, client.lease_keep_alive(lease)).await.ok().and_then(Result::ok);
-        }
-        if let Some((keeper, responses)) = stream.as_mut() {
-            let renewed = tokio::time::timeout(every, async {
-                keeper.keep_alive().await?;
-                responses.message().await
-            })
-            .await;
-            match renewed {
-                Ok(Ok(Some(resp))) if resp.ttl() > 0 => last_ok = Instant::now(),
-                Ok(Ok(Some(_))) => {
-                    // TTL 0: etcd has already let the lease go.
-                    let _ = lost.send(());
-                    return;
-                }
-                _ => stream = None,
+        match tokio::time::timeout(every, store.renew_lease(lease)).await {
+            Ok(Ok(true)) => last_ok = Instant::now(),
+            Ok(Ok(false)) => {
+                // The store has already let the lease go.
+                let _ = lost.send(());
+                return;
             }
+            _ => {}
         }
         tokio::time::sleep(every).await;
     }

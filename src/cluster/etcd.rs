@@ -1,20 +1,17 @@
-//! The etcd keys sheaf uses (m3's layout, see `shared/reference/m3-aggregator.md` §3) and a
-//! small store over `etcd_client` with a timeout on every request. Control thread only.
+//! The etcd keys sheaf uses (m3's layout, see `shared/reference/m3-aggregator.md` §3) and the
+//! [`ClusterStore`] over `etcd_client`, with a timeout on every request but a campaign (which
+//! waits as long as it must). Control thread only: the node agent, its watch and election
+//! tasks, the placement API and `sheaf placement` use it.
 
 use std::time::Duration;
 
-use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, Txn, TxnOp};
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, LeaderKey, ResignOptions, Txn, TxnOp,
+    WatchOptions,
+};
+use tokio::sync::mpsc;
 
-/// Why an etcd operation failed; every variant is retryable except `Conflict`.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("etcd: {0}")]
-    Etcd(#[from] etcd_client::Error),
-    #[error("etcd request timed out after {0:?}")]
-    Timeout(Duration),
-    #[error("the value changed since it was read (version {expected}); read it again")]
-    Conflict { expected: i64 },
-}
+use super::store::{Changes, ClusterStore, Connect, Leadership, LeaseId, StoreError, Versioned};
 
 /// Where each piece of cluster state lives.
 #[derive(Debug, Clone)]
@@ -40,16 +37,7 @@ impl Keys {
     }
 }
 
-/// A value and the etcd version it was read at (0: absent).
-#[derive(Debug, Clone)]
-pub struct Versioned {
-    pub value: Option<Vec<u8>>,
-    /// The key's mod revision, for compare-and-set.
-    pub mod_revision: i64,
-    /// How many times the key was written since it was created (M3's placement version).
-    pub version: i64,
-}
-
+/// A connection to etcd (a cheap handle: clones share it).
 #[derive(Clone)]
 pub struct Store {
     client: Client,
@@ -59,7 +47,7 @@ pub struct Store {
 impl Store {
     pub async fn connect(endpoints: &[String], timeout: Duration) -> Result<Self, StoreError> {
         // No per-request deadline on the client: a campaign waits as long as it must. The
-        // store's own requests are bounded one by one (`bounded`).
+        // store's other requests are bounded one by one (`bounded`).
         let options =
             ConnectOptions::new().with_connect_timeout(timeout).with_keep_alive(Duration::from_secs(2), timeout);
         let client = tokio::time::timeout(timeout, Client::connect(endpoints, Some(options)))
@@ -68,36 +56,51 @@ impl Store {
         Ok(Self { client, timeout })
     }
 
-    pub fn client(&self) -> Client {
-        self.client.clone()
-    }
-
     async fn bounded<T>(
         &self,
         f: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
     ) -> Result<T, StoreError> {
         Ok(tokio::time::timeout(self.timeout, f).await.map_err(|_| StoreError::Timeout(self.timeout))??)
     }
+}
 
-    pub async fn get(&self, key: &str) -> Result<Versioned, StoreError> {
+/// Connects to the configured endpoints, for the node agent.
+pub struct Endpoints {
+    pub endpoints: Vec<String>,
+    pub timeout: Duration,
+}
+
+impl Connect for Endpoints {
+    type Store = Store;
+
+    async fn connect(&self) -> Result<Store, StoreError> {
+        Store::connect(&self.endpoints, self.timeout).await
+    }
+}
+
+impl ClusterStore for Store {
+    async fn get(&self, key: &str) -> Result<Versioned, StoreError> {
         let mut kv = self.client.kv_client();
         let resp = self.bounded(kv.get(key, None::<GetOptions>)).await?;
+        let read_at = resp.header().map_or(0, |h| h.revision());
         Ok(match resp.kvs().first() {
-            Some(kv) => {
-                Versioned { value: Some(kv.value().to_vec()), mod_revision: kv.mod_revision(), version: kv.version() }
-            }
-            None => Versioned { value: None, mod_revision: 0, version: 0 },
+            Some(kv) => Versioned {
+                value: Some(kv.value().to_vec()),
+                mod_revision: kv.mod_revision(),
+                version: kv.version(),
+                read_at,
+            },
+            None => Versioned { value: None, mod_revision: 0, version: 0, read_at },
         })
     }
 
-    pub async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StoreError> {
+    async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StoreError> {
         let mut kv = self.client.kv_client();
         self.bounded(kv.put(key, value, None)).await?;
         Ok(())
     }
 
-    /// Writes `value` only if the key is still at `mod_revision` (0: only if absent).
-    pub async fn compare_and_set(&self, key: &str, mod_revision: i64, value: Vec<u8>) -> Result<(), StoreError> {
+    async fn compare_and_set(&self, key: &str, mod_revision: i64, value: Vec<u8>) -> Result<(), StoreError> {
         let mut kv = self.client.kv_client();
         let txn = Txn::new()
             .when([Compare::mod_revision(key, CompareOp::Equal, mod_revision)])
@@ -105,28 +108,107 @@ impl Store {
         let resp = self.bounded(kv.txn(txn)).await?;
         if resp.succeeded() { Ok(()) } else { Err(StoreError::Conflict { expected: mod_revision }) }
     }
-}
 
-/// Exponential backoff for retries: `initial`, doubling, capped at `max`.
-#[derive(Debug, Clone, Copy)]
-pub struct Backoff {
-    next: Duration,
-    initial: Duration,
-    max: Duration,
-}
-
-impl Backoff {
-    pub fn new(initial: Duration, max: Duration) -> Self {
-        Self { next: initial, initial, max }
+    async fn watch(&self, key: &str, after: i64) -> Result<Changes, StoreError> {
+        let mut client = self.client.clone();
+        let options = if after > 0 { WatchOptions::new().with_start_revision(after + 1) } else { WatchOptions::new() };
+        let mut stream = self.bounded(client.watch(key, Some(options))).await?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        // Pumps etcd's stream into `Changes` until either side ends; dropping the stream
+        // cancels the watch in etcd.
+        tokio::spawn(async move {
+            loop {
+                let resp = tokio::select! {
+                    r = stream.message() => r,
+                    _ = tx.closed() => return,
+                };
+                let resp = match resp {
+                    Ok(Some(resp)) => resp,
+                    Ok(None) => return,
+                    Err(e) => {
+                        let _ = tx.send(Err(e.into()));
+                        return;
+                    }
+                };
+                if resp.canceled() {
+                    let _ = tx.send(Err(StoreError::Interrupted("etcd canceled the watch")));
+                    return;
+                }
+                for event in resp.events() {
+                    let Some(kv) = event.kv() else { continue };
+                    let revision = kv.mod_revision();
+                    let change = match event.event_type() {
+                        EventType::Put => Versioned {
+                            value: Some(kv.value().to_vec()),
+                            mod_revision: revision,
+                            version: kv.version(),
+                            read_at: revision,
+                        },
+                        EventType::Delete => {
+                            Versioned { value: None, mod_revision: revision, version: 0, read_at: revision }
+                        }
+                    };
+                    if tx.send(Ok(change)).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Changes(rx))
     }
 
-    pub fn next_delay(&mut self) -> Duration {
-        let d = self.next;
-        self.next = (self.next * 2).min(self.max);
-        d
+    async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, StoreError> {
+        let seconds = ttl.as_secs_f64().ceil().max(1.0) as i64;
+        Ok(self.bounded(self.client.clone().lease_grant(seconds, None)).await?.id())
     }
 
-    pub fn reset(&mut self) {
-        self.next = self.initial;
+    async fn renew_lease(&self, lease: LeaseId) -> Result<bool, StoreError> {
+        let mut client = self.client.clone();
+        // Opening the keep-alive stream sends one keep-alive and waits for its answer: that is
+        // the renewal. etcd answers a lease it no longer has with TTL 0, which etcd_client
+        // turns into this error.
+        match self.bounded(client.lease_keep_alive(lease)).await {
+            Ok(_) => Ok(true),
+            Err(StoreError::Etcd(etcd_client::Error::LeaseKeepAliveError(e))) if e == "lease not found" => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn revoke_lease(&self, lease: LeaseId) -> Result<(), StoreError> {
+        self.bounded(self.client.clone().lease_revoke(lease)).await?;
+        Ok(())
+    }
+
+    async fn campaign(&self, name: &str, value: &str, lease: LeaseId) -> Result<Leadership, StoreError> {
+        let mut election = self.client.election_client();
+        let resp = election.campaign(name, value, lease).await?;
+        let key = resp.leader().ok_or(StoreError::Interrupted("etcd answered a campaign without a leader key"))?;
+        Ok(Leadership {
+            name: String::from_utf8_lossy(key.name()).into_owned(),
+            key: key.key().to_vec(),
+            rev: key.rev(),
+            lease: key.lease(),
+        })
+    }
+
+    async fn resign(&self, leadership: Leadership) -> Result<(), StoreError> {
+        let key = LeaderKey::new()
+            .with_name(leadership.name)
+            .with_key(leadership.key)
+            .with_rev(leadership.rev)
+            .with_lease(leadership.lease);
+        let mut election = self.client.election_client();
+        self.bounded(election.resign(Some(ResignOptions::new().with_leader(key)))).await?;
+        Ok(())
+    }
+
+    async fn leader(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let mut election = self.client.election_client();
+        match self.bounded(election.leader(name)).await {
+            Ok(resp) => Ok(resp.kv().and_then(|kv| kv.value_str().ok().map(str::to_string))),
+            // etcd answers an election without candidates with this error.
+            Err(StoreError::Etcd(etcd_client::Error::GRpcStatus(s))) if s.message().contains("no leader") => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }

@@ -1,13 +1,32 @@
 //! Cluster mode on etcd (control thread only): the placement and its HTTP/CLI front, the
 //! shard set's election, the flush times, and the agent that turns them into core commands.
 //! Nothing here runs on a shard core; the cores only see `ShardCommand`s.
+//!
+//! - [`store`]: what cluster mode needs of etcd, as a trait; [`etcd`] implements it over
+//!   `etcd_client` (and names the keys), `memory` in memory for tests.
+//! - [`node`]: the agent task (I/O), driving [`state`] (its decisions) and [`election`],
+//!   [`watch`]; [`plan`] and [`campaign`] are pure helpers; [`cores`] is where commands go.
 
 pub mod api;
 pub(crate) mod campaign;
 pub mod cli;
+pub mod cores;
 pub mod election;
 pub mod etcd;
 pub mod flush_times;
+#[cfg(test)]
+mod memory;
 pub mod node;
+#[cfg(test)]
+mod node_tests;
 pub(crate) mod placement;
+pub mod plan;
+pub mod state;
+#[cfg(test)]
+mod state_tests;
+pub mod store;
+#[cfg(test)]
+mod store_contract;
+#[cfg(test)]
+mod testing;
 pub mod watch;

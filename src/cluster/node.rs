@@ -1,7 +1,8 @@
 //! The cluster agent: a task on the control thread that turns the placement, the shard set's
 //! election and the leader's flush times into commands on the cores' queues, and persists the
 //! flush times while this node leads. It is the only code that reads or writes cluster state
-//! in etcd for a running node; the cores never wait on it.
+//! for a running node; the cores never wait on it. The admin API (same thread) reads its
+//! `/status` view from a watch channel and sends it [`Request`]s.
 //!
 //! Steps, as they happen:
 //! 1. Connect to etcd (retrying forever: aggregation goes on meanwhile) and watch the placement.
@@ -15,24 +16,24 @@
 //! 5. Following: each flush-time update goes to the cores (they discard what it covers); no
 //!    update for `max_buffer_size` switches the cores to forced flush until the next one.
 //! 6. Lease lost or resigned: `SetRole(Follower)` before anything else.
+//!
+//! The decisions are [`AgentState`]'s (`state.rs`); this file is the I/O around it: the store,
+//! the watches, the election task, the cores, the timers and the requests.
 
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sheaf_shard_core::ShardWindow;
-use sheaf_shard_runtime::{
-    Commander, FlushReport, FlushReports, FlushRole, FollowerFlush, Routes, ShardCommand, SinkQueue,
-};
+use sheaf_shard_runtime::{Commander, FlushReport, FlushReports, FlushRole, Routes, SinkQueue};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::campaign::{self, Campaign};
-use super::election::{Election, ElectionState};
-use super::etcd::{Backoff, Keys, Store, Versioned};
-use super::flush_times::ShardSetTimes;
-use super::placement::{self, Placement};
 use crate::config::ClusterConfig;
+use super::cores::{CoreCommand, Cores};
+use super::election::{Election, ElectionState};
+use super::etcd::{Endpoints, Keys, Store};
+use super::plan::not_owned;
+use super::state::{AgentState, DRAIN_LIMIT, Effect, Execute, Input, Now, Settings};
+use super::store::{Backoff, ClusterStore, Connect, StoreError, Versioned};
 
 /// Requests from the admin API and the shutdown path.
 pub enum Request {
@@ -44,52 +45,21 @@ pub enum Request {
 
 /// What the admin API holds of the agent.
 #[derive(Clone)]
-pub struct ClusterHandle {
+pub struct ClusterHandle<S = Store> {
     pub requests: mpsc::Sender<Request>,
     /// The agent's view for `/status`, refreshed at every change and check.
     pub status: watch::Receiver<Value>,
-    /// The etcd store once connected (the placement API uses it).
-    pub store: watch::Receiver<Option<Store>>,
+    /// The store once connected (the placement API uses it).
+    pub store: watch::Receiver<Option<S>>,
     pub keys: Keys,
     pub config: ClusterConfig,
 }
 
+/// The agent as the control thread builds it: over etcd and the cores' [`Commander`].
 pub struct Agent {
-    config: ClusterConfig,
-    keys: Keys,
-    host_id: String,
-    num_shards: u32,
+    settings: Settings,
     commander: Commander,
-    owners: Arc<[u16]>,
-    sinks: Vec<Arc<SinkQueue>>,
     reports: Arc<FlushReports>,
-    started_nanos: i64,
-}
-
-/// Mutable state of the running agent.
-struct Running {
-    store: Option<Store>,
-    placement: Option<(Placement, i64)>,
-    placement_error: Option<String>,
-    shard_set: Option<u32>,
-    owned: Vec<u32>,
-    election: Option<Election>,
-    members: watch::Sender<Vec<String>>,
-    state: ElectionState,
-    times_rx: Option<mpsc::Receiver<Versioned>>,
-    /// Leader: what has been persisted (or read at promotion) plus what is waiting to be.
-    leader_times: ShardSetTimes,
-    dirty: bool,
-    pending: Vec<FlushReport>,
-    /// Follower: the leader's times as last seen, and when.
-    follower_times: ShardSetTimes,
-    last_update: Instant,
-    seen_update: bool,
-    forced: bool,
-    forced_entered: u64,
-    persisted: u64,
-    persist_failures: u64,
-    etcd_ok: bool,
 }
 
 impl Agent {
@@ -105,70 +75,85 @@ impl Agent {
     ) -> Self {
         let keys = Keys { environment: config.etcd.environment.clone(), service: config.service.clone() };
         let started_nanos = sheaf_shard_core::time::now_nanos();
-        Self { config, keys, host_id, num_shards, commander, owners, sinks, reports, started_nanos }
+        let settings = Settings { config, keys, host_id, num_shards, owners, sinks, started_nanos };
+        Self { settings, commander, reports }
     }
 
     /// Starts the agent task; the cores start as followers that own nothing until the
     /// placement says otherwise.
     pub async fn start(self) -> ClusterHandle {
-        self.set_role(FlushRole::Follower).await;
-        self.commander.send_all(|| ShardCommand::SetShardWindows(not_owned(self.num_shards)));
-        self.commander.send_all(|| ShardCommand::SetRoutes(Arc::new(Routes::default())));
-        let (requests, rx) = mpsc::channel(8);
-        let (status_tx, status) = watch::channel(json!({}));
-        let (store_tx, store) = watch::channel(None);
-        let handle = ClusterHandle { requests, status, store, keys: self.keys.clone(), config: self.config.clone() };
-        tokio::spawn(self.run(rx, status_tx, store_tx));
-        handle
+        let etcd = &self.settings.config.etcd;
+        let connect = Endpoints { endpoints: etcd.endpoints.clone(), timeout: etcd.request_timeout.0 };
+        start(self.settings, connect, self.commander, self.reports).await
     }
+}
 
-    async fn set_role(&self, role: FlushRole) {
-        self.commander.invoke_all(|reply| ShardCommand::SetRole { role, reply }).await;
-    }
+/// Starts an agent over any store and cores (what [`Agent::start`] does with etcd's).
+pub(crate) async fn start<C: Connect, K: Cores>(
+    settings: Settings,
+    connect: C,
+    cores: K,
+    reports: Arc<FlushReports>,
+) -> ClusterHandle<C::Store> {
+    cores.apply(CoreCommand::Role(FlushRole::Follower)).await;
+    cores.apply(CoreCommand::Windows(not_owned(settings.num_shards))).await;
+    cores.apply(CoreCommand::Routes(Arc::new(Routes::default()))).await;
+    let (requests, requests_rx) = mpsc::channel(8);
+    let (status_tx, status) = watch::channel(json!({}));
+    let (store_tx, store) = watch::channel(None);
+    let handle =
+        ClusterHandle { requests, status, store, keys: settings.keys.clone(), config: settings.config.clone() };
+    let io = Io {
+        connect,
+        cores,
+        reports,
+        store: None,
+        store_tx,
+        placement_rx: None,
+        times_rx: None,
+        election: None,
+        members: watch::channel(Vec::new()).0,
+    };
+    let node = Node { state: AgentState::new(settings, Instant::now()), io };
+    tokio::spawn(node.run(requests_rx, status_tx));
+    handle
+}
 
-    async fn run(
-        self,
-        mut requests: mpsc::Receiver<Request>,
-        status: watch::Sender<Value>,
-        store_tx: watch::Sender<Option<Store>>,
-    ) {
-        let (members, _) = watch::channel(Vec::new());
-        let mut r = Running {
-            store: None,
-            placement: None,
-            placement_error: None,
-            shard_set: None,
-            owned: Vec::new(),
-            election: None,
-            members,
-            state: ElectionState::PendingFollower,
-            times_rx: None,
-            leader_times: ShardSetTimes::default(),
-            dirty: false,
-            pending: Vec::new(),
-            follower_times: ShardSetTimes::default(),
-            last_update: Instant::now(),
-            seen_update: false,
-            forced: false,
-            forced_entered: 0,
-            persisted: 0,
-            persist_failures: 0,
-            etcd_ok: false,
-        };
-        let mut placement_rx: Option<mpsc::Receiver<Versioned>> = None;
+/// The agent task: its decisions and everything it talks to.
+struct Node<C: Connect, K> {
+    state: AgentState,
+    io: Io<C, K>,
+}
+
+/// Everything [`AgentState`] talks to, carrying its effects out.
+struct Io<C: Connect, K> {
+    connect: C,
+    cores: K,
+    reports: Arc<FlushReports>,
+    store: Option<C::Store>,
+    store_tx: watch::Sender<Option<C::Store>>,
+    placement_rx: Option<mpsc::Receiver<Versioned>>,
+    times_rx: Option<mpsc::Receiver<Versioned>>,
+    election: Option<Election>,
+    /// The shard set's members, for the election to confirm a leader among them.
+    members: watch::Sender<Vec<String>>,
+}
+
+impl<C: Connect, K: Cores> Node<C, K> {
+    async fn run(mut self, mut requests: mpsc::Receiver<Request>, status: watch::Sender<Value>) {
+        let (state, io) = (&mut self.state, &mut self.io);
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
-        let mut tick = tokio::time::interval(self.config.check_interval.0);
+        let mut tick = tokio::time::interval(state.settings().config.check_interval.0);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut next_connect = tokio::time::Instant::now();
         loop {
-            if r.store.is_none() && tokio::time::Instant::now() >= next_connect {
-                match Store::connect(&self.config.etcd.endpoints, self.config.etcd.request_timeout.0).await {
+            if io.store.is_none() && tokio::time::Instant::now() >= next_connect {
+                match io.connect.connect().await {
                     Ok(store) => {
-                        tracing::info!(endpoints = ?self.config.etcd.endpoints, "connected to etcd");
-                        placement_rx = Some(super::watch::spawn(store.clone(), self.keys.placement()));
-                        store_tx.send_replace(Some(store.clone()));
-                        r.store = Some(store);
-                        r.etcd_ok = true;
+                        tracing::info!("connected to etcd");
+                        io.store_tx.send_replace(Some(store.clone()));
+                        io.store = Some(store);
+                        state.step(io, Input::Connected).await;
                     }
                     Err(e) => {
                         let delay = backoff.next_delay();
@@ -177,334 +162,140 @@ impl Agent {
                     }
                 }
             }
-            let election_changed = async {
-                match r.election.as_mut() {
+            let election = &mut io.election;
+            let election_changed = async move {
+                match election.as_mut() {
                     Some(e) => e.state.changed().await.is_ok(),
                     None => std::future::pending().await,
                 }
             };
             tokio::select! {
-                Some(v) = recv(&mut placement_rx) => self.on_placement(&mut r, v).await,
-                Some(v) = recv(&mut r.times_rx) => self.on_flush_times(&mut r, v),
-                true = election_changed => self.on_election(&mut r).await,
+                Some(v) = recv(&mut io.placement_rx) => state.step(io, Input::Placement(v)).await,
+                Some(v) = recv(&mut io.times_rx) => state.step(io, Input::FlushTimes(v)).await,
+                true = election_changed => {
+                    let election = io.election_state();
+                    state.step(io, Input::Election(election)).await;
+                }
                 req = requests.recv() => match req {
                     Some(Request::Resign(reply)) => {
-                        if r.state == ElectionState::Leader {
-                            // A graceful hand-over: stop emitting, persist what was emitted,
-                            // then let go, so the next leader repeats nothing.
-                            self.set_role(FlushRole::Follower).await;
-                            self.persist_emitted(&mut r).await;
-                        }
-                        if let Some(e) = &r.election {
-                            e.resign().await;
-                        }
-                        self.on_election(&mut r).await;
+                        state.step(io, Input::Resign).await;
                         let _ = reply.send(Ok(()));
                     }
                     Some(Request::Shutdown(reply)) => {
-                        self.shutdown(&mut r).await;
+                        state.step(io, Input::Shutdown).await;
                         let _ = reply.send(());
                         return;
                     }
                     None => return,
                 },
-                _ = tick.tick() => self.check(&mut r).await,
+                _ = tick.tick() => {
+                    let reports = io.take_reports();
+                    state.step(io, Input::Tick(reports)).await;
+                }
             }
-            status.send_replace(self.status(&r));
+            let leader = io.election.as_ref().and_then(|e| e.leader.borrow().clone());
+            status.send_replace(state.status(Instant::now(), leader));
         }
     }
+}
 
-    async fn on_placement(&self, r: &mut Running, v: Versioned) {
-        let Some(bytes) = v.value else {
-            r.placement = None;
-            r.placement_error = Some("no placement in etcd yet".into());
-            return;
-        };
-        let p = match placement::decode_snapshots(&bytes) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(error = %e, "placement in etcd cannot be read; keeping the last one");
-                r.placement_error = Some(e.to_string());
-                return;
-            }
-        };
-        if p.num_shards != self.num_shards {
-            let msg = format!("placement has {} shards, this node's num_shards is {}", p.num_shards, self.num_shards);
-            tracing::error!("{msg}; ignoring the placement");
-            r.placement_error = Some(msg);
-            return;
-        }
-        r.placement_error = None;
-        let me = p.instance(&self.host_id).cloned();
-        let windows = shard_windows(&self.config, self.num_shards, me.as_ref());
-        let routes = routes(&p, &self.host_id, self.num_shards);
-        self.commander.send_all(|| ShardCommand::SetShardWindows(windows.clone()));
-        self.commander.send_all(|| ShardCommand::SetRoutes(routes.clone()));
-        r.owned = me.as_ref().map(|m| m.shards.iter().map(|s| s.id).collect()).unwrap_or_default();
-        let shard_set = me.as_ref().map(|m| m.shard_set_id);
-        let members: Vec<String> = match &me {
-            Some(m) => {
-                p.instances.values().filter(|i| i.shard_set_id == m.shard_set_id).map(|i| i.id.clone()).collect()
-            }
-            None => Vec::new(),
-        };
-        r.members.send_replace(members);
-        tracing::info!(version = v.version, shard_set = ?shard_set, shards = r.owned.len(), "placement applied");
-        r.placement = Some((p, v.version));
-        if shard_set != r.shard_set {
-            self.leave_election(r).await;
-            r.shard_set = shard_set;
-            r.times_rx = None;
-            r.seen_update = false;
-            if let (Some(set), Some(store)) = (shard_set, r.store.clone()) {
-                r.times_rx = Some(super::watch::spawn(store, self.keys.flush_times(set)));
-                r.last_update = Instant::now();
-            }
-        }
-        self.gate(r).await;
+impl<C: Connect, K: Cores> Execute for Io<C, K> {
+    fn now(&self) -> Now {
+        Now::current()
     }
 
-    /// Joins or leaves the shard set's election as [`campaign::decide`] says.
-    async fn gate(&self, r: &mut Running) {
-        let (Some((p, _)), Some(set), Some(store)) = (r.placement.as_ref(), r.shard_set, r.store.clone()) else {
-            self.leave_election(r).await;
-            return;
-        };
-        let flushed = if r.state == ElectionState::Leader { &r.leader_times } else { &r.follower_times };
-        match campaign::decide(p, &self.host_id, flushed, sheaf_shard_core::time::now_nanos()) {
-            Campaign::On if r.election.is_none() => {
-                tracing::info!(shard_set = set, "campaigning for the shard set's leadership");
-                r.election = Some(Election::start(
-                    store.client(),
-                    self.keys.election(set),
-                    self.host_id.clone(),
-                    self.config.election.clone(),
-                    r.members.subscribe(),
-                ));
+    async fn execute(&mut self, state: &mut AgentState, effect: Effect) -> Option<Input> {
+        match effect {
+            Effect::Cores(command) => self.cores.apply(command).await,
+            Effect::WatchPlacement => {
+                let key = state.settings().keys.placement();
+                self.placement_rx = self.store.clone().map(|s| super::watch::spawn(s, key));
             }
-            Campaign::Off(reason) if r.election.is_some() => {
-                tracing::info!(shard_set = set, reason, "leaving the shard set's election");
-                self.leave_election(r).await;
+            Effect::WatchFlushTimes(key) => {
+                self.times_rx = key.zip(self.store.clone()).map(|(key, s)| super::watch::spawn(s, key));
             }
-            _ => {}
-        }
-    }
-
-    /// Stops campaigning (resigning a held leadership, revoking the lease) and makes the cores
-    /// followers if they led.
-    async fn leave_election(&self, r: &mut Running) {
-        if let Some(e) = r.election.take() {
-            e.stop().await;
-            self.on_election(r).await;
-        }
-    }
-
-    fn on_flush_times(&self, r: &mut Running, v: Versioned) {
-        let times = match v.value.as_deref().map(ShardSetTimes::decode) {
-            Some(Ok(t)) => t,
-            Some(Err(e)) => {
-                tracing::error!(error = %e, "flush times in etcd cannot be read");
-                return;
+            Effect::Members(members) => {
+                self.members.send_replace(members);
             }
-            None => ShardSetTimes::default(),
-        };
-        r.follower_times = times;
-        if v.value.is_some() {
-            r.last_update = Instant::now();
-            r.seen_update = true;
-        }
-        if r.state != ElectionState::Leader {
-            r.forced = false;
-            self.send_follower_flush(r);
-        }
-    }
-
-    fn send_follower_flush(&self, r: &Running) {
-        let follower = Arc::new(FollowerFlush {
-            times: r.follower_times.to_runtime(self.num_shards),
-            forced_horizon: r.forced.then_some(self.config.max_buffer_size.0.as_nanos() as i64),
-        });
-        self.commander.send_all(|| ShardCommand::SetFollowerFlush(follower.clone()));
-    }
-
-    async fn on_election(&self, r: &mut Running) {
-        let state = r.election.as_ref().map_or(ElectionState::PendingFollower, |e| *e.state.borrow());
-        if state == r.state {
-            return;
-        }
-        let was_leader = r.state == ElectionState::Leader;
-        r.state = state;
-        if state == ElectionState::Leader {
-            // Promotion: start from what the old leader persisted, read now, not from the watch.
-            let Some(store) = r.store.clone() else { return };
-            let Some(set) = r.shard_set else { return };
-            let times = match store.get(&self.keys.flush_times(set)).await {
-                Ok(v) => v.value.as_deref().map(ShardSetTimes::decode).transpose().unwrap_or_else(|e| {
-                    tracing::error!(error = %e, "flush times unreadable at promotion; starting from none");
-                    None
-                }),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot read flush times at promotion; resigning");
-                    if let Some(el) = &r.election {
-                        el.resign().await;
+            Effect::StartElection(name) => {
+                let s = state.settings();
+                self.election = self.store.clone().map(|store| {
+                    let members = self.members.subscribe();
+                    Election::start(store, name, s.host_id.clone(), s.config.election.clone(), members)
+                });
+            }
+            Effect::StopElection => {
+                if let Some(e) = self.election.take() {
+                    e.stop().await;
+                }
+            }
+            Effect::ResignElection => {
+                if let Some(e) = &self.election {
+                    e.resign().await;
+                }
+                return Some(Input::Election(self.election_state()));
+            }
+            Effect::ReadFlushTimes(key) => {
+                let read = match &self.store {
+                    Some(store) => store.get(&key).await,
+                    None => Err(StoreError::Unreachable),
+                };
+                return Some(Input::PromotionRead(read));
+            }
+            Effect::DiscardReports => {
+                self.take_reports();
+            }
+            Effect::DrainEmitted => {
+                let deadline = Instant::now() + DRAIN_LIMIT;
+                loop {
+                    state.collect(self.take_reports());
+                    if !state.awaiting_sinks() || Instant::now() > deadline {
+                        break;
                     }
-                    r.state = ElectionState::PendingFollower;
-                    return;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
                 }
-            };
-            let times = times.unwrap_or_default();
-            r.follower_times = times.clone();
-            r.forced = false;
-            self.send_follower_flush(r);
-            r.leader_times = times;
-            r.pending.clear();
-            r.dirty = false;
-            // Reports from rounds run as follower say nothing: drop them.
-            while self.reports.pop().is_some() {}
-            self.set_role(FlushRole::Leader).await;
-            tracing::info!(shard_set = set, "leading: emitting from the persisted flush times on");
-        } else if was_leader {
-            self.set_role(FlushRole::Follower).await;
-            r.last_update = Instant::now();
-            tracing::info!(state = ?state, "no longer leader: emitting nothing");
-        }
-    }
-
-    async fn check(&self, r: &mut Running) {
-        self.gate(r).await;
-        match r.state {
-            ElectionState::Leader => {
-                self.collect_reports(r);
-                if r.dirty {
-                    self.persist(r).await;
-                }
+                return Some(Input::Drained);
             }
-            _ => {
-                while self.reports.pop().is_some() {}
-                if !r.forced && r.shard_set.is_some() && r.last_update.elapsed() >= self.config.max_buffer_size.0 {
-                    tracing::warn!(
-                        max_buffer_size = ?self.config.max_buffer_size.0,
-                        "no flush-time update from the leader; forced flush mode"
-                    );
-                    r.forced = true;
-                    r.forced_entered += 1;
-                    self.send_follower_flush(r);
-                }
+            Effect::Persist { key, value } => {
+                let retries = state.settings().config.flush_times_persist_retries;
+                return Some(self.persist(&key, value, retries).await);
             }
         }
+        None
     }
+}
 
-    /// Moves the reports whose batches every sink has written into the leader's flush times.
-    fn collect_reports(&self, r: &mut Running) {
-        while let Some(report) = self.reports.pop() {
-            r.pending.push(report);
-        }
-        let sinks = &self.sinks;
-        let done = |rep: &FlushReport| sinks.iter().all(|s| s.written(rep.core) >= rep.seq);
-        let (ready, waiting): (Vec<_>, Vec<_>) = r.pending.drain(..).partition(|rep| done(rep));
-        r.pending = waiting;
-        for rep in ready {
-            for &shard in &r.owned {
-                if usize::from(self.owners.get(shard as usize).copied().unwrap_or(u16::MAX)) == rep.core {
-                    r.dirty |= r.leader_times.advance(shard, rep.resolution, rep.standard, rep.timed);
-                }
-            }
-        }
-    }
-
-    async fn persist(&self, r: &mut Running) {
-        let (Some(store), Some(set)) = (r.store.clone(), r.shard_set) else { return };
-        let key = self.keys.flush_times(set);
-        let value = r.leader_times.encode();
+impl<C: Connect, K: Cores> Io<C, K> {
+    /// Writes the flush times, retrying with backoff, for as long as this node leads.
+    async fn persist(&mut self, key: &str, value: Vec<u8>, retries: u32) -> Input {
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
-        for attempt in 0..=self.config.flush_times_persist_retries {
+        let mut failures = 0;
+        let Some(store) = self.store.clone() else { return Input::Persisted { failures, written: false } };
+        for attempt in 0..=retries {
             // A leader that lost its lease meanwhile must not write over its successor's times.
-            if r.election.as_ref().is_none_or(|e| *e.state.borrow() != ElectionState::Leader) {
-                return;
+            if self.election.as_ref().is_none_or(|e| *e.state.borrow() != ElectionState::Leader) {
+                break;
             }
-            match store.put(&key, value.clone()).await {
-                Ok(()) => {
-                    r.dirty = false;
-                    r.persisted += 1;
-                    r.etcd_ok = true;
-                    return;
-                }
+            match store.put(key, value.clone()).await {
+                Ok(()) => return Input::Persisted { failures, written: true },
                 Err(e) => {
-                    r.persist_failures += 1;
-                    r.etcd_ok = false;
+                    failures += 1;
                     tracing::warn!(attempt, error = %e, "persisting flush times failed");
-                    if attempt < self.config.flush_times_persist_retries {
+                    if attempt < retries {
                         tokio::time::sleep(backoff.next_delay()).await;
                     }
                 }
             }
         }
+        Input::Persisted { failures, written: false }
     }
 
-    async fn shutdown(&self, r: &mut Running) {
-        if r.state == ElectionState::Leader {
-            self.persist_emitted(r).await;
-        }
-        self.leave_election(r).await;
+    fn election_state(&mut self) -> ElectionState {
+        self.election.as_mut().map_or(ElectionState::PendingFollower, |e| *e.state.borrow_and_update())
     }
 
-    /// Leader, no longer emitting: waits (up to 10s) for the sinks to write the rounds already
-    /// emitted and persists their flush times.
-    async fn persist_emitted(&self, r: &mut Running) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            self.collect_reports(r);
-            if r.pending.is_empty() || Instant::now() > deadline {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        if r.dirty {
-            self.persist(r).await;
-        }
-    }
-
-    fn status(&self, r: &Running) -> Value {
-        let can_lead = r.state == ElectionState::Leader || self.can_lead(r);
-        let leader = r.election.as_ref().and_then(|e| e.leader.borrow().clone());
-        let shard_sets: Vec<Value> = r
-            .shard_set
-            .map(|set| {
-                json!({
-                    "shardSetId": set,
-                    "electionState": r.state,
-                    "canLead": can_lead,
-                    "leader": leader,
-                    "shards": r.owned,
-                    "forcedFlush": r.forced,
-                    "lastFlushTimesUpdateMsAgo": r.seen_update.then(|| r.last_update.elapsed().as_millis() as u64),
-                })
-            })
-            .into_iter()
-            .collect();
-        json!({
-            "hostId": self.host_id,
-            "etcd": if r.store.is_some() && r.etcd_ok { "connected" } else { "unreachable" },
-            "placementVersion": r.placement.as_ref().map(|(_, v)| *v),
-            "placementError": r.placement_error,
-            "electionState": r.state,
-            "canLead": can_lead,
-            "shardSets": shard_sets,
-            "forcedFlushEntered": r.forced_entered,
-            "flushTimesPersisted": r.persisted,
-            "flushTimesPersistFailures": r.persist_failures,
-            "pendingFlushReports": r.pending.len(),
-        })
-    }
-
-    /// Whether this node could lead now without losing anything ([`campaign::can_lead`]);
-    /// only a campaigning node can.
-    fn can_lead(&self, r: &Running) -> bool {
-        let me = r.placement.as_ref().and_then(|(p, _)| p.instance(&self.host_id));
-        match (me, &r.election) {
-            (Some(me), Some(_)) => campaign::can_lead(me, &r.follower_times, self.started_nanos),
-            _ => false,
-        }
+    fn take_reports(&self) -> Vec<FlushReport> {
+        std::iter::from_fn(|| self.reports.pop()).collect()
     }
 }
 
@@ -513,59 +304,4 @@ async fn recv(rx: &mut Option<mpsc::Receiver<Versioned>>) -> Option<Versioned> {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
-}
-
-fn not_owned(num_shards: u32) -> Arc<[ShardWindow]> {
-    (0..num_shards).map(|_| ShardWindow::CLOSED).collect()
-}
-
-fn shard_windows(config: &ClusterConfig, num_shards: u32, me: Option<&placement::Instance>) -> Arc<[ShardWindow]> {
-    let before = config.buffer_before_cutover.0.as_nanos() as i64;
-    let after = config.buffer_after_cutoff.0.as_nanos() as i64;
-    (0..num_shards)
-        .map(|id| match me.and_then(|m| m.shard(id)) {
-            None => ShardWindow::CLOSED,
-            Some(s) => {
-                let cutover = if s.cutover_nanos == 0 { i64::MIN } else { s.cutover_nanos };
-                let cutoff = if s.cutoff_nanos == 0 { i64::MAX } else { s.cutoff_nanos };
-                ShardWindow {
-                    accept_from: cutover.saturating_sub(before),
-                    accept_until: cutoff.saturating_add(after),
-                    cutover,
-                    cutoff,
-                }
-            }
-        })
-        .collect()
-}
-
-fn routes(p: &Placement, host_id: &str, num_shards: u32) -> Arc<Routes> {
-    let mut peers: Vec<SocketAddr> = Vec::new();
-    let mut peer_index = std::collections::HashMap::new();
-    for i in p.instances.values().filter(|i| i.id != host_id) {
-        match resolve(&i.endpoint) {
-            Some(addr) => {
-                peer_index.insert(i.id.clone(), peers.len() as u16);
-                peers.push(addr);
-            }
-            None => tracing::error!(instance = %i.id, endpoint = %i.endpoint, "cannot resolve a peer's endpoint"),
-        }
-    }
-    let mut local = vec![false; num_shards as usize];
-    let mut remote = vec![Vec::new(); num_shards as usize];
-    for i in p.instances.values() {
-        for s in &i.shards {
-            let Some(slot) = local.get_mut(s.id as usize) else { continue };
-            if i.id == host_id {
-                *slot = true;
-            } else if let Some(&peer) = peer_index.get(&i.id) {
-                remote[s.id as usize].push(peer);
-            }
-        }
-    }
-    Arc::new(Routes { peers, local, remote })
-}
-
-fn resolve(endpoint: &str) -> Option<SocketAddr> {
-    endpoint.to_socket_addrs().ok()?.next()
 }

@@ -1,16 +1,16 @@
-//! Keeps one etcd key's latest value flowing to the control thread: read it, then watch it
-//! from the next revision; on any error (etcd down, compaction) read it again after a backoff.
-//! Each value read or written reaches the receiver as a [`Versioned`] (value `None`: absent).
+//! Keeps one key's latest value flowing to the node agent: read it, then watch it from the
+//! revision of that read; on any error (etcd down, compaction) read it again after a backoff.
+//! Each value read or changed reaches the receiver as a [`Versioned`] (value `None`: absent).
+//! A tokio task on the control thread; only the agent holds the receiver.
 
 use std::time::Duration;
 
-use etcd_client::{EventType, WatchOptions};
 use tokio::sync::mpsc;
 
-use super::etcd::{Backoff, Store, Versioned};
+use super::store::{Backoff, ClusterStore, StoreError, Versioned};
 
 /// Spawns the watcher; it ends when the receiver is dropped.
-pub fn spawn(store: Store, key: String) -> mpsc::Receiver<Versioned> {
+pub fn spawn<S: ClusterStore>(store: S, key: String) -> mpsc::Receiver<Versioned> {
     let (tx, rx) = mpsc::channel(16);
     tokio::spawn(async move {
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
@@ -31,40 +31,25 @@ pub fn spawn(store: Store, key: String) -> mpsc::Receiver<Versioned> {
     rx
 }
 
-async fn follow(store: &Store, key: &str, tx: &mpsc::Sender<Versioned>) -> Result<(), String> {
-    let current = store.get(key).await.map_err(|e| e.to_string())?;
+/// Ok once the receiver is gone; Err when the read or the watch broke.
+async fn follow<S: ClusterStore>(store: &S, key: &str, tx: &mpsc::Sender<Versioned>) -> Result<(), StoreError> {
+    let current = store.get(key).await?;
     let mut revision = current.mod_revision;
+    let mut changes = store.watch(key, current.read_at).await?;
     if tx.send(current).await.is_err() {
         return Ok(());
     }
-    let mut client = store.client();
-    // Start after what was just read (or anywhere, for an absent key: from "now").
-    let options =
-        if revision > 0 { WatchOptions::new().with_start_revision(revision + 1) } else { WatchOptions::new() };
-    let mut stream = client.watch(key, Some(options)).await.map_err(|e| e.to_string())?;
     loop {
-        let resp = tokio::select! {
-            r = stream.message() => r.map_err(|e| e.to_string())?.ok_or("watch stream ended")?,
+        let change = tokio::select! {
+            c = changes.next() => c.ok_or(StoreError::Interrupted("the watch ended"))??,
             _ = tx.closed() => return Ok(()),
         };
-        if resp.canceled() {
-            return Err("watch canceled".into());
+        if change.mod_revision <= revision {
+            continue;
         }
-        for event in resp.events() {
-            let Some(kv) = event.kv() else { continue };
-            if kv.mod_revision() <= revision {
-                continue;
-            }
-            revision = kv.mod_revision();
-            let value = match event.event_type() {
-                EventType::Put => {
-                    Versioned { value: Some(kv.value().to_vec()), mod_revision: revision, version: kv.version() }
-                }
-                EventType::Delete => Versioned { value: None, mod_revision: revision, version: 0 },
-            };
-            if tx.send(value).await.is_err() {
-                return Ok(());
-            }
+        revision = change.mod_revision;
+        if tx.send(change).await.is_err() {
+            return Ok(());
         }
     }
 }

@@ -30,6 +30,8 @@ pub use aggregator::Aggregator;
 pub use cluster::{ClusterConfig, ElectionConfig};
 pub use cores::{Cores, online_cpus};
 pub use data_plane::DataPlane;
+#[cfg(test)]
+pub use duration::Dur;
 pub use error::ConfigError;
 pub use flush::{Handler, M3msgHandler};
 pub use http::Http;

@@ -1,16 +1,22 @@
 //! Cluster mode with a real etcd and two real sheaf processes (RF=2, one shard set): the
 //! placement is initialised through the HTTP API, load goes through a real StatsD client
 //! socket to one node, and the union of what the nodes' JSON sinks wrote is checked.
+//!
+//! Nothing waits for "long enough": each step waits until `/status` or the sinks' output show
+//! the condition it needs, with a generous deadline and a message saying what did not happen.
 
 use std::collections::BTreeMap;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use crate::etcd::Etcd;
-use crate::harness::{Flushed, Launch, Sheaf, http_post};
+use crate::harness::{Flushed, Launch, Sheaf, http_post, wait_until};
 use crate::proxy::Proxy;
 
 const SHARDS: u32 = 8;
+
+/// How long a wait for a condition may take before the test fails: generous, for a loaded box.
+const PATIENCE: Duration = Duration::from_secs(60);
 
 fn node(tag: &str, id: &str, etcd: &Etcd) -> Sheaf {
     node_with(tag, id, etcd, "")
@@ -63,17 +69,67 @@ fn election_state(s: &Sheaf) -> String {
 
 /// Waits until exactly one of the nodes leads and the other follows; returns the leader's index.
 fn wait_for_leader(nodes: &[&Sheaf]) -> usize {
-    let started = Instant::now();
-    loop {
-        let states: Vec<String> = nodes.iter().map(|n| election_state(n)).collect();
-        if states.iter().filter(|s| *s == "leader").count() == 1
+    let states = || -> Vec<String> { nodes.iter().map(|n| election_state(n)).collect() };
+    let settled = || {
+        let states = states();
+        states.iter().filter(|s| *s == "leader").count() == 1
             && states.iter().filter(|s| *s == "follower").count() == nodes.len() - 1
-        {
-            return states.iter().position(|s| s == "leader").unwrap();
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "no leader/follower pair: {states:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    };
+    wait_until("a leader/follower pair", Duration::from_secs(30), settled, || format!("{:?}", states()));
+    states().iter().position(|s| s == "leader").unwrap()
+}
+
+/// Waits until `node` has emitted at least `values` values (its JSON sink's lines).
+fn wait_for_output(what: &str, node: &Sheaf, values: usize) {
+    let emitted = || node.output_so_far().len();
+    wait_until(what, PATIENCE, || emitted() >= values, || format!("{} values; {}", emitted(), node.status()));
+}
+
+/// Sums per series over what `gone` (outputs of stopped nodes) and `nodes` (so far) emitted.
+fn sums_so_far(gone: &[Vec<Flushed>], nodes: &[&Sheaf]) -> BTreeMap<String, f64> {
+    let mut outputs = gone.to_vec();
+    outputs.extend(nodes.iter().map(|n| n.output_so_far()));
+    sums(&union(&outputs).0)
+}
+
+/// Whether each of c0..c49 adds up to at least `sent`.
+fn covers(sums: &BTreeMap<String, f64>, sent: f64) -> bool {
+    (0..50).all(|i| sums.get(&format!("c{i}")).is_some_and(|t| *t >= sent))
+}
+
+/// Waits until every window the load went into is out: each series' sum over `gone` and
+/// `nodes` reaches `sent` (and `more` holds for the sums).
+fn wait_for_every_window(
+    gone: &[Vec<Flushed>],
+    nodes: &[&Sheaf],
+    sent: f64,
+    more: impl Fn(&BTreeMap<String, f64>) -> bool,
+) {
+    let done = || {
+        let sums = sums_so_far(gone, nodes);
+        covers(&sums, sent) && more(&sums)
+    };
+    wait_until("every window of the load emitted", PATIENCE, done, || {
+        let statuses: Vec<String> = nodes.iter().map(|n| format!("{}\n{}", n.status(), log_tail(n))).collect();
+        let last: Vec<Option<i64>> = nodes.iter().map(|n| n.output_so_far().iter().map(|v| v.time_ns).max()).collect();
+        format!(
+            "sent {sent} each, so far {:?}\nlast windows {last:?}\n{}",
+            sums_so_far(gone, nodes),
+            statuses.join("\n")
+        )
+    });
+}
+
+/// The last 40 lines of a node's log.
+fn log_tail(node: &Sheaf) -> String {
+    let log = node.stderr();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// `/status`'s flush-time update age on a follower (None: no update seen yet).
+fn last_update_ms_ago(node: &Sheaf) -> Option<u64> {
+    node.status()["cluster"]["shardSets"][0]["lastFlushTimesUpdateMsAgo"].as_u64()
 }
 
 /// Sends `rounds` datagrams of counters c0..c49 (+1 each) to `to`, spread over `duration`.
@@ -127,8 +183,9 @@ fn steady_state_the_leader_emits_each_window_once_with_exact_sums() {
         socket.send_to(b"frac:1|c|@0.3", target.statsd).unwrap();
         std::thread::sleep(Duration::from_millis(50));
     }
-    std::thread::sleep(Duration::from_secs(3));
     let (follower, leader_node) = if leader == 0 { (b, a) } else { (a, b) };
+    let frac_out = |sums: &BTreeMap<String, f64>| sums.get("frac").is_some_and(|f| *f >= 10.0 / 0.3 - 1e-6);
+    wait_for_every_window(&[], &[&leader_node], sent, frac_out);
     let diag = format!("leader: {}\nfollower: {}", leader_node.status(), follower.status());
     let follower_out = follower.stop();
     let leader_out = leader_node.stop();
@@ -153,15 +210,13 @@ fn kill_9_of_the_leader_under_load_loses_nothing() {
     let (leader_node, follower) = if leader == 0 { (a, b) } else { (b, a) };
     let target = follower.statsd;
     let load = std::thread::spawn(move || send_counters(target, 80, Duration::from_secs(8)));
-    std::thread::sleep(Duration::from_secs(3));
+    // Killed mid-load, once it has emitted two windows of it.
+    wait_for_output("the leader emits under load", &leader_node, 100);
     let died_out = leader_node.kill9();
     let sent = load.join().unwrap();
-    let started = Instant::now();
-    while election_state(&follower) != "leader" {
-        assert!(started.elapsed() < Duration::from_secs(30), "the follower did not take over");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_secs(3));
+    let took_over = || election_state(&follower) == "leader";
+    wait_until("the follower takes over", Duration::from_secs(30), took_over, || follower.status().to_string());
+    wait_for_every_window(std::slice::from_ref(&died_out), &[&follower], sent, |_| true);
     let survivor_out = follower.stop();
     assert!(!died_out.is_empty() && !survivor_out.is_empty(), "both leaders emitted something");
     let (windows, twice) = union(&[died_out, survivor_out]);
@@ -242,17 +297,20 @@ fn etcd_stopped_and_restarted_under_load_loses_nothing() {
     let leader = wait_for_leader(&[&a, &b]);
     let target = if leader == 0 { b.statsd } else { a.statsd };
     let load = std::thread::spawn(move || send_counters(target, 100, Duration::from_secs(10)));
-    std::thread::sleep(Duration::from_secs(2));
+    wait_for_output("the leader emits under load", if leader == 0 { &a } else { &b }, 50);
     etcd.stop();
-    // Longer than the lease TTL: the leader must stop emitting; aggregation goes on.
-    std::thread::sleep(Duration::from_secs(4));
-    let states: Vec<String> = [&a, &b].iter().map(|n| election_state(n)).collect();
+    // Once the lease TTL (2s) has passed the leader must stop emitting; aggregation goes on.
+    // (A late step-down would also show as more than 150 windows emitted twice, below.)
+    let states = || -> Vec<String> { [&a, &b].iter().map(|n| election_state(n)).collect() };
+    let no_leader = || !states().contains(&"leader".to_string());
+    wait_until("no leader without etcd", Duration::from_secs(10), no_leader, || format!("{:?}", states()));
+    let states = states();
     assert!(!states.contains(&"leader".to_string()), "a leader without etcd: {states:?}");
     assert!(a.status()["cluster"]["etcd"].is_string());
     etcd.restart();
     let sent = load.join().unwrap();
     wait_for_leader(&[&a, &b]);
-    std::thread::sleep(Duration::from_secs(3));
+    wait_for_every_window(&[], &[&a, &b], sent, |_| true);
     let (out_a, out_b) = (a.stop(), b.stop());
     let (windows, twice) = union(&[out_a, out_b]);
     // While etcd is down the leader keeps emitting until its lease runs out (TTL 2s) but cannot
@@ -277,11 +335,11 @@ fn adding_a_shard_set_under_load_hands_shards_over_with_no_window_lost_or_double
     let b1 = node_with("add-b1", "b1", &etcd, extra);
     let b2 = node_with("add-b2", "b2", &etcd, extra);
     init_placement(&a1, &[("a1", &a1, "rack-a"), ("a2", &a2, "rack-b")]);
-    wait_for_leader(&[&a1, &a2]);
+    let first = wait_for_leader(&[&a1, &a2]);
     // The client keeps talking to a1 only: after the change it forwards the moved shards.
     let target = a1.statsd;
     let load = std::thread::spawn(move || send_counters(target, 150, Duration::from_secs(15)));
-    std::thread::sleep(Duration::from_secs(3));
+    wait_for_output("the first set emits under load", [&a1, &a2][first], 50);
     let body = format!(r#"{{"instances":[{}]}}"#, instances_json(&[("b1", &b1, "rack-a"), ("b2", &b2, "rack-b")]));
     let (code, resp) = http_post(a2.admin, "/api/v1/services/m3aggregator/placement", &body).unwrap();
     assert_eq!(code, 200, "placement add: {resp}");
@@ -300,8 +358,12 @@ fn adding_a_shard_set_under_load_hands_shards_over_with_no_window_lost_or_double
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64;
     assert!(now >= cutover, "the new shard set led before its cutover");
     let sent = load.join().unwrap();
-    std::thread::sleep(Duration::from_secs(4));
-    let closed = core_sum(&a1, "shards_closed") + core_sum(&a2, "shards_closed");
+    // The old set closes the moved shards once cut off (+ buffer_after_cutoff) and flushed.
+    let closed = || core_sum(&a1, "shards_closed") + core_sum(&a2, "shards_closed");
+    let all_closed = || closed() >= 2 * moved.len() as u64;
+    wait_until("the old set closes the moved shards", PATIENCE, all_closed, || format!("{} closed", closed()));
+    wait_for_every_window(&[], &[&a1, &a2, &b1, &b2], sent, |_| true);
+    let closed = closed();
     let outputs: Vec<Vec<Flushed>> = [a1, a2, b1, b2].into_iter().map(Sheaf::stop).collect();
     let new_set: Vec<&Flushed> = outputs[2].iter().chain(&outputs[3]).collect();
     assert!(!new_set.is_empty(), "the new shard set emitted nothing");
@@ -340,23 +402,20 @@ fn a_follower_cut_off_from_flush_times_enters_forced_flush_and_its_memory_stays_
     let b = node_at("ff-b", "node-b", &proxy.addr.to_string(), extra);
     proxy.cut();
     init_placement(&a, &[("node-a", &a, "rack-a"), ("node-b", &b, "rack-b")]);
-    let started = Instant::now();
-    while election_state(&a) != "leader" {
-        assert!(started.elapsed() < Duration::from_secs(30), "node-a did not lead: {}", a.status());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let a_leads = || election_state(&a) == "leader";
+    wait_until("node-a leads", Duration::from_secs(30), a_leads, || a.status().to_string());
     proxy.restore();
     assert_eq!(wait_for_leader(&[&a, &b]), 0);
     let target = a.statsd;
     let load = std::thread::spawn(move || send_counters(target, 160, Duration::from_secs(16)));
-    std::thread::sleep(Duration::from_secs(2));
+    // The follower is cut off once the leader emits the load and the follower gets its times.
+    wait_for_output("the leader emits under load", &a, 50);
+    let seen = || last_update_ms_ago(&b).is_some();
+    wait_until("the follower sees a flush-time update", PATIENCE, seen, || b.status().to_string());
     let rounds_before = core_sum(&b, "forced_flush_rounds");
     proxy.cut();
     let cut = Instant::now();
-    while !forced_flush(&b) {
-        assert!(cut.elapsed() < Duration::from_secs(10), "forced flush mode not entered: {}", b.status());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until("forced flush mode entered", Duration::from_secs(10), || forced_flush(&b), || b.status().to_string());
     // Isolated for 8s more: without discards the follower would hold 50 series × 1 window per
     // second of isolation (500+ windows). Forced flush keeps ~max_buffer_size worth.
     let mut held = Vec::new();
@@ -374,13 +433,9 @@ fn a_follower_cut_off_from_flush_times_enters_forced_flush_and_its_memory_stays_
     assert!(b.status()["cluster"]["forcedFlushEntered"].as_u64().unwrap() >= 1);
     // Back in reach: the next flush-time update ends forced mode.
     proxy.restore();
-    let restored = Instant::now();
-    while forced_flush(&b) {
-        assert!(restored.elapsed() < Duration::from_secs(15), "forced flush mode not left: {}", b.status());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until("forced flush mode left", Duration::from_secs(15), || !forced_flush(&b), || b.status().to_string());
     let sent = load.join().unwrap();
-    std::thread::sleep(Duration::from_secs(2));
+    wait_for_every_window(&[], &[&a], sent, |_| true);
     let (out_a, out_b) = (a.stop(), b.stop());
     assert!(out_b.is_empty(), "the follower emitted {} values", out_b.len());
     let (windows, twice) = union(&[out_a]);
@@ -400,14 +455,15 @@ fn resign_under_load_hands_leadership_over_with_nothing_lost_or_repeated() {
     let (old, new) = if leader == 0 { (a, b) } else { (b, a) };
     let target = old.statsd;
     let load = std::thread::spawn(move || send_counters(target, 80, Duration::from_secs(8)));
-    std::thread::sleep(Duration::from_secs(3));
+    // Resigned mid-load, once it has emitted two windows of it.
+    wait_for_output("the leader emits under load", &old, 100);
     let (code, body) = http_post(old.admin, "/resign", "").unwrap();
     assert_eq!(code, 200, "{body}");
     // Answered once the node is a follower of the other member.
     assert_eq!(election_state(&old), "follower");
     assert_eq!(election_state(&new), "leader");
     let sent = load.join().unwrap();
-    std::thread::sleep(Duration::from_secs(3));
+    wait_for_every_window(&[], &[&old, &new], sent, |_| true);
     let (out_old, out_new) = (old.stop(), new.stop());
     assert!(!out_old.is_empty() && !out_new.is_empty(), "both leaders emitted something");
     // A graceful hand-over persists what was emitted before letting go: nothing comes twice.

@@ -169,15 +169,9 @@ statsd:
 
     /// Waits until `name` (summed) reaches `want`.
     pub fn wait_metric(&self, name: &str, labels: &[(&str, &str)], want: f64) {
-        let started = Instant::now();
-        loop {
-            let got = self.metric(name, labels);
-            if got >= want {
-                return;
-            }
-            assert!(started.elapsed() < Duration::from_secs(30), "{name}{labels:?} stuck at {got}, want {want}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let what = format!("{name}{labels:?} reaches {want}");
+        let got = || self.metric(name, labels);
+        wait_until(&what, Duration::from_secs(30), || got() >= want, || format!("stuck at {}", got()));
     }
 
     /// `kill -9`: no shutdown at all; returns what the JSON sink had written.
@@ -187,6 +181,13 @@ statsd:
             let _ = c.wait();
         }
         read_output(&self.output_path())
+    }
+
+    /// What the JSON sink has written so far, while sheaf runs (a line it is still writing is
+    /// left for the next read).
+    pub fn output_so_far(&self) -> Vec<Flushed> {
+        let text = std::fs::read_to_string(self.output_path()).unwrap_or_default();
+        parse_output(text.rsplit_once('\n').map_or("", |(complete, _)| complete))
     }
 
     /// `GET /status` as JSON.
@@ -233,7 +234,10 @@ pub struct Flushed {
 }
 
 pub fn read_output(path: &std::path::Path) -> Vec<Flushed> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+    parse_output(&std::fs::read_to_string(path).unwrap_or_default())
+}
+
+fn parse_output(text: &str) -> Vec<Flushed> {
     text.lines()
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("bad json line {l:?}: {e}"));
@@ -246,6 +250,16 @@ pub fn read_output(path: &std::path::Path) -> Vec<Flushed> {
             }
         })
         .collect()
+}
+
+/// Polls `cond` every 50ms until it holds. After `deadline` it fails, naming `what` and
+/// showing `diag()`: waits on a condition, not on a guess of how long the box needs.
+pub fn wait_until(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool, diag: impl Fn() -> String) {
+    let started = Instant::now();
+    while !cond() {
+        assert!(started.elapsed() < deadline, "{what}: not within {deadline:?}\n{}", diag());
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// (id, agg) → sum over all windows, asserting no (id, agg, policy, window) appears twice.

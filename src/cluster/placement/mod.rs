@@ -50,4 +50,6 @@ pub use json::{AddRequest, InitRequest, RemoveRequest, ReplaceRequest, to_respon
 pub use model::Shard;
 pub use model::{Instance, Placement, ShardState};
 pub use operations::cleanup;
+#[cfg(test)]
+pub use operations::{add, init, remove, replace};
 pub use proto::{decode_snapshots, encode_snapshots};

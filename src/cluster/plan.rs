@@ -1,0 +1,106 @@
+//! What a placement means for this node: each shard's cutover/cutoff window on the cores, the
+//! routes (which shards are aggregated here, which are forwarded to which peer), the shards it
+//! owns and the members of its shard set. Pure functions of the placement and the config; the
+//! node agent (control thread) calls them at each placement and sends the results to the cores.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+
+use sheaf_shard_core::ShardWindow;
+use sheaf_shard_runtime::Routes;
+
+use crate::config::ClusterConfig;
+use super::placement::{Instance, Placement};
+
+/// What the placement assigns this node.
+#[derive(Debug, Clone, Default)]
+pub struct Assignment {
+    pub windows: Arc<[ShardWindow]>,
+    pub routes: Routes,
+    /// Its shard set (None: not in the placement).
+    pub shard_set: Option<u32>,
+    /// Every shard it holds, leaving ones included.
+    pub owned: Vec<u32>,
+    /// The instance ids of its shard set, itself included.
+    pub members: Vec<String>,
+}
+
+impl Assignment {
+    pub fn of(p: &Placement, config: &ClusterConfig, host_id: &str, num_shards: u32) -> Self {
+        let me = p.instance(host_id);
+        let members = match me {
+            Some(m) => {
+                p.instances.values().filter(|i| i.shard_set_id == m.shard_set_id).map(|i| i.id.clone()).collect()
+            }
+            None => Vec::new(),
+        };
+        Self {
+            windows: shard_windows(config, num_shards, me),
+            routes: routes(p, host_id, num_shards),
+            shard_set: me.map(|m| m.shard_set_id),
+            owned: me.map(|m| m.shards.iter().map(|s| s.id).collect()).unwrap_or_default(),
+            members,
+        }
+    }
+}
+
+/// Every shard closed: what the cores hold before the first placement.
+pub fn not_owned(num_shards: u32) -> Arc<[ShardWindow]> {
+    (0..num_shards).map(|_| ShardWindow::CLOSED).collect()
+}
+
+/// Per shard: closed unless `me` holds it; else writable from `buffer_before_cutover` before
+/// its cutover to `buffer_after_cutoff` after its cutoff (0 meaning since always / never).
+fn shard_windows(config: &ClusterConfig, num_shards: u32, me: Option<&Instance>) -> Arc<[ShardWindow]> {
+    let before = config.buffer_before_cutover.0.as_nanos() as i64;
+    let after = config.buffer_after_cutoff.0.as_nanos() as i64;
+    (0..num_shards)
+        .map(|id| match me.and_then(|m| m.shard(id)) {
+            None => ShardWindow::CLOSED,
+            Some(s) => {
+                let cutover = if s.cutover_nanos == 0 { i64::MIN } else { s.cutover_nanos };
+                let cutoff = if s.cutoff_nanos == 0 { i64::MAX } else { s.cutoff_nanos };
+                ShardWindow {
+                    accept_from: cutover.saturating_sub(before),
+                    accept_until: cutoff.saturating_add(after),
+                    cutover,
+                    cutoff,
+                }
+            }
+        })
+        .collect()
+}
+
+/// Local: the shards `host_id` holds. Remote: for each shard, every other instance holding it
+/// whose endpoint resolves (an unresolvable one is logged and left out).
+fn routes(p: &Placement, host_id: &str, num_shards: u32) -> Routes {
+    let mut peers: Vec<SocketAddr> = Vec::new();
+    let mut peer_index = HashMap::new();
+    for i in p.instances.values().filter(|i| i.id != host_id) {
+        match resolve(&i.endpoint) {
+            Some(addr) => {
+                peer_index.insert(i.id.clone(), peers.len() as u16);
+                peers.push(addr);
+            }
+            None => tracing::error!(instance = %i.id, endpoint = %i.endpoint, "cannot resolve a peer's endpoint"),
+        }
+    }
+    let mut local = vec![false; num_shards as usize];
+    let mut remote = vec![Vec::new(); num_shards as usize];
+    for i in p.instances.values() {
+        for s in &i.shards {
+            let Some(slot) = local.get_mut(s.id as usize) else { continue };
+            if i.id == host_id {
+                *slot = true;
+            } else if let Some(&peer) = peer_index.get(&i.id) {
+                remote[s.id as usize].push(peer);
+            }
+        }
+    }
+    Routes { peers, local, remote }
+}
+
+fn resolve(endpoint: &str) -> Option<SocketAddr> {
+    endpoint.to_socket_addrs().ok()?.next()
+}
