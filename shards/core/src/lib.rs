@@ -20,7 +20,6 @@ mod series_index;
 mod shard_map;
 mod spec;
 pub mod statsd;
-mod statsd_scan;
 pub mod time;
 pub mod window;
 mod window_list;
