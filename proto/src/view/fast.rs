@@ -12,7 +12,7 @@
 //!
 //! Runs on the shard cores for every ingested message; never allocates in steady state.
 
-use super::DecodeError;
+use super::error::DecodeError;
 use super::message::MessageView;
 use super::metadata::{Scratch, StagedSelector};
 use super::metric::{

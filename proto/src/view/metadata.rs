@@ -4,7 +4,7 @@
 
 use std::ops::Range;
 
-use super::DecodeError;
+use super::error::DecodeError;
 use super::wire::Fields;
 
 /// A `policypb.StoragePolicy`, in nanoseconds.
