@@ -4,6 +4,19 @@
 //! Everything here is owned by one core at a time. Types that cross cores (`SampleBatch`,
 //! `FlushBatch`) are moved or shared read-only; `Published` is the one type other threads
 //! read while its core writes, and it goes through crossbeam-epoch.
+//!
+//! # Layering
+//!
+//! A module uses only modules listed before it, so there is no import cycle:
+//!
+//! - the bottom floor, using nothing of this crate: `time`, `policy`, `paged`, `published`,
+//!   `murmur3::hash` (the hash function);
+//! - plain types on it: `aggregation` (metric and aggregation types, series hashes),
+//!   `shard_window`, `log_buckets`, `series_index`, then `batch` and `quantile`;
+//! - what reads and writes those types: `murmur3::shard` (`ShardOf`), `statsd` (lines into
+//!   samples), `flush`, `spec`, `window`, then `flush_collector` and `window_list`;
+//! - one shard's state: `series`, then `shard_map`;
+//! - on top, `aggregator` (`CoreAggregator`).
 
 pub mod aggregation;
 pub mod aggregator;

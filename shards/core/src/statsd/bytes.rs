@@ -1,4 +1,4 @@
-//! Byte search over a borrowed line, shared by the line and tag parsers of [`super`].
+//! Byte search over a borrowed line, shared by the line and tag parsers.
 //!
 //! Pure functions over borrowed bytes; they run on whichever core parses the line.
 

@@ -1,8 +1,8 @@
 //! Where the StatsD delimiters are in a datagram, 64 bytes at a time: one bit per byte that
 //! is any of `\n`, `|`, `:` and `;`, so that a line is split by counting trailing zeros rather
 //! than by a byte loop per delimiter, whose loops and mispredicted exits would be most of the
-//! parse's cost. Used by [`for_each_line`](super::for_each_line) on whichever core received
-//! the datagram; pure functions over borrowed bytes.
+//! parse's cost. Used by `line::for_each_line` on whichever core received the datagram; pure
+//! functions over borrowed bytes.
 //!
 //! One mask for the four delimiters, not one per delimiter: a plain line `name:value|type\n`
 //! has exactly three, and the reader tells them apart by looking at the three bytes the mask

@@ -1,6 +1,6 @@
 //! DogStatsD tags and the canonical series id: [`write_series_id`] validates a line's raw tag
 //! section, orders the tags canonically and writes `name;k1=v1;k2=v2;flag` (see the
-//! module docs of [`super`] for the rules).
+//! `statsd` module docs for the rules).
 //!
 //! Pure functions over borrowed bytes; they run on whichever core parses the line, and
 //! write only into the caller's buffer.
