@@ -31,7 +31,7 @@ pub enum StatsdError {
     /// The sample rate is not a number in (0, 1], or is given twice.
     #[error("sample rate not in (0, 1]")]
     BadSampleRate,
-    /// A second `|#` section, or an invalid tag (see [`write_series_id`]).
+    /// A second `|#` section, or an invalid tag (see `write_series_id`).
     #[error("bad tags")]
     BadTags,
     /// A section after the type that is empty or does not start with `@`,

@@ -90,7 +90,7 @@ fn cmp_canonical(a: &Tag<'_>, b: &Tag<'_>) -> Ordering {
 /// and distinct (name, tag set) pairs give distinct ids.
 ///
 /// Errors, leaving `out` unchanged: [`StatsdError::EmptyName`] /
-/// [`StatsdError::BadName`] as in [`parse_line`]; [`StatsdError::BadTags`] for
+/// [`StatsdError::BadName`] as in `parse_line`; [`StatsdError::BadTags`] for
 /// an empty tag (`a,,b`, leading/trailing `,`), an empty key (`:v`), or a tag
 /// containing `;` or `=`. An empty `tags` means no tags.
 ///
