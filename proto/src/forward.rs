@@ -7,6 +7,9 @@
 //! member's hash, as the value's bits) and [`ANNOTATION_FRACTIONAL_COUNTER`] (a counter
 //! increment that is not a whole number, e.g. `1|c|@0.3`, which M3's integer `Counter` would
 //! round, so that replicas would disagree).
+//!
+//! Pure encoding into the caller's buffer, on the shard core that received the value and
+//! forwards it.
 
 use prost::Message as _;
 

@@ -1,6 +1,7 @@
 //! M3-compatible wire formats for sheaf.
 //!
 //! - [`frame`]: m3msg framing (a 4-byte big-endian length, then a protobuf message).
+//! - [`forward`]: the m3msg frame of a metric one sheaf node forwards to another.
 //! - [`output`]: the encoders of one aggregated value as an m3msg `AggregatedMetric` frame
 //!   and as a JSON line, used by the sinks.
 //! - [`view`]: the zero-copy, allocation-free decoder used on the shard cores for
@@ -8,8 +9,16 @@
 //! - [`msgpb`], [`metricpb`], [`policypb`], [`aggregationpb`], [`pipelinepb`],
 //!   [`transformationpb`]: prost types generated from `protos/`, whose field numbers
 //!   follow M3's own schema so that bytes produced by M3 decode unchanged. They are
-//!   used by sinks (encoding `AggregatedMetric`, acks) and by tests, not on the
-//!   ingest hot path.
+//!   used by the sinks, by [`forward`] and by tests, not by the ingest decoder.
+//!
+//! Threads: `view`, `frame`, `forward` and `output::AckFrame` run on the shard cores, each
+//! call on the core that owns the connection or buffer; the value encoders of `output` run
+//! on the sink threads. Nothing here is shared between threads.
+//!
+//! Layering, so that there is no import cycle: the prost modules and `frame` use nothing of
+//! this crate; `forward` uses the prost modules; `view` uses only its own files (its module
+//! docs give their order); `output` sits on top (`AckFrame` acknowledges a decoded
+//! `view::MessageView`).
 
 pub mod forward;
 pub mod frame;

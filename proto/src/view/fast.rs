@@ -1,9 +1,8 @@
 //! The fast path of the zero-copy decoder, for the layout every protobuf encoder writes (M3
 //! coordinators, prost, sheaf's own forwarding): each field at most once, in field-number
 //! order, with one-byte keys and no unknown fields. It reads the expected keys one after
-//! the other instead of iterating over generic fields, which the profile showed to be most
-//! of the decode cost (an indirect branch on the wire type per field, and a 32-byte
-//! `Result<Field>` returned through memory).
+//! the other instead of iterating over generic fields, whose cost is mostly an indirect
+//! branch on the wire type per field and a 32-byte `Result<Field>` returned through memory.
 //!
 //! Any input that does not have that exact shape, valid or not, gets `None`, and the caller
 //! runs the general decoder from the start. So when the fast path answers, its answer is
@@ -12,7 +11,7 @@
 //!
 //! Runs on the shard cores for every ingested message; never allocates in steady state.
 
-use super::DecodeError;
+use super::error::DecodeError;
 use super::message::MessageView;
 use super::metadata::{Scratch, StagedSelector};
 use super::metric::{

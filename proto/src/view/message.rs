@@ -1,8 +1,7 @@
 //! Zero-copy view of an m3msg `msgpb.Message`: the metadata to ack and the value
 //! (a `metricpb.MetricWithMetadatas`), borrowed from the frame. Used on the shard cores.
 
-use super::DecodeError;
-use super::fast;
+use super::error::DecodeError;
 use super::wire::Fields;
 
 /// A decoded `msgpb.Message`. An absent metadata reads as zeros.
@@ -22,18 +21,9 @@ pub struct MessageView<'a> {
     pub ack_entry: &'a [u8],
 }
 
-/// Decodes a `msgpb.Message` (a frame body).
-#[inline]
-pub fn decode_message(buf: &[u8]) -> Result<MessageView<'_>, DecodeError> {
-    match fast::message(buf) {
-        Some(view) => Ok(view),
-        None => decode_message_in_general(buf),
-    }
-}
-
-/// [`decode_message`] for any layout, not only the one the fast path reads.
+/// `decode_message` for any layout, not only the one the fast path reads.
 #[inline(never)]
-fn decode_message_in_general(buf: &[u8]) -> Result<MessageView<'_>, DecodeError> {
+pub(super) fn decode_message_in_general(buf: &[u8]) -> Result<MessageView<'_>, DecodeError> {
     let mut view = MessageView::default();
     for field in Fields::new(buf) {
         let field = field?;

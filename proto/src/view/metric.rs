@@ -2,8 +2,7 @@
 //! message): the metric itself borrowed from the input, its metadata in effect
 //! flattened into the [`Scratch`]. Used on the shard cores.
 
-use super::DecodeError;
-use super::fast;
+use super::error::DecodeError;
 use super::metadata::{Scratch, StagedSelector, TimedMetadataFields};
 use super::wire::Fields;
 
@@ -39,7 +38,7 @@ impl TimedType {
 }
 
 /// A decoded `metricpb.MetricWithMetadatas`; the metadata in effect is in the
-/// [`Scratch`] passed to [`decode_metric`].
+/// [`Scratch`] passed to `decode_metric`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum MetricView<'a> {
     /// Untimed counter; the metadata chosen is in `scratch.pipelines` / `scratch.policies`.
@@ -83,35 +82,9 @@ pub enum MetricView<'a> {
     },
 }
 
-/// Decodes a `metricpb.MetricWithMetadatas`.
-///
-/// For staged metadatas, picks the `StagedMetadata` with the largest
-/// `cutover_nanos <= now_nanos` (the last such on ties), or if none is <= now the
-/// one with the smallest cutover (the first such on ties). If it is tombstoned
-/// (`scratch.tombstoned` is then set) or there is none, `scratch.pipelines` is
-/// left empty, meaning the default policies and aggregations. Each
-/// `PipelineMetadata` becomes one [`PipelineView`](super::PipelineView).
-///
-/// For `TimedMetricWithMetadata`: one pipeline from the `TimedMetadata`
-/// (aggregation id, storage policy). For `TimedMetricWithStoragePolicy`: one
-/// pipeline with aggregation id 0 and that storage policy. In both, an absent
-/// storage policy gives an empty policy range (the defaults).
-///
-/// FORWARDED_METRIC_WITH_METADATA, UNKNOWN and unknown types give
-/// [`DecodeError::Unsupported`]; an absent payload gives
-/// [`DecodeError::MissingField`]; a timed metric whose type is not COUNTER, TIMER
-/// or GAUGE gives [`DecodeError::UnsupportedTimedType`].
-#[inline]
-pub fn decode_metric<'a>(buf: &'a [u8], now_nanos: i64, scratch: &mut Scratch) -> Result<MetricView<'a>, DecodeError> {
-    match fast::metric(buf, now_nanos, scratch) {
-        Some(view) => Ok(view),
-        None => decode_metric_in_general(buf, now_nanos, scratch),
-    }
-}
-
-/// [`decode_metric`] for any layout, not only the one the fast path reads.
+/// `decode_metric` for any layout, not only the one the fast path reads.
 #[inline(never)]
-fn decode_metric_in_general<'a>(
+pub(super) fn decode_metric_in_general<'a>(
     buf: &'a [u8],
     now_nanos: i64,
     scratch: &mut Scratch,

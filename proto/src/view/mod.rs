@@ -15,78 +15,64 @@
 //! they may accept some malformed inputs that prost rejects (for example garbage
 //! inside a routing policy, a pipeline op, or a payload field that the type does
 //! not select). On error the contents of the [`Scratch`] are unspecified.
+//!
+//! # Files
+//!
+//! [`decode_message`] and [`decode_metric`] (here) try the fast path first and fall back on
+//! the general decoder:
+//!
+//! - `fast.rs`: the fast path, for the layout every encoder writes.
+//! - `message.rs`, `metric.rs`: the views ([`MessageView`], [`MetricView`]) and the general
+//!   decoder of each message, for any layout.
+//! - `metadata.rs`: the staged metadata in effect, flattened into the [`Scratch`].
+//! - `wire.rs`: varints and the field iterator.
+//! - `error.rs`: [`DecodeError`].
+//!
+//! Each file uses only files listed after it, and none uses `mod.rs`.
 
+mod error;
 mod fast;
 mod message;
 mod metadata;
 mod metric;
 mod wire;
 
-pub use message::{MessageView, decode_message};
+pub use error::DecodeError;
+pub use message::MessageView;
 pub use metadata::{PipelineView, Scratch, StoragePolicyView};
-pub use metric::{MetricView, TimedType, decode_metric};
+pub use metric::{MetricView, TimedType};
 
-/// Why a buffer could not be decoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum DecodeError {
-    /// The input ends inside a field.
-    #[error("truncated input")]
-    Truncated,
-    /// A varint is longer than 10 bytes or overflows 64 bits.
-    #[error("malformed varint")]
-    BadVarint,
-    /// A field key names field number 0 or does not fit in 32 bits.
-    #[error("invalid field number")]
-    BadFieldNumber,
-    /// A field has a wire type that its number does not allow, or an invalid
-    /// wire type (6 or 7).
-    #[error("field {field} has unexpected wire type {wire_type}")]
-    BadWireType {
-        /// The field number.
-        field: u32,
-        /// The wire type found.
-        wire_type: u8,
-    },
-    /// A (deprecated) group was found; M3 never sends them.
-    #[error("field {field} is a group, groups are not supported")]
-    GroupUnsupported {
-        /// The field number.
-        field: u32,
-    },
-    /// A packed `repeated double` whose length is not a multiple of 8.
-    #[error("packed field {field} has length {len}, not a multiple of 8")]
-    BadPackedLength {
-        /// The field number.
-        field: u32,
-        /// The packed body length.
-        len: usize,
-    },
-    /// A required field is absent (for example the payload named by the type).
-    #[error("missing field {0}")]
-    MissingField(&'static str),
-    /// `MetricWithMetadatas.type` is UNKNOWN, FORWARDED_METRIC_WITH_METADATA or
-    /// not a known value.
-    #[error("unsupported metric with metadatas type {0}")]
-    Unsupported(i32),
-    /// `TimedMetric.type` is not COUNTER, TIMER or GAUGE.
-    #[error("unsupported timed metric type {0}")]
-    UnsupportedTimedType(i32),
+/// Decodes a `msgpb.Message` (a frame body).
+#[inline]
+pub fn decode_message(buf: &[u8]) -> Result<MessageView<'_>, DecodeError> {
+    match fast::message(buf) {
+        Some(view) => Ok(view),
+        None => message::decode_message_in_general(buf),
+    }
 }
 
-impl DecodeError {
-    /// Short snake_case reason, for a counter label.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            DecodeError::Truncated => "truncated",
-            DecodeError::BadVarint => "bad_varint",
-            DecodeError::BadFieldNumber => "bad_field_number",
-            DecodeError::BadWireType { .. } => "bad_wire_type",
-            DecodeError::GroupUnsupported { .. } => "group_unsupported",
-            DecodeError::BadPackedLength { .. } => "bad_packed_length",
-            DecodeError::MissingField(_) => "missing_field",
-            DecodeError::Unsupported(_) => "unsupported_type",
-            DecodeError::UnsupportedTimedType(_) => "unsupported_timed_type",
-        }
+/// Decodes a `metricpb.MetricWithMetadatas`.
+///
+/// For staged metadatas, picks the `StagedMetadata` with the largest
+/// `cutover_nanos <= now_nanos` (the last such on ties), or if none is <= now the
+/// one with the smallest cutover (the first such on ties). If it is tombstoned
+/// (`scratch.tombstoned` is then set) or there is none, `scratch.pipelines` is
+/// left empty, meaning the default policies and aggregations. Each
+/// `PipelineMetadata` becomes one [`PipelineView`].
+///
+/// For `TimedMetricWithMetadata`: one pipeline from the `TimedMetadata`
+/// (aggregation id, storage policy). For `TimedMetricWithStoragePolicy`: one
+/// pipeline with aggregation id 0 and that storage policy. In both, an absent
+/// storage policy gives an empty policy range (the defaults).
+///
+/// FORWARDED_METRIC_WITH_METADATA, UNKNOWN and unknown types give
+/// [`DecodeError::Unsupported`]; an absent payload gives
+/// [`DecodeError::MissingField`]; a timed metric whose type is not COUNTER, TIMER
+/// or GAUGE gives [`DecodeError::UnsupportedTimedType`].
+#[inline]
+pub fn decode_metric<'a>(buf: &'a [u8], now_nanos: i64, scratch: &mut Scratch) -> Result<MetricView<'a>, DecodeError> {
+    match fast::metric(buf, now_nanos, scratch) {
+        Some(view) => Ok(view),
+        None => metric::decode_metric_in_general(buf, now_nanos, scratch),
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! Runs on the shard cores for every ingested message; never allocates.
 
-use super::DecodeError;
+use super::error::DecodeError;
 
 /// Wire type numbers as they appear in a field key.
 const VARINT: u8 = 0;

@@ -1,5 +1,10 @@
 //! Metric types, aggregation types (M3's `AggregationType` numbering) and the bitset of them
-//! that M3 calls an `AggregationID`, with M3's output suffixes.
+//! that M3 calls an `AggregationID`, with M3's output suffixes; and the map hashes of a series
+//! and of a set member.
+//!
+//! Plain values and pure functions, copied to and computed on whichever core needs them.
+
+use crate::murmur3::hash::murmur3_x86_32;
 
 /// The kind of series a value belongs to; part of the series identity, as in M3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -238,7 +243,7 @@ const HASH_SEED: u64 = 0x5eaf_5eaf_5eaf_5eaf;
 /// shard too) mixed with its type: see [`series_hash_of_murmur3`].
 #[inline]
 pub fn series_hash(metric_type: MetricType, id: &[u8]) -> u64 {
-    series_hash_of_murmur3(metric_type, crate::murmur3::murmur3_x86_32(id, 0))
+    series_hash_of_murmur3(metric_type, murmur3_x86_32(id, 0))
 }
 
 /// [`series_hash`] from the id's `murmur3_x86_32(id, 0)`, which the decoder computes anyway

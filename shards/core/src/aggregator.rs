@@ -12,12 +12,15 @@ use std::sync::Arc;
 
 use crate::aggregation::MetricType;
 use crate::batch::{DEFAULT_SPEC, Sample, SampleBatch, SampleValue, UNTIMED};
-use crate::flush::{FlushBatch, Naming};
+use crate::flush::Naming;
 use crate::policy::StoragePolicy;
 use crate::series::Elem;
 use crate::shard_map::{Refused, ShardMap};
 use crate::spec::{SpecId, SpecTable};
 use crate::time::{UnixNanos, truncate};
+
+pub use crate::flush_collector::FlushCollector;
+pub use crate::shard_window::ShardWindow;
 
 /// What a core's aggregation is configured with (the same on every core).
 #[derive(Debug, Clone)]
@@ -52,8 +55,9 @@ impl AggregatorOptions {
 
 /// How many values ahead `apply` prefetches a value's index slot, then its series record
 /// (once the slot has arrived), then the series' id and window state (once the record has
-/// arrived). Each stage's distance is a time: as `apply` got faster per value, 16/8/4 left
-/// the record read stalling (perf), and 24/12/6 ran StatsD ~5 % faster (bench/README.md).
+/// arrived). Each stage's distance is a time: its cache line must arrive before `apply`
+/// reaches the value, so the less time `apply` takes per value, the further ahead a stage
+/// starts. bench/README.md has the measurements behind these distances.
 const PREFETCH_SLOTS_AHEAD: usize = 24;
 const PREFETCH_SERIES_AHEAD: usize = 12;
 const PREFETCH_IDS_AHEAD: usize = 6;
@@ -91,118 +95,12 @@ pub struct AggregatorCounters {
     pub series_over_shard_limit: u64,
 }
 
-/// When one shard may be written and which of its windows may be emitted; set from the
-/// placement's cutover and cutoff in cluster mode. The default is open at both ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ShardWindow {
-    /// First instant a write is accepted (cutover − `buffer_before_cutover`).
-    pub accept_from: UnixNanos,
-    /// First instant a write is refused again (cutoff + `buffer_after_cutoff`); from then on
-    /// the shard is closed and its memory freed.
-    pub accept_until: UnixNanos,
-    /// Windows starting before this are discarded, not emitted.
-    pub cutover: UnixNanos,
-    /// Windows ending after this are discarded, not emitted.
-    pub cutoff: UnixNanos,
-}
-
-impl ShardWindow {
-    pub const OPEN: Self = Self {
-        accept_from: UnixNanos::MIN,
-        accept_until: UnixNanos::MAX,
-        cutover: UnixNanos::MIN,
-        cutoff: UnixNanos::MAX,
-    };
-
-    /// A shard this core's node does not hold: refuses writes, emits nothing, closed at once.
-    pub const CLOSED: Self = Self {
-        accept_from: UnixNanos::MAX,
-        accept_until: UnixNanos::MIN,
-        cutover: UnixNanos::MAX,
-        cutoff: UnixNanos::MIN,
-    };
-
-    fn accepts(&self, now: UnixNanos) -> bool {
-        self.accept_from <= now && now < self.accept_until
-    }
-
-    fn emits(&self, start: UnixNanos, end: UnixNanos) -> bool {
-        self.cutover <= start && end <= self.cutoff
-    }
-}
-
-impl Default for ShardWindow {
-    fn default() -> Self {
-        Self::OPEN
-    }
-}
-
 /// What happens to a window a flush has reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fate {
     Keep,
     Emit,
     Discard,
-}
-
-/// Flush output of one core, in batches of bounded size.
-#[derive(Debug)]
-pub struct FlushCollector {
-    naming: Arc<Naming>,
-    core: usize,
-    capacity: usize,
-    current: FlushBatch,
-    /// Bumped each time `current` is replaced, so id handles of the old batch are not reused.
-    generation: u64,
-    ready: Vec<FlushBatch>,
-    /// Emptied batches handed back by the sinks, used before allocating new ones (fresh
-    /// memory costs a page fault per 4 KiB on first write).
-    spare: Vec<FlushBatch>,
-}
-
-impl FlushCollector {
-    pub fn new(naming: Arc<Naming>, core: usize, capacity: usize) -> Self {
-        let current = FlushBatch::new(naming.clone(), core, capacity);
-        Self { naming, core, capacity, current, generation: 0, ready: Vec::new(), spare: Vec::new() }
-    }
-
-    /// Gives the collector an emptied batch to fill before it allocates another.
-    pub fn add_spare(&mut self, batch: FlushBatch) {
-        debug_assert!(batch.is_empty());
-        self.spare.push(batch);
-    }
-
-    /// The emptied batches not used this round, for the next one.
-    pub fn into_spares(self) -> Vec<FlushBatch> {
-        self.spare
-    }
-
-    fn fresh(&mut self) -> FlushBatch {
-        self.spare.pop().unwrap_or_else(|| FlushBatch::new(self.naming.clone(), self.core, self.capacity))
-    }
-
-    /// The batch to write `room` more values into.
-    #[inline]
-    fn batch(&mut self, room: usize) -> (&mut FlushBatch, u64) {
-        if !self.current.is_empty() && self.current.len() + room > self.capacity {
-            let fresh = self.fresh();
-            let full = std::mem::replace(&mut self.current, fresh);
-            self.ready.push(full);
-            self.generation += 1;
-        }
-        (&mut self.current, self.generation)
-    }
-
-    /// Full batches, and with `all` the partly filled one too.
-    pub fn take(&mut self, all: bool) -> Vec<FlushBatch> {
-        if all && !self.current.is_empty() {
-            let fresh = self.fresh();
-            let last = std::mem::replace(&mut self.current, fresh);
-            self.ready.push(last);
-            self.generation += 1;
-        }
-        std::mem::take(&mut self.ready)
-    }
 }
 
 #[derive(Debug, Clone, Copy)]

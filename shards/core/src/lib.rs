@@ -4,11 +4,25 @@
 //! Everything here is owned by one core at a time. Types that cross cores (`SampleBatch`,
 //! `FlushBatch`) are moved or shared read-only; `Published` is the one type other threads
 //! read while its core writes, and it goes through crossbeam-epoch.
+//!
+//! # Layering
+//!
+//! A module uses only modules listed before it, so there is no import cycle:
+//!
+//! - the bottom floor, using nothing of this crate: `time`, `policy`, `paged`, `published`,
+//!   `murmur3::hash` (the hash function);
+//! - plain types on it: `aggregation` (metric and aggregation types, series hashes),
+//!   `shard_window`, `log_buckets`, `series_index`, then `batch` and `quantile`;
+//! - what reads and writes those types: `murmur3::shard` (`ShardOf`), `statsd` (lines into
+//!   samples), `flush`, `spec`, `window`, then `flush_collector` and `window_list`;
+//! - one shard's state: `series`, then `shard_map`;
+//! - on top, `aggregator` (`CoreAggregator`).
 
 pub mod aggregation;
 pub mod aggregator;
 pub mod batch;
 pub mod flush;
+mod flush_collector;
 mod log_buckets;
 pub mod murmur3;
 mod paged;
@@ -18,18 +32,20 @@ pub mod quantile;
 mod series;
 mod series_index;
 mod shard_map;
+mod shard_window;
 mod spec;
 pub mod statsd;
-mod statsd_scan;
 pub mod time;
 pub mod window;
 mod window_list;
 
 pub use aggregation::{AggType, AggTypes, MetricType, series_hash};
-pub use aggregator::{AggregatorCounters, AggregatorOptions, CoreAggregator, FlushCollector, ShardWindow};
+pub use aggregator::{AggregatorCounters, AggregatorOptions, CoreAggregator};
 pub use batch::{DEFAULT_SPEC, ElemSpec, Sample, SampleBatch, SampleValue, SpecRef, UNTIMED};
 pub use flush::{FlushBatch, FlushedValue, Naming};
+pub use flush_collector::FlushCollector;
 pub use policy::{PolicyError, StoragePolicy};
 pub use published::Published;
 pub use quantile::QuantileSketch;
 pub use series::MAX_ID_LEN;
+pub use shard_window::ShardWindow;

@@ -4,9 +4,9 @@
 //!
 //! Lives inside a timer window on the core that owns the series; only that core touches it.
 //!
-//! Why not the `sketches-ddsketch` crate, which sheaf used before: it takes a natural log and
-//! a `floor` call per value, and keeps its buckets two heap hops away from the window (a box,
-//! then the bucket vector), so a timer value cost three dependent cache misses at 100k series.
+//! Why not the `sketches-ddsketch` crate: it takes a natural log and a `floor` call per value,
+//! and keeps its buckets two heap hops away from the window (a box, then the bucket vector),
+//! so that with many series a timer value waits on three dependent cache misses.
 //! Here a value's bucket comes from its float bits (a piecewise-linear log2, DDSketch's
 //! "linearly interpolated" mapping): a handful of instructions, exact to invert, and cheap
 //! enough that `apply` computes it a few values ahead to prefetch the very bucket. The

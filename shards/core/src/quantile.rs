@@ -9,9 +9,9 @@
 //! of samples. Its guarantee is on the *value*: for quantile q over n samples, the estimate
 //! lies within 1% (relative) of the exact sample at 0-based rank ⌊q·(n−1)⌋, plus 1e-9
 //! absolute for values the sketch treats as zero. M3's CKMS guarantees rank error 1e-3
-//! instead; a value-relative bound is what dashboards read. It is also mergeable, which later
-//! cross-node work can use. `log_buckets.rs` says why sheaf keeps its own buckets rather than
-//! use the `sketches-ddsketch` crate.
+//! instead; a value-relative bound is what dashboards read. It is also mergeable: two
+//! sketches combine by adding their bucket counts. `log_buckets.rs` says why sheaf keeps its
+//! own buckets rather than use the `sketches-ddsketch` crate.
 //!
 //! Most timer windows hold few values, and a sketch's bucket array costs 400 bytes per
 //! octave its values span (4 KiB for values spread over 1 to 1000), so a window keeps its

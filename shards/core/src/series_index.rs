@@ -1,10 +1,10 @@
 //! `SeriesIndex`: a shard's hash index from series hash to the series' position, on the core
 //! that owns the shard.
 //!
-//! Why not hashbrown's `HashTable<u32>` (which sheaf used before): at 100k series and more,
-//! `apply` spends most of its time waiting on three dependent cache misses per value (the
-//! control bytes, the bucket, the series record), and hashbrown does not expose where a
-//! hash's probe starts, so they cannot be prefetched a few values ahead. Here a slot is one
+//! Why not hashbrown's `HashTable<u32>`: with it, at 100k series and more, `apply` would
+//! spend most of its time waiting on three dependent cache misses per value (the control
+//! bytes, the bucket, the series record), and hashbrown does not expose where a hash's probe
+//! starts, so they cannot be prefetched a few values ahead. Here a slot is one
 //! `u32` holding an 8-bit tag of the hash and the position: the slot a hash starts at is a
 //! plain address (`prefetch`), the tag rules out most non-matching series without reading
 //! them, and the table costs 4 bytes per slot (no separate control bytes).

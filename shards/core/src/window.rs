@@ -1,5 +1,8 @@
 //! The aggregation state of one window of one series element, and how it becomes values.
 //!
+//! Lives inside a series element (`series::Elem`) on the core that owns the series' shard;
+//! only that core touches it. `WindowAgg`, the owned form, is for tests and benchmarks.
+//!
 //! #[PerformanceCriticalPath]: `add_*` runs once per ingested value on the owning core.
 //! No allocation except a window's first timer value (its sketch) or set member table.
 

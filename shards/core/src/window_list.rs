@@ -9,7 +9,7 @@
 //! do it twice (once to find, once to return the state). Here the newest window sits in a
 //! field of its own: one load and one compare, and the older windows (the closed one between
 //! a window's end and its flush, and timed windows further back) wait in a `SmallVec` of one.
-//! The list stays the 40 bytes the `SmallVec` of two took.
+//! The list takes 40 bytes, as a `SmallVec` of two windows would.
 
 use smallvec::SmallVec;
 

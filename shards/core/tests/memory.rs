@@ -75,8 +75,8 @@ fn heap_bytes_per_series() {
         "heap bytes per series (20-byte ids, {SERIES} series): counter {counters:.0}, gauge {gauges:.0}, \
          timer {timers:.0}, counter with 2 policies {counters_two_policies:.0}"
     );
-    // 80-byte record, 20-byte id, 4-byte table slot; the table's power-of-two sizing and the
-    // id arena's growth step leave some slack on top (111 B at 200k when this was written).
+    // A 64-byte record, a 20-byte id and a 4-byte index slot; the index's power-of-two sizing
+    // and the id arena's growth step leave some slack on top.
     assert!(counters < 130.0, "{counters} bytes per counter series");
 }
 

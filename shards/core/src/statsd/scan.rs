@@ -1,8 +1,8 @@
 //! Where the StatsD delimiters are in a datagram, 64 bytes at a time: one bit per byte that
 //! is any of `\n`, `|`, `:` and `;`, so that a line is split by counting trailing zeros rather
-//! than by a byte loop per delimiter (the profile showed those loops, and their mispredicted
-//! exits, as most of the parse). Used by `statsd::for_each_line` on whichever core received
-//! the datagram; pure functions over borrowed bytes.
+//! than by a byte loop per delimiter, whose loops and mispredicted exits would be most of the
+//! parse's cost. Used by `line::for_each_line` on whichever core received the datagram; pure
+//! functions over borrowed bytes.
 //!
 //! One mask for the four delimiters, not one per delimiter: a plain line `name:value|type\n`
 //! has exactly three, and the reader tells them apart by looking at the three bytes the mask
@@ -13,10 +13,10 @@
 //! and the high bits of the eight bytes are gathered into one byte with a multiplication.
 
 /// Bytes covered by one block of the mask.
-pub(crate) const BLOCK: usize = 64;
+pub(super) const BLOCK: usize = 64;
 
 /// What the mask marks.
-pub(crate) const DELIMITERS: [u8; 4] = [b'\n', b'|', b':', b';'];
+pub(super) const DELIMITERS: [u8; 4] = [b'\n', b'|', b':', b';'];
 
 const LOW_SEVEN: u64 = 0x7f7f_7f7f_7f7f_7f7f;
 const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -90,7 +90,7 @@ fn block_mask(block: &[u8; BLOCK]) -> u64 {
 }
 
 /// The delimiter mask of a buffer, computed one block at a time as the reader moves forward.
-pub(crate) struct Scanner<'a> {
+pub(super) struct Scanner<'a> {
     buf: &'a [u8],
     /// Index of the block whose mask is in `current` (`next` holds the one after).
     block: usize,
@@ -99,7 +99,7 @@ pub(crate) struct Scanner<'a> {
 }
 
 impl<'a> Scanner<'a> {
-    pub(crate) fn new(buf: &'a [u8]) -> Self {
+    pub(super) fn new(buf: &'a [u8]) -> Self {
         let mut s = Scanner { buf, block: 0, current: 0, next: 0 };
         s.load(0);
         s
@@ -118,7 +118,7 @@ impl<'a> Scanner<'a> {
     /// The delimiter bits of the 64 bytes from `at` (bit i for byte `at + i`; none past the
     /// buffer's end); `at` never goes backwards between calls.
     #[inline]
-    pub(crate) fn window(&mut self, at: usize) -> u64 {
+    pub(super) fn window(&mut self, at: usize) -> u64 {
         let block = at / BLOCK;
         if block != self.block {
             self.load(block);
