@@ -2,7 +2,7 @@
 //! functions of the placement, the shard set's flush times and the clock; the node agent
 //! (control thread) re-evaluates them at every check and placement change.
 //!
-//! Campaign gating follows m3 (shared/reference/m3-aggregator.md §2.9):
+//! Campaign gating follows m3aggregator's election manager:
 //! - on while any of its shards is active (`cutover ≤ now < cutoff − 30s`), or it owns none;
 //! - off (resigning if it leads) when it is not in the placement, when none of its shards has
 //!   cut over yet, or when all are cut off and either the flush times have reached every cutoff

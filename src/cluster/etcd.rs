@@ -1,4 +1,4 @@
-//! The etcd keys sheaf uses (m3's layout, see `shared/reference/m3-aggregator.md` §3) and the
+//! The etcd keys sheaf uses (m3aggregator's layout, so M3 tools read them) and the
 //! [`ClusterStore`] over `etcd_client`, with a timeout on every request but a campaign (which
 //! waits as long as it must). Control thread only: the node agent, its watch and election
 //! tasks, the placement API and `sheaf placement` use it.

@@ -8,50 +8,16 @@
 //!
 //! #[PerformanceCriticalPath]: `apply` runs per value; `flush_shard` per series per round.
 
-use std::sync::Arc;
-
 use crate::aggregation::MetricType;
 use crate::batch::{DEFAULT_SPEC, Sample, SampleBatch, SampleValue, UNTIMED};
-use crate::flush::Naming;
-use crate::policy::StoragePolicy;
 use crate::series::Elem;
 use crate::shard_map::{Refused, ShardMap};
 use crate::spec::{SpecId, SpecTable};
 use crate::time::{UnixNanos, truncate};
 
+pub use crate::aggregator_options::{AggregatorCounters, AggregatorOptions};
 pub use crate::flush_collector::FlushCollector;
 pub use crate::shard_window::ShardWindow;
-
-/// What a core's aggregation is configured with (the same on every core).
-#[derive(Debug, Clone)]
-pub struct AggregatorOptions {
-    /// Policies for untimed metrics whose metadata names none (`default_storage_policies`).
-    pub default_policies: Vec<StoragePolicy>,
-    /// Drop NaN results instead of emitting them (`discard_nan_aggregated_values`).
-    pub discard_nan: bool,
-    /// How old a timed metric may be when it arrives; its windows flush this much after they end.
-    pub timed_buffer_past: i64,
-    /// How far in the future a timed metric may be.
-    pub timed_buffer_future: i64,
-    /// A series with no open window and no write for this long is forgotten (`entry_ttl`).
-    pub entry_ttl: i64,
-    pub naming: Arc<Naming>,
-}
-
-impl AggregatorOptions {
-    /// `default_policies` with the rest at sheaf's defaults (the same as the config's): NaN
-    /// discarded, timed buffers of 1m past and future, entry TTL 1h, no prefixes.
-    pub fn with_policies(default_policies: Vec<StoragePolicy>) -> Self {
-        Self {
-            default_policies,
-            discard_nan: true,
-            timed_buffer_past: 60_000_000_000,
-            timed_buffer_future: 60_000_000_000,
-            entry_ttl: 3_600_000_000_000,
-            naming: Arc::new(Naming::default()),
-        }
-    }
-}
 
 /// How many values ahead `apply` prefetches a value's index slot, then its series record
 /// (once the slot has arrived), then the series' id and window state (once the record has
@@ -68,32 +34,6 @@ const PREFETCH_SKETCH_AHEAD: usize = 2;
 const FOUND_RING: usize = PREFETCH_SERIES_AHEAD.next_power_of_two();
 /// In the prefetch ring: the record prefetch found no series (positions are below 2^24).
 const NOT_FOUND: u32 = u32::MAX;
-
-/// Event counts of one core's aggregation; the runtime adds them to its published stats.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AggregatorCounters {
-    pub values_applied: u64,
-    pub series_created: u64,
-    pub series_expired: u64,
-    pub timed_too_late: u64,
-    pub timed_too_early: u64,
-    /// Samples whose metadata would have passed the per-core caps on policies and specs.
-    pub metadata_rejected: u64,
-    pub nan_discarded: u64,
-    pub windows_flushed: u64,
-    pub values_flushed: u64,
-    /// Windows dropped without being emitted: a follower's windows its leader already
-    /// emitted, windows outside a shard's `[cutover, cutoff)`, forced-flush discards.
-    pub windows_discarded: u64,
-    /// Samples for a shard outside its writable range `[cutover − before, cutoff + after)`.
-    pub shard_not_writable: u64,
-    /// Shards closed after their cutoff, their memory freed.
-    pub shards_closed: u64,
-    /// Samples whose id is longer than `MAX_ID_LEN` bytes.
-    pub id_too_long: u64,
-    /// Samples of a new series in a shard that already holds its maximum (16,777,215).
-    pub series_over_shard_limit: u64,
-}
 
 /// What happens to a window a flush has reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,12 +14,14 @@
 //! - plain types on it: `aggregation` (metric and aggregation types, series hashes),
 //!   `shard_window`, `log_buckets`, `series_index`, then `batch` and `quantile`;
 //! - what reads and writes those types: `murmur3::shard` (`ShardOf`), `statsd` (lines into
-//!   samples), `flush`, `spec`, `window`, then `flush_collector` and `window_list`;
+//!   samples), `flush`, `spec`, `window`, then `aggregator_options`, `flush_collector` and
+//!   `window_list`;
 //! - one shard's state: `series`, then `shard_map`;
 //! - on top, `aggregator` (`CoreAggregator`).
 
 pub mod aggregation;
 pub mod aggregator;
+mod aggregator_options;
 pub mod batch;
 pub mod flush;
 mod flush_collector;

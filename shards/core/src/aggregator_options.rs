@@ -1,0 +1,65 @@
+//! What a `CoreAggregator` is configured with (`AggregatorOptions`, the same on every core,
+//! built on the control thread and cloned into each) and what it counts
+//! (`AggregatorCounters`, plain fields of its own core, copied into the published stats).
+
+use std::sync::Arc;
+
+use crate::flush::Naming;
+use crate::policy::StoragePolicy;
+
+/// What a core's aggregation is configured with (the same on every core).
+#[derive(Debug, Clone)]
+pub struct AggregatorOptions {
+    /// Policies for untimed metrics whose metadata names none (`default_storage_policies`).
+    pub default_policies: Vec<StoragePolicy>,
+    /// Drop NaN results instead of emitting them (`discard_nan_aggregated_values`).
+    pub discard_nan: bool,
+    /// How old a timed metric may be when it arrives; its windows flush this much after they end.
+    pub timed_buffer_past: i64,
+    /// How far in the future a timed metric may be.
+    pub timed_buffer_future: i64,
+    /// A series with no open window and no write for this long is forgotten (`entry_ttl`).
+    pub entry_ttl: i64,
+    pub naming: Arc<Naming>,
+}
+
+impl AggregatorOptions {
+    /// `default_policies` with the rest at sheaf's defaults (the same as the config's): NaN
+    /// discarded, timed buffers of 1m past and future, entry TTL 1h, no prefixes.
+    pub fn with_policies(default_policies: Vec<StoragePolicy>) -> Self {
+        Self {
+            default_policies,
+            discard_nan: true,
+            timed_buffer_past: 60_000_000_000,
+            timed_buffer_future: 60_000_000_000,
+            entry_ttl: 3_600_000_000_000,
+            naming: Arc::new(Naming::default()),
+        }
+    }
+}
+
+/// Event counts of one core's aggregation; the runtime adds them to its published stats.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AggregatorCounters {
+    pub values_applied: u64,
+    pub series_created: u64,
+    pub series_expired: u64,
+    pub timed_too_late: u64,
+    pub timed_too_early: u64,
+    /// Samples whose metadata would have passed the per-core caps on policies and specs.
+    pub metadata_rejected: u64,
+    pub nan_discarded: u64,
+    pub windows_flushed: u64,
+    pub values_flushed: u64,
+    /// Windows dropped without being emitted: a follower's windows its leader already
+    /// emitted, windows outside a shard's `[cutover, cutoff)`, forced-flush discards.
+    pub windows_discarded: u64,
+    /// Samples for a shard outside its writable range `[cutover − before, cutoff + after)`.
+    pub shard_not_writable: u64,
+    /// Shards closed after their cutoff, their memory freed.
+    pub shards_closed: u64,
+    /// Samples whose id is longer than `MAX_ID_LEN` bytes.
+    pub id_too_long: u64,
+    /// Samples of a new series in a shard that already holds its maximum (16,777,215).
+    pub series_over_shard_limit: u64,
+}
