@@ -49,7 +49,11 @@ pub struct StatsdCore {
 
 impl Default for StatsdCore {
     fn default() -> Self {
-        Self { decoder: StatsdDecoder::new(SHARDS, 64 * 1024), batch: SampleBatch::with_capacity(1024), agg: aggregator() }
+        Self {
+            decoder: StatsdDecoder::new(SHARDS, 64 * 1024),
+            batch: SampleBatch::with_capacity(1024),
+            agg: aggregator(),
+        }
     }
 }
 

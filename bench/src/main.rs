@@ -14,16 +14,16 @@ mod statsd;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use send_plan::{SendPlan, Totals};
 use serde_json::{Value, json};
 use sheaf_bench::workload::{Mix, SeriesSpace};
-use send_plan::{SendPlan, Totals};
 
 /// How sheaf names its shard-core threads (`sheaf-core-<index>`).
 const SHARD_CORE_THREADS: &str = "sheaf-core-";
@@ -43,7 +43,11 @@ enum Transport {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "sheaf-load", version, about = "load generator for sheaf (StatsD over UDP, TCP or a Unix socket; m3msg over TCP)")]
+#[command(
+    name = "sheaf-load",
+    version,
+    about = "load generator for sheaf (StatsD over UDP, TCP or a Unix socket; m3msg over TCP)"
+)]
 struct Cli {
     /// Which protocol to send.
     #[arg(long, value_enum, default_value = "statsd")]

@@ -15,13 +15,13 @@ use axum::routing::{get, post};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::config::ClusterConfig;
 use super::etcd::Keys;
 use super::node::{ClusterHandle, Request};
 use super::placement::{
     self, AddRequest, InitRequest, Options, Placement, PlacementError, RemoveRequest, ReplaceRequest,
 };
 use super::store::{ClusterStore, StoreError};
+use crate::config::ClusterConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

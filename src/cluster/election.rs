@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::config::ElectionConfig;
 use super::store::{Backoff, ClusterStore, LeaseId, StoreError};
+use crate::config::ElectionConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -27,13 +27,13 @@ use serde_json::{Value, json};
 use sheaf_shard_runtime::{Commander, FlushReport, FlushReports, FlushRole, Routes, SinkQueue};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::config::ClusterConfig;
 use super::cores::{CoreCommand, Cores};
 use super::election::{Election, ElectionState};
 use super::etcd::{Endpoints, Keys, Store};
 use super::plan::not_owned;
 use super::state::{AgentState, DRAIN_LIMIT, Effect, Execute, Input, Now, Settings};
 use super::store::{Backoff, ClusterStore, Connect, StoreError, Versioned};
+use crate::config::ClusterConfig;
 
 /// Requests from the admin API and the shutdown path.
 pub enum Request {

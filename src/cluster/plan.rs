@@ -10,8 +10,8 @@ use std::sync::Arc;
 use sheaf_shard_core::ShardWindow;
 use sheaf_shard_runtime::Routes;
 
-use crate::config::ClusterConfig;
 use super::placement::{Instance, Placement};
+use crate::config::ClusterConfig;
 
 /// What the placement assigns this node.
 #[derive(Debug, Clone, Default)]

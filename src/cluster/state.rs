@@ -19,7 +19,6 @@ use serde_json::{Value, json};
 use sheaf_shard_runtime::{FlushReport, FlushRole, FollowerFlush, SinkQueue};
 
 use super::campaign::{self, Campaign};
-use crate::config::ClusterConfig;
 use super::cores::CoreCommand;
 use super::election::ElectionState;
 use super::etcd::Keys;
@@ -27,6 +26,7 @@ use super::flush_times::ShardSetTimes;
 use super::placement::{self, Placement};
 use super::plan::Assignment;
 use super::store::{StoreError, Versioned};
+use crate::config::ClusterConfig;
 
 /// What the agent is given at start and never changes.
 pub struct Settings {

@@ -8,12 +8,12 @@ use std::time::Duration;
 use sheaf_shard_core::ShardWindow;
 use sheaf_shard_runtime::{FlushRole, FlushTimes, SinkQueue};
 
-use crate::config::{ClusterConfig, ElectionConfig};
 use super::cores::{CoreCommand, Cores};
 use super::etcd::Keys;
 use super::placement::{self, Instance, Options, Placement};
 use super::state::Settings;
 use crate::config::Dur;
+use crate::config::{ClusterConfig, ElectionConfig};
 
 pub const S: i64 = 1_000_000_000;
 /// The wall clock when a test starts: a whole minute, so cutovers land on T0 + 60s.

@@ -12,7 +12,12 @@ use crate::admin::{self, AdminState, SinkView};
 use crate::cluster::node::{Agent, Request};
 use crate::config::Config;
 
-pub fn run(config: Config, pool_config: PoolConfig, services: PoolServices, sinks: Vec<SinkView>) -> anyhow::Result<()> {
+pub fn run(
+    config: Config,
+    pool_config: PoolConfig,
+    services: PoolServices,
+    sinks: Vec<SinkView>,
+) -> anyhow::Result<()> {
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("building the control runtime")?;
     runtime.block_on(serve(config, pool_config, services, sinks))

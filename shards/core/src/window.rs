@@ -60,6 +60,7 @@ impl FullAgg {
         }
     }
 
+    #[inline]
     fn value_of(&self, t: AggType) -> f64 {
         let n = self.count as f64;
         match t {
@@ -221,6 +222,7 @@ impl WindowState {
     ///
     /// # Safety
     /// As for `view`; the state is not used again afterwards.
+    #[inline]
     pub(crate) unsafe fn drop_as(&mut self, kind: WindowKind) {
         // The caller never reads the state after this, so each box is dropped exactly once.
         // SAFETY: the caller guarantees `kind` names the live field.

@@ -119,7 +119,8 @@ impl ShardPool {
             if cfg!(debug_assertions) {
                 builder = builder.detect_stalls(Some(Box::new(StallWarning)));
             }
-            let handle = builder.spawn(move || run_core(setup)).map_err(|e| PoolError::Spawn { cpu, source: e.into() })?;
+            let handle =
+                builder.spawn(move || run_core(setup)).map_err(|e| PoolError::Spawn { cpu, source: e.into() })?;
             tx.send(ShardCommand::SetShardOwners(owners.clone())).map_err(|_| PoolError::CoreGone(index))?;
             pool.commands.push(tx);
             pool.published.push(published);

@@ -224,4 +224,3 @@ impl M3msgDecoder {
             && self.elems.iter().zip(&self.defaults).all(|(e, d)| e.policy == *d))
     }
 }
-

@@ -18,7 +18,12 @@ pub struct StatsdDecoder {
 impl StatsdDecoder {
     /// For a pool of `num_shards` shards; lines longer than `max_line` bytes are refused.
     pub fn new(num_shards: u32, max_line: usize) -> Self {
-        Self { id: Vec::with_capacity(256), shard_of: ShardOf::new(num_shards), max_line, tally: DecodeTally::default() }
+        Self {
+            id: Vec::with_capacity(256),
+            shard_of: ShardOf::new(num_shards),
+            max_line,
+            tally: DecodeTally::default(),
+        }
     }
 
     /// The longest line accepted.

@@ -77,7 +77,8 @@ fn an_m3msg_message_is_acked_and_its_metric_routed() {
     let mut acks = AckFrame::default();
     decoder.message(payload, 1_700_000_000_000_000_000, &mut router, &mut acks);
     assert_eq!(acks.len(), 1);
-    let samples: Vec<_> = router.0.iter().flat_map(|b| b.samples().iter().map(move |s| (b.id(s).to_vec(), s.time))).collect();
+    let samples: Vec<_> =
+        router.0.iter().flat_map(|b| b.samples().iter().map(move |s| (b.id(s).to_vec(), s.time))).collect();
     assert_eq!(samples, vec![(b"requests".to_vec(), UNTIMED)]);
     assert_eq!(decoder.tally().ingested, 1);
 }

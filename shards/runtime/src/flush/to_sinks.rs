@@ -35,7 +35,8 @@ impl SinkWriter {
     /// A collector for this core, stocked with the batches the sinks handed back.
     pub(crate) fn collector(&self) -> FlushCollector {
         let config = &self.state.config;
-        let mut out = FlushCollector::new(config.aggregator.naming.clone(), self.state.index, config.flush_batch_values);
+        let mut out =
+            FlushCollector::new(config.aggregator.naming.clone(), self.state.index, config.flush_batch_values);
         self.restock(&mut out);
         out
     }

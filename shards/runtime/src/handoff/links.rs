@@ -35,9 +35,8 @@ pub(crate) struct CoreLinks {
 /// core i's ends.
 pub(crate) fn wire(cores: usize, queue_batches: usize) -> Vec<CoreLinks> {
     let ledger = Arc::new(HandoffLedger::new(cores));
-    let mut links: Vec<CoreLinks> = (0..cores)
-        .map(|_| CoreLinks { ledger: ledger.clone(), outgoing: Vec::new(), incoming: Vec::new() })
-        .collect();
+    let mut links: Vec<CoreLinks> =
+        (0..cores).map(|_| CoreLinks { ledger: ledger.clone(), outgoing: Vec::new(), incoming: Vec::new() }).collect();
     for from in 0..cores {
         for to in (0..cores).filter(|to| *to != from) {
             let (tx, rx) = shared_channel::new_bounded(queue_batches.max(1));

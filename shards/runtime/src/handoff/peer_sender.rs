@@ -55,4 +55,3 @@ fn batch_back(e: glommio::GlommioError<SampleBatch>) -> SampleBatch {
         _ => SampleBatch::default(),
     }
 }
-

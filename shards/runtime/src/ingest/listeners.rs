@@ -191,4 +191,3 @@ fn serve(ctx: &Rc<IngestContext>, stream: TcpStream, kind: Listener, slot: Conne
         }
     });
 }
-

@@ -96,11 +96,7 @@ pub(crate) enum SmallDrains {
 
 impl DrainPolicy {
     pub(crate) fn udp(config: &PoolConfig) -> Self {
-        Self {
-            small_read_pause: config.ingest.udp_small_read_pause,
-            full_drain: SLOTS,
-            small: SmallDrains::LastDrain,
-        }
+        Self { small_read_pause: config.ingest.udp_small_read_pause, full_drain: SLOTS, small: SmallDrains::LastDrain }
     }
 
     /// For the shared Unix socket, which queues at most `queue_depth` datagrams (unknown:
@@ -108,11 +104,8 @@ impl DrainPolicy {
     /// the core only drains.
     pub(crate) fn unix(config: &PoolConfig, queue_depth: Option<usize>) -> Self {
         let depth = queue_depth.unwrap_or(usize::MAX).max(1);
-        let small_read_pause = if depth >= MIN_QUEUE_FOR_PAUSE {
-            config.ingest.unix_small_read_pause
-        } else {
-            std::time::Duration::ZERO
-        };
+        let small_read_pause =
+            if depth >= MIN_QUEUE_FOR_PAUSE { config.ingest.unix_small_read_pause } else { std::time::Duration::ZERO };
         Self { small_read_pause, full_drain: SLOTS.min(depth), small: SmallDrains::WakeTotal }
     }
 

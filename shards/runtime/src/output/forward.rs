@@ -18,8 +18,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::TaskQueueHandle;
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpStream;
 use prost::Message as _;
 use sheaf_proto::forward::{
