@@ -63,7 +63,7 @@ impl StatsdCore {
         for datagram in datagrams {
             self.decoder.lines(datagram, &mut self.batch);
         }
-        self.decoder.tally().ingested = 0;
+        std::mem::take(self.decoder.tally());
         self.agg.apply(&self.batch, NOW);
         self.batch.clear();
     }

@@ -35,7 +35,7 @@ impl FrameDecoder {
             self.decoder.message(payload, self.now, router, &mut self.acks);
         }
         self.acks.clear();
-        self.decoder.tally().ingested = 0;
+        std::mem::take(self.decoder.tally());
         at
     }
 }

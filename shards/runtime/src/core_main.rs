@@ -5,7 +5,8 @@
 //! - `ingest`: one accept loop per TCP ingest port, one adopt loop, one read loop per
 //!   datagram socket, one task per connection, one hand-off drain per peer core, one
 //!   forwarder (and its ack reader) per peer node;
-//! - `flush`: the flush schedule and its rounds;
+//! - `flush`: the flush schedule and its rounds, and the flush work commands ask for (a
+//!   promotion's discard, the final flush);
 //! - `control`: this command loop and the stats publisher.
 //!
 //! Shutdown, in order: (1) `StopIngest`: every ingest task is told to stop, every
@@ -61,7 +62,7 @@ pub(crate) async fn run_core(setup: CoreSetup) {
     });
     spawn_into(queues.flush, flush::run(flusher.clone(), lifecycle.clone()));
     spawn_into(queues.control, publish_loop(state.clone()));
-    let commands = CommandLoop { state: state.clone(), routing, lifecycle, flusher, ingest };
+    let commands = CommandLoop { state: state.clone(), routing, lifecycle, flusher, ingest, queues };
     let run = glommio::spawn_local_into(commands.run(setup.commands), queues.control);
     match run {
         Ok(task) => task.await,
@@ -79,6 +80,7 @@ struct CommandLoop {
     lifecycle: Rc<IngestLifecycle>,
     flusher: Rc<Flusher>,
     ingest: Rc<IngestContext>,
+    queues: TaskQueues,
 }
 
 impl CommandLoop {
@@ -110,7 +112,8 @@ impl CommandLoop {
             }
             ShardCommand::SetFollowerFlush(follower) => self.flusher.set_follower_flush(follower),
             ShardCommand::SetRole { role, reply } => {
-                self.flusher.set_role(role).await;
+                let flusher = self.flusher.clone();
+                self.in_flush_queue(async move { flusher.set_role(role).await }).await;
                 let _ = reply.send(());
             }
             ShardCommand::StartIngest { bind, unix, reply } => {
@@ -121,12 +124,25 @@ impl CommandLoop {
                 let _ = reply.send(());
             }
             ShardCommand::FinalFlush { include_open, reply } => {
-                self.flusher.final_flush(include_open).await;
+                let flusher = self.flusher.clone();
+                self.in_flush_queue(async move { flusher.final_flush(include_open).await }).await;
                 let _ = reply.send(());
             }
             ShardCommand::Exit => return false,
         }
         true
+    }
+}
+
+impl CommandLoop {
+    /// Runs flush work a command asks for (a promotion's discard, the final flush) in the
+    /// core's `flush` queue, at the flush's priority rather than the command loop's, and
+    /// waits for it.
+    async fn in_flush_queue(&self, work: impl std::future::Future<Output = ()> + 'static) {
+        match glommio::spawn_local_into(work, self.queues.flush) {
+            Ok(task) => task.await,
+            Err(e) => tracing::error!(core = self.state.index, error = %e, "could not run flush work"),
+        }
     }
 }
 

@@ -9,11 +9,12 @@
 //! [`decode`].
 //!
 //! Layers, each using only those above it in this list:
-//! 1. plain types: `config`, `routes`, `flush_role`, `stats`, `decode`, `error`, `sync`;
-//!    `output` (sink queues, the forwarders' protocol), `services`, `command`;
+//! 1. plain types and queues: `config`, `routes`, `flush_role`, `stats`, `decode`, `error`,
+//!    `sync`, `output::sink_queue`, `services`, `ingest::unix_socket` (the shared socket
+//!    the pool binds), `command`;
 //! 2. `core`: the floor of one core (its state, ingest lifecycle, route table, task queues);
 //! 3. `handoff`, `output::forward`: one core's links to its peers and to other nodes;
-//! 4. `ingest` and `flush`: the tasks of a core;
+//! 4. the rest of `ingest`, and `flush`: the tasks of a core;
 //! 5. `core_main` (one core's start and command loop) and `pool` (all cores).
 //!
 //! ARCHITECTURE.md says which thread runs each file.

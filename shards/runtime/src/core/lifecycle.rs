@@ -1,7 +1,7 @@
 //! `IngestLifecycle`: how a core's ingest tasks end. One stop signal every ingest task waits
-//! on beside its socket, a gate that counts the tasks alive, and the sockets of the open
-//! connections, which `stop` shuts down for reading so that each connection reads to EOF,
-//! hands on what it decoded, acks it and ends.
+//! on beside its socket, a count of the tasks alive (with a signal when the last one ends
+//! after the stop), and the sockets of the open connections, which `stop` shuts down for
+//! reading so that each connection reads to EOF, hands on what it decoded, acks it and ends.
 //!
 //! Lives on its shard core, shared through `Rc` by that core's ingest tasks (which wait on
 //! it and register their connections) and its command loop (which calls `stop`); no other
@@ -14,8 +14,9 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use glommio::TaskQueueHandle;
-use glommio::sync::{Gate, Semaphore};
+use glommio::sync::Semaphore;
 
+use super::queues::spawn_into;
 use super::state::CoreState;
 
 /// How long `stop` waits for the ingest tasks before it gives up on them (logged).
@@ -26,8 +27,10 @@ pub(crate) struct IngestLifecycle {
     /// Never has permits; closing it wakes every task waiting in `stopped`.
     stop: Semaphore,
     stopping: Cell<bool>,
-    /// Every ingest task holds a pass while it runs; `stop` closes it and waits for them.
-    tasks: Gate,
+    /// Ingest tasks alive (each holds a `TaskPass`).
+    tasks: Cell<usize>,
+    /// Signalled when the last ingest task ends once `stop` has begun.
+    all_ended: Semaphore,
     connections: RefCell<hashbrown::HashMap<u64, RawFd>>,
     next_connection: Cell<u64>,
 }
@@ -38,7 +41,8 @@ impl IngestLifecycle {
             state,
             stop: Semaphore::new(0),
             stopping: Cell::new(false),
-            tasks: Gate::new(),
+            tasks: Cell::new(0),
+            all_ended: Semaphore::new(0),
             connections: RefCell::default(),
             next_connection: Cell::new(0),
         }
@@ -67,22 +71,18 @@ impl IngestLifecycle {
         futures_lite::future::or(slept, stopped).await
     }
 
-    /// Spawns an ingest task into `queue`, counted until it ends; false (nothing spawned)
-    /// once `stop` has begun.
-    pub(crate) fn spawn(&self, queue: TaskQueueHandle, task: impl Future<Output = ()> + 'static) -> bool {
+    /// Spawns an ingest task into `queue`, counted until it ends. Once `stop` has begun
+    /// nothing is spawned: the task is dropped unpolled (a connection it owns is closed).
+    pub(crate) fn spawn(self: &Rc<Self>, queue: TaskQueueHandle, task: impl Future<Output = ()> + 'static) {
         if self.is_stopping() {
-            return false;
+            return;
         }
-        match self.tasks.spawn_into(task, queue) {
-            Ok(task) => {
-                drop(task.detach());
-                true
-            }
-            Err(e) => {
-                tracing::error!(core = self.state.index, error = %e, "could not spawn an ingest task");
-                false
-            }
-        }
+        self.tasks.set(self.tasks.get() + 1);
+        let pass = TaskPass(self.clone());
+        spawn_into(queue, async move {
+            let _pass = pass;
+            task.await;
+        });
     }
 
     /// Registers a connection's socket, so that `stop` can end its reads, for as long as the
@@ -114,19 +114,36 @@ impl IngestLifecycle {
                 libc::shutdown(*fd, libc::SHUT_RD);
             }
         }
-        // The gate's close runs as a task of its own: if the timeout wins, the close keeps
-        // waiting there (a gate whose close was abandoned cannot be told its last task left).
-        let tasks = self.tasks.clone();
-        let closed = glommio::spawn_local(async move {
-            let _ = tasks.close().await;
-        })
-        .detach();
+        if self.tasks.get() == 0 {
+            return;
+        }
+        let ended = async {
+            let _ = self.all_ended.acquire(1).await;
+            false
+        };
         let timed_out = async {
             glommio::timer::sleep(STOP_TIMEOUT).await;
             true
         };
-        if futures_lite::future::or(async { closed.await.is_none() }, timed_out).await {
-            tracing::warn!(core = self.state.index, "ingest tasks did not stop in {STOP_TIMEOUT:?}");
+        if futures_lite::future::or(ended, timed_out).await {
+            tracing::warn!(
+                core = self.state.index,
+                tasks = self.tasks.get(),
+                "ingest tasks did not stop in {STOP_TIMEOUT:?}"
+            );
+        }
+    }
+}
+
+/// Counts one ingest task while it lives.
+struct TaskPass(Rc<IngestLifecycle>);
+
+impl Drop for TaskPass {
+    fn drop(&mut self) {
+        let lifecycle = &self.0;
+        lifecycle.tasks.set(lifecycle.tasks.get() - 1);
+        if lifecycle.tasks.get() == 0 && lifecycle.is_stopping() {
+            lifecycle.all_ended.signal(1);
         }
     }
 }

@@ -3,7 +3,7 @@
 //! each is handed the pieces it uses; nothing here depends on them.
 //!
 //! - `CoreState`: the core's aggregator and counters.
-//! - `IngestLifecycle`: the stop signal, the gate that counts ingest tasks, open connections.
+//! - `IngestLifecycle`: the stop signal, the count of ingest tasks alive, open connections.
 //! - `RouteTable`: which core owns each shard and, in cluster mode, which node.
 //! - `TaskQueues`: the core's glommio task queues and what each is for.
 //!

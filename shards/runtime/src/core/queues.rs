@@ -5,13 +5,14 @@
 //! | queue | runs | shares | latency |
 //! |---|---|---|---|
 //! | `ingest` | socket reads, decoding, hand-off drains, forwarders | 1000 | not important |
-//! | `flush` | the flush schedule and its rounds | 500 | 10 ms |
+//! | `flush` | the flush schedule and its rounds, a promotion's discard, the final flush | 500 | 10 ms |
 //! | `control` | the command loop, the stats publisher | 100 | 10 ms |
 //!
-//! So a busy core spends at least two thirds of its time on ingest while a flush round
-//! runs, a due flush or an arriving command waits at most about 10 ms for the ingest task
-//! to reach a yield point, and the stats publisher never competes with either. Lives on its
-//! shard core; the handles are plain ids, copied to whoever spawns.
+//! So while a flush round runs on a busy core, ingest keeps about two thirds of it; a due
+//! flush or an arriving command waits at most about 10 ms for the ingest task to reach a
+//! yield point; the command loop and the stats publisher, which only apply small changes and
+//! copy counters, take little and cut ingest's slice short for a moment when they wake. Lives
+//! on its shard core; the handles are plain ids, copied to whoever spawns.
 //!
 //! Debug builds also run glommio's stall detector: a queue that runs past its time slice
 //! without yielding is logged (`StallWarning`) with a backtrace.

@@ -75,7 +75,7 @@ impl M3msgDecoder {
 
     /// Decodes one `MetricWithMetadatas` received at `now` and routes it; the error is the
     /// reason it was refused (not counted: `message` counts it).
-    pub fn metric(&mut self, value: &[u8], now: i64, router: &mut impl SampleRouter) -> Result<(), &'static str> {
+    fn metric(&mut self, value: &[u8], now: i64, router: &mut impl SampleRouter) -> Result<(), &'static str> {
         let metric = view::decode_metric(value, now, &mut self.scratch).map_err(|e| e.reason())?;
         // M3 drops a metric whose metadata in effect is tombstoned.
         if self.scratch.tombstoned {

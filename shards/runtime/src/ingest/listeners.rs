@@ -68,8 +68,8 @@ pub(crate) fn start(
 }
 
 /// Spawns an ingest task (counted by the lifecycle) into the ingest queue.
-fn spawn(ctx: &IngestContext, task: impl std::future::Future<Output = ()> + 'static) -> bool {
-    ctx.lifecycle.spawn(ctx.queues.ingest, task)
+fn spawn(ctx: &IngestContext, task: impl std::future::Future<Output = ()> + 'static) {
+    ctx.lifecycle.spawn(ctx.queues.ingest, task);
 }
 
 fn bind_udp(addr: std::net::SocketAddr, recv_buffer: usize) -> std::io::Result<UdpSocket> {

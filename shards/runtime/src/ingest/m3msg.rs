@@ -71,6 +71,7 @@ pub(crate) async fn serve(ctx: Rc<IngestContext>, mut stream: TcpStream) {
                     // Keep ack frames well under the 4 MiB a stock M3 producer accepts.
                     if acks.len() >= max_acks {
                         router.dispatch().await;
+                        ctx.record(Protocol::M3msg, decoder.tally());
                         if send_acks(&ctx, &mut stream, &mut acks).await.is_err() {
                             break 'read;
                         }

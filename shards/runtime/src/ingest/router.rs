@@ -160,7 +160,7 @@ impl Router {
         if let Some(routes) = self.routes.clone() {
             self.forward(&routes).await;
         }
-        let handoff = self.parts.handoff.clone();
+        let handoff = &self.parts.handoff;
         for core in 0..self.batches.len() {
             if self.batches[core].is_empty() {
                 continue;
