@@ -126,7 +126,7 @@ pub(super) fn render(state: &AdminState) -> String {
     o.per_core("sheaf_values_flushed_total", "counter", "Aggregated values emitted.", &cores, |c| {
         c.aggregation.values_flushed as f64
     });
-    o.per_core("sheaf_nan_discarded_total", "counter", "NaN aggregated values discarded.", &cores, |c| {
+    o.per_core("sheaf_nan_discarded_total", "counter", "NaN and infinite aggregated values discarded.", &cores, |c| {
         c.aggregation.nan_discarded as f64
     });
     o.per_core("sheaf_flush_rounds_total", "counter", "Flush rounds run.", &cores, |c| c.flush_rounds as f64);

@@ -195,6 +195,23 @@ fn pipeline(policies: Vec<policypb::StoragePolicy>, rollup: bool) -> metricpb::P
 }
 
 #[test]
+fn a_frame_cut_off_by_the_close_is_counted_and_the_whole_ones_before_it_are_kept() {
+    let sheaf = Sheaf::start("m3msg-truncated", "");
+    let mut c = TcpStream::connect(sheaf.m3msg).unwrap();
+    let whole = message(1, counter("before.the.cut", 3));
+    let cut = message(2, counter("cut.off", 5));
+    c.write_all(&whole).unwrap();
+    c.write_all(&cut[..cut.len() / 2]).unwrap();
+    assert_eq!(read_acks(&mut c, 1), HashSet::from([1]));
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    sheaf.wait_metric("sheaf_rejected_values_total", &[("reason", "truncated_at_close")], 1.0);
+    assert_eq!(sheaf.metric("sheaf_ingested_values_total", &[("protocol", "m3msg")]), 1.0);
+    let out = sheaf.stop();
+    assert_eq!(out.iter().filter(|v| v.id == "before.the.cut").map(|v| v.value).collect::<Vec<_>>(), vec![3.0]);
+    assert!(!out.iter().any(|v| v.id == "cut.off"), "{out:?}");
+}
+
+#[test]
 fn metadata_repeating_an_element_emits_once_and_rollup_pipelines_are_counted_not_aggregated() {
     let sheaf = Sheaf::start("m3msg-pipelines", "");
     let mut metric = counter("mapped.and.rolled", 7);

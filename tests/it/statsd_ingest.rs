@@ -151,6 +151,22 @@ fn windows_flush_on_schedule_without_shutdown() {
     assert_eq!(sheaf.stop().len(), 2);
 }
 
+/// A counter sum or a gauge delta that overflows to infinity is dropped and counted with the
+/// NaNs, never written out (JSON has no infinity); the finite series beside it are exact.
+#[test]
+fn results_that_overflow_to_infinity_are_discarded_and_counted() {
+    let sheaf = Sheaf::start("statsd-overflow", "  default_storage_policies: [\"1s:1h\"]\n");
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.send_to(b"big:1e308|c\nbig:1e308|c\nok:1|c\ng:1e308|g\ng:+1e308|g\n", sheaf.statsd).unwrap();
+    sheaf.wait_metric("sheaf_ingested_values_total", &[], 5.0);
+    sheaf.wait_metric("sheaf_nan_discarded_total", &[], 2.0);
+    sheaf.wait_metric("sheaf_values_flushed_total", &[], 1.0);
+    let text = std::fs::read_to_string(sheaf.output_path()).unwrap();
+    assert!(!text.contains("null"), "{text}");
+    let out = sheaf.stop();
+    assert_eq!(out.iter().map(|v| (v.id.as_str(), v.value)).collect::<Vec<_>>(), vec![("ok", 1.0)]);
+}
+
 /// StatsD datagrams on the Unix socket: senders on several threads that keep sending until
 /// sheaf stops. Every datagram whose `send` succeeded is in the flushed sums (the socket
 /// refuses senders before the cores' last drain); a malformed line is counted under

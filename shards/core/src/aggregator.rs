@@ -501,7 +501,9 @@ impl CoreAggregator {
                         }
                         for agg in aggs.iter() {
                             let value = window.value_of(agg);
-                            if value.is_nan() && options.discard_nan {
+                            // A sum or a gauge delta can overflow to ±inf, which no output
+                            // format can carry: it goes with the NaNs.
+                            if !value.is_finite() && options.discard_nan {
                                 counters.nan_discarded += 1;
                                 continue;
                             }

@@ -12,7 +12,7 @@ use crate::policy::StoragePolicy;
 pub struct AggregatorOptions {
     /// Policies for untimed metrics whose metadata names none (`default_storage_policies`).
     pub default_policies: Vec<StoragePolicy>,
-    /// Drop NaN results instead of emitting them (`discard_nan_aggregated_values`).
+    /// Drop NaN and infinite results instead of emitting them (`discard_nan_aggregated_values`).
     pub discard_nan: bool,
     /// How old a timed metric may be when it arrives; its windows flush this much after they end.
     pub timed_buffer_past: i64,
@@ -48,6 +48,7 @@ pub struct AggregatorCounters {
     pub timed_too_early: u64,
     /// Samples whose metadata would have passed the per-core caps on policies and specs.
     pub metadata_rejected: u64,
+    /// NaN or infinite results dropped (`discard_nan`).
     pub nan_discarded: u64,
     pub windows_flushed: u64,
     pub values_flushed: u64,

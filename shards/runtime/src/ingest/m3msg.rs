@@ -41,6 +41,8 @@ pub(crate) async fn serve(ctx: Rc<IngestContext>, mut stream: TcpStream) {
     let mut acks = AckFrame::default();
     // When the acks waiting in `acks` must go out.
     let mut acks_due: Option<Instant> = None;
+    // The connection is closed because of a frame over `max_frame_size` (already counted).
+    let mut oversized = false;
     'read: loop {
         let wait = acks_due.map(|due| due.saturating_duration_since(Instant::now()));
         if wait.is_some_and(|w| w.is_zero()) {
@@ -82,6 +84,7 @@ pub(crate) async fn serve(ctx: Rc<IngestContext>, mut stream: TcpStream) {
                 Err(FrameError::TooLarge { len, max }) => {
                     decoder.reject("frame_too_large");
                     tracing::warn!(len, max, "m3msg frame larger than max_frame_size, closing connection");
+                    oversized = true;
                     break 'read;
                 }
             }
@@ -96,6 +99,11 @@ pub(crate) async fn serve(ctx: Rc<IngestContext>, mut stream: TcpStream) {
         if n < READ_CHUNK / 2 && !small_read_pause.is_zero() {
             glommio::timer::sleep(small_read_pause).await;
         }
+    }
+    // A frame the producer began but never finished: it is not acked, so a producer that
+    // reconnects resends it; counted so that the loss is visible when it does not.
+    if !oversized && !buf.unread().is_empty() {
+        decoder.reject("truncated_at_close");
     }
     router.dispatch().await;
     ctx.record(Protocol::M3msg, decoder.tally());
