@@ -11,6 +11,7 @@ mod layout;
 mod m3msg_ingest;
 mod m3msg_sink;
 mod malformed;
+mod ports;
 mod proxy;
 mod statsd_ingest;
 mod tidy;

@@ -8,6 +8,10 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BindError {
+    #[error(
+        "{what} port {addr} is held by another process (joining its SO_REUSEPORT group would split its traffic with this one): {source}"
+    )]
+    PortTaken { what: &'static str, addr: SocketAddr, source: io::Error },
     #[error("m3msg listen on {addr}: {source}")]
     M3msg { addr: SocketAddr, source: io::Error },
     #[error("statsd tcp listen on {addr}: {source}")]

@@ -156,6 +156,7 @@ impl ShardPool {
             statsd_tcp: ingest.statsd_tcp,
             statsd_unix: ingest.statsd_unix.clone(),
         };
+        refuse_taken_ports(&bind).map_err(|source| PoolError::Bind { core: 0, source })?;
         // One Unix socket for all cores: bound here, read by each.
         let unix = match &ingest.statsd_unix {
             Some(path) => {
@@ -239,4 +240,21 @@ impl ShardPool {
         }
         stopped.and(flushed)
     }
+}
+
+/// Refuses an ingest port another process holds. The cores bind with SO_REUSEPORT, which
+/// would let this process join the other's sockets and have the kernel split the traffic
+/// between the two. A probe bound without SO_REUSEPORT fails on such a port; it is closed
+/// at once (a listener with no connection leaves no TIME_WAIT). Port 0 is never taken.
+fn refuse_taken_ports(bind: &BoundAddrs) -> Result<(), BindError> {
+    let used = |addr: Option<std::net::SocketAddr>| addr.filter(|a| a.port() != 0);
+    for (what, addr) in [("m3msg", bind.m3msg), ("statsd tcp", bind.statsd_tcp)] {
+        if let Some(addr) = used(addr) {
+            std::net::TcpListener::bind(addr).map_err(|source| BindError::PortTaken { what, addr, source })?;
+        }
+    }
+    if let Some(addr) = used(bind.statsd_udp) {
+        std::net::UdpSocket::bind(addr).map_err(|source| BindError::PortTaken { what: "statsd udp", addr, source })?;
+    }
+    Ok(())
 }

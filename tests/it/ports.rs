@@ -1,0 +1,57 @@
+//! A second sheaf started on the ingest ports of a running one (a forgotten port override) is
+//! refused at start instead of joining the first one's SO_REUSEPORT groups and taking half
+//! of its traffic.
+
+use std::net::UdpSocket;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::tempdir::Dir;
+use crate::harness::{Sheaf, free_port};
+
+#[test]
+fn a_second_process_on_the_same_ingest_ports_is_refused_at_start() {
+    let first = Sheaf::start("ports-first", "");
+    let dir = Dir::new("ports-second");
+    let config = format!(
+        "cores: [0]\npin_cores: false\nhttp: {{listen_address: \"127.0.0.1:{admin}\"}}\n\
+         m3msg: {{server: {{listen_address: \"{m3msg}\"}}}}\n\
+         statsd:\n  udp: {{listen_address: \"{statsd}\"}}\n  tcp: {{listen_address: \"{statsd}\"}}\n\
+         aggregator:\n  flush:\n    handlers:\n      - json: {{path: \"{out}\"}}\n",
+        admin = free_port(),
+        m3msg = first.m3msg,
+        statsd = first.statsd,
+        out = dir.0.join("out.jsonl").display(),
+    );
+    let path = dir.0.join("second.yaml");
+    std::fs::write(&path, config).unwrap();
+    let mut second = Command::new(env!("CARGO_BIN_EXE_sheaf"))
+        .args(["run", "--config"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            second.kill().unwrap();
+            let _ = second.wait();
+            panic!("the second sheaf started on ports the first one holds");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(second.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains("held by another process"), "{stderr}");
+    // The first one still takes everything sent to it.
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.send_to(b"still.here:1|c\n", first.statsd).unwrap();
+    first.wait_metric("sheaf_ingested_values_total", &[], 1.0);
+    let out = first.stop();
+    assert_eq!(out.iter().filter(|v| v.id == "still.here").map(|v| v.value).sum::<f64>(), 1.0);
+}
