@@ -79,9 +79,23 @@ async fn serve(
         shard_owners: pool.shard_owners(),
         started: Instant::now(),
     });
-    let server = axum::serve(http, admin::router(state)).with_graceful_shutdown(shutdown_signal());
-    if let Err(e) = server.await {
-        tracing::error!(error = %e, "admin server failed; shutting down");
+    // The admin API closes last: it keeps answering while the cores stop, and a client that
+    // never finishes its request cannot hold the shutdown (see `close_admin`).
+    let (close, closed) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(http, admin::router(state)).with_graceful_shutdown(async {
+        let _ = closed.await;
+    });
+    let mut server = Some(tokio::spawn(server.into_future()));
+    tokio::select! {
+        () = shutdown_signal() => {}
+        result = server.as_mut().expect("admin server task") => {
+            server = None;
+            match result {
+                Ok(Ok(())) => tracing::error!("admin server ended; shutting down"),
+                Ok(Err(e)) => tracing::error!(error = %e, "admin server failed; shutting down"),
+                Err(e) => tracing::error!(error = %e, "admin server task failed; shutting down"),
+            }
+        }
     }
     tracing::info!("stopping: ingest closed, flushing");
     // In a cluster the open windows belong to whoever leads next: emit only closed ones.
@@ -94,7 +108,25 @@ async fn serve(
             let _ = tokio::time::timeout(std::time::Duration::from_secs(30), done).await;
         }
     }
+    close_admin(close, server).await;
     Ok(())
+}
+
+/// How long the admin API's requests in flight get to finish once the cores have stopped.
+const ADMIN_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Stops the admin server: requests in flight get `ADMIN_DRAIN` to finish, then every
+/// connection left (a client that sent half a request and waits, say) is dropped.
+async fn close_admin(
+    close: tokio::sync::oneshot::Sender<()>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+) {
+    let _ = close.send(());
+    let Some(mut server) = server else { return };
+    if tokio::time::timeout(ADMIN_DRAIN, &mut server).await.is_err() {
+        tracing::warn!("admin connections still open after {ADMIN_DRAIN:?}; closing them");
+        server.abort();
+    }
 }
 
 async fn shutdown_signal() {

@@ -1,8 +1,10 @@
-//! A second sheaf started on the ingest ports of a running one (a forgotten port override) is
-//! refused at start instead of joining the first one's SO_REUSEPORT groups and taking half
-//! of its traffic.
+//! sheaf's ports and clients: a second sheaf started on the ingest ports of a running one (a
+//! forgotten port override) is refused at start instead of joining the first one's
+//! SO_REUSEPORT groups and taking half of its traffic; an admin client that never finishes
+//! its request cannot hold the shutdown.
 
-use std::net::UdpSocket;
+use std::io::Write;
+use std::net::{TcpStream, UdpSocket};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -54,4 +56,18 @@ fn a_second_process_on_the_same_ingest_ports_is_refused_at_start() {
     first.wait_metric("sheaf_ingested_values_total", &[], 1.0);
     let out = first.stop();
     assert_eq!(out.iter().filter(|v| v.id == "still.here").map(|v| v.value).sum::<f64>(), 1.0);
+}
+
+#[test]
+fn a_half_sent_admin_request_does_not_hold_the_shutdown() {
+    let sheaf = Sheaf::start("half-request", "");
+    let mut client = TcpStream::connect(sheaf.admin).unwrap();
+    client.write_all(b"GET /metrics HTTP/1.1\r\nHo").unwrap();
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.send_to(b"kept:1|c\n", sheaf.statsd).unwrap();
+    sheaf.wait_metric("sheaf_ingested_values_total", &[], 1.0);
+    // `stop` fails unless sheaf exits 0 within its deadline, with the client still connected.
+    let out = sheaf.stop();
+    assert_eq!(out.iter().filter(|v| v.id == "kept").map(|v| v.value).sum::<f64>(), 1.0);
+    drop(client);
 }
