@@ -95,6 +95,7 @@ fn pool_config(config: &Config) -> anyhow::Result<PoolConfig> {
             timed_buffer_past: agg.buffer_duration_for_past_timed_metric.0.as_nanos() as i64,
             timed_buffer_future: agg.buffer_duration_for_future_timed_metric.0.as_nanos() as i64,
             entry_ttl: agg.entry_ttl.0.as_nanos() as i64,
+            min_resolution: agg.min_storage_resolution.0.as_nanos() as i64,
             naming: Arc::new(Naming {
                 metric_prefix: agg.metric_prefix.clone(),
                 counter_prefix: agg.counter_prefix.clone(),

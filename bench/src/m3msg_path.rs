@@ -7,7 +7,7 @@
 
 use sheaf_proto::frame::{DEFAULT_MAX_FRAME_SIZE, next_frame};
 use sheaf_proto::output::AckFrame;
-use sheaf_shard_core::SampleBatch;
+use sheaf_shard_core::{AggregatorOptions, SampleBatch};
 use sheaf_shard_runtime::decode::{M3msgDecoder, SampleRouter};
 
 /// Decodes framed m3msg messages into sample batches, with sheaf's default storage policy
@@ -21,8 +21,8 @@ pub struct FrameDecoder {
 impl FrameDecoder {
     /// `now`: the decoding time, which picks the staged metadata in effect.
     pub fn new(num_shards: u32, now: i64) -> Self {
-        let defaults = vec!["10s:2d".parse().expect("policy")];
-        Self { decoder: M3msgDecoder::new(num_shards, defaults), acks: AckFrame::default(), now }
+        let options = AggregatorOptions::with_policies(vec!["10s:2d".parse().expect("policy")]);
+        Self { decoder: M3msgDecoder::new(num_shards, &options), acks: AckFrame::default(), now }
     }
 
     /// Decodes up to `max` frames at the start of `frames` into the batches `router` picks,

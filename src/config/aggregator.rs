@@ -31,6 +31,10 @@ pub struct Aggregator {
     /// At shutdown, also emit windows that have not ended yet (a single node has no
     /// replica to emit them later).
     pub shutdown_flush_open_windows: bool,
+    /// The finest storage resolution accepted, from the config or from a metric's metadata;
+    /// a finer one is refused (and counted) rather than aggregated, since every resolution
+    /// costs its core a flush round per period.
+    pub min_storage_resolution: Dur,
 }
 
 impl Default for Aggregator {
@@ -48,6 +52,7 @@ impl Default for Aggregator {
             flush_manager: FlushManager::default(),
             flush: Flush::default(),
             shutdown_flush_open_windows: true,
+            min_storage_resolution: Dur(Duration::from_secs(1)),
         }
     }
 }
@@ -103,6 +108,12 @@ impl Aggregator {
             let policy: StoragePolicy = p.parse().map_err(|e: sheaf_shard_core::PolicyError| {
                 invalid(format!("aggregator.default_storage_policies[{i}]"), e.to_string())
             })?;
+            if policy.resolution_nanos < self.min_storage_resolution.0.as_nanos() as i64 {
+                return Err(invalid(
+                    format!("aggregator.default_storage_policies[{i}]"),
+                    format!("{p} is finer than aggregator.min_storage_resolution"),
+                ));
+            }
             if out.contains(&policy) {
                 return Err(invalid(
                     format!("aggregator.default_storage_policies[{i}]"),

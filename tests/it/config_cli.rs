@@ -22,6 +22,7 @@ fn check_config_accepts_the_template_and_names_bad_keys() {
         ("num_shards: 0\n", "num_shards"),
         ("aggregator:\n  defualt_storage_policies: [\"10s:2d\"]\n", "defualt_storage_policies"),
         ("aggregator:\n  default_storage_policies: [\"10x:2d\"]\n", "aggregator.default_storage_policies[0]"),
+        ("aggregator:\n  default_storage_policies: [\"100ms:1h\"]\n", "min_storage_resolution"),
         ("cores: [0, 0]\n", "cores"),
         ("statsd:\n  udp:\n    listen_address: nowhere\n", "listen_address"),
     ] {

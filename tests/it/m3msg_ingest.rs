@@ -194,6 +194,40 @@ fn pipeline(policies: Vec<policypb::StoragePolicy>, rollup: bool) -> metricpb::P
     }
 }
 
+/// A metadata asking for a resolution finer than `min_storage_resolution` (1s by default)
+/// is refused and counted, still acked; it creates no flush schedule, so the core is not
+/// pinned by flush rounds; a metric with a normal policy beside it is aggregated.
+#[test]
+fn a_storage_resolution_below_the_minimum_is_refused_and_counted() {
+    let sheaf = Sheaf::start("m3msg-tiny-resolution", "");
+    let staged = |policy: policypb::StoragePolicy| metricpb::StagedMetadatas {
+        metadatas: vec![metricpb::StagedMetadata {
+            cutover_nanos: 0,
+            tombstoned: false,
+            metadata: Some(metricpb::Metadata { pipelines: vec![pipeline(vec![policy], false)] }),
+        }],
+    };
+    let one_microsecond = policypb::StoragePolicy {
+        resolution: Some(policypb::Resolution { window_size: 1_000, precision: 1_000 }),
+        retention: Some(policypb::Retention { period: 3_600_000_000_000 }),
+    };
+    let mut tiny = counter("tiny.resolution", 1);
+    tiny.counter_with_metadatas.as_mut().unwrap().metadatas = Some(staged(one_microsecond));
+    let mut fine = counter("ten.seconds", 2);
+    fine.counter_with_metadatas.as_mut().unwrap().metadatas = Some(staged(policy(10, 172_800)));
+    let mut c = TcpStream::connect(sheaf.m3msg).unwrap();
+    c.write_all(&message(1, tiny)).unwrap();
+    c.write_all(&message(2, fine)).unwrap();
+    assert_eq!(read_acks(&mut c, 2).len(), 2);
+    sheaf.wait_metric("sheaf_rejected_values_total", &[("reason", "resolution_too_small")], 1.0);
+    sheaf.wait_metric("sheaf_ingested_values_total", &[("protocol", "m3msg")], 1.0);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(sheaf.metric("sheaf_flush_rounds_total", &[]) < 100.0, "flush rounds at the refused resolution");
+    let out = sheaf.stop();
+    assert!(!out.iter().any(|v| v.id == "tiny.resolution"), "{out:?}");
+    assert_eq!(out.iter().filter(|v| v.id == "ten.seconds").map(|v| v.value).collect::<Vec<_>>(), vec![2.0]);
+}
+
 #[test]
 fn a_frame_cut_off_by_the_close_is_counted_and_the_whole_ones_before_it_are_kept() {
     let sheaf = Sheaf::start("m3msg-truncated", "");

@@ -20,6 +20,9 @@ pub struct AggregatorOptions {
     pub timed_buffer_future: i64,
     /// A series with no open window and no write for this long is forgotten (`entry_ttl`).
     pub entry_ttl: i64,
+    /// The finest resolution a metric's metadata may ask for (`min_storage_resolution`); a
+    /// finer one is refused at decode.
+    pub min_resolution: i64,
     pub naming: Arc<Naming>,
 }
 
@@ -33,6 +36,7 @@ impl AggregatorOptions {
             timed_buffer_past: 60_000_000_000,
             timed_buffer_future: 60_000_000_000,
             entry_ttl: 3_600_000_000_000,
+            min_resolution: 1_000_000_000,
             naming: Arc::new(Naming::default()),
         }
     }

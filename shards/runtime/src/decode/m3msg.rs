@@ -7,7 +7,9 @@ use sheaf_proto::output::AckFrame;
 use sheaf_proto::view::{self, MetricView, Scratch, TimedType};
 use sheaf_shard_core::batch::DEFAULT_SPEC;
 use sheaf_shard_core::murmur3::ShardOf;
-use sheaf_shard_core::{AggTypes, ElemSpec, MetricType, SampleBatch, SampleValue, SpecRef, StoragePolicy, UNTIMED};
+use sheaf_shard_core::{
+    AggTypes, AggregatorOptions, ElemSpec, MetricType, SampleBatch, SampleValue, SpecRef, StoragePolicy, UNTIMED,
+};
 
 use super::{DecodeTally, SampleRouter};
 
@@ -16,6 +18,8 @@ pub struct M3msgDecoder {
     scratch: Scratch,
     elems: Vec<ElemSpec>,
     defaults: Vec<StoragePolicy>,
+    /// The finest resolution accepted (nanoseconds).
+    min_resolution: i64,
     shard_of: ShardOf,
     /// What `elems` was derived from (`Scratch::metadata_generation`), so that a metadata
     /// repeated from one message to the next is not derived again.
@@ -30,13 +34,15 @@ pub struct M3msgDecoder {
 }
 
 impl M3msgDecoder {
-    /// For a pool of `num_shards` shards; metadata that names no storage policy means
-    /// `default_policies`.
-    pub fn new(num_shards: u32, default_policies: Vec<StoragePolicy>) -> Self {
+    /// For a pool of `num_shards` shards aggregating with `options`: metadata that names no
+    /// storage policy means its default policies, and one finer than its minimum resolution
+    /// is refused.
+    pub fn new(num_shards: u32, options: &AggregatorOptions) -> Self {
         Self {
             scratch: Scratch::default(),
             elems: Vec::new(),
-            defaults: default_policies,
+            defaults: options.default_policies.clone(),
+            min_resolution: options.min_resolution,
             shard_of: ShardOf::new(num_shards),
             elems_generation: None,
             elems_outcome: Ok(true),
@@ -211,6 +217,9 @@ impl M3msgDecoder {
                 }
             }
             for v in policies {
+                if v.resolution_nanos < self.min_resolution {
+                    return Err("resolution_too_small");
+                }
                 let policy =
                     StoragePolicy::new(v.resolution_nanos, v.retention_nanos).map_err(|_| "bad_storage_policy")?;
                 add(ElemSpec { aggs, policy }, &mut self.elems);

@@ -3,7 +3,7 @@
 use sheaf_proto::forward::{Forwarded, encode_forward_frame};
 use sheaf_proto::output::AckFrame;
 use sheaf_shard_core::murmur3::ShardOf;
-use sheaf_shard_core::{MetricType, SampleBatch, UNTIMED};
+use sheaf_shard_core::{AggregatorOptions, MetricType, SampleBatch, UNTIMED};
 
 use super::{M3msgDecoder, SampleRouter, StatsdDecoder};
 
@@ -72,7 +72,7 @@ fn an_m3msg_message_is_acked_and_its_metric_routed() {
     let counter = Forwarded::Counter { id: b"requests", value: 5, arrival: 0 };
     encode_forward_frame(&counter, &[], 0, 7, 0, &mut frame);
     let payload = &frame[4..];
-    let mut decoder = M3msgDecoder::new(8, vec!["10s:2d".parse().unwrap()]);
+    let mut decoder = M3msgDecoder::new(8, &AggregatorOptions::with_policies(vec!["10s:2d".parse().unwrap()]));
     let mut router = per_shard(8);
     let mut acks = AckFrame::default();
     decoder.message(payload, 1_700_000_000_000_000_000, &mut router, &mut acks);
@@ -85,7 +85,7 @@ fn an_m3msg_message_is_acked_and_its_metric_routed() {
 
 #[test]
 fn a_malformed_m3msg_message_is_counted_and_not_acked() {
-    let mut decoder = M3msgDecoder::new(8, vec!["10s:2d".parse().unwrap()]);
+    let mut decoder = M3msgDecoder::new(8, &AggregatorOptions::with_policies(vec!["10s:2d".parse().unwrap()]));
     let mut batch = SampleBatch::default();
     let mut acks = AckFrame::default();
     decoder.message(&[0xff, 0xff, 0xff], 0, &mut batch, &mut acks);

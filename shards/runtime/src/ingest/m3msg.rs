@@ -36,7 +36,7 @@ pub(crate) async fn serve(ctx: Rc<IngestContext>, mut stream: TcpStream) {
     let ack_wait = config.ingest.ack_delay.min(config.ingest.ack_interval);
     let small_read_pause = config.ingest.small_read_pause;
     let mut router = Router::new(ctx.router.clone(), Source::Replicated);
-    let mut decoder = M3msgDecoder::new(config.num_shards, config.aggregator.default_policies.clone());
+    let mut decoder = M3msgDecoder::new(config.num_shards, &config.aggregator);
     let mut buf = ReadBuffer::new();
     let mut acks = AckFrame::default();
     // When the acks waiting in `acks` must go out.
