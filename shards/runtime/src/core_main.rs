@@ -47,7 +47,7 @@ pub(crate) struct CoreSetup {
 pub(crate) async fn run_core(setup: CoreSetup) {
     let queues = TaskQueues::create();
     let state = Rc::new(CoreState::new(setup.index, setup.cpu, setup.config, setup.published));
-    let routing = Rc::new(RouteTable::new(state.config.num_shards, state.cores));
+    let routing = Rc::new(RouteTable::new());
     let lifecycle = Rc::new(IngestLifecycle::new(state.clone()));
     let handoff = Handoff::connect(state.clone(), setup.links, queues.ingest).await;
     let forwarders = Rc::new(Forwarders::new(state.clone(), queues.ingest));

@@ -18,10 +18,10 @@ pub(crate) struct RouteTable {
 }
 
 impl RouteTable {
-    /// Shard s on core s mod `cores` until the first `SetShardOwners`.
-    pub(crate) fn new(num_shards: u32, cores: usize) -> Self {
-        let owners = (0..num_shards).map(|s| (s as usize % cores) as u16).collect();
-        Self { owners: RefCell::new(owners), routes: RefCell::new(None) }
+    /// Empty until the first command, `SetShardOwners`, which the pool sends before any
+    /// other (so before ingest starts).
+    pub(crate) fn new() -> Self {
+        Self { owners: RefCell::new(Arc::from([])), routes: RefCell::new(None) }
     }
 
     pub(crate) fn owners(&self) -> Arc<[u16]> {

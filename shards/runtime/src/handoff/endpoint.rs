@@ -62,20 +62,19 @@ impl Handoff {
         handoff
     }
 
-    /// An empty batch to fill for core `to`: one it returned, or a new one.
-    pub(crate) fn fresh_batch(&self, to: usize) -> SampleBatch {
-        match self.peer(to) {
+    /// Hands the batch in `slot` to core `to` (see the protocol, step 2) and leaves an empty
+    /// one to fill in its place: one that core returned, or a new one. If that core is gone
+    /// (its executor died) the batch is applied here rather than lost: the shard's state
+    /// splits, the sums stay exact.
+    pub(crate) async fn send(&self, to: usize, slot: &mut SampleBatch) {
+        let peer = self.peer(to);
+        let fresh = match &peer {
             Some(peer) => peer.fresh_batch(),
             None => SampleBatch::with_capacity(self.state.config.handoff_batch_values),
-        }
-    }
-
-    /// Hands `batch` to core `to` (see the protocol, step 2). If that core is gone (its
-    /// executor died) the batch is applied here rather than lost: the shard's state splits,
-    /// the sums stay exact.
-    pub(crate) async fn send(&self, to: usize, batch: SampleBatch) {
+        };
+        let batch = std::mem::replace(slot, fresh);
         let values = batch.len() as u64;
-        let sent = match self.peer(to) {
+        let sent = match peer {
             Some(peer) => self.send_or_take_in(&peer, batch).await,
             None => Err(batch),
         };

@@ -170,8 +170,7 @@ impl Router {
                 self.batches[core].clear();
                 continue;
             }
-            let batch = std::mem::replace(&mut self.batches[core], handoff.fresh_batch(core));
-            handoff.send(core, batch).await;
+            handoff.send(core, &mut self.batches[core]).await;
         }
         handoff.take_in_sent().await;
         // Pick up a new shard map between reads (new routes are picked up above).
