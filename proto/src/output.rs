@@ -5,6 +5,9 @@
 //! [`AckFrame`] is the m3msg `Ack` an ingest connection sends back; each connection owns
 //! one, on the shard core that reads it.
 
+use base64::Engine as _;
+use base64::prelude::BASE64_STANDARD;
+
 use crate::metricpb;
 
 /// One aggregated value, as both encoders take it.
@@ -200,9 +203,12 @@ fn push_varint(mut n: u64, out: &mut Vec<u8>) {
     out.extend_from_slice(&buf[..=i]);
 }
 
-/// Appends `{"id":…,"time_ns":…,"value":…,"policy":…,"agg":…,"type":…}\n`. The id is
-/// escaped as a JSON string (bytes that are not UTF-8 become U+FFFD); a value that is not
-/// finite is written as `null`.
+/// Appends `{"id":…,"time_ns":…,"value":…,"policy":…,"agg":…,"type":…}\n`.
+///
+/// Ids are bytes, and the line keeps them exactly: `id` is the id as a JSON string, and an id
+/// that is not valid UTF-8 (whose `id` then shows each invalid sequence as U+FFFD) also gets
+/// `"id_base64"` right after it, the exact bytes in standard base64. A value that is not
+/// finite is written as `null` (the cores discard and count those before they reach a sink).
 pub fn write_json_line(v: &AggregatedValue<'_>, policy: &str, agg: &str, type_name: &str, out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"id\":");
     write_json_id(v.id, out);
@@ -231,15 +237,23 @@ fn copies_as_is(bytes: &[u8], end: u8) -> bool {
     bytes.iter().fold(true, |plain, &b| plain & (0x20..end).contains(&b) & (b != b'"') & (b != b'\\'))
 }
 
-/// An id as a JSON string: printable ASCII is copied whole; anything else goes through UTF-8
-/// replacement and escaping.
+/// An id as a JSON string: printable ASCII is copied whole; anything else is escaped, and an
+/// id that is not UTF-8 is written replaced (`id`) and exact (`id_base64`).
 fn write_json_id(id: &[u8], out: &mut Vec<u8>) {
     if copies_as_is(id, 0x80) {
         out.push(b'"');
         out.extend_from_slice(id);
         out.push(b'"');
-    } else {
-        write_json_string(&String::from_utf8_lossy(id), out);
+        return;
+    }
+    match std::str::from_utf8(id) {
+        Ok(text) => write_json_string(text, out),
+        Err(_) => {
+            write_json_string(&String::from_utf8_lossy(id), out);
+            out.extend_from_slice(b",\"id_base64\":\"");
+            out.extend_from_slice(BASE64_STANDARD.encode(id).as_bytes());
+            out.push(b'"');
+        }
     }
 }
 
@@ -313,7 +327,8 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// Any id, escaped or copied whole, reads back as itself (non-UTF-8 bytes as U+FFFD).
+        /// Any id reads back exactly: from `id` when it is UTF-8, else from `id_base64` (and
+        /// `id` shows it with U+FFFD for each invalid sequence).
         #[test]
         fn json_ids_read_back(id in proptest::collection::vec(proptest::prop_oneof![
             proptest::sample::select(b"\"\\\n\r\t\x00\x1f\x7f az.;=".to_vec()),
@@ -323,6 +338,12 @@ mod tests {
             write_json_line(&value(&id, 1.0), "10s:2d", "sum", "counter", &mut out);
             let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
             proptest::prop_assert_eq!(line["id"].as_str().unwrap(), String::from_utf8_lossy(&id));
+            let exact = match line.get("id_base64") {
+                Some(b64) => BASE64_STANDARD.decode(b64.as_str().unwrap()).unwrap(),
+                None => line["id"].as_str().unwrap().as_bytes().to_vec(),
+            };
+            proptest::prop_assert_eq!(&exact, &id);
+            proptest::prop_assert_eq!(line.get("id_base64").is_some(), std::str::from_utf8(&id).is_err());
         }
     }
 

@@ -196,7 +196,12 @@ statsd:
     }
 
     /// SIGTERM, wait for exit 0, return every flushed value.
-    pub fn stop(mut self) -> Vec<Flushed> {
+    pub fn stop(self) -> Vec<Flushed> {
+        parse_output(&self.stop_raw())
+    }
+
+    /// Stops sheaf as `stop` does and returns its JSON sink's output as written.
+    pub fn stop_raw(mut self) -> String {
         let mut child = self.child.take().unwrap();
         // SAFETY: plain kill(2) on our own child's pid.
         unsafe {
@@ -211,7 +216,7 @@ statsd:
             std::thread::sleep(Duration::from_millis(20));
         };
         assert!(status.success(), "sheaf exited with {status}: {}", self.stderr());
-        read_output(&self.output_path())
+        std::fs::read_to_string(self.output_path()).unwrap_or_default()
     }
 }
 
