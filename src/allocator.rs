@@ -1,4 +1,5 @@
-//! The process allocator: mimalloc, told to give freed memory back to the OS at once.
+//! The process allocator: mimalloc (set as the global allocator in `src/main.rs`), told to
+//! give freed memory back to the OS at once.
 //!
 //! mimalloc (v3, as the `mimalloc` crate builds it) holds freed pages for `purge_delay` (1 s)
 //! and purges them only when the thread that owns them next allocates or frees. A shard core
@@ -8,9 +9,6 @@
 //! freed run of pages, which only growth and flush rounds pay. Set once on the main thread
 //! before any other starts; `release_freed_memory` runs on each shard core after its flush
 //! rounds.
-
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// `mi_option_purge_delay` in `mi_option_t` (the same index in mimalloc v2 and v3;
 /// libmimalloc-sys defines no constant for it). Checked against its documented default

@@ -1,20 +1,14 @@
-//! `sheaf`: the binary. Parses the command line and hands over to `boot`.
-#![allow(unreachable_pub)] // a binary: `pub` marks what modules share
-
-mod admin;
-mod allocator;
-mod boot;
-mod cluster;
-mod config;
-mod control;
-mod host_checks;
-mod sinks;
-mod topology;
+//! `sheaf`: the binary. Parses the command line and hands over to the control plane's
+//! library (`src/lib.rs`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use sheaf::{allocator, boot, cluster, topology};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(name = "sheaf", version, about = "thread-per-core, lock-free streaming metrics aggregator")]

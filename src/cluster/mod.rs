@@ -19,7 +19,7 @@ mod memory;
 pub mod node;
 #[cfg(test)]
 mod node_tests;
-pub(crate) mod placement;
+pub mod placement;
 pub mod plan;
 pub mod state;
 #[cfg(test)]
