@@ -7,6 +7,7 @@ mod config_cli;
 mod dead_sink;
 mod etcd;
 mod harness;
+mod ingest_limits;
 mod layout;
 mod m3msg_ingest;
 mod m3msg_sink;

@@ -54,9 +54,8 @@ fn socket_drops(fd: RawFd) -> Option<u32> {
     // `info` and `len` outlive the call, and `len` says how many bytes `info` holds.
     // SAFETY: `fd` is an open socket (the watch ends before its read loop closes it);
     // getsockopt writes at most `len` bytes into `info`.
-    let rc = unsafe {
-        libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_MEMINFO, info.as_mut_ptr().cast(), &raw mut len)
-    };
+    let rc =
+        unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_MEMINFO, info.as_mut_ptr().cast(), &raw mut len) };
     let drops = libc::SK_MEMINFO_DROPS as usize;
     let written = len as usize / std::mem::size_of::<u32>();
     (rc == 0 && drops < written.min(VARS)).then(|| info[drops])

@@ -46,7 +46,10 @@ enum Wake {
 pub(crate) enum DatagramSocket {
     /// `_drops` (held for its `Drop`) is declared first, so it is dropped (and reads the
     /// socket's drop counter a last time) before `socket` closes.
-    Udp { _drops: UdpDropWatch, socket: UdpSocket },
+    Udp {
+        _drops: UdpDropWatch,
+        socket: UdpSocket,
+    },
     Unix(CoreHandle),
 }
 
