@@ -55,6 +55,8 @@ pub struct Launch<'a> {
     pub aggregator: &'a str,
     /// Added inside `m3msg.server`, e.g. `, max_frame_size: 4096`.
     pub m3msg_server: &'a str,
+    /// YAML lines added under `statsd:`, indented by 2, e.g. `  max_line_size: 1024\n`.
+    pub statsd: &'a str,
     /// Added inside `statsd.tcp`, e.g. `, read_timeout: 1s`.
     pub statsd_tcp: &'a str,
     /// Added inside `statsd.udp`, e.g. `, recv_buffer_bytes: 65536`.
@@ -97,7 +99,7 @@ impl Sheaf {
 
     fn launch_once(tag: &str, launch: &Launch<'_>) -> Result<Self, String> {
         let (aggregator_extra, m3msg_server_extra, top_extra) = (launch.aggregator, launch.m3msg_server, launch.top);
-        let (statsd_tcp_extra, statsd_udp_extra) = (launch.statsd_tcp, launch.statsd_udp);
+        let (statsd_extra, statsd_tcp_extra, statsd_udp_extra) = (launch.statsd, launch.statsd_tcp, launch.statsd_udp);
         let dir = tempdir::Dir::new(tag);
         let (admin, m3msg, statsd) = (free_port(), free_port(), free_port());
         let out = dir.0.join("out.jsonl");
@@ -111,7 +113,7 @@ m3msg: {{server: {{listen_address: "127.0.0.1:{m3msg}"{m3msg_server_extra}}}}}
 statsd:
   udp: {{listen_address: "127.0.0.1:{statsd}"{statsd_udp_extra}}}
   tcp: {{listen_address: "127.0.0.1:{statsd}"{statsd_tcp_extra}}}
-{unix}aggregator:
+{statsd_extra}{unix}aggregator:
   flush:
     handlers:
       - json: {{path: "{out}"}}

@@ -84,6 +84,50 @@ fn stalled_large_frames_are_held_within_the_per_core_budget() {
     assert_eq!(got[&("statsd.beside.the.stall".into(), "sum".into())], 1500.0);
 }
 
+/// StatsD TCP with lines longer than the read buffer (a 4 MiB `max_line_size`): each core
+/// holds one 900 KiB partial line within its 1 MiB budget and closes the connections whose
+/// lines would go past it (counted, their partial lines not decoded); a client beside them
+/// is kept whole.
+#[test]
+fn long_statsd_lines_are_held_within_the_per_core_budget() {
+    let sheaf = Sheaf::launch(
+        "limits-statsd-budget",
+        Launch {
+            statsd: "  max_line_size: 4194304\n",
+            statsd_tcp: ", max_buffered_bytes_per_core: 1048576",
+            ..Launch::default()
+        },
+    );
+    const STALLED: usize = 6;
+    let partial = format!("long.line:1|c|#tag:{}", "x".repeat(900 * 1024));
+    let stalled: Vec<TcpStream> = (0..STALLED)
+        .map(|_| {
+            let mut c = TcpStream::connect(sheaf.statsd).unwrap();
+            c.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
+            let _ = c.write_all(partial.as_bytes());
+            c
+        })
+        .collect();
+    // Two such lines do not fit one core's budget: at most one per core is held.
+    let over = (STALLED - 2) as f64;
+    sheaf.wait_metric(
+        "sheaf_refused_connections_total",
+        &[("protocol", "statsd_tcp"), ("reason", "buffer_budget")],
+        over,
+    );
+    sheaf.wait_metric("sheaf_rejected_values_total", &[("protocol", "statsd_tcp"), ("reason", "buffer_budget")], over);
+    let mut valid = TcpStream::connect(sheaf.statsd).unwrap();
+    valid.write_all(b"short.line:2|c\nshort.line:3|c\n").unwrap();
+    drop(valid);
+    sheaf.wait_metric("sheaf_ingested_values_total", &[("protocol", "statsd_tcp")], 2.0);
+    drop(stalled);
+    let out = sheaf.stop();
+    let got = totals(&out);
+    assert_eq!(got[&("short.line".into(), "sum".into())], 5.0);
+    let held = got.iter().filter(|((id, _), _)| id.starts_with("long.line")).map(|(_, v)| v).sum::<f64>();
+    assert!(held <= 2.0, "only the lines held (one per core at most) are decoded at close: {held}");
+}
+
 /// Past `max_connections` a connection is closed at once and counted, per protocol; the
 /// connections served keep working, and a closed one frees its place.
 #[test]

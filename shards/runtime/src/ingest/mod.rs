@@ -6,7 +6,8 @@
 //! - `statsd`, `m3msg`: the per-connection and per-socket read loops; the decoding itself is
 //!   the sans-IO `crate::decode`.
 //! - `router`: per-destination batches, hand-off and forwarding.
-//! - `read_buffer`, `recv_batch`: the buffers a stream or a datagram socket reads into.
+//! - `read_buffer`, `recv_batch`: the buffers a stream or a datagram socket reads into, and
+//!   the per-core budget (`StreamBudgets`) for stream frames larger than a read buffer.
 //! - `spread`, `udp_spread`, `unix_socket`: how connections, UDP datagrams and the shared
 //!   Unix socket are spread over the cores.
 //!

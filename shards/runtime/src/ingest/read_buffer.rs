@@ -53,7 +53,8 @@ pub(crate) struct OverBudget;
 /// The bytes received on one connection and not yet decoded. The socket reads straight
 /// into it (no copy from a separate read buffer); only the partial frame (or line) left at
 /// the end of a read moves, to the front, when the room after it runs short. A frame larger
-/// than `BASE_BYTES` grows it, within the budget, until the frame is decoded.
+/// than `BASE_BYTES` grows it, within the budget, until the frame is decoded (and at most
+/// `READ_CHUNK` bytes are left after it).
 pub(crate) struct ReadBuffer {
     bytes: Vec<u8>,
     /// Decoded up to here.
@@ -108,13 +109,21 @@ impl ReadBuffer {
         self.start += n;
         if self.start == self.end {
             (self.start, self.end) = (0, 0);
-            if self.charged > 0 {
-                // The large frame is decoded: back to the base size, and the budget back.
-                self.bytes.truncate(BASE_BYTES);
-                self.bytes.shrink_to_fit();
-                self.budget.give_back(std::mem::take(&mut self.charged));
-            }
         }
+        if self.charged > 0 && self.end - self.start <= READ_CHUNK {
+            self.shrink();
+        }
+    }
+
+    /// The large frame is decoded: what is left (at most `READ_CHUNK`) moves to the front
+    /// of a buffer of the base size, and the growth goes back to the budget.
+    fn shrink(&mut self) {
+        self.bytes.copy_within(self.start..self.end, 0);
+        self.end -= self.start;
+        self.start = 0;
+        self.bytes.truncate(BASE_BYTES);
+        self.bytes.shrink_to_fit();
+        self.budget.give_back(std::mem::take(&mut self.charged));
     }
 }
 
@@ -176,8 +185,9 @@ mod tests {
         b.filled(n);
         assert_eq!(budget.held(), 3 * READ_CHUNK);
         let len = a.unread().len();
-        a.consume(len);
+        a.consume(len - 10);
         assert_eq!(budget.held(), READ_CHUNK, "a decoded large frame gives its growth back");
+        assert_eq!(a.unread().len(), 10, "and keeps what follows it");
         drop(b);
         assert_eq!(budget.held(), 0, "a closed connection gives its growth back");
     }
