@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use sheaf_shard_core::{AggregatorOptions, Naming};
-use sheaf_shard_runtime::{FlushBatchPool, FlushReports, FlushSchedule, IngestConfig, PoolConfig, PoolServices};
+use sheaf_shard_runtime::{
+    FlushBatchPool, FlushReports, FlushSchedule, IngestConfig, PoolConfig, PoolServices, StreamLimits,
+};
 
 use crate::admin::SinkView;
 use crate::config::Config;
@@ -119,6 +121,16 @@ fn pool_config(config: &Config) -> anyhow::Result<PoolConfig> {
             ack_delay: config.m3msg.server.ack_delay.0,
             small_read_pause: config.m3msg.server.small_read_pause.0,
             max_acks_per_frame: config.m3msg.server.max_acks_per_frame,
+            m3msg_limits: StreamLimits {
+                max_connections: config.m3msg.server.max_connections,
+                read_timeout: Some(config.m3msg.server.read_timeout.0).filter(|d| !d.is_zero()),
+                max_buffered_bytes_per_core: config.m3msg.server.max_buffered_bytes_per_core,
+            },
+            statsd_tcp_limits: StreamLimits {
+                max_connections: config.statsd.tcp.max_connections,
+                read_timeout: Some(config.statsd.tcp.read_timeout.0).filter(|d| !d.is_zero()),
+                max_buffered_bytes_per_core: config.statsd.tcp.max_buffered_bytes_per_core,
+            },
         },
         flush: FlushSchedule {
             max_jitters: agg

@@ -7,7 +7,7 @@
 use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
 
-use sheaf_shard_runtime::{CoreStats, Protocol};
+use sheaf_shard_runtime::{ConnectionRefusal, CoreStats, Protocol};
 
 use super::state::AdminState;
 
@@ -148,6 +148,29 @@ pub(super) fn render(state: &AdminState) -> String {
         c.acked_messages as f64
     });
     o.per_core("sheaf_open_connections", "gauge", "Open ingest connections.", &cores, |c| c.open_connections as f64);
+    o.family(
+        "sheaf_refused_connections_total",
+        "counter",
+        "Ingest connections a core closed itself: over max_connections at accept, read_timeout, buffer_budget.",
+    );
+    for c in &cores {
+        for p in [Protocol::M3msg, Protocol::StatsdTcp] {
+            for reason in ConnectionRefusal::ALL {
+                o.sample(
+                    "sheaf_refused_connections_total",
+                    &[("core", &c.core.to_string()), ("protocol", p.name()), ("reason", reason.name())],
+                    c.refused_connections[p as usize][reason as usize],
+                );
+            }
+        }
+    }
+    o.per_core(
+        "sheaf_udp_dropped_datagrams_total",
+        "counter",
+        "StatsD datagrams the kernel dropped at this core's UDP socket (receive buffer full).",
+        &cores,
+        |c| c.udp_dropped_datagrams as f64,
+    );
 
     o.family("sheaf_sink_backlog_values", "gauge", "Values queued for a sink and not yet taken.");
     for s in &state.sinks {

@@ -13,6 +13,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Json};
 use axum::routing::get;
 use serde_json::{Value, json};
+use sheaf_shard_runtime::{ConnectionRefusal, CoreStats, Protocol};
 
 pub use state::{AdminState, SinkView};
 
@@ -48,6 +49,8 @@ async fn status(State(state): State<Arc<AdminState>>) -> Json<Value> {
                 "handed_off_values": c.handed_off_values,
                 "handoff_queue_depth": depth[c.core],
                 "open_connections": c.open_connections,
+                "refused_connections": refused_connections(c),
+                "udp_dropped_datagrams": c.udp_dropped_datagrams,
                 "flush_rounds": c.flush_rounds,
                 "windows_flushed": c.aggregation.windows_flushed,
                 "values_flushed": c.aggregation.values_flushed,
@@ -109,6 +112,18 @@ async fn status(State(state): State<Arc<AdminState>>) -> Json<Value> {
         "cores": core_views,
         "sinks": sinks,
     }))
+}
+
+/// `{"m3msg": {"connection_limit": n, "read_timeout": n, "buffer_budget": n}, "statsd_tcp": …}`.
+fn refused_connections(c: &CoreStats) -> Value {
+    let by_reason = |p: Protocol| {
+        let counts = &c.refused_connections[p as usize];
+        ConnectionRefusal::ALL.iter().map(|r| (r.name().to_owned(), json!(counts[*r as usize]))).collect()
+    };
+    json!({
+        "m3msg": Value::Object(by_reason(Protocol::M3msg)),
+        "statsd_tcp": Value::Object(by_reason(Protocol::StatsdTcp)),
+    })
 }
 
 async fn prometheus(State(state): State<Arc<AdminState>>) -> impl IntoResponse {

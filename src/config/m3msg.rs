@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::duration::Dur;
-use super::error::{ConfigError, require_at_least_one};
+use super::error::{ConfigError, invalid, require_at_least_one};
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -35,6 +35,16 @@ pub struct M3msgServer {
     /// At most this many message ids per `Ack` frame (16384 ids ≈ 400 KiB, well under the
     /// 4 MiB frame limit of a stock M3 producer).
     pub max_acks_per_frame: usize,
+    /// m3msg connections served at once on this node; one more is closed as soon as it is
+    /// accepted (counted, `connection_limit`).
+    pub max_connections: usize,
+    /// A connection on which nothing arrives for this long is closed (counted,
+    /// `read_timeout`; a frame it had begun is counted as rejected); 0s: never.
+    pub read_timeout: Dur,
+    /// Bytes each shard core may hold, over all its m3msg connections, for frames larger than
+    /// the 128 KiB read buffer each connection has; a connection whose frame would go over
+    /// it is closed (counted, `buffer_budget`). At least `max_frame_size`.
+    pub max_buffered_bytes_per_core: usize,
 }
 
 impl Default for M3msgServer {
@@ -47,16 +57,27 @@ impl Default for M3msgServer {
             ack_delay: Dur(Duration::from_millis(5)),
             small_read_pause: Dur(Duration::from_micros(500)),
             max_acks_per_frame: 16384,
+            max_connections: 4096,
+            read_timeout: Dur(Duration::from_secs(120)),
+            max_buffered_bytes_per_core: 64 << 20,
         }
     }
 }
 
 impl M3msgServer {
-    /// Sizes are at least 1.
+    /// Sizes and limits are at least 1, and the buffered-bytes budget holds a largest frame.
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         require_at_least_one(&[
             ("m3msg.server.max_frame_size", self.max_frame_size),
             ("m3msg.server.max_acks_per_frame", self.max_acks_per_frame),
-        ])
+            ("m3msg.server.max_connections", self.max_connections),
+        ])?;
+        if self.max_buffered_bytes_per_core < self.max_frame_size {
+            return Err(invalid(
+                "m3msg.server.max_buffered_bytes_per_core",
+                format!("must be at least max_frame_size ({})", self.max_frame_size),
+            ));
+        }
+        Ok(())
     }
 }

@@ -132,7 +132,7 @@ impl Config {
         }
         self.aggregator.validate()?;
         self.data_plane.validate()?;
-        self.statsd.validate_max_line_size()?;
+        self.statsd.validate_sizes()?;
         self.m3msg.server.validate()?;
         self.statsd.unix.validate()
     }

@@ -32,9 +32,12 @@ impl Default for Statsd {
 }
 
 impl Statsd {
-    /// `max_line_size` is at least 1.
-    pub(super) fn validate_max_line_size(&self) -> Result<(), ConfigError> {
-        require_at_least_one(&[("statsd.max_line_size", self.max_line_size)])
+    /// `max_line_size` and `tcp.max_connections` are at least 1.
+    pub(super) fn validate_sizes(&self) -> Result<(), ConfigError> {
+        require_at_least_one(&[
+            ("statsd.max_line_size", self.max_line_size),
+            ("statsd.tcp.max_connections", self.tcp.max_connections),
+        ])
     }
 }
 
@@ -88,6 +91,17 @@ pub struct StatsdTcp {
     /// waits this long before reading again, so that the lines arriving meanwhile come in
     /// one read and one wake-up of its core instead of many; 0 reads again at once.
     pub small_read_pause: Dur,
+    /// StatsD TCP connections served at once on this node; one more is closed as soon as it
+    /// is accepted (counted, `connection_limit`).
+    pub max_connections: usize,
+    /// A connection on which nothing arrives for this long is closed (counted,
+    /// `read_timeout`); 0s: never.
+    pub read_timeout: Dur,
+    /// Bytes each shard core may hold, over all its StatsD TCP connections, for lines longer
+    /// than fit the 128 KiB read buffer each connection has (only with a `max_line_size`
+    /// above 64 KiB); a connection whose line would go over it is closed (counted,
+    /// `buffer_budget`).
+    pub max_buffered_bytes_per_core: usize,
 }
 
 impl Default for StatsdTcp {
@@ -96,6 +110,9 @@ impl Default for StatsdTcp {
             enabled: true,
             listen_address: ([127, 0, 0, 1], 8125).into(),
             small_read_pause: Dur(Duration::from_micros(500)),
+            max_connections: 4096,
+            read_timeout: Dur(Duration::from_secs(120)),
+            max_buffered_bytes_per_core: 64 << 20,
         }
     }
 }

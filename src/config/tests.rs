@@ -77,3 +77,17 @@ aggregator:
     assert_eq!(unix.statsd.unix.path.as_deref(), Some(Path::new("/run/sheaf/statsd.sock")));
     assert_eq!(unix.statsd.unix.small_read_pause.0, Duration::from_millis(1));
 }
+
+#[test]
+fn stream_connection_limits_have_defaults_and_a_budget_below_a_frame_is_refused() {
+    let c = Config::parse("").unwrap();
+    assert_eq!((c.m3msg.server.max_connections, c.statsd.tcp.max_connections), (4096, 4096));
+    assert_eq!(c.m3msg.server.read_timeout.0, Duration::from_secs(120));
+    assert_eq!(c.statsd.tcp.read_timeout.0, Duration::from_secs(120));
+    assert_eq!(c.m3msg.server.max_buffered_bytes_per_core, 64 << 20);
+    assert_eq!(c.statsd.tcp.max_buffered_bytes_per_core, 64 << 20);
+    let e = Config::parse("m3msg: {server: {max_buffered_bytes_per_core: 1048576}}\n").unwrap_err().to_string();
+    assert!(e.contains("m3msg.server.max_buffered_bytes_per_core"), "{e}");
+    let e = Config::parse("statsd: {tcp: {max_connections: 0}}\n").unwrap_err().to_string();
+    assert!(e.contains("statsd.tcp.max_connections"), "{e}");
+}

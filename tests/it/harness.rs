@@ -55,6 +55,12 @@ pub struct Launch<'a> {
     pub aggregator: &'a str,
     /// Added inside `m3msg.server`, e.g. `, max_frame_size: 4096`.
     pub m3msg_server: &'a str,
+    /// YAML lines added under `statsd:`, indented by 2, e.g. `  max_line_size: 1024\n`.
+    pub statsd: &'a str,
+    /// Added inside `statsd.tcp`, e.g. `, read_timeout: 1s`.
+    pub statsd_tcp: &'a str,
+    /// Added inside `statsd.udp`, e.g. `, recv_buffer_bytes: 65536`.
+    pub statsd_udp: &'a str,
     /// Top-level YAML appended at the end.
     pub top: &'a str,
     /// Make stdout a pipe this process never reads (a sink writing `-` then blocks).
@@ -93,6 +99,7 @@ impl Sheaf {
 
     fn launch_once(tag: &str, launch: &Launch<'_>) -> Result<Self, String> {
         let (aggregator_extra, m3msg_server_extra, top_extra) = (launch.aggregator, launch.m3msg_server, launch.top);
+        let (statsd_extra, statsd_tcp_extra, statsd_udp_extra) = (launch.statsd, launch.statsd_tcp, launch.statsd_udp);
         let dir = tempdir::Dir::new(tag);
         let (admin, m3msg, statsd) = (free_port(), free_port(), free_port());
         let out = dir.0.join("out.jsonl");
@@ -104,9 +111,9 @@ pin_cores: false
 http: {{listen_address: "127.0.0.1:{admin}"}}
 m3msg: {{server: {{listen_address: "127.0.0.1:{m3msg}"{m3msg_server_extra}}}}}
 statsd:
-  udp: {{listen_address: "127.0.0.1:{statsd}"}}
-  tcp: {{listen_address: "127.0.0.1:{statsd}"}}
-{unix}aggregator:
+  udp: {{listen_address: "127.0.0.1:{statsd}"{statsd_udp_extra}}}
+  tcp: {{listen_address: "127.0.0.1:{statsd}"{statsd_tcp_extra}}}
+{statsd_extra}{unix}aggregator:
   flush:
     handlers:
       - json: {{path: "{out}"}}
@@ -142,6 +149,11 @@ statsd:
             std::thread::sleep(Duration::from_millis(50));
         }
         Ok(s)
+    }
+
+    /// The process id of the running sheaf.
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map_or(0, |c| c.id() as i32)
     }
 
     pub fn stderr(&self) -> String {

@@ -8,6 +8,7 @@ mod dead_sink;
 mod etcd;
 mod harness;
 mod ids;
+mod ingest_limits;
 mod layout;
 mod m3msg_ingest;
 mod m3msg_sink;

@@ -43,6 +43,26 @@ pub struct IngestConfig {
     pub small_read_pause: Duration,
     /// At most this many message ids per m3msg `Ack` frame.
     pub max_acks_per_frame: usize,
+    /// Bounds on m3msg connections.
+    pub m3msg_limits: StreamLimits,
+    /// Bounds on StatsD TCP connections.
+    pub statsd_tcp_limits: StreamLimits,
+}
+
+/// What one stream protocol's connections (m3msg, StatsD over TCP) may hold.
+#[derive(Debug, Clone)]
+pub struct StreamLimits {
+    /// Connections served at once on the whole node; one more is closed as soon as it is
+    /// accepted (counted, `connection_limit`).
+    pub max_connections: usize,
+    /// A connection on which nothing arrives for this long while it is read is closed
+    /// (counted, `read_timeout`); `None` waits for ever.
+    pub read_timeout: Option<Duration>,
+    /// Bytes each core may hold, over all its connections of the protocol, for frames (or
+    /// lines) larger than the read buffer every connection starts with
+    /// (`ingest::read_buffer::BASE_BYTES`); a connection whose frame would go over it is
+    /// closed (counted, `buffer_budget`).
+    pub max_buffered_bytes_per_core: usize,
 }
 
 /// When each resolution flushes: at `truncate(now, r) + offset(r)`.

@@ -25,7 +25,7 @@ use crate::config::PoolConfig;
 use crate::core::{CoreState, IngestLifecycle, RouteTable, TaskQueues, spawn_into};
 use crate::flush::{self, Flusher};
 use crate::handoff::{CoreLinks, Handoff};
-use crate::ingest::{self, Adoption, ConnectionSpread, IngestContext, RouterParts};
+use crate::ingest::{self, Adoption, ConnectionSpread, IngestContext, RouterParts, StreamBudgets};
 use crate::output::forward::Forwarders;
 use crate::services::PoolServices;
 use crate::stats::CoreStats;
@@ -59,6 +59,7 @@ pub(crate) async fn run_core(setup: CoreSetup) {
         queues,
         spread: setup.spread,
         adoptions: setup.adoptions,
+        budgets: StreamBudgets::new(&state.config.ingest),
     });
     spawn_into(queues.flush, flush::run(flusher.clone(), lifecycle.clone()));
     spawn_into(queues.control, publish_loop(state.clone()));

@@ -39,7 +39,7 @@ mod sync;
 mod tests;
 
 pub use command::{BoundAddrs, ShardCommand};
-pub use config::{FlushSchedule, IngestConfig, PoolConfig};
+pub use config::{FlushSchedule, IngestConfig, PoolConfig, StreamLimits};
 pub use error::{BindError, PoolError};
 pub use flush_role::{FlushReport, FlushReports, FlushRole, FlushTimes, FollowerFlush, ResolutionFlushed};
 pub use ingest::unix_socket::{MAX_DGRAM_QLEN_SYSCTL, MIN_QUEUE_FOR_PAUSE, SharedUnixSocket, max_dgram_qlen};
@@ -47,4 +47,4 @@ pub use output::{FlushBatchPool, SinkQueue};
 pub use pool::{Commander, ShardPool, StatsReader};
 pub use routes::Routes;
 pub use services::PoolServices;
-pub use stats::{CoreStats, Protocol, RejectCount};
+pub use stats::{ConnectionRefusal, CoreStats, Protocol, RejectCount};

@@ -83,7 +83,8 @@ impl ShardPool {
         let config = Arc::new(config);
         let services = Arc::new(services);
         let links = handoff::wire(cores, config.handoff_queue_batches);
-        let (spread, adoptions) = ConnectionSpread::new(cores);
+        let limits = (&config.ingest.m3msg_limits, &config.ingest.statsd_tcp_limits);
+        let (spread, adoptions) = ConnectionSpread::new(cores, limits.0.max_connections, limits.1.max_connections);
         // The initial shard map: shard s on core s mod cores. Sent as the first command.
         let owners: Arc<[u16]> = (0..config.num_shards).map(|s| (s as usize % cores) as u16).collect();
         let mut pool = Self {

@@ -28,6 +28,29 @@ impl Protocol {
     }
 }
 
+/// Why a core closed an ingest connection itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnectionRefusal {
+    /// Over the protocol's `max_connections`: closed as soon as it was accepted.
+    ConnectionLimit = 0,
+    /// Nothing arrived on it for the protocol's `read_timeout`.
+    ReadTimeout = 1,
+    /// Its partial frame (or line) would have taken the core over its buffered-bytes budget.
+    BufferBudget = 2,
+}
+
+impl ConnectionRefusal {
+    pub const ALL: [ConnectionRefusal; 3] =
+        [ConnectionRefusal::ConnectionLimit, ConnectionRefusal::ReadTimeout, ConnectionRefusal::BufferBudget];
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ConnectionLimit => "connection_limit",
+            Self::ReadTimeout => "read_timeout",
+            Self::BufferBudget => "buffer_budget",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RejectCount {
     pub protocol: Protocol,
@@ -51,6 +74,12 @@ pub struct CoreStats {
     /// Batches received from each core (index = source core).
     pub handoff_batches_received: Vec<u64>,
     pub open_connections: u64,
+    /// Connections this core closed itself, by protocol and reason (index =
+    /// `[Protocol as usize][ConnectionRefusal as usize]`; only the stream protocols count).
+    pub refused_connections: [[u64; ConnectionRefusal::ALL.len()]; Protocol::ALL.len()],
+    /// Datagrams the kernel dropped because this core's StatsD UDP socket's receive buffer
+    /// was full (its `SO_MEMINFO` drop counter, read at each publish).
+    pub udp_dropped_datagrams: u64,
     pub series: u64,
     /// Windows held in memory (as counted at the last flush or discard of each shard).
     pub windows_held: u64,
@@ -84,6 +113,11 @@ impl CoreStats {
             leader: true,
             ..Self::default()
         }
+    }
+
+    /// Counts one connection of `protocol` closed for `reason`.
+    pub fn refused(&mut self, protocol: Protocol, reason: ConnectionRefusal) {
+        self.refused_connections[protocol as usize][reason as usize] += 1;
     }
 
     /// Adds what a decoder of `protocol` counted, and empties its tally.

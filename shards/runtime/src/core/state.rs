@@ -5,12 +5,16 @@
 //! hands to `Published<CoreStats>` (crossbeam-epoch).
 
 use std::cell::RefCell;
+use std::os::fd::RawFd;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use sheaf_shard_core::{CoreAggregator, Published};
 
 use crate::config::PoolConfig;
 use crate::stats::CoreStats;
+
+use super::udp_drops::UdpDrops;
 
 pub(crate) struct CoreState {
     /// This core's position in the pool (0-based).
@@ -20,6 +24,8 @@ pub(crate) struct CoreState {
     pub(crate) config: Arc<PoolConfig>,
     pub(crate) aggregator: RefCell<CoreAggregator>,
     pub(crate) stats: RefCell<CoreStats>,
+    /// The kernel's drops at this core's StatsD UDP socket, read at each publish.
+    udp_drops: UdpDrops,
     published: Arc<Published<CoreStats>>,
 }
 
@@ -31,6 +37,7 @@ impl CoreState {
             cores,
             aggregator: RefCell::new(CoreAggregator::new(config.aggregator.clone(), config.num_shards)),
             stats: RefCell::new(CoreStats::new(index, cpu, cores)),
+            udp_drops: UdpDrops::default(),
             published,
             config,
         }
@@ -43,6 +50,26 @@ impl CoreState {
         snapshot.series = agg.series_count() as u64;
         snapshot.windows_held = agg.windows_held();
         snapshot.aggregation = agg.counters.clone();
+        snapshot.udp_dropped_datagrams = self.udp_drops.total();
         self.published.publish(snapshot);
+    }
+
+    /// Counts the kernel's drops at `fd`, this core's freshly bound StatsD UDP socket, for as
+    /// long as the watch lives. The watch must be dropped before the socket is closed.
+    pub(crate) fn watch_udp_drops(self: &Rc<Self>, fd: RawFd) -> UdpDropWatch {
+        self.udp_drops.watch(fd);
+        UdpDropWatch { state: self.clone() }
+    }
+}
+
+/// Keeps a UDP socket's drops counted (see `CoreState::watch_udp_drops`); reads them a last
+/// time when dropped.
+pub(crate) struct UdpDropWatch {
+    state: Rc<CoreState>,
+}
+
+impl Drop for UdpDropWatch {
+    fn drop(&mut self) {
+        self.state.udp_drops.unwatch();
     }
 }

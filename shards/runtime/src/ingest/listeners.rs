@@ -15,6 +15,7 @@ use super::unix_socket::SharedUnixSocket;
 use super::{m3msg, udp_spread};
 use crate::command::BoundAddrs;
 use crate::error::BindError;
+use crate::stats::ConnectionRefusal;
 
 /// Binds the ingest sockets `bind` names on this core (SO_REUSEPORT: the first core
 /// resolves port 0, the others bind the port it got) and starts reading them; returns what
@@ -55,7 +56,8 @@ pub(crate) fn start(
             }
         }
         let policy = DrainPolicy::udp(config);
-        spawn(ctx, statsd::serve_datagrams(ctx.clone(), DatagramSocket::Udp(socket), policy));
+        let drops = ctx.state.watch_udp_drops(socket.as_raw_fd());
+        spawn(ctx, statsd::serve_datagrams(ctx.clone(), DatagramSocket::Udp { _drops: drops, socket }, policy));
     }
     if let Some(shared) = unix {
         let handle =
@@ -140,16 +142,22 @@ async fn accept_loop(ctx: Rc<IngestContext>, listener: TcpListener, kind: Listen
             break;
         }
         let here = ctx.state.index;
-        let slot = ctx.spread.place(here);
+        let Ok(slot) = ctx.spread.place(here, kind) else {
+            // Over the protocol's max_connections: closed at once (binding it gives the
+            // socket an owner, which closes it), counted here.
+            drop(stream.bind_to_executor());
+            ctx.refused(kind.protocol(), ConnectionRefusal::ConnectionLimit);
+            tracing::debug!(protocol = kind.protocol().name(), "connection over max_connections closed");
+            continue;
+        };
         if slot.core() == here {
             serve(&ctx, stream.bind_to_executor(), kind, slot);
             continue;
         }
-        if let Err(back) = ctx.spread.hand_over(Adoption { stream, kind, slot }) {
+        if let Err(mut back) = ctx.spread.hand_over(Adoption { stream, kind, slot }) {
             // That core is gone (only at shutdown): serve it here after all.
-            let slot = ctx.spread.reserve(here);
-            drop(back.slot);
-            serve(&ctx, back.stream.bind_to_executor(), kind, slot);
+            back.slot.move_to(here);
+            serve(&ctx, back.stream.bind_to_executor(), kind, back.slot);
         }
     }
 }

@@ -6,7 +6,8 @@
 //! - `statsd`, `m3msg`: the per-connection and per-socket read loops; the decoding itself is
 //!   the sans-IO `crate::decode`.
 //! - `router`: per-destination batches, hand-off and forwarding.
-//! - `read_buffer`, `recv_batch`: the buffers a stream or a datagram socket reads into.
+//! - `read_buffer`, `recv_batch`: the buffers a stream or a datagram socket reads into, and
+//!   the per-core budget (`StreamBudgets`) for stream frames larger than a read buffer.
 //! - `spread`, `udp_spread`, `unix_socket`: how connections, UDP datagrams and the shared
 //!   Unix socket are spread over the cores.
 //!
@@ -31,9 +32,11 @@ pub(crate) use listeners::start;
 pub(crate) use router::RouterParts;
 pub(crate) use spread::{Adoption, ConnectionSpread};
 
+use crate::config::IngestConfig;
 use crate::core::{CoreState, IngestLifecycle, TaskQueues};
 use crate::decode::DecodeTally;
-use crate::stats::Protocol;
+use crate::stats::{ConnectionRefusal, Protocol};
+use read_buffer::BufferBudget;
 
 /// What a core's ingest tasks are handed: the core's state, its ingest lifecycle, what its
 /// routers send through, and the connection spread shared with the other cores.
@@ -45,6 +48,23 @@ pub(crate) struct IngestContext {
     pub(crate) spread: std::sync::Arc<ConnectionSpread>,
     /// Connections other cores accepted and handed to this one.
     pub(crate) adoptions: flume::Receiver<Adoption>,
+    pub(crate) budgets: StreamBudgets,
+}
+
+/// This core's budgets for the bytes its stream connections hold beyond their base read
+/// buffers, one per protocol (see `read_buffer::BufferBudget`).
+pub(crate) struct StreamBudgets {
+    m3msg: Rc<BufferBudget>,
+    statsd_tcp: Rc<BufferBudget>,
+}
+
+impl StreamBudgets {
+    pub(crate) fn new(config: &IngestConfig) -> Self {
+        Self {
+            m3msg: BufferBudget::new(config.m3msg_limits.max_buffered_bytes_per_core),
+            statsd_tcp: BufferBudget::new(config.statsd_tcp_limits.max_buffered_bytes_per_core),
+        }
+    }
 }
 
 impl IngestContext {
@@ -53,5 +73,10 @@ impl IngestContext {
         if !tally.is_empty() {
             self.state.stats.borrow_mut().record(protocol, tally);
         }
+    }
+
+    /// Counts a connection of `protocol` this core closed for `reason`.
+    fn refused(&self, protocol: Protocol, reason: ConnectionRefusal) {
+        self.state.stats.borrow_mut().refused(protocol, reason);
     }
 }

@@ -3,6 +3,7 @@
 //! `crate::decode::StatsdDecoder`; a malformed line is counted by reason and skipped, its
 //! neighbours unaffected.
 
+use std::io::ErrorKind;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::time::Instant;
@@ -17,8 +18,9 @@ use super::recv_batch::{RecvBatch, SLOTS};
 use super::router::{Router, Source};
 use super::unix_socket::{CoreHandle, MIN_QUEUE_FOR_PAUSE};
 use crate::config::PoolConfig;
+use crate::core::UdpDropWatch;
 use crate::decode::StatsdDecoder;
-use crate::stats::Protocol;
+use crate::stats::{ConnectionRefusal, Protocol};
 
 fn decoder(config: &PoolConfig) -> StatsdDecoder {
     StatsdDecoder::new(config.num_shards, config.ingest.max_line_size)
@@ -42,7 +44,12 @@ enum Wake {
 /// A datagram socket one core drains: its own socket of the UDP `SO_REUSEPORT` group, or its
 /// handle on the Unix socket all cores share (see `ingest::unix_socket`).
 pub(crate) enum DatagramSocket {
-    Udp(UdpSocket),
+    /// `_drops` (held for its `Drop`) is declared first, so it is dropped (and reads the
+    /// socket's drop counter a last time) before `socket` closes.
+    Udp {
+        _drops: UdpDropWatch,
+        socket: UdpSocket,
+    },
     Unix(CoreHandle),
 }
 
@@ -50,21 +57,21 @@ impl DatagramSocket {
     /// Waits until a datagram is queued (a 1-byte peek: it consumes nothing).
     async fn readable(&mut self, probe: &mut [u8]) -> std::io::Result<()> {
         match self {
-            Self::Udp(s) => s.peek_from(probe).await.map(drop).map_err(Into::into),
+            Self::Udp { socket, .. } => socket.peek_from(probe).await.map(drop).map_err(Into::into),
             Self::Unix(s) => s.readable().await,
         }
     }
 
     fn fd(&self) -> RawFd {
         match self {
-            Self::Udp(s) => s.as_raw_fd(),
+            Self::Udp { socket, .. } => socket.as_raw_fd(),
             Self::Unix(s) => s.fd(),
         }
     }
 
     fn protocol(&self) -> Protocol {
         match self {
-            Self::Udp(_) => Protocol::StatsdUdp,
+            Self::Udp { .. } => Protocol::StatsdUdp,
             Self::Unix(_) => Protocol::StatsdUnix,
         }
     }
@@ -226,18 +233,33 @@ pub(crate) async fn serve_datagrams(ctx: Rc<IngestContext>, mut socket: Datagram
 
 /// Serves one StatsD TCP connection until EOF, error or shutdown. The socket reads straight
 /// into the connection's `ReadBuffer`; a read of less than half its size is followed by a
-/// pause of `tcp_small_read_pause` before the next one.
+/// pause of `tcp_small_read_pause` before the next one. A connection that sends nothing for
+/// `read_timeout` while it is waited on, or whose partial line the core's buffered-bytes
+/// budget cannot hold, is closed (counted).
 pub(crate) async fn serve_tcp(ctx: Rc<IngestContext>, mut stream: TcpStream) {
     let mut router = Router::new(ctx.router.clone(), Source::Single);
     let mut decoder = decoder(&ctx.state.config);
     let pause = ctx.state.config.ingest.tcp_small_read_pause;
-    let mut buf = ReadBuffer::new();
+    // Only a zero timeout is refused, and the config turns zero into none.
+    let _ = stream.set_read_timeout(ctx.state.config.ingest.statsd_tcp_limits.read_timeout);
+    let mut buf = ReadBuffer::new(ctx.budgets.statsd_tcp.clone());
     // Inside a line longer than `max_line_size`: its bytes are dropped up to its newline.
     let mut skipping = false;
+    let mut refused: Option<ConnectionRefusal> = None;
     loop {
-        let n = match stream.read(buf.spare(READ_CHUNK)).await {
-            Ok(0) | Err(_) => break,
+        let Ok(room) = buf.spare(READ_CHUNK) else {
+            refused = Some(ConnectionRefusal::BufferBudget);
+            break;
+        };
+        let n = match stream.read(room).await {
+            Ok(0) => break,
             Ok(n) => n,
+            Err(e) => {
+                if e.kind() == ErrorKind::TimedOut {
+                    refused = Some(ConnectionRefusal::ReadTimeout);
+                }
+                break;
+            }
         };
         buf.filled(n);
         if skipping {
@@ -268,8 +290,15 @@ pub(crate) async fn serve_tcp(ctx: Rc<IngestContext>, mut stream: TcpStream) {
             glommio::timer::sleep(pause).await;
         }
     }
-    // The last line may lack its newline.
-    if !skipping && !buf.unread().is_empty() {
+    if let Some(reason) = refused {
+        ctx.refused(Protocol::StatsdTcp, reason);
+        tracing::debug!(reason = reason.name(), "statsd tcp connection closed by its limits");
+    }
+    if refused == Some(ConnectionRefusal::BufferBudget) {
+        // A line cut off by the budget: counted, not decoded.
+        decoder.reject(ConnectionRefusal::BufferBudget.name());
+    } else if !skipping && !buf.unread().is_empty() {
+        // The last line may lack its newline.
         decoder.lines(buf.unread(), &mut router);
     }
     router.dispatch().await;
