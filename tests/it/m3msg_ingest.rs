@@ -228,6 +228,42 @@ fn a_storage_resolution_below_the_minimum_is_refused_and_counted() {
     assert_eq!(out.iter().filter(|v| v.id == "ten.seconds").map(|v| v.value).collect::<Vec<_>>(), vec![2.0]);
 }
 
+/// A metric whose metadata asks for an allowed but unusual policy (1s:1h beside the default
+/// 10s:2d) gives the core that owns it a second flush schedule; once the series has expired
+/// (`entry_ttl` 2s), the policy is pruned and the core runs rounds for the default
+/// resolution only: `sheaf_flush_schedules` falls back to one per core.
+#[test]
+fn a_policy_no_series_uses_any_more_is_pruned_with_its_flush_schedule() {
+    let sheaf = Sheaf::start("m3msg-prune-policy", "  entry_ttl: 2s\n");
+    sheaf.wait_metric("sheaf_flush_schedules", &[], 2.0);
+    let mut metric = counter("one.second", 5);
+    metric.counter_with_metadatas.as_mut().unwrap().metadatas = Some(metricpb::StagedMetadatas {
+        metadatas: vec![metricpb::StagedMetadata {
+            cutover_nanos: 0,
+            tombstoned: false,
+            metadata: Some(metricpb::Metadata { pipelines: vec![pipeline(vec![policy(1, 3600)], false)] }),
+        }],
+    });
+    let mut c = TcpStream::connect(sheaf.m3msg).unwrap();
+    c.write_all(&message(1, metric)).unwrap();
+    assert_eq!(read_acks(&mut c, 1).len(), 1);
+    sheaf.wait_metric("sheaf_flush_schedules", &[], 3.0);
+    assert_eq!(sheaf.metric("sheaf_storage_policies", &[]), 3.0, "10s:2d on each core, 1s:1h on one");
+    let schedules = || sheaf.metric("sheaf_flush_schedules", &[]);
+    crate::harness::wait_until(
+        "the 1s schedule is dropped",
+        Duration::from_secs(30),
+        || schedules() == 2.0,
+        || format!("{} schedules", schedules()),
+    );
+    assert_eq!(sheaf.metric("sheaf_storage_policies_pruned_total", &[]), 1.0);
+    assert_eq!(sheaf.metric("sheaf_storage_policies", &[]), 2.0);
+    assert_eq!(sheaf.metric("sheaf_series", &[]), 0.0);
+    let out = sheaf.stop();
+    let flushed: Vec<_> = out.iter().filter(|v| v.id == "one.second").map(|v| (v.policy.as_str(), v.value)).collect();
+    assert_eq!(flushed, vec![("1s:1h", 5.0)]);
+}
+
 #[test]
 fn a_frame_cut_off_by_the_close_is_counted_and_the_whole_ones_before_it_are_kept() {
     let sheaf = Sheaf::start("m3msg-truncated", "");
