@@ -80,6 +80,10 @@ pub struct CoreAggregator {
     series_held: usize,
     /// `options.max_series_per_core`, with no limit as `usize::MAX`.
     series_limit: usize,
+    /// The latest horizon any flush round has reached: where a resolution added (again) after
+    /// the first round starts, so that a window one of its pruned policies already emitted
+    /// cannot be opened and emitted a second time.
+    latest_horizon: UnixNanos,
 }
 
 impl CoreAggregator {
@@ -101,6 +105,7 @@ impl CoreAggregator {
                 0 => usize::MAX,
                 n => n,
             },
+            latest_horizon: UnixNanos::MIN,
         };
         this.track_resolutions();
         this
@@ -154,13 +159,17 @@ impl CoreAggregator {
     fn track_resolutions(&mut self) {
         let specs = &self.specs;
         self.flushed.retain(|f| specs.live_policies().any(|p| p.resolution_nanos == f.resolution));
+        let horizon = self.latest_horizon;
+        let past = self.options.timed_buffer_past;
         for p in self.specs.live_policies() {
-            if !self.flushed.iter().any(|f| f.resolution == p.resolution_nanos) {
-                self.flushed.push(FlushedUntil {
-                    resolution: p.resolution_nanos,
-                    untimed: UnixNanos::MIN,
-                    timed: UnixNanos::MIN,
-                });
+            let r = p.resolution_nanos;
+            if !self.flushed.iter().any(|f| f.resolution == r) {
+                let (untimed, timed) = if horizon == UnixNanos::MIN {
+                    (UnixNanos::MIN, UnixNanos::MIN)
+                } else {
+                    (truncate(horizon, r), truncate(horizon.saturating_sub(past), r))
+                };
+                self.flushed.push(FlushedUntil { resolution: r, untimed, timed });
             }
         }
     }
@@ -404,6 +413,7 @@ impl CoreAggregator {
     /// those windows roll into the next one. The caller picks the horizon: the round's time,
     /// less the flush delay its windows must wait after their end.
     pub fn begin_flush(&mut self, resolution: i64, horizon: UnixNanos) {
+        self.latest_horizon = self.latest_horizon.max(horizon);
         let untimed = truncate(horizon, resolution);
         let timed = truncate(horizon - self.options.timed_buffer_past, resolution);
         if let Some(f) = self.flushed.iter_mut().find(|f| f.resolution == resolution) {

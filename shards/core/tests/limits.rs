@@ -140,6 +140,8 @@ fn a_policy_no_series_uses_is_pruned_with_its_resolution() {
     assert_eq!(agg.counters.policies_pruned, 1);
     write(&mut agg, BASE + 100 * SECOND + SECOND / 2);
     assert_eq!(agg.resolutions().collect::<BTreeSet<_>>(), BTreeSet::from([SECOND, 10 * SECOND]));
+    let (untimed, timed) = agg.flushed_through(SECOND);
+    assert_eq!((untimed, timed), (BASE + 60 * SECOND, BASE), "back where the last round reached, not at the start");
     let mut again = BTreeMap::new();
     flush_all(&mut agg, 1, BASE + 120 * SECOND, &mut again);
     assert_eq!(again, BTreeMap::from([("fine".into(), 1.0), ("plain".into(), 1.0)]));
