@@ -235,8 +235,7 @@ fn no_window_is_emitted_before_its_end_plus_the_flush_delay() {
         checked = out.len();
         std::thread::sleep(Duration::from_millis(5));
     }
-    let sent = load.join().unwrap();
-    wait_for_every_window(&[], &[leader], sent, |_| true);
+    load.join().unwrap();
     assert!(checked > 0, "the leader emitted nothing while the load ran");
 }
 

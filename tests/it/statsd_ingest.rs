@@ -236,6 +236,7 @@ fn unix_socket_datagrams_sent_until_shutdown_are_all_flushed() {
 #[test]
 fn new_series_past_the_limit_are_refused_and_counted_and_the_others_stay_exact() {
     let sheaf = Sheaf::start("statsd-series-limit", "  max_series: 100\n");
+    sheaf.wait_metric("sheaf_series_limit", &[], 100.0);
     assert_eq!(sheaf.metric("sheaf_series_limit", &[("core", "0")]), 50.0);
     assert_eq!(sheaf.metric("sheaf_series_limit", &[]), 100.0);
     let mut tcp = TcpStream::connect(sheaf.statsd).unwrap();
