@@ -10,7 +10,6 @@
 
 use crate::aggregation::MetricType;
 use crate::batch::{DEFAULT_SPEC, Sample, SampleBatch, SampleValue, UNTIMED};
-use crate::series::Elem;
 use crate::shard_map::{Refused, ShardMap};
 use crate::spec::{SpecId, SpecTable};
 use crate::time::{UnixNanos, truncate};
@@ -303,8 +302,8 @@ impl CoreAggregator {
                 && let Some(elem) = series.sole_untimed_elem(0)
             {
                 // Most values: untimed, default metadata, a series with one element.
-                add_value(elem, start, value, now, batch);
-                self.counters.values_applied += value_count(value);
+                elem.add_sample(start, value, now, batch);
+                self.counters.values_applied += value.count();
                 continue;
             }
             // A gauge delta applies to the latest value, so it is observed now.
@@ -317,8 +316,8 @@ impl CoreAggregator {
                 && let [elem] = elems
             {
                 // Other untimed values of a series with one element: no loop to keep.
-                add_value(elem, self.untimed_start[usize::from(elem.policy)], value, time, batch);
-                self.counters.values_applied += value_count(value);
+                elem.add_sample(self.untimed_start[usize::from(elem.policy)], value, time, batch);
+                self.counters.values_applied += value.count();
                 continue;
             }
             for elem in elems {
@@ -337,9 +336,9 @@ impl CoreAggregator {
                 } else {
                     self.untimed_start[usize::from(elem.policy)]
                 };
-                add_value(elem, start, value, time, batch);
+                elem.add_sample(start, value, time, batch);
             }
-            self.counters.values_applied += value_count(value);
+            self.counters.values_applied += value.count();
         }
     }
 
@@ -581,29 +580,5 @@ impl CoreAggregator {
         if let Some(slot) = self.windows_held.get_mut(shard as usize) {
             *slot = held;
         }
-    }
-}
-
-/// Adds `value`, observed at `time`, to the window of `elem` starting at `start`.
-#[inline(always)]
-fn add_value(elem: &mut Elem, start: UnixNanos, value: SampleValue, time: UnixNanos, batch: &SampleBatch) {
-    match value {
-        SampleValue::Number(v) | SampleValue::GaugeDelta(v) => elem.add(start, v, time),
-        SampleValue::Member(h) => elem.window_mut(start).add_member(h, time),
-        SampleValue::Timer { start: first, len } => {
-            let mut window = elem.window_mut(start);
-            for v in batch.timer_values(first, len) {
-                window.add(*v, time);
-            }
-        }
-    }
-}
-
-/// The values one sample carries: a timer batch counts each of its values.
-#[inline(always)]
-fn value_count(value: SampleValue) -> u64 {
-    match value {
-        SampleValue::Timer { len, .. } => u64::from(len),
-        _ => 1,
     }
 }

@@ -5,6 +5,7 @@
 //! per value.
 
 use crate::aggregation::{AggTypes, MetricType};
+use crate::batch::{SampleBatch, SampleValue};
 use crate::spec::{PolicyIdx, SpecId, SpecTable};
 use crate::time::UnixNanos;
 use crate::window::{WindowKind, WindowMut, WindowState};
@@ -56,6 +57,22 @@ impl Elem {
         let state = self.state_mut(start);
         // SAFETY: `state_mut` returns a live state of kind `self.kind`.
         unsafe { state.add(kind, v, time) }
+    }
+
+    /// Adds the sample `value` of `batch`, observed at `time`, to the window starting at
+    /// `start` (opened if needed).
+    #[inline(always)]
+    pub(crate) fn add_sample(&mut self, start: UnixNanos, value: SampleValue, time: UnixNanos, batch: &SampleBatch) {
+        match value {
+            SampleValue::Number(v) | SampleValue::GaugeDelta(v) => self.add(start, v, time),
+            SampleValue::Member(h) => self.window_mut(start).add_member(h, time),
+            SampleValue::Timer { start: first, len } => {
+                let mut window = self.window_mut(start);
+                for v in batch.timer_values(first, len) {
+                    window.add(*v, time);
+                }
+            }
+        }
     }
 
     /// Asks the CPU to start loading the heap state of the newest window, which the next value

@@ -95,7 +95,7 @@ impl SpecTable {
     /// Prunes the policies no series element uses, but those of the default spec, and every
     /// spec naming one of them; returns how many policies were pruned.
     pub(crate) fn prune_unused(&mut self) -> usize {
-        let default = self.specs.first().cloned().unwrap_or_default();
+        let default: &[ElemKey] = self.specs.first().map_or(&[], |keys| keys);
         let unused: Vec<PolicyIdx> = self
             .policy_index
             .values()
