@@ -87,8 +87,10 @@ fn init_logging(level: &str) -> anyhow::Result<()> {
 fn pool_config(config: &Config) -> anyhow::Result<PoolConfig> {
     let agg = &config.aggregator;
     let opt = |enabled: bool, addr| enabled.then_some(addr);
+    let cpus = config.cpus()?;
+    let cores = cpus.len().max(1);
     Ok(PoolConfig {
-        cpus: config.cpus()?,
+        cpus,
         pin: config.pin_cores,
         num_shards: config.num_shards,
         aggregator: AggregatorOptions {
@@ -98,6 +100,7 @@ fn pool_config(config: &Config) -> anyhow::Result<PoolConfig> {
             timed_buffer_future: agg.buffer_duration_for_future_timed_metric.0.as_nanos() as i64,
             entry_ttl: agg.entry_ttl.0.as_nanos() as i64,
             min_resolution: agg.min_storage_resolution.0.as_nanos() as i64,
+            max_series_per_core: agg.max_series.div_ceil(cores),
             naming: Arc::new(Naming {
                 metric_prefix: agg.metric_prefix.clone(),
                 counter_prefix: agg.counter_prefix.clone(),

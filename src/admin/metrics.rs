@@ -84,6 +84,7 @@ pub(super) fn render(state: &AdminState) -> String {
             ("timed_too_late", a.timed_too_late),
             ("id_too_long", a.id_too_long),
             ("series_over_shard_limit", a.series_over_shard_limit),
+            ("series_limit", a.series_limit_refused),
             ("timed_too_early", a.timed_too_early),
             ("metadata_over_core_limits", a.metadata_rejected),
         ] {
@@ -110,6 +111,13 @@ pub(super) fn render(state: &AdminState) -> String {
         |c| depths[c.core] as f64,
     );
     o.per_core("sheaf_series", "gauge", "Series held by this core.", &cores, |c| c.series as f64);
+    o.per_core(
+        "sheaf_series_limit",
+        "gauge",
+        "Series this core may hold: its share of aggregator.max_series (0: no limit).",
+        &cores,
+        |c| c.series_limit as f64,
+    );
     o.per_core("sheaf_windows_held", "gauge", "Aggregation windows held in memory.", &cores, |c| c.windows_held as f64);
     o.per_core("sheaf_series_created_total", "counter", "Series created.", &cores, |c| {
         c.aggregation.series_created as f64
@@ -130,6 +138,23 @@ pub(super) fn render(state: &AdminState) -> String {
         c.aggregation.nan_discarded as f64
     });
     o.per_core("sheaf_flush_rounds_total", "counter", "Flush rounds run.", &cores, |c| c.flush_rounds as f64);
+    o.per_core("sheaf_flush_schedules", "gauge", "Resolutions this core runs flush rounds for.", &cores, |c| {
+        c.flush_schedules as f64
+    });
+    o.per_core(
+        "sheaf_storage_policies",
+        "gauge",
+        "Storage policies this core holds: the defaults and those some series uses.",
+        &cores,
+        |c| c.storage_policies as f64,
+    );
+    o.per_core(
+        "sheaf_storage_policies_pruned_total",
+        "counter",
+        "Storage policies dropped, with their flush schedule, once no series used them.",
+        &cores,
+        |c| c.aggregation.policies_pruned as f64,
+    );
     o.per_core("sheaf_flush_duration_seconds", "gauge", "Duration of the last flush round.", &cores, |c| {
         c.last_flush_duration_ns as f64 / 1e9
     });

@@ -35,6 +35,10 @@ pub struct Aggregator {
     /// a finer one is refused (and counted) rather than aggregated, since every resolution
     /// costs its core a flush round per period.
     pub min_storage_resolution: Dur,
+    /// Series the node holds at most, split evenly over its cores (each gets
+    /// `ceil(max_series / cores)`); a value for a new series on a core at its share is refused
+    /// and counted, existing series keep aggregating. 0: no limit.
+    pub max_series: usize,
 }
 
 impl Default for Aggregator {
@@ -53,6 +57,7 @@ impl Default for Aggregator {
             flush: Flush::default(),
             shutdown_flush_open_windows: true,
             min_storage_resolution: Dur(Duration::from_secs(1)),
+            max_series: 10_000_000,
         }
     }
 }

@@ -29,13 +29,18 @@ fn node_with(tag: &str, id: &str, etcd: &Etcd, cluster: &str) -> Sheaf {
 
 /// A node reaching etcd at `endpoint` (etcd itself, or a proxy in front of it).
 fn node_at(tag: &str, id: &str, endpoint: &str, cluster: &str) -> Sheaf {
+    node_delayed(tag, id, endpoint, cluster, "300ms")
+}
+
+/// A node whose rounds flush a window `flush_delay` after its end at the earliest.
+fn node_delayed(tag: &str, id: &str, endpoint: &str, cluster: &str, flush_delay: &str) -> Sheaf {
     let top = format!(
         r#"num_shards: {SHARDS}
 host_id: "{id}"
 cluster:
   etcd: {{endpoints: ["{endpoint}"]}}
   election: {{ttl: 2s, recampaign_delay: 500ms}}
-  flush_delay: 300ms
+  flush_delay: {flush_delay}
 {cluster}"#
     );
     let aggregator = "  default_storage_policies: [\"1s:1h\"]\n  flush_manager: {jitter_enabled: false}\n";
@@ -198,6 +203,44 @@ fn steady_state_the_leader_emits_each_window_once_with_exact_sums() {
     assert_eq!(sums.len(), 50, "{sums:?}");
     let short: Vec<_> = sums.iter().filter(|(_, t)| **t != sent).collect();
     assert!(short.is_empty(), "sent {sent} each, got {short:?}\n{diag}");
+}
+
+/// `flush_delay` 1.5s with 1s windows: every round runs 1.5s into a period, past the end of
+/// the window that just ended but before its delay is over. No window may come out before
+/// `end + flush_delay`: the leader's output, read every few milliseconds while load runs,
+/// never holds a window whose end + 1.5s is still ahead of the clock read after it.
+#[test]
+fn no_window_is_emitted_before_its_end_plus_the_flush_delay() {
+    let etcd = Etcd::start("flush-delay");
+    let a = node_delayed("cl-delay-a", "node-a", &etcd.endpoint(), "", "1500ms");
+    let b = node_delayed("cl-delay-b", "node-b", &etcd.endpoint(), "", "1500ms");
+    init_placement(&a, &[("node-a", &a, "rack-a"), ("node-b", &b, "rack-b")]);
+    let leader = if wait_for_leader(&[&a, &b]) == 0 { &a } else { &b };
+    let to = leader.statsd;
+    let load = std::thread::spawn(move || send_counters(to, 40, Duration::from_secs(4)));
+    let delay = 1_500_000_000;
+    let mut checked = 0;
+    let started = Instant::now();
+    while !load.is_finished() || started.elapsed() < Duration::from_secs(8) {
+        let out = leader.output_so_far();
+        let read_at = wall_clock_nanos();
+        for v in &out[checked..] {
+            assert!(
+                v.time_ns + delay <= read_at,
+                "window ending at {} out {} ms after its end, before the flush delay (1.5s)",
+                v.time_ns,
+                (read_at - v.time_ns) / 1_000_000
+            );
+        }
+        checked = out.len();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    load.join().unwrap();
+    assert!(checked > 0, "the leader emitted nothing while the load ran");
+}
+
+fn wall_clock_nanos() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64
 }
 
 #[test]

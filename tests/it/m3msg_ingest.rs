@@ -228,6 +228,53 @@ fn a_storage_resolution_below_the_minimum_is_refused_and_counted() {
     assert_eq!(out.iter().filter(|v| v.id == "ten.seconds").map(|v| v.value).collect::<Vec<_>>(), vec![2.0]);
 }
 
+/// A metric whose metadata asks for an allowed but unusual policy (1s:1h beside the default
+/// 10s:2d) gives the core that owns it a second flush schedule; once the series has expired
+/// (`entry_ttl` 2s), the policy is pruned and the core runs rounds for the default
+/// resolution only: `sheaf_flush_schedules` falls back to one per core. The series is written
+/// every 100 ms until the extra schedule and policy have been seen, so that a slow test
+/// machine cannot let it expire unseen.
+#[test]
+fn a_policy_no_series_uses_any_more_is_pruned_with_its_flush_schedule() {
+    let sheaf = Sheaf::start("m3msg-prune-policy", "  entry_ttl: 2s\n");
+    sheaf.wait_metric("sheaf_flush_schedules", &[], 2.0);
+    let mut metric = counter("one.second", 5);
+    metric.counter_with_metadatas.as_mut().unwrap().metadatas = Some(metricpb::StagedMetadatas {
+        metadatas: vec![metricpb::StagedMetadata {
+            cutover_nanos: 0,
+            tombstoned: false,
+            metadata: Some(metricpb::Metadata { pipelines: vec![pipeline(vec![policy(1, 3600)], false)] }),
+        }],
+    });
+    let mut c = TcpStream::connect(sheaf.m3msg).unwrap();
+    let mut sent = 0u64;
+    // 10s:2d on each core, 1s:1h on the core that owns the series.
+    let seen =
+        || sheaf.metric("sheaf_flush_schedules", &[]) == 3.0 && sheaf.metric("sheaf_storage_policies", &[]) == 3.0;
+    let started = std::time::Instant::now();
+    while sent == 0 || !seen() {
+        assert!(started.elapsed() < Duration::from_secs(30), "no 1s schedule: {}", sheaf.status());
+        sent += 1;
+        c.write_all(&message(sent, metric.clone())).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(read_acks(&mut c, sent as usize).len(), sent as usize);
+    let schedules = || sheaf.metric("sheaf_flush_schedules", &[]);
+    crate::harness::wait_until(
+        "the 1s schedule is dropped",
+        Duration::from_secs(30),
+        || schedules() == 2.0,
+        || format!("{} schedules", schedules()),
+    );
+    assert_eq!(sheaf.metric("sheaf_storage_policies_pruned_total", &[]), 1.0);
+    assert_eq!(sheaf.metric("sheaf_storage_policies", &[]), 2.0);
+    assert_eq!(sheaf.metric("sheaf_series", &[]), 0.0);
+    let out = sheaf.stop();
+    let flushed: Vec<_> = out.iter().filter(|v| v.id == "one.second").collect();
+    assert!(flushed.iter().all(|v| v.policy == "1s:1h"), "{flushed:?}");
+    assert_eq!(flushed.iter().map(|v| v.value).sum::<f64>(), 5.0 * sent as f64);
+}
+
 #[test]
 fn a_frame_cut_off_by_the_close_is_counted_and_the_whole_ones_before_it_are_kept() {
     let sheaf = Sheaf::start("m3msg-truncated", "");

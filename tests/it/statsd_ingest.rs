@@ -229,6 +229,41 @@ fn unix_socket_datagrams_sent_until_shutdown_are_all_flushed() {
     assert_eq!(sums, want, "every datagram a sender was told had been taken");
 }
 
+/// `max_series: 100` over two cores: each core holds at most 50 series. Of 300 distinct
+/// counters, 100 are created; every value of the others is refused and counted, never
+/// aggregated, while the series held keep aggregating every value exactly; each core warns
+/// once as it nears its share.
+#[test]
+fn new_series_past_the_limit_are_refused_and_counted_and_the_others_stay_exact() {
+    let sheaf = Sheaf::start("statsd-series-limit", "  max_series: 100\n");
+    sheaf.wait_metric("sheaf_series_limit", &[], 100.0);
+    assert_eq!(sheaf.metric("sheaf_series_limit", &[("core", "0")]), 50.0);
+    assert_eq!(sheaf.metric("sheaf_series_limit", &[]), 100.0);
+    let mut tcp = TcpStream::connect(sheaf.statsd).unwrap();
+    for round in 1..=3 {
+        for i in 0..300 {
+            writeln!(tcp, "limited.{i}:{round}|c").unwrap();
+        }
+        tcp.flush().unwrap();
+        sheaf.wait_metric("sheaf_ingested_values_total", &[], f64::from(300 * round));
+    }
+    drop(tcp);
+    sheaf.wait_metric("sheaf_values_applied_total", &[], 300.0);
+    sheaf.wait_metric("sheaf_rejected_values_total", &[("reason", "series_limit")], 600.0);
+    assert_eq!(sheaf.metric("sheaf_series", &[]), 100.0);
+    assert_eq!(sheaf.metric("sheaf_values_applied_total", &[]), 300.0);
+    assert_eq!(sheaf.metric("sheaf_rejected_values_total", &[("reason", "series_limit")]), 600.0);
+    let stderr = sheaf.stderr();
+    let out = sheaf.stop();
+    let got = totals(&out);
+    assert_eq!(got.len(), 100, "{got:?}");
+    for ((id, _), sum) in &got {
+        assert!(id.starts_with("limited."), "{id}");
+        assert_eq!(*sum, 6.0, "{id}: every value of a series held, 1 + 2 + 3");
+    }
+    assert_eq!(stderr.matches("90% of this core's share of aggregator.max_series").count(), 2, "{stderr}");
+}
+
 fn sheaf_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64
 }

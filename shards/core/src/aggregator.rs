@@ -10,7 +10,6 @@
 
 use crate::aggregation::MetricType;
 use crate::batch::{DEFAULT_SPEC, Sample, SampleBatch, SampleValue, UNTIMED};
-use crate::series::Elem;
 use crate::shard_map::{Refused, ShardMap};
 use crate::spec::{SpecId, SpecTable};
 use crate::time::{UnixNanos, truncate};
@@ -76,13 +75,21 @@ pub struct CoreAggregator {
     pub counters: AggregatorCounters,
     /// Per shard: the windows its series held after the shard's last flush or discard.
     windows_held: Vec<u64>,
+    /// Series held, all shards together.
+    series_held: usize,
+    /// `options.max_series_per_core`, with no limit as `usize::MAX`.
+    series_limit: usize,
+    /// The latest horizon any flush round has reached: where a resolution added (again) after
+    /// the first round starts, so that a window one of its pruned policies already emitted
+    /// cannot be opened and emitted a second time.
+    latest_horizon: UnixNanos,
 }
 
 impl CoreAggregator {
     pub fn new(options: AggregatorOptions, num_shards: u32) -> Self {
         let specs = SpecTable::new(&options.default_policies);
         let mut this = Self {
-            options,
+            options: options.clone(),
             specs,
             shards: (0..num_shards)
                 .map(|_| ShardSlot { map: ShardMap::default(), held: false, window: ShardWindow::OPEN })
@@ -92,6 +99,12 @@ impl CoreAggregator {
             untimed_start: Vec::new(),
             counters: AggregatorCounters::default(),
             windows_held: vec![0; num_shards as usize],
+            series_held: 0,
+            series_limit: match options.max_series_per_core {
+                0 => usize::MAX,
+                n => n,
+            },
+            latest_horizon: UnixNanos::MIN,
         };
         this.track_resolutions();
         this
@@ -109,12 +122,30 @@ impl CoreAggregator {
 
     /// Number of series held, all shards together.
     pub fn series_count(&self) -> usize {
-        self.shards.iter().map(|slot| slot.map.len()).sum()
+        self.series_held
     }
 
-    /// The resolutions this core has windows for (from the default and any metadata seen).
+    /// The resolutions this core may have windows for: those of the default policies and of
+    /// the policies in metadata that some series still uses.
     pub fn resolutions(&self) -> impl Iterator<Item = i64> + '_ {
         self.flushed.iter().map(|f| f.resolution)
+    }
+
+    /// Storage policies this core holds (the defaults and those some series uses).
+    pub fn policy_count(&self) -> usize {
+        self.specs.live_policy_count()
+    }
+
+    /// Drops the storage policies no series uses any more (their series expired or moved to
+    /// other metadata), but the default ones, and the resolutions only they had: the flush
+    /// schedule then runs no more rounds for those. Returns how many policies were dropped.
+    pub fn prune_unused_policies(&mut self) -> usize {
+        let pruned = self.specs.prune_unused();
+        if pruned > 0 {
+            self.counters.policies_pruned += pruned as u64;
+            self.track_resolutions();
+        }
+        pruned
     }
 
     /// Shards this core holds state for.
@@ -122,14 +153,22 @@ impl CoreAggregator {
         self.shards.iter().enumerate().filter(|(_, slot)| slot.held).map(|(i, _)| i as u32)
     }
 
+    /// Keeps one `FlushedUntil` per resolution of a live policy: adds the new ones, drops those
+    /// no live policy has (no window of theirs is left).
     fn track_resolutions(&mut self) {
-        for p in self.specs.policies() {
-            if !self.flushed.iter().any(|f| f.resolution == p.resolution_nanos) {
-                self.flushed.push(FlushedUntil {
-                    resolution: p.resolution_nanos,
-                    untimed: UnixNanos::MIN,
-                    timed: UnixNanos::MIN,
-                });
+        let specs = &self.specs;
+        self.flushed.retain(|f| specs.live_policies().any(|p| p.resolution_nanos == f.resolution));
+        let horizon = self.latest_horizon;
+        let past = self.options.timed_buffer_past;
+        for p in self.specs.live_policies() {
+            let r = p.resolution_nanos;
+            if !self.flushed.iter().any(|f| f.resolution == r) {
+                let (untimed, timed) = if horizon == UnixNanos::MIN {
+                    (UnixNanos::MIN, UnixNanos::MIN)
+                } else {
+                    (truncate(horizon, r), truncate(horizon.saturating_sub(past), r))
+                };
+                self.flushed.push(FlushedUntil { resolution: r, untimed, timed });
             }
         }
     }
@@ -226,7 +265,8 @@ impl CoreAggregator {
             };
             let shard = &mut slot.map;
             let id = batch.id(s);
-            let (series, mut gauge_base, created) = match shard.find_or_insert(s.hash, s.metric_type, id, hint) {
+            let room = self.series_held < self.series_limit;
+            let (series, mut gauge_base, created) = match shard.find_or_insert(s.hash, s.metric_type, id, hint, room) {
                 Ok(found) => found,
                 Err(Refused::IdTooLong) => {
                     self.counters.id_too_long += 1;
@@ -236,9 +276,14 @@ impl CoreAggregator {
                     self.counters.series_over_shard_limit += 1;
                     continue;
                 }
+                Err(Refused::NoRoom) => {
+                    self.counters.series_limit_refused += 1;
+                    continue;
+                }
             };
             if created {
                 slot.held = true;
+                self.series_held += 1;
                 self.counters.series_created += 1;
             }
             series.last_write_secs = now_secs;
@@ -257,22 +302,22 @@ impl CoreAggregator {
                 && let Some(elem) = series.sole_untimed_elem(0)
             {
                 // Most values: untimed, default metadata, a series with one element.
-                add_value(elem, start, value, now, batch);
-                self.counters.values_applied += value_count(value);
+                elem.add_sample(start, value, now, batch);
+                self.counters.values_applied += value.count();
                 continue;
             }
             // A gauge delta applies to the latest value, so it is observed now.
             let delta = matches!(received, SampleValue::GaugeDelta(_));
             let time = if (timed || stamped) && !delta { s.time } else { now };
             let flushed = &self.flushed;
-            let elems = series.elems_for(spec, timed, &self.specs);
+            let elems = series.elems_for(spec, timed, &mut self.specs);
             if !timed
                 && !stamped
                 && let [elem] = elems
             {
                 // Other untimed values of a series with one element: no loop to keep.
-                add_value(elem, self.untimed_start[usize::from(elem.policy)], value, time, batch);
-                self.counters.values_applied += value_count(value);
+                elem.add_sample(self.untimed_start[usize::from(elem.policy)], value, time, batch);
+                self.counters.values_applied += value.count();
                 continue;
             }
             for elem in elems {
@@ -291,9 +336,9 @@ impl CoreAggregator {
                 } else {
                     self.untimed_start[usize::from(elem.policy)]
                 };
-                add_value(elem, start, value, time, batch);
+                elem.add_sample(start, value, time, batch);
             }
-            self.counters.values_applied += value_count(value);
+            self.counters.values_applied += value.count();
         }
     }
 
@@ -351,9 +396,9 @@ impl CoreAggregator {
             self.spec_cache.resize(i + 1, SpecId::MAX);
         }
         if self.spec_cache[i] == SpecId::MAX {
-            let known = self.specs.policies().len();
+            let known = self.specs.live_policy_count();
             self.spec_cache[i] = self.specs.intern(batch.spec(r))?;
-            if self.specs.policies().len() != known {
+            if self.specs.live_policy_count() != known {
                 self.track_resolutions();
                 self.refresh_untimed_starts(now);
             }
@@ -361,12 +406,15 @@ impl CoreAggregator {
         Some(self.spec_cache[i])
     }
 
-    /// Starts a flush round of `resolution` at `now`: windows ending at or before
-    /// `truncate(now, r)` (untimed) or `truncate(now − timed_buffer_past, r)` (timed) are due.
-    /// From here on, values for those windows roll into the next one.
-    pub fn begin_flush(&mut self, resolution: i64, now: UnixNanos) {
-        let untimed = truncate(now, resolution);
-        let timed = truncate(now - self.options.timed_buffer_past, resolution);
+    /// Starts a flush round of `resolution` that may flush the windows ending at or before
+    /// `horizon`: windows ending at or before `truncate(horizon, r)` (untimed) or
+    /// `truncate(horizon − timed_buffer_past, r)` (timed) are due. From here on, values for
+    /// those windows roll into the next one. The caller picks the horizon: the round's time,
+    /// less the flush delay its windows must wait after their end.
+    pub fn begin_flush(&mut self, resolution: i64, horizon: UnixNanos) {
+        self.latest_horizon = self.latest_horizon.max(horizon);
+        let untimed = truncate(horizon, resolution);
+        let timed = truncate(horizon - self.options.timed_buffer_past, resolution);
         if let Some(f) = self.flushed.iter_mut().find(|f| f.resolution == resolution) {
             f.untimed = f.untimed.max(untimed);
             f.timed = f.timed.max(timed);
@@ -431,7 +479,9 @@ impl CoreAggregator {
         let mut closed = Vec::new();
         for (i, slot) in self.shards.iter_mut().enumerate() {
             if slot.held && slot.window.accept_until <= now {
-                slot.map = ShardMap::default();
+                let map = std::mem::take(&mut slot.map);
+                map.for_each(|series| series.release_elems(&mut self.specs));
+                self.series_held -= map.len();
                 slot.held = false;
                 self.windows_held[i] = 0;
                 closed.push(i as u32);
@@ -464,7 +514,7 @@ impl CoreAggregator {
         let Some(map) = self.shards.get_mut(shard as usize).filter(|slot| slot.held).map(|slot| &mut slot.map) else {
             return;
         };
-        let specs = &self.specs;
+        let specs = &mut self.specs;
         let counters = &mut self.counters;
         let options = &self.options;
         let now_secs = now / 1_000_000_000;
@@ -519,35 +569,16 @@ impl CoreAggregator {
                 series.drop_stale_elems(specs);
             }
             held += windows as u64;
-            windows > 0 || now_secs - i64::from(series.last_write_secs) <= ttl_secs
+            let keep = windows > 0 || now_secs - i64::from(series.last_write_secs) <= ttl_secs;
+            if !keep {
+                series.release_elems(specs);
+            }
+            keep
         });
+        self.series_held -= expired;
         self.counters.series_expired += expired as u64;
         if let Some(slot) = self.windows_held.get_mut(shard as usize) {
             *slot = held;
         }
-    }
-}
-
-/// Adds `value`, observed at `time`, to the window of `elem` starting at `start`.
-#[inline(always)]
-fn add_value(elem: &mut Elem, start: UnixNanos, value: SampleValue, time: UnixNanos, batch: &SampleBatch) {
-    match value {
-        SampleValue::Number(v) | SampleValue::GaugeDelta(v) => elem.add(start, v, time),
-        SampleValue::Member(h) => elem.window_mut(start).add_member(h, time),
-        SampleValue::Timer { start: first, len } => {
-            let mut window = elem.window_mut(start);
-            for v in batch.timer_values(first, len) {
-                window.add(*v, time);
-            }
-        }
-    }
-}
-
-/// The values one sample carries: a timer batch counts each of its values.
-#[inline(always)]
-fn value_count(value: SampleValue) -> u64 {
-    match value {
-        SampleValue::Timer { len, .. } => u64::from(len),
-        _ => 1,
     }
 }

@@ -23,12 +23,16 @@ pub struct AggregatorOptions {
     /// The finest resolution a metric's metadata may ask for (`min_storage_resolution`); a
     /// finer one is refused at decode.
     pub min_resolution: i64,
+    /// Series this core may hold (its share of `max_series`); a value for a new series past
+    /// it is refused and counted, existing series keep aggregating. 0: no limit.
+    pub max_series_per_core: usize,
     pub naming: Arc<Naming>,
 }
 
 impl AggregatorOptions {
     /// `default_policies` with the rest at sheaf's defaults (the same as the config's): NaN
-    /// discarded, timed buffers of 1m past and future, entry TTL 1h, no prefixes.
+    /// discarded, timed buffers of 1m past and future, entry TTL 1h, no series limit, no
+    /// prefixes.
     pub fn with_policies(default_policies: Vec<StoragePolicy>) -> Self {
         Self {
             default_policies,
@@ -37,6 +41,7 @@ impl AggregatorOptions {
             timed_buffer_future: 60_000_000_000,
             entry_ttl: 3_600_000_000_000,
             min_resolution: 1_000_000_000,
+            max_series_per_core: 0,
             naming: Arc::new(Naming::default()),
         }
     }
@@ -67,4 +72,8 @@ pub struct AggregatorCounters {
     pub id_too_long: u64,
     /// Samples of a new series in a shard that already holds its maximum (16,777,215).
     pub series_over_shard_limit: u64,
+    /// Samples of a new series refused because the core holds `max_series_per_core`.
+    pub series_limit_refused: u64,
+    /// Storage policies dropped (with their flush schedule) once no series used them.
+    pub policies_pruned: u64,
 }

@@ -68,6 +68,17 @@ pub enum SampleValue {
     Timer { start: u32, len: u32 },
 }
 
+impl SampleValue {
+    /// The values this sample carries: a timer batch counts each of its values.
+    #[inline(always)]
+    pub(crate) fn count(self) -> u64 {
+        match self {
+            Self::Timer { len, .. } => u64::from(len),
+            _ => 1,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Sample {
     /// Hash of (type, id) for the owner's map.

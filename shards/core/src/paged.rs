@@ -98,7 +98,6 @@ impl<T> Paged<T> {
         }
     }
 
-    #[cfg(test)]
     pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
         self.pages.iter().flatten()
     }

@@ -5,6 +5,7 @@
 //! per value.
 
 use crate::aggregation::{AggTypes, MetricType};
+use crate::batch::{SampleBatch, SampleValue};
 use crate::spec::{PolicyIdx, SpecId, SpecTable};
 use crate::time::UnixNanos;
 use crate::window::{WindowKind, WindowMut, WindowState};
@@ -56,6 +57,22 @@ impl Elem {
         let state = self.state_mut(start);
         // SAFETY: `state_mut` returns a live state of kind `self.kind`.
         unsafe { state.add(kind, v, time) }
+    }
+
+    /// Adds the sample `value` of `batch`, observed at `time`, to the window starting at
+    /// `start` (opened if needed).
+    #[inline(always)]
+    pub(crate) fn add_sample(&mut self, start: UnixNanos, value: SampleValue, time: UnixNanos, batch: &SampleBatch) {
+        match value {
+            SampleValue::Number(v) | SampleValue::GaugeDelta(v) => self.add(start, v, time),
+            SampleValue::Member(h) => self.window_mut(start).add_member(h, time),
+            SampleValue::Timer { start: first, len } => {
+                let mut window = self.window_mut(start);
+                for v in batch.timer_values(first, len) {
+                    window.add(*v, time);
+                }
+            }
+        }
     }
 
     /// Asks the CPU to start loading the heap state of the newest window, which the next value
@@ -273,11 +290,13 @@ impl Series {
 
     /// The elements that spec `spec` writes to, creating missing ones; they come first in
     /// `elems`, in the spec's order, so the next write with the same spec finds them directly.
+    /// Each element created is counted in `specs` (see `SpecTable::elem_created`).
     #[inline]
-    pub(crate) fn elems_for(&mut self, spec: SpecId, timed: bool, specs: &SpecTable) -> &mut [Elem] {
-        let keys = specs.keys(spec);
+    pub(crate) fn elems_for(&mut self, spec: SpecId, timed: bool, specs: &mut SpecTable) -> &mut [Elem] {
+        let len = specs.keys(spec).len();
         if self.spec != spec || self.spec_timed != timed {
-            for (i, key) in keys.iter().enumerate() {
+            for i in 0..len {
+                let key = specs.keys(spec)[i];
                 match self.elems[i..]
                     .iter()
                     .position(|e| e.policy == key.policy && e.aggs == key.aggs && e.timed == timed)
@@ -286,28 +305,38 @@ impl Series {
                     None => {
                         let elem = Elem::new(key.policy, key.aggs, timed, self.metric_type);
                         self.elems.insert(i, elem);
+                        specs.elem_created(key.policy);
                     }
                 }
             }
             self.spec = spec;
             self.spec_timed = timed;
         }
-        &mut self.elems[..keys.len()]
+        &mut self.elems[..len]
     }
 
-    /// Drops elements no longer named by the current spec once their windows are flushed.
+    /// Drops elements no longer named by the current spec once their windows are flushed
+    /// (counted in `specs`).
     #[inline]
-    pub(crate) fn drop_stale_elems(&mut self, specs: &SpecTable) {
+    pub(crate) fn drop_stale_elems(&mut self, specs: &mut SpecTable) {
         let live = if self.spec == SpecId::MAX { 0 } else { specs.keys(self.spec).len() };
         if self.elems.len() > live {
             let mut i = live;
             while i < self.elems.len() {
                 if self.elems[i].window_count() == 0 {
+                    specs.elem_dropped(self.elems[i].policy);
                     self.elems.remove(i);
                 } else {
                     i += 1;
                 }
             }
+        }
+    }
+
+    /// Counts in `specs` every element of this series as dropped: the series is going away.
+    pub(crate) fn release_elems(&self, specs: &mut SpecTable) {
+        for elem in self.elems.iter() {
+            specs.elem_dropped(elem.policy);
         }
     }
 }

@@ -30,6 +30,8 @@ pub(crate) enum Refused {
     IdTooLong,
     /// The shard holds `MAX_SERIES_PER_SHARD` series (positions are 24 bits).
     ShardFull,
+    /// The caller said there is no room for a new series (the core's series limit).
+    NoRoom,
 }
 
 #[derive(Debug, Default)]
@@ -119,7 +121,8 @@ impl ShardMap {
 
     /// The series (`metric_type`, `id`) whose map hash is `hash`, created if absent, with its
     /// gauge base; the bool says whether it was created. An absent series that this map cannot
-    /// store is refused: only new series are checked, so the per-value path pays nothing for it.
+    /// store, or that comes when the caller has no `room` for one, is refused: only new series
+    /// are checked, so the per-value path pays nothing for it.
     ///
     /// `hint` is where `prefetch_series` expected the series: when the record there is this
     /// series, the index is not probed again. (Positions stay put while values are applied:
@@ -131,6 +134,7 @@ impl ShardMap {
         metric_type: MetricType,
         id: &[u8],
         hint: Option<usize>,
+        room: bool,
     ) -> Result<(&mut Series, GaugeBase<'_>, bool), Refused> {
         // The hinted record, checked through the one `&mut` that is returned: looking it up
         // again after a shared check would compute its page address twice per value.
@@ -142,7 +146,7 @@ impl ShardMap {
             // SAFETY: `p` comes from `self.series.get_mut` above and nothing has touched `self.series` since.
             Some(p) => (unsafe { &mut *p }, false),
             None => {
-                let (i, created) = self.find_or_insert_unhinted(hash, metric_type, id)?;
+                let (i, created) = self.find_or_insert_unhinted(hash, metric_type, id, room)?;
                 (&mut self.series[i], created)
             }
         };
@@ -163,6 +167,7 @@ impl ShardMap {
         hash: u64,
         metric_type: MetricType,
         id: &[u8],
+        room: bool,
     ) -> Result<(usize, bool), Refused> {
         let (series, ids) = (&self.series, &self.ids);
         let is_it =
@@ -171,6 +176,7 @@ impl ShardMap {
             Some(i) => (i, false),
             None if id.len() > MAX_ID_LEN => return Err(Refused::IdTooLong),
             None if self.series.len() >= MAX_SERIES_PER_SHARD => return Err(Refused::ShardFull),
+            None if !room => return Err(Refused::NoRoom),
             None => {
                 let i = self.series.len();
                 let start = self.ids.len() as u32;
@@ -229,6 +235,13 @@ impl ShardMap {
     pub(crate) fn prefetch_add(&self, position: usize, v: f64) {
         if let Some(series) = self.series.get(position) {
             series.prefetch_add(v);
+        }
+    }
+
+    /// Calls `each` with every series.
+    pub(crate) fn for_each(&self, mut each: impl FnMut(&Series)) {
+        for series in self.series.iter() {
+            each(series);
         }
     }
 
@@ -324,7 +337,7 @@ mod tests {
                 let metric_type = [MetricType::Counter, MetricType::Gauge, MetricType::Timer][t as usize];
                 let id = format!("s{key}").into_bytes();
                 let hash = series_hash(metric_type, &id);
-                let (s, mut base, created) = map.find_or_insert(hash, metric_type, &id, hint.map(usize::from)).unwrap();
+                let (s, mut base, created) = map.find_or_insert(hash, metric_type, &id, hint.map(usize::from), true).unwrap();
                 s.last_write_secs += 1;
                 let n = f64::from(s.last_write_secs);
                 // A gauge's base is its own, through inserts, removals and compaction.
@@ -344,7 +357,7 @@ mod tests {
             prop_assert!(map.ids.len() - map.garbage == model.keys().map(|(t, id)| stored(*t, id)).sum::<usize>());
             for ((t, id), count) in &model {
                 let metric_type = [MetricType::Counter, MetricType::Gauge, MetricType::Timer][*t as usize];
-                let (s, base, created) = map.find_or_insert(series_hash(metric_type, id), metric_type, id, None).unwrap();
+                let (s, base, created) = map.find_or_insert(series_hash(metric_type, id), metric_type, id, None, true).unwrap();
                 prop_assert!(!created);
                 prop_assert_eq!(s.last_write_secs, *count);
                 prop_assert_eq!(base.get(), (metric_type == MetricType::Gauge).then_some(f64::from(*count)));

@@ -1,5 +1,12 @@
 //! Interned metadata of a core: the storage policies and (aggregations, policy) lists that
-//! its series use. Owned by one shard core; ids are meaningful on that core only.
+//! its series use, and how many series elements use each policy. Owned by one shard core;
+//! ids are meaningful on that core only.
+//!
+//! A policy no element uses any more (its series expired or moved to other metadata) is
+//! pruned, with every spec that names it, unless the default spec names it: its slot and
+//! theirs are then free for the next new policy or spec. Pruning is safe because a live series
+//! always holds an element for each key of its current spec, so no live series names a spec
+//! whose policy has no element left.
 
 use hashbrown::HashMap;
 
@@ -25,16 +32,31 @@ pub(crate) struct ElemKey {
 
 #[derive(Debug)]
 pub(crate) struct SpecTable {
+    /// By `PolicyIdx`; a pruned policy's slot keeps its old value until reused.
     policies: Vec<StoragePolicy>,
     policy_index: HashMap<StoragePolicy, PolicyIdx>,
+    /// By `PolicyIdx`: the series elements that use the policy.
+    elems_using: Vec<u64>,
+    /// Policy slots pruned and free for reuse.
+    free_policies: Vec<PolicyIdx>,
+    /// By `SpecId`; a pruned spec's slot is empty until reused.
     specs: Vec<Box<[ElemKey]>>,
     index: HashMap<Box<[ElemSpec]>, SpecId>,
+    /// Spec slots pruned and free for reuse.
+    free_specs: Vec<SpecId>,
 }
 
 impl SpecTable {
     pub(crate) fn new(default_policies: &[StoragePolicy]) -> Self {
-        let mut t =
-            Self { policies: Vec::new(), policy_index: HashMap::new(), specs: Vec::new(), index: HashMap::new() };
+        let mut t = Self {
+            policies: Vec::new(),
+            policy_index: HashMap::new(),
+            elems_using: Vec::new(),
+            free_policies: Vec::new(),
+            specs: Vec::new(),
+            index: HashMap::new(),
+            free_specs: Vec::new(),
+        };
         let default: Vec<ElemSpec> =
             default_policies.iter().map(|p| ElemSpec { aggs: AggTypes::DEFAULT, policy: *p }).collect();
         let id = t.intern(&default);
@@ -42,8 +64,65 @@ impl SpecTable {
         t
     }
 
+    /// Every policy slot, pruned ones included (indexed by `PolicyIdx`).
     pub(crate) fn policies(&self) -> &[StoragePolicy] {
         &self.policies
+    }
+
+    /// The policies in use (not pruned).
+    pub(crate) fn live_policies(&self) -> impl Iterator<Item = StoragePolicy> + '_ {
+        self.policy_index.keys().copied()
+    }
+
+    /// How many policies are in use (not pruned).
+    pub(crate) fn live_policy_count(&self) -> usize {
+        self.policy_index.len()
+    }
+
+    /// A series element of `policy` was created.
+    #[inline]
+    pub(crate) fn elem_created(&mut self, policy: PolicyIdx) {
+        self.elems_using[usize::from(policy)] += 1;
+    }
+
+    /// A series element of `policy` was dropped.
+    #[inline]
+    pub(crate) fn elem_dropped(&mut self, policy: PolicyIdx) {
+        let uses = &mut self.elems_using[usize::from(policy)];
+        *uses = uses.saturating_sub(1);
+    }
+
+    /// Prunes the policies no series element uses, but those of the default spec, and every
+    /// spec naming one of them; returns how many policies were pruned.
+    pub(crate) fn prune_unused(&mut self) -> usize {
+        let default: &[ElemKey] = self.specs.first().map_or(&[], |keys| keys);
+        let unused: Vec<PolicyIdx> = self
+            .policy_index
+            .values()
+            .copied()
+            .filter(|&p| self.elems_using[usize::from(p)] == 0 && !default.iter().any(|k| k.policy == p))
+            .collect();
+        if unused.is_empty() {
+            return 0;
+        }
+        for &p in &unused {
+            self.policy_index.remove(&self.policies[usize::from(p)]);
+            self.free_policies.push(p);
+        }
+        let policies = &self.policy_index;
+        let mut pruned_specs = Vec::new();
+        self.index.retain(|elems, id| {
+            let keep = elems.iter().all(|e| policies.contains_key(&e.policy));
+            if !keep {
+                pruned_specs.push(*id);
+            }
+            keep
+        });
+        for id in pruned_specs {
+            self.specs[id as usize] = Box::default();
+            self.free_specs.push(id);
+        }
+        unused.len()
     }
 
     pub(crate) fn policy(&self, idx: PolicyIdx) -> StoragePolicy {
@@ -62,27 +141,55 @@ impl SpecTable {
         if let Some(id) = self.index.get(elems) {
             return Some(*id);
         }
-        let new_policies = elems.iter().filter(|e| !self.policy_index.contains_key(&e.policy)).count();
-        if self.specs.len() >= MAX_SPECS || self.policies.len() + new_policies > MAX_POLICIES {
+        let mut new_policies: Vec<StoragePolicy> =
+            elems.iter().map(|e| e.policy).filter(|p| !self.policy_index.contains_key(p)).collect();
+        new_policies.dedup();
+        let live_specs = self.specs.len() - self.free_specs.len();
+        if live_specs >= MAX_SPECS || self.policy_index.len() + new_policies.len() > MAX_POLICIES {
             return None;
         }
         let mut keys: Vec<ElemKey> = Vec::with_capacity(elems.len());
         for e in elems {
-            let next = self.policies.len() as PolicyIdx;
-            let policy = *self.policy_index.entry(e.policy).or_insert(next);
-            if policy == next {
-                self.policies.push(e.policy);
-            }
+            let policy = match self.policy_index.get(&e.policy) {
+                Some(&p) => p,
+                None => self.add_policy(e.policy),
+            };
             let key = ElemKey { policy, aggs: e.aggs };
             // The same (policy, aggregations) twice would aggregate and emit every value twice.
             if !keys.contains(&key) {
                 keys.push(key);
             }
         }
-        let id = self.specs.len() as SpecId;
-        self.specs.push(keys.into_boxed_slice());
+        let id = match self.free_specs.pop() {
+            Some(id) => {
+                self.specs[id as usize] = keys.into_boxed_slice();
+                id
+            }
+            None => {
+                self.specs.push(keys.into_boxed_slice());
+                (self.specs.len() - 1) as SpecId
+            }
+        };
         self.index.insert(elems.into(), id);
         Some(id)
+    }
+
+    /// Gives `policy` a slot (a free one if any), with no element using it yet.
+    fn add_policy(&mut self, policy: StoragePolicy) -> PolicyIdx {
+        let idx = match self.free_policies.pop() {
+            Some(idx) => {
+                self.policies[usize::from(idx)] = policy;
+                self.elems_using[usize::from(idx)] = 0;
+                idx
+            }
+            None => {
+                self.policies.push(policy);
+                self.elems_using.push(0);
+                (self.policies.len() - 1) as PolicyIdx
+            }
+        };
+        self.policy_index.insert(policy, idx);
+        idx
     }
 }
 
@@ -112,5 +219,35 @@ mod tests {
         }
         assert_eq!(t.intern(&[elem(1, 5_000_000)]), None, "a new policy past the cap is refused");
         assert!(t.intern(&[elem(1, 1000), elem(1, 1001)]).is_some(), "known policies still combine");
+    }
+
+    #[test]
+    fn unused_policies_are_pruned_and_their_slots_reused() {
+        let mut t = SpecTable::new(&[StoragePolicy::new(10_000_000_000, 100_000_000_000).unwrap()]);
+        let used = t.intern(&[elem(1, 3600)]).unwrap();
+        let unused = t.intern(&[elem(60, 3600), elem(1, 3600)]).unwrap();
+        let (one_second, one_minute) = (t.keys(used)[0].policy, t.keys(unused)[0].policy);
+        t.elem_created(one_second);
+        assert_eq!(t.prune_unused(), 1, "only 60s:1h has no element; the default is kept");
+        assert_eq!(t.live_policies().count(), 2);
+        assert_eq!(t.intern(&[elem(1, 3600)]), Some(used), "a spec of live policies stays");
+        let reused = t.intern(&[elem(30, 3600)]).unwrap();
+        assert_eq!(reused, unused, "the pruned spec's slot is reused");
+        assert_eq!(t.keys(reused)[0].policy, one_minute, "and the pruned policy's slot");
+        t.elem_dropped(one_second);
+        assert_eq!(t.prune_unused(), 2);
+        assert_eq!(t.live_policies().collect::<Vec<_>>(), vec![t.policy(0)]);
+        assert_eq!(t.keys(0).len(), 1, "the default spec stays");
+    }
+
+    #[test]
+    fn pruned_policies_do_not_count_against_the_cap() {
+        let mut t = SpecTable::new(&[]);
+        for round in 0..3i64 {
+            for k in 0..MAX_POLICIES as i64 {
+                assert!(t.intern(&[elem(1, 1000 + k + round * 10_000)]).is_some(), "round {round}, policy {k}");
+            }
+            assert_eq!(t.prune_unused(), MAX_POLICIES);
+        }
     }
 }

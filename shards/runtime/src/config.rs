@@ -79,6 +79,12 @@ pub struct FlushSchedule {
 }
 
 impl FlushSchedule {
+    /// How long after its end a window is flushed at the earliest (`cluster.flush_delay`; 0 on
+    /// a single node): the part of every offset that jitter does not draw.
+    pub fn delay_nanos(&self) -> i64 {
+        self.min_offset.as_nanos() as i64
+    }
+
     /// The flush offset of resolution `r`: drawn from `[0, pct × r)` with pct from the first
     /// row whose interval is ≥ r (else the last row); 0 when jitter is off or no row exists.
     pub fn offset(&self, resolution_nanos: i64) -> i64 {

@@ -81,6 +81,12 @@ pub struct CoreStats {
     /// was full (its `SO_MEMINFO` drop counter, read at each publish).
     pub udp_dropped_datagrams: u64,
     pub series: u64,
+    /// Series this core may hold (its share of `max_series`; 0: no limit).
+    pub series_limit: u64,
+    /// Storage policies this core holds: the defaults and those some series uses.
+    pub storage_policies: u64,
+    /// Resolutions the flush schedule runs rounds for.
+    pub flush_schedules: u64,
     /// Windows held in memory (as counted at the last flush or discard of each shard).
     pub windows_held: u64,
     pub aggregation: AggregatorCounters,

@@ -4,7 +4,7 @@
 //! borrow at a time. Other threads see the counters only as the snapshots `publish_stats`
 //! hands to `Published<CoreStats>` (crossbeam-epoch).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -27,6 +27,9 @@ pub(crate) struct CoreState {
     /// The kernel's drops at this core's StatsD UDP socket, read at each publish.
     udp_drops: UdpDrops,
     published: Arc<Published<CoreStats>>,
+    /// The series held have reached 90 % of the core's limit and not fallen back below since
+    /// the warning: one warning per crossing.
+    near_series_limit: Cell<bool>,
 }
 
 impl CoreState {
@@ -40,6 +43,7 @@ impl CoreState {
             udp_drops: UdpDrops::default(),
             published,
             config,
+            near_series_limit: Cell::new(false),
         }
     }
 
@@ -48,10 +52,30 @@ impl CoreState {
         let mut snapshot = self.stats.borrow().clone();
         let agg = self.aggregator.borrow();
         snapshot.series = agg.series_count() as u64;
+        snapshot.series_limit = agg.options().max_series_per_core as u64;
+        snapshot.storage_policies = agg.policy_count() as u64;
         snapshot.windows_held = agg.windows_held();
         snapshot.aggregation = agg.counters.clone();
         snapshot.udp_dropped_datagrams = self.udp_drops.total();
+        self.warn_near_series_limit(snapshot.series, snapshot.series_limit);
         self.published.publish(snapshot);
+    }
+
+    /// Warns once when the series held reach 90 % of the core's limit, again only after they
+    /// have fallen below it.
+    fn warn_near_series_limit(&self, series: u64, limit: u64) {
+        let near = limit > 0 && series.saturating_mul(10) >= limit.saturating_mul(9);
+        if near && !self.near_series_limit.replace(true) {
+            tracing::warn!(
+                core = self.index,
+                series,
+                limit,
+                "series at 90% of this core's share of aggregator.max_series; values of new series \
+                 past it are refused (counted as series_limit)"
+            );
+        } else if !near {
+            self.near_series_limit.set(false);
+        }
     }
 
     /// Counts the kernel's drops at `fd`, this core's freshly bound StatsD UDP socket, for as

@@ -65,19 +65,26 @@ impl Flusher {
         self.round.acquire_permit(1).await.ok()
     }
 
-    /// Runs the round of `resolution` that was due at `scheduled`, as the role says; then
-    /// closes cut-off shards and hands freed memory back.
-    pub(crate) async fn round(&self, resolution: i64, scheduled: i64) {
+    /// Runs the round of `resolution` that was due at `scheduled`, as the role says (a leader
+    /// flushes the windows ending at or before `horizon`); then closes cut-off shards, drops
+    /// the storage policies no series uses any more, and hands freed memory back.
+    pub(crate) async fn round(&self, resolution: i64, scheduled: i64, horizon: i64) {
         {
             let _round = self.hold_rounds().await;
             match self.role.get() {
-                FlushRole::Leader => self.leader_round(resolution, scheduled).await,
+                FlushRole::Leader => self.leader_round(resolution, scheduled, horizon).await,
                 FlushRole::Follower => self.follower_round(resolution).await,
             }
         }
-        let closed = self.state.aggregator.borrow_mut().close_cut_off_shards(now_nanos());
+        let (closed, pruned) = {
+            let mut agg = self.state.aggregator.borrow_mut();
+            (agg.close_cut_off_shards(now_nanos()), agg.prune_unused_policies())
+        };
         if !closed.is_empty() {
             tracing::info!(core = self.state.index, ?closed, "closed cut-off shards");
+        }
+        if pruned > 0 {
+            tracing::debug!(core = self.state.index, pruned, "dropped storage policies no series uses");
         }
         if let Some(release) = self.sinks.services().release_memory {
             release();
@@ -129,10 +136,10 @@ impl Flusher {
         }
     }
 
-    async fn leader_round(&self, resolution: i64, scheduled: i64) {
+    async fn leader_round(&self, resolution: i64, scheduled: i64, horizon: i64) {
         let started = Instant::now();
         let now = now_nanos();
-        self.state.aggregator.borrow_mut().begin_flush(resolution, now);
+        self.state.aggregator.borrow_mut().begin_flush(resolution, horizon.min(now));
         let shards: Vec<u32> = self.state.aggregator.borrow().shards_held().collect();
         let mut out = self.sinks.collector();
         let mut stalled = Stalled::new(&self.sinks);
