@@ -254,10 +254,12 @@ fn cluster_metrics(o: &mut Out, cores: &[CoreStats], state: &AdminState) {
         c.aggregation.shards_closed as f64
     });
     let Some(cluster) = &state.cluster else { return };
-    let status = cluster.status.borrow().clone();
+    let status = cluster.status_view();
     let number = |key: &str| status[key].as_u64().unwrap_or(0);
-    o.family("sheaf_cluster_etcd_connected", "gauge", "1 while etcd answers.");
+    o.family("sheaf_cluster_etcd_connected", "gauge", "1 while etcd answers (the last request's outcome).");
     o.sample("sheaf_cluster_etcd_connected", &[], u8::from(status["etcd"] == "connected"));
+    o.family("sheaf_cluster_etcd_request_failures_total", "counter", "etcd requests failed or left unanswered.");
+    o.sample("sheaf_cluster_etcd_request_failures_total", &[], number("etcdRequestFailures"));
     o.family("sheaf_cluster_election_state", "gauge", "1 for this node's election state in its shard set.");
     for s in ["leader", "follower", "pendingFollower"] {
         o.sample("sheaf_cluster_election_state", &[("state", s)], u8::from(status["electionState"] == s));

@@ -89,7 +89,7 @@ async fn status(State(state): State<Arc<AdminState>>) -> Json<Value> {
         // m3aggregator's shape: a single node is the leader of everything it holds.
         None => (json!({"electionState": "leader", "canLead": true}), "single_node", Value::Null),
         Some(c) => {
-            let view = c.status.borrow().clone();
+            let view = c.status_view();
             let flush = json!({"electionState": view["electionState"], "canLead": view["canLead"]});
             (flush, "cluster", view)
         }

@@ -30,6 +30,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::cores::{CoreCommand, Cores};
 use super::election::{Election, ElectionState};
 use super::etcd::{Endpoints, Keys, Store};
+use super::health::{EtcdHealth, Tracked};
 use super::plan::not_owned;
 use super::state::{AgentState, DRAIN_LIMIT, Effect, Execute, Input, Now, Settings};
 use super::store::{Backoff, ClusterStore, Connect, StoreError, Versioned};
@@ -51,8 +52,23 @@ pub struct ClusterHandle<S = Store> {
     pub status: watch::Receiver<Value>,
     /// The store once connected (the placement API uses it).
     pub store: watch::Receiver<Option<S>>,
+    /// Whether etcd answers the agent's requests, as of the last one.
+    pub etcd: Arc<EtcdHealth>,
     pub keys: Keys,
     pub config: ClusterConfig,
+}
+
+impl<S> ClusterHandle<S> {
+    /// The agent's `/status` view, its `etcd` field as of now (the view itself is refreshed
+    /// between the agent's steps, and a step may wait on etcd).
+    pub fn status_view(&self) -> Value {
+        let mut view = self.status.borrow().clone();
+        if let Some(fields) = view.as_object_mut() {
+            fields.insert("etcd".into(), self.etcd.describe().into());
+            fields.insert("etcdRequestFailures".into(), self.etcd.failures().into());
+        }
+        view
+    }
 }
 
 /// The agent as the control thread builds it: over etcd and the cores' [`Commander`].
@@ -101,10 +117,18 @@ pub(crate) async fn start<C: Connect, K: Cores>(
     let (requests, requests_rx) = mpsc::channel(8);
     let (status_tx, status) = watch::channel(json!({}));
     let (store_tx, store) = watch::channel(None);
-    let handle =
-        ClusterHandle { requests, status, store, keys: settings.keys.clone(), config: settings.config.clone() };
+    let etcd = EtcdHealth::new();
+    let handle = ClusterHandle {
+        requests,
+        status,
+        store,
+        etcd: etcd.clone(),
+        keys: settings.keys.clone(),
+        config: settings.config.clone(),
+    };
     let io = Io {
         connect,
+        health: etcd,
         cores,
         reports,
         store: None,
@@ -128,9 +152,11 @@ struct Node<C: Connect, K> {
 /// Everything [`AgentState`] talks to, carrying its effects out.
 struct Io<C: Connect, K> {
     connect: C,
+    /// Every request below records its outcome here.
+    health: Arc<EtcdHealth>,
     cores: K,
     reports: Arc<FlushReports>,
-    store: Option<C::Store>,
+    store: Option<Tracked<C::Store>>,
     store_tx: watch::Sender<Option<C::Store>>,
     placement_rx: Option<mpsc::Receiver<Versioned>>,
     times_rx: Option<mpsc::Receiver<Versioned>>,
@@ -151,11 +177,13 @@ impl<C: Connect, K: Cores> Node<C, K> {
                 match io.connect.connect().await {
                     Ok(store) => {
                         tracing::info!("connected to etcd");
+                        io.health.record(true);
                         io.store_tx.send_replace(Some(store.clone()));
-                        io.store = Some(store);
+                        io.store = Some(Tracked::new(store, io.health.clone()));
                         state.step(io, Input::Connected).await;
                     }
                     Err(e) => {
+                        io.health.record(false);
                         let delay = backoff.next_delay();
                         tracing::warn!(error = %e, ?delay, "cannot reach etcd; aggregating meanwhile");
                         next_connect = tokio::time::Instant::now() + delay;
@@ -194,7 +222,7 @@ impl<C: Connect, K: Cores> Node<C, K> {
                 }
             }
             let leader = io.election.as_ref().and_then(|e| e.leader.borrow().clone());
-            status.send_replace(state.status(Instant::now(), leader));
+            status.send_replace(state.status(Instant::now(), leader, io.health.describe()));
         }
     }
 }
