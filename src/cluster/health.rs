@@ -75,6 +75,7 @@ impl<S: ClusterStore> Tracked<S> {
     }
 
     /// The store without tracking.
+    #[cfg(test)]
     pub fn inner(&self) -> &S {
         &self.inner
     }

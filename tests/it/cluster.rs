@@ -13,22 +13,22 @@ use crate::etcd::Etcd;
 use crate::harness::{Flushed, Launch, Sheaf, http_post, wait_until};
 use crate::proxy::Proxy;
 
-const SHARDS: u32 = 8;
+pub(crate) const SHARDS: u32 = 8;
 
 /// How long a wait for a condition may take before the test fails: generous, for a loaded box.
-const PATIENCE: Duration = Duration::from_secs(60);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(60);
 
-fn node(tag: &str, id: &str, etcd: &Etcd) -> Sheaf {
+pub(crate) fn node(tag: &str, id: &str, etcd: &Etcd) -> Sheaf {
     node_with(tag, id, etcd, "")
 }
 
 /// `cluster` is YAML added inside the `cluster:` section (indented by 2).
-fn node_with(tag: &str, id: &str, etcd: &Etcd, cluster: &str) -> Sheaf {
+pub(crate) fn node_with(tag: &str, id: &str, etcd: &Etcd, cluster: &str) -> Sheaf {
     node_at(tag, id, &etcd.endpoint(), cluster)
 }
 
 /// A node reaching etcd at `endpoint` (etcd itself, or a proxy in front of it).
-fn node_at(tag: &str, id: &str, endpoint: &str, cluster: &str) -> Sheaf {
+pub(crate) fn node_at(tag: &str, id: &str, endpoint: &str, cluster: &str) -> Sheaf {
     let top = format!(
         r#"num_shards: {SHARDS}
 host_id: "{id}"
@@ -43,7 +43,7 @@ cluster:
 }
 
 /// The placement API's JSON for these (id, node, isolation group) instances.
-fn instances_json(nodes: &[(&str, &Sheaf, &str)]) -> String {
+pub(crate) fn instances_json(nodes: &[(&str, &Sheaf, &str)]) -> String {
     let instances: Vec<String> = nodes
         .iter()
         .map(|(id, s, group)| {
@@ -57,18 +57,18 @@ fn instances_json(nodes: &[(&str, &Sheaf, &str)]) -> String {
     instances.join(",")
 }
 
-fn init_placement(a: &Sheaf, nodes: &[(&str, &Sheaf, &str)]) {
+pub(crate) fn init_placement(a: &Sheaf, nodes: &[(&str, &Sheaf, &str)]) {
     let body = format!(r#"{{"num_shards":{SHARDS},"replication_factor":2,"instances":[{}]}}"#, instances_json(nodes));
     let (code, resp) = http_post(a.admin, "/api/v1/services/m3aggregator/placement/init", &body).unwrap();
     assert_eq!(code, 200, "placement init: {resp}");
 }
 
-fn election_state(s: &Sheaf) -> String {
+pub(crate) fn election_state(s: &Sheaf) -> String {
     s.status()["status"]["flushStatus"]["electionState"].as_str().unwrap_or("").to_string()
 }
 
 /// Waits until exactly one of the nodes leads and the other follows; returns the leader's index.
-fn wait_for_leader(nodes: &[&Sheaf]) -> usize {
+pub(crate) fn wait_for_leader(nodes: &[&Sheaf]) -> usize {
     let states = || -> Vec<String> { nodes.iter().map(|n| election_state(n)).collect() };
     let settled = || {
         let states = states();
@@ -80,26 +80,26 @@ fn wait_for_leader(nodes: &[&Sheaf]) -> usize {
 }
 
 /// Waits until `node` has emitted at least `values` values (its JSON sink's lines).
-fn wait_for_output(what: &str, node: &Sheaf, values: usize) {
+pub(crate) fn wait_for_output(what: &str, node: &Sheaf, values: usize) {
     let emitted = || node.output_so_far().len();
     wait_until(what, PATIENCE, || emitted() >= values, || format!("{} values; {}", emitted(), node.status()));
 }
 
 /// Sums per series over what `gone` (outputs of stopped nodes) and `nodes` (so far) emitted.
-fn sums_so_far(gone: &[Vec<Flushed>], nodes: &[&Sheaf]) -> BTreeMap<String, f64> {
+pub(crate) fn sums_so_far(gone: &[Vec<Flushed>], nodes: &[&Sheaf]) -> BTreeMap<String, f64> {
     let mut outputs = gone.to_vec();
     outputs.extend(nodes.iter().map(|n| n.output_so_far()));
     sums(&union(&outputs).0)
 }
 
 /// Whether each of c0..c49 adds up to at least `sent`.
-fn covers(sums: &BTreeMap<String, f64>, sent: f64) -> bool {
+pub(crate) fn covers(sums: &BTreeMap<String, f64>, sent: f64) -> bool {
     (0..50).all(|i| sums.get(&format!("c{i}")).is_some_and(|t| *t >= sent))
 }
 
 /// Waits until every window the load went into is out: each series' sum over `gone` and
 /// `nodes` reaches `sent` (and `more` holds for the sums).
-fn wait_for_every_window(
+pub(crate) fn wait_for_every_window(
     gone: &[Vec<Flushed>],
     nodes: &[&Sheaf],
     sent: f64,
@@ -121,7 +121,7 @@ fn wait_for_every_window(
 }
 
 /// The last 40 lines of a node's log.
-fn log_tail(node: &Sheaf) -> String {
+pub(crate) fn log_tail(node: &Sheaf) -> String {
     let log = node.stderr();
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(40)..].join("\n")
@@ -133,7 +133,7 @@ fn last_update_ms_ago(node: &Sheaf) -> Option<u64> {
 }
 
 /// Sends `rounds` datagrams of counters c0..c49 (+1 each) to `to`, spread over `duration`.
-fn send_counters(to: std::net::SocketAddr, rounds: u32, duration: Duration) -> f64 {
+pub(crate) fn send_counters(to: std::net::SocketAddr, rounds: u32, duration: Duration) -> f64 {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let pause = duration / rounds;
     for _ in 0..rounds {
@@ -146,7 +146,7 @@ fn send_counters(to: std::net::SocketAddr, rounds: u32, duration: Duration) -> f
 
 /// (id, window end) → value over all outputs, and how many windows came out twice (with the
 /// identical value, or the test fails).
-fn union(outputs: &[Vec<Flushed>]) -> (BTreeMap<(String, i64), f64>, usize) {
+pub(crate) fn union(outputs: &[Vec<Flushed>]) -> (BTreeMap<(String, i64), f64>, usize) {
     let mut windows = BTreeMap::new();
     let mut twice = 0;
     for v in outputs.iter().flatten() {
@@ -158,7 +158,7 @@ fn union(outputs: &[Vec<Flushed>]) -> (BTreeMap<(String, i64), f64>, usize) {
     (windows, twice)
 }
 
-fn sums(windows: &BTreeMap<(String, i64), f64>) -> BTreeMap<String, f64> {
+pub(crate) fn sums(windows: &BTreeMap<(String, i64), f64>) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     for ((id, _), v) in windows {
         *out.entry(id.clone()).or_insert(0.0) += v;
@@ -382,7 +382,7 @@ fn adding_a_shard_set_under_load_hands_shards_over_with_no_window_lost_or_double
 }
 
 /// The sum over a node's cores of one `/status` core field.
-fn core_sum(node: &Sheaf, field: &str) -> u64 {
+pub(crate) fn core_sum(node: &Sheaf, field: &str) -> u64 {
     node.status()["cores"].as_array().unwrap().iter().map(|c| c[field].as_u64().unwrap()).sum()
 }
 

@@ -3,6 +3,7 @@
 #![allow(unreachable_pub)]
 
 mod cluster;
+mod cluster_etcd;
 mod config_cli;
 mod dead_sink;
 mod etcd;
