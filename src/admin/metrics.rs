@@ -220,9 +220,20 @@ fn cluster_metrics(o: &mut Out, cores: &[CoreStats], state: &AdminState) {
         cores,
         |c| c.forward_dropped_values as f64,
     );
-    o.per_core("sheaf_unowned_values_total", "counter", "Values for shards no node owns.", cores, |c| {
-        c.unowned_values as f64
-    });
+    o.per_core(
+        "sheaf_unowned_values_total",
+        "counter",
+        "Values for shards no node owns, given up on after cluster.unowned_hold (or beyond its limit).",
+        cores,
+        |c| c.unowned_values as f64,
+    );
+    o.per_core(
+        "sheaf_unowned_held_values_total",
+        "counter",
+        "Values held for a placement that routes them (a peer's placement was newer than this node's).",
+        cores,
+        |c| c.unowned_held_values as f64,
+    );
     o.per_core("sheaf_leader", "gauge", "1 while this core's flush rounds emit.", cores, |c| {
         f64::from(u8::from(c.leader))
     });

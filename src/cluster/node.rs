@@ -30,10 +30,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::cores::{CoreCommand, Cores};
 use super::election::{Election, ElectionState};
 use super::etcd::{Endpoints, Keys, Store};
-use super::health::{EtcdHealth, Tracked};
+use super::health::EtcdHealth;
 use super::plan::not_owned;
 use super::state::{AgentState, DRAIN_LIMIT, Effect, Execute, Input, Now, Settings};
 use super::store::{Backoff, ClusterStore, Connect, StoreError, Versioned};
+use super::tracked::Tracked;
 use crate::config::ClusterConfig;
 
 /// Requests from the admin API and the shutdown path.

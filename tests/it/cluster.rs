@@ -329,7 +329,7 @@ fn adding_a_shard_set_under_load_hands_shards_over_with_no_window_lost_or_double
     let etcd = Etcd::start("add");
     // Cutovers on 5s boundaries (1m in production) keep the test short; a cut-off shard stays
     // writable 2s after its cutoff, then closes once flushed.
-    let extra = "  shard_cutover_alignment: 5s\n  buffer_after_cutoff: 2s\n";
+    let extra = "  shard_cutover_alignment: 5s\n  shard_cutover_warmup: 1s\n  buffer_after_cutoff: 2s\n";
     let a1 = node_with("add-a1", "a1", &etcd, extra);
     let a2 = node_with("add-a2", "a2", &etcd, extra);
     let b1 = node_with("add-b1", "b1", &etcd, extra);

@@ -4,6 +4,7 @@
 
 mod cluster;
 mod cluster_etcd;
+mod cluster_handoff;
 mod config_cli;
 mod dead_sink;
 mod etcd;
