@@ -213,13 +213,18 @@ fn cluster_metrics(o: &mut Out, cores: &[CoreStats], state: &AdminState) {
         cores,
         |c| c.forwarded_values as f64,
     );
-    o.per_core(
+    o.family(
         "sheaf_forward_dropped_values_total",
         "counter",
-        "Values given up on because a peer stayed unreachable past the forwarding buffer.",
-        cores,
-        |c| c.forward_dropped_values as f64,
+        "Values given up on past the forwarding buffer: the peer stayed unreachable, or its endpoint did not resolve.",
     );
+    for c in cores {
+        let core = c.core.to_string();
+        let dropped = [("unreachable", c.forward_dropped_values), ("unresolved", c.forward_unresolved_dropped_values)];
+        for (reason, values) in dropped {
+            o.sample("sheaf_forward_dropped_values_total", &[("core", &core), ("reason", reason)], values as f64);
+        }
+    }
     o.per_core(
         "sheaf_unowned_values_total",
         "counter",

@@ -61,6 +61,7 @@ async fn status(State(state): State<Arc<AdminState>>) -> Json<Value> {
                 "shards_closed": c.aggregation.shards_closed,
                 "forwarded_values": c.forwarded_values,
                 "forward_dropped_values": c.forward_dropped_values,
+                "forward_unresolved_dropped_values": c.forward_unresolved_dropped_values,
                 "unowned_values": c.unowned_values,
                 "unowned_held_values": c.unowned_held_values,
                 "rejected": c.rejected.iter().map(|r| json!({"protocol": r.protocol.name(), "reason": r.reason, "count": r.count})).collect::<Vec<_>>(),

@@ -31,7 +31,7 @@ use super::cores::{CoreCommand, Cores};
 use super::election::{Election, ElectionState};
 use super::etcd::{Endpoints, Keys, Store};
 use super::health::EtcdHealth;
-use super::plan::not_owned;
+use super::plan::{self, not_owned};
 use super::state::{AgentState, DRAIN_LIMIT, Effect, Execute, Input, Now, Settings};
 use super::store::{Backoff, ClusterStore, Connect, StoreError, Versioned};
 use super::tracked::Tracked;
@@ -138,6 +138,9 @@ pub(crate) async fn start<C: Connect, K: Cores>(
         times_rx: None,
         election: None,
         members: watch::channel(Vec::new()).0,
+        routes: None,
+        resolve_backoff: Backoff::new(RESOLVE_INITIAL_BACKOFF, RESOLVE_MAX_BACKOFF),
+        next_resolve: tokio::time::Instant::now(),
     };
     let node = Node { state: AgentState::new(settings, Instant::now()), io };
     tokio::spawn(node.run(requests_rx, status_tx));
@@ -164,6 +167,11 @@ struct Io<C: Connect, K> {
     election: Option<Election>,
     /// The shard set's members, for the election to confirm a leader among them.
     members: watch::Sender<Vec<String>>,
+    /// The routes last sent to the cores, and when to try resolving their peers without an
+    /// address again.
+    routes: Option<Arc<Routes>>,
+    resolve_backoff: Backoff,
+    next_resolve: tokio::time::Instant,
 }
 
 impl<C: Connect, K: Cores> Node<C, K> {
@@ -218,12 +226,17 @@ impl<C: Connect, K: Cores> Node<C, K> {
                     None => return,
                 },
                 _ = tick.tick() => {
+                    io.resolve_peers_again().await;
                     let reports = io.take_reports();
                     state.step(io, Input::Tick(reports)).await;
                 }
             }
             let leader = io.election.as_ref().and_then(|e| e.leader.borrow().clone());
-            status.send_replace(state.status(Instant::now(), leader, io.health.describe()));
+            let mut view = state.status(Instant::now(), leader, io.health.describe());
+            if let Some(fields) = view.as_object_mut() {
+                fields.insert("unresolvedPeers".into(), io.unresolved_peers());
+            }
+            status.send_replace(view);
         }
     }
 }
@@ -235,6 +248,10 @@ impl<C: Connect, K: Cores> Execute for Io<C, K> {
 
     async fn execute(&mut self, state: &mut AgentState, effect: Effect) -> Option<Input> {
         match effect {
+            Effect::Cores(CoreCommand::Routes(routes)) => {
+                let routes = self.with_addresses(routes).await;
+                self.cores.apply(CoreCommand::Routes(routes)).await;
+            }
             Effect::Cores(command) => self.cores.apply(command).await,
             Effect::WatchPlacement => {
                 let key = state.settings().keys.placement();
@@ -319,6 +336,47 @@ impl<C: Connect, K: Cores> Io<C, K> {
         Input::Persisted { failures, written: false }
     }
 
+    /// Resolves the peers of new routes that have no address (DNS), and schedules retries
+    /// for those that do not resolve: their values wait in the forwarders' buffers meanwhile.
+    async fn with_addresses(&mut self, routes: Arc<Routes>) -> Arc<Routes> {
+        let routes = match plan::resolve(&routes, RESOLVE_TIMEOUT).await {
+            Some(found) => Arc::new(found),
+            None => routes,
+        };
+        self.resolve_backoff.reset();
+        for peer in routes.unresolved() {
+            tracing::warn!(
+                instance = %peer.id,
+                endpoint = %peer.endpoint,
+                "a peer's endpoint does not resolve; its values wait in the forwarding buffer while it is retried"
+            );
+        }
+        self.next_resolve = tokio::time::Instant::now() + self.resolve_backoff.next_delay();
+        self.routes = Some(routes.clone());
+        routes
+    }
+
+    /// Tries the peers without an address again once their backoff is over; sends the cores
+    /// the routes with every address found.
+    async fn resolve_peers_again(&mut self) {
+        let Some(routes) = self.routes.clone() else { return };
+        if routes.unresolved().next().is_none() || tokio::time::Instant::now() < self.next_resolve {
+            return;
+        }
+        if let Some(found) = plan::resolve(&routes, RESOLVE_TIMEOUT).await {
+            let found = Arc::new(found);
+            self.cores.apply(CoreCommand::Routes(found.clone())).await;
+            self.routes = Some(found);
+        }
+        self.next_resolve = tokio::time::Instant::now() + self.resolve_backoff.next_delay();
+    }
+
+    /// `/status`'s `unresolvedPeers`: the peers whose endpoint has not resolved yet.
+    fn unresolved_peers(&self) -> Value {
+        let peers = self.routes.iter().flat_map(|r| r.unresolved());
+        peers.map(|p| json!({"id": p.id, "endpoint": p.endpoint})).collect::<Vec<_>>().into()
+    }
+
     fn election_state(&mut self) -> ElectionState {
         self.election.as_mut().map_or(ElectionState::PendingFollower, |e| *e.state.borrow_and_update())
     }
@@ -327,6 +385,12 @@ impl<C: Connect, K: Cores> Io<C, K> {
         std::iter::from_fn(|| self.reports.pop()).collect()
     }
 }
+
+/// How long one DNS lookup of a peer's endpoint may take.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Retries of endpoints that do not resolve: 200ms, doubling up to 10s.
+const RESOLVE_INITIAL_BACKOFF: Duration = Duration::from_millis(200);
+const RESOLVE_MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 async fn recv(rx: &mut Option<mpsc::Receiver<Versioned>>) -> Option<Versioned> {
     match rx.as_mut() {

@@ -5,6 +5,7 @@
 mod cluster;
 mod cluster_etcd;
 mod cluster_handoff;
+mod cluster_peers;
 mod config_cli;
 mod dead_sink;
 mod etcd;
