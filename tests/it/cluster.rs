@@ -86,14 +86,14 @@ pub(crate) fn wait_for_output(what: &str, node: &Sheaf, values: usize) {
 }
 
 /// Sums per series over what `gone` (outputs of stopped nodes) and `nodes` (so far) emitted.
-pub(crate) fn sums_so_far(gone: &[Vec<Flushed>], nodes: &[&Sheaf]) -> BTreeMap<String, f64> {
+fn sums_so_far(gone: &[Vec<Flushed>], nodes: &[&Sheaf]) -> BTreeMap<String, f64> {
     let mut outputs = gone.to_vec();
     outputs.extend(nodes.iter().map(|n| n.output_so_far()));
     sums(&union(&outputs).0)
 }
 
 /// Whether each of c0..c49 adds up to at least `sent`.
-pub(crate) fn covers(sums: &BTreeMap<String, f64>, sent: f64) -> bool {
+fn covers(sums: &BTreeMap<String, f64>, sent: f64) -> bool {
     (0..50).all(|i| sums.get(&format!("c{i}")).is_some_and(|t| *t >= sent))
 }
 
@@ -121,7 +121,7 @@ pub(crate) fn wait_for_every_window(
 }
 
 /// The last 40 lines of a node's log.
-pub(crate) fn log_tail(node: &Sheaf) -> String {
+fn log_tail(node: &Sheaf) -> String {
     let log = node.stderr();
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(40)..].join("\n")
@@ -146,7 +146,7 @@ pub(crate) fn send_counters(to: std::net::SocketAddr, rounds: u32, duration: Dur
 
 /// (id, window end) → value over all outputs, and how many windows came out twice (with the
 /// identical value, or the test fails).
-pub(crate) fn union(outputs: &[Vec<Flushed>]) -> (BTreeMap<(String, i64), f64>, usize) {
+fn union(outputs: &[Vec<Flushed>]) -> (BTreeMap<(String, i64), f64>, usize) {
     let mut windows = BTreeMap::new();
     let mut twice = 0;
     for v in outputs.iter().flatten() {
@@ -158,7 +158,17 @@ pub(crate) fn union(outputs: &[Vec<Flushed>]) -> (BTreeMap<(String, i64), f64>, 
     (windows, twice)
 }
 
-pub(crate) fn sums(windows: &BTreeMap<(String, i64), f64>) -> BTreeMap<String, f64> {
+/// Over all `outputs`: no window of c0..c49 came out twice, and each adds up to `sent`.
+pub(crate) fn assert_each_window_once_with_exact_sums(outputs: &[Vec<Flushed>], sent: f64, across: &str) {
+    let (windows, twice) = union(outputs);
+    assert_eq!(twice, 0, "windows emitted twice {across}");
+    let sums = sums(&windows);
+    assert_eq!(sums.len(), 50);
+    let wrong: Vec<_> = sums.iter().filter(|(_, t)| **t != sent).collect();
+    assert!(wrong.is_empty(), "sent {sent} each, got {wrong:?}");
+}
+
+fn sums(windows: &BTreeMap<(String, i64), f64>) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     for ((id, _), v) in windows {
         *out.entry(id.clone()).or_insert(0.0) += v;
@@ -371,12 +381,7 @@ fn adding_a_shard_set_under_load_hands_shards_over_with_no_window_lost_or_double
     // for the moved shards (checked through the union: nothing twice, every sum exact).
     let early: Vec<_> = new_set.iter().filter(|v| v.time_ns < cutover).collect();
     assert!(early.is_empty(), "the new set emitted windows before its cutover {cutover}: {early:?}");
-    let (windows, twice) = union(&outputs);
-    assert_eq!(twice, 0, "windows emitted twice across the hand-off");
-    let sums = sums(&windows);
-    assert_eq!(sums.len(), 50);
-    let wrong: Vec<_> = sums.iter().filter(|(_, t)| **t != sent).collect();
-    assert!(wrong.is_empty(), "sent {sent} each, got {wrong:?}");
+    assert_each_window_once_with_exact_sums(&outputs, sent, "across the hand-off");
     // Both old replicas closed the shards they handed over, once cut off and flushed.
     assert_eq!(closed, 2 * moved.len() as u64, "shards closed on the old set");
 }

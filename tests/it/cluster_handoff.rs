@@ -3,8 +3,8 @@
 //! held until the placement arrives, then aggregated, not dropped as unowned.
 
 use crate::cluster::{
-    PATIENCE, core_sum, init_placement, instances_json, node_at, node_with, send_counters, sums, union,
-    wait_for_every_window, wait_for_leader,
+    PATIENCE, assert_each_window_once_with_exact_sums, core_sum, init_placement, instances_json, node_at, node_with,
+    send_counters, wait_for_every_window, wait_for_leader,
 };
 use crate::etcd::Etcd;
 use crate::harness::{Flushed, Sheaf, http_post, wait_until};
@@ -47,10 +47,5 @@ fn values_forwarded_to_a_new_owner_before_its_watch_delivers_the_placement_are_h
     let outputs: Vec<Vec<Flushed>> = [a1, a2, b1, b2].into_iter().map(Sheaf::stop).collect();
     assert_eq!(unowned, [0, 0, 0, 0], "values counted as unowned (a1, a2, b1, b2)");
     assert!(!outputs[2].is_empty() || !outputs[3].is_empty(), "the new shard set emitted nothing");
-    let (windows, twice) = union(&outputs);
-    assert_eq!(twice, 0, "windows emitted twice across the hand-off");
-    let sums = sums(&windows);
-    assert_eq!(sums.len(), 50);
-    let wrong: Vec<_> = sums.iter().filter(|(_, t)| **t != sent).collect();
-    assert!(wrong.is_empty(), "sent {sent} each, got {wrong:?}");
+    assert_each_window_once_with_exact_sums(&outputs, sent, "across the hand-off");
 }
