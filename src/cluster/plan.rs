@@ -98,28 +98,33 @@ fn routes(p: &Placement, host_id: &str, num_shards: u32) -> Routes {
     Routes { peers, local, remote }
 }
 
-/// Resolves the endpoints of `routes`' peers that have no address, each within `timeout`;
-/// returns the routes with every address found filled in, or None if none was.
+/// Resolves the endpoints of `routes`' peers that have no address, all at once, for at most
+/// `timeout`; returns the routes with every address found filled in, or None if none was.
 pub async fn resolve(routes: &Routes, timeout: Duration) -> Option<Routes> {
+    let mut lookups = tokio::task::JoinSet::new();
+    for (index, peer) in routes.peers.iter().enumerate().filter(|(_, p)| p.addr.is_none()) {
+        let endpoint = peer.endpoint.clone();
+        lookups.spawn(async move { (index, tokio::net::lookup_host(endpoint).await) });
+    }
     let mut found = routes.clone();
     let mut any = false;
-    for peer in found.peers.iter_mut().filter(|p| p.addr.is_none()) {
-        match tokio::time::timeout(timeout, tokio::net::lookup_host(peer.endpoint.as_str())).await {
-            Ok(Ok(mut addrs)) => {
-                peer.addr = addrs.next();
-                any |= peer.addr.is_some();
-                if let Some(addr) = peer.addr {
-                    tracing::info!(instance = %peer.id, endpoint = %peer.endpoint, %addr, "peer endpoint resolved");
+    let collect = async {
+        while let Some(Ok((index, lookup))) = lookups.join_next().await {
+            let peer = &mut found.peers[index];
+            match lookup {
+                Ok(mut addrs) => peer.addr = addrs.next(),
+                Err(e) => {
+                    tracing::debug!(instance = %peer.id, endpoint = %peer.endpoint, error = %e, "peer endpoint does not resolve")
                 }
             }
-            Ok(Err(e)) => {
-                tracing::debug!(instance = %peer.id, endpoint = %peer.endpoint, error = %e, "peer endpoint does not resolve")
-            }
-            Err(_) => {
-                tracing::debug!(instance = %peer.id, endpoint = %peer.endpoint, "resolving a peer endpoint timed out")
+            if let Some(addr) = peer.addr {
+                any = true;
+                tracing::info!(instance = %peer.id, endpoint = %peer.endpoint, %addr, "peer endpoint resolved");
             }
         }
-    }
+    };
+    // Lookups still running at the deadline are dropped with the set; they count as failed.
+    let _ = tokio::time::timeout(timeout, collect).await;
     any.then_some(found)
 }
 
