@@ -8,14 +8,20 @@
 //! 1. Connect to etcd (retrying forever: aggregation goes on meanwhile) and watch the placement.
 //! 2. Each placement: this node's shards become `SetShardWindows` (cutover/cutoff and the
 //!    write buffers) and `SetRoutes` (what is aggregated here, what is forwarded to whom);
-//!    the shard set's election is (re)started and its flush times watched.
+//!    the shard set's election is (re)started and its flush times watched. Peer endpoints that
+//!    are host names are looked up here; one that does not resolve is tried again with backoff
+//!    (its values wait in the forwarders' buffers) and listed in `/status`.
 //! 3. Elected: read the flush times afresh, hand them to the cores, then `SetRole(Leader)`:
 //!    the cores drop what those times cover and emit exactly what follows.
 //! 4. Leading: every check, collect the cores' round reports whose batches every sink has
 //!    written, advance the shard set's flush times, and persist them (with retries).
 //! 5. Following: each flush-time update goes to the cores (they discard what it covers); no
 //!    update for `max_buffer_size` switches the cores to forced flush until the next one.
-//! 6. Lease lost or resigned: `SetRole(Follower)` before anything else.
+//! 6. Lease lost or resigned: `SetRole(Follower)` before anything else. Leaving the election
+//!    for any other reason first stops emitting and persists what was emitted.
+//!
+//! Every etcd request and watch event records whether etcd answered (`health.rs`), which is
+//! what `/status` and `sheaf_cluster_etcd_connected` report.
 //!
 //! The decisions are [`AgentState`]'s (`state.rs`); this file is the I/O around it: the store,
 //! the watches, the election task, the cores, the timers and the requests.
