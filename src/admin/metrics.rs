@@ -261,16 +261,32 @@ fn cluster_metrics(o: &mut Out, cores: &[CoreStats], state: &AdminState) {
         cores,
         |c| c.forwarded_values as f64,
     );
-    o.per_core(
+    o.family(
         "sheaf_forward_dropped_values_total",
         "counter",
-        "Values given up on because a peer stayed unreachable past the forwarding buffer.",
-        cores,
-        |c| c.forward_dropped_values as f64,
+        "Values given up on past the forwarding buffer: the peer stayed unreachable, or its endpoint did not resolve.",
     );
-    o.per_core("sheaf_unowned_values_total", "counter", "Values for shards no node owns.", cores, |c| {
-        c.unowned_values as f64
-    });
+    for c in cores {
+        let core = c.core.to_string();
+        let dropped = [("unreachable", c.forward_dropped_values), ("unresolved", c.forward_unresolved_dropped_values)];
+        for (reason, values) in dropped {
+            o.sample("sheaf_forward_dropped_values_total", &[("core", &core), ("reason", reason)], values as f64);
+        }
+    }
+    o.per_core(
+        "sheaf_unowned_values_total",
+        "counter",
+        "Values for shards no node owns, given up on after cluster.unowned_hold (or beyond its limit).",
+        cores,
+        |c| c.unowned_values as f64,
+    );
+    o.per_core(
+        "sheaf_unowned_held_values_total",
+        "counter",
+        "Values held for a placement that routes them (a peer's placement was newer than this node's).",
+        cores,
+        |c| c.unowned_held_values as f64,
+    );
     o.per_core("sheaf_leader", "gauge", "1 while this core's flush rounds emit.", cores, |c| {
         f64::from(u8::from(c.leader))
     });
@@ -302,10 +318,12 @@ fn cluster_metrics(o: &mut Out, cores: &[CoreStats], state: &AdminState) {
         c.aggregation.shards_closed as f64
     });
     let Some(cluster) = &state.cluster else { return };
-    let status = cluster.status.borrow().clone();
+    let status = cluster.status_view();
     let number = |key: &str| status[key].as_u64().unwrap_or(0);
-    o.family("sheaf_cluster_etcd_connected", "gauge", "1 while etcd answers.");
+    o.family("sheaf_cluster_etcd_connected", "gauge", "1 while etcd answers (the last request's outcome).");
     o.sample("sheaf_cluster_etcd_connected", &[], u8::from(status["etcd"] == "connected"));
+    o.family("sheaf_cluster_etcd_request_failures_total", "counter", "etcd requests failed or left unanswered.");
+    o.sample("sheaf_cluster_etcd_request_failures_total", &[], number("etcdRequestFailures"));
     o.family("sheaf_cluster_election_state", "gauge", "1 for this node's election state in its shard set.");
     for s in ["leader", "follower", "pendingFollower"] {
         o.sample("sheaf_cluster_election_state", &[("state", s)], u8::from(status["electionState"] == s));

@@ -67,7 +67,9 @@ async fn status(State(state): State<Arc<AdminState>>) -> Json<Value> {
                 "shards_closed": c.aggregation.shards_closed,
                 "forwarded_values": c.forwarded_values,
                 "forward_dropped_values": c.forward_dropped_values,
+                "forward_unresolved_dropped_values": c.forward_unresolved_dropped_values,
                 "unowned_values": c.unowned_values,
+                "unowned_held_values": c.unowned_held_values,
                 "rejected": c.rejected.iter().map(|r| json!({"protocol": r.protocol.name(), "reason": r.reason, "count": r.count})).collect::<Vec<_>>(),
             })
         })
@@ -95,7 +97,7 @@ async fn status(State(state): State<Arc<AdminState>>) -> Json<Value> {
         // m3aggregator's shape: a single node is the leader of everything it holds.
         None => (json!({"electionState": "leader", "canLead": true}), "single_node", Value::Null),
         Some(c) => {
-            let view = c.status.borrow().clone();
+            let view = c.status_view();
             let flush = json!({"electionState": view["electionState"], "canLead": view["canLead"]});
             (flush, "cluster", view)
         }

@@ -154,7 +154,7 @@ impl ClusterStore for Store {
                 }
             }
         });
-        Ok(Changes(rx))
+        Ok(Changes::new(rx))
     }
 
     async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, StoreError> {

@@ -294,7 +294,7 @@ impl ClusterStore for MemoryStore {
             }
         }
         state.watchers.push(Watcher { client: self.client, key: key.to_string(), tx });
-        Ok(Changes(rx))
+        Ok(Changes::new(rx))
     }
 
     async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, StoreError> {

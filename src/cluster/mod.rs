@@ -4,6 +4,7 @@
 //!
 //! - [`store`]: what cluster mode needs of etcd, as a trait; [`etcd`] implements it over
 //!   `etcd_client` (and names the keys), `memory` in memory for tests.
+//! - [`health`]: whether etcd answers, from the outcome of every request ([`tracked`]).
 //! - [`node`]: the agent task (I/O), driving [`state`] (its decisions) and [`election`],
 //!   [`watch`]; [`plan`] and [`campaign`] are pure helpers; [`cores`] is where commands go.
 
@@ -14,6 +15,7 @@ pub mod cores;
 pub mod election;
 pub mod etcd;
 pub mod flush_times;
+pub mod health;
 #[cfg(test)]
 mod memory;
 pub mod node;
@@ -29,4 +31,5 @@ pub mod store;
 mod store_contract;
 #[cfg(test)]
 mod testing;
+pub mod tracked;
 pub mod watch;

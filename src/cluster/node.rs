@@ -8,14 +8,20 @@
 //! 1. Connect to etcd (retrying forever: aggregation goes on meanwhile) and watch the placement.
 //! 2. Each placement: this node's shards become `SetShardWindows` (cutover/cutoff and the
 //!    write buffers) and `SetRoutes` (what is aggregated here, what is forwarded to whom);
-//!    the shard set's election is (re)started and its flush times watched.
+//!    the shard set's election is (re)started and its flush times watched. Peer endpoints that
+//!    are host names are looked up here; one that does not resolve is tried again with backoff
+//!    (its values wait in the forwarders' buffers) and listed in `/status`.
 //! 3. Elected: read the flush times afresh, hand them to the cores, then `SetRole(Leader)`:
 //!    the cores drop what those times cover and emit exactly what follows.
 //! 4. Leading: every check, collect the cores' round reports whose batches every sink has
 //!    written, advance the shard set's flush times, and persist them (with retries).
 //! 5. Following: each flush-time update goes to the cores (they discard what it covers); no
 //!    update for `max_buffer_size` switches the cores to forced flush until the next one.
-//! 6. Lease lost or resigned: `SetRole(Follower)` before anything else.
+//! 6. Lease lost or resigned: `SetRole(Follower)` before anything else. Leaving the election
+//!    for any other reason first stops emitting and persists what was emitted.
+//!
+//! Every etcd request and watch event records whether etcd answered (`health.rs`), which is
+//! what `/status` and `sheaf_cluster_etcd_connected` report.
 //!
 //! The decisions are [`AgentState`]'s (`state.rs`); this file is the I/O around it: the store,
 //! the watches, the election task, the cores, the timers and the requests.
@@ -30,9 +36,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::cores::{CoreCommand, Cores};
 use super::election::{Election, ElectionState};
 use super::etcd::{Endpoints, Keys, Store};
-use super::plan::not_owned;
+use super::health::EtcdHealth;
+use super::plan::{self, not_owned};
 use super::state::{AgentState, DRAIN_LIMIT, Effect, Execute, Input, Now, Settings};
 use super::store::{Backoff, ClusterStore, Connect, StoreError, Versioned};
+use super::tracked::Tracked;
 use crate::config::ClusterConfig;
 
 /// Requests from the admin API and the shutdown path.
@@ -51,8 +59,23 @@ pub struct ClusterHandle<S = Store> {
     pub status: watch::Receiver<Value>,
     /// The store once connected (the placement API uses it).
     pub store: watch::Receiver<Option<S>>,
+    /// Whether etcd answers the agent's requests, as of the last one.
+    pub etcd: Arc<EtcdHealth>,
     pub keys: Keys,
     pub config: ClusterConfig,
+}
+
+impl<S> ClusterHandle<S> {
+    /// The agent's `/status` view, its `etcd` field as of now (the view itself is refreshed
+    /// between the agent's steps, and a step may wait on etcd).
+    pub fn status_view(&self) -> Value {
+        let mut view = self.status.borrow().clone();
+        if let Some(fields) = view.as_object_mut() {
+            fields.insert("etcd".into(), self.etcd.describe().into());
+            fields.insert("etcdRequestFailures".into(), self.etcd.failures().into());
+        }
+        view
+    }
 }
 
 /// The agent as the control thread builds it: over etcd and the cores' [`Commander`].
@@ -101,10 +124,18 @@ pub(crate) async fn start<C: Connect, K: Cores>(
     let (requests, requests_rx) = mpsc::channel(8);
     let (status_tx, status) = watch::channel(json!({}));
     let (store_tx, store) = watch::channel(None);
-    let handle =
-        ClusterHandle { requests, status, store, keys: settings.keys.clone(), config: settings.config.clone() };
+    let etcd = EtcdHealth::new();
+    let handle = ClusterHandle {
+        requests,
+        status,
+        store,
+        etcd: etcd.clone(),
+        keys: settings.keys.clone(),
+        config: settings.config.clone(),
+    };
     let io = Io {
         connect,
+        health: etcd,
         cores,
         reports,
         store: None,
@@ -113,6 +144,9 @@ pub(crate) async fn start<C: Connect, K: Cores>(
         times_rx: None,
         election: None,
         members: watch::channel(Vec::new()).0,
+        routes: None,
+        resolve_backoff: Backoff::new(RESOLVE_INITIAL_BACKOFF, RESOLVE_MAX_BACKOFF),
+        next_resolve: tokio::time::Instant::now(),
     };
     let node = Node { state: AgentState::new(settings, Instant::now()), io };
     tokio::spawn(node.run(requests_rx, status_tx));
@@ -128,15 +162,22 @@ struct Node<C: Connect, K> {
 /// Everything [`AgentState`] talks to, carrying its effects out.
 struct Io<C: Connect, K> {
     connect: C,
+    /// Every request below records its outcome here.
+    health: Arc<EtcdHealth>,
     cores: K,
     reports: Arc<FlushReports>,
-    store: Option<C::Store>,
+    store: Option<Tracked<C::Store>>,
     store_tx: watch::Sender<Option<C::Store>>,
     placement_rx: Option<mpsc::Receiver<Versioned>>,
     times_rx: Option<mpsc::Receiver<Versioned>>,
     election: Option<Election>,
     /// The shard set's members, for the election to confirm a leader among them.
     members: watch::Sender<Vec<String>>,
+    /// The routes last sent to the cores, and when to try resolving their peers without an
+    /// address again.
+    routes: Option<Arc<Routes>>,
+    resolve_backoff: Backoff,
+    next_resolve: tokio::time::Instant,
 }
 
 impl<C: Connect, K: Cores> Node<C, K> {
@@ -151,11 +192,13 @@ impl<C: Connect, K: Cores> Node<C, K> {
                 match io.connect.connect().await {
                     Ok(store) => {
                         tracing::info!("connected to etcd");
+                        io.health.record(true);
                         io.store_tx.send_replace(Some(store.clone()));
-                        io.store = Some(store);
+                        io.store = Some(Tracked::new(store, io.health.clone()));
                         state.step(io, Input::Connected).await;
                     }
                     Err(e) => {
+                        io.health.record(false);
                         let delay = backoff.next_delay();
                         tracing::warn!(error = %e, ?delay, "cannot reach etcd; aggregating meanwhile");
                         next_connect = tokio::time::Instant::now() + delay;
@@ -189,12 +232,17 @@ impl<C: Connect, K: Cores> Node<C, K> {
                     None => return,
                 },
                 _ = tick.tick() => {
+                    io.resolve_peers_again().await;
                     let reports = io.take_reports();
                     state.step(io, Input::Tick(reports)).await;
                 }
             }
             let leader = io.election.as_ref().and_then(|e| e.leader.borrow().clone());
-            status.send_replace(state.status(Instant::now(), leader));
+            let mut view = state.status(Instant::now(), leader, io.health.describe());
+            if let Some(fields) = view.as_object_mut() {
+                fields.insert("unresolvedPeers".into(), io.unresolved_peers());
+            }
+            status.send_replace(view);
         }
     }
 }
@@ -206,6 +254,10 @@ impl<C: Connect, K: Cores> Execute for Io<C, K> {
 
     async fn execute(&mut self, state: &mut AgentState, effect: Effect) -> Option<Input> {
         match effect {
+            Effect::Cores(CoreCommand::Routes(routes)) => {
+                let routes = self.with_addresses(routes).await;
+                self.cores.apply(CoreCommand::Routes(routes)).await;
+            }
             Effect::Cores(command) => self.cores.apply(command).await,
             Effect::WatchPlacement => {
                 let key = state.settings().keys.placement();
@@ -290,6 +342,47 @@ impl<C: Connect, K: Cores> Io<C, K> {
         Input::Persisted { failures, written: false }
     }
 
+    /// Resolves the peers of new routes that have no address (DNS), and schedules retries
+    /// for those that do not resolve: their values wait in the forwarders' buffers meanwhile.
+    async fn with_addresses(&mut self, routes: Arc<Routes>) -> Arc<Routes> {
+        let routes = match plan::resolve(&routes, RESOLVE_TIMEOUT).await {
+            Some(found) => Arc::new(found),
+            None => routes,
+        };
+        self.resolve_backoff.reset();
+        for peer in routes.unresolved() {
+            tracing::warn!(
+                instance = %peer.id,
+                endpoint = %peer.endpoint,
+                "a peer's endpoint does not resolve; its values wait in the forwarding buffer while it is retried"
+            );
+        }
+        self.next_resolve = tokio::time::Instant::now() + self.resolve_backoff.next_delay();
+        self.routes = Some(routes.clone());
+        routes
+    }
+
+    /// Tries the peers without an address again once their backoff is over; sends the cores
+    /// the routes with every address found.
+    async fn resolve_peers_again(&mut self) {
+        let Some(routes) = self.routes.clone() else { return };
+        if routes.unresolved().next().is_none() || tokio::time::Instant::now() < self.next_resolve {
+            return;
+        }
+        if let Some(found) = plan::resolve(&routes, RESOLVE_TIMEOUT).await {
+            let found = Arc::new(found);
+            self.cores.apply(CoreCommand::Routes(found.clone())).await;
+            self.routes = Some(found);
+        }
+        self.next_resolve = tokio::time::Instant::now() + self.resolve_backoff.next_delay();
+    }
+
+    /// `/status`'s `unresolvedPeers`: the peers whose endpoint has not resolved yet.
+    fn unresolved_peers(&self) -> Value {
+        let peers = self.routes.iter().flat_map(|r| r.unresolved());
+        peers.map(|p| json!({"id": p.id, "endpoint": p.endpoint})).collect::<Vec<_>>().into()
+    }
+
     fn election_state(&mut self) -> ElectionState {
         self.election.as_mut().map_or(ElectionState::PendingFollower, |e| *e.state.borrow_and_update())
     }
@@ -298,6 +391,12 @@ impl<C: Connect, K: Cores> Io<C, K> {
         std::iter::from_fn(|| self.reports.pop()).collect()
     }
 }
+
+/// How long one DNS lookup of a peer's endpoint may take.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Retries of endpoints that do not resolve: 200ms, doubling up to 10s.
+const RESOLVE_INITIAL_BACKOFF: Duration = Duration::from_millis(200);
+const RESOLVE_MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 async fn recv(rx: &mut Option<mpsc::Receiver<Versioned>>) -> Option<Versioned> {
     match rx.as_mut() {

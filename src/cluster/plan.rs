@@ -1,14 +1,15 @@
 //! What a placement means for this node: each shard's cutover/cutoff window on the cores, the
 //! routes (which shards are aggregated here, which are forwarded to which peer), the shards it
-//! owns and the members of its shard set. Pure functions of the placement and the config; the
-//! node agent (control thread) calls them at each placement and sends the results to the cores.
+//! owns and the members of its shard set. Pure functions of the placement and the config (but
+//! [`resolve`], the DNS lookups of peer endpoints); the node agent (control thread) calls them
+//! at each placement and sends the results to the cores.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
+use std::time::Duration;
 
 use sheaf_shard_core::ShardWindow;
-use sheaf_shard_runtime::Routes;
+use sheaf_shard_runtime::{Peer, Routes};
 
 use super::placement::{Instance, Placement};
 use crate::config::ClusterConfig;
@@ -72,19 +73,15 @@ fn shard_windows(config: &ClusterConfig, num_shards: u32, me: Option<&Instance>)
         .collect()
 }
 
-/// Local: the shards `host_id` holds. Remote: for each shard, every other instance holding it
-/// whose endpoint resolves (an unresolvable one is logged and left out).
+/// Local: the shards `host_id` holds. Remote: for each shard, every other instance holding
+/// it. An endpoint that is an IP address and port is used as it is; a host name is left for
+/// the agent to resolve ([`resolve`]), its peer without an address meanwhile.
 fn routes(p: &Placement, host_id: &str, num_shards: u32) -> Routes {
-    let mut peers: Vec<SocketAddr> = Vec::new();
+    let mut peers: Vec<Peer> = Vec::new();
     let mut peer_index = HashMap::new();
     for i in p.instances.values().filter(|i| i.id != host_id) {
-        match resolve(&i.endpoint) {
-            Some(addr) => {
-                peer_index.insert(i.id.clone(), peers.len() as u16);
-                peers.push(addr);
-            }
-            None => tracing::error!(instance = %i.id, endpoint = %i.endpoint, "cannot resolve a peer's endpoint"),
-        }
+        peer_index.insert(i.id.clone(), peers.len() as u16);
+        peers.push(Peer { id: i.id.clone(), endpoint: i.endpoint.clone(), addr: i.endpoint.parse().ok() });
     }
     let mut local = vec![false; num_shards as usize];
     let mut remote = vec![Vec::new(); num_shards as usize];
@@ -101,6 +98,60 @@ fn routes(p: &Placement, host_id: &str, num_shards: u32) -> Routes {
     Routes { peers, local, remote }
 }
 
-fn resolve(endpoint: &str) -> Option<SocketAddr> {
-    endpoint.to_socket_addrs().ok()?.next()
+/// Resolves the endpoints of `routes`' peers that have no address, all at once, for at most
+/// `timeout`; returns the routes with every address found filled in, or None if none was.
+pub async fn resolve(routes: &Routes, timeout: Duration) -> Option<Routes> {
+    let mut lookups = tokio::task::JoinSet::new();
+    for (index, peer) in routes.peers.iter().enumerate().filter(|(_, p)| p.addr.is_none()) {
+        let endpoint = peer.endpoint.clone();
+        lookups.spawn(async move { (index, tokio::net::lookup_host(endpoint).await) });
+    }
+    let mut found = routes.clone();
+    let mut any = false;
+    let collect = async {
+        while let Some(Ok((index, lookup))) = lookups.join_next().await {
+            let peer = &mut found.peers[index];
+            match lookup {
+                Ok(mut addrs) => peer.addr = addrs.next(),
+                Err(e) => {
+                    tracing::debug!(instance = %peer.id, endpoint = %peer.endpoint, error = %e, "peer endpoint does not resolve")
+                }
+            }
+            if let Some(addr) = peer.addr {
+                any = true;
+                tracing::info!(instance = %peer.id, endpoint = %peer.endpoint, %addr, "peer endpoint resolved");
+            }
+        }
+    };
+    // Lookups still running at the deadline are dropped with the set; they count as failed.
+    let _ = tokio::time::timeout(timeout, collect).await;
+    any.then_some(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(id: &str, endpoint: &str) -> Peer {
+        Peer { id: id.into(), endpoint: endpoint.into(), addr: endpoint.parse().ok() }
+    }
+
+    #[tokio::test]
+    async fn resolve_fills_in_what_resolves_and_leaves_the_rest_for_the_next_try() {
+        let routes = Routes {
+            peers: vec![
+                peer("ip", "127.0.0.1:9001"),
+                peer("name", "localhost:9002"),
+                peer("ghost", "nosuchhost.invalid:1"),
+            ],
+            local: vec![true],
+            remote: vec![vec![0, 1, 2]],
+        };
+        assert_eq!(routes.unresolved().count(), 2, "an IP endpoint needs no lookup");
+        let found = resolve(&routes, Duration::from_secs(5)).await.expect("localhost resolves");
+        assert_eq!(found.peers[1].addr.map(|a| a.port()), Some(9002));
+        let left: Vec<&str> = found.unresolved().map(|p| p.id.as_str()).collect();
+        assert_eq!(left, ["ghost"]);
+        assert!(resolve(&found, Duration::from_secs(5)).await.is_none(), "nothing more resolves");
+    }
 }

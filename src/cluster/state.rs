@@ -115,12 +115,11 @@ pub trait Execute: Send {
     fn execute(&mut self, state: &mut AgentState, effect: Effect) -> impl Future<Output = Option<Input>> + Send;
 }
 
-/// The etcd connection as the agent sees it.
+/// The etcd connection as the agent sees it (whether etcd answers is `health.rs`'s).
 #[derive(Default)]
 struct Link {
+    /// A store was obtained: watches and elections can start.
     connected: bool,
-    /// The last write went through.
-    ok: bool,
 }
 
 /// The placement and what it gives this node.
@@ -141,10 +140,14 @@ struct Candidacy {
     emitting: bool,
 }
 
-/// Leader: the flush times persisted (or read at promotion) plus what waits to be, and the
-/// reports whose batches the sinks have not all written yet.
+/// Leader: the shard set it leads and its shards (kept from the promotion on, so that a
+/// placement moving this node elsewhere still persists the set it led), the flush times
+/// persisted (or read at promotion) plus what waits to be, and the reports whose batches the
+/// sinks have not all written yet.
 #[derive(Default)]
 struct LeaderProgress {
+    shard_set: Option<u32>,
+    shards: Vec<u32>,
     times: ShardSetTimes,
     dirty: bool,
     pending: Vec<FlushReport>,
@@ -222,7 +225,7 @@ impl AgentState {
         let mut fx = Vec::new();
         match input {
             Input::Connected => {
-                self.link = Link { connected: true, ok: true };
+                self.link = Link { connected: true };
                 fx.push(Effect::WatchPlacement);
             }
             Input::Placement(v) => self.on_placement(v, now, &mut fx),
@@ -233,30 +236,20 @@ impl AgentState {
             Input::Drained => self.persist_if_dirty(&mut fx),
             Input::Persisted { failures, written } => {
                 self.counters.persist_failures += u64::from(failures);
-                if failures > 0 {
-                    self.link.ok = false;
-                }
                 if written {
                     self.leader.dirty = false;
                     self.counters.persisted += 1;
-                    self.link.ok = true;
                 }
             }
             Input::Resign => {
-                if self.candidacy.state == ElectionState::Leader {
-                    // A graceful hand-over: stop emitting, persist what was emitted, then let
-                    // go, so the next leader repeats nothing.
-                    self.set_emitting(false, &mut fx);
-                    fx.push(Effect::DrainEmitted);
-                }
+                self.hand_over(&mut fx);
                 if self.candidacy.running {
                     fx.push(Effect::ResignElection);
                 }
             }
             Input::Shutdown => {
-                if self.candidacy.state == ElectionState::Leader {
-                    fx.push(Effect::DrainEmitted);
-                }
+                // The cores have run their final flush and stopped: nothing is emitting.
+                self.candidacy.emitting = false;
                 self.leave_election(now, &mut fx);
             }
         }
@@ -290,6 +283,9 @@ impl AgentState {
         fx.push(Effect::Cores(CoreCommand::Routes(Arc::new(a.routes))));
         fx.push(Effect::Members(a.members));
         tracing::info!(version = v.version, shard_set = ?a.shard_set, shards = a.owned.len(), "placement applied");
+        if a.shard_set == self.leader.shard_set {
+            self.leader.shards.clone_from(&a.owned);
+        }
         self.placed.owned = a.owned;
         self.placed.placement = Some((p, v.version));
         if a.shard_set != self.placed.shard_set {
@@ -328,13 +324,25 @@ impl AgentState {
         }
     }
 
-    /// Stops campaigning (resigning a held leadership, revoking the lease), then makes the
-    /// cores followers if they led.
+    /// Stops campaigning, whatever the reason (cut off, moved to another shard set, removed,
+    /// no placement, shutdown): a leader first hands over ([`Self::hand_over`]), then the
+    /// election is left (a held leadership resigned, the lease revoked).
     fn leave_election(&mut self, now: Now, fx: &mut Vec<Effect>) {
         if self.candidacy.running {
+            self.hand_over(fx);
             self.candidacy.running = false;
             fx.push(Effect::StopElection);
             self.on_election(ElectionState::PendingFollower, now, fx);
+        }
+    }
+
+    /// A leader about to let go: stop emitting, then persist what was emitted while the
+    /// leadership is still held, so the next leader repeats nothing. Every way out of the
+    /// leadership but a lost lease goes through here first.
+    fn hand_over(&mut self, fx: &mut Vec<Effect>) {
+        if self.candidacy.state == ElectionState::Leader {
+            self.set_emitting(false, fx);
+            fx.push(Effect::DrainEmitted);
         }
     }
 
@@ -410,7 +418,13 @@ impl AgentState {
         self.follower.times = times.clone();
         self.follower.forced = false;
         fx.push(self.follower_flush());
-        self.leader = LeaderProgress { times, dirty: false, pending: Vec::new() };
+        self.leader = LeaderProgress {
+            shard_set: self.placed.shard_set,
+            shards: self.placed.owned.clone(),
+            times,
+            dirty: false,
+            pending: Vec::new(),
+        };
         // Reports from rounds run as follower say nothing.
         fx.push(Effect::DiscardReports);
         self.set_emitting(true, fx);
@@ -418,9 +432,12 @@ impl AgentState {
     }
 
     fn check(&mut self, reports: Vec<FlushReport>, now: Now, fx: &mut Vec<Effect>) {
-        self.gate(now, fx);
+        // Collected before the gate: a leader it sends away persists these reports too.
         if self.candidacy.state == ElectionState::Leader {
             self.collect(reports);
+        }
+        self.gate(now, fx);
+        if self.candidacy.state == ElectionState::Leader {
             self.persist_if_dirty(fx);
             return;
         }
@@ -444,7 +461,7 @@ impl AgentState {
         self.leader.pending = waiting;
         let owners = &self.settings.owners;
         for rep in ready {
-            for &shard in &self.placed.owned {
+            for &shard in &self.leader.shards {
                 if usize::from(owners.get(shard as usize).copied().unwrap_or(u16::MAX)) == rep.core {
                     self.leader.dirty |= self.leader.times.advance(shard, rep.resolution, rep.standard, rep.timed);
                 }
@@ -453,13 +470,14 @@ impl AgentState {
     }
 
     fn persist_if_dirty(&self, fx: &mut Vec<Effect>) {
-        if let (true, Some(set)) = (self.leader.dirty, self.placed.shard_set) {
+        if let (true, Some(set)) = (self.leader.dirty, self.leader.shard_set) {
             fx.push(Effect::Persist { key: self.settings.keys.flush_times(set), value: self.leader.times.encode() });
         }
     }
 
-    /// `/status`'s `cluster` view; `leader` is the election's last observed leader.
-    pub fn status(&self, now: Instant, leader: Option<String>) -> Value {
+    /// `/status`'s `cluster` view; `leader` is the election's last observed leader, `etcd`
+    /// whether etcd answers ([`EtcdHealth::describe`](super::health::EtcdHealth::describe)).
+    pub fn status(&self, now: Instant, leader: Option<String>, etcd: &str) -> Value {
         let state = self.candidacy.state;
         let can_lead = state == ElectionState::Leader || self.can_lead();
         let ago = |t: Instant| now.saturating_duration_since(t).as_millis() as u64;
@@ -481,7 +499,7 @@ impl AgentState {
             .collect();
         json!({
             "hostId": self.settings.host_id,
-            "etcd": if self.link.connected && self.link.ok { "connected" } else { "unreachable" },
+            "etcd": etcd,
             "placementVersion": self.placed.placement.as_ref().map(|(_, v)| *v),
             "placementError": self.placed.error,
             "electionState": state,

@@ -4,6 +4,7 @@
 //! at the end. The agent's state machine runs against the in-memory store; a recorder stands
 //! in for the cores and the election task (a row says what the election reports).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -11,11 +12,13 @@ use sheaf_shard_runtime::FlushReport;
 
 use super::election::ElectionState::{self, Follower, Leader, PendingFollower};
 use super::flush_times::ShardSetTimes;
+use super::health::EtcdHealth;
 use super::memory::{MemoryEtcd, MemoryStore};
 use super::placement::{self, Placement};
 use super::state::{AgentState, Effect, Execute, Input, Now};
 use super::store::{ClusterStore, Versioned};
 use super::testing::{self, S, SHARDS, T0, add, describe, init, remove, replace, settings};
+use super::tracked::Tracked;
 
 const PLACEMENT: &str = "/placement/e/s";
 const FLUSH_TIMES: &str = "_kv/e/shardset/1/flush";
@@ -71,7 +74,9 @@ struct Row {
 /// Stands in for the agent's I/O: carries the effects out against the in-memory store and
 /// writes each down.
 struct Rig {
-    store: MemoryStore,
+    /// The agent's connection, each request's outcome recorded in `health`.
+    store: Tracked<MemoryStore>,
+    health: Arc<EtcdHealth>,
     /// Another node's connection: the operator's and the other leader's writes.
     other: MemoryStore,
     started: Instant,
@@ -150,6 +155,11 @@ impl Rig {
         (format!("put failed ×{failures}"), Input::Persisted { failures, written: false })
     }
 
+    /// The agent's `/status` view now.
+    fn status(&self, state: &AgentState) -> Value {
+        state.status(self.now().at, None, self.health.describe())
+    }
+
     /// What the agent's watch on `key` delivers now (nothing while it cannot reach etcd).
     async fn delivered(&self, key: &str) -> Option<Versioned> {
         self.store.get(key).await.ok()
@@ -159,7 +169,10 @@ impl Rig {
 /// Applies `ev`; Err says which `Check` failed.
 async fn apply(state: &mut AgentState, rig: &mut Rig, ev: Ev) -> Result<(), String> {
     match ev {
-        Connected => state.step(rig, Input::Connected).await,
+        Connected => {
+            rig.health.record(true);
+            state.step(rig, Input::Connected).await;
+        }
         Placement(p) => {
             rig.other.put(PLACEMENT, placement::encode_snapshots(&p)).await.unwrap();
             if let Some(v) = rig.delivered(PLACEMENT).await {
@@ -198,11 +211,11 @@ async fn apply(state: &mut AgentState, rig: &mut Rig, ev: Ev) -> Result<(), Stri
             let reports = std::mem::take(&mut rig.queued);
             state.step(rig, Input::Tick(reports)).await;
         }
-        Cut => rig.store.cut(),
-        Restore => rig.store.restore(),
+        Cut => rig.store.inner().cut(),
+        Restore => rig.store.inner().restore(),
         Resign => state.step(rig, Input::Resign).await,
         Shutdown => state.step(rig, Input::Shutdown).await,
-        Check(pointer, want) => return check(&state.status(rig.now().at, None), pointer, &want),
+        Check(pointer, want) => return check(&rig.status(state), pointer, &want),
     }
     Ok(())
 }
@@ -217,8 +230,10 @@ fn check(status: &Value, pointer: &str, want: &Value) -> Result<(), String> {
 /// Runs one row; Err says how it went wrong.
 async fn run(row: Row) -> Result<(), String> {
     let etcd = MemoryEtcd::new();
+    let health = EtcdHealth::new();
     let mut rig = Rig {
-        store: etcd.client(),
+        store: Tracked::new(etcd.client(), health.clone()),
+        health,
         other: etcd.client(),
         started: Instant::now(),
         elapsed: Duration::ZERO,
@@ -237,7 +252,7 @@ async fn run(row: Row) -> Result<(), String> {
     if rig.trace != row.expect {
         return Err(format!("got {:#?}\nwant {:#?}", rig.trace, row.expect));
     }
-    let status = state.status(rig.now().at, None);
+    let status = rig.status(&state);
     row.status.iter().try_for_each(|(pointer, want)| check(&status, pointer, want))
 }
 
@@ -432,10 +447,14 @@ fn rows() -> Vec<Row> {
         .status("/shardSets/0/forcedFlush", json!(false))
         .status("/forcedFlushEntered", json!(1)),
         row(
-            "etcd lost as follower: forced flush after max_buffer_size; back, the next update ends it",
+            "etcd lost as follower: unreachable at the first failed read, forced flush after \
+             max_buffer_size; back, the next update ends it",
             follower(),
             vec![
+                Check("/etcd", json!("connected")),
                 Cut,
+                LeaderWrote(&[(0, 10)]),
+                Check("/etcd", json!("unreachable")),
                 Election(PendingFollower),
                 Wait(Duration::from_secs(5)),
                 Tick,
@@ -445,7 +464,8 @@ fn rows() -> Vec<Row> {
             ],
             &["follower flush none forced 5s", "follower flush 0@20s"],
         )
-        .status("/shardSets/0/forcedFlush", json!(false)),
+        .status("/shardSets/0/forcedFlush", json!(false))
+        .status("/etcd", json!("connected")),
         row(
             "resign as leader: stop emitting, persist what was emitted, then resign",
             leader(),
@@ -455,10 +475,10 @@ fn rows() -> Vec<Row> {
         .status("/electionState", json!("pendingFollower")),
         row("resign as follower: only resign", follower(), vec![Resign], &["resign"]),
         row(
-            "shutdown as leader: persist the final flush, leave the election, stop emitting",
+            "shutdown as leader: persist the final flush, then leave the election",
             leader(),
             vec![Report { core: 0, standard: 30, seq: 1 }, Written(1), Shutdown],
-            &["drain", PUT_0_2, "leave election", "role follower"],
+            &["drain", PUT_0_2, "leave election"],
         ),
         row(
             "shards handed to a new set: writable until cutoff + buffer, forwarded to their new owners",
@@ -506,39 +526,47 @@ fn rows() -> Vec<Row> {
                 "windows 0 until 60s (writes ..70s), 1 until 60s (writes ..70s)",
                 "routes here 0 1; :9002 has 0 1; :9003 has 0 1 2 3; :9004 has 0 1 2 3",
                 "members a b",
+                "role follower",
+                "drain",
                 "put _kv/e/shardset/1/flush 0@60s 1@60s",
                 "leave election",
-                "role follower",
             ],
         ),
         row(
-            "replaced: the leaving node leaves the election at the cutoff, flushed or not",
+            "replaced: at the cutoff the leader stops emitting, persists its last round, then leaves",
             leader(),
             vec![
                 Placement(replace(&ab(), "a", "c")),
                 Wait(Duration::from_secs(59)),
                 Tick,
                 Wait(Duration::from_secs(1)),
+                // The last round before the cutoff, written by the sinks just before the check.
+                Report { core: 0, standard: 60, seq: 1 },
+                Written(1),
                 Tick,
             ],
             &[
                 "windows 0 until 60s (writes ..70s), 1 until 60s (writes ..70s), 2 until 60s (writes ..70s), 3 until 60s (writes ..70s)",
                 "routes here 0 1 2 3; :9002 has 0 1 2 3; :9003 has 0 1 2 3",
                 "members a b c",
-                "leave election",
                 "role follower",
+                "drain",
+                "put _kv/e/shardset/1/flush 0@60s 2@60s",
+                "leave election",
             ],
         ),
         row(
-            "removed from the placement: every shard closed, election left, times unwatched",
+            "removed from the placement: the old set's times persisted, election left, times unwatched",
             leader(),
-            vec![Placement(init(SHARDS, &["c", "d"]))],
+            vec![Report { core: 0, standard: 30, seq: 1 }, Written(1), Placement(init(SHARDS, &["c", "d"]))],
             &[
                 "windows none",
                 "routes here none; :9003 has 0 1 2 3; :9004 has 0 1 2 3",
                 "members",
-                "leave election",
                 "role follower",
+                "drain",
+                PUT_0_2,
+                "leave election",
                 "watch no flush times",
             ],
         )
@@ -550,7 +578,7 @@ fn rows() -> Vec<Row> {
             "placement deleted: kept until the next check, which leaves the election",
             leader(),
             vec![PlacementDeleted, Check("/placementError", json!("no placement in etcd yet")), Tick],
-            &["leave election", "role follower"],
+            &["role follower", "drain", "leave election"],
         ),
     ]
 }

@@ -8,9 +8,12 @@
 //! tasks, the election task and the placement API call these methods; no shard core does.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+
+use super::health::EtcdHealth;
 
 /// Why a store operation failed; every variant is retryable except `Conflict`.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +29,13 @@ pub enum StoreError {
     /// A watch or an election ended in a way the caller can only answer by starting over.
     #[error("{0}")]
     Interrupted(&'static str),
+}
+
+impl StoreError {
+    /// Whether this error says etcd did not answer (a refusal such as a conflict is an answer).
+    pub fn is_unanswered(&self) -> bool {
+        !matches!(self, StoreError::Conflict { .. })
+    }
 }
 
 /// A value and the etcd version it was read at (0: absent).
@@ -58,11 +68,28 @@ pub struct Leadership {
 
 /// The changes of one watched key, in revision order. `None` once the watch has ended; an
 /// error item ends it too. Dropping it cancels the watch.
-pub struct Changes(pub(crate) mpsc::UnboundedReceiver<Result<Versioned, StoreError>>);
+pub struct Changes {
+    changes: mpsc::UnboundedReceiver<Result<Versioned, StoreError>>,
+    /// Where each change (etcd answered) and error (it did not) is recorded, if anywhere.
+    health: Option<Arc<EtcdHealth>>,
+}
 
 impl Changes {
+    pub(crate) fn new(changes: mpsc::UnboundedReceiver<Result<Versioned, StoreError>>) -> Self {
+        Self { changes, health: None }
+    }
+
+    /// The same changes, each one's outcome recorded in `health`.
+    pub(crate) fn tracked(self, health: Arc<EtcdHealth>) -> Self {
+        Self { health: Some(health), ..self }
+    }
+
     pub async fn next(&mut self) -> Option<Result<Versioned, StoreError>> {
-        self.0.recv().await
+        let change = self.changes.recv().await;
+        if let (Some(health), Some(c)) = (&self.health, &change) {
+            health.record(!c.as_ref().is_err_and(StoreError::is_unanswered));
+        }
+        change
     }
 }
 

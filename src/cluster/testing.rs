@@ -109,9 +109,10 @@ pub fn describe(command: &CoreCommand) -> String {
         CoreCommand::Routes(r) => {
             let here = ids(r.local.iter().enumerate().filter(|(_, l)| **l).map(|(i, _)| i));
             let mut line = format!("routes here {here}");
-            for (p, addr) in r.peers.iter().enumerate() {
+            for (p, peer) in r.peers.iter().enumerate() {
                 let shards = r.remote.iter().enumerate().filter(|(_, peers)| peers.contains(&(p as u16)));
-                line += &format!("; :{} has {}", addr.port(), ids(shards.map(|(i, _)| i)));
+                let at = peer.addr.map_or_else(|| peer.endpoint.clone(), |a| format!(":{}", a.port()));
+                line += &format!("; {at} has {}", ids(shards.map(|(i, _)| i)));
             }
             line
         }

@@ -26,7 +26,7 @@ pub struct ClusterConfig {
     pub buffer_before_cutover: Dur,
     pub buffer_after_cutoff: Dur,
     /// New or moved shards cut over at the first multiple of `shard_cutover_alignment` after
-    /// now + this.
+    /// now + this: long enough for every node's placement watch to deliver the change first.
     pub shard_cutover_warmup: Dur,
     /// What cutovers are aligned to (1m, as in m3). Keep it a multiple of every resolution in
     /// use; shorter values are for tests and demos that want a hand-off within seconds.
@@ -41,6 +41,11 @@ pub struct ClusterConfig {
     /// Forwarding to peers: frames kept unacknowledged per peer and core before the oldest
     /// is dropped (counted).
     pub forward_max_buffered_messages: usize,
+    /// Values for shards no node owns by this node's placement (a peer forwarded them under a
+    /// newer one this node's watch has not delivered yet) wait this long for it, at most
+    /// `unowned_hold_max_values` per core; the rest are counted as unowned.
+    pub unowned_hold: Dur,
+    pub unowned_hold_max_values: usize,
 }
 
 impl Default for ClusterConfig {
@@ -53,12 +58,14 @@ impl Default for ClusterConfig {
             forced_flush_window_size: Dur(Duration::from_secs(10)),
             buffer_before_cutover: Dur(Duration::from_secs(600)),
             buffer_after_cutoff: Dur(Duration::from_secs(600)),
-            shard_cutover_warmup: Dur(Duration::ZERO),
+            shard_cutover_warmup: Dur(Duration::from_secs(10)),
             shard_cutover_alignment: Dur(Duration::from_secs(60)),
             flush_times_persist_retries: 3,
             check_interval: Dur(Duration::from_millis(100)),
             flush_delay: Dur(Duration::from_millis(500)),
             forward_max_buffered_messages: 1 << 20,
+            unowned_hold: Dur(Duration::from_secs(5)),
+            unowned_hold_max_values: 100_000,
         }
     }
 }

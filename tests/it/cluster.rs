@@ -13,27 +13,27 @@ use crate::etcd::Etcd;
 use crate::harness::{Flushed, Launch, Sheaf, http_post, wait_until};
 use crate::proxy::Proxy;
 
-const SHARDS: u32 = 8;
+pub(crate) const SHARDS: u32 = 8;
 
 /// How long a wait for a condition may take before the test fails: generous, for a loaded box.
-const PATIENCE: Duration = Duration::from_secs(60);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(60);
 
-fn node(tag: &str, id: &str, etcd: &Etcd) -> Sheaf {
+pub(crate) fn node(tag: &str, id: &str, etcd: &Etcd) -> Sheaf {
     node_with(tag, id, etcd, "")
 }
 
 /// `cluster` is YAML added inside the `cluster:` section (indented by 2).
-fn node_with(tag: &str, id: &str, etcd: &Etcd, cluster: &str) -> Sheaf {
+pub(crate) fn node_with(tag: &str, id: &str, etcd: &Etcd, cluster: &str) -> Sheaf {
     node_at(tag, id, &etcd.endpoint(), cluster)
 }
 
 /// A node reaching etcd at `endpoint` (etcd itself, or a proxy in front of it).
-fn node_at(tag: &str, id: &str, endpoint: &str, cluster: &str) -> Sheaf {
+pub(crate) fn node_at(tag: &str, id: &str, endpoint: &str, cluster: &str) -> Sheaf {
     node_delayed(tag, id, endpoint, cluster, "300ms")
 }
 
 /// A node whose rounds flush a window `flush_delay` after its end at the earliest.
-fn node_delayed(tag: &str, id: &str, endpoint: &str, cluster: &str, flush_delay: &str) -> Sheaf {
+pub(crate) fn node_delayed(tag: &str, id: &str, endpoint: &str, cluster: &str, flush_delay: &str) -> Sheaf {
     let top = format!(
         r#"num_shards: {SHARDS}
 host_id: "{id}"
@@ -48,7 +48,7 @@ cluster:
 }
 
 /// The placement API's JSON for these (id, node, isolation group) instances.
-fn instances_json(nodes: &[(&str, &Sheaf, &str)]) -> String {
+pub(crate) fn instances_json(nodes: &[(&str, &Sheaf, &str)]) -> String {
     let instances: Vec<String> = nodes
         .iter()
         .map(|(id, s, group)| {
@@ -62,18 +62,18 @@ fn instances_json(nodes: &[(&str, &Sheaf, &str)]) -> String {
     instances.join(",")
 }
 
-fn init_placement(a: &Sheaf, nodes: &[(&str, &Sheaf, &str)]) {
+pub(crate) fn init_placement(a: &Sheaf, nodes: &[(&str, &Sheaf, &str)]) {
     let body = format!(r#"{{"num_shards":{SHARDS},"replication_factor":2,"instances":[{}]}}"#, instances_json(nodes));
     let (code, resp) = http_post(a.admin, "/api/v1/services/m3aggregator/placement/init", &body).unwrap();
     assert_eq!(code, 200, "placement init: {resp}");
 }
 
-fn election_state(s: &Sheaf) -> String {
+pub(crate) fn election_state(s: &Sheaf) -> String {
     s.status()["status"]["flushStatus"]["electionState"].as_str().unwrap_or("").to_string()
 }
 
 /// Waits until exactly one of the nodes leads and the other follows; returns the leader's index.
-fn wait_for_leader(nodes: &[&Sheaf]) -> usize {
+pub(crate) fn wait_for_leader(nodes: &[&Sheaf]) -> usize {
     let states = || -> Vec<String> { nodes.iter().map(|n| election_state(n)).collect() };
     let settled = || {
         let states = states();
@@ -85,7 +85,7 @@ fn wait_for_leader(nodes: &[&Sheaf]) -> usize {
 }
 
 /// Waits until `node` has emitted at least `values` values (its JSON sink's lines).
-fn wait_for_output(what: &str, node: &Sheaf, values: usize) {
+pub(crate) fn wait_for_output(what: &str, node: &Sheaf, values: usize) {
     let emitted = || node.output_so_far().len();
     wait_until(what, PATIENCE, || emitted() >= values, || format!("{} values; {}", emitted(), node.status()));
 }
@@ -104,7 +104,7 @@ fn covers(sums: &BTreeMap<String, f64>, sent: f64) -> bool {
 
 /// Waits until every window the load went into is out: each series' sum over `gone` and
 /// `nodes` reaches `sent` (and `more` holds for the sums).
-fn wait_for_every_window(
+pub(crate) fn wait_for_every_window(
     gone: &[Vec<Flushed>],
     nodes: &[&Sheaf],
     sent: f64,
@@ -138,7 +138,7 @@ fn last_update_ms_ago(node: &Sheaf) -> Option<u64> {
 }
 
 /// Sends `rounds` datagrams of counters c0..c49 (+1 each) to `to`, spread over `duration`.
-fn send_counters(to: std::net::SocketAddr, rounds: u32, duration: Duration) -> f64 {
+pub(crate) fn send_counters(to: std::net::SocketAddr, rounds: u32, duration: Duration) -> f64 {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let pause = duration / rounds;
     for _ in 0..rounds {
@@ -161,6 +161,16 @@ fn union(outputs: &[Vec<Flushed>]) -> (BTreeMap<(String, i64), f64>, usize) {
         }
     }
     (windows, twice)
+}
+
+/// Over all `outputs`: no window of c0..c49 came out twice, and each adds up to `sent`.
+pub(crate) fn assert_each_window_once_with_exact_sums(outputs: &[Vec<Flushed>], sent: f64, across: &str) {
+    let (windows, twice) = union(outputs);
+    assert_eq!(twice, 0, "windows emitted twice {across}");
+    let sums = sums(&windows);
+    assert_eq!(sums.len(), 50);
+    let wrong: Vec<_> = sums.iter().filter(|(_, t)| **t != sent).collect();
+    assert!(wrong.is_empty(), "sent {sent} each, got {wrong:?}");
 }
 
 fn sums(windows: &BTreeMap<(String, i64), f64>) -> BTreeMap<String, f64> {
@@ -372,7 +382,7 @@ fn adding_a_shard_set_under_load_hands_shards_over_with_no_window_lost_or_double
     let etcd = Etcd::start("add");
     // Cutovers on 5s boundaries (1m in production) keep the test short; a cut-off shard stays
     // writable 2s after its cutoff, then closes once flushed.
-    let extra = "  shard_cutover_alignment: 5s\n  buffer_after_cutoff: 2s\n";
+    let extra = "  shard_cutover_alignment: 5s\n  shard_cutover_warmup: 1s\n  buffer_after_cutoff: 2s\n";
     let a1 = node_with("add-a1", "a1", &etcd, extra);
     let a2 = node_with("add-a2", "a2", &etcd, extra);
     let b1 = node_with("add-b1", "b1", &etcd, extra);
@@ -414,18 +424,13 @@ fn adding_a_shard_set_under_load_hands_shards_over_with_no_window_lost_or_double
     // for the moved shards (checked through the union: nothing twice, every sum exact).
     let early: Vec<_> = new_set.iter().filter(|v| v.time_ns < cutover).collect();
     assert!(early.is_empty(), "the new set emitted windows before its cutover {cutover}: {early:?}");
-    let (windows, twice) = union(&outputs);
-    assert_eq!(twice, 0, "windows emitted twice across the hand-off");
-    let sums = sums(&windows);
-    assert_eq!(sums.len(), 50);
-    let wrong: Vec<_> = sums.iter().filter(|(_, t)| **t != sent).collect();
-    assert!(wrong.is_empty(), "sent {sent} each, got {wrong:?}");
+    assert_each_window_once_with_exact_sums(&outputs, sent, "across the hand-off");
     // Both old replicas closed the shards they handed over, once cut off and flushed.
     assert_eq!(closed, 2 * moved.len() as u64, "shards closed on the old set");
 }
 
 /// The sum over a node's cores of one `/status` core field.
-fn core_sum(node: &Sheaf, field: &str) -> u64 {
+pub(crate) fn core_sum(node: &Sheaf, field: &str) -> u64 {
     node.status()["cores"].as_array().unwrap().iter().map(|c| c[field].as_u64().unwrap()).sum()
 }
 

@@ -77,14 +77,34 @@ impl Etcd {
         self.client.to_string()
     }
 
-    /// Stops etcd (SIGTERM by PID) and waits for it.
+    /// Stops etcd (SIGTERM by PID, and SIGCONT in case it was paused) and waits for it.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             // SAFETY: plain kill(2) on our own child's pid.
             unsafe {
                 libc::kill(c.id() as i32, libc::SIGTERM);
+                libc::kill(c.id() as i32, libc::SIGCONT);
             }
             let _ = c.wait();
+        }
+    }
+
+    /// Freezes etcd (SIGSTOP): its connections stay open, nothing answers.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Lets a paused etcd go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: i32) {
+        if let Some(c) = &self.child {
+            // SAFETY: plain kill(2) on our own child's pid, which we have not waited for.
+            unsafe {
+                libc::kill(c.id() as i32, signal);
+            }
         }
     }
 

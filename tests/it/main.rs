@@ -3,6 +3,10 @@
 #![allow(unreachable_pub)]
 
 mod cluster;
+mod cluster_etcd;
+mod cluster_handoff;
+mod cluster_peers;
+mod cluster_replace;
 mod config_cli;
 mod dead_sink;
 mod etcd;

@@ -139,6 +139,10 @@ pub struct PoolConfig {
     /// Forwarding to a peer node: values kept unacknowledged per (core, peer) before the
     /// oldest are dropped (counted).
     pub forward_max_buffered_values: usize,
+    /// Cluster mode: values for shards no node owns by this node's routes wait this long for
+    /// a placement that routes them (a peer's may be newer), at most this many per core.
+    pub unowned_hold: Duration,
+    pub unowned_hold_max_values: usize,
     /// How often each core publishes its stats.
     pub stats_interval: Duration,
     /// How long an idle core spins before it parks (glommio `spin_before_park`). Parking

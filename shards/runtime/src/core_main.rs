@@ -4,7 +4,7 @@
 //! Tasks on a core, by task queue (see `core::TaskQueues`):
 //! - `ingest`: one accept loop per TCP ingest port, one adopt loop, one read loop per
 //!   datagram socket, one task per connection, one hand-off drain per peer core, one
-//!   forwarder (and its ack reader) per peer node;
+//!   forwarder (and its ack reader) per peer node, the re-route task of held values;
 //! - `flush`: the flush schedule and its rounds, and the flush work commands ask for (a
 //!   promotion's discard, the final flush);
 //! - `control`: this command loop and the stats publisher.
@@ -25,6 +25,7 @@ use crate::config::PoolConfig;
 use crate::core::{CoreState, IngestLifecycle, RouteTable, TaskQueues, spawn_into};
 use crate::flush::{self, Flusher};
 use crate::handoff::{CoreLinks, Handoff};
+use crate::ingest::held::HeldValues;
 use crate::ingest::{self, Adoption, ConnectionSpread, IngestContext, RouterParts, StreamBudgets};
 use crate::output::forward::Forwarders;
 use crate::services::PoolServices;
@@ -51,11 +52,18 @@ pub(crate) async fn run_core(setup: CoreSetup) {
     let lifecycle = Rc::new(IngestLifecycle::new(state.clone()));
     let handoff = Handoff::connect(state.clone(), setup.links, queues.ingest).await;
     let forwarders = Rc::new(Forwarders::new(state.clone(), queues.ingest));
+    let held = Rc::new(HeldValues::new(state.config.unowned_hold, state.config.unowned_hold_max_values));
     let flusher = Rc::new(Flusher::new(state.clone(), setup.services, handoff.clone()));
     let ingest = Rc::new(IngestContext {
         state: state.clone(),
         lifecycle: lifecycle.clone(),
-        router: RouterParts { state: state.clone(), routing: routing.clone(), handoff: handoff.clone(), forwarders },
+        router: RouterParts {
+            state: state.clone(),
+            routing: routing.clone(),
+            handoff: handoff.clone(),
+            forwarders,
+            held,
+        },
         queues,
         spread: setup.spread,
         adoptions: setup.adoptions,

@@ -45,6 +45,6 @@ pub use flush_role::{FlushReport, FlushReports, FlushRole, FlushTimes, FollowerF
 pub use ingest::unix_socket::{MAX_DGRAM_QLEN_SYSCTL, MIN_QUEUE_FOR_PAUSE, SharedUnixSocket, max_dgram_qlen};
 pub use output::{FlushBatchPool, SinkQueue};
 pub use pool::{Commander, ShardPool, StatsReader};
-pub use routes::Routes;
+pub use routes::{Peer, Routes};
 pub use services::PoolServices;
 pub use stats::{ConnectionRefusal, CoreStats, Protocol, RejectCount};

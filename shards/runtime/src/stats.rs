@@ -99,8 +99,14 @@ pub struct CoreStats {
     pub forwarded_values: u64,
     /// Values given up on because a peer stayed unreachable past the forwarding buffer.
     pub forward_dropped_values: u64,
-    /// Values for shards no node owns (no placement yet, or a peer's stale view).
+    /// Values given up on because a peer's endpoint did not resolve for as long as the
+    /// forwarding buffer could keep them.
+    pub forward_unresolved_dropped_values: u64,
+    /// Values for shards no node owns (no placement yet, or a peer's stale view), given up
+    /// on after `unowned_hold` or beyond `unowned_hold_max_values`.
     pub unowned_values: u64,
+    /// Values held for a placement to come (routed again when it does, or counted above).
+    pub unowned_held_values: u64,
     /// Whether this core's rounds emit (always on a single node).
     pub leader: bool,
     /// Rounds run as a follower (discarding what the leader emitted).

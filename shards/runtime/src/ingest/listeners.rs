@@ -27,6 +27,7 @@ pub(crate) fn start(
 ) -> Result<BoundAddrs, BindError> {
     let config = &ctx.state.config;
     let mut bound = BoundAddrs::default();
+    spawn(ctx, super::reroute::run(ctx.router.clone(), ctx.lifecycle.clone()));
     if bind.m3msg.is_some() || bind.statsd_tcp.is_some() {
         spawn(ctx, adopt_loop(ctx.clone()));
     }

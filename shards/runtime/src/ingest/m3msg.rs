@@ -21,7 +21,8 @@ use sheaf_shard_core::time::now_nanos;
 
 use super::IngestContext;
 use super::read_buffer::{READ_CHUNK, ReadBuffer};
-use super::router::{Router, Source};
+use super::router::Router;
+use super::source::Source;
 use crate::decode::M3msgDecoder;
 use crate::stats::{ConnectionRefusal, Protocol};
 

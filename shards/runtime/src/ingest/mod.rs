@@ -6,6 +6,9 @@
 //! - `statsd`, `m3msg`: the per-connection and per-socket read loops; the decoding itself is
 //!   the sans-IO `crate::decode`.
 //! - `router`: per-destination batches, hand-off and forwarding.
+//! - `held`, `reroute`: values no node owns yet by this node's routes, held until its
+//!   placement catches up, and the task that routes them again.
+//! - `source`: whether a router's values still need copying to the other replicas.
 //! - `read_buffer`, `recv_batch`: the buffers a stream or a datagram socket reads into, and
 //!   the per-core budget (`StreamBudgets`) for stream frames larger than a read buffer.
 //! - `spread`, `udp_spread`, `unix_socket`: how connections, UDP datagrams and the shared
@@ -16,11 +19,14 @@
 //!
 //! #[PerformanceCriticalPath]: no allocation per value, no logging per value, no locks.
 
+pub(crate) mod held;
 mod listeners;
 mod m3msg;
 mod read_buffer;
 mod recv_batch;
+mod reroute;
 mod router;
+mod source;
 mod spread;
 mod statsd;
 mod udp_spread;

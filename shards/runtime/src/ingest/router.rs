@@ -10,10 +10,13 @@
 
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Instant;
 
 use sheaf_shard_core::SampleBatch;
 use sheaf_shard_core::time::now_nanos;
 
+use super::held::HeldValues;
+use super::source::Source;
 use crate::core::{CoreState, RouteTable};
 use crate::decode::SampleRouter;
 use crate::handoff::Handoff;
@@ -21,21 +24,14 @@ use crate::output::forward::{Chunk, Forwarders};
 use crate::routes::Routes;
 
 /// What a core's routers send through: its aggregator, its route table, its end of the
-/// hand-off and its forwarders to peer nodes.
+/// hand-off, its forwarders to peer nodes and where values nobody owns yet wait.
 #[derive(Clone)]
 pub(crate) struct RouterParts {
     pub(crate) state: Rc<CoreState>,
     pub(crate) routing: Rc<RouteTable>,
     pub(crate) handoff: Rc<Handoff>,
     pub(crate) forwarders: Rc<Forwarders>,
-}
-
-/// Whether the source already sends each value to every replica (an M3 producer with a
-/// replicated topic) or only to this node (StatsD), which must then copy it to the others.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Source {
-    Replicated,
-    Single,
+    pub(crate) held: Rc<HeldValues>,
 }
 
 pub(crate) struct Router {
@@ -49,6 +45,11 @@ pub(crate) struct Router {
     batches: Vec<SampleBatch>,
     /// Values for shards this node does not own (cluster mode).
     remote: SampleBatch,
+    /// Values no node owns by the routes in force, on their way to `HeldValues`.
+    unowned: SampleBatch,
+    /// Re-routing held values: hold what is still unowned until this time, not for a new
+    /// `unowned_hold`.
+    hold_until: Option<Instant>,
 }
 
 impl Router {
@@ -58,7 +59,21 @@ impl Router {
         let (me, cores) = (parts.state.index, parts.state.cores);
         let batch_limit = parts.state.config.handoff_batch_values;
         let batches = (0..cores).map(|_| SampleBatch::with_capacity(batch_limit)).collect();
-        Self { parts, me, batch_limit, owners, routes, source, batches, remote: SampleBatch::default() }
+        let (remote, unowned) = (SampleBatch::default(), SampleBatch::default());
+        Self { parts, me, batch_limit, owners, routes, source, batches, remote, unowned, hold_until: None }
+    }
+
+    /// A router for values that were held: what is still unowned is held again until `until`.
+    pub(crate) fn holding_until(mut self, until: Instant) -> Self {
+        self.hold_until = Some(until);
+        self
+    }
+
+    /// Takes in every value of `batch`, as a decoder would.
+    pub(crate) fn take(&mut self, batch: &SampleBatch) {
+        for s in batch.samples() {
+            self.batch_for(s.shard()).copy_from(batch, s);
+        }
     }
 
     /// The core that owns `shard` on this node.
@@ -89,7 +104,6 @@ impl Router {
         let forwarders = self.parts.forwarders.current();
         let mut chunks: Vec<Chunk> =
             forwarders.iter().map(|_| Chunk { frames: Vec::new(), last_id: 0, values: 0 }).collect();
-        let mut unowned = 0;
         for s in self.remote.samples() {
             if routes.is_local(s.shard()) {
                 // Routed while the routes said "not here", before a placement change reached
@@ -100,9 +114,9 @@ impl Router {
             }
             let peers = routes.remote(s.shard());
             // A value a peer forwarded is never forwarded again (no loops between nodes whose
-            // placements disagree for a moment).
+            // placements disagree for a moment): it waits for this node's placement to catch up.
             if peers.is_empty() || s.stamped() {
-                unowned += 1;
+                self.unowned.copy_from(&self.remote, s);
                 continue;
             }
             for &p in peers {
@@ -127,8 +141,15 @@ impl Router {
         for batch in &mut self.batches {
             batch.stamp_untimed(now);
         }
-        if unowned > 0 {
-            self.parts.state.stats.borrow_mut().unowned_values += unowned;
+        if !self.unowned.is_empty() {
+            let held = std::mem::take(&mut self.unowned);
+            let n = held.len() as u64;
+            let missed = self.parts.held.hold(held, self.source, self.hold_until);
+            let mut stats = self.parts.state.stats.borrow_mut();
+            if self.hold_until.is_none() {
+                stats.unowned_held_values += n - missed;
+            }
+            stats.unowned_values += missed;
         }
         for (f, chunk) in forwarders.iter().zip(chunks) {
             if chunk.values > 0 {

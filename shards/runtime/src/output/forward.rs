@@ -8,7 +8,9 @@
 //! writes chunks in order and keeps them until the peer acks their last message; a reconnect
 //! resends what is unacked (at least once, like M3's producer). Acks are read by a second
 //! task on a dup of the socket, so no lock is shared between the two halves. `Forwarders`
-//! is the core's current set, replaced by `ShardCommand::SetRoutes`.
+//! is the core's current set, replaced by `ShardCommand::SetRoutes`. A peer whose endpoint
+//! has not resolved gets a forwarder too: it keeps what comes in its buffer (bounded, drops
+//! counted as unresolved) until new routes bring the address.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -30,7 +32,7 @@ use sheaf_proto::msgpb;
 use sheaf_shard_core::{MetricType, Sample, SampleBatch, SampleValue, UNTIMED};
 
 use crate::core::{CoreState, spawn_into};
-use crate::routes::Routes;
+use crate::routes::{Peer, Routes};
 
 /// The forwarders of one core, one per peer of the current routes (same index as
 /// `Routes::peers`).
@@ -51,16 +53,23 @@ impl Forwarders {
         self.current.borrow().clone()
     }
 
-    /// Follows new routes: a peer that stays keeps its forwarder (and its unacked frames); a
-    /// new peer gets one; a peer that left loses its forwarder once its queue is drained.
+    /// Follows new routes: a peer that stays (same id and address, or an address found for
+    /// one that had none) keeps its forwarder and its unacked frames; a new peer gets one; a
+    /// peer that left loses its forwarder once its queue is drained.
     pub(crate) fn set_routes(&self, routes: &Routes) {
         let old = std::mem::take(&mut *self.current.borrow_mut());
         let next = routes
             .peers
             .iter()
-            .map(|p| match old.iter().find(|f| f.peer == *p) {
-                Some(f) => f.clone(),
-                None => Forwarder::start(self.state.clone(), *p, self.queue),
+            .map(|p| {
+                let same = |f: &&Rc<Forwarder>| f.id == p.id && (f.addr.get() == p.addr || f.addr.get().is_none());
+                match old.iter().find(same) {
+                    Some(f) => {
+                        f.addr.set(p.addr);
+                        f.clone()
+                    }
+                    None => Forwarder::start(self.state.clone(), p, self.queue),
+                }
             })
             .collect();
         *self.current.borrow_mut() = next;
@@ -75,16 +84,19 @@ pub(crate) struct Chunk {
 }
 
 pub(crate) struct Forwarder {
-    pub(crate) peer: SocketAddr,
+    id: String,
+    /// The peer's address, shared with its task (None: its endpoint has not resolved yet).
+    addr: Rc<Cell<Option<SocketAddr>>>,
     tx: LocalSender<Chunk>,
     next_id: Cell<u64>,
 }
 
 impl Forwarder {
-    fn start(state: Rc<CoreState>, peer: SocketAddr, queue: TaskQueueHandle) -> Rc<Self> {
+    fn start(state: Rc<CoreState>, peer: &Peer, queue: TaskQueueHandle) -> Rc<Self> {
         let (tx, rx) = local_channel::new_bounded(64);
-        spawn_into(queue, run(state, peer, rx));
-        Rc::new(Self { peer, tx, next_id: Cell::new(1) })
+        let addr = Rc::new(Cell::new(peer.addr));
+        spawn_into(queue, run(state, peer.id.clone(), addr.clone(), rx));
+        Rc::new(Self { id: peer.id.clone(), addr, tx, next_id: Cell::new(1) })
     }
 
     /// Encodes `s` (of `batch`, arrived at `arrival` if untimed) as one frame onto `chunk`.
@@ -156,32 +168,39 @@ fn forwarded<'a>(batch: &'a SampleBatch, s: &Sample, arrival: i64, one: &'a mut 
     })
 }
 
+/// How often a forwarder without an address looks for one.
+const UNRESOLVED_RECHECK: Duration = Duration::from_millis(100);
+
+/// What a forwarder keeps while it cannot write: the unacked chunks and their value count.
+struct Buffer {
+    chunks: VecDeque<Chunk>,
+    values: u64,
+    limit: u64,
+}
+
 /// Connects (retrying with backoff), resends what is unacked, then writes chunks as they come.
-async fn run(core: Rc<CoreState>, peer: SocketAddr, rx: LocalReceiver<Chunk>) {
-    let mut unacked: VecDeque<Chunk> = VecDeque::new();
-    let mut unacked_values: u64 = 0;
+async fn run(core: Rc<CoreState>, id: String, addr: Rc<Cell<Option<SocketAddr>>>, rx: LocalReceiver<Chunk>) {
+    let limit = core.config.forward_max_buffered_values.max(1) as u64;
+    let mut buffer = Buffer { chunks: VecDeque::new(), values: 0, limit };
     let acked = Rc::new(Cell::new(0u64));
     let mut backoff = Duration::from_millis(50);
-    let limit = core.config.forward_max_buffered_values.max(1) as u64;
     'connect: loop {
+        let Some(peer) = addr.get() else {
+            // No address yet: keep what comes (bounded) until new routes bring one.
+            if !keep_for(&core, &rx, &mut buffer, UNRESOLVED_RECHECK, Dropped::Unresolved).await {
+                return;
+            }
+            continue;
+        };
         let mut stream = match TcpStream::connect(peer).await {
             Ok(s) => s,
             Err(e) => {
-                tracing::warn!(core = core.index, %peer, error = %e, "cannot reach peer; will retry");
+                tracing::warn!(core = core.index, peer = %id, %peer, error = %e, "cannot reach peer; will retry");
                 // Keep taking chunks while waiting (bounded), so a dead peer does not hold ingest up.
-                let until = std::time::Instant::now() + backoff;
+                let wait = backoff;
                 backoff = (backoff * 2).min(Duration::from_secs(2));
-                while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
-                    let next = futures_lite::future::or(async { Some(rx.recv().await) }, async {
-                        glommio::timer::sleep(left).await;
-                        None
-                    })
-                    .await;
-                    match next {
-                        Some(Some(chunk)) => keep(&core, &mut unacked, &mut unacked_values, chunk, limit),
-                        Some(None) => return,
-                        None => break,
-                    }
+                if !keep_for(&core, &rx, &mut buffer, wait, Dropped::Unreachable).await {
+                    return;
                 }
                 continue;
             }
@@ -199,20 +218,20 @@ async fn run(core: Rc<CoreState>, peer: SocketAddr, rx: LocalReceiver<Chunk>) {
         let reader = unsafe { TcpStream::from_raw_fd(dup) };
         let alive = Rc::new(Cell::new(true));
         glommio::spawn_local(read_acks(reader, acked.clone(), alive.clone())).detach();
-        for chunk in &unacked {
+        for chunk in &buffer.chunks {
             if stream.write_all(&chunk.frames).await.is_err() {
                 alive.set(false);
                 continue 'connect;
             }
         }
         loop {
-            release(&mut unacked, &mut unacked_values, acked.get());
+            release(&mut buffer, acked.get());
             let Some(chunk) = rx.recv().await else { return };
             core.stats.borrow_mut().forwarded_values += chunk.values;
             let written = stream.write_all(&chunk.frames).await;
-            keep(&core, &mut unacked, &mut unacked_values, chunk, limit);
+            keep(&core, &mut buffer, chunk, Dropped::Unreachable);
             if written.is_err() || !alive.get() {
-                tracing::warn!(core = core.index, %peer, "peer connection lost; reconnecting");
+                tracing::warn!(core = core.index, peer = %id, %peer, "peer connection lost; reconnecting");
                 alive.set(false);
                 let _ = stream.close().await;
                 continue 'connect;
@@ -221,20 +240,57 @@ async fn run(core: Rc<CoreState>, peer: SocketAddr, rx: LocalReceiver<Chunk>) {
     }
 }
 
-fn keep(core: &CoreState, unacked: &mut VecDeque<Chunk>, values: &mut u64, chunk: Chunk, limit: u64) {
-    *values += chunk.values;
-    unacked.push_back(chunk);
-    while *values > limit {
-        let Some(old) = unacked.pop_front() else { break };
-        *values -= old.values;
-        core.stats.borrow_mut().forward_dropped_values += old.values;
+/// Why buffered values were given up on.
+#[derive(Clone, Copy)]
+enum Dropped {
+    Unreachable,
+    Unresolved,
+}
+
+/// Takes chunks into `buffer` for `wait` (the forwarder cannot write meanwhile); false once
+/// the router side has gone.
+async fn keep_for(
+    core: &CoreState,
+    rx: &LocalReceiver<Chunk>,
+    buffer: &mut Buffer,
+    wait: Duration,
+    why: Dropped,
+) -> bool {
+    let until = std::time::Instant::now() + wait;
+    while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+        let next = futures_lite::future::or(async { Some(rx.recv().await) }, async {
+            glommio::timer::sleep(left).await;
+            None
+        })
+        .await;
+        match next {
+            Some(Some(chunk)) => keep(core, buffer, chunk, why),
+            Some(None) => return false,
+            None => break,
+        }
+    }
+    true
+}
+
+/// Adds `chunk` to the buffer, dropping (and counting) the oldest beyond the limit.
+fn keep(core: &CoreState, buffer: &mut Buffer, chunk: Chunk, why: Dropped) {
+    buffer.values += chunk.values;
+    buffer.chunks.push_back(chunk);
+    while buffer.values > buffer.limit {
+        let Some(old) = buffer.chunks.pop_front() else { break };
+        buffer.values -= old.values;
+        let mut stats = core.stats.borrow_mut();
+        match why {
+            Dropped::Unreachable => stats.forward_dropped_values += old.values,
+            Dropped::Unresolved => stats.forward_unresolved_dropped_values += old.values,
+        }
     }
 }
 
-fn release(unacked: &mut VecDeque<Chunk>, values: &mut u64, acked: u64) {
-    while unacked.front().is_some_and(|c| c.last_id <= acked) {
-        if let Some(c) = unacked.pop_front() {
-            *values -= c.values;
+fn release(buffer: &mut Buffer, acked: u64) {
+    while buffer.chunks.front().is_some_and(|c| c.last_id <= acked) {
+        if let Some(c) = buffer.chunks.pop_front() {
+            buffer.values -= c.values;
         }
     }
 }
