@@ -1,9 +1,11 @@
-//! HTTP admin API on the control thread: `GET /health`, `GET /status`, `GET /metrics`.
-//! Handlers read the cores' epoch-published stats and the sinks' atomics; they never reach
-//! into a core.
+//! HTTP admin API on the control thread: `GET /health`, `GET /status`, `GET /metrics`, and the
+//! cluster API. Handlers read the cores' epoch-published stats and the sinks' atomics; they
+//! never reach into a core. Mutations need the admin token (`auth`); `tls` serves it over HTTPS.
 
+mod auth;
 mod metrics;
 mod state;
+mod tls;
 
 use std::sync::Arc;
 
@@ -14,16 +16,20 @@ use axum::response::{IntoResponse, Json};
 use axum::routing::get;
 use serde_json::{Value, json};
 
+pub use auth::AdminAuth;
 pub use state::{AdminState, SinkView};
+pub use tls::{TlsListener, server_config as tls_server_config};
 
 pub fn router(state: Arc<AdminState>) -> Router {
     let cluster = crate::cluster::api::router(state.cluster.clone());
+    let auth = state.auth.clone();
     Router::new()
         .route("/health", get(health))
         .route("/status", get(status))
         .route("/metrics", get(prometheus))
         .with_state(state)
         .merge(cluster)
+        .layer(axum::middleware::from_fn_with_state(auth, auth::require_token))
 }
 
 async fn health() -> Json<Value> {

@@ -25,4 +25,6 @@ pub struct AdminState {
     pub ingest: BoundAddrs,
     pub shard_owners: Arc<[u16]>,
     pub started: Instant,
+    /// The token mutations need, and the refusals counted.
+    pub auth: Arc<super::AdminAuth>,
 }

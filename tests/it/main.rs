@@ -2,10 +2,13 @@
 //! sockets and admin API. One test binary (TiKV style), one module per subject.
 #![allow(unreachable_pub)]
 
+mod admin_auth;
+mod certs;
 mod cluster;
 mod config_cli;
 mod dead_sink;
 mod etcd;
+mod etcd_auth;
 mod harness;
 mod layout;
 mod m3msg_ingest;
