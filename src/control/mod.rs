@@ -13,28 +13,46 @@ use crate::cluster::etcd::Endpoints;
 use crate::cluster::node::{Agent, Request};
 use crate::config::Config;
 
+/// The secrets the control thread serves with, read on the main thread before any other
+/// thread starts, so a missing file or an exposed admin port stops the start at once.
+pub struct Credentials {
+    auth: Arc<AdminAuth>,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    etcd: Option<Endpoints>,
+}
+
+impl Credentials {
+    /// The admin token (refusing a non-loopback admin port without one unless the config
+    /// allows it), the admin TLS config, and how to reach etcd.
+    pub fn load(config: &Config) -> anyhow::Result<Self> {
+        let token = config.http.admin_token()?;
+        config.http.check_exposure(token.is_some())?;
+        let tls = config.http.tls.as_ref().map(admin::tls_server_config).transpose()?;
+        let etcd = config.cluster.as_ref().map(|c| Endpoints::from_config(&c.etcd)).transpose()?;
+        Ok(Self { auth: Arc::new(AdminAuth::new(token)), tls, etcd })
+    }
+}
+
 pub fn run(
     config: Config,
+    credentials: Credentials,
     pool_config: PoolConfig,
     services: PoolServices,
     sinks: Vec<SinkView>,
 ) -> anyhow::Result<()> {
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("building the control runtime")?;
-    runtime.block_on(serve(config, pool_config, services, sinks))
+    runtime.block_on(serve(config, credentials, pool_config, services, sinks))
 }
 
 async fn serve(
     config: Config,
+    credentials: Credentials,
     pool_config: PoolConfig,
     services: PoolServices,
     sink_views: Vec<SinkView>,
 ) -> anyhow::Result<()> {
-    let token = config.http.admin_token()?;
-    config.http.check_exposure(token.is_some())?;
-    let auth = Arc::new(AdminAuth::new(token));
-    let tls = config.http.tls.as_ref().map(admin::tls_server_config).transpose()?;
-    let etcd = config.cluster.as_ref().map(|c| Endpoints::from_config(&c.etcd)).transpose()?;
+    let Credentials { auth, tls, etcd } = credentials;
     let http = tokio::net::TcpListener::bind(config.http.listen_address)
         .await
         .with_context(|| format!("http.listen_address: cannot listen on {}", config.http.listen_address))?;

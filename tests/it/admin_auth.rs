@@ -3,7 +3,8 @@
 //! admin API speaks HTTPS with client certificates when `http.tls` says so.
 
 use std::net::SocketAddr;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::certs::Certs;
 use crate::etcd::Etcd;
@@ -48,9 +49,9 @@ fn cluster_mutations_need_the_admin_token_and_reads_stay_open() {
     for path in ["/health", "/status", "/metrics"] {
         http_get(sheaf.admin, path).unwrap_or_else(|e| panic!("GET {path}: {e}"));
     }
+    // Not refused for want of a token, and the refused init changed nothing.
     let (code, _, resp) = http_call(sheaf.admin, "GET", "/api/v1/services/m3aggregator/placement", &[], "").unwrap();
-    assert_eq!(code, 404, "no placement yet, and not refused for want of a token: {resp}");
-    // Nothing reached etcd: the placement is still absent.
+    assert_eq!(code, 404, "no placement yet: {resp}");
     let (code, _, resp) = post(&sheaf, INIT, Some("s3cret-token"), &body);
     assert_eq!(code, 200, "with the token: {resp}");
     assert_eq!(sheaf.metric("sheaf_admin_auth_failures_total", &[("reason", "missing_token")]), 3.0);
@@ -99,14 +100,29 @@ fn a_non_loopback_admin_port_without_a_token_is_refused_at_start() {
     );
     let path = dir.0.join("exposed.yaml");
     std::fs::write(&path, config).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_sheaf"))
+    let mut exposed = Command::new(env!("CARGO_BIN_EXE_sheaf"))
         .args(["run", "--config"])
         .arg(&path)
         .env_remove("SHEAF_ADMIN_TOKEN")
-        .output()
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = exposed.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            exposed.kill().unwrap();
+            let _ = exposed.wait();
+            panic!("sheaf started with its admin API on 0.0.0.0 and no token");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(exposed.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{stderr}");
     for key in ["http.listen_address", "http.auth_token_file", "SHEAF_ADMIN_TOKEN", "http.allow_unauthenticated"] {
         assert!(stderr.contains(key), "the refusal must name {key}: {stderr}");
     }
