@@ -87,8 +87,8 @@ pub struct Endpoints {
 /// An etcd credential the config names that cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialError {
-    #[error("{key}: reading {path}: {source}")]
-    Read { key: &'static str, path: String, source: std::io::Error },
+    #[error("{key}: reading {path}: {error}")]
+    Read { key: &'static str, path: String, error: std::io::Error },
     #[error("{key}: {path} is empty")]
     Empty { key: &'static str, path: String },
     #[error("cluster.etcd.username is set but no password: set ${ETCD_PASSWORD_ENV} or cluster.etcd.password_file")]
@@ -139,7 +139,7 @@ impl Endpoints {
 }
 
 fn read(key: &'static str, path: &Path) -> Result<Vec<u8>, CredentialError> {
-    std::fs::read(path).map_err(|source| CredentialError::Read { key, path: path.display().to_string(), source })
+    std::fs::read(path).map_err(|error| CredentialError::Read { key, path: path.display().to_string(), error })
 }
 
 impl Connect for Endpoints {
