@@ -111,6 +111,7 @@ async fn status(State(state): State<Arc<AdminState>>) -> Json<Value> {
             "statsd_tcp": addr(state.ingest.statsd_tcp),
             "statsd_unix": state.ingest.statsd_unix.as_ref().map(|p| p.display().to_string()),
         },
+        "admin": {"auth_required": state.auth.enabled(), "tls": state.tls},
         "num_shards": state.shard_owners.len(),
         "cores": core_views,
         "sinks": sinks,

@@ -27,4 +27,6 @@ pub struct AdminState {
     pub started: Instant,
     /// The token mutations need, and the refusals counted.
     pub auth: Arc<super::AdminAuth>,
+    /// Whether the API is served over HTTPS.
+    pub tls: bool,
 }

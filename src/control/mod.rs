@@ -105,6 +105,7 @@ async fn serve(
         shard_owners: pool.shard_owners(),
         started: Instant::now(),
         auth,
+        tls: tls.is_some(),
     });
     // The admin API closes last: it keeps answering while the cores stop, and a client that
     // never finishes its request cannot hold the shutdown (see `close_admin`).

@@ -57,6 +57,7 @@ fn cluster_mutations_need_the_admin_token_and_reads_stay_open() {
     assert_eq!(sheaf.metric("sheaf_admin_auth_failures_total", &[("reason", "missing_token")]), 3.0);
     assert_eq!(sheaf.metric("sheaf_admin_auth_failures_total", &[("reason", "wrong_token")]), 1.0);
     assert_eq!(sheaf.metric("sheaf_admin_auth_enabled", &[]), 1.0);
+    assert_eq!(sheaf.status()["admin"], serde_json::json!({"auth_required": true, "tls": false}));
     sheaf.stop();
 }
 
@@ -141,14 +142,15 @@ fn a_non_loopback_admin_port_without_a_token_is_refused_at_start() {
     guarded.stop();
 }
 
-/// `curl` over HTTPS to the admin API; `Some(body)` on success.
-fn curl(admin: SocketAddr, certs: &Certs, client_cert: bool, scheme: &str) -> Option<String> {
+/// `curl` to the admin API at `scheme:///path`; `Some(body)` on success.
+fn curl(admin: SocketAddr, certs: &Certs, client_cert: bool, url: &str) -> Option<String> {
     let mut cmd = Command::new("curl");
     cmd.args(["-sS", "--fail", "--max-time", "10", "--cacert"]).arg(&certs.ca);
     if client_cert {
         cmd.arg("--cert").arg(&certs.client_cert).arg("--key").arg(&certs.client_key);
     }
-    let out = cmd.arg(format!("{scheme}://127.0.0.1:{}/health", admin.port())).output().expect("curl not found");
+    let (scheme, path) = url.split_once("://").unwrap();
+    let out = cmd.arg(format!("{scheme}://127.0.0.1:{}{path}", admin.port())).output().expect("curl not found");
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
@@ -162,12 +164,15 @@ fn the_admin_api_speaks_https_with_client_certificates() {
         certs.server_key.display(),
         certs.ca.display()
     );
-    let ready = |admin| curl(admin, &certs, true, "https").is_some();
+    let ready = |admin| curl(admin, &certs, true, "https:///health").is_some();
     let sheaf = Sheaf::launch("admin-tls", Launch { http: &http, admin_ready: Some(&ready), ..Launch::default() });
-    let body = curl(sheaf.admin, &certs, true, "https").expect("GET /health over TLS with a client certificate");
+    let body =
+        curl(sheaf.admin, &certs, true, "https:///health").expect("GET /health over TLS with a client certificate");
     assert!(body.contains("OK"), "{body}");
-    assert_eq!(curl(sheaf.admin, &certs, false, "https"), None, "a client without a certificate is refused");
-    assert_eq!(curl(sheaf.admin, &certs, true, "http"), None, "plain HTTP to the TLS port fails");
+    let status = curl(sheaf.admin, &certs, true, "https:///status").expect("GET /status over TLS");
+    assert!(status.contains(r#""tls":true"#), "{status}");
+    assert_eq!(curl(sheaf.admin, &certs, false, "https:///health"), None, "a client without a certificate is refused");
+    assert_eq!(curl(sheaf.admin, &certs, true, "http:///health"), None, "plain HTTP to the TLS port fails");
     assert!(http_get(sheaf.admin, "/health").is_err(), "plain HTTP to the TLS port fails");
     // A client that opens a connection and never starts its handshake holds nothing.
     let stalled = std::net::TcpStream::connect(sheaf.admin).unwrap();
