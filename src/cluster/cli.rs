@@ -1,5 +1,6 @@
 //! `sheaf placement init|get|add|remove|replace`: the placement API without a running node,
-//! straight against etcd, with the same JSON bodies and responses as the HTTP API.
+//! straight against etcd (with the TLS and user of the config's `cluster.etcd`), with the same
+//! JSON bodies and responses as the HTTP API.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
