@@ -27,6 +27,7 @@ pub fn run(path: Option<&Path>) -> anyhow::Result<()> {
         None => Config::default(),
     };
     init_logging(&config.logging.level)?;
+    let credentials = control::Credentials::load(&config)?;
     let pool_config = pool_config(&config)?;
     for w in host_checks::warnings(&config, &pool_config.cpus) {
         tracing::warn!("{w}");
@@ -61,7 +62,7 @@ pub fn run(path: Option<&Path>) -> anyhow::Result<()> {
             {
                 tracing::warn!(cpu, error = %e, "could not pin the control thread");
             }
-            control::run(config, pool_config, services, views)
+            control::run(config, credentials, pool_config, services, views)
         })
         .context("starting the control thread")?;
     let result = control.join().map_err(|_| anyhow::anyhow!("control thread panicked"))?;

@@ -248,6 +248,15 @@ pub(super) fn render(state: &AdminState) -> String {
     o.sample("sheaf_resident_bytes_per_series", &[], if series == 0 { 0.0 } else { rss as f64 / series as f64 });
     o.family("sheaf_uptime_seconds", "gauge", "Seconds since start.");
     o.sample("sheaf_uptime_seconds", &[], state.started.elapsed().as_secs_f64());
+    o.family(
+        "sheaf_admin_auth_failures_total",
+        "counter",
+        "Admin mutations refused: no token (401) or a wrong one (403).",
+    );
+    o.sample("sheaf_admin_auth_failures_total", &[("reason", "missing_token")], state.auth.missing_token.load(Relaxed));
+    o.sample("sheaf_admin_auth_failures_total", &[("reason", "wrong_token")], state.auth.wrong_token.load(Relaxed));
+    o.family("sheaf_admin_auth_enabled", "gauge", "1 when admin mutations need a token.");
+    o.sample("sheaf_admin_auth_enabled", &[], u8::from(state.auth.enabled()));
     o.0
 }
 

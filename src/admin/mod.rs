@@ -1,9 +1,11 @@
-//! HTTP admin API on the control thread: `GET /health`, `GET /status`, `GET /metrics`.
-//! Handlers read the cores' epoch-published stats and the sinks' atomics; they never reach
-//! into a core.
+//! HTTP admin API on the control thread: `GET /health`, `GET /status`, `GET /metrics`, and the
+//! cluster API. Handlers read the cores' epoch-published stats and the sinks' atomics; they
+//! never reach into a core. Mutations need the admin token (`auth`); `tls` serves it over HTTPS.
 
+mod auth;
 mod metrics;
 mod state;
+mod tls;
 
 use std::sync::Arc;
 
@@ -15,16 +17,20 @@ use axum::routing::get;
 use serde_json::{Value, json};
 use sheaf_shard_runtime::{ConnectionRefusal, CoreStats, Protocol};
 
+pub use auth::AdminAuth;
 pub use state::{AdminState, SinkView};
+pub use tls::{TlsListener, server_config as tls_server_config};
 
 pub fn router(state: Arc<AdminState>) -> Router {
     let cluster = crate::cluster::api::router(state.cluster.clone());
+    let auth = state.auth.clone();
     Router::new()
         .route("/health", get(health))
         .route("/status", get(status))
         .route("/metrics", get(prometheus))
         .with_state(state)
         .merge(cluster)
+        .layer(axum::middleware::from_fn_with_state(auth, auth::require_token))
 }
 
 async fn health() -> Json<Value> {
@@ -113,6 +119,7 @@ async fn status(State(state): State<Arc<AdminState>>) -> Json<Value> {
             "statsd_tcp": addr(state.ingest.statsd_tcp),
             "statsd_unix": state.ingest.statsd_unix.as_ref().map(|p| p.display().to_string()),
         },
+        "admin": {"auth_required": state.auth.enabled(), "tls": state.tls},
         "num_shards": state.shard_owners.len(),
         "cores": core_views,
         "sinks": sinks,

@@ -25,4 +25,8 @@ pub struct AdminState {
     pub ingest: BoundAddrs,
     pub shard_owners: Arc<[u16]>,
     pub started: Instant,
+    /// The token mutations need, and the refusals counted.
+    pub auth: Arc<super::AdminAuth>,
+    /// Whether the API is served over HTTPS.
+    pub tls: bool,
 }

@@ -1,7 +1,8 @@
 //! The placement operations behind `POST /api/v1/services/m3aggregator/placement/…` (same
 //! JSON bodies as m3coordinator's) and `sheaf placement …`, and `POST /resign`. Each change
 //! is read-modify-compare-and-set on the placement key, so concurrent operators cannot lose
-//! each other's changes; the nodes pick the result up through their watch.
+//! each other's changes; the nodes pick the result up through their watch. Every POST here
+//! needs the admin token when one is configured (`admin::auth` guards the whole router).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,5 +1,6 @@
 //! `sheaf placement init|get|add|remove|replace`: the placement API without a running node,
-//! straight against etcd, with the same JSON bodies and responses as the HTTP API.
+//! straight against etcd (with the TLS and user of the config's `cluster.etcd`), with the same
+//! JSON bodies and responses as the HTTP API.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -7,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use super::api::{self, Op};
-use super::etcd::{Keys, Store};
+use super::etcd::{Endpoints, Keys, Store};
 use crate::config::{ClusterConfig, Config};
 
 /// Where the placement lives: the `cluster:` section of `config`, with `etcd` overriding the
@@ -34,7 +35,7 @@ pub fn run(config: Option<&Path>, etcd: Option<String>, op: Op, body: Option<Pat
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
-        let store = Store::connect(&cluster.etcd.endpoints, cluster.etcd.request_timeout.0)
+        let store = Store::connect(&Endpoints::from_config(&cluster.etcd)?)
             .await
             .with_context(|| format!("connecting to etcd at {:?}", cluster.etcd.endpoints))?;
         let keys = Keys { environment: cluster.etcd.environment.clone(), service: cluster.service.clone() };

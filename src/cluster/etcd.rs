@@ -1,17 +1,20 @@
 //! The etcd keys sheaf uses (m3aggregator's layout, so M3 tools read them) and the
 //! [`ClusterStore`] over `etcd_client`, with a timeout on every request but a campaign (which
-//! waits as long as it must). Control thread only: the node agent, its watch and election
+//! waits as long as it must), over TLS and as an etcd user when the config says so. Control thread only: the node agent, its watch and election
 //! tasks, the placement API and `sheaf placement` use it.
 
 use std::time::Duration;
 
+use std::path::Path;
+
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, LeaderKey, ResignOptions, Txn, TxnOp,
-    WatchOptions,
+    Certificate, Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Identity, LeaderKey, ResignOptions,
+    TlsOptions, Txn, TxnOp, WatchOptions,
 };
 use tokio::sync::mpsc;
 
 use super::store::{Changes, ClusterStore, Connect, Leadership, LeaseId, StoreError, Versioned};
+use crate::config::{ETCD_PASSWORD_ENV, EtcdConfig};
 
 /// Where each piece of cluster state lives.
 #[derive(Debug, Clone)]
@@ -45,12 +48,19 @@ pub struct Store {
 }
 
 impl Store {
-    pub async fn connect(endpoints: &[String], timeout: Duration) -> Result<Self, StoreError> {
+    pub async fn connect(etcd: &Endpoints) -> Result<Self, StoreError> {
+        let timeout = etcd.timeout;
         // No per-request deadline on the client: a campaign waits as long as it must. The
         // store's other requests are bounded one by one (`bounded`).
-        let options =
+        let mut options =
             ConnectOptions::new().with_connect_timeout(timeout).with_keep_alive(Duration::from_secs(2), timeout);
-        let client = tokio::time::timeout(timeout, Client::connect(endpoints, Some(options)))
+        if let Some(tls) = &etcd.tls {
+            options = options.with_tls(tls.clone());
+        }
+        if let Some((user, password)) = &etcd.user {
+            options = options.with_user(user.clone(), password.clone());
+        }
+        let client = tokio::time::timeout(timeout, Client::connect(&etcd.endpoints, Some(options)))
             .await
             .map_err(|_| StoreError::Timeout(timeout))??;
         Ok(Self { client, timeout })
@@ -64,17 +74,79 @@ impl Store {
     }
 }
 
-/// Connects to the configured endpoints, for the node agent.
+/// Where etcd is and how to log in, with the files the config names read once.
+#[derive(Clone)]
 pub struct Endpoints {
     pub endpoints: Vec<String>,
     pub timeout: Duration,
+    tls: Option<TlsOptions>,
+    /// (user, password)
+    user: Option<(String, String)>,
+}
+
+/// An etcd credential the config names that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    #[error("{key}: reading {path}: {error}")]
+    Read { key: &'static str, path: String, error: std::io::Error },
+    #[error("{key}: {path} is empty")]
+    Empty { key: &'static str, path: String },
+    #[error("cluster.etcd.username is set but no password: set ${ETCD_PASSWORD_ENV} or cluster.etcd.password_file")]
+    NoPassword,
+}
+
+impl Endpoints {
+    /// Plain endpoints: no TLS, no user.
+    pub fn plain(endpoints: Vec<String>, timeout: Duration) -> Self {
+        Self { endpoints, timeout, tls: None, user: None }
+    }
+
+    /// Reads the TLS files and the password `etcd` names (`$SHEAF_ETCD_PASSWORD` wins over
+    /// `password_file`).
+    pub fn from_config(etcd: &EtcdConfig) -> Result<Self, CredentialError> {
+        let mut access = Self::plain(etcd.endpoints.clone(), etcd.request_timeout.0);
+        if let Some(tls) = &etcd.tls {
+            let mut options = TlsOptions::new()
+                .ca_certificate(Certificate::from_pem(read("cluster.etcd.tls.ca_file", &tls.ca_file)?));
+            if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
+                let cert = read("cluster.etcd.tls.cert_file", cert)?;
+                options = options.identity(Identity::from_pem(cert, read("cluster.etcd.tls.key_file", key)?));
+            }
+            access.tls = Some(options);
+        }
+        if let Some(user) = &etcd.username {
+            let password = match std::env::var(ETCD_PASSWORD_ENV) {
+                Ok(p) if !p.trim().is_empty() => p.trim().to_string(),
+                _ => match &etcd.password_file {
+                    Some(path) => {
+                        let text =
+                            String::from_utf8_lossy(&read("cluster.etcd.password_file", path)?).trim().to_string();
+                        if text.is_empty() {
+                            return Err(CredentialError::Empty {
+                                key: "cluster.etcd.password_file",
+                                path: path.display().to_string(),
+                            });
+                        }
+                        text
+                    }
+                    None => return Err(CredentialError::NoPassword),
+                },
+            };
+            access.user = Some((user.clone(), password));
+        }
+        Ok(access)
+    }
+}
+
+fn read(key: &'static str, path: &Path) -> Result<Vec<u8>, CredentialError> {
+    std::fs::read(path).map_err(|error| CredentialError::Read { key, path: path.display().to_string(), error })
 }
 
 impl Connect for Endpoints {
     type Store = Store;
 
     async fn connect(&self) -> Result<Store, StoreError> {
-        Store::connect(&self.endpoints, self.timeout).await
+        Store::connect(self).await
     }
 }
 

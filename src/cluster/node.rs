@@ -104,10 +104,8 @@ impl Agent {
 
     /// Starts the agent task; the cores start as followers that own nothing until the
     /// placement says otherwise.
-    pub async fn start(self) -> ClusterHandle {
-        let etcd = &self.settings.config.etcd;
-        let connect = Endpoints { endpoints: etcd.endpoints.clone(), timeout: etcd.request_timeout.0 };
-        start(self.settings, connect, self.commander, self.reports).await
+    pub async fn start(self, etcd: Endpoints) -> ClusterHandle {
+        start(self.settings, etcd, self.commander, self.reports).await
     }
 }
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::etcd::Store;
+use super::etcd::{Endpoints, Store};
 use super::memory::MemoryEtcd;
 use super::store::{ClusterStore, StoreError};
 
@@ -72,8 +72,8 @@ async fn etcd_keeps_the_contract() {
         return;
     };
     ready(&etcd.endpoint).await;
-    let connect = || Store::connect(std::slice::from_ref(&etcd.endpoint), Duration::from_secs(2));
-    let (a, b) = (connect().await.unwrap(), connect().await.unwrap());
+    let endpoints = Endpoints::plain(vec![etcd.endpoint.clone()], Duration::from_secs(2));
+    let (a, b) = (Store::connect(&endpoints).await.unwrap(), Store::connect(&endpoints).await.unwrap());
     contract(a, b).await;
 }
 
@@ -118,7 +118,7 @@ impl Drop for EtcdProcess {
 async fn ready(endpoint: &str) {
     let started = Instant::now();
     loop {
-        if let Ok(store) = Store::connect(&[endpoint.to_string()], Duration::from_secs(1)).await
+        if let Ok(store) = Store::connect(&Endpoints::plain(vec![endpoint.to_string()], Duration::from_secs(1))).await
             && store.get("ready").await.is_ok()
         {
             return;

@@ -3,6 +3,7 @@
 //! Read by the control thread (the cluster agent, its elections and the placement API) and by
 //! `sheaf placement`, which only needs where etcd is.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -71,7 +72,8 @@ impl Default for ClusterConfig {
 }
 
 impl ClusterConfig {
-    /// At least one etcd endpoint, and an election TTL of at least 1s.
+    /// At least one etcd endpoint, an election TTL of at least 1s, and etcd credentials that go
+    /// together.
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if self.etcd.endpoints.is_empty() {
             return Err(invalid("cluster.etcd.endpoints", "needs at least one endpoint"));
@@ -79,7 +81,7 @@ impl ClusterConfig {
         if self.election.ttl.0 < Duration::from_secs(1) {
             return Err(invalid("cluster.election.ttl", "must be at least 1s"));
         }
-        Ok(())
+        self.etcd.validate()
     }
 }
 
@@ -92,6 +94,39 @@ pub struct EtcdConfig {
     pub environment: String,
     /// Bound on each etcd request; a slower one counts as a failure and is retried.
     pub request_timeout: Dur,
+    /// etcd user (etcd's `--auth`); its password comes from `$SHEAF_ETCD_PASSWORD` or, when
+    /// that is unset or empty, from `password_file` (trimmed).
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// Connect over TLS (endpoints without a scheme become `https://`).
+    pub tls: Option<EtcdTls>,
+}
+
+/// The environment variable holding the etcd password; it wins over `password_file`.
+pub const ETCD_PASSWORD_ENV: &str = "SHEAF_ETCD_PASSWORD";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdTls {
+    /// PEM CA certificates that signed etcd's server certificate.
+    pub ca_file: PathBuf,
+    /// PEM client certificate and key, for etcd's `--client-cert-auth`; both or neither.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}
+
+impl EtcdConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.password_file.is_some() && self.username.is_none() {
+            return Err(invalid("cluster.etcd.password_file", "needs cluster.etcd.username"));
+        }
+        if let Some(tls) = &self.tls
+            && tls.cert_file.is_some() != tls.key_file.is_some()
+        {
+            return Err(invalid("cluster.etcd.tls", "cert_file and key_file go together"));
+        }
+        Ok(())
+    }
 }
 
 impl Default for EtcdConfig {
@@ -100,6 +135,9 @@ impl Default for EtcdConfig {
             endpoints: vec!["127.0.0.1:2379".into()],
             environment: "default_env".into(),
             request_timeout: Dur(Duration::from_secs(5)),
+            username: None,
+            password_file: None,
+            tls: None,
         }
     }
 }

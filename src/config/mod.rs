@@ -27,14 +27,14 @@ use serde::Deserialize;
 use sheaf_shard_core::StoragePolicy;
 
 pub use aggregator::Aggregator;
-pub use cluster::{ClusterConfig, ElectionConfig};
+pub use cluster::{ClusterConfig, ETCD_PASSWORD_ENV, ElectionConfig, EtcdConfig};
 pub use cores::{Cores, online_cpus};
 pub use data_plane::DataPlane;
 #[cfg(test)]
 pub use duration::Dur;
 pub use error::ConfigError;
 pub use flush::{Handler, M3msgHandler};
-pub use http::Http;
+pub use http::{Http, HttpTls};
 pub use logging::Logging;
 pub use m3msg::M3msg;
 pub use statsd::{Statsd, UdpDistribution};

@@ -91,3 +91,31 @@ fn stream_connection_limits_have_defaults_and_a_budget_below_a_frame_is_refused(
     let e = Config::parse("statsd: {tcp: {max_connections: 0}}\n").unwrap_err().to_string();
     assert!(e.contains("statsd.tcp.max_connections"), "{e}");
 }
+
+#[test]
+fn credentials_that_go_together_are_checked() {
+    let cluster = "host_id: a\ncluster:\n  etcd:\n";
+    let e = Config::parse(&format!("{cluster}    password_file: /p\n")).unwrap_err().to_string();
+    assert!(e.contains("cluster.etcd.password_file") && e.contains("username"), "{e}");
+    let e = Config::parse(&format!("{cluster}    tls: {{ca_file: /ca, cert_file: /c}}\n")).unwrap_err().to_string();
+    assert!(e.contains("cluster.etcd.tls"), "{e}");
+    Config::parse(&format!("{cluster}    username: u\n    tls: {{ca_file: /ca, cert_file: /c, key_file: /k}}\n"))
+        .unwrap();
+    let e = Config::parse("http: {tls: {cert_file: /c}}\n").unwrap_err().to_string();
+    assert!(e.contains("key_file"), "{e}");
+}
+
+#[test]
+fn an_exposed_admin_port_needs_a_token_or_an_explicit_opt_out() {
+    let exposed = Config::parse("http: {listen_address: \"0.0.0.0:6001\"}\n").unwrap().http;
+    let e = exposed.check_exposure(false).unwrap_err().to_string();
+    assert!(e.contains("http.listen_address") && e.contains("http.allow_unauthenticated"), "{e}");
+    exposed.check_exposure(true).unwrap();
+    Config::parse("http: {listen_address: \"0.0.0.0:6001\", allow_unauthenticated: true}\n")
+        .unwrap()
+        .http
+        .check_exposure(false)
+        .unwrap();
+    Config::default().http.check_exposure(false).unwrap();
+    Config::parse("http: {listen_address: \"[::1]:6001\"}\n").unwrap().http.check_exposure(false).unwrap();
+}

@@ -8,27 +8,51 @@ use std::time::Instant;
 use anyhow::Context;
 use sheaf_shard_runtime::{PoolConfig, PoolServices, ShardPool};
 
-use crate::admin::{self, AdminState, SinkView};
+use crate::admin::{self, AdminAuth, AdminState, SinkView, TlsListener};
+use crate::cluster::etcd::Endpoints;
 use crate::cluster::node::{Agent, Request};
 use crate::config::Config;
 
+/// The secrets the control thread serves with, read on the main thread before any other
+/// thread starts, so a missing file or an exposed admin port stops the start at once.
+pub struct Credentials {
+    auth: Arc<AdminAuth>,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    etcd: Option<Endpoints>,
+}
+
+impl Credentials {
+    /// The admin token (refusing a non-loopback admin port without one unless the config
+    /// allows it), the admin TLS config, and how to reach etcd.
+    pub fn load(config: &Config) -> anyhow::Result<Self> {
+        let token = config.http.admin_token()?;
+        config.http.check_exposure(token.is_some())?;
+        let tls = config.http.tls.as_ref().map(admin::tls_server_config).transpose()?;
+        let etcd = config.cluster.as_ref().map(|c| Endpoints::from_config(&c.etcd)).transpose()?;
+        Ok(Self { auth: Arc::new(AdminAuth::new(token)), tls, etcd })
+    }
+}
+
 pub fn run(
     config: Config,
+    credentials: Credentials,
     pool_config: PoolConfig,
     services: PoolServices,
     sinks: Vec<SinkView>,
 ) -> anyhow::Result<()> {
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("building the control runtime")?;
-    runtime.block_on(serve(config, pool_config, services, sinks))
+    runtime.block_on(serve(config, credentials, pool_config, services, sinks))
 }
 
 async fn serve(
     config: Config,
+    credentials: Credentials,
     pool_config: PoolConfig,
     services: PoolServices,
     sink_views: Vec<SinkView>,
 ) -> anyhow::Result<()> {
+    let Credentials { auth, tls, etcd } = credentials;
     let http = tokio::net::TcpListener::bind(config.http.listen_address)
         .await
         .with_context(|| format!("http.listen_address: cannot listen on {}", config.http.listen_address))?;
@@ -38,8 +62,8 @@ async fn serve(
     let pool = ShardPool::start(pool_config, services).context("starting the shard cores")?;
     // Cluster mode: the cores own nothing and emit nothing until the placement and the
     // election say so; that is settled before a single value is read.
-    let cluster = match &config.cluster {
-        Some(c) => {
+    let cluster = match (&config.cluster, etcd) {
+        (Some(c), Some(etcd)) => {
             let agent = Agent::new(
                 c.clone(),
                 config.resolved_host_id()?,
@@ -49,9 +73,9 @@ async fn serve(
                 sink_queues,
                 reports,
             );
-            Some(agent.start().await)
+            Some(agent.start(etcd).await)
         }
-        None => None,
+        _ => None,
     };
     let bound = match pool.start_ingest().await {
         Ok(b) => b,
@@ -69,6 +93,8 @@ async fn serve(
         statsd_tcp = ?bound.statsd_tcp,
         statsd_unix = ?bound.statsd_unix,
         admin = %admin_addr,
+        admin_tls = tls.is_some(),
+        admin_auth = auth.enabled(),
         "sheaf ready"
     );
     let state = Arc::new(AdminState {
@@ -78,14 +104,22 @@ async fn serve(
         ingest: bound,
         shard_owners: pool.shard_owners(),
         started: Instant::now(),
+        auth,
+        tls: tls.is_some(),
     });
     // The admin API closes last: it keeps answering while the cores stop, and a client that
     // never finishes its request cannot hold the shutdown (see `close_admin`).
     let (close, closed) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(http, admin::router(state)).with_graceful_shutdown(async {
+    let closed = async {
         let _ = closed.await;
+    };
+    let mut server = Some(match tls {
+        None => tokio::spawn(axum::serve(http, admin::router(state)).with_graceful_shutdown(closed).into_future()),
+        Some(tls) => {
+            let listener = TlsListener::new(http, tls).context("http.tls: starting the TLS listener")?;
+            tokio::spawn(axum::serve(listener, admin::router(state)).with_graceful_shutdown(closed).into_future())
+        }
     });
-    let mut server = Some(tokio::spawn(server.into_future()));
     tokio::select! {
         () = shutdown_signal() => {}
         result = server.as_mut().expect("admin server task") => {

@@ -1,10 +1,12 @@
 //! A real etcd (Debian's `etcd-server`) on free loopback ports with its own data dir,
-//! stopped by PID. `restart` keeps the data.
+//! stopped by PID. `restart` keeps the data. `start_tls` serves clients over HTTPS only and
+//! requires a client certificate signed by the test CA.
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::certs::Certs;
 use crate::harness::{free_port, tempdir};
 
 pub struct Etcd {
@@ -12,16 +14,45 @@ pub struct Etcd {
     dir: tempdir::Dir,
     pub client: SocketAddr,
     peer: SocketAddr,
+    /// (CA, server certificate, server key, client certificate, client key)
+    tls: Option<[std::path::PathBuf; 5]>,
 }
 
 impl Etcd {
     pub fn start(tag: &str) -> Self {
+        Self::start_with(tag, None)
+    }
+
+    /// Clients must speak TLS and present a certificate `certs`' CA signed.
+    pub fn start_tls(tag: &str, certs: &Certs) -> Self {
+        let files = [&certs.ca, &certs.server_cert, &certs.server_key, &certs.client_cert, &certs.client_key];
+        Self::start_with(tag, Some(files.map(|f| f.clone())))
+    }
+
+    fn start_with(tag: &str, tls: Option<[std::path::PathBuf; 5]>) -> Self {
         let dir = tempdir::Dir::new(&format!("etcd-{tag}"));
         let client: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let peer: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-        let mut etcd = Etcd { child: None, dir, client, peer };
+        let mut etcd = Etcd { child: None, dir, client, peer, tls };
         etcd.spawn(true);
         etcd
+    }
+
+    /// Whether etcd answers `/health` as healthy.
+    fn healthy(&self) -> bool {
+        let Some([ca, _, _, cert, key]) = &self.tls else {
+            return crate::harness::http_get(self.client, "/health").is_ok_and(|b| b.contains("true"));
+        };
+        Command::new("curl")
+            .args(["-sS", "--max-time", "2", "--cacert"])
+            .arg(ca)
+            .arg("--cert")
+            .arg(cert)
+            .arg("--key")
+            .arg(key)
+            .arg(format!("https://{}/health", self.client))
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("true"))
     }
 
     /// Starts etcd and waits until it is healthy. Another test's process may take a free
@@ -46,9 +77,15 @@ impl Etcd {
 
     /// false if etcd exited before it was healthy.
     fn try_spawn(&mut self) -> bool {
-        let (client, peer) = (format!("http://{}", self.client), format!("http://{}", self.peer));
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let (client, peer) = (format!("{scheme}://{}", self.client), format!("http://{}", self.peer));
         let log = std::fs::File::create(self.dir.0.join("etcd.log")).unwrap();
-        let child = Command::new("etcd")
+        let mut command = Command::new("etcd");
+        if let Some([ca, cert, key, _, _]) = &self.tls {
+            command.arg("--trusted-ca-file").arg(ca).arg("--cert-file").arg(cert).arg("--key-file").arg(key);
+            command.arg("--client-cert-auth");
+        }
+        let child = command
             .args(["--name", "it", "--data-dir"])
             .arg(self.dir.0.join("data"))
             .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
@@ -60,7 +97,7 @@ impl Etcd {
             .expect("etcd not found: apt-get install etcd-server (bash .ci/deps test)");
         self.child = Some(child);
         let started = Instant::now();
-        while crate::harness::http_get(self.client, "/health").map(|b| !b.contains("true")).unwrap_or(true) {
+        while !self.healthy() {
             if let Some(c) = self.child.as_mut()
                 && let Ok(Some(_)) = c.try_wait()
             {

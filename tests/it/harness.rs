@@ -67,6 +67,14 @@ pub struct Launch<'a> {
     pub stdout_piped: bool,
     /// Also read StatsD from a Unix datagram socket in the scratch directory.
     pub statsd_unix: bool,
+    /// The admin API's host (default 127.0.0.1; the tests still reach it on 127.0.0.1).
+    pub admin_host: Option<&'a str>,
+    /// Added inside `http`, e.g. `, auth_token_file: "…"`.
+    pub http: &'a str,
+    /// Environment variables for the process.
+    pub env: &'a [(&'a str, &'a str)],
+    /// Whether the admin API answers yet (default: plain `GET /health`).
+    pub admin_ready: Option<&'a dyn Fn(SocketAddr) -> bool>,
 }
 
 impl Sheaf {
@@ -100,6 +108,7 @@ impl Sheaf {
     fn launch_once(tag: &str, launch: &Launch<'_>) -> Result<Self, String> {
         let (aggregator_extra, m3msg_server_extra, top_extra) = (launch.aggregator, launch.m3msg_server, launch.top);
         let (statsd_extra, statsd_tcp_extra, statsd_udp_extra) = (launch.statsd, launch.statsd_tcp, launch.statsd_udp);
+        let (admin_host, http_extra) = (launch.admin_host.unwrap_or("127.0.0.1"), launch.http);
         let dir = tempdir::Dir::new(tag);
         let (admin, m3msg, statsd) = (free_port(), free_port(), free_port());
         let out = dir.0.join("out.jsonl");
@@ -108,7 +117,7 @@ impl Sheaf {
         let config = format!(
             r#"cores: [0, 1]
 pin_cores: false
-http: {{listen_address: "127.0.0.1:{admin}"}}
+http: {{listen_address: "{admin_host}:{admin}"{http_extra}}}
 m3msg: {{server: {{listen_address: "127.0.0.1:{m3msg}"{m3msg_server_extra}}}}}
 statsd:
   udp: {{listen_address: "127.0.0.1:{statsd}"{statsd_udp_extra}}}
@@ -130,6 +139,9 @@ statsd:
             .arg(&config_path)
             .stdout(if launch.stdout_piped { Stdio::piped() } else { Stdio::null() })
             .stderr(stderr)
+            .env_remove("SHEAF_ADMIN_TOKEN")
+            .env_remove("SHEAF_ETCD_PASSWORD")
+            .envs(launch.env.iter().copied())
             .spawn()
             .expect("start sheaf");
         let mut s = Sheaf {
@@ -141,7 +153,8 @@ statsd:
             statsd_unix: unix_path,
         };
         let started = Instant::now();
-        while http_get(s.admin, "/health").is_err() {
+        let ready = |admin| launch.admin_ready.map_or_else(|| http_get(admin, "/health").is_ok(), |f| f(admin));
+        while !ready(s.admin) {
             if let Some(status) = s.child.as_mut().unwrap().try_wait().unwrap() {
                 return Err(format!("sheaf exited at start with {status}: {}", s.stderr()));
             }
@@ -304,6 +317,30 @@ pub fn http_post(addr: SocketAddr, path: &str, body: &str) -> std::io::Result<(u
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     Ok((code, body.to_string()))
+}
+
+/// `method path` with `headers` and a body; returns (status code, head, body).
+pub fn http_call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<(u16, String, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut request = format!("{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Length: {}\r\n", body.len());
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    s.write_all(request.as_bytes())?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    Ok((code, head.to_string(), body.to_string()))
 }
 
 pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<String> {

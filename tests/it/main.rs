@@ -2,6 +2,8 @@
 //! sockets and admin API. One test binary (TiKV style), one module per subject.
 #![allow(unreachable_pub)]
 
+mod admin_auth;
+mod certs;
 mod cluster;
 mod cluster_etcd;
 mod cluster_handoff;
@@ -10,6 +12,7 @@ mod cluster_replace;
 mod config_cli;
 mod dead_sink;
 mod etcd;
+mod etcd_auth;
 mod harness;
 mod ids;
 mod ingest_limits;
