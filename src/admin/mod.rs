@@ -4,6 +4,7 @@
 
 mod auth;
 mod metrics;
+mod serve;
 mod state;
 mod tls;
 
@@ -18,6 +19,7 @@ use serde_json::{Value, json};
 use sheaf_shard_runtime::{ConnectionRefusal, CoreStats, Protocol};
 
 pub use auth::AdminAuth;
+pub use serve::serve;
 pub use state::{AdminState, SinkView};
 pub use tls::{TlsListener, server_config as tls_server_config};
 

@@ -3,9 +3,11 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::duration::Dur;
 use super::error::{ConfigError, invalid};
 
 /// The environment variable that holds the admin token; it wins over `http.auth_token_file`.
@@ -24,6 +26,9 @@ pub struct Http {
     pub allow_unauthenticated: bool,
     /// HTTPS instead of HTTP.
     pub tls: Option<HttpTls>,
+    /// How long a client gets to send a request's headers, on a new connection and between
+    /// keep-alive requests; then its connection is closed.
+    pub header_read_timeout: Dur,
 }
 
 impl Default for Http {
@@ -33,6 +38,7 @@ impl Default for Http {
             auth_token_file: None,
             allow_unauthenticated: false,
             tls: None,
+            header_read_timeout: Dur(Duration::from_secs(10)),
         }
     }
 }

@@ -130,6 +130,9 @@ impl Config {
         {
             return Err(invalid("control_cpu", format!("cpu {c} is not available to this process")));
         }
+        if self.http.header_read_timeout.0.is_zero() {
+            return Err(invalid("http.header_read_timeout", "must be above 0"));
+        }
         self.aggregator.validate()?;
         self.data_plane.validate()?;
         self.statsd.validate_sizes()?;

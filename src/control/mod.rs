@@ -113,11 +113,12 @@ async fn serve(
     let closed = async {
         let _ = closed.await;
     };
+    let header_read_timeout = config.http.header_read_timeout.0;
     let mut server = Some(match tls {
-        None => tokio::spawn(axum::serve(http, admin::router(state)).with_graceful_shutdown(closed).into_future()),
+        None => tokio::spawn(admin::serve(http, admin::router(state), header_read_timeout, closed)),
         Some(tls) => {
             let listener = TlsListener::new(http, tls).context("http.tls: starting the TLS listener")?;
-            tokio::spawn(axum::serve(listener, admin::router(state)).with_graceful_shutdown(closed).into_future())
+            tokio::spawn(admin::serve(listener, admin::router(state), header_read_timeout, closed))
         }
     });
     tokio::select! {
@@ -125,8 +126,7 @@ async fn serve(
         result = server.as_mut().expect("admin server task") => {
             server = None;
             match result {
-                Ok(Ok(())) => tracing::error!("admin server ended; shutting down"),
-                Ok(Err(e)) => tracing::error!(error = %e, "admin server failed; shutting down"),
+                Ok(()) => tracing::error!("admin server ended; shutting down"),
                 Err(e) => tracing::error!(error = %e, "admin server task failed; shutting down"),
             }
         }
@@ -151,10 +151,7 @@ const ADMIN_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Stops the admin server: requests in flight get `ADMIN_DRAIN` to finish, then every
 /// connection left (a client that sent half a request and waits, say) is dropped.
-async fn close_admin(
-    close: tokio::sync::oneshot::Sender<()>,
-    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
-) {
+async fn close_admin(close: tokio::sync::oneshot::Sender<()>, server: Option<tokio::task::JoinHandle<()>>) {
     let _ = close.send(());
     let Some(mut server) = server else { return };
     if tokio::time::timeout(ADMIN_DRAIN, &mut server).await.is_err() {
