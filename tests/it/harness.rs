@@ -169,6 +169,15 @@ statsd:
         self.child.as_ref().map_or(0, |c| c.id() as i32)
     }
 
+    /// The process's anonymous resident memory (heap, stacks), from `/proc/PID/status`. Unlike
+    /// the whole RSS it leaves out mapped files, such as the debug info a debug build's stall
+    /// detector maps when a loaded machine makes a task queue overrun its time slice.
+    pub fn anon_resident_bytes(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        let kib = status.lines().find_map(|l| l.strip_prefix("RssAnon:")).and_then(|v| v.split_whitespace().next());
+        kib.and_then(|k| k.parse::<f64>().ok()).expect("RssAnon in /proc/PID/status") * 1024.0
+    }
+
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(self.dir.0.join("stderr.log")).unwrap_or_default()
     }

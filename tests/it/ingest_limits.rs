@@ -30,7 +30,7 @@ fn refused(sheaf: &Sheaf, protocol: &str, reason: &str) -> f64 {
 
 /// Many connections each announce a 4 MiB frame, send most of it and hold: each core keeps
 /// at most its budget of such frames (8 MiB here), closes the rest (counted), and its
-/// resident memory stays near the budget; clients beside them get exact results.
+/// heap stays near the budget; clients beside them get exact results.
 #[test]
 fn stalled_large_frames_are_held_within_the_per_core_budget() {
     let sheaf = Sheaf::launch(
@@ -44,7 +44,7 @@ fn stalled_large_frames_are_held_within_the_per_core_budget() {
     }
     assert_eq!(read_acks(&mut valid, 100).len(), 100);
     sheaf.wait_metric("sheaf_ingested_values_total", &[("protocol", "m3msg")], 100.0);
-    let before = sheaf.metric("sheaf_resident_bytes", &[]);
+    let before = sheaf.anon_resident_bytes();
 
     const STALLED: usize = 32;
     const FRAME: usize = 4 << 20;
@@ -63,7 +63,7 @@ fn stalled_large_frames_are_held_within_the_per_core_budget() {
     let over = (STALLED - 4) as f64;
     sheaf.wait_metric("sheaf_refused_connections_total", &[("protocol", "m3msg"), ("reason", "buffer_budget")], over);
     sheaf.wait_metric("sheaf_rejected_values_total", &[("protocol", "m3msg"), ("reason", "buffer_budget")], over);
-    let grown = sheaf.metric("sheaf_resident_bytes", &[]) - before;
+    let grown = sheaf.anon_resident_bytes() - before;
     // 16 MiB of budget, the read buffers, slack; unbounded, it would be 32 × 4 MiB.
     assert!(grown < 56.0 * 1048576.0, "resident memory grew by {} MiB", grown / 1048576.0);
 
