@@ -123,6 +123,11 @@ async fn status(State(state): State<Arc<AdminState>>) -> Json<Value> {
         },
         "admin": {"auth_required": state.auth.enabled(), "tls": state.tls},
         "num_shards": state.shard_owners.len(),
+        "rate_limits": cores.first().map(|c| json!({
+            "values_per_series_per_second": c.rate_limits.values_per_series_per_second,
+            "new_series_per_shard_per_second": c.rate_limits.new_series_per_shard_per_second,
+            "new_series_warmup_seconds": c.rate_limits.new_series_warmup as f64 / 1e9,
+        })),
         "cores": core_views,
         "sinks": sinks,
     }))
