@@ -354,6 +354,11 @@ fn cluster_metrics(o: &mut Out, cores: &[CoreStats], state: &AdminState) {
     o.per_core("sheaf_shards_closed_total", "counter", "Cut-off shards closed and freed.", cores, |c| {
         c.aggregation.shards_closed as f64
     });
+    if let Some(options) = &state.runtime_options {
+        let name = "sheaf_runtime_options_invalid_total";
+        o.family(name, "counter", "Values of the runtime options key in etcd that did not parse (the limits stayed).");
+        o.sample(name, &[], options.invalid_values.load(Relaxed));
+    }
     let Some(cluster) = &state.cluster else { return };
     let status = cluster.status_view();
     let number = |key: &str| status[key].as_u64().unwrap_or(0);

@@ -8,6 +8,7 @@ mod cluster;
 mod cluster_etcd;
 mod cluster_handoff;
 mod cluster_peers;
+mod cluster_rate_limits;
 mod cluster_replace;
 mod config_cli;
 mod dead_sink;
