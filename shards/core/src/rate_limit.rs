@@ -1,14 +1,18 @@
 //! M3's write rate limits (its runtime options): values per second per series, and new series
 //! per second per shard, the latter skipped for a warm-up after a shard's first series.
 //!
-//! `RateLimitSettings` (in `aggregator_options`) is built on the control thread (from the config, or from the runtime
-//! options key in etcd) and reaches each core by value. `RateLimiter` lives inside one core's
-//! `CoreAggregator` and is touched only by that core.
+//! `RateLimitSettings` (in `aggregator_options`) is built on the control thread (from the
+//! config, or from the runtime options key in etcd) and reaches each core by value.
+//! `RateLimiter` lives inside one core's `CoreAggregator` and is touched only by that core.
 //!
 //! Windows are whole seconds of the core's clock (the arrival time of a batch), as M3's
 //! limiter truncates its clock to the second. A value is accepted when the values accepted
 //! in its window, itself included, stay within the limit: a timer batch counts as its length
 //! and is accepted or refused whole, and a refused value uses none of the window's budget.
+//! A per-series limit turned on counts from then on (what its series took earlier in the
+//! same second is not known); one changed from one non-zero value to another keeps counting.
+//! The new-series count and each shard's first series are tracked whether or not that limit
+//! is on (per series created, not per value), so turning it on later honours the warm-up.
 //!
 //! Cost: with both limits at 0 (the default) a value pays one predictable branch per limit
 //! and no memory. With the per-series limit on, each series of a shard has a `u32` in a side
