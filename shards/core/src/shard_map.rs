@@ -120,9 +120,9 @@ impl ShardMap {
     }
 
     /// The position and series (`metric_type`, `id`) whose map hash is `hash`, created if
-    /// absent, with its gauge base; the bool says whether it was created. An absent series that this map cannot
-    /// store, or that comes when the caller has no `room` for one, is refused: only new series
-    /// are checked, so the per-value path pays nothing for it.
+    /// absent, with its gauge base; the bool says whether it was created. An absent series that
+    /// this map cannot store, or that comes when the caller has no `room` for one, is refused:
+    /// only new series are checked, so the per-value path pays nothing for it.
     ///
     /// `hint` is where `prefetch_series` expected the series: when the record there is this
     /// series, the index is not probed again. (Positions stay put while values are applied:
