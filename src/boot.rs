@@ -102,6 +102,8 @@ fn pool_config(config: &Config) -> anyhow::Result<PoolConfig> {
             entry_ttl: agg.entry_ttl.0.as_nanos() as i64,
             min_resolution: agg.min_storage_resolution.0.as_nanos() as i64,
             max_series_per_core: agg.max_series.div_ceil(cores),
+            // Replication 1 until a placement says otherwise (cluster mode).
+            rate_limits: agg.rate_limits.for_cores(config.num_shards, 1),
             naming: Arc::new(Naming {
                 metric_prefix: agg.metric_prefix.clone(),
                 counter_prefix: agg.counter_prefix.clone(),

@@ -57,6 +57,31 @@ impl Out {
     }
 }
 
+/// The write rate limits in effect (the same on every core; core 0's, as it published them).
+fn rate_limit_gauges(o: &mut Out, cores: &[CoreStats]) {
+    let Some(limits) = cores.first().map(|c| c.rate_limits) else { return };
+    for (name, help, value) in [
+        (
+            "sheaf_rate_limit_values_per_series_per_second",
+            "Values one series may take per second (aggregator.rate_limits; 0: no limit).",
+            f64::from(limits.values_per_series_per_second),
+        ),
+        (
+            "sheaf_rate_limit_new_series_per_shard_per_second",
+            "New series one shard may create per second: the cluster-wide limit / (shards x replicas), rounded up (0: no limit).",
+            f64::from(limits.new_series_per_shard_per_second),
+        ),
+        (
+            "sheaf_rate_limit_new_series_warmup_seconds",
+            "How long after a shard's first series the new-series limit is not applied.",
+            limits.new_series_warmup as f64 / 1e9,
+        ),
+    ] {
+        o.family(name, "gauge", help);
+        o.sample(name, &[], value);
+    }
+}
+
 pub(super) fn render(state: &AdminState) -> String {
     let cores = state.stats.read();
     let mut o = Out(String::with_capacity(8192));
@@ -87,6 +112,8 @@ pub(super) fn render(state: &AdminState) -> String {
             ("series_limit", a.series_limit_refused),
             ("timed_too_early", a.timed_too_early),
             ("metadata_over_core_limits", a.metadata_rejected),
+            ("value_rate_limit", a.value_rate_limited),
+            ("new_series_rate_limit", a.new_series_rate_limited),
         ] {
             o.sample(
                 "sheaf_rejected_values_total",
@@ -118,6 +145,7 @@ pub(super) fn render(state: &AdminState) -> String {
         &cores,
         |c| c.series_limit as f64,
     );
+    rate_limit_gauges(&mut o, &cores);
     o.per_core("sheaf_windows_held", "gauge", "Aggregation windows held in memory.", &cores, |c| c.windows_held as f64);
     o.per_core("sheaf_series_created_total", "counter", "Series created.", &cores, |c| {
         c.aggregation.series_created as f64
@@ -326,6 +354,11 @@ fn cluster_metrics(o: &mut Out, cores: &[CoreStats], state: &AdminState) {
     o.per_core("sheaf_shards_closed_total", "counter", "Cut-off shards closed and freed.", cores, |c| {
         c.aggregation.shards_closed as f64
     });
+    if let Some(options) = &state.runtime_options {
+        let name = "sheaf_runtime_options_invalid_total";
+        o.family(name, "counter", "Values of the runtime options key in etcd that did not parse (the limits stayed).");
+        o.sample(name, &[], options.invalid_values.load(Relaxed));
+    }
     let Some(cluster) = &state.cluster else { return };
     let status = cluster.status_view();
     let number = |key: &str| status[key].as_u64().unwrap_or(0);

@@ -123,6 +123,16 @@ async fn status(State(state): State<Arc<AdminState>>) -> Json<Value> {
         },
         "admin": {"auth_required": state.auth.enabled(), "tls": state.tls},
         "num_shards": state.shard_owners.len(),
+        "rate_limits": cores.first().map(|c| json!({
+            "values_per_series_per_second": c.rate_limits.values_per_series_per_second,
+            "new_series_per_shard_per_second": c.rate_limits.new_series_per_shard_per_second,
+            "new_series_warmup_seconds": c.rate_limits.new_series_warmup as f64 / 1e9,
+            "source": match &state.runtime_options {
+                Some(o) if o.from_etcd.load(std::sync::atomic::Ordering::Relaxed) => "etcd",
+                _ => "config",
+            },
+            "runtime_options_invalid": state.runtime_options.as_ref().map(|o| o.invalid_values.load(std::sync::atomic::Ordering::Relaxed)),
+        })),
         "cores": core_views,
         "sinks": sinks,
     }))

@@ -27,6 +27,8 @@ pub struct AdminState {
     pub started: Instant,
     /// The token mutations need, and the refusals counted.
     pub auth: Arc<super::AdminAuth>,
+    /// Cluster mode: the runtime options task (where the rate limits come from).
+    pub runtime_options: Option<Arc<crate::cluster::runtime_options::RuntimeOptionsView>>,
     /// Whether the API is served over HTTPS.
     pub tls: bool,
 }

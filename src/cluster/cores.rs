@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use sheaf_shard_core::ShardWindow;
+use sheaf_shard_core::{RateLimitSettings, ShardWindow};
 use sheaf_shard_runtime::{Commander, FlushRole, FollowerFlush, Routes, ShardCommand};
 
 /// The cluster-mode commands, as the agent decides them.
@@ -20,6 +20,8 @@ pub enum CoreCommand {
     FollowerFlush(Arc<FollowerFlush>),
     /// `ShardCommand::SetRole`, answered by every core once applied.
     Role(FlushRole),
+    /// `ShardCommand::SetRateLimits`.
+    RateLimits(RateLimitSettings),
 }
 
 /// Where the agent's commands go: every core, in core order.
@@ -36,6 +38,7 @@ impl Cores for Commander {
             CoreCommand::Routes(r) => self.send_all(|| ShardCommand::SetRoutes(r.clone())),
             CoreCommand::FollowerFlush(f) => self.send_all(|| ShardCommand::SetFollowerFlush(f.clone())),
             CoreCommand::Role(role) => self.invoke_all(|reply| ShardCommand::SetRole { role, reply }).await,
+            CoreCommand::RateLimits(limits) => self.send_all(|| ShardCommand::SetRateLimits(limits)),
         }
     }
 }

@@ -34,6 +34,12 @@ impl Keys {
         format!("_kv/{}/shardset/{shard_set}/flush", self.environment)
     }
 
+    /// The runtime options (M3's runtime options KV): JSON with the keys of
+    /// `aggregator.rate_limits`, replacing that section on every node while it exists.
+    pub fn runtime_options(&self) -> String {
+        format!("_kv/{}/{}/runtime-options", self.environment, self.service)
+    }
+
     /// A shard set's election prefix; candidates are lease-bound keys under it.
     pub fn election(&self, shard_set: u32) -> String {
         format!("_ld/{}/{}/shardset/{shard_set}/lock", self.environment, self.service)

@@ -7,6 +7,7 @@
 //! - [`health`]: whether etcd answers, from the outcome of every request ([`tracked`]).
 //! - [`node`]: the agent task (I/O), driving [`state`] (its decisions) and [`election`],
 //!   [`watch`]; [`plan`] and [`campaign`] are pure helpers; [`cores`] is where commands go.
+//! - [`runtime_options`]: M3's runtime options (the write rate limits), watched in etcd.
 
 pub mod api;
 pub(crate) mod campaign;
@@ -23,6 +24,7 @@ pub mod node;
 mod node_tests;
 pub mod placement;
 pub mod plan;
+pub mod runtime_options;
 pub mod state;
 #[cfg(test)]
 mod state_tests;

@@ -120,6 +120,10 @@ pub fn describe(command: &CoreCommand) -> String {
             let forced = f.forced_horizon.map(|h| format!(" forced {}s", h / S)).unwrap_or_default();
             format!("follower flush {}{forced}", flush_times(&f.times))
         }
+        CoreCommand::RateLimits(l) => format!(
+            "rate limits {}/series/s, {} new series/shard/s",
+            l.values_per_series_per_second, l.new_series_per_shard_per_second
+        ),
     }
 }
 

@@ -11,6 +11,7 @@ use sheaf_shard_core::StoragePolicy;
 use super::duration::Dur;
 use super::error::{ConfigError, invalid};
 use super::flush::Flush;
+use super::rate_limits::RateLimits;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -39,6 +40,9 @@ pub struct Aggregator {
     /// `ceil(max_series / cores)`); a value for a new series on a core at its share is refused
     /// and counted, existing series keep aggregating. 0: no limit.
     pub max_series: usize,
+    /// Values per series and new series per second (M3's runtime options); in cluster mode
+    /// the runtime options key in etcd replaces them while it exists.
+    pub rate_limits: RateLimits,
 }
 
 impl Default for Aggregator {
@@ -58,6 +62,7 @@ impl Default for Aggregator {
             shutdown_flush_open_windows: true,
             min_storage_resolution: Dur(Duration::from_secs(1)),
             max_series: 10_000_000,
+            rate_limits: RateLimits::default(),
         }
     }
 }

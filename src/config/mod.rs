@@ -17,6 +17,7 @@ mod flush;
 mod http;
 mod logging;
 mod m3msg;
+mod rate_limits;
 mod statsd;
 #[cfg(test)]
 mod tests;
@@ -37,6 +38,7 @@ pub use flush::{Handler, M3msgHandler};
 pub use http::{Http, HttpTls};
 pub use logging::Logging;
 pub use m3msg::M3msg;
+pub use rate_limits::RateLimits;
 pub use statsd::{Statsd, UdpDistribution};
 
 use error::invalid;

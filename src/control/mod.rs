@@ -11,6 +11,7 @@ use sheaf_shard_runtime::{PoolConfig, PoolServices, ShardPool};
 use crate::admin::{self, AdminAuth, AdminState, SinkView, TlsListener};
 use crate::cluster::etcd::Endpoints;
 use crate::cluster::node::{Agent, Request};
+use crate::cluster::runtime_options;
 use crate::config::Config;
 
 /// The secrets the control thread serves with, read on the main thread before any other
@@ -73,10 +74,19 @@ async fn serve(
                 sink_queues,
                 reports,
             );
-            Some(agent.start(etcd).await)
+            let handle = agent.start(etcd).await;
+            let options = runtime_options::spawn(
+                handle.store.clone(),
+                handle.keys.clone(),
+                config.aggregator.rate_limits,
+                config.num_shards,
+                pool.commander(),
+            );
+            Some((handle, options))
         }
         _ => None,
     };
+    let (cluster, runtime_options) = cluster.unzip();
     let bound = match pool.start_ingest().await {
         Ok(b) => b,
         Err(e) => {
@@ -105,6 +115,7 @@ async fn serve(
         shard_owners: pool.shard_owners(),
         started: Instant::now(),
         auth,
+        runtime_options,
         tls: tls.is_some(),
     });
     // The admin API closes last: it keeps answering while the cores stop, and a client that

@@ -10,11 +10,12 @@
 
 use crate::aggregation::MetricType;
 use crate::batch::{DEFAULT_SPEC, Sample, SampleBatch, SampleValue, UNTIMED};
+use crate::rate_limit::RateLimiter;
 use crate::shard_map::{Refused, ShardMap};
 use crate::spec::{SpecId, SpecTable};
 use crate::time::{UnixNanos, truncate};
 
-pub use crate::aggregator_options::{AggregatorCounters, AggregatorOptions};
+pub use crate::aggregator_options::{AggregatorCounters, AggregatorOptions, RateLimitSettings};
 pub use crate::flush_collector::FlushCollector;
 pub use crate::shard_window::ShardWindow;
 
@@ -79,6 +80,7 @@ pub struct CoreAggregator {
     series_held: usize,
     /// `options.max_series_per_core`, with no limit as `usize::MAX`.
     series_limit: usize,
+    rates: RateLimiter,
     /// The latest horizon any flush round has reached: where a resolution added (again) after
     /// the first round starts, so that a window one of its pruned policies already emitted
     /// cannot be opened and emitted a second time.
@@ -105,6 +107,7 @@ impl CoreAggregator {
                 n => n,
             },
             latest_horizon: UnixNanos::MIN,
+            rates: RateLimiter::new(options.rate_limits, num_shards),
         };
         this.track_resolutions();
         this
@@ -112,6 +115,12 @@ impl CoreAggregator {
 
     pub fn options(&self) -> &AggregatorOptions {
         &self.options
+    }
+
+    /// Replaces the rate limits (`options().rate_limits` shows the ones in effect).
+    pub fn set_rate_limits(&mut self, settings: RateLimitSettings) {
+        self.options.rate_limits = settings;
+        self.rates.set(settings);
     }
 
     /// Windows held in memory, all shards together, as counted at each shard's last flush or
@@ -265,8 +274,8 @@ impl CoreAggregator {
             };
             let shard = &mut slot.map;
             let id = batch.id(s);
-            let room = self.series_held < self.series_limit;
-            let (series, mut gauge_base, created) = match shard.find_or_insert(s.hash, s.metric_type, id, hint, room) {
+            let room = self.series_held < self.series_limit && self.rates.may_create(s.shard(), now);
+            let (at, series, mut base, created) = match shard.find_or_insert(s.hash, s.metric_type, id, hint, room) {
                 Ok(found) => found,
                 Err(Refused::IdTooLong) => {
                     self.counters.id_too_long += 1;
@@ -277,7 +286,7 @@ impl CoreAggregator {
                     continue;
                 }
                 Err(Refused::NoRoom) => {
-                    self.counters.series_limit_refused += 1;
+                    self.counters.refuse_new_series(self.series_held >= self.series_limit);
                     continue;
                 }
             };
@@ -285,15 +294,19 @@ impl CoreAggregator {
                 slot.held = true;
                 self.series_held += 1;
                 self.counters.series_created += 1;
+                self.rates.created(s.shard(), now);
+            }
+            let received = s.value();
+            if !self.rates.allow_values(s.shard(), at, series.last_write_secs, now_secs, received, &mut self.counters) {
+                continue;
             }
             series.last_write_secs = now_secs;
-            let received = s.value();
             let value = match received {
-                SampleValue::GaugeDelta(d) => SampleValue::Number(gauge_base.get().unwrap_or(0.0) + d),
+                SampleValue::GaugeDelta(d) => SampleValue::Number(base.get().unwrap_or(0.0) + d),
                 v => v,
             };
             if let (MetricType::Gauge, SampleValue::Number(v)) = (s.metric_type, value) {
-                gauge_base.set(v);
+                base.set(v);
             }
             if !timed
                 && !stamped
@@ -482,6 +495,7 @@ impl CoreAggregator {
                 let map = std::mem::take(&mut slot.map);
                 map.for_each(|series| series.release_elems(&mut self.specs));
                 self.series_held -= map.len();
+                self.rates.closed(i as u32);
                 slot.held = false;
                 self.windows_held[i] = 0;
                 closed.push(i as u32);
@@ -520,6 +534,7 @@ impl CoreAggregator {
         let now_secs = now / 1_000_000_000;
         let ttl_secs = options.entry_ttl / 1_000_000_000;
         let mut held = 0u64;
+        let mut follow_rates = self.rates.follow_retain(shard, map.len());
         let expired = map.retain(|series, series_id| {
             let mut id: Option<(u64, (u32, u32))> = None;
             let mut windows = 0;
@@ -573,6 +588,7 @@ impl CoreAggregator {
             if !keep {
                 series.release_elems(specs);
             }
+            follow_rates.step(keep);
             keep
         });
         self.series_held -= expired;

@@ -26,13 +26,15 @@ pub struct AggregatorOptions {
     /// Series this core may hold (its share of `max_series`); a value for a new series past
     /// it is refused and counted, existing series keep aggregating. 0: no limit.
     pub max_series_per_core: usize,
+    /// Values per series and new series per shard, per second (M3's runtime options).
+    pub rate_limits: RateLimitSettings,
     pub naming: Arc<Naming>,
 }
 
 impl AggregatorOptions {
     /// `default_policies` with the rest at sheaf's defaults (the same as the config's): NaN
-    /// discarded, timed buffers of 1m past and future, entry TTL 1h, no series limit, no
-    /// prefixes.
+    /// discarded, timed buffers of 1m past and future, entry TTL 1h, no series or rate limit,
+    /// no prefixes.
     pub fn with_policies(default_policies: Vec<StoragePolicy>) -> Self {
         Self {
             default_policies,
@@ -42,8 +44,34 @@ impl AggregatorOptions {
             entry_ttl: 3_600_000_000_000,
             min_resolution: 1_000_000_000,
             max_series_per_core: 0,
+            rate_limits: RateLimitSettings::default(),
             naming: Arc::new(Naming::default()),
         }
+    }
+}
+
+/// The rate limits a core applies; 0 turns a limit off.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateLimitSettings {
+    /// Values one series may take per second (M3 `write-values-per-metric-limit-per-second`).
+    pub values_per_series_per_second: u32,
+    /// New series one shard may create per second: the cluster-wide limit divided as M3 does
+    /// (`per_shard_new_series`).
+    pub new_series_per_shard_per_second: u32,
+    /// For this long (nanoseconds) after a shard's first series, the new-series limit is not
+    /// applied (M3 `writeNewMetricNoLimitWarmupDuration`).
+    pub new_series_warmup: i64,
+}
+
+impl RateLimitSettings {
+    /// M3's share of a cluster-wide new-series limit that one shard gets:
+    /// `ceil(limit / (num_shards × replication_factor))`; 0 stays 0 (no limit).
+    pub fn per_shard_new_series(cluster_limit: u64, num_shards: u32, replication_factor: u32) -> u32 {
+        if cluster_limit == 0 {
+            return 0;
+        }
+        let copies = u64::from(num_shards.max(1)) * u64::from(replication_factor.max(1));
+        u32::try_from(cluster_limit.div_ceil(copies)).unwrap_or(u32::MAX)
     }
 }
 
@@ -74,6 +102,23 @@ pub struct AggregatorCounters {
     pub series_over_shard_limit: u64,
     /// Samples of a new series refused because the core holds `max_series_per_core`.
     pub series_limit_refused: u64,
+    /// Values refused by the per-series rate limit (a timer batch counts its values).
+    pub value_rate_limited: u64,
+    /// Samples of a new series refused by the per-shard new-series rate limit.
+    pub new_series_rate_limited: u64,
     /// Storage policies dropped (with their flush schedule) once no series used them.
     pub policies_pruned: u64,
+}
+
+impl AggregatorCounters {
+    /// Counts a sample of a new series refused: over the core's series limit, or else over
+    /// the new-series rate limit.
+    #[inline]
+    pub(crate) fn refuse_new_series(&mut self, over_series_limit: bool) {
+        if over_series_limit {
+            self.series_limit_refused += 1;
+        } else {
+            self.new_series_rate_limited += 1;
+        }
+    }
 }

@@ -15,7 +15,7 @@
 //!   `shard_window`, `log_buckets`, `series_index`, then `batch` and `quantile`;
 //! - what reads and writes those types: `murmur3::shard` (`ShardOf`), `statsd` (lines into
 //!   samples), `flush`, `spec`, `window`, then `aggregator_options`, `flush_collector` and
-//!   `window_list`;
+//!   `window_list`, then `rate_limit`;
 //! - one shard's state: `series`, then `shard_map`;
 //! - on top, `aggregator` (`CoreAggregator`).
 
@@ -31,6 +31,7 @@ mod paged;
 pub mod policy;
 pub mod published;
 pub mod quantile;
+mod rate_limit;
 mod series;
 mod series_index;
 mod shard_map;
@@ -42,7 +43,7 @@ pub mod window;
 mod window_list;
 
 pub use aggregation::{AggType, AggTypes, MetricType, series_hash};
-pub use aggregator::{AggregatorCounters, AggregatorOptions, CoreAggregator};
+pub use aggregator::{AggregatorCounters, AggregatorOptions, CoreAggregator, RateLimitSettings};
 pub use batch::{DEFAULT_SPEC, ElemSpec, Sample, SampleBatch, SampleValue, SpecRef, UNTIMED};
 pub use flush::{FlushBatch, FlushedValue, Naming};
 pub use flush_collector::FlushCollector;

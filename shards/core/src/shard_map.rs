@@ -119,10 +119,10 @@ impl ShardMap {
         self.series.len()
     }
 
-    /// The series (`metric_type`, `id`) whose map hash is `hash`, created if absent, with its
-    /// gauge base; the bool says whether it was created. An absent series that this map cannot
-    /// store, or that comes when the caller has no `room` for one, is refused: only new series
-    /// are checked, so the per-value path pays nothing for it.
+    /// The position and series (`metric_type`, `id`) whose map hash is `hash`, created if
+    /// absent, with its gauge base; the bool says whether it was created. An absent series that
+    /// this map cannot store, or that comes when the caller has no `room` for one, is refused:
+    /// only new series are checked, so the per-value path pays nothing for it.
     ///
     /// `hint` is where `prefetch_series` expected the series: when the record there is this
     /// series, the index is not probed again. (Positions stay put while values are applied:
@@ -135,19 +135,19 @@ impl ShardMap {
         id: &[u8],
         hint: Option<usize>,
         room: bool,
-    ) -> Result<(&mut Series, GaugeBase<'_>, bool), Refused> {
+    ) -> Result<(usize, &mut Series, GaugeBase<'_>, bool), Refused> {
         // The hinted record, checked through the one `&mut` that is returned: looking it up
         // again after a shared check would compute its page address twice per value.
         let hinted = hint
             .and_then(|i| self.series.get_mut(i))
             .filter(|s| s.metric_type == metric_type && same_id(id_of(&self.ids, s), id))
             .map(|s| s as *mut Series);
-        let (s, created) = match hinted {
+        let (i, s, created) = match (hint, hinted) {
             // SAFETY: `p` comes from `self.series.get_mut` above and nothing has touched `self.series` since.
-            Some(p) => (unsafe { &mut *p }, false),
-            None => {
+            (Some(i), Some(p)) => (i, unsafe { &mut *p }, false),
+            _ => {
                 let (i, created) = self.find_or_insert_unhinted(hash, metric_type, id, room)?;
-                (&mut self.series[i], created)
+                (i, &mut self.series[i], created)
             }
         };
         // Only gauges have a base: the other types skip the arithmetic and the bounds check.
@@ -157,7 +157,7 @@ impl ShardMap {
         } else {
             Default::default()
         };
-        Ok((s, GaugeBase(base), created))
+        Ok((i, s, GaugeBase(base), created))
     }
 
     /// `find_or_insert` when the hint was not the series: probes the index, then creates.
@@ -337,7 +337,7 @@ mod tests {
                 let metric_type = [MetricType::Counter, MetricType::Gauge, MetricType::Timer][t as usize];
                 let id = format!("s{key}").into_bytes();
                 let hash = series_hash(metric_type, &id);
-                let (s, mut base, created) = map.find_or_insert(hash, metric_type, &id, hint.map(usize::from), true).unwrap();
+                let (_, s, mut base, created) = map.find_or_insert(hash, metric_type, &id, hint.map(usize::from), true).unwrap();
                 s.last_write_secs += 1;
                 let n = f64::from(s.last_write_secs);
                 // A gauge's base is its own, through inserts, removals and compaction.
@@ -357,7 +357,7 @@ mod tests {
             prop_assert!(map.ids.len() - map.garbage == model.keys().map(|(t, id)| stored(*t, id)).sum::<usize>());
             for ((t, id), count) in &model {
                 let metric_type = [MetricType::Counter, MetricType::Gauge, MetricType::Timer][*t as usize];
-                let (s, base, created) = map.find_or_insert(series_hash(metric_type, id), metric_type, id, None, true).unwrap();
+                let (_, s, base, created) = map.find_or_insert(series_hash(metric_type, id), metric_type, id, None, true).unwrap();
                 prop_assert!(!created);
                 prop_assert_eq!(s.last_write_secs, *count);
                 prop_assert_eq!(base.get(), (metric_type == MetricType::Gauge).then_some(f64::from(*count)));

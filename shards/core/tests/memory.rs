@@ -42,7 +42,12 @@ const SERIES: usize = 200_000;
 /// Live bytes per series after `SERIES` series of `metric_type` got one value each, ids of
 /// ~20 bytes, with `policies` default policies.
 fn bytes_per_series(metric_type: MetricType, policies: &[&str]) -> f64 {
-    let options = AggregatorOptions::with_policies(policies.iter().map(|p| p.parse().unwrap()).collect());
+    bytes_per_series_with(metric_type, policies, RateLimitSettings::default())
+}
+
+fn bytes_per_series_with(metric_type: MetricType, policies: &[&str], rate_limits: RateLimitSettings) -> f64 {
+    let mut options = AggregatorOptions::with_policies(policies.iter().map(|p| p.parse().unwrap()).collect());
+    options.rate_limits = rate_limits;
     let now = 1_700_000_000_000_000_000;
     let mut batch = SampleBatch::with_capacity(4096);
     let before = live();
@@ -78,6 +83,27 @@ fn heap_bytes_per_series() {
     // A 64-byte record, a 20-byte id and a 4-byte index slot; the index's power-of-two sizing
     // and the id arena's growth step leave some slack on top.
     assert!(counters < 130.0, "{counters} bytes per counter series");
+}
+
+/// The rate limits cost no memory per series while off, and a 4-byte count (plus an eighth
+/// of growth slack) per series with the per-series limit on.
+#[test]
+fn heap_bytes_per_series_of_the_rate_limits() {
+    let off = bytes_per_series(MetricType::Counter, &["10s:2d"]);
+    let limited = |values, series| RateLimitSettings {
+        values_per_series_per_second: values,
+        new_series_per_shard_per_second: series,
+        new_series_warmup: 0,
+    };
+    let new_series_only = bytes_per_series_with(MetricType::Counter, &["10s:2d"], limited(0, 1_000_000));
+    let per_series = bytes_per_series_with(MetricType::Counter, &["10s:2d"], limited(1_000, 0));
+    eprintln!(
+        "heap bytes per counter series: limits off {off:.2}, new-series limit on {new_series_only:.2}, \
+         per-series limit on {per_series:.2} (+{:.2})",
+        per_series - off
+    );
+    assert_eq!(new_series_only, off);
+    assert!((4.0..=5.0).contains(&(per_series - off)), "{} bytes per series for the limit", per_series - off);
 }
 
 /// Every window state is freed exactly once: timers and sets (whose states own heap memory)

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use sheaf_shard_core::ShardWindow;
+use sheaf_shard_core::{RateLimitSettings, ShardWindow};
 
 use crate::error::BindError;
 use crate::flush_role::{FlushRole, FollowerFlush};
@@ -39,6 +39,8 @@ pub enum ShardCommand {
     /// Cluster mode: emit (leader) or discard (follower). Becoming leader first discards what
     /// the last `SetFollowerFlush` covers, so nothing the old leader emitted goes out again.
     SetRole { role: FlushRole, reply: flume::Sender<()> },
+    /// The write rate limits (M3's runtime options), changed at runtime in cluster mode.
+    SetRateLimits(RateLimitSettings),
     /// Bind these ingest addresses (SO_REUSEPORT) and start reading; replies with what was
     /// bound (the first core resolves port 0, the others bind the port it got).
     /// `unix` is the StatsD Unix socket every core reads, when one is configured.
@@ -64,6 +66,7 @@ impl fmt::Display for ShardCommand {
             Self::SetRoutes(r) => write!(f, "set_routes({} peers)", r.peers.len()),
             Self::SetFollowerFlush(ff) => write!(f, "set_follower_flush(forced={:?})", ff.forced_horizon),
             Self::SetRole { role, .. } => write!(f, "set_role({role:?})"),
+            Self::SetRateLimits(limits) => write!(f, "set_rate_limits({limits:?})"),
             Self::StartIngest { .. } => f.write_str("start_ingest"),
             Self::StopIngest { .. } => f.write_str("stop_ingest"),
             Self::FinalFlush { include_open, .. } => write!(f, "final_flush(include_open={include_open})"),

@@ -120,6 +120,7 @@ impl CommandLoop {
                 self.routing.set_routes(routes);
             }
             ShardCommand::SetFollowerFlush(follower) => self.flusher.set_follower_flush(follower),
+            ShardCommand::SetRateLimits(limits) => self.state.aggregator.borrow_mut().set_rate_limits(limits),
             ShardCommand::SetRole { role, reply } => {
                 let flusher = self.flusher.clone();
                 self.in_flush_queue(async move { flusher.set_role(role).await }).await;

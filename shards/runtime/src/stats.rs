@@ -4,7 +4,7 @@
 //! publishes a clone every `stats_interval` and after each flush round; the control
 //! thread reads the published clones (`StatsReader`).
 
-use sheaf_shard_core::AggregatorCounters;
+use sheaf_shard_core::{AggregatorCounters, RateLimitSettings};
 
 use crate::decode::DecodeTally;
 
@@ -83,6 +83,8 @@ pub struct CoreStats {
     pub series: u64,
     /// Series this core may hold (its share of `max_series`; 0: no limit).
     pub series_limit: u64,
+    /// The write rate limits this core applies.
+    pub rate_limits: RateLimitSettings,
     /// Storage policies this core holds: the defaults and those some series uses.
     pub storage_policies: u64,
     /// Resolutions the flush schedule runs rounds for.

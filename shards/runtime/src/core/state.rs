@@ -53,6 +53,7 @@ impl CoreState {
         let agg = self.aggregator.borrow();
         snapshot.series = agg.series_count() as u64;
         snapshot.series_limit = agg.options().max_series_per_core as u64;
+        snapshot.rate_limits = agg.options().rate_limits;
         snapshot.storage_policies = agg.policy_count() as u64;
         snapshot.windows_held = agg.windows_held();
         snapshot.aggregation = agg.counters.clone();
