@@ -45,6 +45,15 @@ pub enum Forwarded<'a> {
         time: i64,
         value: f64,
     },
+    /// A passthrough point (`TIMED_METRIC_WITH_STORAGE_POLICY`), with its one storage policy.
+    Passthrough {
+        kind: i32,
+        id: &'a [u8],
+        time: i64,
+        value: f64,
+        resolution_nanos: i64,
+        retention_nanos: i64,
+    },
 }
 
 /// One (aggregations, storage policy) element of the metric's metadata.
@@ -80,6 +89,10 @@ fn staged(policies: &[ForwardedPolicy]) -> Option<metricpb::StagedMetadatas> {
             metadata: Some(metricpb::Metadata { pipelines }),
         }],
     })
+}
+
+fn timed_metric(kind: i32, id: &[u8], time: i64, value: f64) -> metricpb::TimedMetric {
+    metricpb::TimedMetric { r#type: kind, id: id.to_vec(), time_nanos: time, value, annotation: Vec::new() }
 }
 
 /// Appends one m3msg frame carrying `metric` with `policies` (empty: the defaults).
@@ -131,25 +144,27 @@ pub fn encode_forward_frame(
             });
         }
         Forwarded::Timed { kind, id, time, value } => {
-            let timed = metricpb::TimedMetric {
-                r#type: kind,
-                id: id.to_vec(),
-                time_nanos: time,
-                value,
-                annotation: Vec::new(),
-            };
-            if metadatas.is_some() {
-                m.r#type = metricpb::metric_with_metadatas::Type::TimedMetricWithMetadatas as i32;
-                m.timed_metric_with_metadatas =
-                    Some(metricpb::TimedMetricWithMetadatas { metric: Some(timed), metadatas });
-            } else {
-                m.r#type = metricpb::metric_with_metadatas::Type::TimedMetricWithStoragePolicy as i32;
-                m.timed_metric_with_storage_policy = Some(metricpb::TimedMetricWithStoragePolicy {
-                    timed_metric: Some(timed),
-                    storage_policy: None,
-                    routing_policy: None,
-                });
-            }
+            // Always with metadatas (none: the defaults): `TimedMetricWithStoragePolicy` would
+            // make the point a passthrough one.
+            m.r#type = metricpb::metric_with_metadatas::Type::TimedMetricWithMetadatas as i32;
+            m.timed_metric_with_metadatas = Some(metricpb::TimedMetricWithMetadatas {
+                metric: Some(timed_metric(kind, id, time, value)),
+                metadatas,
+            });
+        }
+        Forwarded::Passthrough { kind, id, time, value, resolution_nanos, retention_nanos } => {
+            m.r#type = metricpb::metric_with_metadatas::Type::TimedMetricWithStoragePolicy as i32;
+            m.timed_metric_with_storage_policy = Some(metricpb::TimedMetricWithStoragePolicy {
+                timed_metric: Some(timed_metric(kind, id, time, value)),
+                storage_policy: Some(policypb::StoragePolicy {
+                    resolution: Some(policypb::Resolution {
+                        window_size: resolution_nanos,
+                        precision: resolution_nanos,
+                    }),
+                    retention: Some(policypb::Retention { period: retention_nanos }),
+                }),
+                routing_policy: None,
+            });
         }
     }
     let message = msgpb::Message {

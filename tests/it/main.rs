@@ -20,6 +20,7 @@ mod layout;
 mod m3msg_ingest;
 mod m3msg_sink;
 mod malformed;
+mod passthrough;
 mod ports;
 mod proxy;
 mod statsd_ingest;

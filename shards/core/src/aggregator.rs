@@ -10,6 +10,7 @@
 
 use crate::aggregation::MetricType;
 use crate::batch::{DEFAULT_SPEC, Sample, SampleBatch, SampleValue, UNTIMED};
+use crate::passthrough::Passthrough;
 use crate::shard_map::{Refused, ShardMap};
 use crate::spec::{SpecId, SpecTable};
 use crate::time::{UnixNanos, truncate};
@@ -73,6 +74,8 @@ pub struct CoreAggregator {
     /// (computed once per batch instead of a division per value).
     untimed_start: Vec<UnixNanos>,
     pub counters: AggregatorCounters,
+    /// Passthrough points on their way to the sinks: never in a series or a window.
+    pub passthrough: Passthrough,
     /// Per shard: the windows its series held after the shard's last flush or discard.
     windows_held: Vec<u64>,
     /// Series held, all shards together.
@@ -98,6 +101,7 @@ impl CoreAggregator {
             spec_cache: Vec::new(),
             untimed_start: Vec::new(),
             counters: AggregatorCounters::default(),
+            passthrough: Passthrough::with_default_batches(options.naming.clone()),
             windows_held: vec![0; num_shards as usize],
             series_held: 0,
             series_limit: match options.max_series_per_core {
@@ -227,6 +231,11 @@ impl CoreAggregator {
             {
                 Some(next) => self.prefetch_ahead(batch, &mut found, i, |k| Some(&next[k])),
                 None => self.prefetch_ahead(batch, &mut found, i, |k| samples.get(i + k)),
+            }
+            if s.passthrough() {
+                let writable = self.shards.get(s.shard() as usize).is_some_and(|slot| slot.window.accepts(now));
+                self.passthrough.add(batch, s, writable, &mut self.counters);
+                continue;
             }
             let spec = if s.spec == DEFAULT_SPEC {
                 0
