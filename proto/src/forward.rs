@@ -181,3 +181,39 @@ pub fn encode_forward_frame(
     // Writing into a Vec cannot run out of room.
     let _ = message.encode(out);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::view::{MetricView, Scratch, TimedType, decode_message, decode_metric};
+
+    /// `metric`, encoded as a node forwards it, decodes on the peer as `expected` with the
+    /// storage policies of `resolutions`.
+    fn arrives_as(metric: &Forwarded<'_>, expected: MetricView<'_>, resolutions: &[i64]) {
+        let mut out = Vec::new();
+        encode_forward_frame(metric, &[], 3, 1, 5, &mut out);
+        let (payload, _) = crate::frame::next_frame(&out, 1 << 20).unwrap().unwrap();
+        let mut scratch = Scratch::default();
+        let view = decode_metric(decode_message(payload).unwrap().value, 0, &mut scratch).unwrap();
+        assert_eq!(view, expected);
+        assert_eq!(scratch.policies.iter().map(|p| p.resolution_nanos).collect::<Vec<_>>(), resolutions);
+    }
+
+    /// A passthrough point reaches the peer as one, with its policy; a timed value with the
+    /// default metadata stays a timed value (not a passthrough one).
+    #[test]
+    fn passthrough_and_timed_values_keep_their_kind_across_nodes() {
+        let passthrough = Forwarded::Passthrough {
+            kind: 1,
+            id: b"p",
+            time: 7,
+            value: 2.5,
+            resolution_nanos: 10_000_000_000,
+            retention_nanos: 3_600_000_000_000,
+        };
+        let expected = MetricView::Passthrough { kind: TimedType::Counter, id: b"p", time_nanos: 7, value: 2.5 };
+        arrives_as(&passthrough, expected, &[10_000_000_000]);
+        let timed = Forwarded::Timed { kind: 3, id: b"t", time: 9, value: 1.0 };
+        arrives_as(&timed, MetricView::Timed { kind: TimedType::Gauge, id: b"t", time_nanos: 9, value: 1.0 }, &[]);
+    }
+}
