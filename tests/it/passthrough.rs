@@ -89,6 +89,26 @@ fn every_passthrough_point_comes_out_unchanged_with_its_own_timestamp() {
     );
 }
 
+/// Points acknowledged just before SIGTERM are all written: the final flush queues those
+/// the 100 ms push has not taken yet.
+#[test]
+fn passthrough_points_accepted_before_sigterm_are_all_written() {
+    let sheaf = Sheaf::start("passthrough-sigterm", "");
+    let t = window_start();
+    let n = 2000u64;
+    let frames: Vec<Vec<u8>> = (0..n)
+        .map(|i| {
+            let id = format!("pt.term.{}", i % 97);
+            message(i + 1, passthrough(&id, metricpb::MetricType::Gauge, t + i as i64, i as f64))
+        })
+        .collect();
+    send(&sheaf, &frames);
+    let out = sheaf.stop();
+    let mut values: Vec<f64> = out.iter().filter(|v| v.id.starts_with("pt.term.")).map(|v| v.value).collect();
+    values.sort_by(f64::total_cmp);
+    assert_eq!(values, (0..n).map(|i| i as f64).collect::<Vec<_>>(), "each point once");
+}
+
 /// Two nodes, one shard set (RF=2), a producer sending every point to both replicas, as an
 /// M3 producer does: the leader writes each point exactly once, the follower writes none and
 /// counts every one it dropped.
