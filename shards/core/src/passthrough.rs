@@ -48,6 +48,11 @@ impl Passthrough {
         self.pending
     }
 
+    /// An emptied batch (handed back by a sink) to fill next instead of allocating one.
+    pub fn add_spare(&mut self, batch: FlushBatch) {
+        self.out.add_spare(batch);
+    }
+
     /// Every batch of points accepted so far, to be queued on the sinks.
     pub fn take(&mut self) -> Vec<FlushBatch> {
         self.pending = 0;

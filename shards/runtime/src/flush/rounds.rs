@@ -101,10 +101,18 @@ impl Flusher {
 
     /// Queues the passthrough points accepted so far; the caller holds the round permit.
     async fn write_passthrough(&self) {
-        let batches = self.state.aggregator.borrow_mut().passthrough.take();
-        if !batches.is_empty() {
-            self.sinks.push_batches(batches, &mut Stalled::new(&self.sinks)).await;
-        }
+        let batches = {
+            let passthrough = &mut self.state.aggregator.borrow_mut().passthrough;
+            if passthrough.pending() == 0 {
+                return;
+            }
+            // The batch that replaces the one taken: one the sinks handed back, if any.
+            if let Some(spare) = self.sinks.services().flush_batches.take(self.state.index) {
+                passthrough.add_spare(spare);
+            }
+            passthrough.take()
+        };
+        self.sinks.push_batches(batches, &mut Stalled::new(&self.sinks)).await;
     }
 
     /// Switches between emitting and discarding. Promotion first drops every window the
