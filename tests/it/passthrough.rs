@@ -14,7 +14,13 @@ use crate::m3msg_ingest::{message, read_acks};
 
 const SECOND: i64 = 1_000_000_000;
 
-fn passthrough(id: &str, kind: metricpb::MetricType, time_nanos: i64, value: f64) -> metricpb::MetricWithMetadatas {
+/// A `TIMED_METRIC_WITH_STORAGE_POLICY` of policy 10s:2d.
+pub(crate) fn passthrough(
+    id: &str,
+    kind: metricpb::MetricType,
+    time_nanos: i64,
+    value: f64,
+) -> metricpb::MetricWithMetadatas {
     metricpb::MetricWithMetadatas {
         r#type: metricpb::metric_with_metadatas::Type::TimedMetricWithStoragePolicy as i32,
         timed_metric_with_storage_policy: Some(metricpb::TimedMetricWithStoragePolicy {
@@ -36,7 +42,7 @@ fn passthrough(id: &str, kind: metricpb::MetricType, time_nanos: i64, value: f64
 }
 
 /// The start of a 10s window a few windows back, so that every point below falls in it.
-fn window_start() -> i64 {
+pub(crate) fn window_start() -> i64 {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64;
     now - now.rem_euclid(10 * SECOND) - 30 * SECOND
 }
