@@ -45,6 +45,15 @@ pub enum Forwarded<'a> {
         time: i64,
         value: f64,
     },
+    /// A passthrough point (`TIMED_METRIC_WITH_STORAGE_POLICY`), with its one storage policy.
+    Passthrough {
+        kind: i32,
+        id: &'a [u8],
+        time: i64,
+        value: f64,
+        resolution_nanos: i64,
+        retention_nanos: i64,
+    },
 }
 
 /// One (aggregations, storage policy) element of the metric's metadata.
@@ -80,6 +89,10 @@ fn staged(policies: &[ForwardedPolicy]) -> Option<metricpb::StagedMetadatas> {
             metadata: Some(metricpb::Metadata { pipelines }),
         }],
     })
+}
+
+fn timed_metric(kind: i32, id: &[u8], time: i64, value: f64) -> metricpb::TimedMetric {
+    metricpb::TimedMetric { r#type: kind, id: id.to_vec(), time_nanos: time, value, annotation: Vec::new() }
 }
 
 /// Appends one m3msg frame carrying `metric` with `policies` (empty: the defaults).
@@ -131,25 +144,27 @@ pub fn encode_forward_frame(
             });
         }
         Forwarded::Timed { kind, id, time, value } => {
-            let timed = metricpb::TimedMetric {
-                r#type: kind,
-                id: id.to_vec(),
-                time_nanos: time,
-                value,
-                annotation: Vec::new(),
-            };
-            if metadatas.is_some() {
-                m.r#type = metricpb::metric_with_metadatas::Type::TimedMetricWithMetadatas as i32;
-                m.timed_metric_with_metadatas =
-                    Some(metricpb::TimedMetricWithMetadatas { metric: Some(timed), metadatas });
-            } else {
-                m.r#type = metricpb::metric_with_metadatas::Type::TimedMetricWithStoragePolicy as i32;
-                m.timed_metric_with_storage_policy = Some(metricpb::TimedMetricWithStoragePolicy {
-                    timed_metric: Some(timed),
-                    storage_policy: None,
-                    routing_policy: None,
-                });
-            }
+            // Always with metadatas (none: the defaults): `TimedMetricWithStoragePolicy` would
+            // make the point a passthrough one.
+            m.r#type = metricpb::metric_with_metadatas::Type::TimedMetricWithMetadatas as i32;
+            m.timed_metric_with_metadatas = Some(metricpb::TimedMetricWithMetadatas {
+                metric: Some(timed_metric(kind, id, time, value)),
+                metadatas,
+            });
+        }
+        Forwarded::Passthrough { kind, id, time, value, resolution_nanos, retention_nanos } => {
+            m.r#type = metricpb::metric_with_metadatas::Type::TimedMetricWithStoragePolicy as i32;
+            m.timed_metric_with_storage_policy = Some(metricpb::TimedMetricWithStoragePolicy {
+                timed_metric: Some(timed_metric(kind, id, time, value)),
+                storage_policy: Some(policypb::StoragePolicy {
+                    resolution: Some(policypb::Resolution {
+                        window_size: resolution_nanos,
+                        precision: resolution_nanos,
+                    }),
+                    retention: Some(policypb::Retention { period: retention_nanos }),
+                }),
+                routing_policy: None,
+            });
         }
     }
     let message = msgpb::Message {
@@ -165,4 +180,40 @@ pub fn encode_forward_frame(
     out.extend_from_slice(&(len as u32).to_be_bytes());
     // Writing into a Vec cannot run out of room.
     let _ = message.encode(out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::view::{MetricView, Scratch, TimedType, decode_message, decode_metric};
+
+    /// `metric`, encoded as a node forwards it, decodes on the peer as `expected` with the
+    /// storage policies of `resolutions`.
+    fn arrives_as(metric: &Forwarded<'_>, expected: MetricView<'_>, resolutions: &[i64]) {
+        let mut out = Vec::new();
+        encode_forward_frame(metric, &[], 3, 1, 5, &mut out);
+        let (payload, _) = crate::frame::next_frame(&out, 1 << 20).unwrap().unwrap();
+        let mut scratch = Scratch::default();
+        let view = decode_metric(decode_message(payload).unwrap().value, 0, &mut scratch).unwrap();
+        assert_eq!(view, expected);
+        assert_eq!(scratch.policies.iter().map(|p| p.resolution_nanos).collect::<Vec<_>>(), resolutions);
+    }
+
+    /// A passthrough point reaches the peer as one, with its policy; a timed value with the
+    /// default metadata stays a timed value (not a passthrough one).
+    #[test]
+    fn passthrough_and_timed_values_keep_their_kind_across_nodes() {
+        let passthrough = Forwarded::Passthrough {
+            kind: 1,
+            id: b"p",
+            time: 7,
+            value: 2.5,
+            resolution_nanos: 10_000_000_000,
+            retention_nanos: 3_600_000_000_000,
+        };
+        let expected = MetricView::Passthrough { kind: TimedType::Counter, id: b"p", time_nanos: 7, value: 2.5 };
+        arrives_as(&passthrough, expected, &[10_000_000_000]);
+        let timed = Forwarded::Timed { kind: 3, id: b"t", time: 9, value: 1.0 };
+        arrives_as(&timed, MetricView::Timed { kind: TimedType::Gauge, id: b"t", time_nanos: 9, value: 1.0 }, &[]);
+    }
 }

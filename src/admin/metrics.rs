@@ -165,6 +165,19 @@ pub(super) fn render(state: &AdminState) -> String {
     o.per_core("sheaf_nan_discarded_total", "counter", "NaN and infinite aggregated values discarded.", &cores, |c| {
         c.aggregation.nan_discarded as f64
     });
+    o.per_core(
+        "sheaf_passthrough_values_total",
+        "counter",
+        "Passthrough points (TIMED_METRIC_WITH_STORAGE_POLICY) accepted to be written out unchanged.",
+        &cores,
+        |c| c.aggregation.passthrough_values as f64,
+    );
+    o.family("sheaf_passthrough_dropped_values_total", "counter", "Passthrough points dropped, by reason.");
+    for c in &cores {
+        let core = c.core.to_string();
+        let labels = [("core", core.as_str()), ("reason", "follower")];
+        o.sample("sheaf_passthrough_dropped_values_total", &labels, c.aggregation.passthrough_follower_dropped);
+    }
     o.per_core("sheaf_flush_rounds_total", "counter", "Flush rounds run.", &cores, |c| c.flush_rounds as f64);
     o.per_core("sheaf_flush_schedules", "gauge", "Resolutions this core runs flush rounds for.", &cores, |c| {
         c.flush_schedules as f64

@@ -65,6 +65,8 @@ async fn status(State(state): State<Arc<AdminState>>) -> Json<Value> {
                 "flush_rounds": c.flush_rounds,
                 "windows_flushed": c.aggregation.windows_flushed,
                 "values_flushed": c.aggregation.values_flushed,
+                "passthrough_values": c.aggregation.passthrough_values,
+                "passthrough_follower_dropped": c.aggregation.passthrough_follower_dropped,
                 "last_flush_duration_ns": c.last_flush_duration_ns,
                 "last_flush_lag_ns": c.last_flush_lag_ns,
                 "leader": c.leader,

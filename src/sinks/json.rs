@@ -117,6 +117,6 @@ fn write_value(
     v.write_id(&mut scratch.id);
     scratch.line.clear();
     let policy = policies.name(v.policy);
-    write_json_line(&aggregated(v, &scratch.id), policy, v.agg.name(), v.metric_type.name(), &mut scratch.line);
+    write_json_line(&aggregated(v, &scratch.id), policy, v.agg_name(), v.metric_type.name(), &mut scratch.line);
     out.write_all(&scratch.line)
 }

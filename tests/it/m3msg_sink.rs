@@ -1,5 +1,6 @@
-//! The m3msg sink against a consumer in this test: AggregatedMetric values, retried until
-//! acknowledged, equal to what the JSON sink wrote.
+//! The m3msg sink against a consumer in this test: AggregatedMetric values (a passthrough
+//! point's with its own time and policy), retried until acknowledged, equal to what the JSON
+//! sink wrote.
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -11,6 +12,8 @@ use sheaf_proto::frame::{encode_frame, next_frame};
 use sheaf_proto::{metricpb, msgpb};
 
 use crate::harness::Sheaf;
+use crate::m3msg_ingest::{message, read_acks};
+use crate::passthrough::{passthrough, window_start};
 
 #[test]
 fn m3msg_sink_delivers_aggregated_metrics_and_retries_until_acked() {
@@ -56,9 +59,15 @@ fn m3msg_sink_delivers_aggregated_metrics_and_retries_until_acked() {
     let sheaf = Sheaf::start("m3msg-sink", &handler);
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     udp.send_to(b"out.a:5|c\nout.b:2.5|g\n", sheaf.statsd).unwrap();
-    sheaf.wait_metric("sheaf_ingested_values_total", &[], 2.0);
+    let mut m3msg = std::net::TcpStream::connect(sheaf.m3msg).unwrap();
+    let point_time = window_start() + 1_234_567_891;
+    m3msg.write_all(&message(1, passthrough("out.pt", metricpb::MetricType::Counter, point_time, 3.0))).unwrap();
+    assert_eq!(read_acks(&mut m3msg, 1).len(), 1);
+    sheaf.wait_metric("sheaf_ingested_values_total", &[], 3.0);
     let json = sheaf.stop();
-    assert_eq!(json.len(), 2);
+    assert_eq!(json.len(), 3);
+    let point = json.iter().find(|v| v.id == "out.pt").expect("the passthrough point");
+    assert_eq!((point.time_ns, point.value, point.agg.as_str()), (point_time, 3.0, "passthrough"));
     let mut deliveries: Vec<(u64, metricpb::AggregatedMetric)> = Vec::new();
     while let Ok(d) = rx.recv_timeout(Duration::from_secs(5)) {
         deliveries.push(d);

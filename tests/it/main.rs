@@ -22,6 +22,7 @@ mod m3msg_ingest;
 mod m3msg_sink;
 mod malformed;
 mod overload;
+mod passthrough;
 mod ports;
 mod proxy;
 mod rate_limits;

@@ -68,14 +68,26 @@ pub enum MetricView<'a> {
         /// Opaque annotation bytes (empty when not set).
         annotation: &'a [u8],
     },
-    /// TIMED_METRIC_WITH_METADATA (5), TIMED_METRIC_WITH_METADATAS (6),
-    /// TIMED_METRIC_WITH_STORAGE_POLICY (7): pipelines/policies in scratch.
+    /// TIMED_METRIC_WITH_METADATA (5), TIMED_METRIC_WITH_METADATAS (6): pipelines/policies
+    /// in scratch.
     Timed {
         /// Counter, timer or gauge.
         kind: TimedType,
         /// Metric id.
         id: &'a [u8],
         /// Timestamp of the value.
+        time_nanos: i64,
+        /// Value.
+        value: f64,
+    },
+    /// TIMED_METRIC_WITH_STORAGE_POLICY (7): a passthrough point, written out as it is (no
+    /// aggregation); its storage policy is the scratch's one pipeline.
+    Passthrough {
+        /// Counter, timer or gauge.
+        kind: TimedType,
+        /// Metric id.
+        id: &'a [u8],
+        /// Timestamp of the point.
         time_nanos: i64,
         /// Value.
         value: f64,
@@ -203,7 +215,15 @@ impl<'a> Wrapper<'a> {
                 match ty {
                     TIMED_METRIC_WITH_METADATAS => self.staged.apply(scratch)?,
                     TIMED_METRIC_WITH_METADATA => scratch.push_single(self.timed.aggregation_id, self.timed.policy),
-                    _ => scratch.push_single(0, self.timed.policy),
+                    _ => {
+                        scratch.push_single(0, self.timed.policy);
+                        return Ok(MetricView::Passthrough {
+                            kind,
+                            id: m.id,
+                            time_nanos: m.time_nanos,
+                            value: m.float_value,
+                        });
+                    }
                 }
                 Ok(MetricView::Timed { kind, id: m.id, time_nanos: m.time_nanos, value: m.float_value })
             }

@@ -16,6 +16,7 @@ pub(crate) enum Metric {
     BatchTimer { id: Vec<u8>, client_time_nanos: i64 },
     Gauge { id: Vec<u8>, value: u64, client_time_nanos: i64 },
     Timed { kind: TimedType, id: Vec<u8>, time_nanos: i64, value: u64 },
+    Passthrough { kind: TimedType, id: Vec<u8>, time_nanos: i64, value: u64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,7 +141,9 @@ pub(crate) fn reference(m: &MetricWithMetadatas, now_nanos: i64) -> Result<Decod
         7 => {
             let w = m.timed_metric_with_storage_policy.as_ref().ok_or(missing("timed_metric_with_storage_policy"))?;
             let kind = timed_kind(&w.timed_metric)?;
-            Ok(single(timed_metric(kind, &w.timed_metric), 0, w.storage_policy.as_ref()))
+            let m = w.timed_metric.clone().unwrap_or_default();
+            let metric = Metric::Passthrough { kind, id: m.id, time_nanos: m.time_nanos, value: m.value.to_bits() };
+            Ok(single(metric, 0, w.storage_policy.as_ref()))
         }
         other => Err(DecodeError::Unsupported(other)),
     }
@@ -158,6 +161,9 @@ pub(crate) fn owned(view: MetricView<'_>, scratch: &Scratch) -> Decoded {
         }
         MetricView::Timed { kind, id, time_nanos, value } => {
             Metric::Timed { kind, id: id.to_vec(), time_nanos, value: value.to_bits() }
+        }
+        MetricView::Passthrough { kind, id, time_nanos, value } => {
+            Metric::Passthrough { kind, id: id.to_vec(), time_nanos, value: value.to_bits() }
         }
     };
     Decoded {

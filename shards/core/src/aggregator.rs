@@ -10,6 +10,7 @@
 
 use crate::aggregation::MetricType;
 use crate::batch::{DEFAULT_SPEC, Sample, SampleBatch, SampleValue, UNTIMED};
+use crate::passthrough::Passthrough;
 use crate::rate_limit::RateLimiter;
 use crate::shard_map::{Refused, ShardMap};
 use crate::spec::{SpecId, SpecTable};
@@ -18,6 +19,8 @@ use crate::time::{UnixNanos, truncate};
 pub use crate::aggregator_options::{AggregatorCounters, AggregatorOptions, RateLimitSettings};
 pub use crate::flush_collector::FlushCollector;
 pub use crate::shard_window::ShardWindow;
+
+mod resolutions;
 
 /// How many values ahead `apply` prefetches a value's index slot, then its series record
 /// (once the slot has arrived), then the series' id and window state (once the record has
@@ -74,6 +77,8 @@ pub struct CoreAggregator {
     /// (computed once per batch instead of a division per value).
     untimed_start: Vec<UnixNanos>,
     pub counters: AggregatorCounters,
+    /// Passthrough points on their way to the sinks: never in a series or a window.
+    pub passthrough: Passthrough,
     /// Per shard: the windows its series held after the shard's last flush or discard.
     windows_held: Vec<u64>,
     /// Series held, all shards together.
@@ -100,6 +105,7 @@ impl CoreAggregator {
             spec_cache: Vec::new(),
             untimed_start: Vec::new(),
             counters: AggregatorCounters::default(),
+            passthrough: Passthrough::with_default_batches(options.naming.clone()),
             windows_held: vec![0; num_shards as usize],
             series_held: 0,
             series_limit: match options.max_series_per_core {
@@ -111,101 +117,6 @@ impl CoreAggregator {
         };
         this.track_resolutions();
         this
-    }
-
-    pub fn options(&self) -> &AggregatorOptions {
-        &self.options
-    }
-
-    /// Replaces the rate limits (`options().rate_limits` shows the ones in effect).
-    pub fn set_rate_limits(&mut self, settings: RateLimitSettings) {
-        self.options.rate_limits = settings;
-        self.rates.set(settings);
-    }
-
-    /// Windows held in memory, all shards together, as counted at each shard's last flush or
-    /// discard: what a follower that is not discarding (no flush times) grows without bound.
-    pub fn windows_held(&self) -> u64 {
-        self.windows_held.iter().sum()
-    }
-
-    /// Number of series held, all shards together.
-    pub fn series_count(&self) -> usize {
-        self.series_held
-    }
-
-    /// The resolutions this core may have windows for: those of the default policies and of
-    /// the policies in metadata that some series still uses.
-    pub fn resolutions(&self) -> impl Iterator<Item = i64> + '_ {
-        self.flushed.iter().map(|f| f.resolution)
-    }
-
-    /// Storage policies this core holds (the defaults and those some series uses).
-    pub fn policy_count(&self) -> usize {
-        self.specs.live_policy_count()
-    }
-
-    /// Drops the storage policies no series uses any more (their series expired or moved to
-    /// other metadata), but the default ones, and the resolutions only they had: the flush
-    /// schedule then runs no more rounds for those. Returns how many policies were dropped.
-    pub fn prune_unused_policies(&mut self) -> usize {
-        let pruned = self.specs.prune_unused();
-        if pruned > 0 {
-            self.counters.policies_pruned += pruned as u64;
-            self.track_resolutions();
-        }
-        pruned
-    }
-
-    /// Shards this core holds state for.
-    pub fn shards_held(&self) -> impl Iterator<Item = u32> + '_ {
-        self.shards.iter().enumerate().filter(|(_, slot)| slot.held).map(|(i, _)| i as u32)
-    }
-
-    /// Keeps one `FlushedUntil` per resolution of a live policy: adds the new ones, drops those
-    /// no live policy has (no window of theirs is left).
-    fn track_resolutions(&mut self) {
-        let specs = &self.specs;
-        self.flushed.retain(|f| specs.live_policies().any(|p| p.resolution_nanos == f.resolution));
-        let horizon = self.latest_horizon;
-        let past = self.options.timed_buffer_past;
-        for p in self.specs.live_policies() {
-            let r = p.resolution_nanos;
-            if !self.flushed.iter().any(|f| f.resolution == r) {
-                let (untimed, timed) = if horizon == UnixNanos::MIN {
-                    (UnixNanos::MIN, UnixNanos::MIN)
-                } else {
-                    (truncate(horizon, r), truncate(horizon.saturating_sub(past), r))
-                };
-                self.flushed.push(FlushedUntil { resolution: r, untimed, timed });
-            }
-        }
-    }
-
-    /// How far the flush rounds of `resolution` have reached: (untimed, timed) window ends.
-    pub fn flushed_through(&self, resolution: i64) -> (UnixNanos, UnixNanos) {
-        let f = self.flushed_until(resolution);
-        (f.untimed, f.timed)
-    }
-
-    fn flushed_until(&self, resolution: i64) -> FlushedUntil {
-        self.flushed.iter().find(|f| f.resolution == resolution).copied().unwrap_or(FlushedUntil {
-            resolution,
-            untimed: UnixNanos::MIN,
-            timed: UnixNanos::MIN,
-        })
-    }
-
-    /// The window start of an untimed value arriving at `now`, per policy: `truncate(now, r)`,
-    /// or the end of what is already flushed if a clock step moved `now` behind it.
-    fn refresh_untimed_starts(&mut self, now: UnixNanos) {
-        let (flushed, starts) = (&self.flushed, &mut self.untimed_start);
-        starts.clear();
-        starts.extend(self.specs.policies().iter().map(|p| {
-            let r = p.resolution_nanos;
-            let until = flushed.iter().find(|f| f.resolution == r).map_or(UnixNanos::MIN, |f| f.untimed);
-            truncate(now, r).max(until)
-        }));
     }
 
     /// Applies every sample of `batch` at arrival time `now`.
@@ -236,6 +147,11 @@ impl CoreAggregator {
             {
                 Some(next) => self.prefetch_ahead(batch, &mut found, i, |k| Some(&next[k])),
                 None => self.prefetch_ahead(batch, &mut found, i, |k| samples.get(i + k)),
+            }
+            if s.passthrough() {
+                let writable = self.shards.get(s.shard() as usize).is_some_and(|slot| slot.window.accepts(now));
+                self.passthrough.add(batch, s, writable, &mut self.counters);
+                continue;
             }
             let spec = if s.spec == DEFAULT_SPEC {
                 0

@@ -108,6 +108,10 @@ pub struct AggregatorCounters {
     pub new_series_rate_limited: u64,
     /// Storage policies dropped (with their flush schedule) once no series used them.
     pub policies_pruned: u64,
+    /// Passthrough points accepted for writing (leader).
+    pub passthrough_values: u64,
+    /// Passthrough points dropped because this core's shard set follows (its leader writes them).
+    pub passthrough_follower_dropped: u64,
 }
 
 impl AggregatorCounters {

@@ -111,6 +111,9 @@ const VALUE_KIND: u8 = 0b11;
 /// `time` is the arrival time of an untimed value, stamped by the node that received it so
 /// that every replica puts it in the same window (cluster mode).
 const STAMPED: u8 = 0b100;
+/// A passthrough point (`TIMED_METRIC_WITH_STORAGE_POLICY`): written out as it is, with its
+/// own time and its spec's one storage policy, never aggregated.
+const PASSTHROUGH: u8 = 0b1000;
 
 /// A value as a sample stores it: its variant's tag and its 8 bytes.
 #[inline(always)]
@@ -152,6 +155,13 @@ impl Sample {
     #[inline]
     pub fn stamped(&self) -> bool {
         self.flags & STAMPED != 0
+    }
+
+    /// Whether this is a passthrough point: written out as it is (its `time`, its value, the
+    /// one storage policy of its spec), never aggregated.
+    #[inline(always)]
+    pub fn passthrough(&self) -> bool {
+        self.flags & PASSTHROUGH != 0
     }
 }
 
@@ -259,6 +269,24 @@ impl SampleBatch {
         self.mark_last_stamped();
     }
 
+    /// Appends a passthrough point of `time`, whose spec `spec` holds its one storage policy.
+    #[allow(clippy::too_many_arguments)]
+    pub fn push_passthrough(
+        &mut self,
+        shard: u32,
+        hash: u64,
+        id: &[u8],
+        metric_type: MetricType,
+        time: UnixNanos,
+        value: f64,
+        spec: SpecRef,
+    ) {
+        self.push(shard, hash, id, metric_type, time, SampleValue::Number(value), spec);
+        if let Some(last) = self.samples.last_mut() {
+            last.flags |= PASSTHROUGH;
+        }
+    }
+
     /// Appends a copy of `s`, a sample of `from` (its id, timer values and metadata too).
     pub fn copy_from(&mut self, from: &SampleBatch, s: &Sample) {
         let spec = if s.spec == DEFAULT_SPEC { DEFAULT_SPEC } else { self.add_spec(from.spec(s.spec)) };
@@ -270,7 +298,7 @@ impl SampleBatch {
             v => self.push(s.shard(), s.hash, id, s.metric_type, s.time, v, spec),
         }
         if let Some(last) = self.samples.last_mut() {
-            last.flags |= s.flags & STAMPED;
+            last.flags |= s.flags & (STAMPED | PASSTHROUGH);
         }
     }
 

@@ -40,6 +40,7 @@ struct FlushRecord {
     agg: AggType,
     with_suffix: bool,
     timed: bool,
+    passthrough: bool,
     policy: u16,
     time_nanos: UnixNanos,
     value: f64,
@@ -58,8 +59,11 @@ pub struct FlushedValue<'a> {
     with_suffix: bool,
     /// Timed metrics are emitted without prefixes, as M3 does.
     pub timed: bool,
+    /// A passthrough point, written out as it came in: `time_nanos` is its own time, not a
+    /// window's end, and `agg` only says which output type it is (counter: `Sum`, else `Last`).
+    pub passthrough: bool,
     pub policy: StoragePolicy,
-    /// The end of the window.
+    /// The end of the window (a passthrough point's own time).
     pub time_nanos: UnixNanos,
     pub value: f64,
 }
@@ -75,6 +79,11 @@ impl FlushedValue<'_> {
         if self.with_suffix {
             out.extend_from_slice(self.agg.suffix().as_bytes());
         }
+    }
+
+    /// The aggregation as the output names it: `passthrough` for a passthrough point.
+    pub fn agg_name(&self) -> &'static str {
+        if self.passthrough { "passthrough" } else { self.agg.name() }
     }
 
     pub fn id_string(&self) -> String {
@@ -147,6 +156,37 @@ impl FlushBatch {
         time_nanos: UnixNanos,
         value: f64,
     ) {
+        self.push_record(id, metric_type, agg, with_suffix, timed, false, policy, time_nanos, value);
+    }
+
+    /// Adds a passthrough point: its id bare (no prefix, no suffix), its own time and policy.
+    pub fn push_passthrough(
+        &mut self,
+        id: &[u8],
+        metric_type: MetricType,
+        policy: StoragePolicy,
+        time_nanos: UnixNanos,
+        value: f64,
+    ) {
+        let id = self.intern_id(id);
+        let agg = if metric_type == MetricType::Counter { AggType::Sum } else { AggType::Last };
+        self.push_record(id, metric_type, agg, false, true, true, policy, time_nanos, value);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn push_record(
+        &mut self,
+        id: (u32, u32),
+        metric_type: MetricType,
+        agg: AggType,
+        with_suffix: bool,
+        timed: bool,
+        passthrough: bool,
+        policy: StoragePolicy,
+        time_nanos: UnixNanos,
+        value: f64,
+    ) {
         let policy = match self.policies.iter().rposition(|p| *p == policy) {
             Some(i) => i,
             None => {
@@ -161,6 +201,7 @@ impl FlushBatch {
             agg,
             with_suffix,
             timed,
+            passthrough,
             policy,
             time_nanos,
             value,
@@ -175,6 +216,7 @@ impl FlushBatch {
             agg: r.agg,
             with_suffix: r.with_suffix,
             timed: r.timed,
+            passthrough: r.passthrough,
             policy: self.policies[usize::from(r.policy)],
             time_nanos: r.time_nanos,
             value: r.value,

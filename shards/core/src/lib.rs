@@ -15,7 +15,7 @@
 //!   `shard_window`, `log_buckets`, `series_index`, then `batch` and `quantile`;
 //! - what reads and writes those types: `murmur3::shard` (`ShardOf`), `statsd` (lines into
 //!   samples), `flush`, `spec`, `window`, then `aggregator_options`, `flush_collector` and
-//!   `window_list`, then `rate_limit`;
+//!   `window_list`, then `rate_limit` and `passthrough`;
 //! - one shard's state: `series`, then `shard_map`;
 //! - on top, `aggregator` (`CoreAggregator`).
 
@@ -28,6 +28,7 @@ mod flush_collector;
 mod log_buckets;
 pub mod murmur3;
 mod paged;
+pub mod passthrough;
 pub mod policy;
 pub mod published;
 pub mod quantile;
@@ -47,6 +48,7 @@ pub use aggregator::{AggregatorCounters, AggregatorOptions, CoreAggregator, Rate
 pub use batch::{DEFAULT_SPEC, ElemSpec, Sample, SampleBatch, SampleValue, SpecRef, UNTIMED};
 pub use flush::{FlushBatch, FlushedValue, Naming};
 pub use flush_collector::FlushCollector;
+pub use passthrough::Passthrough;
 pub use policy::{PolicyError, StoragePolicy};
 pub use published::Published;
 pub use quantile::QuantileSketch;

@@ -70,6 +70,7 @@ pub(crate) async fn run_core(setup: CoreSetup) {
         budgets: StreamBudgets::new(&state.config.ingest),
     });
     spawn_into(queues.flush, flush::run(flusher.clone(), lifecycle.clone()));
+    spawn_into(queues.flush, flush::run_passthrough(flusher.clone(), lifecycle.clone()));
     spawn_into(queues.control, publish_loop(state.clone()));
     let commands = CommandLoop { state: state.clone(), routing, lifecycle, flusher, ingest, queues };
     let run = glommio::spawn_local_into(commands.run(setup.commands), queues.control);

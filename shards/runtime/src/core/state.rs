@@ -9,7 +9,7 @@ use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use sheaf_shard_core::{CoreAggregator, Published};
+use sheaf_shard_core::{CoreAggregator, Passthrough, Published};
 
 use crate::config::PoolConfig;
 use crate::stats::CoreStats;
@@ -35,10 +35,12 @@ pub(crate) struct CoreState {
 impl CoreState {
     pub(crate) fn new(index: usize, cpu: usize, config: Arc<PoolConfig>, published: Arc<Published<CoreStats>>) -> Self {
         let cores = config.cpus.len();
+        let mut aggregator = CoreAggregator::new(config.aggregator.clone(), config.num_shards);
+        aggregator.passthrough = Passthrough::new(config.aggregator.naming.clone(), index, config.flush_batch_values);
         Self {
             index,
             cores,
-            aggregator: RefCell::new(CoreAggregator::new(config.aggregator.clone(), config.num_shards)),
+            aggregator: RefCell::new(aggregator),
             stats: RefCell::new(CoreStats::new(index, cpu, cores)),
             udp_drops: UdpDrops::default(),
             published,

@@ -91,6 +91,9 @@ impl M3msgDecoder {
         // resend enabled): it goes in the window of that time, as on the node that took it in.
         let stamped = |t: i64| if t != 0 { t } else { UNTIMED };
         let (metric_type, id, time) = match metric {
+            MetricView::Passthrough { kind, id, time_nanos, value } => {
+                return self.passthrough(timed_metric_type(kind), id, time_nanos, value, router);
+            }
             MetricView::Counter { id, client_time_nanos, .. } => (MetricType::Counter, id, stamped(client_time_nanos)),
             MetricView::BatchTimer { id, client_time_nanos } => (MetricType::Timer, id, stamped(client_time_nanos)),
             MetricView::Gauge { id, client_time_nanos, annotation, .. } => {
@@ -102,11 +105,7 @@ impl M3msgDecoder {
                 (t, id, stamped(client_time_nanos))
             }
             MetricView::Timed { kind, id, time_nanos, .. } => {
-                let t = match kind {
-                    TimedType::Counter => MetricType::Counter,
-                    TimedType::Timer => MetricType::Timer,
-                    TimedType::Gauge => MetricType::Gauge,
-                };
+                let t = timed_metric_type(kind);
                 // i64::MIN marks "untimed" inside a batch; a client sending it means the
                 // distant past, which the owner refuses as too late.
                 (t, id, time_nanos.max(UNTIMED + 1))
@@ -146,6 +145,8 @@ impl M3msgDecoder {
                 }
                 SampleValue::Timer { start: 0, len: 0 }
             }
+            // Routed above; never reached.
+            MetricView::Passthrough { .. } => return Err("unsupported_type"),
         };
         match (value, untimed_arrival) {
             (SampleValue::Timer { .. }, false) => {
@@ -162,6 +163,46 @@ impl M3msgDecoder {
         if self.skipped_pipelines > 0 {
             self.tally.reject("pipeline_with_ops_skipped");
         }
+        Ok(())
+    }
+
+    /// Routes a passthrough point (`TIMED_METRIC_WITH_STORAGE_POLICY`): its own time, value
+    /// and storage policy go unchanged to the core owning its shard, which writes it out if its
+    /// shard set leads, and drops it (counted) if it follows.
+    fn passthrough(
+        &mut self,
+        metric_type: MetricType,
+        id: &[u8],
+        time: i64,
+        value: f64,
+        router: &mut impl SampleRouter,
+    ) -> Result<(), &'static str> {
+        if id.is_empty() {
+            return Err("empty_id");
+        }
+        if !value.is_finite() {
+            return Err("non_finite");
+        }
+        // The message's one storage policy: nothing is aggregated at its resolution, so only
+        // its validity is checked, not `min_resolution`.
+        let policy = match self.scratch.pipelines.first().map(|p| self.scratch.policies_of(p)) {
+            Some([v]) => StoragePolicy::new(v.resolution_nanos, v.retention_nanos).map_err(|_| "bad_storage_policy")?,
+            _ => return Err("missing_storage_policy"),
+        };
+        let (shard, hash) = self.shard_of.shard_and_hash(metric_type, id);
+        let batch = router.batch_for(shard);
+        let elem = [ElemSpec { aggs: AggTypes::DEFAULT, policy }];
+        let spec = match self.last_spec {
+            Some(r) if batch.spec(r) == elem.as_slice() => r,
+            _ => {
+                let r = batch.add_spec(&elem);
+                self.last_spec = Some(r);
+                r
+            }
+        };
+        // i64::MIN marks "untimed" inside a batch.
+        batch.push_passthrough(shard, hash, id, metric_type, time.max(UNTIMED + 1), value, spec);
+        self.tally.ingested += 1;
         Ok(())
     }
 
@@ -231,5 +272,13 @@ impl M3msgDecoder {
         Ok(self.elems.iter().all(|e| e.aggs.is_default())
             && self.elems.len() == self.defaults.len()
             && self.elems.iter().zip(&self.defaults).all(|(e, d)| e.policy == *d))
+    }
+}
+
+fn timed_metric_type(kind: TimedType) -> MetricType {
+    match kind {
+        TimedType::Counter => MetricType::Counter,
+        TimedType::Timer => MetricType::Timer,
+        TimedType::Gauge => MetricType::Gauge,
     }
 }

@@ -94,3 +94,32 @@ fn a_malformed_m3msg_message_is_counted_and_not_acked() {
     assert_eq!(decoder.tally().ingested, 0);
     assert_eq!(decoder.tally().rejected.len(), 1);
 }
+
+/// A passthrough point becomes a passthrough sample with its own time and its policy; one
+/// with a policy that is no storage policy (resolution 0) is refused and counted, still acked.
+#[test]
+fn an_m3msg_passthrough_point_keeps_its_time_and_policy_and_a_bad_policy_is_counted() {
+    let mut decoder = M3msgDecoder::new(8, &AggregatorOptions::with_policies(vec!["10s:2d".parse().unwrap()]));
+    let mut batch = SampleBatch::default();
+    let mut acks = AckFrame::default();
+    let point = |resolution_nanos| Forwarded::Passthrough {
+        kind: 3,
+        id: b"pt",
+        time: 1_700_000_001_500_000_000,
+        value: 2.5,
+        resolution_nanos,
+        retention_nanos: 3_600_000_000_000,
+    };
+    for (i, resolution) in [60_000_000_000, 0].into_iter().enumerate() {
+        let mut frame = Vec::new();
+        encode_forward_frame(&point(resolution), &[], 0, i as u64, 0, &mut frame);
+        decoder.message(&frame[4..], 1_700_000_010_000_000_000, &mut batch, &mut acks);
+    }
+    assert_eq!(acks.len(), 2);
+    let [s] = batch.samples() else { panic!("{:?}", batch.samples()) };
+    assert!(s.passthrough());
+    assert_eq!((batch.id(s), s.metric_type, s.time), (&b"pt"[..], MetricType::Gauge, 1_700_000_001_500_000_000));
+    assert_eq!(batch.spec(s.spec)[0].policy, "1m:1h".parse().unwrap());
+    assert_eq!(decoder.tally().ingested, 1);
+    assert_eq!(decoder.tally().rejected, vec![("bad_storage_policy", 1)]);
+}

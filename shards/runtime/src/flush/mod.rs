@@ -18,4 +18,4 @@ mod schedule;
 mod to_sinks;
 
 pub(crate) use rounds::Flusher;
-pub(crate) use schedule::run;
+pub(crate) use schedule::{run, run_passthrough};

@@ -1,7 +1,8 @@
 //! `Flusher`: one core's flush rounds (leader and follower), the switch between the two, and
-//! the final flush at shutdown. A round holds the round permit from its first step to its
-//! last push, so a role switch or the final flush waits for the round in progress instead of
-//! cutting into it.
+//! the final flush at shutdown, and the writing of passthrough points. A round holds the round
+//! permit from its first step to its last push, so a role switch, the final flush or a
+//! passthrough push waits for the round in progress instead of cutting into it (and the
+//! core's batches reach the sinks in the order of their sequence numbers).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -91,12 +92,38 @@ impl Flusher {
         }
     }
 
+    /// Queues the passthrough points accepted since the last push on the sinks, after the
+    /// round in progress, if any.
+    pub(crate) async fn push_passthrough(&self) {
+        let _round = self.hold_rounds().await;
+        self.write_passthrough().await;
+    }
+
+    /// Queues the passthrough points accepted so far; the caller holds the round permit.
+    async fn write_passthrough(&self) {
+        let batches = {
+            let passthrough = &mut self.state.aggregator.borrow_mut().passthrough;
+            if passthrough.pending() == 0 {
+                return;
+            }
+            // The batch that replaces the one taken: one the sinks handed back, if any.
+            if let Some(spare) = self.sinks.services().flush_batches.take(self.state.index) {
+                passthrough.add_spare(spare);
+            }
+            passthrough.take()
+        };
+        self.sinks.push_batches(batches, &mut Stalled::new(&self.sinks)).await;
+    }
+
     /// Switches between emitting and discarding. Promotion first drops every window the
     /// leader's last known flush times cover, so the first leader round emits exactly what
-    /// came after.
+    /// came after. Passthrough points are written from the switch on by a leader only; those
+    /// a leader accepted before it stepped down are still written.
     pub(crate) async fn set_role(&self, role: FlushRole) {
         self.cluster_mode.set(true);
         let _round = self.hold_rounds().await;
+        self.state.aggregator.borrow_mut().passthrough.set_writes(role == FlushRole::Leader);
+        self.write_passthrough().await;
         if role == FlushRole::Leader && self.role.get() == FlushRole::Follower {
             let resolutions: Vec<i64> = self.state.aggregator.borrow().resolutions().collect();
             for r in resolutions {
@@ -203,6 +230,7 @@ impl Flusher {
         }
         self.sinks.push_ready(&mut out, true, &mut stalled).await;
         self.sinks.return_spares(out);
+        self.write_passthrough().await;
         for r in resolutions {
             self.report_round(r);
         }

@@ -1,7 +1,8 @@
 //! The flush schedule of one core: when each resolution's next round is due (`Schedule`, plain
 //! data, no clock of its own), which windows a round may flush (`flush_horizon`), and the task
 //! (in the core's `flush` queue) that runs the rounds until ingest stops; the final flush is
-//! then driven by the `FinalFlush` command.
+//! then driven by the `FinalFlush` command. Beside it, a task that queues the core's
+//! passthrough points on the sinks every 100 ms.
 //!
 //! The rule: a window `[start, end)` is flushed at or after `end + flush_delay`, whatever the
 //! jitter. A round runs at `truncate(now, r) + offset(r)` with `offset = flush_delay + jitter`;
@@ -20,6 +21,9 @@ use crate::core::IngestLifecycle;
 
 /// How often the schedule looks for resolutions first seen in metadata, at the least.
 const RESCAN: i64 = 1_000_000_000;
+
+/// How often the passthrough points a core accepted are queued on the sinks.
+const PASSTHROUGH_PUSH_EVERY: Duration = Duration::from_millis(100);
 
 /// The latest window end a round at `now` may flush: `now − flush_delay`.
 pub(crate) fn flush_horizon(flush: &FlushSchedule, now: i64) -> i64 {
@@ -89,6 +93,16 @@ pub(crate) async fn run(flusher: Rc<Flusher>, lifecycle: Rc<IngestLifecycle>) {
         for (resolution, at) in schedule.due(now_nanos()) {
             flusher.round(resolution, at, flush_horizon(flush, now_nanos())).await;
             schedule.ran(resolution, now_nanos(), flush);
+        }
+    }
+}
+
+/// Queues the passthrough points the core accepted on the sinks every
+/// `PASSTHROUGH_PUSH_EVERY` until ingest stops; the final flush writes the last ones.
+pub(crate) async fn run_passthrough(flusher: Rc<Flusher>, lifecycle: Rc<IngestLifecycle>) {
+    while !lifecycle.sleep_unless_stopped(PASSTHROUGH_PUSH_EVERY).await {
+        if flusher.state().aggregator.borrow().passthrough.pending() > 0 {
+            flusher.push_passthrough().await;
         }
     }
 }

@@ -65,6 +65,13 @@ impl SinkWriter {
         }
     }
 
+    /// Queues `batches` (passthrough points, built outside a round) in order.
+    pub(crate) async fn push_batches(&self, batches: Vec<FlushBatch>, stalled: &mut Stalled) {
+        for batch in batches {
+            self.push(batch, stalled).await;
+        }
+    }
+
     async fn push(&self, mut batch: FlushBatch, stalled: &mut Stalled) {
         if batch.is_empty() {
             return;

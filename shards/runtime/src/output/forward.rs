@@ -141,6 +141,11 @@ fn forwarded<'a>(batch: &'a SampleBatch, s: &Sample, arrival: i64, one: &'a mut 
             MetricType::Set => return None,
         };
         let SampleValue::Number(value) = s.value() else { return None };
+        if s.passthrough() {
+            let [elem] = batch.spec(s.spec) else { return None };
+            let (resolution_nanos, retention_nanos) = (elem.policy.resolution_nanos, elem.policy.retention_nanos);
+            return Some(Forwarded::Passthrough { kind, id, time: s.time, value, resolution_nanos, retention_nanos });
+        }
         return Some(Forwarded::Timed { kind, id, time: s.time, value });
     }
     Some(match (s.metric_type, s.value()) {
