@@ -10,9 +10,10 @@
 //! A module uses only modules listed before it, so there is no import cycle:
 //!
 //! - the bottom floor, using nothing of this crate: `time`, `policy`, `paged`, `published`,
-//!   `murmur3::hash` (the hash function);
+//!   `murmur3::hash` (the hash function), `transform` (M3's transformations);
 //! - plain types on it: `aggregation` (metric and aggregation types, series hashes),
-//!   `shard_window`, `log_buckets`, `series_index`, then `batch` and `quantile`;
+//!   `shard_window`, `log_buckets`, `series_index`, `pipeline` (ops after an aggregation,
+//!   forwarded de-duplication), then `batch` and `quantile`;
 //! - what reads and writes those types: `murmur3::shard` (`ShardOf`), `statsd` (lines into
 //!   samples), `flush`, `spec`, `window`, then `aggregator_options`, `flush_collector` and
 //!   `window_list`;
@@ -28,6 +29,7 @@ mod flush_collector;
 mod log_buckets;
 pub mod murmur3;
 mod paged;
+pub mod pipeline;
 pub mod policy;
 pub mod published;
 pub mod quantile;
@@ -38,6 +40,7 @@ mod shard_window;
 mod spec;
 pub mod statsd;
 pub mod time;
+pub mod transform;
 pub mod window;
 mod window_list;
 
@@ -46,8 +49,10 @@ pub use aggregator::{AggregatorCounters, AggregatorOptions, CoreAggregator};
 pub use batch::{DEFAULT_SPEC, ElemSpec, Sample, SampleBatch, SampleValue, SpecRef, UNTIMED};
 pub use flush::{FlushBatch, FlushedValue, Naming};
 pub use flush_collector::FlushCollector;
+pub use pipeline::{ForwardedSources, Pipeline, PipelineError, PipelineOp, PipelineState, RollupOp};
 pub use policy::{PolicyError, StoragePolicy};
 pub use published::Published;
 pub use quantile::QuantileSketch;
 pub use series::MAX_ID_LEN;
 pub use shard_window::ShardWindow;
+pub use transform::{Datapoint, TransformType};
