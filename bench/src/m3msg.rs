@@ -349,7 +349,7 @@ mod tests {
                     MetricView::Counter { id, .. }
                     | MetricView::Gauge { id, .. }
                     | MetricView::BatchTimer { id, .. } => id.to_vec(),
-                    MetricView::Timed { .. } => panic!("untimed only"),
+                    MetricView::Timed { .. } | MetricView::Forwarded { .. } => panic!("untimed only"),
                 };
                 assert!(ids.insert(id), "a series visited twice");
             }

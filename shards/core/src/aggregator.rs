@@ -13,6 +13,8 @@ use crate::batch::{DEFAULT_SPEC, Sample, SampleBatch, SampleValue, UNTIMED};
 use crate::shard_map::{Refused, ShardMap};
 use crate::spec::{SpecId, SpecTable};
 use crate::time::{UnixNanos, truncate};
+use crate::transform::Datapoint;
+use crate::transform_states::{ElemAt, TransformStates};
 
 pub use crate::aggregator_options::{AggregatorCounters, AggregatorOptions};
 pub use crate::flush_collector::FlushCollector;
@@ -83,6 +85,7 @@ pub struct CoreAggregator {
     /// the first round starts, so that a window one of its pruned policies already emitted
     /// cannot be opened and emitted a second time.
     latest_horizon: UnixNanos,
+    transform_states: TransformStates,
 }
 
 impl CoreAggregator {
@@ -105,6 +108,7 @@ impl CoreAggregator {
                 n => n,
             },
             latest_horizon: UnixNanos::MIN,
+            transform_states: TransformStates::default(),
         };
         this.track_resolutions();
         this
@@ -516,6 +520,7 @@ impl CoreAggregator {
         };
         let specs = &mut self.specs;
         let counters = &mut self.counters;
+        let states = &mut self.transform_states;
         let options = &self.options;
         let now_secs = now / 1_000_000_000;
         let ttl_secs = options.entry_ttl / 1_000_000_000;
@@ -528,6 +533,8 @@ impl CoreAggregator {
                 let r = policy.resolution_nanos;
                 let timed = elem.timed;
                 let (aggs, suffix) = (elem.aggs.resolve(series.metric_type), elem.with_suffix(series.metric_type));
+                let (at, metric_type) = (ElemAt::of(series.metric_type, series_id, elem, specs), series.metric_type);
+                let chain = at.chain;
                 // Windows are kept in start order, so the ones a flush has reached are a prefix.
                 elem.take_front_while(
                     |start| Some(fate(r, timed, start)).filter(|&f| f != Fate::Keep),
@@ -537,7 +544,7 @@ impl CoreAggregator {
                             return;
                         }
                         counters.windows_flushed += 1;
-                        let (batch, generation) = out.batch(aggs.len() as usize);
+                        let (batch, generation) = out.batch(aggs.len() as usize * chain.max_fanout());
                         let id = match id {
                             Some((g, handle)) if g == generation => handle,
                             _ => {
@@ -549,16 +556,22 @@ impl CoreAggregator {
                         if aggs.len() > 1 {
                             window.prepare_reads();
                         }
-                        for agg in aggs.iter() {
-                            let value = window.value_of(agg);
-                            // A sum or a gauge delta can overflow to ±inf, which no output
-                            // format can carry: it goes with the NaNs.
-                            if !value.is_finite() && options.discard_nan {
-                                counters.nan_discarded += 1;
-                                continue;
+                        for (index, agg) in aggs.iter().enumerate() {
+                            let mut emit = |p: Datapoint| {
+                                // A sum or a gauge delta can overflow to ±inf, which no output
+                                // format can carry: it goes with the NaNs.
+                                if !p.value.is_finite() && options.discard_nan {
+                                    counters.nan_discarded += 1;
+                                    return;
+                                }
+                                counters.values_flushed += 1;
+                                batch.push(id, metric_type, agg, suffix, timed, policy, p.time_nanos, p.value);
+                            };
+                            let value = Datapoint { time_nanos: start + r, value: window.value_of(agg) };
+                            match chain.is_empty() {
+                                true => emit(value),
+                                false => states.run(at, index, aggs.len() as usize, value, r, &mut emit),
                             }
-                            counters.values_flushed += 1;
-                            batch.push(id, series.metric_type, agg, suffix, timed, policy, start + r, value);
                         }
                     },
                 );
@@ -571,6 +584,7 @@ impl CoreAggregator {
             held += windows as u64;
             let keep = windows > 0 || now_secs - i64::from(series.last_write_secs) <= ttl_secs;
             if !keep {
+                series.elems.iter().for_each(|e| states.forget(ElemAt::of(series.metric_type, series_id, e, specs)));
                 series.release_elems(specs);
             }
             keep

@@ -17,7 +17,8 @@
 //! - what reads and writes those types: `murmur3::shard` (`ShardOf`), `statsd` (lines into
 //!   samples), `flush`, `spec`, `window`, then `aggregator_options`, `flush_collector` and
 //!   `window_list`;
-//! - one shard's state: `series`, then `shard_map`;
+//! - one shard's state: `series`, then `shard_map`; a core's transformation states:
+//!   `transform_states`;
 //! - on top, `aggregator` (`CoreAggregator`).
 
 pub mod aggregation;
@@ -41,6 +42,7 @@ mod spec;
 pub mod statsd;
 pub mod time;
 pub mod transform;
+mod transform_states;
 pub mod window;
 mod window_list;
 
@@ -49,10 +51,10 @@ pub use aggregator::{AggregatorCounters, AggregatorOptions, CoreAggregator};
 pub use batch::{DEFAULT_SPEC, ElemSpec, Sample, SampleBatch, SampleValue, SpecRef, UNTIMED};
 pub use flush::{FlushBatch, FlushedValue, Naming};
 pub use flush_collector::FlushCollector;
-pub use pipeline::{ForwardedSources, Pipeline, PipelineError, PipelineOp, PipelineState, RollupOp};
+pub use pipeline::{ForwardedSources, Pipeline, PipelineError, PipelineOp, RollupOp};
 pub use policy::{PolicyError, StoragePolicy};
 pub use published::Published;
 pub use quantile::QuantileSketch;
 pub use series::MAX_ID_LEN;
 pub use shard_window::ShardWindow;
-pub use transform::{Datapoint, TransformType};
+pub use transform::{Datapoint, TransformChain, TransformType};

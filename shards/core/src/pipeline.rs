@@ -5,8 +5,8 @@
 //! [`Pipeline`] is the one representation every producer builds: the m3msg decoder from a
 //! `PipelineMetadata.pipeline` or a `ForwardMetadata.pipeline`, and a rule engine from a
 //! rollup rule's `transforms`. It is a plain value, built on whichever thread parses the
-//! metadata or rules and moved to the core that owns the element; the per-element
-//! [`PipelineState`] and [`ForwardedSources`] live on that core only.
+//! metadata or rules and moved to the core that owns the element; the transformation state
+//! and [`ForwardedSources`] of an element live on that core only.
 //!
 //! A pipeline runs after the aggregation of its element, op by op: transformations change the
 //! flushed value ([`crate::transform`]); the first rollup op ends the local part. The value is
@@ -15,10 +15,13 @@
 //! further, with the ops after the rollup as its own pipeline.
 
 use crate::aggregation::AggTypes;
-use crate::transform::{Datapoint, TransformState, TransformType};
+use smallvec::SmallVec;
 
-/// The most ops a pipeline may have (M3 rules have a handful; this bounds outside input).
-pub const MAX_PIPELINE_OPS: usize = 16;
+use crate::transform::{TransformChain, TransformType};
+
+/// The most ops a pipeline may have (M3 rules have a handful; this bounds outside input, and
+/// lets every run of transformations fit a [`TransformChain`]).
+pub const MAX_PIPELINE_OPS: usize = TransformChain::MAX_LEN;
 
 /// A pipeline refused as a whole.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -98,59 +101,11 @@ impl Pipeline {
         }
     }
 
-    /// The state an element with this pipeline needs for each aggregation it outputs: one
-    /// slot per stateful local transformation (none for a pipeline without one).
-    pub fn state(&self) -> PipelineState {
-        let stateful = self.local_transforms().filter(|t| t.is_stateful()).count();
-        PipelineState { slots: vec![TransformState::default(); stateful].into_boxed_slice() }
-    }
-}
-
-/// The transformation state of one (element, aggregation) output, one slot per stateful op,
-/// allocated when the element is created and only if it has such an op.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct PipelineState {
-    slots: Box<[TransformState]>,
-}
-
-impl PipelineState {
-    /// Runs the local transformations of `pipeline` on `input` (the value of a window of
-    /// `resolution_nanos`), calling `emit` with each resulting point, in time order. No
-    /// allocation: a RESET's second point goes through the rest of the chain by recursion.
-    pub fn run(
-        &mut self,
-        pipeline: &Pipeline,
-        input: Datapoint,
-        resolution_nanos: i64,
-        emit: &mut impl FnMut(Datapoint),
-    ) {
-        let ops = &pipeline.ops[..pipeline.ops.iter().take_while(|op| !matches!(op, PipelineOp::Rollup(_))).count()];
-        run_chain(ops, &mut self.slots, input, resolution_nanos, emit);
-    }
-}
-
-fn run_chain(
-    ops: &[PipelineOp],
-    slots: &mut [TransformState],
-    input: Datapoint,
-    resolution_nanos: i64,
-    emit: &mut impl FnMut(Datapoint),
-) {
-    let Some((PipelineOp::Transformation(op), rest)) = ops.split_first() else {
-        emit(input);
-        return;
-    };
-    let mut scratch = TransformState::default();
-    let (state, rest_slots) = if op.is_stateful() {
-        match slots.split_first_mut() {
-            Some((s, r)) => (s, r),
-            None => (&mut scratch, slots),
-        }
-    } else {
-        (&mut scratch, slots)
-    };
-    for point in state.apply(*op, input, resolution_nanos).points() {
-        run_chain(rest, rest_slots, point, resolution_nanos, emit);
+    /// The transformations that run on this element, as an element's key holds them.
+    pub fn local_chain(&self) -> TransformChain {
+        let ops: SmallVec<[TransformType; MAX_PIPELINE_OPS]> = self.local_transforms().collect();
+        // `new` bounds the ops by the chain's length.
+        TransformChain::new(&ops).unwrap_or_default()
     }
 }
 
@@ -210,17 +165,6 @@ mod tests {
         PipelineOp::Rollup(RollupOp { new_id: id.as_bytes().into(), aggregations: AggTypes::of(&[AggType::Sum]) })
     }
 
-    fn run(pipeline: &Pipeline, inputs: &[(i64, f64)]) -> Vec<(i64, f64)> {
-        let mut state = pipeline.state();
-        let mut out = Vec::new();
-        for &(t, v) in inputs {
-            state.run(pipeline, Datapoint { time_nanos: t * S, value: v }, 10 * S, &mut |p| {
-                out.push((p.time_nanos / S, p.value))
-            });
-        }
-        out
-    }
-
     #[test]
     fn transforms_chain_in_order_and_stop_at_the_rollup() {
         let p = Pipeline::new(vec![
@@ -230,30 +174,17 @@ mod tests {
             PipelineOp::Transformation(TransformType::PerSecond),
         ])
         .unwrap();
-        assert_eq!(p.state().slots.len(), 2);
-        // Increase: -, 5, 3 (reset), 7; then a running sum of those.
-        assert_eq!(run(&p, &[(10, 10.0), (20, 15.0), (30, 3.0), (40, 10.0)]), vec![(20, 5.0), (30, 8.0), (40, 15.0)]);
+        assert_eq!(p.local_chain(), TransformChain::new(&[TransformType::Increase, TransformType::Add]).unwrap());
         let (r, rest) = p.rollup().unwrap();
         assert_eq!(&*r.new_id, b"total");
         assert_eq!(rest, &[PipelineOp::Transformation(TransformType::PerSecond)]);
     }
 
     #[test]
-    fn reset_feeds_both_points_through_the_rest_of_the_chain() {
-        let p = Pipeline::new(vec![
-            PipelineOp::Transformation(TransformType::Reset),
-            PipelineOp::Transformation(TransformType::Add),
-        ])
-        .unwrap();
-        assert_eq!(run(&p, &[(10, 2.0), (20, 3.0)]), vec![(10, 2.0), (15, 2.0), (20, 5.0), (25, 5.0)]);
-    }
-
-    #[test]
-    fn a_pipeline_without_stateful_ops_has_no_state() {
-        let p = Pipeline::new(vec![PipelineOp::Transformation(TransformType::Absolute), rollup("x")]).unwrap();
-        assert!(p.state().slots.is_empty());
-        assert!(Pipeline::default().state().slots.is_empty());
-        assert_eq!(run(&p, &[(10, -1.0)]), vec![(10, 1.0)]);
+    fn a_pipeline_without_local_transformations_has_an_empty_chain() {
+        let p = Pipeline::new(vec![rollup("x"), PipelineOp::Transformation(TransformType::Absolute)]).unwrap();
+        assert!(p.local_chain().is_empty());
+        assert!(Pipeline::default().local_chain().is_empty());
     }
 
     #[test]

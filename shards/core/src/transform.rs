@@ -142,6 +142,89 @@ impl TransformState {
     }
 }
 
+/// The transformations of an element, in order, packed in 32 bits so that it is a plain
+/// `Copy` part of an element's key: 4 bits of length, then 3 bits per op.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct TransformChain(u32);
+
+impl TransformChain {
+    /// The most transformations one element may chain.
+    pub const MAX_LEN: usize = 9;
+    /// No transformation: the aggregated value is emitted as it is.
+    pub const NONE: Self = Self(0);
+
+    /// The chain of `ops`; `None` when longer than [`Self::MAX_LEN`].
+    pub fn new(ops: &[TransformType]) -> Option<Self> {
+        if ops.len() > Self::MAX_LEN {
+            return None;
+        }
+        let packed = ops.iter().enumerate().fold(ops.len() as u32, |acc, (i, op)| acc | (*op as u32) << (4 + 3 * i));
+        Some(Self(packed))
+    }
+
+    /// The packed form (4 bits of length, 3 bits per op).
+    pub fn to_bits(self) -> u32 {
+        self.0
+    }
+
+    pub fn len(self) -> usize {
+        (self.0 & 0xf) as usize
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
+
+    /// The ops, in order.
+    pub fn iter(self) -> impl Iterator<Item = TransformType> {
+        (0..self.len()).filter_map(move |i| TransformType::from_m3(u64::from(self.0 >> (4 + 3 * i) & 0b111)))
+    }
+
+    /// How many ops keep a state from one window to the next.
+    pub fn stateful_len(self) -> usize {
+        self.iter().filter(|t| t.is_stateful()).count()
+    }
+
+    /// The most points one input can become (each RESET doubles them).
+    pub fn max_fanout(self) -> usize {
+        1 << self.iter().filter(|t| *t == TransformType::Reset).count()
+    }
+
+    /// Runs the chain on `input` with one state per stateful op in `states` (in op order),
+    /// calling `emit` with each point that comes out, in time order; no allocation.
+    pub fn run(
+        self,
+        states: &mut [TransformState],
+        input: Datapoint,
+        resolution_nanos: i64,
+        emit: &mut impl FnMut(Datapoint),
+    ) {
+        self.run_from(0, states, input, resolution_nanos, emit);
+    }
+
+    fn run_from(
+        self,
+        at: usize,
+        states: &mut [TransformState],
+        input: Datapoint,
+        resolution_nanos: i64,
+        emit: &mut impl FnMut(Datapoint),
+    ) {
+        let Some(op) = self.iter().nth(at) else {
+            emit(input);
+            return;
+        };
+        let mut stateless = TransformState::default();
+        let (state, rest) = match states.split_first_mut() {
+            Some((state, rest)) if op.is_stateful() => (state, rest),
+            _ => (&mut stateless, states),
+        };
+        for point in state.apply(op, input, resolution_nanos).points() {
+            self.run_from(at + 1, rest, point, resolution_nanos, emit);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +293,30 @@ mod tests {
     #[test]
     fn absolute() {
         assert_eq!(run(TransformType::Absolute, &[(10, -2.5), (20, 3.0)]), vec![(10, 2.5), (20, 3.0)]);
+    }
+
+    #[test]
+    fn a_chain_packs_its_ops_in_order() {
+        use TransformType::*;
+        let ops = [Increase, Add, Reset, Absolute, PerSecond, Increase, Add, Reset, Absolute];
+        let chain = TransformChain::new(&ops).unwrap();
+        assert_eq!(chain.iter().collect::<Vec<_>>(), ops);
+        assert_eq!((chain.stateful_len(), chain.max_fanout()), (5, 4));
+        assert!(TransformChain::new(&[Add; 10]).is_none());
+        assert!(TransformChain::NONE.is_empty());
+    }
+
+    #[test]
+    fn a_chain_feeds_each_point_to_the_next_op() {
+        use TransformType::*;
+        let chain = TransformChain::new(&[Increase, Reset, Add]).unwrap();
+        let mut states = vec![TransformState::default(); chain.stateful_len()];
+        let mut out = Vec::new();
+        for (t, v) in [(10, 5.0), (20, 8.0), (30, 9.0)] {
+            chain.run(&mut states, dp(t, v), 10 * S, &mut |p| out.push((p.time_nanos / S, p.value)));
+        }
+        // Increase: -, 3, 1; Reset adds a 0 five seconds later; Add sums them all.
+        assert_eq!(out, vec![(20, 3.0), (25, 3.0), (30, 4.0), (35, 4.0)]);
     }
 
     proptest! {
