@@ -15,8 +15,6 @@
 //! further, with the ops after the rollup as its own pipeline.
 
 use crate::aggregation::AggTypes;
-use smallvec::SmallVec;
-
 use crate::transform::{TransformChain, TransformType};
 
 /// The most ops a pipeline may have (M3 rules have a handful; this bounds outside input, and
@@ -103,9 +101,8 @@ impl Pipeline {
 
     /// The transformations that run on this element, as an element's key holds them.
     pub fn local_chain(&self) -> TransformChain {
-        let ops: SmallVec<[TransformType; MAX_PIPELINE_OPS]> = self.local_transforms().collect();
         // `new` bounds the ops by the chain's length.
-        TransformChain::new(&ops).unwrap_or_default()
+        self.local_transforms().try_fold(TransformChain::NONE, TransformChain::with).unwrap_or_default()
     }
 }
 

@@ -162,6 +162,12 @@ impl TransformChain {
         Some(Self(packed))
     }
 
+    /// This chain with `op` appended; `None` when it is full.
+    pub fn with(self, op: TransformType) -> Option<Self> {
+        let len = self.len();
+        (len < Self::MAX_LEN).then(|| Self((self.0 & !0xf | (op as u32) << (4 + 3 * len)) | (len as u32 + 1)))
+    }
+
     /// The packed form (4 bits of length, 3 bits per op).
     pub fn to_bits(self) -> u32 {
         self.0
@@ -304,6 +310,9 @@ mod tests {
         assert_eq!((chain.stateful_len(), chain.max_fanout()), (5, 4));
         assert!(TransformChain::new(&[Add; 10]).is_none());
         assert!(TransformChain::NONE.is_empty());
+        let built = ops.iter().try_fold(TransformChain::NONE, |c, op| c.with(*op)).unwrap();
+        assert_eq!(built, chain);
+        assert_eq!(chain.with(Add), None);
     }
 
     #[test]
