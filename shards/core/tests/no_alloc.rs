@@ -33,6 +33,9 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// The tests count allocations in one global counter: they run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn allocations_during(f: impl FnOnce()) -> u64 {
     let before = ALLOCATIONS.load(Ordering::Relaxed);
     f();
@@ -68,6 +71,7 @@ fn decode_into(buf: &[u8], id: &mut Vec<u8>, batch: &mut SampleBatch) {
 
 #[test]
 fn steady_state_ingest_does_not_allocate_per_value() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let options = AggregatorOptions::with_policies(vec!["10s:2d".parse().unwrap(), "1m:40d".parse().unwrap()]);
     let mut agg = CoreAggregator::new(options, 64);
     let buf = datagram();
@@ -93,4 +97,53 @@ fn steady_state_ingest_does_not_allocate_per_value() {
     });
 
     assert_eq!(n, 0, "{n} allocations for {values} values");
+}
+
+/// Applies one value to each of 200 counters with `transforms` and flushes their window,
+/// for `windows` windows from `first`; returns the allocations of the last `measured` ones.
+fn flush_cycles(transforms: TransformChain, windows: i64, measured: i64) -> u64 {
+    const R: i64 = 10_000_000_000;
+    let options = AggregatorOptions::with_policies(vec!["10s:2d".parse().unwrap()]);
+    let mut agg = CoreAggregator::new(options.clone(), 1);
+    let mut out = FlushCollector::new(options.naming, 0, 4096);
+    let mut batch = SampleBatch::with_capacity(1024);
+    let ids: Vec<Vec<u8>> = (0..200).map(|i| format!("cumulative.{i}").into_bytes()).collect();
+    let first = 1_700_000_000_000_000_000;
+    let mut total = 0;
+    for w in 0..windows {
+        let mut cycle = || {
+            batch.clear();
+            let spec = batch
+                .add_spec(&[ElemSpec { transforms, ..ElemSpec::new(AggTypes::DEFAULT, "10s:2d".parse().unwrap()) }]);
+            for id in &ids {
+                let value = SampleValue::Number((w * 3) as f64);
+                batch.push(0, series_hash(MetricType::Counter, id), id, MetricType::Counter, UNTIMED, value, spec);
+            }
+            let now = first + w * R + 1;
+            agg.apply(&batch, now);
+            agg.begin_flush(R, now + R);
+            agg.flush_shard(0, R, now + R, &mut out);
+            for mut spent in out.take(true) {
+                spent.clear();
+                out.add_spare(spent);
+            }
+        };
+        if w >= windows - measured {
+            total += allocations_during(cycle);
+        } else {
+            cycle();
+        }
+    }
+    total
+}
+
+/// A transformation chain with state (Increase, Add) costs no allocation per flushed window
+/// once its element exists: a flush with it allocates exactly what one without it does.
+#[test]
+fn steady_state_transformations_do_not_allocate_per_window() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    use TransformType::{Add, Increase};
+    let plain = flush_cycles(TransformChain::NONE, 20, 10);
+    let chained = flush_cycles(TransformChain::new(&[Increase, Add]).unwrap(), 20, 10);
+    assert_eq!(chained, plain, "{chained} allocations with transformations, {plain} without");
 }
