@@ -78,9 +78,15 @@ impl SpecTable {
         self.policy_index.keys().map(|(policy, _)| *policy)
     }
 
-    /// How many policies are in use (not pruned).
+    /// How many policy slots are in use (not pruned).
     pub(crate) fn live_policy_count(&self) -> usize {
         self.policy_index.len()
+    }
+
+    /// How many distinct storage policies are in use: a policy whose elements have two
+    /// transformation chains counts once.
+    pub(crate) fn live_storage_policy_count(&self) -> usize {
+        self.live_policies().collect::<hashbrown::HashSet<_>>().len()
     }
 
     /// A series element of `policy` was created.
@@ -217,6 +223,16 @@ mod tests {
         let mut t = SpecTable::new(&[]);
         let id = t.intern(&[elem(10, 100), elem(10, 100), elem(60, 600)]).unwrap();
         assert_eq!(t.keys(id).len(), 2);
+    }
+
+    #[test]
+    fn a_policy_with_two_chains_is_two_slots_and_one_storage_policy() {
+        let mut t = SpecTable::new(&[]);
+        let chained =
+            ElemSpec { transforms: TransformChain::new(&[crate::TransformType::Add]).unwrap(), ..elem(10, 100) };
+        let id = t.intern(&[elem(10, 100), chained]).unwrap();
+        assert_eq!(t.keys(id).len(), 2);
+        assert_eq!((t.live_policy_count(), t.live_storage_policy_count()), (2, 1));
     }
 
     #[test]
