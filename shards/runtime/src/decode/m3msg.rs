@@ -145,6 +145,7 @@ impl M3msgDecoder {
                 }
                 SampleValue::Number(value)
             }
+            // (A forwarded metric was refused above; its values would be read as a batch's.)
             MetricView::BatchTimer { .. } | MetricView::Forwarded { .. } => {
                 if self.scratch.timer_values.iter().any(|v| !v.is_finite()) {
                     return Err("non_finite");
