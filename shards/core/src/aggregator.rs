@@ -54,12 +54,14 @@ struct FlushedUntil {
 /// One shard as a core holds it: its series and when it may be written. Side by side and
 /// inline (an empty map allocates nothing), so that a value's shard costs one bounds check and
 /// no pointer to follow.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct ShardSlot {
     map: ShardMap,
     /// A series has been created in the shard since the core took it (or last closed it).
     held: bool,
     window: ShardWindow,
+    /// The transformation states of the shard's elements: they go when the shard goes.
+    transform_states: TransformStates,
 }
 
 #[derive(Debug)]
@@ -85,7 +87,6 @@ pub struct CoreAggregator {
     /// the first round starts, so that a window one of its pruned policies already emitted
     /// cannot be opened and emitted a second time.
     latest_horizon: UnixNanos,
-    transform_states: TransformStates,
 }
 
 impl CoreAggregator {
@@ -94,9 +95,7 @@ impl CoreAggregator {
         let mut this = Self {
             options: options.clone(),
             specs,
-            shards: (0..num_shards)
-                .map(|_| ShardSlot { map: ShardMap::default(), held: false, window: ShardWindow::OPEN })
-                .collect(),
+            shards: (0..num_shards).map(|_| ShardSlot::default()).collect(),
             flushed: Vec::new(),
             spec_cache: Vec::new(),
             untimed_start: Vec::new(),
@@ -108,7 +107,6 @@ impl CoreAggregator {
                 n => n,
             },
             latest_horizon: UnixNanos::MIN,
-            transform_states: TransformStates::default(),
         };
         this.track_resolutions();
         this
@@ -484,6 +482,7 @@ impl CoreAggregator {
         for (i, slot) in self.shards.iter_mut().enumerate() {
             if slot.held && slot.window.accept_until <= now {
                 let map = std::mem::take(&mut slot.map);
+                slot.transform_states = TransformStates::default();
                 map.for_each(|series| series.release_elems(&mut self.specs));
                 self.series_held -= map.len();
                 slot.held = false;
@@ -515,12 +514,12 @@ impl CoreAggregator {
         out: &mut FlushCollector,
         fate: impl Fn(i64, bool, UnixNanos) -> Fate,
     ) {
-        let Some(map) = self.shards.get_mut(shard as usize).filter(|slot| slot.held).map(|slot| &mut slot.map) else {
+        let Some(slot) = self.shards.get_mut(shard as usize).filter(|slot| slot.held) else {
             return;
         };
+        let (map, states) = (&mut slot.map, &mut slot.transform_states);
         let specs = &mut self.specs;
         let counters = &mut self.counters;
-        let states = &mut self.transform_states;
         let options = &self.options;
         let now_secs = now / 1_000_000_000;
         let ttl_secs = options.entry_ttl / 1_000_000_000;
@@ -533,8 +532,7 @@ impl CoreAggregator {
                 let r = policy.resolution_nanos;
                 let timed = elem.timed;
                 let (aggs, suffix) = (elem.aggs.resolve(series.metric_type), elem.with_suffix(series.metric_type));
-                let (at, metric_type) = (ElemAt::of(series.metric_type, series_id, elem, specs), series.metric_type);
-                let chain = at.chain;
+                let at = ElemAt::of(series.metric_type, series_id, elem, specs);
                 // Windows are kept in start order, so the ones a flush has reached are a prefix.
                 elem.take_front_while(
                     |start| Some(fate(r, timed, start)).filter(|&f| f != Fate::Keep),
@@ -544,7 +542,7 @@ impl CoreAggregator {
                             return;
                         }
                         counters.windows_flushed += 1;
-                        let (batch, generation) = out.batch(aggs.len() as usize * chain.max_fanout());
+                        let (batch, generation) = out.batch(aggs.len() as usize * at.chain.max_fanout());
                         let id = match id {
                             Some((g, handle)) if g == generation => handle,
                             _ => {
@@ -565,13 +563,10 @@ impl CoreAggregator {
                                     return;
                                 }
                                 counters.values_flushed += 1;
-                                batch.push(id, metric_type, agg, suffix, timed, policy, p.time_nanos, p.value);
+                                batch.push(id, at.metric_type, agg, suffix, timed, policy, p.time_nanos, p.value);
                             };
                             let value = Datapoint { time_nanos: start + r, value: window.value_of(agg) };
-                            match chain.is_empty() {
-                                true => emit(value),
-                                false => states.run(at, index, aggs.len() as usize, value, r, &mut emit),
-                            }
+                            states.run(at, index, aggs.len() as usize, value, r, &mut emit);
                         }
                     },
                 );
@@ -579,7 +574,10 @@ impl CoreAggregator {
             }
             // One element with windows left has nothing stale to drop.
             if series.elems.len() > 1 || windows == 0 {
-                series.drop_stale_elems(specs);
+                let metric_type = series.metric_type;
+                series.drop_stale_elems(specs, |e, chain| {
+                    states.forget(ElemAt::of_chain(metric_type, series_id, e, chain))
+                });
             }
             held += windows as u64;
             let keep = windows > 0 || now_secs - i64::from(series.last_write_secs) <= ttl_secs;

@@ -1,11 +1,12 @@
 //! `TransformStates`: the memory of the stateful transformations (PERSECOND, INCREASE, ADD) of
 //! a core's elements, from one flushed window to the next.
 //!
-//! Owned by the core's `CoreAggregator` and used only in its flush, once per flushed window
+//! One per shard of the core's `CoreAggregator` (dropped with the shard), used only in its flush, once per flushed window
 //! of an element that has a stateful transformation: the elements without one pay nothing
 //! (not even a byte in their record, which must stay one cache line). An element's states
 //! are found by its series (type and id), its key (policy slot, aggregations, timed) and its
-//! chain, and allocated once, the first time the element flushes a window.
+//! chain, allocated once, the first time the element flushes a window, and dropped with the
+//! element (its series expired, or its metadata no longer names it) or its shard.
 
 use hashbrown::HashMap;
 
@@ -28,8 +29,13 @@ pub(crate) struct ElemAt<'a> {
 impl<'a> ElemAt<'a> {
     /// Element `elem` of the series of `metric_type` and `id`.
     pub(crate) fn of(metric_type: MetricType, id: &'a [u8], elem: &Elem, specs: &SpecTable) -> Self {
-        let (policy, aggs, timed) = (elem.policy, elem.aggs, elem.timed);
-        Self { metric_type, id, policy, aggs, timed, chain: specs.transforms(policy) }
+        Self::of_chain(metric_type, id, elem, specs.transforms(elem.policy))
+    }
+
+    /// Element `elem`, whose transformation chain is `chain`, of the series of `metric_type`
+    /// and `id`.
+    pub(crate) fn of_chain(metric_type: MetricType, id: &'a [u8], elem: &Elem, chain: TransformChain) -> Self {
+        Self { metric_type, id, policy: elem.policy, aggs: elem.aggs, timed: elem.timed, chain }
     }
 }
 
@@ -49,7 +55,7 @@ impl TransformStates {
     }
 
     /// Runs the element's chain on the value of its `agg_index`-th aggregation (of `agg_count`)
-    /// and calls `emit` with each point that comes out.
+    /// and calls `emit` with each point that comes out (the value itself for an empty chain).
     pub(crate) fn run(
         &mut self,
         elem: ElemAt<'_>,
@@ -59,6 +65,10 @@ impl TransformStates {
         resolution_nanos: i64,
         emit: &mut impl FnMut(Datapoint),
     ) {
+        if elem.chain.is_empty() {
+            emit(input);
+            return;
+        }
         let per_agg = elem.chain.stateful_len();
         if per_agg == 0 {
             elem.chain.run(&mut [], input, resolution_nanos, emit);

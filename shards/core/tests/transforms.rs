@@ -91,3 +91,35 @@ fn the_same_aggregation_with_and_without_a_chain_are_two_elements() {
     values.sort_by(f64::total_cmp);
     assert_eq!(values, vec![-3.0, 3.0]);
 }
+
+/// A series that expires takes its transformation state with it: written again later, it
+/// starts afresh (its first Increase emits nothing), rather than against its old value.
+#[test]
+fn an_expired_series_starts_its_transformations_afresh() {
+    let mut options = options();
+    options.entry_ttl = 60 * 1_000_000_000;
+    let mut agg = CoreAggregator::new(options.clone(), 1);
+    let mut out = FlushCollector::new(options.naming.clone(), 0, 64);
+    let mut got = Vec::new();
+    let mut write_and_flush = |agg: &mut CoreAggregator, at: i64, value: f64| {
+        let mut batch = SampleBatch::default();
+        let mut spec = ElemSpec::new(AggTypes::of(&[AggType::Last]), "10s:2d".parse().unwrap());
+        spec.transforms = TransformChain::new(&[TransformType::Increase]).unwrap();
+        let spec = batch.add_spec(&[spec]);
+        batch.push(0, 1, b"c", MetricType::Gauge, UNTIMED, SampleValue::Number(value), spec);
+        agg.apply(&batch, at);
+        agg.begin_flush(R, at + R);
+        agg.flush_shard(0, R, at + R, &mut out);
+        got.extend(out.take(true).iter().flat_map(|b| b.iter().map(|v| v.value).collect::<Vec<_>>()));
+    };
+    write_and_flush(&mut agg, BASE + 1, 100.0);
+    write_and_flush(&mut agg, BASE + R + 1, 150.0);
+    // A flush long after the last write lets the series expire.
+    let idle = BASE + 100 * R;
+    let mut idle_out = FlushCollector::new(options.naming.clone(), 0, 64);
+    agg.begin_flush(R, idle);
+    agg.flush_shard(0, R, idle, &mut idle_out);
+    assert_eq!(agg.series_count(), 0);
+    write_and_flush(&mut agg, idle + 1, 200.0);
+    assert_eq!(got, vec![50.0]);
+}
