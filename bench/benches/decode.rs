@@ -42,7 +42,7 @@ fn decode_view(buf: &[u8], scratch: &mut Scratch) -> u64 {
                 acc = acc.wrapping_add(id.len() as u64 + scratch.timer_values.len() as u64)
             }
             MetricView::Gauge { id, value, .. } => acc = acc.wrapping_add(id.len() as u64 + value as u64),
-            MetricView::Timed { id, .. } | MetricView::Passthrough { id, .. } => {
+            MetricView::Timed { id, .. } | MetricView::Passthrough { id, .. } | MetricView::Forwarded { id, .. } => {
                 acc = acc.wrapping_add(id.len() as u64)
             }
         }

@@ -349,7 +349,9 @@ mod tests {
                     MetricView::Counter { id, .. }
                     | MetricView::Gauge { id, .. }
                     | MetricView::BatchTimer { id, .. } => id.to_vec(),
-                    MetricView::Timed { .. } | MetricView::Passthrough { .. } => panic!("untimed only"),
+                    MetricView::Timed { .. } | MetricView::Passthrough { .. } | MetricView::Forwarded { .. } => {
+                        panic!("untimed only")
+                    }
                 };
                 assert!(ids.insert(id), "a series visited twice");
             }

@@ -13,7 +13,7 @@
 
 use prost::Message as _;
 
-use crate::{aggregationpb, metricpb, msgpb, policypb};
+use crate::{aggregationpb, metricpb, msgpb, pipelinepb, policypb};
 
 pub const ANNOTATION_GAUGE_DELTA: &[u8] = b"sheaf:gauge-delta";
 pub const ANNOTATION_SET_MEMBER: &[u8] = b"sheaf:set-member";
@@ -56,12 +56,15 @@ pub enum Forwarded<'a> {
     },
 }
 
-/// One (aggregations, storage policy) element of the metric's metadata.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One (aggregations, storage policy, transformations) element of the metric's metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForwardedPolicy {
     pub aggregation_id: u64,
     pub resolution_nanos: i64,
     pub retention_nanos: i64,
+    /// The element's transformations, in order (`transformationpb.TransformationType`
+    /// values), sent as the pipeline's transformation ops.
+    pub transformations: Vec<i32>,
 }
 
 fn staged(policies: &[ForwardedPolicy]) -> Option<metricpb::StagedMetadatas> {
@@ -79,6 +82,17 @@ fn staged(policies: &[ForwardedPolicy]) -> Option<metricpb::StagedMetadatas> {
                 }),
                 retention: Some(policypb::Retention { period: p.retention_nanos }),
             }],
+            pipeline: (!p.transformations.is_empty()).then(|| pipelinepb::AppliedPipeline {
+                ops: p
+                    .transformations
+                    .iter()
+                    .map(|t| pipelinepb::AppliedPipelineOp {
+                        r#type: pipelinepb::applied_pipeline_op::Type::Transformation as i32,
+                        transformation: Some(pipelinepb::TransformationOp { r#type: *t }),
+                        rollup: None,
+                    })
+                    .collect(),
+            }),
             ..Default::default()
         })
         .collect();

@@ -116,7 +116,10 @@ fn counter_layout() {
     let mut scratch = Scratch::default();
     let view = decode_metric(COUNTER, 100, &mut scratch).unwrap();
     assert_eq!(view, MetricView::Counter { id: b"up", value: -2, client_time_nanos: 0 });
-    assert_eq!(scratch.pipelines, vec![PipelineView { aggregation_id: 128, policies: 0..1, has_ops: false }]);
+    assert_eq!(
+        scratch.pipelines,
+        vec![PipelineView { aggregation_id: 128, policies: 0..1, has_ops: false, ops: 0..0 }]
+    );
     assert_eq!(
         scratch.policies,
         vec![StoragePolicyView { resolution_nanos: 10, precision_nanos: 1, retention_nanos: 300 }]
@@ -167,7 +170,7 @@ fn timed_layout() {
     let mut scratch = Scratch::default();
     let view = decode_metric(TIMED, 0, &mut scratch).unwrap();
     assert_eq!(view, MetricView::Passthrough { kind: TimedType::Gauge, id: b"g", time_nanos: 7, value: 1.5 });
-    assert_eq!(scratch.pipelines, vec![PipelineView { aggregation_id: 0, policies: 0..1, has_ops: false }]);
+    assert_eq!(scratch.pipelines, vec![PipelineView { aggregation_id: 0, policies: 0..1, has_ops: false, ops: 0..0 }]);
     assert_eq!(scratch.policies[0].retention_nanos, 1);
 
     let proto = metricpb::MetricWithMetadatas {

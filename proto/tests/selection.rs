@@ -3,8 +3,8 @@
 
 use prost::Message;
 use sheaf_proto::metricpb::{self, MetricWithMetadatas};
-use sheaf_proto::view::{DecodeError, MetricView, Scratch, decode_metric};
-use sheaf_proto::{aggregationpb, policypb};
+use sheaf_proto::view::{DecodeError, MetricView, OP_ROLLUP, OP_TRANSFORMATION, Scratch, TimedType, decode_metric};
+use sheaf_proto::{aggregationpb, pipelinepb, policypb, transformationpb};
 
 /// A staged metadata whose single pipeline has aggregation id `tag` (to recognise it).
 fn staged(cutover_nanos: i64, tombstoned: bool, tag: u64) -> metricpb::StagedMetadata {
@@ -148,7 +148,12 @@ fn errors() {
         forwarded_metric_with_metadata: Some(Default::default()),
         ..Default::default()
     };
-    assert_eq!(decode_metric(&forwarded.encode_to_vec(), 0, &mut scratch), Err(DecodeError::Unsupported(4)));
+    // A forwarded metric of type UNKNOWN.
+    assert_eq!(decode_metric(&forwarded.encode_to_vec(), 0, &mut scratch), Err(DecodeError::UnsupportedTimedType(0)));
+    assert_eq!(
+        decode_metric(&[0x08, 0x04], 0, &mut scratch),
+        Err(DecodeError::MissingField("forwarded_metric_with_metadata"))
+    );
     assert_eq!(decode_metric(&[], 0, &mut scratch), Err(DecodeError::Unsupported(0)));
     assert_eq!(decode_metric(&[0x08, 0x03], 0, &mut scratch), Err(DecodeError::MissingField("gauge_with_metadatas")));
     // Timed metric with type UNKNOWN.
@@ -236,4 +241,115 @@ fn the_same_bytes_choose_again_as_time_passes() {
         decode_metric(&one, now, &mut scratch).unwrap();
         assert_eq!(scratch.pipelines[0].aggregation_id, 3);
     }
+}
+
+fn transformation(t: transformationpb::TransformationType) -> pipelinepb::AppliedPipelineOp {
+    pipelinepb::AppliedPipelineOp {
+        r#type: pipelinepb::applied_pipeline_op::Type::Transformation as i32,
+        transformation: Some(pipelinepb::TransformationOp { r#type: t as i32 }),
+        rollup: None,
+    }
+}
+
+fn rollup(id: &[u8], aggregation_id: u64) -> pipelinepb::AppliedPipelineOp {
+    pipelinepb::AppliedPipelineOp {
+        r#type: pipelinepb::applied_pipeline_op::Type::Rollup as i32,
+        transformation: None,
+        rollup: Some(pipelinepb::AppliedRollupOp {
+            id: id.to_vec(),
+            aggregation_id: Some(aggregationpb::AggregationId { id: aggregation_id }),
+        }),
+    }
+}
+
+#[test]
+fn pipeline_ops_are_decoded_in_order() {
+    use transformationpb::TransformationType::{Increase, Persecond};
+    let ops = vec![transformation(Increase), rollup(b"http.requests", 1 << 7), transformation(Persecond)];
+    let sm = metricpb::StagedMetadata {
+        cutover_nanos: 0,
+        tombstoned: false,
+        metadata: Some(metricpb::Metadata {
+            pipelines: vec![
+                metricpb::PipelineMetadata::default(),
+                metricpb::PipelineMetadata {
+                    pipeline: Some(pipelinepb::AppliedPipeline { ops }),
+                    ..Default::default()
+                },
+            ],
+        }),
+    };
+    let mut scratch = Scratch::default();
+    decode_metric(&counter(vec![sm]), 0, &mut scratch).unwrap();
+    assert!(scratch.ops_of(&scratch.pipelines[0]).is_empty());
+    let ops = scratch.ops_of(&scratch.pipelines[1]);
+    let seen: Vec<_> = ops
+        .iter()
+        .map(|op| (op.op_type, op.transformation_type, scratch.rollup_id_of(op).to_vec(), op.rollup_aggregation_id))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (OP_TRANSFORMATION, 3, vec![], 0),
+            (OP_ROLLUP, 0, b"http.requests".to_vec(), 1 << 7),
+            (OP_TRANSFORMATION, 2, vec![], 0)
+        ]
+    );
+}
+
+#[test]
+fn forwarded_metric_with_metadata_is_decoded() {
+    let policy = policypb::StoragePolicy {
+        resolution: Some(policypb::Resolution { window_size: 10_000_000_000, precision: 1_000_000_000 }),
+        retention: Some(policypb::Retention { period: 172_800_000_000_000 }),
+    };
+    let buf = MetricWithMetadatas {
+        r#type: 4,
+        forwarded_metric_with_metadata: Some(metricpb::ForwardedMetricWithMetadata {
+            metric: Some(metricpb::ForwardedMetric {
+                r#type: 1,
+                id: b"rolled".to_vec(),
+                time_nanos: 1_000,
+                values: vec![1.5, 2.5],
+                annotation: vec![],
+                prev_values: vec![0.5],
+                version: 3,
+            }),
+            metadata: Some(metricpb::ForwardMetadata {
+                aggregation_id: Some(aggregationpb::AggregationId { id: 1 << 7 }),
+                storage_policy: Some(policy),
+                pipeline: Some(pipelinepb::AppliedPipeline {
+                    ops: vec![transformation(transformationpb::TransformationType::Persecond)],
+                }),
+                source_id: 17,
+                num_forwarded_times: 1,
+                resend_enabled: true,
+                routing_policy: None,
+            }),
+        }),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let mut scratch = Scratch::default();
+    let view = decode_metric(&buf, 0, &mut scratch).unwrap();
+    assert_eq!(
+        view,
+        MetricView::Forwarded {
+            kind: TimedType::Counter,
+            id: b"rolled",
+            time_nanos: 1_000,
+            version: 3,
+            source_id: 17,
+            num_forwarded_times: 1,
+            resend_enabled: true,
+        }
+    );
+    assert_eq!(scratch.timer_values, vec![1.5, 2.5]);
+    assert_eq!(scratch.prev_values, vec![0.5]);
+    assert_eq!(scratch.pipelines.len(), 1);
+    let p = &scratch.pipelines[0];
+    assert_eq!(p.aggregation_id, 1 << 7);
+    assert_eq!(scratch.policies_of(p)[0].resolution_nanos, 10_000_000_000);
+    assert_eq!(scratch.ops_of(p).len(), 1);
+    assert_eq!(scratch.ops_of(p)[0].transformation_type, 2);
 }

@@ -42,8 +42,7 @@ pub enum DecodeError {
     /// A required field is absent (for example the payload named by the type).
     #[error("missing field {0}")]
     MissingField(&'static str),
-    /// `MetricWithMetadatas.type` is UNKNOWN, FORWARDED_METRIC_WITH_METADATA or
-    /// not a known value.
+    /// `MetricWithMetadatas.type` is UNKNOWN or not a known value.
     #[error("unsupported metric with metadatas type {0}")]
     Unsupported(i32),
     /// `TimedMetric.type` is not COUNTER, TIMER or GAUGE.

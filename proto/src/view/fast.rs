@@ -146,6 +146,7 @@ pub(super) fn metric<'a>(buf: &'a [u8], now_nanos: i64, scratch: &mut Scratch) -
         return None;
     }
     scratch.timer_values.clear();
+    scratch.prev_values.clear();
     let mut m = Cursor::new(body);
     let view = match ty {
         COUNTER_WITH_METADATAS => {

@@ -28,6 +28,28 @@ pub struct PipelineView {
     pub policies: Range<usize>,
     /// Whether the applied pipeline has any op (transformation or rollup).
     pub has_ops: bool,
+    /// Range into [`Scratch::ops`]: the ops of the applied pipeline, in order.
+    pub ops: Range<usize>,
+}
+
+/// `pipelinepb.AppliedPipelineOp.Type`: a transformation.
+pub const OP_TRANSFORMATION: u64 = 1;
+/// `pipelinepb.AppliedPipelineOp.Type`: a rollup.
+pub const OP_ROLLUP: u64 = 2;
+
+/// One `pipelinepb.AppliedPipelineOp`, with prost's field semantics: the type says which of
+/// the other fields is meant; the decoder does not judge them (the caller refuses an op it
+/// does not know).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OpView {
+    /// `type`: [`OP_TRANSFORMATION`], [`OP_ROLLUP`], or anything else.
+    pub op_type: u64,
+    /// `transformation.type` (`transformationpb.TransformationType`).
+    pub transformation_type: u64,
+    /// `rollup.id`: a range into [`Scratch::rollup_ids`].
+    pub rollup_id: Range<usize>,
+    /// `rollup.aggregation_id.id`.
+    pub rollup_aggregation_id: u64,
 }
 
 /// Reused between calls; cleared by decode.
@@ -40,6 +62,12 @@ pub struct Scratch {
     pub pipelines: Vec<PipelineView>,
     /// Storage policies, indexed by [`PipelineView::policies`].
     pub policies: Vec<StoragePolicyView>,
+    /// Pipeline ops, indexed by [`PipelineView::ops`].
+    pub ops: Vec<OpView>,
+    /// The bytes of every rollup id, indexed by [`OpView::rollup_id`].
+    pub rollup_ids: Vec<u8>,
+    /// Previous values of a forwarded metric (`ForwardedMetric.prev_values`).
+    pub prev_values: Vec<f64>,
     /// The staged metadata in effect is tombstoned. M3 does not aggregate such a
     /// metric at all (it counts it and drops it); `pipelines` is then empty.
     pub tombstoned: bool,
@@ -57,6 +85,7 @@ impl Scratch {
     /// Empties every vector (keeping their capacity) and resets the flags.
     pub fn clear(&mut self) {
         self.timer_values.clear();
+        self.prev_values.clear();
         self.clear_metadata();
     }
 
@@ -64,6 +93,8 @@ impl Scratch {
     pub(super) fn clear_metadata(&mut self) {
         self.pipelines.clear();
         self.policies.clear();
+        self.ops.clear();
+        self.rollup_ids.clear();
         self.tombstoned = false;
         self.cutover_nanos = 0;
         self.cache.forget();
@@ -82,11 +113,31 @@ impl Scratch {
         &self.policies[pipeline.policies.clone()]
     }
 
+    /// The ops of `pipeline`, in order (empty: none).
+    pub fn ops_of(&self, pipeline: &PipelineView) -> &[OpView] {
+        &self.ops[pipeline.ops.clone()]
+    }
+
+    /// The id of a rollup op.
+    pub fn rollup_id_of(&self, op: &OpView) -> &[u8] {
+        &self.rollup_ids[op.rollup_id.clone()]
+    }
+
+    /// Adds the pipeline of a `ForwardMetadata`: its ops are every op in the scratch.
+    pub(super) fn push_forwarded(&mut self, aggregation_id: u64, policy: Option<StoragePolicyView>) {
+        let start = self.policies.len();
+        self.policies.extend(policy);
+        let ops = 0..self.ops.len();
+        let has_ops = !ops.is_empty();
+        self.pipelines.push(PipelineView { aggregation_id, policies: start..self.policies.len(), has_ops, ops });
+    }
+
     /// Adds a pipeline with no ops and at most one storage policy.
     pub(super) fn push_single(&mut self, aggregation_id: u64, policy: Option<StoragePolicyView>) {
         let start = self.policies.len();
         self.policies.extend(policy);
-        self.pipelines.push(PipelineView { aggregation_id, policies: start..self.policies.len(), has_ops: false });
+        let ops = self.ops.len()..self.ops.len();
+        self.pipelines.push(PipelineView { aggregation_id, policies: start..self.policies.len(), has_ops: false, ops });
     }
 }
 
@@ -322,8 +373,8 @@ fn merge_metadata(buf: &[u8], scratch: &mut Scratch) -> Result<(), DecodeError> 
 /// Appends one `metricpb.PipelineMetadata` and its storage policies.
 fn decode_pipeline(buf: &[u8], scratch: &mut Scratch) -> Result<(), DecodeError> {
     let start = scratch.policies.len();
+    let ops_start = scratch.ops.len();
     let mut aggregation_id = 0;
-    let mut has_ops = false;
     for field in Fields::new(buf) {
         let field = field?;
         match field.number {
@@ -333,16 +384,7 @@ fn decode_pipeline(buf: &[u8], scratch: &mut Scratch) -> Result<(), DecodeError>
                 merge_storage_policy(field.bytes()?, &mut policy)?;
                 scratch.policies.push(policy);
             }
-            3 => {
-                // AppliedPipeline { repeated AppliedPipelineOp ops = 1 }
-                for op in Fields::new(field.bytes()?) {
-                    let op = op?;
-                    if op.number == 1 {
-                        op.bytes()?;
-                        has_ops = true;
-                    }
-                }
-            }
+            3 => merge_applied_pipeline(field.bytes()?, scratch)?,
             // drop_policy, resend_enabled: not interpreted.
             4 | 5 => {
                 field.varint()?;
@@ -354,8 +396,59 @@ fn decode_pipeline(buf: &[u8], scratch: &mut Scratch) -> Result<(), DecodeError>
             _ => {}
         }
     }
-    scratch.pipelines.push(PipelineView { aggregation_id, policies: start..scratch.policies.len(), has_ops });
+    let ops = ops_start..scratch.ops.len();
+    let has_ops = !ops.is_empty();
+    scratch.pipelines.push(PipelineView { aggregation_id, policies: start..scratch.policies.len(), has_ops, ops });
     Ok(())
+}
+
+/// Appends the ops of a `pipelinepb.AppliedPipeline` body (`repeated AppliedPipelineOp ops = 1`).
+pub(super) fn merge_applied_pipeline(buf: &[u8], scratch: &mut Scratch) -> Result<(), DecodeError> {
+    for field in Fields::new(buf) {
+        let field = field?;
+        if field.number == 1 {
+            let op = decode_op(field.bytes()?, &mut scratch.rollup_ids)?;
+            scratch.ops.push(op);
+        }
+    }
+    Ok(())
+}
+
+/// Decodes one `pipelinepb.AppliedPipelineOp`: type=1, transformation=2 { type=1 },
+/// rollup=3 { id=1, aggregation_id=2 }; a rollup id is copied into `rollup_ids`.
+fn decode_op(buf: &[u8], rollup_ids: &mut Vec<u8>) -> Result<OpView, DecodeError> {
+    let mut op = OpView { rollup_id: rollup_ids.len()..rollup_ids.len(), ..OpView::default() };
+    for field in Fields::new(buf) {
+        let field = field?;
+        match field.number {
+            1 => op.op_type = field.varint()?,
+            2 => {
+                for field in Fields::new(field.bytes()?) {
+                    let field = field?;
+                    if field.number == 1 {
+                        op.transformation_type = field.varint()?;
+                    }
+                }
+            }
+            3 => {
+                for field in Fields::new(field.bytes()?) {
+                    let field = field?;
+                    match field.number {
+                        1 => {
+                            let id = field.bytes()?;
+                            let at = rollup_ids.len();
+                            rollup_ids.extend_from_slice(id);
+                            op.rollup_id = at..rollup_ids.len();
+                        }
+                        2 => merge_aggregation_id(field.bytes()?, &mut op.rollup_aggregation_id)?,
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(op)
 }
 
 #[cfg(test)]

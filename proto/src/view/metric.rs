@@ -3,13 +3,17 @@
 //! flattened into the [`Scratch`]. Used on the shard cores.
 
 use super::error::DecodeError;
-use super::metadata::{Scratch, StagedSelector, TimedMetadataFields};
+use super::metadata::{
+    Scratch, StagedSelector, StoragePolicyView, TimedMetadataFields, merge_aggregation_id, merge_applied_pipeline,
+    merge_storage_policy,
+};
 use super::wire::Fields;
 
 // `MetricWithMetadatas.Type` values; the payload for type k is field k + 1.
 pub(super) const COUNTER_WITH_METADATAS: i32 = 1;
 pub(super) const BATCH_TIMER_WITH_METADATAS: i32 = 2;
 pub(super) const GAUGE_WITH_METADATAS: i32 = 3;
+const FORWARDED_METRIC_WITH_METADATA: i32 = 4;
 const TIMED_METRIC_WITH_METADATA: i32 = 5;
 pub(super) const TIMED_METRIC_WITH_METADATAS: i32 = 6;
 const TIMED_METRIC_WITH_STORAGE_POLICY: i32 = 7;
@@ -92,6 +96,26 @@ pub enum MetricView<'a> {
         /// Value.
         value: f64,
     },
+    /// FORWARDED_METRIC_WITH_METADATA (4): a rollup's value from another aggregator. Its
+    /// values are in `scratch.timer_values`, its previous values in `scratch.prev_values`,
+    /// and its `ForwardMetadata` is the one pipeline in `scratch.pipelines` (aggregation id,
+    /// at most one storage policy, the ops still to run).
+    Forwarded {
+        /// Counter, timer or gauge.
+        kind: TimedType,
+        /// Metric id (the rollup id).
+        id: &'a [u8],
+        /// Timestamp of the source window.
+        time_nanos: i64,
+        /// `ForwardedMetric.version`: raised by the source for each resend of the window.
+        version: u32,
+        /// `ForwardMetadata.source_id`: the source shard.
+        source_id: u32,
+        /// `ForwardMetadata.num_forwarded_times`.
+        num_forwarded_times: i32,
+        /// `ForwardMetadata.resend_enabled`.
+        resend_enabled: bool,
+    },
 }
 
 /// `decode_metric` for any layout, not only the one the fast path reads.
@@ -107,6 +131,7 @@ pub(super) fn decode_metric_in_general<'a>(
         COUNTER_WITH_METADATAS => "counter_with_metadatas",
         BATCH_TIMER_WITH_METADATAS => "batch_timer_with_metadatas",
         GAUGE_WITH_METADATAS => "gauge_with_metadatas",
+        FORWARDED_METRIC_WITH_METADATA => "forwarded_metric_with_metadata",
         TIMED_METRIC_WITH_METADATA => "timed_metric_with_metadata",
         TIMED_METRIC_WITH_METADATAS => "timed_metric_with_metadatas",
         TIMED_METRIC_WITH_STORAGE_POLICY => "timed_metric_with_storage_policy",
@@ -156,6 +181,17 @@ struct MetricFields<'a> {
     annotation: &'a [u8],
     timed_type: i32,
     time_nanos: i64,
+    version: u32,
+}
+
+/// `metricpb.ForwardMetadata` fields but the pipeline (whose ops go straight to the scratch).
+#[derive(Debug, Clone, Copy, Default)]
+struct ForwardFields {
+    aggregation_id: u64,
+    policy: Option<StoragePolicyView>,
+    source_id: u32,
+    num_forwarded_times: i32,
+    resend_enabled: bool,
 }
 
 /// State merged over every occurrence of the payload field.
@@ -164,6 +200,7 @@ struct Wrapper<'a> {
     metric: MetricFields<'a>,
     staged: StagedSelector<'a>,
     timed: TimedMetadataFields,
+    forward: ForwardFields,
 }
 
 impl<'a> Wrapper<'a> {
@@ -176,6 +213,10 @@ impl<'a> Wrapper<'a> {
                     merge_batch_timer(field.bytes()?, &mut self.metric, &mut scratch.timer_values)?
                 }
                 (1, GAUGE_WITH_METADATAS) => merge_gauge(field.bytes()?, &mut self.metric)?,
+                (1, FORWARDED_METRIC_WITH_METADATA) => {
+                    merge_forwarded_metric(field.bytes()?, &mut self.metric, scratch)?
+                }
+                (2, FORWARDED_METRIC_WITH_METADATA) => self.forward.merge(field.bytes()?, scratch)?,
                 (1, _) => merge_timed_metric(field.bytes()?, &mut self.metric)?,
                 (2, TIMED_METRIC_WITH_METADATA) => self.timed.merge_timed_metadata(field.bytes()?)?,
                 (2, TIMED_METRIC_WITH_STORAGE_POLICY) => self.timed.merge_storage_policy(field.bytes()?)?,
@@ -208,6 +249,20 @@ impl<'a> Wrapper<'a> {
                     value: m.float_value,
                     client_time_nanos: m.client_time_nanos,
                     annotation: m.annotation,
+                })
+            }
+            FORWARDED_METRIC_WITH_METADATA => {
+                let kind = TimedType::from_proto(m.timed_type)?;
+                let f = self.forward;
+                scratch.push_forwarded(f.aggregation_id, f.policy);
+                Ok(MetricView::Forwarded {
+                    kind,
+                    id: m.id,
+                    time_nanos: m.time_nanos,
+                    version: m.version,
+                    source_id: f.source_id,
+                    num_forwarded_times: f.num_forwarded_times,
+                    resend_enabled: f.resend_enabled,
                 })
             }
             _ => {
@@ -292,6 +347,54 @@ fn merge_timed_metric<'a>(buf: &'a [u8], m: &mut MetricFields<'a>) -> Result<(),
             5 => {
                 field.bytes()?;
             }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+impl ForwardFields {
+    /// Merges a `metricpb.ForwardMetadata` body: aggregation_id=1, storage_policy=2,
+    /// pipeline=3, source_id=4, num_forwarded_times=5, resend_enabled=6, routing_policy=7.
+    fn merge(&mut self, buf: &[u8], scratch: &mut Scratch) -> Result<(), DecodeError> {
+        for field in Fields::new(buf) {
+            let field = field?;
+            match field.number {
+                1 => merge_aggregation_id(field.bytes()?, &mut self.aggregation_id)?,
+                2 => merge_storage_policy(field.bytes()?, self.policy.get_or_insert_default())?,
+                3 => merge_applied_pipeline(field.bytes()?, scratch)?,
+                4 => self.source_id = field.varint()? as u32,
+                5 => self.num_forwarded_times = field.varint()? as i32,
+                6 => self.resend_enabled = field.varint()? != 0,
+                7 => {
+                    field.bytes()?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Merges a `metricpb.ForwardedMetric` body: type=1, id=2, time_nanos=3, values=4,
+/// annotation=5, prev_values=6, version=7.
+fn merge_forwarded_metric<'a>(
+    buf: &'a [u8],
+    m: &mut MetricFields<'a>,
+    scratch: &mut Scratch,
+) -> Result<(), DecodeError> {
+    for field in Fields::new(buf) {
+        let field = field?;
+        match field.number {
+            1 => m.timed_type = field.varint()? as i32,
+            2 => m.id = field.bytes()?,
+            3 => m.time_nanos = field.varint()? as i64,
+            4 => field.push_doubles(&mut scratch.timer_values)?,
+            5 => {
+                field.bytes()?;
+            }
+            6 => field.push_doubles(&mut scratch.prev_values)?,
+            7 => m.version = field.varint()? as u32,
             _ => {}
         }
     }

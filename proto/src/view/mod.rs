@@ -39,7 +39,7 @@ mod wire;
 
 pub use error::DecodeError;
 pub use message::MessageView;
-pub use metadata::{PipelineView, Scratch, StoragePolicyView};
+pub use metadata::{OP_ROLLUP, OP_TRANSFORMATION, OpView, PipelineView, Scratch, StoragePolicyView};
 pub use metric::{MetricView, TimedType};
 
 /// Decodes a `msgpb.Message` (a frame body).
@@ -65,7 +65,11 @@ pub fn decode_message(buf: &[u8]) -> Result<MessageView<'_>, DecodeError> {
 /// pipeline with aggregation id 0 and that storage policy. In both, an absent
 /// storage policy gives an empty policy range (the defaults).
 ///
-/// FORWARDED_METRIC_WITH_METADATA, UNKNOWN and unknown types give
+/// For `ForwardedMetricWithMetadata`: [`MetricView::Forwarded`], its values in
+/// `scratch.timer_values` and `scratch.prev_values`, and one pipeline from its
+/// `ForwardMetadata` (aggregation id, storage policy, ops).
+///
+/// UNKNOWN and unknown types give
 /// [`DecodeError::Unsupported`]; an absent payload gives
 /// [`DecodeError::MissingField`]; a timed metric whose type is not COUNTER, TIMER
 /// or GAUGE gives [`DecodeError::UnsupportedTimedType`].

@@ -6,30 +6,66 @@ use std::cell::RefCell;
 
 use prost::Message;
 use sheaf_proto::metricpb::{self, MetricWithMetadatas};
-use sheaf_proto::policypb;
 use sheaf_proto::view::{self, DecodeError, MetricView, Scratch, StoragePolicyView, TimedType};
+use sheaf_proto::{pipelinepb, policypb};
 
 /// Owned, bit-exact (doubles compared by bits, so NaN equals itself) decoded metric.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Metric {
-    Counter { id: Vec<u8>, value: i64, client_time_nanos: i64 },
-    BatchTimer { id: Vec<u8>, client_time_nanos: i64 },
-    Gauge { id: Vec<u8>, value: u64, client_time_nanos: i64 },
-    Timed { kind: TimedType, id: Vec<u8>, time_nanos: i64, value: u64 },
-    Passthrough { kind: TimedType, id: Vec<u8>, time_nanos: i64, value: u64 },
+    Counter {
+        id: Vec<u8>,
+        value: i64,
+        client_time_nanos: i64,
+    },
+    BatchTimer {
+        id: Vec<u8>,
+        client_time_nanos: i64,
+    },
+    Gauge {
+        id: Vec<u8>,
+        value: u64,
+        client_time_nanos: i64,
+    },
+    Timed {
+        kind: TimedType,
+        id: Vec<u8>,
+        time_nanos: i64,
+        value: u64,
+    },
+    Passthrough {
+        kind: TimedType,
+        id: Vec<u8>,
+        time_nanos: i64,
+        value: u64,
+    },
+    Forwarded {
+        kind: TimedType,
+        id: Vec<u8>,
+        time_nanos: i64,
+        version: u32,
+        source_id: u32,
+        num_forwarded_times: i32,
+        resend_enabled: bool,
+    },
 }
+
+/// One applied pipeline op: type, transformation type, rollup id, rollup aggregation id
+/// (enum values compared as prost keeps them, in 32 bits).
+pub(crate) type Op = (i32, i32, Vec<u8>, u64);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Pipeline {
     pub(crate) aggregation_id: u64,
     pub(crate) policies: Vec<StoragePolicyView>,
     pub(crate) has_ops: bool,
+    pub(crate) ops: Vec<Op>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Decoded {
     pub(crate) metric: Metric,
     pub(crate) timer_values: Vec<u64>,
+    pub(crate) prev_values: Vec<u64>,
     pub(crate) pipelines: Vec<Pipeline>,
     pub(crate) tombstoned: bool,
     pub(crate) cutover_nanos: i64,
@@ -42,6 +78,16 @@ fn policy_view(p: &policypb::StoragePolicy) -> StoragePolicyView {
         precision_nanos: res.precision,
         retention_nanos: p.retention.unwrap_or_default().period,
     }
+}
+
+fn ops(p: &Option<pipelinepb::AppliedPipeline>) -> Vec<Op> {
+    let ops = p.as_ref().map(|p| p.ops.as_slice()).unwrap_or_default();
+    ops.iter()
+        .map(|op| {
+            let rollup = op.rollup.clone().unwrap_or_default();
+            (op.r#type, op.transformation.map_or(0, |t| t.r#type), rollup.id, rollup.aggregation_id.map_or(0, |a| a.id))
+        })
+        .collect()
 }
 
 fn timed_kind(m: &Option<metricpb::TimedMetric>) -> Result<TimedType, DecodeError> {
@@ -84,6 +130,7 @@ fn select(staged: &Option<metricpb::StagedMetadatas>, now_nanos: i64) -> (Vec<Pi
             aggregation_id: p.aggregation_id.map_or(0, |a| a.id),
             policies: p.storage_policies.iter().map(policy_view).collect(),
             has_ops: p.pipeline.as_ref().is_some_and(|p| !p.ops.is_empty()),
+            ops: ops(&p.pipeline),
         })
         .collect();
     (pipelines, false, sm.cutover_nanos)
@@ -94,15 +141,17 @@ pub(crate) fn reference(m: &MetricWithMetadatas, now_nanos: i64) -> Result<Decod
     let missing = DecodeError::MissingField;
     let staged = |metric, timer_values, staged: &Option<metricpb::StagedMetadatas>| {
         let (pipelines, tombstoned, cutover_nanos) = select(staged, now_nanos);
-        Decoded { metric, timer_values, pipelines, tombstoned, cutover_nanos }
+        Decoded { metric, timer_values, prev_values: Vec::new(), pipelines, tombstoned, cutover_nanos }
     };
     let single = |metric, aggregation_id, policy: Option<&policypb::StoragePolicy>| Decoded {
         metric,
         timer_values: Vec::new(),
+        prev_values: Vec::new(),
         pipelines: vec![Pipeline {
             aggregation_id,
             policies: policy.map(policy_view).into_iter().collect(),
             has_ops: false,
+            ops: Vec::new(),
         }],
         tombstoned: false,
         cutover_nanos: 0,
@@ -126,6 +175,34 @@ pub(crate) fn reference(m: &MetricWithMetadatas, now_nanos: i64) -> Result<Decod
             let g = w.gauge.clone().unwrap_or_default();
             let metric = Metric::Gauge { id: g.id, value: g.value.to_bits(), client_time_nanos: g.client_time_nanos };
             Ok(staged(metric, Vec::new(), &w.metadatas))
+        }
+        4 => {
+            let w = m.forwarded_metric_with_metadata.as_ref().ok_or(missing("forwarded_metric_with_metadata"))?;
+            let f = w.metric.clone().unwrap_or_default();
+            let kind = TimedType::from_proto(f.r#type)?;
+            let md = w.metadata.clone().unwrap_or_default();
+            let ops = ops(&md.pipeline);
+            Ok(Decoded {
+                metric: Metric::Forwarded {
+                    kind,
+                    id: f.id,
+                    time_nanos: f.time_nanos,
+                    version: f.version,
+                    source_id: md.source_id,
+                    num_forwarded_times: md.num_forwarded_times,
+                    resend_enabled: md.resend_enabled,
+                },
+                timer_values: f.values.iter().map(|v| v.to_bits()).collect(),
+                prev_values: f.prev_values.iter().map(|v| v.to_bits()).collect(),
+                pipelines: vec![Pipeline {
+                    aggregation_id: md.aggregation_id.map_or(0, |a| a.id),
+                    policies: md.storage_policy.as_ref().map(policy_view).into_iter().collect(),
+                    has_ops: !ops.is_empty(),
+                    ops,
+                }],
+                tombstoned: false,
+                cutover_nanos: 0,
+            })
         }
         5 => {
             let w = m.timed_metric_with_metadata.as_ref().ok_or(missing("timed_metric_with_metadata"))?;
@@ -165,10 +242,22 @@ pub(crate) fn owned(view: MetricView<'_>, scratch: &Scratch) -> Decoded {
         MetricView::Passthrough { kind, id, time_nanos, value } => {
             Metric::Passthrough { kind, id: id.to_vec(), time_nanos, value: value.to_bits() }
         }
+        MetricView::Forwarded { kind, id, time_nanos, version, source_id, num_forwarded_times, resend_enabled } => {
+            Metric::Forwarded {
+                kind,
+                id: id.to_vec(),
+                time_nanos,
+                version,
+                source_id,
+                num_forwarded_times,
+                resend_enabled,
+            }
+        }
     };
     Decoded {
         metric,
         timer_values: scratch.timer_values.iter().map(|v| v.to_bits()).collect(),
+        prev_values: scratch.prev_values.iter().map(|v| v.to_bits()).collect(),
         pipelines: scratch
             .pipelines
             .iter()
@@ -176,6 +265,18 @@ pub(crate) fn owned(view: MetricView<'_>, scratch: &Scratch) -> Decoded {
                 aggregation_id: p.aggregation_id,
                 policies: scratch.policies_of(p).to_vec(),
                 has_ops: p.has_ops,
+                ops: scratch
+                    .ops_of(p)
+                    .iter()
+                    .map(|op| {
+                        (
+                            op.op_type as i32,
+                            op.transformation_type as i32,
+                            scratch.rollup_id_of(op).to_vec(),
+                            op.rollup_aggregation_id,
+                        )
+                    })
+                    .collect(),
             })
             .collect(),
         tombstoned: scratch.tombstoned,

@@ -15,6 +15,8 @@ use crate::rate_limit::RateLimiter;
 use crate::shard_map::{Refused, ShardMap};
 use crate::spec::{SpecId, SpecTable};
 use crate::time::{UnixNanos, truncate};
+use crate::transform::Datapoint;
+use crate::transform_states::{ElemAt, TransformStates};
 
 pub use crate::aggregator_options::{AggregatorCounters, AggregatorOptions, RateLimitSettings};
 pub use crate::flush_collector::FlushCollector;
@@ -56,12 +58,14 @@ struct FlushedUntil {
 /// One shard as a core holds it: its series and when it may be written. Side by side and
 /// inline (an empty map allocates nothing), so that a value's shard costs one bounds check and
 /// no pointer to follow.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct ShardSlot {
     map: ShardMap,
     /// A series has been created in the shard since the core took it (or last closed it).
     held: bool,
     window: ShardWindow,
+    /// The transformation states of the shard's elements: they go when the shard goes.
+    transform_states: TransformStates,
 }
 
 #[derive(Debug)]
@@ -98,9 +102,7 @@ impl CoreAggregator {
         let mut this = Self {
             options: options.clone(),
             specs,
-            shards: (0..num_shards)
-                .map(|_| ShardSlot { map: ShardMap::default(), held: false, window: ShardWindow::OPEN })
-                .collect(),
+            shards: (0..num_shards).map(|_| ShardSlot::default()).collect(),
             flushed: Vec::new(),
             spec_cache: Vec::new(),
             untimed_start: Vec::new(),
@@ -409,6 +411,7 @@ impl CoreAggregator {
         for (i, slot) in self.shards.iter_mut().enumerate() {
             if slot.held && slot.window.accept_until <= now {
                 let map = std::mem::take(&mut slot.map);
+                slot.transform_states = TransformStates::default();
                 map.for_each(|series| series.release_elems(&mut self.specs));
                 self.series_held -= map.len();
                 self.rates.closed(i as u32);
@@ -441,9 +444,10 @@ impl CoreAggregator {
         out: &mut FlushCollector,
         fate: impl Fn(i64, bool, UnixNanos) -> Fate,
     ) {
-        let Some(map) = self.shards.get_mut(shard as usize).filter(|slot| slot.held).map(|slot| &mut slot.map) else {
+        let Some(slot) = self.shards.get_mut(shard as usize).filter(|slot| slot.held) else {
             return;
         };
+        let (map, states) = (&mut slot.map, &mut slot.transform_states);
         let specs = &mut self.specs;
         let counters = &mut self.counters;
         let options = &self.options;
@@ -459,6 +463,7 @@ impl CoreAggregator {
                 let r = policy.resolution_nanos;
                 let timed = elem.timed;
                 let (aggs, suffix) = (elem.aggs.resolve(series.metric_type), elem.with_suffix(series.metric_type));
+                let at = ElemAt::of(series.metric_type, series_id, elem, specs);
                 // Windows are kept in start order, so the ones a flush has reached are a prefix.
                 elem.take_front_while(
                     |start| Some(fate(r, timed, start)).filter(|&f| f != Fate::Keep),
@@ -468,7 +473,7 @@ impl CoreAggregator {
                             return;
                         }
                         counters.windows_flushed += 1;
-                        let (batch, generation) = out.batch(aggs.len() as usize);
+                        let (batch, generation) = out.batch(aggs.len() as usize * at.chain.max_fanout());
                         let id = match id {
                             Some((g, handle)) if g == generation => handle,
                             _ => {
@@ -480,16 +485,19 @@ impl CoreAggregator {
                         if aggs.len() > 1 {
                             window.prepare_reads();
                         }
-                        for agg in aggs.iter() {
-                            let value = window.value_of(agg);
-                            // A sum or a gauge delta can overflow to ±inf, which no output
-                            // format can carry: it goes with the NaNs.
-                            if !value.is_finite() && options.discard_nan {
-                                counters.nan_discarded += 1;
-                                continue;
-                            }
-                            counters.values_flushed += 1;
-                            batch.push(id, series.metric_type, agg, suffix, timed, policy, start + r, value);
+                        for (index, agg) in aggs.iter().enumerate() {
+                            let mut emit = |p: Datapoint| {
+                                // A sum or a gauge delta can overflow to ±inf, which no output
+                                // format can carry: it goes with the NaNs.
+                                if !p.value.is_finite() && options.discard_nan {
+                                    counters.nan_discarded += 1;
+                                    return;
+                                }
+                                counters.values_flushed += 1;
+                                batch.push(id, at.metric_type, agg, suffix, timed, policy, p.time_nanos, p.value);
+                            };
+                            let value = Datapoint { time_nanos: start + r, value: window.value_of(agg) };
+                            states.run(at, index, aggs.len() as usize, value, r, &mut emit);
                         }
                     },
                 );
@@ -497,11 +505,15 @@ impl CoreAggregator {
             }
             // One element with windows left has nothing stale to drop.
             if series.elems.len() > 1 || windows == 0 {
-                series.drop_stale_elems(specs);
+                let metric_type = series.metric_type;
+                series.drop_stale_elems(specs, |e, chain| {
+                    states.forget(ElemAt::of_chain(metric_type, series_id, e, chain))
+                });
             }
             held += windows as u64;
             let keep = windows > 0 || now_secs - i64::from(series.last_write_secs) <= ttl_secs;
             if !keep {
+                series.elems.iter().for_each(|e| states.forget(ElemAt::of(series.metric_type, series_id, e, specs)));
                 series.release_elems(specs);
             }
             follow_rates.step(keep);

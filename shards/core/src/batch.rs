@@ -8,6 +8,7 @@
 use crate::aggregation::{AggTypes, MetricType};
 use crate::policy::StoragePolicy;
 use crate::time::UnixNanos;
+use crate::transform::TransformChain;
 
 /// `ids.extend_from_slice(id)`, with the lengths most ids have (8 to 32 bytes) copied inline:
 /// two overlapping loads and stores from each end instead of a call into `memcpy`.
@@ -44,11 +45,21 @@ pub(crate) fn append_id(ids: &mut Vec<u8>, id: &[u8]) {
 /// Marks an untimed sample: the owning core stamps it with its arrival time.
 pub const UNTIMED: UnixNanos = UnixNanos::MIN;
 
-/// One (aggregations, storage policy) pair a metric asks for; a metric's metadata is a list of them.
+/// One (aggregations, storage policy, transformations) a metric asks for; a metric's
+/// metadata is a list of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ElemSpec {
     pub aggs: AggTypes,
     pub policy: StoragePolicy,
+    /// What the element's flushed values go through before they are emitted.
+    pub transforms: TransformChain,
+}
+
+impl ElemSpec {
+    /// Aggregations `aggs` under `policy`, emitted as aggregated.
+    pub fn new(aggs: AggTypes, policy: StoragePolicy) -> Self {
+        Self { aggs, policy, transforms: TransformChain::NONE }
+    }
 }
 
 /// Which metadata a sample carries: 0 is "the default policies and aggregations",
@@ -384,7 +395,7 @@ mod tests {
     fn arenas_keep_ids_values_and_specs_apart() {
         let mut b = SampleBatch::with_capacity(4);
         let p = "10s:2d".parse().unwrap();
-        let spec = b.add_spec(&[ElemSpec { aggs: AggTypes::DEFAULT, policy: p }]);
+        let spec = b.add_spec(&[ElemSpec::new(AggTypes::DEFAULT, p)]);
         b.push(1, 7, b"a.b", MetricType::Counter, UNTIMED, SampleValue::Number(2.0), DEFAULT_SPEC);
         b.push_timer(2, 8, b"t", 99, &[1.0, 2.0], spec);
         let s = b.samples();

@@ -10,13 +10,15 @@
 //! A module uses only modules listed before it, so there is no import cycle:
 //!
 //! - the bottom floor, using nothing of this crate: `time`, `policy`, `paged`, `published`,
-//!   `murmur3::hash` (the hash function);
+//!   `murmur3::hash` (the hash function), `transform` (M3's transformations);
 //! - plain types on it: `aggregation` (metric and aggregation types, series hashes),
-//!   `shard_window`, `log_buckets`, `series_index`, then `batch` and `quantile`;
+//!   `shard_window`, `log_buckets`, `series_index`, `pipeline` (ops after an aggregation,
+//!   forwarded de-duplication), then `batch` and `quantile`;
 //! - what reads and writes those types: `murmur3::shard` (`ShardOf`), `statsd` (lines into
 //!   samples), `flush`, `spec`, `window`, then `aggregator_options`, `flush_collector` and
 //!   `window_list`, then `rate_limit` and `passthrough`;
-//! - one shard's state: `series`, then `shard_map`;
+//! - one shard's state: `series`, then `shard_map`; a core's transformation states:
+//!   `transform_states`;
 //! - on top, `aggregator` (`CoreAggregator`).
 
 pub mod aggregation;
@@ -29,6 +31,7 @@ mod log_buckets;
 pub mod murmur3;
 mod paged;
 pub mod passthrough;
+pub mod pipeline;
 pub mod policy;
 pub mod published;
 pub mod quantile;
@@ -40,6 +43,8 @@ mod shard_window;
 mod spec;
 pub mod statsd;
 pub mod time;
+pub mod transform;
+mod transform_states;
 pub mod window;
 mod window_list;
 
@@ -49,8 +54,10 @@ pub use batch::{DEFAULT_SPEC, ElemSpec, Sample, SampleBatch, SampleValue, SpecRe
 pub use flush::{FlushBatch, FlushedValue, Naming};
 pub use flush_collector::FlushCollector;
 pub use passthrough::Passthrough;
+pub use pipeline::{ForwardedSources, Pipeline, PipelineError, PipelineOp, RollupOp};
 pub use policy::{PolicyError, StoragePolicy};
 pub use published::Published;
 pub use quantile::QuantileSketch;
 pub use series::MAX_ID_LEN;
 pub use shard_window::ShardWindow;
+pub use transform::{Datapoint, TransformChain, TransformType};

@@ -90,7 +90,7 @@ mod tests {
     const SECOND: i64 = 1_000_000_000;
 
     fn points(batch: &mut SampleBatch, id: &[u8], times_values: &[(i64, f64)]) {
-        let spec = batch.add_spec(&[ElemSpec { aggs: AggTypes::DEFAULT, policy: "10s:2d".parse().unwrap() }]);
+        let spec = batch.add_spec(&[ElemSpec::new(AggTypes::DEFAULT, "10s:2d".parse().unwrap())]);
         for &(t, v) in times_values {
             batch.push_passthrough(0, 1, id, MetricType::Counter, t, v, spec);
         }

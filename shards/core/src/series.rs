@@ -8,6 +8,7 @@ use crate::aggregation::{AggTypes, MetricType};
 use crate::batch::{SampleBatch, SampleValue};
 use crate::spec::{PolicyIdx, SpecId, SpecTable};
 use crate::time::UnixNanos;
+use crate::transform::TransformChain;
 use crate::window::{WindowKind, WindowMut, WindowState};
 use crate::window_list::WindowList;
 
@@ -316,14 +317,15 @@ impl Series {
     }
 
     /// Drops elements no longer named by the current spec once their windows are flushed
-    /// (counted in `specs`).
+    /// (counted in `specs`), calling `dropped` with each and its transformation chain.
     #[inline]
-    pub(crate) fn drop_stale_elems(&mut self, specs: &mut SpecTable) {
+    pub(crate) fn drop_stale_elems(&mut self, specs: &mut SpecTable, mut dropped: impl FnMut(&Elem, TransformChain)) {
         let live = if self.spec == SpecId::MAX { 0 } else { specs.keys(self.spec).len() };
         if self.elems.len() > live {
             let mut i = live;
             while i < self.elems.len() {
                 if self.elems[i].window_count() == 0 {
+                    dropped(&self.elems[i], specs.transforms(self.elems[i].policy));
                     specs.elem_dropped(self.elems[i].policy);
                     self.elems.remove(i);
                 } else {

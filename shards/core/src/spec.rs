@@ -1,5 +1,5 @@
-//! Interned metadata of a core: the storage policies and (aggregations, policy) lists that
-//! its series use, and how many series elements use each policy. Owned by one shard core;
+//! Interned metadata of a core: the storage policies (each with the transformations of its
+//! elements) and (aggregations, policy) lists that its series use, and how many series elements use each policy. Owned by one shard core;
 //! ids are meaningful on that core only.
 //!
 //! A policy no element uses any more (its series expired or moved to other metadata) is
@@ -13,6 +13,7 @@ use hashbrown::HashMap;
 use crate::aggregation::AggTypes;
 use crate::batch::ElemSpec;
 use crate::policy::StoragePolicy;
+use crate::transform::TransformChain;
 
 pub(crate) type PolicyIdx = u16;
 
@@ -34,7 +35,10 @@ pub(crate) struct ElemKey {
 pub(crate) struct SpecTable {
     /// By `PolicyIdx`; a pruned policy's slot keeps its old value until reused.
     policies: Vec<StoragePolicy>,
-    policy_index: HashMap<StoragePolicy, PolicyIdx>,
+    /// By `PolicyIdx`: the transformations of the elements of the slot. A slot is a storage
+    /// policy and a transformation chain, so that an element's key stays as small as it was.
+    transforms: Vec<TransformChain>,
+    policy_index: HashMap<(StoragePolicy, TransformChain), PolicyIdx>,
     /// By `PolicyIdx`: the series elements that use the policy.
     elems_using: Vec<u64>,
     /// Policy slots pruned and free for reuse.
@@ -50,6 +54,7 @@ impl SpecTable {
     pub(crate) fn new(default_policies: &[StoragePolicy]) -> Self {
         let mut t = Self {
             policies: Vec::new(),
+            transforms: Vec::new(),
             policy_index: HashMap::new(),
             elems_using: Vec::new(),
             free_policies: Vec::new(),
@@ -57,8 +62,7 @@ impl SpecTable {
             index: HashMap::new(),
             free_specs: Vec::new(),
         };
-        let default: Vec<ElemSpec> =
-            default_policies.iter().map(|p| ElemSpec { aggs: AggTypes::DEFAULT, policy: *p }).collect();
+        let default: Vec<ElemSpec> = default_policies.iter().map(|p| ElemSpec::new(AggTypes::DEFAULT, *p)).collect();
         let id = t.intern(&default);
         debug_assert_eq!(id, Some(0));
         t
@@ -71,12 +75,18 @@ impl SpecTable {
 
     /// The policies in use (not pruned).
     pub(crate) fn live_policies(&self) -> impl Iterator<Item = StoragePolicy> + '_ {
-        self.policy_index.keys().copied()
+        self.policy_index.keys().map(|(policy, _)| *policy)
     }
 
-    /// How many policies are in use (not pruned).
+    /// How many policy slots are in use (not pruned).
     pub(crate) fn live_policy_count(&self) -> usize {
         self.policy_index.len()
+    }
+
+    /// How many distinct storage policies are in use: a policy whose elements have two
+    /// transformation chains counts once.
+    pub(crate) fn live_storage_policy_count(&self) -> usize {
+        self.live_policies().collect::<hashbrown::HashSet<_>>().len()
     }
 
     /// A series element of `policy` was created.
@@ -106,13 +116,13 @@ impl SpecTable {
             return 0;
         }
         for &p in &unused {
-            self.policy_index.remove(&self.policies[usize::from(p)]);
+            self.policy_index.remove(&(self.policies[usize::from(p)], self.transforms[usize::from(p)]));
             self.free_policies.push(p);
         }
         let policies = &self.policy_index;
         let mut pruned_specs = Vec::new();
         self.index.retain(|elems, id| {
-            let keep = elems.iter().all(|e| policies.contains_key(&e.policy));
+            let keep = elems.iter().all(|e| policies.contains_key(&(e.policy, e.transforms)));
             if !keep {
                 pruned_specs.push(*id);
             }
@@ -129,6 +139,11 @@ impl SpecTable {
         self.policies[usize::from(idx)]
     }
 
+    /// The transformations of the elements of policy slot `idx`.
+    pub(crate) fn transforms(&self, idx: PolicyIdx) -> TransformChain {
+        self.transforms[usize::from(idx)]
+    }
+
     pub(crate) fn keys(&self, spec: SpecId) -> &[ElemKey] {
         &self.specs[spec as usize]
     }
@@ -141,8 +156,8 @@ impl SpecTable {
         if let Some(id) = self.index.get(elems) {
             return Some(*id);
         }
-        let mut new_policies: Vec<StoragePolicy> =
-            elems.iter().map(|e| e.policy).filter(|p| !self.policy_index.contains_key(p)).collect();
+        let mut new_policies: Vec<(StoragePolicy, TransformChain)> =
+            elems.iter().map(|e| (e.policy, e.transforms)).filter(|p| !self.policy_index.contains_key(p)).collect();
         new_policies.dedup();
         let live_specs = self.specs.len() - self.free_specs.len();
         if live_specs >= MAX_SPECS || self.policy_index.len() + new_policies.len() > MAX_POLICIES {
@@ -150,9 +165,9 @@ impl SpecTable {
         }
         let mut keys: Vec<ElemKey> = Vec::with_capacity(elems.len());
         for e in elems {
-            let policy = match self.policy_index.get(&e.policy) {
+            let policy = match self.policy_index.get(&(e.policy, e.transforms)) {
                 Some(&p) => p,
-                None => self.add_policy(e.policy),
+                None => self.add_policy(e.policy, e.transforms),
             };
             let key = ElemKey { policy, aggs: e.aggs };
             // The same (policy, aggregations) twice would aggregate and emit every value twice.
@@ -175,20 +190,22 @@ impl SpecTable {
     }
 
     /// Gives `policy` a slot (a free one if any), with no element using it yet.
-    fn add_policy(&mut self, policy: StoragePolicy) -> PolicyIdx {
+    fn add_policy(&mut self, policy: StoragePolicy, transforms: TransformChain) -> PolicyIdx {
         let idx = match self.free_policies.pop() {
             Some(idx) => {
                 self.policies[usize::from(idx)] = policy;
+                self.transforms[usize::from(idx)] = transforms;
                 self.elems_using[usize::from(idx)] = 0;
                 idx
             }
             None => {
                 self.policies.push(policy);
+                self.transforms.push(transforms);
                 self.elems_using.push(0);
                 (self.policies.len() - 1) as PolicyIdx
             }
         };
-        self.policy_index.insert(policy, idx);
+        self.policy_index.insert((policy, transforms), idx);
         idx
     }
 }
@@ -198,10 +215,7 @@ mod tests {
     use super::*;
 
     fn elem(res_s: i64, ret_s: i64) -> ElemSpec {
-        ElemSpec {
-            aggs: AggTypes::DEFAULT,
-            policy: StoragePolicy::new(res_s * 1_000_000_000, ret_s * 1_000_000_000).unwrap(),
-        }
+        ElemSpec::new(AggTypes::DEFAULT, StoragePolicy::new(res_s * 1_000_000_000, ret_s * 1_000_000_000).unwrap())
     }
 
     #[test]
@@ -209,6 +223,16 @@ mod tests {
         let mut t = SpecTable::new(&[]);
         let id = t.intern(&[elem(10, 100), elem(10, 100), elem(60, 600)]).unwrap();
         assert_eq!(t.keys(id).len(), 2);
+    }
+
+    #[test]
+    fn a_policy_with_two_chains_is_two_slots_and_one_storage_policy() {
+        let mut t = SpecTable::new(&[]);
+        let chained =
+            ElemSpec { transforms: TransformChain::new(&[crate::TransformType::Add]).unwrap(), ..elem(10, 100) };
+        let id = t.intern(&[elem(10, 100), chained]).unwrap();
+        assert_eq!(t.keys(id).len(), 2);
+        assert_eq!((t.live_policy_count(), t.live_storage_policy_count()), (2, 1));
     }
 
     #[test]

@@ -106,7 +106,7 @@ proptest! {
         let now = 1_700_000_100_000_000_000i64;
         let mut agg = CoreAggregator::new(options(), 1);
         let mut batch = SampleBatch::default();
-        let spec = batch.add_spec(&[ElemSpec { aggs: AggTypes::of(&[AggType::Max]), policy: "10s:2d".parse().unwrap() }]);
+        let spec = batch.add_spec(&[ElemSpec::new(AggTypes::of(&[AggType::Max]), "10s:2d".parse().unwrap())]);
         for (ago, v) in &points {
             batch.push(0, 1, b"t", MetricType::Gauge, now - ago, SampleValue::Number(*v), spec);
         }
@@ -181,7 +181,7 @@ fn metadata_naming_an_element_twice_emits_each_value_once() {
     let now = 1_700_000_000_000_000_000i64;
     let mut agg = CoreAggregator::new(options(), 1);
     let mut batch = SampleBatch::default();
-    let e = ElemSpec { aggs: AggTypes::DEFAULT, policy: "10s:2d".parse().unwrap() };
+    let e = ElemSpec::new(AggTypes::DEFAULT, "10s:2d".parse().unwrap());
     let spec = batch.add_spec(&[e, e]);
     batch.push(0, 1, b"twice", MetricType::Counter, UNTIMED, SampleValue::Number(5.0), spec);
     agg.apply(&batch, now);

@@ -104,7 +104,7 @@ fn a_policy_no_series_uses_is_pruned_with_its_resolution() {
     let one_second: StoragePolicy = "1s:1h".parse().unwrap();
     let write = |agg: &mut CoreAggregator, now: i64| {
         let mut batch = SampleBatch::default();
-        let spec = batch.add_spec(&[ElemSpec { aggs: AggTypes::DEFAULT, policy: one_second }]);
+        let spec = batch.add_spec(&[ElemSpec::new(AggTypes::DEFAULT, one_second)]);
         batch.push(
             0,
             series_hash(MetricType::Counter, b"fine"),

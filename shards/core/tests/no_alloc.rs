@@ -3,19 +3,29 @@
 //! checked with a counting global allocator.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cell::Cell;
 
 use sheaf_shard_core::statsd::{self, MetricKind};
 use sheaf_shard_core::*;
 
 struct Counting;
 
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+std::thread_local! {
+    /// Allocations made by this thread. Counted per thread, so that the test harness's own
+    /// threads (printing another test's result, say) never add to a measurement.
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
 
-// SAFETY: forwards every call to the system allocator unchanged; only counts.
+fn count_one() {
+    // `try_with`: a thread being torn down has no slot left, and its allocations are not ours.
+    let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+}
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts (a thread-local
+// `Cell<u64>` with a const initialiser, which itself never allocates).
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count_one();
         // SAFETY: same contract as our caller's.
         unsafe { System.alloc(layout) }
     }
@@ -24,7 +34,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count_one();
         // SAFETY: same contract as our caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -33,10 +43,11 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// Allocations made by `f` on this thread.
 fn allocations_during(f: impl FnOnce()) -> u64 {
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = ALLOCATIONS.with(Cell::get);
     f();
-    ALLOCATIONS.load(Ordering::Relaxed) - before
+    ALLOCATIONS.with(Cell::get) - before
 }
 
 fn datagram() -> Vec<u8> {
@@ -93,4 +104,52 @@ fn steady_state_ingest_does_not_allocate_per_value() {
     });
 
     assert_eq!(n, 0, "{n} allocations for {values} values");
+}
+
+/// Applies one value to each of 200 counters with `transforms` and flushes their window,
+/// for `windows` windows from `first`; returns the allocations of the last `measured` ones.
+fn flush_cycles(transforms: TransformChain, windows: i64, measured: i64) -> u64 {
+    const R: i64 = 10_000_000_000;
+    let options = AggregatorOptions::with_policies(vec!["10s:2d".parse().unwrap()]);
+    let mut agg = CoreAggregator::new(options.clone(), 1);
+    let mut out = FlushCollector::new(options.naming, 0, 4096);
+    let mut batch = SampleBatch::with_capacity(1024);
+    let ids: Vec<Vec<u8>> = (0..200).map(|i| format!("cumulative.{i}").into_bytes()).collect();
+    let first = 1_700_000_000_000_000_000;
+    let mut total = 0;
+    for w in 0..windows {
+        let mut cycle = || {
+            batch.clear();
+            let spec = batch
+                .add_spec(&[ElemSpec { transforms, ..ElemSpec::new(AggTypes::DEFAULT, "10s:2d".parse().unwrap()) }]);
+            for id in &ids {
+                let value = SampleValue::Number((w * 3) as f64);
+                batch.push(0, series_hash(MetricType::Counter, id), id, MetricType::Counter, UNTIMED, value, spec);
+            }
+            let now = first + w * R + 1;
+            agg.apply(&batch, now);
+            agg.begin_flush(R, now + R);
+            agg.flush_shard(0, R, now + R, &mut out);
+            for mut spent in out.take(true) {
+                spent.clear();
+                out.add_spare(spent);
+            }
+        };
+        if w >= windows - measured {
+            total += allocations_during(cycle);
+        } else {
+            cycle();
+        }
+    }
+    total
+}
+
+/// A transformation chain with state (Increase, Add) costs no allocation per flushed window
+/// once its element exists: a flush with it allocates exactly what one without it does.
+#[test]
+fn steady_state_transformations_do_not_allocate_per_window() {
+    use TransformType::{Add, Increase};
+    let plain = flush_cycles(TransformChain::NONE, 20, 10);
+    let chained = flush_cycles(TransformChain::new(&[Increase, Add]).unwrap(), 20, 10);
+    assert_eq!(chained, plain, "{chained} allocations with transformations, {plain} without");
 }

@@ -36,7 +36,7 @@ impl CoreAggregator {
 
     /// Storage policies this core holds (the defaults and those some series uses).
     pub fn policy_count(&self) -> usize {
-        self.specs.live_policy_count()
+        self.specs.live_storage_policy_count()
     }
 
     /// Drops the storage policies no series uses any more (their series expired or moved to

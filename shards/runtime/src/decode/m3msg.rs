@@ -4,11 +4,12 @@
 
 use sheaf_proto::forward::{ANNOTATION_FRACTIONAL_COUNTER, ANNOTATION_GAUGE_DELTA, ANNOTATION_SET_MEMBER};
 use sheaf_proto::output::AckFrame;
-use sheaf_proto::view::{self, MetricView, Scratch, TimedType};
+use sheaf_proto::view::{self, MetricView, PipelineView, Scratch, TimedType};
 use sheaf_shard_core::batch::DEFAULT_SPEC;
 use sheaf_shard_core::murmur3::ShardOf;
 use sheaf_shard_core::{
-    AggTypes, AggregatorOptions, ElemSpec, MetricType, SampleBatch, SampleValue, SpecRef, StoragePolicy, UNTIMED,
+    AggTypes, AggregatorOptions, ElemSpec, MetricType, SampleBatch, SampleValue, SpecRef, StoragePolicy,
+    TransformChain, TransformType, UNTIMED,
 };
 
 use super::{DecodeTally, SampleRouter};
@@ -110,6 +111,10 @@ impl M3msgDecoder {
                 // distant past, which the owner refuses as too late.
                 (t, id, time_nanos.max(UNTIMED + 1))
             }
+            // Forwarded windows (their lateness bound and their one value per source and
+            // version) are not built yet: refused by name rather than aggregated as timed
+            // values, which would count a resent source twice.
+            MetricView::Forwarded { .. } => return Err("forwarded_unsupported"),
         };
         if id.is_empty() {
             return Err("empty_id");
@@ -139,7 +144,8 @@ impl M3msgDecoder {
                 }
                 SampleValue::Number(value)
             }
-            MetricView::BatchTimer { .. } => {
+            // (A forwarded metric was refused above; its values would be read as a batch's.)
+            MetricView::BatchTimer { .. } | MetricView::Forwarded { .. } => {
                 if self.scratch.timer_values.iter().any(|v| !v.is_finite()) {
                     return Err("non_finite");
                 }
@@ -191,7 +197,7 @@ impl M3msgDecoder {
         };
         let (shard, hash) = self.shard_of.shard_and_hash(metric_type, id);
         let batch = router.batch_for(shard);
-        let elem = [ElemSpec { aggs: AggTypes::DEFAULT, policy }];
+        let elem = [ElemSpec::new(AggTypes::DEFAULT, policy)];
         let spec = match self.last_spec {
             Some(r) if batch.spec(r) == elem.as_slice() => r,
             _ => {
@@ -236,25 +242,26 @@ impl M3msgDecoder {
     /// default spec.
     fn derive_elems(&mut self) -> Result<bool, &'static str> {
         self.elems.clear();
-        // Pipelines with ops (rollups, transformations) are not built yet: they are left out
-        // (counted by the caller) rather than aggregated as if they had none.
+        // Pipelines with a rollup op are not built yet: they are left out (counted by the
+        // caller) rather than aggregated as if they had no rollup.
         self.skipped_pipelines = 0;
         for p in &self.scratch.pipelines {
-            if p.has_ops {
+            let Some(transforms) = local_chain(&self.scratch, p)? else {
                 self.skipped_pipelines += 1;
                 continue;
-            }
+            };
             let aggs = AggTypes::from_m3_id(p.aggregation_id);
             let policies = self.scratch.policies_of(p);
             let add = |e: ElemSpec, elems: &mut Vec<ElemSpec>| {
-                // The same (aggregations, policy) from two pipelines is one element, as in M3.
+                // The same (aggregations, policy, transformations) from two pipelines is one
+                // element, as in M3.
                 if !elems.contains(&e) {
                     elems.push(e);
                 }
             };
             if policies.is_empty() {
                 for policy in &self.defaults {
-                    add(ElemSpec { aggs, policy: *policy }, &mut self.elems);
+                    add(ElemSpec { aggs, policy: *policy, transforms }, &mut self.elems);
                 }
             }
             for v in policies {
@@ -263,13 +270,13 @@ impl M3msgDecoder {
                 }
                 let policy =
                     StoragePolicy::new(v.resolution_nanos, v.retention_nanos).map_err(|_| "bad_storage_policy")?;
-                add(ElemSpec { aggs, policy }, &mut self.elems);
+                add(ElemSpec { aggs, policy, transforms }, &mut self.elems);
             }
         }
         if self.elems.is_empty() {
             return Err("unsupported_pipeline_ops");
         }
-        Ok(self.elems.iter().all(|e| e.aggs.is_default())
+        Ok(self.elems.iter().all(|e| e.aggs.is_default() && e.transforms.is_empty())
             && self.elems.len() == self.defaults.len()
             && self.elems.iter().zip(&self.defaults).all(|(e, d)| e.policy == *d))
     }
@@ -281,4 +288,22 @@ fn timed_metric_type(kind: TimedType) -> MetricType {
         TimedType::Timer => MetricType::Timer,
         TimedType::Gauge => MetricType::Gauge,
     }
+}
+
+/// The transformations of pipeline `p`: `Ok(None)` when it has a rollup op (not built yet), an
+/// error for an op M3 does not define or more transformations than an element may chain.
+fn local_chain(scratch: &Scratch, p: &PipelineView) -> Result<Option<TransformChain>, &'static str> {
+    let mut chain = TransformChain::NONE;
+    for op in scratch.ops_of(p) {
+        match op.op_type {
+            view::OP_TRANSFORMATION => {
+                let t = TransformType::from_m3(op.transformation_type).ok_or("bad_pipeline_op")?;
+                chain = chain.with(t).ok_or("bad_pipeline_op")?;
+            }
+            view::OP_ROLLUP if scratch.rollup_id_of(op).is_empty() => return Err("bad_pipeline_op"),
+            view::OP_ROLLUP => return Ok(None),
+            _ => return Err("bad_pipeline_op"),
+        }
+    }
+    Ok(Some(chain))
 }

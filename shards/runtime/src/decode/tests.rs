@@ -123,3 +123,29 @@ fn an_m3msg_passthrough_point_keeps_its_time_and_policy_and_a_bad_policy_is_coun
     assert_eq!(decoder.tally().ingested, 1);
     assert_eq!(decoder.tally().rejected, vec![("bad_storage_policy", 1)]);
 }
+
+/// What one node forwards to a peer keeps its elements' transformations: the peer's decoder
+/// builds the same element specs (chain included), so both emit the same transformed values.
+#[test]
+fn a_forwarded_metric_keeps_the_transformations_of_its_elements() {
+    use sheaf_proto::forward::ForwardedPolicy;
+    use sheaf_shard_core::{AggTypes, ElemSpec, TransformChain, TransformType};
+    let policy: sheaf_shard_core::StoragePolicy = "10s:2d".parse().unwrap();
+    let chain = TransformChain::new(&[TransformType::Increase, TransformType::Absolute]).unwrap();
+    let sent = ForwardedPolicy {
+        aggregation_id: AggTypes::of(&[sheaf_shard_core::AggType::Last]).to_m3_id(),
+        resolution_nanos: policy.resolution_nanos,
+        retention_nanos: policy.retention_nanos,
+        transformations: chain.iter().map(|t| t as i32).collect(),
+    };
+    let mut frame = Vec::new();
+    let gauge = Forwarded::Gauge { id: b"g", value: 1.0, arrival: 5, annotation: b"" };
+    encode_forward_frame(&gauge, &[sent], 0, 1, 0, &mut frame);
+    let mut decoder = M3msgDecoder::new(1, &AggregatorOptions::with_policies(vec![policy]));
+    let mut batch = SampleBatch::default();
+    decoder.message(&frame[4..], 1_700_000_000_000_000_000, &mut batch, &mut AckFrame::default());
+    let s = batch.samples()[0];
+    let want =
+        ElemSpec { transforms: chain, ..ElemSpec::new(AggTypes::of(&[sheaf_shard_core::AggType::Last]), policy) };
+    assert_eq!(batch.spec(s.spec), &[want]);
+}

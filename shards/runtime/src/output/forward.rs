@@ -111,6 +111,7 @@ impl Forwarder {
                 aggregation_id: e.aggs.to_m3_id(),
                 resolution_nanos: e.policy.resolution_nanos,
                 retention_nanos: e.policy.retention_nanos,
+                transformations: e.transforms.iter().map(|t| t as i32).collect(),
             })
             .collect();
         let id = self.next_id.get();
