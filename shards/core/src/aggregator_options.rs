@@ -76,4 +76,10 @@ pub struct AggregatorCounters {
     pub series_limit_refused: u64,
     /// Storage policies dropped (with their flush schedule) once no series used them.
     pub policies_pruned: u64,
+    /// Values refused because a mapping rule with `drop` matched their series.
+    pub dropped_by_rule: u64,
+    /// Series created that a `drop` mapping rule matched.
+    pub series_dropped_by_rule: u64,
+    /// Series created whose elements mapping rules chose.
+    pub series_mapped_by_rule: u64,
 }

@@ -14,7 +14,7 @@
 //! - plain types on it: `aggregation` (metric and aggregation types, series hashes),
 //!   `shard_window`, `log_buckets`, `series_index`, then `batch` and `quantile`;
 //! - what reads and writes those types: `murmur3::shard` (`ShardOf`), `statsd` (lines into
-//!   samples), `flush`, `spec`, `window`, then `aggregator_options`, `flush_collector` and
+//!   samples), `rules` (mapping and rollup rules), `flush`, `spec`, `window`, then `aggregator_options`, `flush_collector` and
 //!   `window_list`;
 //! - one shard's state: `series`, then `shard_map`;
 //! - on top, `aggregator` (`CoreAggregator`).
@@ -31,6 +31,7 @@ mod paged;
 pub mod policy;
 pub mod published;
 pub mod quantile;
+pub mod rules;
 mod series;
 mod series_index;
 mod shard_map;

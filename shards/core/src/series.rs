@@ -231,6 +231,11 @@ impl std::ops::DerefMut for Elems {
     }
 }
 
+/// `Series::spec` before the series' first write.
+const NO_SPEC: u16 = u16::MAX;
+/// `Series::rule_spec` of a series a mapping rule drops: its values are refused and counted.
+pub(crate) const DROPPED_BY_RULE: u16 = u16::MAX;
+
 #[derive(Debug)]
 #[repr(align(64))]
 pub(crate) struct Series {
@@ -238,9 +243,14 @@ pub(crate) struct Series {
     pub(crate) id_start: u32,
     pub(crate) id_len: u16,
     pub(crate) metric_type: MetricType,
-    /// The spec whose keys are `elems[..n]`, in order (the fast path).
-    spec: SpecId,
+    /// The spec whose keys are `elems[..n]`, in order (the fast path); `NO_SPEC` before the
+    /// first write. 16 bits: `MAX_SPECS` fits, and the header stays 16 bytes.
+    spec: u16,
     spec_timed: bool,
+    /// What a value without metadata writes to, as the rules decided when the series was
+    /// created: `DEFAULT_SPEC`, a spec pinned in the `SpecTable` for this series, or
+    /// [`DROPPED_BY_RULE`].
+    pub(crate) rule_spec: u16,
     /// Seconds since the Unix epoch of the last write, for expiry.
     pub(crate) last_write_secs: u32,
     pub(crate) elems: Elems,
@@ -252,8 +262,9 @@ impl Series {
             id_start,
             id_len,
             metric_type,
-            spec: SpecId::MAX,
+            spec: NO_SPEC,
             spec_timed: false,
+            rule_spec: 0,
             last_write_secs: 0,
             elems: Elems::None,
         }
@@ -283,7 +294,7 @@ impl Series {
     #[inline]
     pub(crate) fn sole_untimed_elem(&mut self, spec: SpecId) -> Option<&mut Elem> {
         match &mut self.elems {
-            Elems::One(elem) if self.spec == spec && !self.spec_timed => Some(elem),
+            Elems::One(elem) if u32::from(self.spec) == spec && !self.spec_timed => Some(elem),
             _ => None,
         }
     }
@@ -294,7 +305,7 @@ impl Series {
     #[inline]
     pub(crate) fn elems_for(&mut self, spec: SpecId, timed: bool, specs: &mut SpecTable) -> &mut [Elem] {
         let len = specs.keys(spec).len();
-        if self.spec != spec || self.spec_timed != timed {
+        if u32::from(self.spec) != spec || self.spec_timed != timed {
             for i in 0..len {
                 let key = specs.keys(spec)[i];
                 match self.elems[i..]
@@ -309,7 +320,8 @@ impl Series {
                     }
                 }
             }
-            self.spec = spec;
+            // Spec ids are below `MAX_SPECS` (see `SpecTable::intern`).
+            self.spec = spec as u16;
             self.spec_timed = timed;
         }
         &mut self.elems[..len]
@@ -319,7 +331,7 @@ impl Series {
     /// (counted in `specs`).
     #[inline]
     pub(crate) fn drop_stale_elems(&mut self, specs: &mut SpecTable) {
-        let live = if self.spec == SpecId::MAX { 0 } else { specs.keys(self.spec).len() };
+        let live = if self.spec == NO_SPEC { 0 } else { specs.keys(SpecId::from(self.spec)).len() };
         if self.elems.len() > live {
             let mut i = live;
             while i < self.elems.len() {
@@ -333,10 +345,14 @@ impl Series {
         }
     }
 
-    /// Counts in `specs` every element of this series as dropped: the series is going away.
+    /// Counts in `specs` every element of this series as dropped, and unpins its rule spec:
+    /// the series is going away.
     pub(crate) fn release_elems(&self, specs: &mut SpecTable) {
         for elem in self.elems.iter() {
             specs.elem_dropped(elem.policy);
+        }
+        if self.rule_spec != 0 && self.rule_spec != DROPPED_BY_RULE {
+            specs.unpin(SpecId::from(self.rule_spec));
         }
     }
 }
