@@ -87,12 +87,20 @@ pub(super) fn render(state: &AdminState) -> String {
             ("series_limit", a.series_limit_refused),
             ("timed_too_early", a.timed_too_early),
             ("metadata_over_core_limits", a.metadata_rejected),
+            ("dropped_by_rule", a.dropped_by_rule),
         ] {
             o.sample(
                 "sheaf_rejected_values_total",
                 &[("core", &c.core.to_string()), ("protocol", "any"), ("reason", reason)],
                 n,
             );
+        }
+    }
+    o.family("sheaf_rule_matched_series_total", "counter", "Series created without metadata that the rules mapped or dropped.");
+    for c in &cores {
+        let a = &c.aggregation;
+        for (result, n) in [("mapped", a.series_mapped_by_rule), ("dropped", a.series_dropped_by_rule)] {
+            o.sample("sheaf_rule_matched_series_total", &[("core", &c.core.to_string()), ("result", result)], n);
         }
     }
     o.per_core(

@@ -25,6 +25,7 @@ pub use tls::{TlsListener, server_config as tls_server_config};
 
 pub fn router(state: Arc<AdminState>) -> Router {
     let cluster = crate::cluster::api::router(state.cluster.clone());
+    let rules = crate::rules::api::router(state.rules.clone());
     let auth = state.auth.clone();
     Router::new()
         .route("/health", get(health))
@@ -32,6 +33,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/metrics", get(prometheus))
         .with_state(state)
         .merge(cluster)
+        .merge(rules)
         .layer(axum::middleware::from_fn_with_state(auth, auth::require_token))
 }
 

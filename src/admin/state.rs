@@ -29,4 +29,6 @@ pub struct AdminState {
     pub auth: Arc<super::AdminAuth>,
     /// Whether the API is served over HTTPS.
     pub tls: bool,
+    /// The rule set (`/api/v1/rules`).
+    pub rules: Arc<crate::rules::Rules>,
 }

@@ -12,6 +12,7 @@ use crate::admin::{self, AdminAuth, AdminState, SinkView, TlsListener};
 use crate::cluster::etcd::Endpoints;
 use crate::cluster::node::{Agent, Request};
 use crate::config::Config;
+use crate::rules::{self, Rules};
 
 /// The secrets the control thread serves with, read on the main thread before any other
 /// thread starts, so a missing file or an exposed admin port stops the start at once.
@@ -60,6 +61,23 @@ async fn serve(
     let sink_queues = services.sinks.clone();
     let reports = services.flush_reports.clone();
     let pool = ShardPool::start(pool_config, services).context("starting the shard cores")?;
+    // The rule set reaches every core before its first value does.
+    let rules_store = match (&config.cluster, &etcd) {
+        (Some(c), Some(endpoints)) => {
+            let store = crate::cluster::etcd::Store::connect(endpoints).await.context("connecting to etcd for the rules")?;
+            Some((store, rules::etcd_key(&c.etcd.environment)))
+        }
+        _ => None,
+    };
+    let rules = Rules::new(
+        config.rules.clone(),
+        config.min_resolution_nanos(),
+        config.storage_policies()?,
+        pool.commander(),
+        rules_store,
+    )
+    .context("rules")?;
+    rules.spawn_watch();
     // Cluster mode: the cores own nothing and emit nothing until the placement and the
     // election say so; that is settled before a single value is read.
     let cluster = match (&config.cluster, etcd) {
@@ -106,6 +124,7 @@ async fn serve(
         started: Instant::now(),
         auth,
         tls: tls.is_some(),
+        rules,
     });
     // The admin API closes last: it keeps answering while the cores stop, and a client that
     // never finishes its request cannot hold the shutdown (see `close_admin`).
