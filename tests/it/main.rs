@@ -22,5 +22,6 @@ mod m3msg_sink;
 mod malformed;
 mod ports;
 mod proxy;
+mod rules;
 mod statsd_ingest;
 mod tidy;
