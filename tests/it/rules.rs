@@ -187,3 +187,44 @@ fn a_rule_set_put_on_one_node_or_set_from_the_cli_reaches_the_other_through_etcd
     a.stop();
     b.stop();
 }
+
+fn check_config(text: &str) -> (bool, String) {
+    let dir = Dir::new("rules-check");
+    let path = dir.0.join("c.yaml");
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sheaf")).arg("check-config").arg(&path).output().unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+#[test]
+fn the_template_rules_validate_and_bad_rules_are_refused_naming_rule_and_field() {
+    let template =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tuning/config-template.yaml")).unwrap();
+    let block: String = template
+        .lines()
+        .skip_while(|l| *l != "# rules:")
+        .map_while(|l| l.strip_prefix("# "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(block.starts_with("rules:") && block.contains("rollupRules"), "{block}");
+    let (ok, msg) = check_config(&block);
+    assert!(ok, "the template's rules must validate: {msg}\n{block}");
+    let rule = |body: &str| format!("rules:\n  mappingRules:\n    - name: r1\n{body}");
+    for (text, wants) in [
+        (rule("      filter: \"a:b\"\n      drop: true\n      colour: red\n"), &["colour"][..]),
+        (rule("      filter: \"a:b\"\n"), &["r1", "storagePolicies"]),
+        (rule("      filter: \"a:{b\"\n      drop: true\n"), &["r1", "filter"]),
+        (rule("      filter: \"a:b\"\n      aggregations: [Sum, Total]\n      storagePolicies: [{resolution: 10s, retention: 2d}]\n"), &["r1", "aggregations", "Total"]),
+        (rule("      filter: \"a:b\"\n      storagePolicies: [{resolution: 10q, retention: 2d}]\n"), &["r1", "storagePolicies[0].resolution"]),
+        (
+            "rules:\n  rollupRules:\n    - name: up\n      filter: \"a:b\"\n      transforms: [{transform: {type: Double}}]\n      storagePolicies: [{resolution: 10s, retention: 2d}]\n".to_string(),
+            &["up", "transforms[0].transform.type"],
+        ),
+    ] {
+        let (ok, msg) = check_config(&text);
+        assert!(!ok, "{text} must be refused");
+        for want in wants {
+            assert!(msg.contains(want), "message for {text} must name {want}: {msg}");
+        }
+    }
+}
