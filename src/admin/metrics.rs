@@ -96,7 +96,11 @@ pub(super) fn render(state: &AdminState) -> String {
             );
         }
     }
-    o.family("sheaf_rule_matched_series_total", "counter", "Series created without metadata that the rules mapped or dropped.");
+    o.family(
+        "sheaf_rule_matched_series_total",
+        "counter",
+        "Series created without metadata that the rules mapped or dropped.",
+    );
     for c in &cores {
         let a = &c.aggregation;
         for (result, n) in [("mapped", a.series_mapped_by_rule), ("dropped", a.series_dropped_by_rule)] {

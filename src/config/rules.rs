@@ -159,10 +159,15 @@ impl RollupRuleConfig {
                     if rollup.is_some() {
                         return Err(RuleError::new(field, "a rule holds one rollup"));
                     }
-                    rollup = Some(rollup_op(op).map_err(|e| RuleError { field: format!("{field}.rollup.{}", e.field), ..e })?);
+                    rollup = Some(
+                        rollup_op(op).map_err(|e| RuleError { field: format!("{field}.rollup.{}", e.field), ..e })?,
+                    );
                 }
                 (None, None, Some(_)) => {
-                    return Err(RuleError::new(format!("{field}.aggregate"), "aggregate steps are not supported; use a rollup"));
+                    return Err(RuleError::new(
+                        format!("{field}.aggregate"),
+                        "aggregate steps are not supported; use a rollup",
+                    ));
                 }
                 _ => return Err(RuleError::new(field, "needs exactly one of transform, rollup, aggregate")),
             }

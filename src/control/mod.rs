@@ -63,10 +63,7 @@ async fn serve(
     let pool = ShardPool::start(pool_config, services).context("starting the shard cores")?;
     // The rule set reaches every core before its first value does.
     let rules_store = match (&config.cluster, &etcd) {
-        (Some(c), Some(endpoints)) => {
-            let store = crate::cluster::etcd::Store::connect(endpoints).await.context("connecting to etcd for the rules")?;
-            Some((store, rules::etcd_key(&c.etcd.environment)))
-        }
+        (Some(c), Some(endpoints)) => Some(rules::RulesStore::new(endpoints.clone(), &c.etcd.environment)),
         _ => None,
     };
     let rules = Rules::new(
@@ -77,6 +74,7 @@ async fn serve(
         rules_store,
     )
     .context("rules")?;
+    rules.read_stored().await;
     rules.spawn_watch();
     // Cluster mode: the cores own nothing and emit nothing until the placement and the
     // election say so; that is settled before a single value is read.

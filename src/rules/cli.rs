@@ -58,7 +58,9 @@ pub fn run(config: Option<&Path>, etcd: Option<String>, op: Op, file: Option<Pat
             None => {
                 let current = store.get(&key).await?;
                 let rules = match current.value {
-                    Some(v) => serde_json::from_slice::<StoredRules>(&v).with_context(|| format!("reading {key}"))?.rules,
+                    Some(v) => {
+                        serde_json::from_slice::<StoredRules>(&v).with_context(|| format!("reading {key}"))?.rules
+                    }
                     None => RulesConfig::default(),
                 };
                 println!("{}", serde_json::to_string_pretty(&rules)?);

@@ -24,7 +24,8 @@ use sheaf_shard_core::rules::{RuleError, RuleSet};
 use sheaf_shard_core::time::{UnixNanos, now_nanos, truncate};
 use sheaf_shard_runtime::{Commander, ShardCommand};
 
-use crate::cluster::store::{ClusterStore, StoreError};
+use crate::cluster::etcd::{Endpoints, Store};
+use crate::cluster::store::{Backoff, ClusterStore, StoreError};
 use crate::config::RulesConfig;
 
 /// How long after a change its cutover comes, at least: time for etcd to reach every node.
@@ -77,8 +78,26 @@ pub struct Rules {
     cores: Commander,
     min_resolution: i64,
     default_policies: Vec<StoragePolicy>,
-    /// Cluster mode: the store and the key the rule set lives under.
-    store: Option<(crate::cluster::etcd::Store, String)>,
+    /// Cluster mode: where the rule set lives.
+    store: Option<RulesStore>,
+}
+
+/// Cluster mode: the etcd key of the rule set, and a connection made on first use (etcd may be
+/// down when the node starts; the cores then keep the config's rules until it answers).
+pub struct RulesStore {
+    endpoints: Endpoints,
+    key: String,
+    connected: tokio::sync::OnceCell<Store>,
+}
+
+impl RulesStore {
+    pub fn new(endpoints: Endpoints, environment: &str) -> Self {
+        Self { endpoints, key: etcd_key(environment), connected: tokio::sync::OnceCell::new() }
+    }
+
+    async fn store(&self) -> Result<&Store, StoreError> {
+        self.connected.get_or_try_init(|| Store::connect(&self.endpoints)).await
+    }
 }
 
 impl Rules {
@@ -88,7 +107,7 @@ impl Rules {
         min_resolution: i64,
         default_policies: Vec<StoragePolicy>,
         cores: Commander,
-        store: Option<(crate::cluster::etcd::Store, String)>,
+        store: Option<RulesStore>,
     ) -> Result<Arc<Self>, RulesError> {
         let compiled = Arc::new(config.compile(min_resolution)?);
         let current = Current { config, compiled, cutover: UnixNanos::MIN, source: Source::Config };
@@ -114,10 +133,10 @@ impl Rules {
         let policies = compiled.policies().chain(old.compiled.policies()).chain(self.default_policies.iter().copied());
         let cutover = cutover_after(now_nanos(), policies);
         let source = match &self.store {
-            Some((store, key)) => {
+            Some(at) => {
                 let stored = StoredRules { cutover_nanos: cutover, rules: config.clone() };
                 let value = serde_json::to_vec(&stored).expect("the rule schema serializes");
-                store.put(key, value).await?;
+                at.store().await?.put(&at.key, value).await?;
                 Source::Etcd
             }
             None => Source::Api,
@@ -126,26 +145,63 @@ impl Rules {
         Ok(cutover)
     }
 
+    /// Cluster mode: reads the etcd key once, so that the cores match with the cluster's rule
+    /// set (not the config's) from their first value; an unreachable etcd is logged and left to
+    /// the watch.
+    pub async fn read_stored(&self) {
+        let Some(at) = &self.store else { return };
+        let key = &at.key;
+        match async { at.store().await?.get(key).await }.await {
+            Ok(current) => {
+                if let Some(value) = current.value {
+                    self.apply_stored(key, &value);
+                }
+            }
+            Err(e) => tracing::warn!(%key, error = %e, "rule set not read from etcd yet; the watch will retry"),
+        }
+    }
+
+    /// Applies a rule set read from etcd; an invalid one (written by hand) is logged and ignored.
+    fn apply_stored(&self, key: &str, value: &[u8]) {
+        match serde_json::from_slice::<StoredRules>(value) {
+            Ok(stored) => match stored.rules.compile(self.min_resolution) {
+                Ok(compiled) => self.install(Current {
+                    config: stored.rules,
+                    compiled: Arc::new(compiled),
+                    cutover: stored.cutover_nanos,
+                    source: Source::Etcd,
+                }),
+                Err(e) => tracing::error!(%key, error = %e, "rule set in etcd refused; keeping the one in force"),
+            },
+            Err(e) => tracing::error!(%key, error = %e, "rule set in etcd unreadable; keeping the one in force"),
+        }
+    }
+
     /// Cluster mode: follows the etcd key, applying each valid rule set it holds; an invalid
     /// one (written by hand) is logged and ignored. Returns at once on a single node.
     pub fn spawn_watch(self: &Arc<Self>) {
-        let Some((store, key)) = self.store.clone() else { return };
+        if self.store.is_none() {
+            return;
+        }
         let rules = Arc::clone(self);
-        let mut changes = crate::cluster::watch::spawn(store, key.clone());
         tokio::spawn(async move {
+            let Some(at) = &rules.store else { return };
+            let key = at.key.clone();
+            let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+            let store = loop {
+                match at.store().await {
+                    Ok(store) => break store.clone(),
+                    Err(e) => {
+                        let delay = backoff.next_delay();
+                        tracing::debug!(%key, error = %e, ?delay, "etcd not reached for the rules; trying again");
+                        tokio::time::sleep(delay).await;
+                    }
+                }
+            };
+            let mut changes = crate::cluster::watch::spawn(store, key.clone());
             while let Some(change) = changes.recv().await {
-                let Some(value) = change.value else { continue };
-                match serde_json::from_slice::<StoredRules>(&value) {
-                    Ok(stored) => match stored.rules.compile(rules.min_resolution) {
-                        Ok(compiled) => rules.install(Current {
-                            config: stored.rules,
-                            compiled: Arc::new(compiled),
-                            cutover: stored.cutover_nanos,
-                            source: Source::Etcd,
-                        }),
-                        Err(e) => tracing::error!(%key, error = %e, "rule set in etcd refused; keeping the one in force"),
-                    },
-                    Err(e) => tracing::error!(%key, error = %e, "rule set in etcd unreadable; keeping the one in force"),
+                if let Some(value) = change.value {
+                    rules.apply_stored(&key, &value);
                 }
             }
         });

@@ -157,17 +157,18 @@ fn a_rule_set_put_on_one_node_or_set_from_the_cli_reaches_the_other_through_etcd
     wait_for_drop(&b, "tmp.x");
     assert_eq!(get_json(&b, "/api/v1/rules/match?id=tmp.x")["source"], "etcd");
 
-    let out = Command::new(env!("CARGO_BIN_EXE_sheaf"))
-        .args(["rules", "get", "--etcd", &etcd.endpoint()])
-        .output()
-        .unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_sheaf")).args(["rules", "get", "--etcd", &etcd.endpoint()]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let got: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(got["mappingRules"][0]["name"], "drop-tmp");
 
     let file = a.dir.0.join("rules.yaml");
-    std::fs::write(&file, "mappingRules:\n  - name: drop-scratch\n    filter: \"__name__:scratch.*\"\n    drop: true\n")
-        .unwrap();
+    std::fs::write(
+        &file,
+        "mappingRules:\n  - name: drop-scratch\n    filter: \"__name__:scratch.*\"\n    drop: true\n",
+    )
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_sheaf"))
         .args(["rules", "set", "--etcd", &etcd.endpoint(), "--file"])
         .arg(&file)

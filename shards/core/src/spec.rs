@@ -117,8 +117,11 @@ impl SpecTable {
     pub(crate) fn prune_unused(&mut self) -> usize {
         let default: &[ElemKey] = self.specs.first().map_or(&[], |keys| keys);
         let pinned = self.pinned_by.iter().enumerate().filter(|(_, n)| **n > 0);
-        let kept: Vec<PolicyIdx> =
-            default.iter().map(|k| k.policy).chain(pinned.flat_map(|(id, _)| self.specs[id].iter().map(|k| k.policy))).collect();
+        let kept: Vec<PolicyIdx> = default
+            .iter()
+            .map(|k| k.policy)
+            .chain(pinned.flat_map(|(id, _)| self.specs[id].iter().map(|k| k.policy)))
+            .collect();
         let unused: Vec<PolicyIdx> = self
             .policy_index
             .values()

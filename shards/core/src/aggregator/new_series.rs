@@ -9,7 +9,12 @@ use crate::spec::SpecTable;
 /// What a new series with canonical id `id` writes its values without metadata to, as `rules`
 /// say: the default spec, a spec of the mapping rules' elements (pinned for the series), or
 /// [`DROPPED_BY_RULE`]. A spec over the core's caps falls back to the default (counted).
-pub(super) fn rule_spec_for(rules: &RuleSet, specs: &mut SpecTable, counters: &mut AggregatorCounters, id: &[u8]) -> u16 {
+pub(super) fn rule_spec_for(
+    rules: &RuleSet,
+    specs: &mut SpecTable,
+    counters: &mut AggregatorCounters,
+    id: &[u8],
+) -> u16 {
     let matched = rules.match_id(id);
     if matched.drop {
         counters.series_dropped_by_rule += 1;

@@ -191,7 +191,10 @@ impl MatchResult {
         if self.mappings.is_empty() {
             return None;
         }
-        let specs = self.mappings.iter().flat_map(|m| m.storage_policies.iter().map(|&policy| ElemSpec { aggs: m.aggregations, policy }));
+        let specs = self
+            .mappings
+            .iter()
+            .flat_map(|m| m.storage_policies.iter().map(|&policy| ElemSpec { aggs: m.aggregations, policy }));
         Some(specs.collect())
     }
 }
