@@ -237,3 +237,65 @@ fn policies(list: &[StoragePolicyConfig], min_resolution: i64) -> Result<Vec<Sto
 pub fn aggregation_names(aggs: sheaf_shard_core::AggTypes) -> Vec<&'static str> {
     agg_m3_names(aggs)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const YAML: &str = r#"
+mappingRules:
+  - name: api
+    filter: "__name__:api.* env:prod"
+    aggregations: [Max, P99]
+    storagePolicies: [{resolution: 10s, retention: 2d}, {resolution: 1m, retention: 40d}]
+  - name: drop
+    filter: "__name__:debug.*"
+    drop: true
+rollupRules:
+  - name: by-route
+    filter: "__name__:http.requests"
+    transforms:
+      - transform: {type: Increase}
+      - rollup: {metricName: by_route, groupBy: [route, route], aggregations: [Sum]}
+      - transform: {type: Add}
+    storagePolicies: [{resolution: 1m, retention: 40d}]
+"#;
+
+    fn parse(yaml: &str) -> RulesConfig {
+        serde_saphyr::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn yaml_and_json_carry_the_same_schema() {
+        let config = parse(YAML);
+        let json = serde_json::to_string(&config).unwrap();
+        assert_eq!(serde_json::from_str::<RulesConfig>(&json).unwrap(), config, "{json}");
+        let set = config.compile(1_000_000_000).unwrap();
+        assert_eq!(set.mapping_rules.len(), 2);
+        let rollup = &set.rollup_rules[0];
+        assert_eq!(rollup.transforms_before, [TransformType::Increase]);
+        assert_eq!(rollup.transforms_after, [TransformType::Add]);
+        assert_eq!(rollup.group_by, [b"route".to_vec()], "groupBy listed twice counts once");
+    }
+
+    #[test]
+    fn an_invalid_rule_names_itself_and_its_field() {
+        let mut config = parse(YAML);
+        config.rollup_rules[0].transforms.push(TransformConfig {
+            rollup: Some(RollupOpConfig { metric_name: "again".into(), ..Default::default() }),
+            ..Default::default()
+        });
+        let e = config.compile(1_000_000_000).unwrap_err();
+        assert_eq!((e.rule.as_str(), e.field.as_str()), ("by-route", "transforms[3]"), "{e}");
+        let mut config = parse(YAML);
+        config.mapping_rules[1].name = "api".into();
+        assert_eq!(config.compile(1).unwrap_err().field, "name", "names are unique");
+        let mut config = parse(YAML);
+        config.mapping_rules[0].storage_policies[0].resolution = "100ms".into();
+        let e = config.compile(1_000_000_000).unwrap_err();
+        assert_eq!((e.rule.as_str(), e.field.as_str()), ("api", "storagePolicies[0].resolution"), "{e}");
+        assert!(
+            serde_json::from_str::<RulesConfig>(r#"{"mappingRules":[{"name":"x","filter":"a:b","tags":[]}]}"#).is_err()
+        );
+    }
+}
