@@ -124,6 +124,7 @@ async fn status(State(state): State<Arc<AdminState>>) -> Json<Value> {
             "statsd_unix": state.ingest.statsd_unix.as_ref().map(|p| p.display().to_string()),
         },
         "admin": {"auth_required": state.auth.enabled(), "tls": state.tls},
+        "rules": state.rules.status_view(),
         "num_shards": state.shard_owners.len(),
         "cores": core_views,
         "sinks": sinks,

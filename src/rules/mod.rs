@@ -121,6 +121,17 @@ impl Rules {
         self.current.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// `/status`'s `rules`: how many rules of each kind, from when, from where.
+    pub fn status_view(&self) -> serde_json::Value {
+        let c = self.current();
+        serde_json::json!({
+            "mapping_rules": c.compiled.mapping_rules.len(),
+            "rollup_rules": c.compiled.rollup_rules.len(),
+            "cutover_nanos": c.cutover,
+            "source": c.source,
+        })
+    }
+
     pub fn cluster_mode(&self) -> bool {
         self.store.is_some()
     }

@@ -121,6 +121,9 @@ fn rules_put_needs_the_token_and_refuses_an_invalid_set_whole() {
     assert_eq!(code, 200, "{body}");
     let answer: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(answer["storedIn"], "memory", "{answer}");
+    let status = sheaf.status();
+    assert_eq!(status["rules"]["mapping_rules"], 1, "{status}");
+    assert_eq!(status["rules"]["source"], "api", "{status}");
     assert_eq!(get_json(&sheaf, "/api/v1/rules")["mappingRules"][0]["name"], "drop-tmp");
     let m = get_json(&sheaf, "/api/v1/rules/match?id=tmp.x");
     assert_eq!(m["drop"], true, "{m}");
