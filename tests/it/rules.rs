@@ -213,15 +213,17 @@ fn the_template_rules_validate_and_bad_rules_are_refused_naming_rule_and_field()
     assert!(block.starts_with("rules:") && block.contains("rollupRules"), "{block}");
     let (ok, msg) = check_config(&block);
     assert!(ok, "the template's rules must validate: {msg}\n{block}");
-    let rule = |body: &str| format!("rules:\n  mappingRules:\n    - name: r1\n{body}");
+    let rule = |body: &str| format!("rules:\n  mappingRules:\n    - name: r1\n      filter: \"a:b\"\n{body}");
+    let policy = "      storagePolicies: [{resolution: 10s, retention: 2d}]\n";
+    let rollup = "rules:\n  rollupRules:\n    - name: up\n      filter: \"a:b\"\n";
     for (text, wants) in [
-        (rule("      filter: \"a:b\"\n      drop: true\n      colour: red\n"), &["colour"][..]),
-        (rule("      filter: \"a:b\"\n"), &["r1", "storagePolicies"]),
-        (rule("      filter: \"a:{b\"\n      drop: true\n"), &["r1", "filter"]),
-        (rule("      filter: \"a:b\"\n      aggregations: [Sum, Total]\n      storagePolicies: [{resolution: 10s, retention: 2d}]\n"), &["r1", "aggregations", "Total"]),
-        (rule("      filter: \"a:b\"\n      storagePolicies: [{resolution: 10q, retention: 2d}]\n"), &["r1", "storagePolicies[0].resolution"]),
+        (rule("      drop: true\n      colour: red\n"), &["colour"][..]),
+        (rule(""), &["r1", "storagePolicies"]),
+        (rule("      drop: true\n").replace("a:b", "a:{b"), &["r1", "filter"]),
+        (rule(&format!("      aggregations: [Sum, Total]\n{policy}")), &["r1", "aggregations", "Total"]),
+        (rule(&policy.replace("10s", "10q")), &["r1", "storagePolicies[0].resolution"]),
         (
-            "rules:\n  rollupRules:\n    - name: up\n      filter: \"a:b\"\n      transforms: [{transform: {type: Double}}]\n      storagePolicies: [{resolution: 10s, retention: 2d}]\n".to_string(),
+            format!("{rollup}      transforms: [{{transform: {{type: Double}}}}]\n{policy}"),
             &["up", "transforms[0].transform.type"],
         ),
     ] {

@@ -14,10 +14,11 @@
 //! - plain types on it: `aggregation` (metric and aggregation types, series hashes),
 //!   `shard_window`, `log_buckets`, `series_index`, then `batch` and `quantile`;
 //! - what reads and writes those types: `murmur3::shard` (`ShardOf`), `statsd` (lines into
-//!   samples), `rules` (mapping and rollup rules), `flush`, `spec`, `window`, then `aggregator_options`, `flush_collector` and
-//!   `window_list`;
+//!   samples), `rules` (mapping and rollup rules), `flush`, `spec`, `window`, then
+//!   `aggregator_options`, `flush_collector` and `window_list`;
 //! - one shard's state: `series`, then `shard_map`;
-//! - on top, `aggregator` (`CoreAggregator`).
+//! - on top, `aggregator` (`CoreAggregator`, with `aggregator::prefetch` and
+//!   `aggregator::new_series`).
 
 pub mod aggregation;
 pub mod aggregator;
