@@ -11,5 +11,6 @@ pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod host_checks;
+pub mod rules;
 pub mod sinks;
 pub mod topology;

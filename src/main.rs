@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use sheaf::{allocator, boot, cluster, topology};
+use sheaf::{allocator, boot, cluster, rules, topology};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -39,6 +39,28 @@ enum Command {
         etcd: Option<String>,
         #[command(subcommand)]
         op: PlacementOp,
+    },
+    /// Read or replace the cluster's rule set in etcd (m3coordinator's rule schema).
+    Rules {
+        /// Config whose `cluster:` section says where etcd is.
+        #[arg(long, short = 'c', global = true)]
+        config: Option<PathBuf>,
+        /// etcd endpoints, comma-separated (overrides the config; default 127.0.0.1:2379).
+        #[arg(long, global = true)]
+        etcd: Option<String>,
+        #[command(subcommand)]
+        op: RulesOp,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesOp {
+    /// Print the rule set (JSON).
+    Get,
+    /// Replace the rule set with FILE's (JSON or YAML; - for stdin), checked whole.
+    Set {
+        #[arg(long, short = 'f')]
+        file: PathBuf,
     },
 }
 
@@ -85,6 +107,13 @@ fn main() -> ExitCode {
                 PlacementOp::Replace { file } => (Op::Replace, Some(file)),
             };
             cluster::cli::run(config.as_deref(), etcd, op, file)
+        }
+        Command::Rules { config, etcd, op } => {
+            let (op, file) = match op {
+                RulesOp::Get => (rules::cli::Op::Get, None),
+                RulesOp::Set { file } => (rules::cli::Op::Set, Some(file)),
+            };
+            rules::cli::run(config.as_deref(), etcd, op, file)
         }
         Command::Topology => {
             print!("{}", topology::render(&topology::cpus()));

@@ -114,12 +114,24 @@ pub(super) fn render(state: &AdminState) -> String {
             ("metadata_over_core_limits", a.metadata_rejected),
             ("value_rate_limit", a.value_rate_limited),
             ("new_series_rate_limit", a.new_series_rate_limited),
+            ("dropped_by_rule", a.dropped_by_rule),
         ] {
             o.sample(
                 "sheaf_rejected_values_total",
                 &[("core", &c.core.to_string()), ("protocol", "any"), ("reason", reason)],
                 n,
             );
+        }
+    }
+    o.family(
+        "sheaf_rule_matched_series_total",
+        "counter",
+        "Series created without metadata that the rules mapped or dropped.",
+    );
+    for c in &cores {
+        let a = &c.aggregation;
+        for (result, n) in [("mapped", a.series_mapped_by_rule), ("dropped", a.series_dropped_by_rule)] {
+            o.sample("sheaf_rule_matched_series_total", &[("core", &c.core.to_string()), ("result", result)], n);
         }
     }
     o.per_core(

@@ -25,6 +25,7 @@ pub use tls::{TlsListener, server_config as tls_server_config};
 
 pub fn router(state: Arc<AdminState>) -> Router {
     let cluster = crate::cluster::api::router(state.cluster.clone());
+    let rules = crate::rules::api::router(state.rules.clone());
     let auth = state.auth.clone();
     Router::new()
         .route("/health", get(health))
@@ -32,6 +33,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/metrics", get(prometheus))
         .with_state(state)
         .merge(cluster)
+        .merge(rules)
         .layer(axum::middleware::from_fn_with_state(auth, auth::require_token))
 }
 
@@ -124,6 +126,7 @@ async fn status(State(state): State<Arc<AdminState>>) -> Json<Value> {
             "statsd_unix": state.ingest.statsd_unix.as_ref().map(|p| p.display().to_string()),
         },
         "admin": {"auth_required": state.auth.enabled(), "tls": state.tls},
+        "rules": state.rules.status_view(),
         "num_shards": state.shard_owners.len(),
         "rate_limits": cores.first().map(|c| json!({
             "values_per_series_per_second": c.rate_limits.values_per_series_per_second,

@@ -31,4 +31,6 @@ pub struct AdminState {
     pub runtime_options: Option<Arc<crate::cluster::runtime_options::RuntimeOptionsView>>,
     /// Whether the API is served over HTTPS.
     pub tls: bool,
+    /// The rule set (`/api/v1/rules`).
+    pub rules: Arc<crate::rules::Rules>,
 }

@@ -18,6 +18,7 @@ mod http;
 mod logging;
 mod m3msg;
 mod rate_limits;
+mod rules;
 mod statsd;
 #[cfg(test)]
 mod tests;
@@ -39,6 +40,7 @@ pub use http::{Http, HttpTls};
 pub use logging::Logging;
 pub use m3msg::M3msg;
 pub use rate_limits::RateLimits;
+pub use rules::{MAX_RULES, RulesConfig, aggregation_names};
 pub use statsd::{Statsd, UdpDistribution};
 
 use error::invalid;
@@ -66,6 +68,9 @@ pub struct Config {
     pub host_id_env: String,
     /// Cluster mode on etcd; absent: the embedded single node.
     pub cluster: Option<ClusterConfig>,
+    /// Mapping and rollup rules for series without metadata (m3coordinator's schema); in
+    /// cluster mode, what a node uses until etcd holds a rule set.
+    pub rules: RulesConfig,
 }
 
 impl Default for Config {
@@ -84,6 +89,7 @@ impl Default for Config {
             host_id: None,
             host_id_env: "SHEAF_HOST_ID".into(),
             cluster: None,
+            rules: RulesConfig::default(),
         }
     }
 }
@@ -139,7 +145,14 @@ impl Config {
         self.data_plane.validate()?;
         self.statsd.validate_sizes()?;
         self.m3msg.server.validate()?;
-        self.statsd.unix.validate()
+        self.statsd.unix.validate()?;
+        self.rules.compile(self.min_resolution_nanos()).map_err(|e| invalid("rules", e.to_string()))?;
+        Ok(())
+    }
+
+    /// `aggregator.min_storage_resolution` in nanoseconds.
+    pub fn min_resolution_nanos(&self) -> i64 {
+        i64::try_from(self.aggregator.min_storage_resolution.0.as_nanos()).unwrap_or(i64::MAX)
     }
 
     /// `aggregator.default_storage_policies`, parsed.

@@ -13,6 +13,7 @@ use crate::cluster::etcd::Endpoints;
 use crate::cluster::node::{Agent, Request};
 use crate::cluster::runtime_options;
 use crate::config::Config;
+use crate::rules::{self, Rules};
 
 /// The secrets the control thread serves with, read on the main thread before any other
 /// thread starts, so a missing file or an exposed admin port stops the start at once.
@@ -61,6 +62,21 @@ async fn serve(
     let sink_queues = services.sinks.clone();
     let reports = services.flush_reports.clone();
     let pool = ShardPool::start(pool_config, services).context("starting the shard cores")?;
+    // The rule set reaches every core before its first value does.
+    let rules_store = match (&config.cluster, &etcd) {
+        (Some(c), Some(endpoints)) => Some(rules::RulesStore::new(endpoints.clone(), &c.etcd.environment)),
+        _ => None,
+    };
+    let rules = Rules::new(
+        config.rules.clone(),
+        config.min_resolution_nanos(),
+        config.storage_policies()?,
+        pool.commander(),
+        rules_store,
+    )
+    .context("rules")?;
+    rules.read_stored().await;
+    rules.spawn_watch();
     // Cluster mode: the cores own nothing and emit nothing until the placement and the
     // election say so; that is settled before a single value is read.
     let cluster = match (&config.cluster, etcd) {
@@ -117,6 +133,7 @@ async fn serve(
         auth,
         runtime_options,
         tls: tls.is_some(),
+        rules,
     });
     // The admin API closes last: it keeps answering while the cores stop, and a client that
     // never finishes its request cannot hold the shutdown (see `close_admin`).

@@ -27,5 +27,6 @@ mod passthrough;
 mod ports;
 mod proxy;
 mod rate_limits;
+mod rules;
 mod statsd_ingest;
 mod tidy;

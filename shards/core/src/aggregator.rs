@@ -12,6 +12,8 @@ use crate::aggregation::MetricType;
 use crate::batch::{DEFAULT_SPEC, Sample, SampleBatch, SampleValue, UNTIMED};
 use crate::passthrough::Passthrough;
 use crate::rate_limit::RateLimiter;
+use crate::rules::RuleSchedule;
+use crate::series::DROPPED_BY_RULE;
 use crate::shard_map::{Refused, ShardMap};
 use crate::spec::{SpecId, SpecTable};
 use crate::time::{UnixNanos, truncate};
@@ -22,23 +24,12 @@ pub use crate::aggregator_options::{AggregatorCounters, AggregatorOptions, RateL
 pub use crate::flush_collector::FlushCollector;
 pub use crate::shard_window::ShardWindow;
 
+mod new_series;
+mod prefetch;
 mod resolutions;
 
-/// How many values ahead `apply` prefetches a value's index slot, then its series record
-/// (once the slot has arrived), then the series' id and window state (once the record has
-/// arrived). Each stage's distance is a time: its cache line must arrive before `apply`
-/// reaches the value, so the less time `apply` takes per value, the further ahead a stage
-/// starts. bench/README.md has the measurements behind these distances.
-const PREFETCH_SLOTS_AHEAD: usize = 24;
-const PREFETCH_SERIES_AHEAD: usize = 12;
-const PREFETCH_IDS_AHEAD: usize = 6;
-/// Timers only: where the value lands in the window's sketch (once the window state has arrived).
-const PREFETCH_SKETCH_AHEAD: usize = 2;
-/// Entries of the ring that carries where each record prefetch found its series to the later
-/// stages: a power of two, so that a sample's entry is its index masked.
-const FOUND_RING: usize = PREFETCH_SERIES_AHEAD.next_power_of_two();
-/// In the prefetch ring: the record prefetch found no series (positions are below 2^24).
-const NOT_FOUND: u32 = u32::MAX;
+use new_series::rule_spec_for;
+use prefetch::{FOUND_RING, NOT_FOUND, PREFETCH_SLOTS_AHEAD, prefetch_ahead};
 
 /// What happens to a window a flush has reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +85,8 @@ pub struct CoreAggregator {
     /// the first round starts, so that a window one of its pruned policies already emitted
     /// cannot be opened and emitted a second time.
     latest_horizon: UnixNanos,
+    /// The rules a new series without metadata is matched against (read-only, shared).
+    rules: RuleSchedule,
 }
 
 impl CoreAggregator {
@@ -116,6 +109,7 @@ impl CoreAggregator {
             },
             latest_horizon: UnixNanos::MIN,
             rates: RateLimiter::new(options.rate_limits, num_shards),
+            rules: RuleSchedule::default(),
         };
         this.track_resolutions();
         this
@@ -124,6 +118,7 @@ impl CoreAggregator {
     /// Applies every sample of `batch` at arrival time `now`.
     pub fn apply(&mut self, batch: &SampleBatch, now: UnixNanos) {
         self.spec_cache.clear();
+        self.rules.settle(now.saturating_sub(self.options.timed_buffer_past));
         self.refresh_untimed_starts(now);
         let now_secs = (now / 1_000_000_000).clamp(0, i64::from(u32::MAX)) as u32;
         let samples = batch.samples();
@@ -143,19 +138,21 @@ impl CoreAggregator {
             let hint = Some(found[i % FOUND_RING] as usize);
             // Start the cache misses of later values now, so that they overlap (see `SeriesIndex`).
             // Away from the batch's end every stage has its value: one bounds check for all.
+            let shards = &self.shards;
+            let map_of = |s: &Sample| shards.get(s.shard() as usize).map(|slot| &slot.map);
             match samples
                 .get(i..i + PREFETCH_SLOTS_AHEAD + 1)
                 .and_then(<[Sample]>::first_chunk::<{ PREFETCH_SLOTS_AHEAD + 1 }>)
             {
-                Some(next) => self.prefetch_ahead(batch, &mut found, i, |k| Some(&next[k])),
-                None => self.prefetch_ahead(batch, &mut found, i, |k| samples.get(i + k)),
+                Some(next) => prefetch_ahead(batch, &mut found, i, |k| Some(&next[k]), map_of),
+                None => prefetch_ahead(batch, &mut found, i, |k| samples.get(i + k), map_of),
             }
             if s.passthrough() {
                 let writable = self.shards.get(s.shard() as usize).is_some_and(|slot| slot.window.accepts(now));
                 self.passthrough.add(batch, s, writable, &mut self.counters);
                 continue;
             }
-            let spec = if s.spec == DEFAULT_SPEC {
+            let mut spec = if s.spec == DEFAULT_SPEC {
                 0
             } else {
                 match self.intern_batch_spec(batch, s.spec, now) {
@@ -213,6 +210,28 @@ impl CoreAggregator {
                 self.series_held += 1;
                 self.counters.series_created += 1;
                 self.rates.created(s.shard(), now);
+                if s.spec == DEFAULT_SPEC {
+                    // Matched once, here, with the rules in force when the series begins.
+                    let created_at = if timed || stamped { s.time } else { now };
+                    let rules = self.rules.at(created_at);
+                    if !rules.is_empty() {
+                        let known = self.specs.live_policy_count();
+                        series.rule_spec = rule_spec_for(rules, &mut self.specs, &mut self.counters, id);
+                        if self.specs.live_policy_count() != known {
+                            let past = self.options.timed_buffer_past;
+                            Self::track_resolutions_of(&self.specs, &mut self.flushed, self.latest_horizon, past);
+                            Self::refresh_untimed_starts_of(&self.specs, &self.flushed, &mut self.untimed_start, now);
+                        }
+                    }
+                }
+            }
+            if s.spec == DEFAULT_SPEC && series.rule_spec != 0 {
+                if series.rule_spec == DROPPED_BY_RULE {
+                    series.last_write_secs = now_secs;
+                    self.counters.dropped_by_rule += s.value().count();
+                    continue;
+                }
+                spec = SpecId::from(series.rule_spec);
             }
             let received = s.value();
             if !self.rates.allow_values(s.shard(), at, series.last_write_secs, now_secs, received, &mut self.counters) {
@@ -270,54 +289,6 @@ impl CoreAggregator {
                 elem.add_sample(start, value, time, batch);
             }
             self.counters.values_applied += value.count();
-        }
-    }
-
-    /// The prefetch stages of `apply` at sample `i`: `ahead(k)` is sample `i + k`, if any;
-    /// `found` holds where the record stage found each of the last samples' series.
-    #[inline(always)]
-    fn prefetch_ahead<'b>(
-        &self,
-        batch: &SampleBatch,
-        found: &mut [u32; FOUND_RING],
-        i: usize,
-        ahead: impl Fn(usize) -> Option<&'b Sample>,
-    ) {
-        let map_of = |s: &Sample| self.shards.get(s.shard() as usize).map(|slot| &slot.map);
-        if let Some(s) = ahead(PREFETCH_SLOTS_AHEAD)
-            && let Some(map) = map_of(s)
-        {
-            map.prefetch_slot(s.hash);
-        }
-        if let Some(s) = ahead(PREFETCH_SERIES_AHEAD) {
-            found[(i + PREFETCH_SERIES_AHEAD) % FOUND_RING] =
-                map_of(s).and_then(|map| map.prefetch_series(s.hash)).map_or(NOT_FOUND, |p| p as u32);
-        }
-        // The record found six values ago has arrived by now: start on its id and, for the
-        // types whose window state is on the heap, on that state. Counters and gauges with the
-        // default aggregations keep theirs inline, so for them the record is not read for it.
-        if let Some(s) = ahead(PREFETCH_IDS_AHEAD)
-            && let Some(map) = map_of(s)
-            && let position = found[(i + PREFETCH_IDS_AHEAD) % FOUND_RING]
-            && position != NOT_FOUND
-        {
-            let heap_state = s.spec != DEFAULT_SPEC || matches!(s.metric_type, MetricType::Timer | MetricType::Set);
-            map.prefetch_record_targets(position as usize, heap_state);
-        }
-        if let Some(s) = ahead(PREFETCH_SKETCH_AHEAD)
-            && s.metric_type == MetricType::Timer
-            && let Some(map) = map_of(s)
-            && let position = found[(i + PREFETCH_SKETCH_AHEAD) % FOUND_RING]
-            && position != NOT_FOUND
-        {
-            let first = match s.value() {
-                SampleValue::Number(v) => Some(v),
-                SampleValue::Timer { start, len } => batch.timer_values(start, len).first().copied(),
-                _ => None,
-            };
-            if let Some(v) = first {
-                map.prefetch_add(position as usize, v);
-            }
         }
     }
 

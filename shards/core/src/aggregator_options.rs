@@ -112,6 +112,12 @@ pub struct AggregatorCounters {
     pub passthrough_values: u64,
     /// Passthrough points dropped because this core's shard set follows (its leader writes them).
     pub passthrough_follower_dropped: u64,
+    /// Values refused because a mapping rule with `drop` matched their series.
+    pub dropped_by_rule: u64,
+    /// Series created that a `drop` mapping rule matched.
+    pub series_dropped_by_rule: u64,
+    /// Series created whose elements mapping rules chose.
+    pub series_mapped_by_rule: u64,
 }
 
 impl AggregatorCounters {

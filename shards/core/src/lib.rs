@@ -15,11 +15,13 @@
 //!   `shard_window`, `log_buckets`, `series_index`, `pipeline` (ops after an aggregation,
 //!   forwarded de-duplication), then `batch` and `quantile`;
 //! - what reads and writes those types: `murmur3::shard` (`ShardOf`), `statsd` (lines into
-//!   samples), `flush`, `spec`, `window`, then `aggregator_options`, `flush_collector` and
-//!   `window_list`, then `rate_limit` and `passthrough`;
+//!   samples), `rules` (mapping and rollup rules), `flush`, `spec`, `window`, then
+//!   `aggregator_options`, `flush_collector` and `window_list`, then `rate_limit` and
+//!   `passthrough`;
 //! - one shard's state: `series`, then `shard_map`; a core's transformation states:
 //!   `transform_states`;
-//! - on top, `aggregator` (`CoreAggregator`).
+//! - on top, `aggregator` (`CoreAggregator`, with `aggregator::resolutions`,
+//!   `aggregator::prefetch` and `aggregator::new_series`).
 
 pub mod aggregation;
 pub mod aggregator;
@@ -36,6 +38,7 @@ pub mod policy;
 pub mod published;
 pub mod quantile;
 mod rate_limit;
+pub mod rules;
 mod series;
 mod series_index;
 mod shard_map;

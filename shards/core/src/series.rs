@@ -232,6 +232,11 @@ impl std::ops::DerefMut for Elems {
     }
 }
 
+/// `Series::spec` before the series' first write.
+const NO_SPEC: u16 = u16::MAX;
+/// `Series::rule_spec` of a series a mapping rule drops: its values are refused and counted.
+pub(crate) const DROPPED_BY_RULE: u16 = u16::MAX;
+
 #[derive(Debug)]
 #[repr(align(64))]
 pub(crate) struct Series {
@@ -239,9 +244,14 @@ pub(crate) struct Series {
     pub(crate) id_start: u32,
     pub(crate) id_len: u16,
     pub(crate) metric_type: MetricType,
-    /// The spec whose keys are `elems[..n]`, in order (the fast path).
-    spec: SpecId,
+    /// The spec whose keys are `elems[..n]`, in order (the fast path); `NO_SPEC` before the
+    /// first write. 16 bits: `MAX_SPECS` fits, and the header stays 16 bytes.
+    spec: u16,
     spec_timed: bool,
+    /// What a value without metadata writes to, as the rules decided when the series was
+    /// created: `DEFAULT_SPEC`, a spec pinned in the `SpecTable` for this series, or
+    /// [`DROPPED_BY_RULE`].
+    pub(crate) rule_spec: u16,
     /// Seconds since the Unix epoch of the last write, for expiry.
     pub(crate) last_write_secs: u32,
     pub(crate) elems: Elems,
@@ -253,8 +263,9 @@ impl Series {
             id_start,
             id_len,
             metric_type,
-            spec: SpecId::MAX,
+            spec: NO_SPEC,
             spec_timed: false,
+            rule_spec: 0,
             last_write_secs: 0,
             elems: Elems::None,
         }
@@ -284,7 +295,7 @@ impl Series {
     #[inline]
     pub(crate) fn sole_untimed_elem(&mut self, spec: SpecId) -> Option<&mut Elem> {
         match &mut self.elems {
-            Elems::One(elem) if self.spec == spec && !self.spec_timed => Some(elem),
+            Elems::One(elem) if u32::from(self.spec) == spec && !self.spec_timed => Some(elem),
             _ => None,
         }
     }
@@ -295,7 +306,7 @@ impl Series {
     #[inline]
     pub(crate) fn elems_for(&mut self, spec: SpecId, timed: bool, specs: &mut SpecTable) -> &mut [Elem] {
         let len = specs.keys(spec).len();
-        if self.spec != spec || self.spec_timed != timed {
+        if u32::from(self.spec) != spec || self.spec_timed != timed {
             for i in 0..len {
                 let key = specs.keys(spec)[i];
                 match self.elems[i..]
@@ -310,7 +321,8 @@ impl Series {
                     }
                 }
             }
-            self.spec = spec;
+            // Spec ids are below `MAX_SPECS` (see `SpecTable::intern`).
+            self.spec = spec as u16;
             self.spec_timed = timed;
         }
         &mut self.elems[..len]
@@ -320,7 +332,7 @@ impl Series {
     /// (counted in `specs`), calling `dropped` with each and its transformation chain.
     #[inline]
     pub(crate) fn drop_stale_elems(&mut self, specs: &mut SpecTable, mut dropped: impl FnMut(&Elem, TransformChain)) {
-        let live = if self.spec == SpecId::MAX { 0 } else { specs.keys(self.spec).len() };
+        let live = if self.spec == NO_SPEC { 0 } else { specs.keys(SpecId::from(self.spec)).len() };
         if self.elems.len() > live {
             let mut i = live;
             while i < self.elems.len() {
@@ -335,10 +347,14 @@ impl Series {
         }
     }
 
-    /// Counts in `specs` every element of this series as dropped: the series is going away.
+    /// Counts in `specs` every element of this series as dropped, and unpins its rule spec:
+    /// the series is going away.
     pub(crate) fn release_elems(&self, specs: &mut SpecTable) {
         for elem in self.elems.iter() {
             specs.elem_dropped(elem.policy);
+        }
+        if self.rule_spec != 0 && self.rule_spec != DROPPED_BY_RULE {
+            specs.unpin(SpecId::from(self.rule_spec));
         }
     }
 }

@@ -48,6 +48,9 @@ pub(crate) struct SpecTable {
     index: HashMap<Box<[ElemSpec]>, SpecId>,
     /// Spec slots pruned and free for reuse.
     free_specs: Vec<SpecId>,
+    /// By `SpecId`: the series whose rules chose the spec (`Series::rule_spec`). A pinned spec
+    /// and its policies are not pruned, even while no element uses them.
+    pinned_by: Vec<u64>,
 }
 
 impl SpecTable {
@@ -61,6 +64,7 @@ impl SpecTable {
             specs: Vec::new(),
             index: HashMap::new(),
             free_specs: Vec::new(),
+            pinned_by: Vec::new(),
         };
         let default: Vec<ElemSpec> = default_policies.iter().map(|p| ElemSpec::new(AggTypes::DEFAULT, *p)).collect();
         let id = t.intern(&default);
@@ -102,15 +106,37 @@ impl SpecTable {
         *uses = uses.saturating_sub(1);
     }
 
-    /// Prunes the policies no series element uses, but those of the default spec, and every
-    /// spec naming one of them; returns how many policies were pruned.
+    /// Pins `spec` for one more series (its rules chose it): it is not pruned until unpinned.
+    pub(crate) fn pin(&mut self, spec: SpecId) {
+        let i = spec as usize;
+        if self.pinned_by.len() <= i {
+            self.pinned_by.resize(i + 1, 0);
+        }
+        self.pinned_by[i] += 1;
+    }
+
+    /// A series that pinned `spec` is going away.
+    pub(crate) fn unpin(&mut self, spec: SpecId) {
+        if let Some(n) = self.pinned_by.get_mut(spec as usize) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    /// Prunes the policies no series element uses, but those of the default spec and of pinned
+    /// specs, and every spec naming one of them; returns how many policies were pruned.
     pub(crate) fn prune_unused(&mut self) -> usize {
         let default: &[ElemKey] = self.specs.first().map_or(&[], |keys| keys);
+        let pinned = self.pinned_by.iter().enumerate().filter(|(_, n)| **n > 0);
+        let kept: Vec<PolicyIdx> = default
+            .iter()
+            .map(|k| k.policy)
+            .chain(pinned.flat_map(|(id, _)| self.specs[id].iter().map(|k| k.policy)))
+            .collect();
         let unused: Vec<PolicyIdx> = self
             .policy_index
             .values()
             .copied()
-            .filter(|&p| self.elems_using[usize::from(p)] == 0 && !default.iter().any(|k| k.policy == p))
+            .filter(|&p| self.elems_using[usize::from(p)] == 0 && !kept.contains(&p))
             .collect();
         if unused.is_empty() {
             return 0;

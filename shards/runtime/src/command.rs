@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use sheaf_shard_core::rules::RuleSet;
+use sheaf_shard_core::time::UnixNanos;
 use sheaf_shard_core::{RateLimitSettings, ShardWindow};
 
 use crate::error::BindError;
@@ -54,6 +56,9 @@ pub enum ShardCommand {
     /// After every core stopped ingest: take in all handed-off values, flush every window
     /// (open ones too when `include_open`), queue the results on the sinks, then reply.
     FinalFlush { include_open: bool, reply: flume::Sender<()> },
+    /// Match series created (without metadata) from `cutover` on against `rules`; those
+    /// created before keep what the rules in force then gave them.
+    SetRules { rules: Arc<RuleSet>, cutover: UnixNanos },
     /// Leave the executor.
     Exit,
 }
@@ -70,6 +75,12 @@ impl fmt::Display for ShardCommand {
             Self::StartIngest { .. } => f.write_str("start_ingest"),
             Self::StopIngest { .. } => f.write_str("stop_ingest"),
             Self::FinalFlush { include_open, .. } => write!(f, "final_flush(include_open={include_open})"),
+            Self::SetRules { rules, cutover } => write!(
+                f,
+                "set_rules({} mapping, {} rollup, cutover {cutover})",
+                rules.mapping_rules.len(),
+                rules.rollup_rules.len()
+            ),
             Self::Exit => f.write_str("exit"),
         }
     }

@@ -139,6 +139,10 @@ impl CommandLoop {
                 self.in_flush_queue(async move { flusher.final_flush(include_open).await }).await;
                 let _ = reply.send(());
             }
+            ShardCommand::SetRules { rules, cutover } => {
+                let now = sheaf_shard_core::time::now_nanos();
+                self.state.aggregator.borrow_mut().set_rules(rules, cutover, now);
+            }
             ShardCommand::Exit => return false,
         }
         true

@@ -4,6 +4,8 @@
 //! [`CoreAggregator`]; split from `aggregator.rs` by concept.
 
 use super::{AggregatorOptions, CoreAggregator, FlushedUntil, RateLimitSettings};
+use crate::rules::RuleSet;
+use crate::spec::SpecTable;
 use crate::time::{UnixNanos, truncate};
 
 impl CoreAggregator {
@@ -56,22 +58,37 @@ impl CoreAggregator {
         self.shards.iter().enumerate().filter(|(_, slot)| slot.held).map(|(i, _)| i as u32)
     }
 
+    /// Makes `rules` the rule set that series created from `cutover` on are matched against
+    /// (at once if `cutover` is not after `now`). Series that exist keep what their rules gave
+    /// them until they expire.
+    pub fn set_rules(&mut self, rules: std::sync::Arc<RuleSet>, cutover: UnixNanos, now: UnixNanos) {
+        self.rules.replace(rules, cutover, now);
+    }
+
     /// Keeps one `FlushedUntil` per resolution of a live policy: adds the new ones, drops those
     /// no live policy has (no window of theirs is left).
     pub(super) fn track_resolutions(&mut self) {
-        let specs = &self.specs;
-        self.flushed.retain(|f| specs.live_policies().any(|p| p.resolution_nanos == f.resolution));
-        let horizon = self.latest_horizon;
         let past = self.options.timed_buffer_past;
-        for p in self.specs.live_policies() {
+        Self::track_resolutions_of(&self.specs, &mut self.flushed, self.latest_horizon, past);
+    }
+
+    /// `track_resolutions` on borrowed parts, for `apply` while it holds a series.
+    pub(super) fn track_resolutions_of(
+        specs: &SpecTable,
+        flushed: &mut Vec<FlushedUntil>,
+        horizon: UnixNanos,
+        past: i64,
+    ) {
+        flushed.retain(|f| specs.live_policies().any(|p| p.resolution_nanos == f.resolution));
+        for p in specs.live_policies() {
             let r = p.resolution_nanos;
-            if !self.flushed.iter().any(|f| f.resolution == r) {
+            if !flushed.iter().any(|f| f.resolution == r) {
                 let (untimed, timed) = if horizon == UnixNanos::MIN {
                     (UnixNanos::MIN, UnixNanos::MIN)
                 } else {
                     (truncate(horizon, r), truncate(horizon.saturating_sub(past), r))
                 };
-                self.flushed.push(FlushedUntil { resolution: r, untimed, timed });
+                flushed.push(FlushedUntil { resolution: r, untimed, timed });
             }
         }
     }
@@ -93,9 +110,18 @@ impl CoreAggregator {
     /// The window start of an untimed value arriving at `now`, per policy: `truncate(now, r)`,
     /// or the end of what is already flushed if a clock step moved `now` behind it.
     pub(super) fn refresh_untimed_starts(&mut self, now: UnixNanos) {
-        let (flushed, starts) = (&self.flushed, &mut self.untimed_start);
+        Self::refresh_untimed_starts_of(&self.specs, &self.flushed, &mut self.untimed_start, now);
+    }
+
+    /// `refresh_untimed_starts` on borrowed parts, for `apply` while it holds a series.
+    pub(super) fn refresh_untimed_starts_of(
+        specs: &SpecTable,
+        flushed: &[FlushedUntil],
+        starts: &mut Vec<UnixNanos>,
+        now: UnixNanos,
+    ) {
         starts.clear();
-        starts.extend(self.specs.policies().iter().map(|p| {
+        starts.extend(specs.policies().iter().map(|p| {
             let r = p.resolution_nanos;
             let until = flushed.iter().find(|f| f.resolution == r).map_or(UnixNanos::MIN, |f| f.untimed);
             truncate(now, r).max(until)
