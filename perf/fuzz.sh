@@ -12,6 +12,7 @@
 #   KEEP=1                  add what the run found to fuzz/corpus/TARGET and minimise it
 #                           (cargo fuzz cmin); without it the committed corpus is only read.
 #   FORK=N                  N fuzzing processes per target (libFuzzer -fork).
+#   DEV=1                   an unoptimised build (cargo fuzz --dev): runs slower, for debugging.
 #
 # Prints, per target, the executions it ran, and the total at the end.
 set -euo pipefail
@@ -23,6 +24,8 @@ cargo fuzz --version >/dev/null 2>&1 || {
   exit 2
 }
 toolchain=+stable
+profile=()
+[ "${DEV:-0}" = 1 ] && profile=(--dev)
 sanitizer="${SANITIZER:-}"
 if [ -z "$sanitizer" ]; then
   if cargo +nightly --version >/dev/null 2>&1; then sanitizer=address; else sanitizer=none; fi
@@ -31,7 +34,7 @@ fi
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && mapfile -t targets < <(cargo $toolchain fuzz list --fuzz-dir fuzz)
 
-cargo $toolchain fuzz build --fuzz-dir fuzz -s "$sanitizer" >&2
+cargo $toolchain fuzz build --fuzz-dir fuzz "${profile[@]}" -s "$sanitizer" >&2
 total=0
 for t in "${targets[@]}"; do
   mkdir -p "fuzz/corpus/$t"
@@ -42,7 +45,7 @@ for t in "${targets[@]}"; do
   flags=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1)
   [ -n "${FORK:-}" ] && flags+=(-fork="$FORK")
   status=0
-  cargo $toolchain fuzz run --fuzz-dir fuzz -s "$sanitizer" "$t" "${corpora[@]}" -- "${flags[@]}" >"$log" 2>&1 || status=$?
+  cargo $toolchain fuzz run --fuzz-dir fuzz "${profile[@]}" -s "$sanitizer" "$t" "${corpora[@]}" -- "${flags[@]}" >"$log" 2>&1 || status=$?
   # stat::number_of_executed_units is the count over every fork; "Done N runs" the plain one.
   runs="$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' | awk '{s+=$1} END {print s+0}')"
   [ "$runs" = 0 ] && runs="$(grep -oE '^Done [0-9]+ runs' "$log" | grep -oE '[0-9]+' | tail -1 || echo 0)"
@@ -57,7 +60,7 @@ for t in "${targets[@]}"; do
   total=$((total + runs))
   rm -rf "$scratch" "$log"
   if [ "${KEEP:-0}" = 1 ]; then
-    cargo $toolchain fuzz cmin --fuzz-dir fuzz -s "$sanitizer" "$t" "fuzz/corpus/$t" >/dev/null 2>&1
+    cargo $toolchain fuzz cmin --fuzz-dir fuzz "${profile[@]}" -s "$sanitizer" "$t" "fuzz/corpus/$t" >/dev/null 2>&1
   fi
 done
 printf '%-20s %12d executions\n' total "$total"
