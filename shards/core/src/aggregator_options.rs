@@ -118,6 +118,15 @@ pub struct AggregatorCounters {
     pub series_dropped_by_rule: u64,
     /// Series created whose elements mapping rules chose.
     pub series_mapped_by_rule: u64,
+    /// Values a flush forwarded to a rolled-up series instead of emitting them.
+    pub values_rolled_up: u64,
+    /// Forwarded windows taken in (one per source shard, version and window).
+    pub forwarded_accepted: u64,
+    /// Forwarded windows dropped because the same (source shard, version) was already taken in.
+    pub forwarded_duplicate: u64,
+    /// Forwarded windows dropped because they came after `L(r, n)` or after their window
+    /// was flushed.
+    pub forwarded_too_late: u64,
 }
 
 impl AggregatorCounters {

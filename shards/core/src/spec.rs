@@ -11,7 +11,7 @@
 use hashbrown::HashMap;
 
 use crate::aggregation::AggTypes;
-use crate::batch::ElemSpec;
+use crate::batch::{ElemSpec, RollupRef};
 use crate::policy::StoragePolicy;
 use crate::transform::TransformChain;
 
@@ -24,11 +24,13 @@ pub(crate) const MAX_SPECS: usize = 16_384;
 /// Index into the spec table; 0 is the default spec.
 pub(crate) type SpecId = u32;
 
-/// One aggregation element of a series: which policy, which aggregations.
+/// One aggregation element of a series: which policy, which aggregations, and which of the
+/// core's rollup targets its flushed values go on to (`NO_ROLLUP`: emitted).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct ElemKey {
     pub(crate) policy: PolicyIdx,
     pub(crate) aggs: AggTypes,
+    pub(crate) rollup: RollupRef,
 }
 
 #[derive(Debug)]
@@ -38,7 +40,9 @@ pub(crate) struct SpecTable {
     /// By `PolicyIdx`: the transformations of the elements of the slot. A slot is a storage
     /// policy and a transformation chain, so that an element's key stays as small as it was.
     transforms: Vec<TransformChain>,
-    policy_index: HashMap<(StoragePolicy, TransformChain), PolicyIdx>,
+    /// By `PolicyIdx`: how many times the values of the slot's elements were forwarded.
+    forwarded: Vec<u8>,
+    policy_index: HashMap<(StoragePolicy, TransformChain, u8), PolicyIdx>,
     /// By `PolicyIdx`: the series elements that use the policy.
     elems_using: Vec<u64>,
     /// Policy slots pruned and free for reuse.
@@ -58,6 +62,7 @@ impl SpecTable {
         let mut t = Self {
             policies: Vec::new(),
             transforms: Vec::new(),
+            forwarded: Vec::new(),
             policy_index: HashMap::new(),
             elems_using: Vec::new(),
             free_policies: Vec::new(),
@@ -79,7 +84,7 @@ impl SpecTable {
 
     /// The policies in use (not pruned).
     pub(crate) fn live_policies(&self) -> impl Iterator<Item = StoragePolicy> + '_ {
-        self.policy_index.keys().map(|(policy, _)| *policy)
+        self.policy_index.keys().map(|(policy, _, _)| *policy)
     }
 
     /// How many policy slots are in use (not pruned).
@@ -142,13 +147,14 @@ impl SpecTable {
             return 0;
         }
         for &p in &unused {
-            self.policy_index.remove(&(self.policies[usize::from(p)], self.transforms[usize::from(p)]));
+            let i = usize::from(p);
+            self.policy_index.remove(&(self.policies[i], self.transforms[i], self.forwarded[i]));
             self.free_policies.push(p);
         }
         let policies = &self.policy_index;
         let mut pruned_specs = Vec::new();
         self.index.retain(|elems, id| {
-            let keep = elems.iter().all(|e| policies.contains_key(&(e.policy, e.transforms)));
+            let keep = elems.iter().all(|e| policies.contains_key(&(e.policy, e.transforms, e.forwarded)));
             if !keep {
                 pruned_specs.push(*id);
             }
@@ -163,6 +169,12 @@ impl SpecTable {
 
     pub(crate) fn policy(&self, idx: PolicyIdx) -> StoragePolicy {
         self.policies[usize::from(idx)]
+    }
+
+    /// How many times the values of the elements of policy slot `idx` were forwarded.
+    #[inline]
+    pub(crate) fn forwarded(&self, idx: PolicyIdx) -> u8 {
+        self.forwarded[usize::from(idx)]
     }
 
     /// The transformations of the elements of policy slot `idx`.
@@ -182,8 +194,11 @@ impl SpecTable {
         if let Some(id) = self.index.get(elems) {
             return Some(*id);
         }
-        let mut new_policies: Vec<(StoragePolicy, TransformChain)> =
-            elems.iter().map(|e| (e.policy, e.transforms)).filter(|p| !self.policy_index.contains_key(p)).collect();
+        let mut new_policies: Vec<(StoragePolicy, TransformChain, u8)> = elems
+            .iter()
+            .map(|e| (e.policy, e.transforms, e.forwarded))
+            .filter(|p| !self.policy_index.contains_key(p))
+            .collect();
         new_policies.dedup();
         let live_specs = self.specs.len() - self.free_specs.len();
         if live_specs >= MAX_SPECS || self.policy_index.len() + new_policies.len() > MAX_POLICIES {
@@ -191,13 +206,14 @@ impl SpecTable {
         }
         let mut keys: Vec<ElemKey> = Vec::with_capacity(elems.len());
         for e in elems {
-            let policy = match self.policy_index.get(&(e.policy, e.transforms)) {
+            let policy = match self.policy_index.get(&(e.policy, e.transforms, e.forwarded)) {
                 Some(&p) => p,
-                None => self.add_policy(e.policy, e.transforms),
+                None => self.add_policy(e.policy, e.transforms, e.forwarded),
             };
-            let key = ElemKey { policy, aggs: e.aggs };
-            // The same (policy, aggregations) twice would aggregate and emit every value twice.
-            if !keys.contains(&key) {
+            let key = ElemKey { policy, aggs: e.aggs, rollup: e.rollup };
+            // The same (policy, aggregations) twice would aggregate and emit every value twice;
+            // a series' elements are told apart by those two, so the first rollup of two wins.
+            if !keys.iter().any(|k| k.policy == key.policy && k.aggs == key.aggs) {
                 keys.push(key);
             }
         }
@@ -216,22 +232,24 @@ impl SpecTable {
     }
 
     /// Gives `policy` a slot (a free one if any), with no element using it yet.
-    fn add_policy(&mut self, policy: StoragePolicy, transforms: TransformChain) -> PolicyIdx {
+    fn add_policy(&mut self, policy: StoragePolicy, transforms: TransformChain, forwarded: u8) -> PolicyIdx {
         let idx = match self.free_policies.pop() {
             Some(idx) => {
                 self.policies[usize::from(idx)] = policy;
                 self.transforms[usize::from(idx)] = transforms;
+                self.forwarded[usize::from(idx)] = forwarded;
                 self.elems_using[usize::from(idx)] = 0;
                 idx
             }
             None => {
                 self.policies.push(policy);
                 self.transforms.push(transforms);
+                self.forwarded.push(forwarded);
                 self.elems_using.push(0);
                 (self.policies.len() - 1) as PolicyIdx
             }
         };
-        self.policy_index.insert((policy, transforms), idx);
+        self.policy_index.insert((policy, transforms, forwarded), idx);
         idx
     }
 }

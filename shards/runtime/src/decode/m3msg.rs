@@ -261,7 +261,7 @@ impl M3msgDecoder {
             };
             if policies.is_empty() {
                 for policy in &self.defaults {
-                    add(ElemSpec { aggs, policy: *policy, transforms }, &mut self.elems);
+                    add(ElemSpec { transforms, ..ElemSpec::new(aggs, *policy) }, &mut self.elems);
                 }
             }
             for v in policies {
@@ -270,7 +270,7 @@ impl M3msgDecoder {
                 }
                 let policy =
                     StoragePolicy::new(v.resolution_nanos, v.retention_nanos).map_err(|_| "bad_storage_policy")?;
-                add(ElemSpec { aggs, policy, transforms }, &mut self.elems);
+                add(ElemSpec { transforms, ..ElemSpec::new(aggs, policy) }, &mut self.elems);
             }
         }
         if self.elems.is_empty() {
