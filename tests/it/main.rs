@@ -20,6 +20,7 @@ mod ingest_limits;
 mod layout;
 mod m3msg_ingest;
 mod m3msg_pipelines;
+mod m3msg_rollups;
 mod m3msg_sink;
 mod malformed;
 mod overload;

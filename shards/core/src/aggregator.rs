@@ -324,8 +324,13 @@ impl CoreAggregator {
                 // Batch rollup references become this core's rollup targets.
                 self.translated.clear();
                 for e in elems {
-                    let rollup = batch.rollup(e.rollup)?;
-                    let target = self.rollups.intern(batch.rollup_id(rollup), rollup.aggs, rollup.transforms)?;
+                    let target = match e.rollup {
+                        NO_ROLLUP => NO_ROLLUP,
+                        r => {
+                            let rollup = batch.rollup(r)?;
+                            self.rollups.intern(batch.rollup_id(rollup), rollup.aggs, rollup.transforms)?
+                        }
+                    };
                     self.translated.push(ElemSpec { rollup: target, ..*e });
                 }
                 self.specs.intern(&self.translated)?
@@ -367,7 +372,7 @@ impl CoreAggregator {
     pub fn flush_shard(&mut self, shard: u32, resolution: i64, now: UnixNanos, out: &mut FlushCollector) {
         let until = self.flushed_until(resolution);
         let window = self.shards.get(shard as usize).map(|slot| slot.window).unwrap_or_default();
-        self.drain_shard(shard, now, out, |key_res, timed, start, end| {
+        self.drain_shard(shard, now, out, |key_res, timed, _, start, end| {
             if key_res != resolution || end > if timed { until.timed } else { until.untimed } {
                 Fate::Keep
             } else if window.emits(start, end) {
@@ -390,7 +395,7 @@ impl CoreAggregator {
         now: UnixNanos,
     ) {
         let mut out = FlushCollector::new(self.options.naming.clone(), 0, 0);
-        self.drain_shard(shard, now, &mut out, |key_res, timed, _, end| {
+        self.drain_shard(shard, now, &mut out, |key_res, timed, _, _, end| {
             let until = if timed { timed_until } else { untimed_until };
             if key_res == resolution && end <= until { Fate::Discard } else { Fate::Keep }
         });
@@ -400,9 +405,7 @@ impl CoreAggregator {
     /// (a follower's forced flush when its leader's flush times stop coming).
     pub fn discard_all_before(&mut self, shard: u32, until: UnixNanos, now: UnixNanos) {
         let mut out = FlushCollector::new(self.options.naming.clone(), 0, 0);
-        self.drain_shard(shard, now, &mut out, |_, _, _, end| {
-            if end <= until { Fate::Discard } else { Fate::Keep }
-        });
+        self.drain_shard(shard, now, &mut out, |_, _, _, _, end| if end <= until { Fate::Discard } else { Fate::Keep });
     }
 
     /// Frees the shards whose writable range has ended (cut off, and every window up to the
@@ -427,14 +430,23 @@ impl CoreAggregator {
 
     /// Emits every window of `shard`, closed or not (shutdown of a single node).
     pub fn flush_shard_all(&mut self, shard: u32, now: UnixNanos, out: &mut FlushCollector) {
+        self.flush_shard_all_forwarded_below(shard, u8::MAX, now, out);
+    }
+
+    /// Emits every window of `shard`, closed or not, of the elements whose values were
+    /// forwarded fewer than `times` times (`1`: the source windows only). A shutdown flushes
+    /// the source windows on every core first, so that what they roll up reaches the
+    /// forwarded windows before those are flushed.
+    pub fn flush_shard_all_forwarded_below(&mut self, shard: u32, times: u8, now: UnixNanos, out: &mut FlushCollector) {
         let window = self.shards.get(shard as usize).map(|slot| slot.window).unwrap_or_default();
-        self.drain_shard(
-            shard,
-            now,
-            out,
-            |_, _, start, end| {
-                if window.emits(start, end) { Fate::Emit } else { Fate::Discard }
-            },
-        );
+        self.drain_shard(shard, now, out, |_, _, forwarded, start, end| {
+            if forwarded >= times {
+                Fate::Keep
+            } else if window.emits(start, end) {
+                Fate::Emit
+            } else {
+                Fate::Discard
+            }
+        });
     }
 }

@@ -55,8 +55,8 @@ mod window_list;
 pub use aggregation::{AggType, AggTypes, MetricType, series_hash};
 pub use aggregator::{AggregatorCounters, AggregatorOptions, CoreAggregator, RateLimitSettings};
 pub use batch::{
-    BatchRollup, DEFAULT_SPEC, ElemSpec, ForwardedFrom, NO_ROLLUP, RollupRef, Sample, SampleBatch, SampleValue, SpecRef,
-    UNTIMED,
+    BatchRollup, DEFAULT_SPEC, ElemSpec, ForwardedFrom, NO_ROLLUP, RollupRef, Sample, SampleBatch, SampleValue,
+    SpecRef, UNTIMED,
 };
 pub use flush::{FlushBatch, FlushedValue, Naming};
 pub use flush_collector::FlushCollector;

@@ -125,3 +125,21 @@ fn a_copied_batch_keeps_its_rollups_and_origins() {
         assert_eq!((ra.aggs, ra.transforms), (rb.aggs, rb.transforms));
     }
 }
+
+#[test]
+fn an_emitted_element_and_a_rolled_up_one_of_the_same_policy_are_both_kept() {
+    let mut agg = CoreAggregator::new(options(), SHARDS);
+    let shard_of = ShardOf::new(SHARDS);
+    let mut batch = SampleBatch::default();
+    let plain = ElemSpec::new(AggTypes::DEFAULT, "10s:2d".parse().unwrap());
+    let rollup = batch.add_rollup(b"rolled", AggTypes::DEFAULT, TransformChain::NONE);
+    let spec = batch.add_spec(&[plain, ElemSpec { rollup, ..plain }]);
+    let (shard, hash) = shard_of.shard_and_hash(MetricType::Counter, b"source");
+    batch.push(shard, hash, b"source", MetricType::Counter, UNTIMED, SampleValue::Number(7.0), spec);
+    agg.apply(&batch, BASE + 1);
+    assert_eq!(agg.counters.metadata_rejected, 0);
+    assert_eq!(flush(&mut agg, BASE + R + 1), BTreeMap::from([(("source".to_string(), R), 7.0)]));
+    let forwarded = take_outbox(&mut agg);
+    agg.apply(&forwarded, BASE + R + 2);
+    assert_eq!(flush(&mut agg, BASE + 2 * R + 1), BTreeMap::from([(("rolled".to_string(), R), 7.0)]));
+}

@@ -38,7 +38,7 @@ mod sync;
 #[cfg(any(test, feature = "shuttle"))]
 mod tests;
 
-pub use command::{BoundAddrs, ShardCommand};
+pub use command::{BoundAddrs, FinalPhase, ShardCommand};
 pub use config::{FlushSchedule, IngestConfig, PoolConfig, StreamLimits};
 pub use error::{BindError, PoolError};
 pub use flush_role::{FlushReport, FlushReports, FlushRole, FlushTimes, FollowerFlush, ResolutionFlushed};

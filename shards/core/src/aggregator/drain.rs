@@ -25,7 +25,7 @@ impl CoreAggregator {
         shard: u32,
         now: UnixNanos,
         out: &mut FlushCollector,
-        fate: impl Fn(i64, bool, UnixNanos, UnixNanos) -> Fate,
+        fate: impl Fn(i64, bool, u8, UnixNanos, UnixNanos) -> Fate,
     ) {
         let Some(slot) = self.shards.get_mut(shard as usize).filter(|slot| slot.held) else {
             return;
@@ -57,7 +57,9 @@ impl CoreAggregator {
                 let at = ElemAt::of(series.metric_type, series_id, elem, specs);
                 // Windows are kept in start order, so the ones a flush has reached are a prefix.
                 elem.take_front_while(
-                    |start| Some(fate(r, timed, start, start.saturating_add(span))).filter(|&f| f != Fate::Keep),
+                    |start| {
+                        Some(fate(r, timed, forwarded, start, start.saturating_add(span))).filter(|&f| f != Fate::Keep)
+                    },
                     |start, mut window, fate| {
                         if fate == Fate::Discard {
                             counters.windows_discarded += 1;

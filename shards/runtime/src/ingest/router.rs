@@ -20,7 +20,7 @@ use super::source::Source;
 use crate::core::{CoreState, RouteTable};
 use crate::decode::SampleRouter;
 use crate::handoff::Handoff;
-use crate::output::forward::{Chunk, Forwarders};
+use crate::output::forward::{Chunk, Forwarders, carries_rollup};
 use crate::routes::Routes;
 
 /// What a core's routers send through: its aggregator, its route table, its end of the
@@ -67,6 +67,17 @@ impl Router {
     pub(crate) fn holding_until(mut self, until: Instant) -> Self {
         self.hold_until = Some(until);
         self
+    }
+
+    /// Picks up the shard owners and routes in force now: a router kept from one use to the
+    /// next (the flush task's) calls this before it takes values in.
+    pub(crate) fn catch_up(&mut self) {
+        if !self.parts.routing.owners_are(&self.owners) {
+            self.owners = self.parts.routing.owners();
+        }
+        if !self.parts.routing.routes_are(&self.routes) {
+            self.routes = self.parts.routing.routes();
+        }
     }
 
     /// Takes in every value of `batch`, as a decoder would.
@@ -119,6 +130,10 @@ impl Router {
                 self.unowned.copy_from(&self.remote, s);
                 continue;
             }
+            if carries_rollup(&self.remote, s) {
+                self.parts.state.stats.borrow_mut().rollup_remote_unsupported += 1;
+                continue;
+            }
             for &p in peers {
                 if let (Some(f), Some(chunk)) = (forwarders.get(usize::from(p)), chunks.get_mut(usize::from(p))) {
                     f.encode(&self.remote, s, now, chunk);
@@ -128,6 +143,11 @@ impl Router {
         if self.source == Source::Single {
             for batch in &self.batches {
                 for s in batch.samples() {
+                    if carries_rollup(batch, s) {
+                        let peers = routes.remote(s.shard()).len() as u64;
+                        self.parts.state.stats.borrow_mut().rollup_remote_unsupported += peers;
+                        continue;
+                    }
                     for &p in routes.remote(s.shard()) {
                         if let (Some(f), Some(chunk)) = (forwarders.get(usize::from(p)), chunks.get_mut(usize::from(p)))
                         {

@@ -29,7 +29,7 @@ use sheaf_proto::forward::{
     encode_forward_frame,
 };
 use sheaf_proto::msgpb;
-use sheaf_shard_core::{MetricType, Sample, SampleBatch, SampleValue, UNTIMED};
+use sheaf_shard_core::{MetricType, NO_ROLLUP, Sample, SampleBatch, SampleValue, UNTIMED};
 
 use crate::core::{CoreState, spawn_into};
 use crate::routes::{Peer, Routes};
@@ -102,6 +102,9 @@ impl Forwarder {
     /// Encodes `s` (of `batch`, arrived at `arrival` if untimed) as one frame onto `chunk`.
     /// Returns false for a sample that is not forwarded (one that itself came from a peer).
     pub(crate) fn encode(&self, batch: &SampleBatch, s: &Sample, arrival: i64, chunk: &mut Chunk) -> bool {
+        if carries_rollup(batch, s) {
+            return false;
+        }
         let mut one = [0.0];
         let Some(metric) = forwarded(batch, s, arrival, &mut one) else { return false };
         let policies: Vec<ForwardedPolicy> = batch
@@ -126,6 +129,13 @@ impl Forwarder {
     pub(crate) async fn send(&self, chunk: Chunk) {
         let _ = self.tx.send(chunk).await;
     }
+}
+
+/// Whether `s` is a forwarded value or names a rollup: not encoded for peer nodes yet
+/// (`FORWARDED_METRIC_WITH_METADATA` and rollup ops), rather than sent as plain values a peer
+/// would aggregate wrongly. The caller counts it (`rollup_remote_unsupported`).
+pub(crate) fn carries_rollup(batch: &SampleBatch, s: &Sample) -> bool {
+    s.forwarded() || batch.spec(s.spec).iter().any(|e| e.rollup != NO_ROLLUP)
 }
 
 /// What `s` travels as; `one` holds a lone timer value (a slice must point somewhere).
