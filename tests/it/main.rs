@@ -29,5 +29,6 @@ mod ports;
 mod proxy;
 mod rate_limits;
 mod rules;
+mod rules_rollups;
 mod statsd_ingest;
 mod tidy;

@@ -234,7 +234,15 @@ impl CoreAggregator {
                     let rules = self.rules.at(created_at);
                     if !rules.is_empty() {
                         let known = self.specs.live_policy_count();
-                        series.rule_spec = rule_spec_for(rules, &mut self.specs, &mut self.counters, id);
+                        series.rule_spec = rule_spec_for(
+                            rules,
+                            &mut self.specs,
+                            &mut self.rollups,
+                            &mut self.counters,
+                            id,
+                            s.metric_type,
+                            &self.options.default_policies,
+                        );
                         if self.specs.live_policy_count() != known {
                             let past = self.options.timed_buffer_past;
                             Self::track_resolutions_of(&self.specs, &mut self.flushed, self.latest_horizon, past);
