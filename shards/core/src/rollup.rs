@@ -8,7 +8,7 @@
 //! [`SampleBatch`] of forwarded samples, which the core's flush task routes like any batch
 //! (applied here, or handed off to the core owning the rolled-up series).
 
-use hashbrown::HashMap;
+use hashbrown::{Equivalent, HashMap};
 
 use crate::aggregation::{AggTypes, MetricType};
 use crate::batch::{ElemSpec, ForwardedFrom, NO_ROLLUP, RollupRef, SampleBatch};
@@ -32,6 +32,21 @@ pub(crate) struct RollupTarget {
     pub(crate) transforms: TransformChain,
 }
 
+/// A [`RollupTarget`] looked up without copying its id: hashes as the target does (a
+/// `Box<[u8]>` hashes as its bytes), so a lookup that finds it allocates nothing.
+#[derive(Hash)]
+struct RollupTargetRef<'a> {
+    id: &'a [u8],
+    aggs: AggTypes,
+    transforms: TransformChain,
+}
+
+impl Equivalent<RollupTarget> for RollupTargetRef<'_> {
+    fn equivalent(&self, key: &RollupTarget) -> bool {
+        *self.id == *key.id && self.aggs == key.aggs && self.transforms == key.transforms
+    }
+}
+
 /// The rollup targets of a core, interned: an element key names one by its [`RollupRef`].
 #[derive(Debug, Default)]
 pub(crate) struct RollupTargets {
@@ -43,13 +58,13 @@ pub(crate) struct RollupTargets {
 impl RollupTargets {
     /// The reference of `target`, added on first sight; `None` once the table is full.
     pub(crate) fn intern(&mut self, id: &[u8], aggs: AggTypes, transforms: TransformChain) -> Option<RollupRef> {
-        let target = RollupTarget { id: id.into(), aggs, transforms };
-        if let Some(&r) = self.index.get(&target) {
+        if let Some(&r) = self.index.get(&RollupTargetRef { id, aggs, transforms }) {
             return Some(r);
         }
         if self.targets.len() >= MAX_ROLLUP_TARGETS {
             return None;
         }
+        let target = RollupTarget { id: id.into(), aggs, transforms };
         self.targets.push(target.clone());
         let r = self.targets.len() as RollupRef;
         self.index.insert(target, r);
@@ -187,5 +202,23 @@ impl ForwardedWindows {
 
     pub(crate) fn len(&self) -> usize {
         self.open.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregation::AggType;
+
+    #[test]
+    fn a_target_is_found_again_by_its_bytes() {
+        let mut targets = RollupTargets::default();
+        let sum = AggTypes::of(&[AggType::Sum]);
+        let a = targets.intern(b"by.route;route=/a", sum, TransformChain::NONE).unwrap();
+        let b = targets.intern(b"by.route;route=/b", sum, TransformChain::NONE).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(targets.intern(b"by.route;route=/a", sum, TransformChain::NONE), Some(a));
+        assert_eq!(targets.len(), 2);
+        assert_eq!(&*targets.get(b).unwrap().id, b"by.route;route=/b");
     }
 }
