@@ -149,6 +149,13 @@ pub(super) fn render(state: &AdminState) -> String {
         &cores,
         |c| c.rollup_forwarded as f64,
     );
+    o.per_core(
+        "sheaf_rollup_target_unknown_windows_total",
+        "counter",
+        "Windows of a rolled-up element whose series' metadata changed since, its rollup target no longer known: dropped.",
+        &cores,
+        |c| c.aggregation.rollup_target_unknown as f64,
+    );
     o.family(
         "sheaf_forwarded_windows_total",
         "counter",

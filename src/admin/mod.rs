@@ -172,5 +172,6 @@ fn rollup_status(c: &CoreStats) -> Value {
         "forwarded_accepted": a.forwarded_accepted,
         "forwarded_duplicate": a.forwarded_duplicate,
         "forwarded_too_late": a.forwarded_too_late,
+        "target_unknown_windows": a.rollup_target_unknown,
     })
 }

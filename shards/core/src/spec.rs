@@ -204,6 +204,12 @@ impl SpecTable {
         self.forwarded[usize::from(idx)]
     }
 
+    /// Whether the elements of policy slot `idx` roll up (their key names a rollup target).
+    #[inline]
+    pub(crate) fn rolls_up(&self, idx: PolicyIdx) -> bool {
+        self.slot_keys[usize::from(idx)].rollup_ordinal > 0
+    }
+
     /// The transformations of the elements of policy slot `idx`.
     pub(crate) fn transforms(&self, idx: PolicyIdx) -> TransformChain {
         self.transforms[usize::from(idx)]

@@ -143,3 +143,24 @@ fn an_emitted_element_and_a_rolled_up_one_of_the_same_policy_are_both_kept() {
     agg.apply(&forwarded, BASE + R + 2);
     assert_eq!(flush(&mut agg, BASE + 2 * R + 1), BTreeMap::from([(("rolled".to_string(), R), 7.0)]));
 }
+
+#[test]
+fn a_rolled_up_element_left_by_a_metadata_change_is_dropped_and_counted_not_emitted() {
+    let mut agg = CoreAggregator::new(options(), SHARDS);
+    let shard_of = ShardOf::new(SHARDS);
+    let (shard, hash) = shard_of.shard_and_hash(MetricType::Counter, b"source");
+    let plain = ElemSpec::new(AggTypes::DEFAULT, "10s:2d".parse().unwrap());
+    let mut rolled = SampleBatch::default();
+    let rollup = rolled.add_rollup(b"rolled", AggTypes::DEFAULT, TransformChain::NONE);
+    let spec = rolled.add_spec(&[ElemSpec { rollup, ..plain }]);
+    rolled.push(shard, hash, b"source", MetricType::Counter, UNTIMED, SampleValue::Number(5.0), spec);
+    agg.apply(&rolled, BASE + 1);
+    // The same series, now with metadata that names no rollup.
+    let mut mapped = SampleBatch::default();
+    let spec = mapped.add_spec(&[plain]);
+    mapped.push(shard, hash, b"source", MetricType::Counter, UNTIMED, SampleValue::Number(2.0), spec);
+    agg.apply(&mapped, BASE + 2);
+    assert_eq!(flush(&mut agg, BASE + R + 1), BTreeMap::from([(("source".to_string(), R), 2.0)]));
+    assert_eq!(agg.counters.rollup_target_unknown, 1);
+    assert!(take_outbox(&mut agg).is_empty());
+}

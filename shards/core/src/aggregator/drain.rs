@@ -49,6 +49,9 @@ impl CoreAggregator {
                 let r = policy.resolution_nanos;
                 // The spec's elements come first, in its order (see `Series::elems_for`).
                 let rollup = if i < spec_len { series_rollup(series_spec, i, specs) } else { NO_ROLLUP };
+                // An element of the series' previous metadata that rolled up: its target is no
+                // longer known, and its values must not come out as the series' own.
+                let lost_rollup = rollup == NO_ROLLUP && specs.rolls_up(elem.policy);
                 // A forwarded window waits `L(r, n)` past its start and is emitted at its start.
                 let forwarded = specs.forwarded(elem.policy);
                 let span = if forwarded > 0 { forwarded_lateness(r, u32::from(forwarded)) } else { r };
@@ -63,6 +66,11 @@ impl CoreAggregator {
                     |start, mut window, fate| {
                         if fate == Fate::Discard {
                             counters.windows_discarded += 1;
+                            return;
+                        }
+                        if lost_rollup {
+                            counters.windows_discarded += 1;
+                            counters.rollup_target_unknown += 1;
                             return;
                         }
                         counters.windows_flushed += 1;
