@@ -150,6 +150,13 @@ pub(super) fn render(state: &AdminState) -> String {
         |c| c.rollup_forwarded as f64,
     );
     o.per_core(
+        "sheaf_rollup_type_unsupported_series_total",
+        "counter",
+        "Timer and set series a rollup rule matched: their rollups are left out (not supported).",
+        &cores,
+        |c| c.aggregation.rollup_type_unsupported as f64,
+    );
+    o.per_core(
         "sheaf_rollup_target_unknown_windows_total",
         "counter",
         "Windows of a rolled-up element whose series' metadata changed since, its rollup target no longer known: dropped.",

@@ -173,5 +173,6 @@ fn rollup_status(c: &CoreStats) -> Value {
         "forwarded_duplicate": a.forwarded_duplicate,
         "forwarded_too_late": a.forwarded_too_late,
         "target_unknown_windows": a.rollup_target_unknown,
+        "type_unsupported_series": a.rollup_type_unsupported,
     })
 }

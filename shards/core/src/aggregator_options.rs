@@ -124,6 +124,8 @@ pub struct AggregatorCounters {
     /// rollup target is no longer known: dropped (and counted) rather than emitted as the
     /// series' own values.
     pub rollup_target_unknown: u64,
+    /// Timer and set series a rollup rule matched: their rollups are left out (not supported).
+    pub rollup_type_unsupported: u64,
     /// Forwarded windows taken in (one per source shard, version and window).
     pub forwarded_accepted: u64,
     /// Forwarded windows dropped because the same (source shard, version) was already taken in.

@@ -27,7 +27,13 @@ pub(super) fn rule_spec_for(
     metric_type: MetricType,
     defaults: &[StoragePolicy],
 ) -> u16 {
-    let matched = rules.match_id(id);
+    let mut matched = rules.match_id(id);
+    if matches!(metric_type, MetricType::Timer | MetricType::Set) && !matched.rollups.is_empty() {
+        // What a timer or set series would forward to its rollup (one value, or several, per
+        // window) is not settled: its rollups are left out, counted, rather than summed wrongly.
+        counters.rollup_type_unsupported += 1;
+        matched.rollups.clear();
+    }
     if matched.drop {
         counters.series_dropped_by_rule += 1;
         if matched.rollups.is_empty() {
@@ -65,9 +71,9 @@ pub(super) fn rule_spec_for(
     }
 }
 
-/// The elements of a series that feed rollup `target`: one per storage policy, aggregated
-/// with the metric type's default (a counter's sum, a gauge's last value, as M3's rollup
-/// sources), through the transformations before the rollup, forwarded to the target.
+/// The elements of a counter or gauge series that feed rollup `target`: one per storage
+/// policy, aggregated with the metric type's default (a counter's sum, a gauge's last value),
+/// through the transformations before the rollup, forwarded to the target.
 fn rollup_elems<'a>(
     target: &'a RollupTarget,
     rollups: &mut RollupTargets,
@@ -79,9 +85,8 @@ fn rollup_elems<'a>(
     let (before, after) = (chain(&target.transforms_before)?, chain(&target.transforms_after)?);
     let rollup = rollups.intern(&target.new_id, target.aggregations, after)?;
     let aggs = match metric_type {
-        MetricType::Counter => AggTypes::of(&[crate::aggregation::AggType::Sum]),
         MetricType::Gauge => AggTypes::of(&[crate::aggregation::AggType::Last]),
-        MetricType::Timer | MetricType::Set => AggTypes::DEFAULT,
+        _ => AggTypes::of(&[crate::aggregation::AggType::Sum]),
     };
     Some(target.storage_policies.iter().map(move |&policy| ElemSpec {
         transforms: before,
