@@ -24,7 +24,7 @@ fn policy_10s() -> policypb::StoragePolicy {
 
 /// An untimed counter whose one pipeline sums it under 10s:2d and rolls it up into `rollup_id`
 /// (summed there too), as an M3 coordinator sends it for a rollup rule.
-fn rolled_up_counter(id: &str, value: i64, rollup_id: &str) -> metricpb::MetricWithMetadatas {
+pub(crate) fn rolled_up_counter(id: &str, value: i64, rollup_id: &str) -> metricpb::MetricWithMetadatas {
     let rollup = pipelinepb::AppliedPipelineOp {
         r#type: pipelinepb::applied_pipeline_op::Type::Rollup as i32,
         transformation: None,

@@ -10,6 +10,7 @@ mod cluster_handoff;
 mod cluster_peers;
 mod cluster_rate_limits;
 mod cluster_replace;
+mod cluster_rollups;
 mod config_cli;
 mod dead_sink;
 mod etcd;

@@ -303,6 +303,13 @@ impl SampleBatch {
         }
     }
 
+    /// The index of `s` in this batch (`None` if it is not one of this batch's samples).
+    pub fn index_of(&self, s: &Sample) -> Option<usize> {
+        let offset = (s as *const Sample as usize).checked_sub(self.samples.as_ptr() as usize)?;
+        let index = offset / std::mem::size_of::<Sample>();
+        (index < self.samples.len() && offset % std::mem::size_of::<Sample>() == 0).then_some(index)
+    }
+
     /// Where the forwarded sample at `index` comes from (`None` if it is not forwarded).
     pub fn forwarded_from(&self, index: usize) -> Option<ForwardedFrom> {
         let at = self.forwarded.binary_search_by_key(&(index as u32), |(i, _)| *i).ok()?;
@@ -413,12 +420,10 @@ impl SampleBatch {
         if let Some(last) = self.samples.last_mut() {
             last.flags |= s.flags & (STAMPED | PASSTHROUGH);
         }
-        if s.forwarded() {
-            let index = (s as *const Sample as usize).wrapping_sub(from.samples.as_ptr() as usize)
-                / std::mem::size_of::<Sample>();
-            if let Some(origin) = from.forwarded_from(index) {
-                self.mark_last_forwarded(origin);
-            }
+        if s.forwarded()
+            && let Some(origin) = from.index_of(s).and_then(|i| from.forwarded_from(i))
+        {
+            self.mark_last_forwarded(origin);
         }
     }
 

@@ -137,6 +137,7 @@ fn a_forwarded_metric_keeps_the_transformations_of_its_elements() {
         resolution_nanos: policy.resolution_nanos,
         retention_nanos: policy.retention_nanos,
         transformations: chain.iter().map(|t| t as i32).collect(),
+        rollup: None,
     };
     let mut frame = Vec::new();
     let gauge = Forwarded::Gauge { id: b"g", value: 1.0, arrival: 5, annotation: b"" };
@@ -231,4 +232,50 @@ fn a_rollup_op_becomes_the_elements_rollup_and_a_second_one_is_refused() {
     decoder.message(&nested, 1_700_000_000_000_000_000, &mut batch, &mut AckFrame::default());
     assert_eq!(batch.len(), 1);
     assert_eq!(decoder.tally().rejected, vec![("nested_rollup_unsupported", 1)]);
+}
+
+/// What one node forwards to another for rollups decodes to what it was: a forwarded
+/// (rolled-up) value keeps its origin, and a source value keeps its rollup op.
+#[test]
+fn rolled_up_values_and_rollup_ops_cross_nodes_unchanged() {
+    use sheaf_proto::forward::{ForwardedPolicy, ForwardedRollup};
+    use sheaf_shard_core::{AggType, AggTypes, ForwardedFrom, TransformChain, TransformType};
+    let policy: sheaf_shard_core::StoragePolicy = "10s:2d".parse().unwrap();
+    let sum = AggTypes::of(&[AggType::Sum]);
+    let element = |rollup| ForwardedPolicy {
+        aggregation_id: sum.to_m3_id(),
+        resolution_nanos: policy.resolution_nanos,
+        retention_nanos: policy.retention_nanos,
+        transformations: vec![],
+        rollup,
+    };
+    let mut frames = Vec::new();
+    let rolled = Forwarded::Rollup {
+        kind: 1,
+        id: b"total",
+        time: 1_700_000_010_000_000_000,
+        values: &[1.0, 2.0],
+        version: 2,
+        source: 5,
+        num_forwarded_times: 1,
+    };
+    encode_forward_frame(&rolled, &[element(None)], 0, 1, 0, &mut frames);
+    let rollup = ForwardedRollup { id: b"total".to_vec(), aggregation_id: sum.to_m3_id(), transformations: vec![2] };
+    let source = Forwarded::Counter { id: b"src", value: 4, arrival: 1_700_000_000_000_000_000 };
+    encode_forward_frame(&source, &[element(Some(rollup))], 0, 2, 0, &mut frames);
+    let mut decoder = M3msgDecoder::new(1, &AggregatorOptions::with_policies(vec![policy]));
+    let mut batch = SampleBatch::default();
+    let first = u32::from_be_bytes(frames[..4].try_into().unwrap()) as usize;
+    decoder.message(&frames[4..4 + first], 1_700_000_010_500_000_000, &mut batch, &mut AckFrame::default());
+    decoder.message(&frames[8 + first..], 1_700_000_010_500_000_000, &mut batch, &mut AckFrame::default());
+    assert_eq!(batch.len(), 2, "{:?}", decoder.tally().rejected);
+    let (f, s) = (batch.samples()[0], batch.samples()[1]);
+    assert!(f.forwarded());
+    assert_eq!(batch.forwarded_from(0), Some(ForwardedFrom { source: 5, version: 2, times: 1 }));
+    assert_eq!(batch.timer_values_of(&f), &[1.0, 2.0]);
+    assert_eq!(batch.spec(f.spec)[0].forwarded, 1);
+    let elem = batch.spec(s.spec)[0];
+    let r = batch.rollup(elem.rollup).expect("the rollup op");
+    assert_eq!((batch.rollup_id(r), r.aggs), (&b"total"[..], sum));
+    assert_eq!(r.transforms, TransformChain::new(&[TransformType::PerSecond]).unwrap());
 }

@@ -20,7 +20,7 @@ use super::source::Source;
 use crate::core::{CoreState, RouteTable};
 use crate::decode::SampleRouter;
 use crate::handoff::Handoff;
-use crate::output::forward::{Chunk, Forwarders, carries_rollup};
+use crate::output::forward::{Chunk, Forwarders};
 use crate::routes::Routes;
 
 /// What a core's routers send through: its aggregator, its route table, its end of the
@@ -126,32 +126,29 @@ impl Router {
             let peers = routes.remote(s.shard());
             // A value a peer forwarded is never forwarded again (no loops between nodes whose
             // placements disagree for a moment): it waits for this node's placement to catch up.
-            if peers.is_empty() || s.stamped() {
+            // Nor is a forwarded (rolled-up) value this node received rather than produced.
+            if peers.is_empty() || s.stamped() || (s.forwarded() && self.source == Source::Replicated) {
                 self.unowned.copy_from(&self.remote, s);
                 continue;
             }
-            if carries_rollup(&self.remote, s) {
-                self.parts.state.stats.borrow_mut().rollup_remote_unsupported += 1;
-                continue;
-            }
             for &p in peers {
-                if let (Some(f), Some(chunk)) = (forwarders.get(usize::from(p)), chunks.get_mut(usize::from(p))) {
-                    f.encode(&self.remote, s, now, chunk);
+                if let (Some(f), Some(chunk)) = (forwarders.get(usize::from(p)), chunks.get_mut(usize::from(p)))
+                    && !f.encode(&self.remote, s, now, chunk)
+                    && s.forwarded()
+                {
+                    self.parts.state.stats.borrow_mut().rollup_remote_unsupported += 1;
                 }
             }
         }
         if self.source == Source::Single {
             for batch in &self.batches {
                 for s in batch.samples() {
-                    if carries_rollup(batch, s) {
-                        let peers = routes.remote(s.shard()).len() as u64;
-                        self.parts.state.stats.borrow_mut().rollup_remote_unsupported += peers;
-                        continue;
-                    }
                     for &p in routes.remote(s.shard()) {
                         if let (Some(f), Some(chunk)) = (forwarders.get(usize::from(p)), chunks.get_mut(usize::from(p)))
+                            && !f.encode(batch, s, now, chunk)
+                            && s.forwarded()
                         {
-                            f.encode(batch, s, now, chunk);
+                            self.parts.state.stats.borrow_mut().rollup_remote_unsupported += 1;
                         }
                     }
                 }

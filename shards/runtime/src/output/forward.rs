@@ -26,10 +26,10 @@ use glommio::net::TcpStream;
 use prost::Message as _;
 use sheaf_proto::forward::{
     ANNOTATION_FRACTIONAL_COUNTER, ANNOTATION_GAUGE_DELTA, ANNOTATION_SET_MEMBER, Forwarded, ForwardedPolicy,
-    encode_forward_frame,
+    ForwardedRollup, encode_forward_frame,
 };
 use sheaf_proto::msgpb;
-use sheaf_shard_core::{MetricType, NO_ROLLUP, Sample, SampleBatch, SampleValue, UNTIMED};
+use sheaf_shard_core::{MetricType, Sample, SampleBatch, SampleValue, UNTIMED};
 
 use crate::core::{CoreState, spawn_into};
 use crate::routes::{Peer, Routes};
@@ -102,9 +102,6 @@ impl Forwarder {
     /// Encodes `s` (of `batch`, arrived at `arrival` if untimed) as one frame onto `chunk`.
     /// Returns false for a sample that is not forwarded (one that itself came from a peer).
     pub(crate) fn encode(&self, batch: &SampleBatch, s: &Sample, arrival: i64, chunk: &mut Chunk) -> bool {
-        if carries_rollup(batch, s) {
-            return false;
-        }
         let mut one = [0.0];
         let Some(metric) = forwarded(batch, s, arrival, &mut one) else { return false };
         let policies: Vec<ForwardedPolicy> = batch
@@ -115,6 +112,11 @@ impl Forwarder {
                 resolution_nanos: e.policy.resolution_nanos,
                 retention_nanos: e.policy.retention_nanos,
                 transformations: e.transforms.iter().map(|t| t as i32).collect(),
+                rollup: batch.rollup(e.rollup).map(|r| ForwardedRollup {
+                    id: batch.rollup_id(r).to_vec(),
+                    aggregation_id: r.aggs.to_m3_id(),
+                    transformations: r.transforms.iter().map(|t| t as i32).collect(),
+                }),
             })
             .collect();
         let id = self.next_id.get();
@@ -131,19 +133,25 @@ impl Forwarder {
     }
 }
 
-/// Whether `s` is a forwarded value or names a rollup: not encoded for peer nodes yet
-/// (`FORWARDED_METRIC_WITH_METADATA` and rollup ops), rather than sent as plain values a peer
-/// would aggregate wrongly. The caller counts it (`rollup_remote_unsupported`).
-pub(crate) fn carries_rollup(batch: &SampleBatch, s: &Sample) -> bool {
-    s.forwarded() || batch.spec(s.spec).iter().any(|e| e.rollup != NO_ROLLUP)
-}
-
 /// What `s` travels as; `one` holds a lone timer value (a slice must point somewhere).
 fn forwarded<'a>(batch: &'a SampleBatch, s: &Sample, arrival: i64, one: &'a mut [f64; 1]) -> Option<Forwarded<'a>> {
     if s.stamped() {
         return None;
     }
     let id = batch.id(s);
+    if s.forwarded() {
+        // A set's rolled-up values have no m3msg metric type: not forwarded (counted).
+        let kind = match s.metric_type {
+            MetricType::Counter => 1,
+            MetricType::Timer => 2,
+            MetricType::Gauge => 3,
+            MetricType::Set => return None,
+        };
+        let from = batch.forwarded_from(batch.index_of(s)?)?;
+        let values = batch.timer_values_of(s);
+        let (version, source, num_forwarded_times) = (from.version, from.source, i32::from(from.times));
+        return Some(Forwarded::Rollup { kind, id, time: s.time, values, version, source, num_forwarded_times });
+    }
     if s.time != UNTIMED {
         let kind = match s.metric_type {
             MetricType::Counter => 1,
