@@ -3,21 +3,15 @@
 //! owner's flush forwards its windows (FORWARDED_METRIC_WITH_METADATA) to the node owning the
 //! rolled-up series; the union of both sinks has each rolled-up window once, with exact sums.
 
-use std::io::Write;
-use std::net::TcpStream;
-
 use crate::cluster::{PATIENCE, SHARDS, core_sum, election_state, instances_json, node};
 use crate::etcd::Etcd;
-use crate::harness::{Flushed, http_post, totals, wait_until};
-use crate::m3msg_ingest::{message, read_acks};
-use crate::m3msg_rollups::rolled_up_counter;
+use crate::harness::{Flushed, http_post, wait_until};
+use crate::m3msg_rollups::{by_route_sum, by_route_want, send_requests_by_route};
 
-/// The sum of route `k`'s rolled-up series over `outputs`, each window counted once (a window
-/// out of both nodes fails).
+/// `by_route_sum` over the union of the nodes' outputs.
 fn route_sum(outputs: &[Vec<Flushed>], k: i32) -> f64 {
     let all: Vec<Flushed> = outputs.iter().flatten().cloned().collect();
-    let id = format!("http.requests+route=r{k}");
-    totals(&all).iter().filter(|((i, _), _)| *i == id).map(|(_, v)| v).sum()
+    by_route_sum(&all, k)
 }
 
 #[test]
@@ -34,25 +28,9 @@ fn a_rollup_whose_sources_and_target_live_on_different_nodes_has_exact_sums() {
     let leading = || election_state(&a) == "leader" && election_state(&b) == "leader";
     wait_until("each node leads its shard set", PATIENCE, leading, || format!("{} / {}", a.status(), b.status()));
 
-    let mut frames = Vec::new();
-    for round in 0..2 {
-        for k in 0..3 {
-            for h in 0..16 {
-                let id = format!("http.requests+host=h{h},route=r{k}");
-                let value = i64::from(h * 10 + k + round);
-                frames.push(rolled_up_counter(&id, value, &format!("http.requests+route=r{k}")));
-            }
-        }
-    }
-    let sent = frames.len();
-    let mut c = TcpStream::connect(a.m3msg).unwrap();
-    for (seq, metric) in frames.into_iter().enumerate() {
-        c.write_all(&message(seq as u64, metric)).unwrap();
-    }
-    assert_eq!(read_acks(&mut c, sent).len(), sent);
-    let want = |k: i32| f64::from((0..16).map(|h| 2 * (h * 10 + k) + 1).sum::<i32>());
+    send_requests_by_route(a.m3msg);
     let outputs = || vec![a.output_so_far(), b.output_so_far()];
-    let complete = || (0..3).all(|k| route_sum(&outputs(), k) >= want(k));
+    let complete = || (0..3).all(|k| route_sum(&outputs(), k) >= by_route_want(k));
     wait_until("every rolled-up window is out", PATIENCE, complete, || {
         format!("{:?}\n{}\n{}", (0..3).map(|k| route_sum(&outputs(), k)).collect::<Vec<_>>(), a.status(), b.status())
     });
@@ -61,7 +39,7 @@ fn a_rollup_whose_sources_and_target_live_on_different_nodes_has_exact_sums() {
     let (out_a, out_b) = (a.stop(), b.stop());
     let both = [out_a, out_b];
     for k in 0..3 {
-        assert_eq!(route_sum(&both, k), want(k), "route r{k}: {both:?}");
+        assert_eq!(route_sum(&both, k), by_route_want(k), "route r{k}: {both:?}");
     }
     assert!(both.iter().flatten().all(|v| !v.id.contains("host=")), "a source series was emitted: {both:?}");
 }

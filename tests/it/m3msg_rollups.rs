@@ -8,7 +8,7 @@ use std::net::TcpStream;
 
 use sheaf_proto::{aggregationpb, metricpb, pipelinepb, policypb};
 
-use crate::harness::{Sheaf, totals};
+use crate::harness::{Flushed, Sheaf, totals};
 use crate::m3msg_ingest::{message, read_acks};
 
 const S: i64 = 1_000_000_000;
@@ -24,7 +24,7 @@ fn policy_10s() -> policypb::StoragePolicy {
 
 /// An untimed counter whose one pipeline sums it under 10s:2d and rolls it up into `rollup_id`
 /// (summed there too), as an M3 coordinator sends it for a rollup rule.
-pub(crate) fn rolled_up_counter(id: &str, value: i64, rollup_id: &str) -> metricpb::MetricWithMetadatas {
+fn rolled_up_counter(id: &str, value: i64, rollup_id: &str) -> metricpb::MetricWithMetadatas {
     let rollup = pipelinepb::AppliedPipelineOp {
         r#type: pipelinepb::applied_pipeline_op::Type::Rollup as i32,
         transformation: None,
@@ -85,12 +85,10 @@ fn now_nanos() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64
 }
 
-/// `http.requests` of 16 hosts on 3 routes (spread over both cores by their ids), rolled up by
-/// route with Sum: each route's rolled-up series has the exact sum of its sources, each of its
-/// windows emitted once, and no source series is emitted.
-#[test]
-fn a_rollup_pipeline_sums_its_sources_across_cores() {
-    let sheaf = Sheaf::start("m3msg-rollups", "");
+/// Sends `http.requests` of 16 hosts on 3 routes, each rolled up by route with Sum (host h on
+/// route k counting `h * 10 + k` then `h * 10 + k + 1`) to the m3msg port `to`; returns how
+/// many metrics were sent (and acked).
+pub(crate) fn send_requests_by_route(to: std::net::SocketAddr) -> usize {
     let mut frames = Vec::new();
     for round in 0..2 {
         for k in 0..3 {
@@ -102,25 +100,40 @@ fn a_rollup_pipeline_sums_its_sources_across_cores() {
         }
     }
     let sent = frames.len();
-    let mut c = TcpStream::connect(sheaf.m3msg).unwrap();
+    let mut c = TcpStream::connect(to).unwrap();
     for (seq, metric) in frames.into_iter().enumerate() {
         c.write_all(&message(seq as u64, metric)).unwrap();
     }
     assert_eq!(read_acks(&mut c, sent).len(), sent);
+    sent
+}
+
+/// What route `k`'s rolled-up series adds up to for `send_requests_by_route`.
+pub(crate) fn by_route_want(k: i32) -> f64 {
+    f64::from((0..16).map(|h| 2 * (h * 10 + k) + 1).sum::<i32>())
+}
+
+/// The sum of route `k`'s rolled-up series over `out`, each window counted once (a window
+/// emitted twice fails).
+pub(crate) fn by_route_sum(out: &[Flushed], k: i32) -> f64 {
+    let id = format!("http.requests+route=r{k}");
+    totals(out).iter().filter(|((i, _), _)| *i == id).map(|(_, v)| v).sum()
+}
+
+/// `http.requests` of 16 hosts on 3 routes (spread over both cores by their ids), rolled up by
+/// route with Sum: each route's rolled-up series has the exact sum of its sources, each of its
+/// windows emitted once, and no source series is emitted.
+#[test]
+fn a_rollup_pipeline_sums_its_sources_across_cores() {
+    let sheaf = Sheaf::start("m3msg-rollups", "");
+    let sent = send_requests_by_route(sheaf.m3msg);
     sheaf.wait_metric("sheaf_ingested_values_total", &[("protocol", "m3msg")], sent as f64);
     // The sources live on both cores: the connection's core handed the other core its share.
     assert!(sheaf.metric("sheaf_handoff_values_total", &[]) > 0.0);
     let out = sheaf.stop();
     assert!(out.iter().all(|v| !v.id.contains("host=")), "a source series was emitted: {out:?}");
-    let totals = totals(&out);
     for k in 0..3 {
-        let want = f64::from((0..16).map(|h| 2 * (h * 10 + k) + 1).sum::<i32>());
-        let got: f64 = totals
-            .iter()
-            .filter(|((id, _), _)| id.starts_with(&format!("http.requests+route=r{k}")))
-            .map(|(_, v)| v)
-            .sum();
-        assert_eq!(got, want, "route r{k}: {out:?}");
+        assert_eq!(by_route_sum(&out, k), by_route_want(k), "route r{k}: {out:?}");
     }
 }
 
