@@ -100,7 +100,7 @@ pub struct CoreStats {
     /// Forwarded samples (one source shard's values for one window of a rolled-up series)
     /// this core's flushes routed to the cores owning the rolled-up series.
     pub rollup_forwarded: u64,
-    /// Rollup values that would have gone to another node, which is not supported yet:
+    /// Rolled-up values a peer node should have had but that m3msg cannot carry (a set's):
     /// counted and dropped.
     pub rollup_remote_unsupported: u64,
     /// Values sent to peer nodes (cluster mode forwarding).
