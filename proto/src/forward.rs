@@ -45,6 +45,19 @@ pub enum Forwarded<'a> {
         time: i64,
         value: f64,
     },
+    /// What a source shard's flush forwards to a rolled-up series
+    /// (`FORWARDED_METRIC_WITH_METADATA`): its values for the window at `time`; the metadata is
+    /// the one policy passed with it (aggregations, storage policy, the transformations after
+    /// the rollup).
+    Rollup {
+        kind: i32,
+        id: &'a [u8],
+        time: i64,
+        values: &'a [f64],
+        version: u32,
+        source: u32,
+        num_forwarded_times: i32,
+    },
     /// A passthrough point (`TIMED_METRIC_WITH_STORAGE_POLICY`), with its one storage policy.
     Passthrough {
         kind: i32,
@@ -65,6 +78,50 @@ pub struct ForwardedPolicy {
     /// The element's transformations, in order (`transformationpb.TransformationType`
     /// values), sent as the pipeline's transformation ops.
     pub transformations: Vec<i32>,
+    /// The rollup op that follows them, if any.
+    pub rollup: Option<ForwardedRollup>,
+}
+
+/// A rollup op of a forwarded element: the rolled-up id, its aggregations and the
+/// transformations after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardedRollup {
+    pub id: Vec<u8>,
+    pub aggregation_id: u64,
+    pub transformations: Vec<i32>,
+}
+
+fn transformation_op(t: i32) -> pipelinepb::AppliedPipelineOp {
+    pipelinepb::AppliedPipelineOp {
+        r#type: pipelinepb::applied_pipeline_op::Type::Transformation as i32,
+        transformation: Some(pipelinepb::TransformationOp { r#type: t }),
+        rollup: None,
+    }
+}
+
+/// The pipeline of `p`: its transformations, then its rollup op and what follows it.
+fn pipeline_of(p: &ForwardedPolicy) -> Option<pipelinepb::AppliedPipeline> {
+    let mut ops: Vec<_> = p.transformations.iter().map(|t| transformation_op(*t)).collect();
+    if let Some(r) = &p.rollup {
+        ops.push(pipelinepb::AppliedPipelineOp {
+            r#type: pipelinepb::applied_pipeline_op::Type::Rollup as i32,
+            transformation: None,
+            rollup: Some(pipelinepb::AppliedRollupOp {
+                id: r.id.clone(),
+                aggregation_id: (r.aggregation_id != 0)
+                    .then_some(aggregationpb::AggregationId { id: r.aggregation_id }),
+            }),
+        });
+        ops.extend(r.transformations.iter().map(|t| transformation_op(*t)));
+    }
+    (!ops.is_empty()).then_some(pipelinepb::AppliedPipeline { ops })
+}
+
+fn storage_policy(resolution_nanos: i64, retention_nanos: i64) -> policypb::StoragePolicy {
+    policypb::StoragePolicy {
+        resolution: Some(policypb::Resolution { window_size: resolution_nanos, precision: resolution_nanos }),
+        retention: Some(policypb::Retention { period: retention_nanos }),
+    }
 }
 
 fn staged(policies: &[ForwardedPolicy]) -> Option<metricpb::StagedMetadatas> {
@@ -75,24 +132,8 @@ fn staged(policies: &[ForwardedPolicy]) -> Option<metricpb::StagedMetadatas> {
         .iter()
         .map(|p| metricpb::PipelineMetadata {
             aggregation_id: (p.aggregation_id != 0).then_some(aggregationpb::AggregationId { id: p.aggregation_id }),
-            storage_policies: vec![policypb::StoragePolicy {
-                resolution: Some(policypb::Resolution {
-                    window_size: p.resolution_nanos,
-                    precision: p.resolution_nanos,
-                }),
-                retention: Some(policypb::Retention { period: p.retention_nanos }),
-            }],
-            pipeline: (!p.transformations.is_empty()).then(|| pipelinepb::AppliedPipeline {
-                ops: p
-                    .transformations
-                    .iter()
-                    .map(|t| pipelinepb::AppliedPipelineOp {
-                        r#type: pipelinepb::applied_pipeline_op::Type::Transformation as i32,
-                        transformation: Some(pipelinepb::TransformationOp { r#type: *t }),
-                        rollup: None,
-                    })
-                    .collect(),
-            }),
+            storage_policies: vec![storage_policy(p.resolution_nanos, p.retention_nanos)],
+            pipeline: pipeline_of(p),
             ..Default::default()
         })
         .collect();
@@ -164,6 +205,30 @@ pub fn encode_forward_frame(
             m.timed_metric_with_metadatas = Some(metricpb::TimedMetricWithMetadatas {
                 metric: Some(timed_metric(kind, id, time, value)),
                 metadatas,
+            });
+        }
+        Forwarded::Rollup { kind, id, time, values, version, source, num_forwarded_times } => {
+            let p = policies.first();
+            m.r#type = metricpb::metric_with_metadatas::Type::ForwardedMetricWithMetadata as i32;
+            m.forwarded_metric_with_metadata = Some(metricpb::ForwardedMetricWithMetadata {
+                metric: Some(metricpb::ForwardedMetric {
+                    r#type: kind,
+                    id: id.to_vec(),
+                    time_nanos: time,
+                    values: values.to_vec(),
+                    version,
+                    ..Default::default()
+                }),
+                metadata: Some(metricpb::ForwardMetadata {
+                    aggregation_id: p
+                        .filter(|p| p.aggregation_id != 0)
+                        .map(|p| aggregationpb::AggregationId { id: p.aggregation_id }),
+                    storage_policy: p.map(|p| storage_policy(p.resolution_nanos, p.retention_nanos)),
+                    pipeline: p.and_then(pipeline_of),
+                    source_id: source,
+                    num_forwarded_times,
+                    ..Default::default()
+                }),
             });
         }
         Forwarded::Passthrough { kind, id, time, value, resolution_nanos, retention_nanos } => {

@@ -115,6 +115,7 @@ pub(super) fn render(state: &AdminState) -> String {
             ("value_rate_limit", a.value_rate_limited),
             ("new_series_rate_limit", a.new_series_rate_limited),
             ("dropped_by_rule", a.dropped_by_rule),
+            ("rollup_remote_unsupported", c.rollup_remote_unsupported),
         ] {
             o.sample(
                 "sheaf_rejected_values_total",
@@ -132,6 +133,49 @@ pub(super) fn render(state: &AdminState) -> String {
         let a = &c.aggregation;
         for (result, n) in [("mapped", a.series_mapped_by_rule), ("dropped", a.series_dropped_by_rule)] {
             o.sample("sheaf_rule_matched_series_total", &[("core", &c.core.to_string()), ("result", result)], n);
+        }
+    }
+    o.per_core(
+        "sheaf_rollup_values_total",
+        "counter",
+        "Flushed values forwarded to a rolled-up series instead of emitted.",
+        &cores,
+        |c| c.aggregation.values_rolled_up as f64,
+    );
+    o.per_core(
+        "sheaf_rollup_forwarded_samples_total",
+        "counter",
+        "Forwarded samples (one source shard's values for one window of a rolled-up series) routed by this core's flushes.",
+        &cores,
+        |c| c.rollup_forwarded as f64,
+    );
+    o.per_core(
+        "sheaf_rollup_type_unsupported_series_total",
+        "counter",
+        "Timer and set series a rollup rule matched: their rollups are left out (not supported).",
+        &cores,
+        |c| c.aggregation.rollup_type_unsupported as f64,
+    );
+    o.per_core(
+        "sheaf_rollup_target_unknown_windows_total",
+        "counter",
+        "Windows of a rolled-up element whose series' metadata changed since, its rollup target no longer known: dropped.",
+        &cores,
+        |c| c.aggregation.rollup_target_unknown as f64,
+    );
+    o.family(
+        "sheaf_forwarded_windows_total",
+        "counter",
+        "Forwarded values per window of a rolled-up series: taken in, or dropped as a (source, version) already taken in or as too late.",
+    );
+    for c in &cores {
+        let a = &c.aggregation;
+        for (result, n) in [
+            ("accepted", a.forwarded_accepted),
+            ("duplicate", a.forwarded_duplicate),
+            ("too_late", a.forwarded_too_late),
+        ] {
+            o.sample("sheaf_forwarded_windows_total", &[("core", &c.core.to_string()), ("result", result)], n);
         }
     }
     o.per_core(

@@ -77,6 +77,7 @@ async fn status(State(state): State<Arc<AdminState>>) -> Json<Value> {
                 "windows_discarded": c.aggregation.windows_discarded,
                 "shard_not_writable": c.aggregation.shard_not_writable,
                 "shards_closed": c.aggregation.shards_closed,
+                "rollups": rollup_status(c),
                 "forwarded_values": c.forwarded_values,
                 "forward_dropped_values": c.forward_dropped_values,
                 "forward_unresolved_dropped_values": c.forward_unresolved_dropped_values,
@@ -158,4 +159,20 @@ fn refused_connections(c: &CoreStats) -> Value {
 async fn prometheus(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
     let body = metrics::render(&state);
     (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
+}
+
+/// A core's rollups in `/status`: what its flushes forwarded, and what it took in as the owner
+/// of rolled-up series.
+fn rollup_status(c: &CoreStats) -> Value {
+    let a = &c.aggregation;
+    json!({
+        "values_rolled_up": a.values_rolled_up,
+        "forwarded_samples": c.rollup_forwarded,
+        "remote_unsupported": c.rollup_remote_unsupported,
+        "forwarded_accepted": a.forwarded_accepted,
+        "forwarded_duplicate": a.forwarded_duplicate,
+        "forwarded_too_late": a.forwarded_too_late,
+        "target_unknown_windows": a.rollup_target_unknown,
+        "type_unsupported_series": a.rollup_type_unsupported,
+    })
 }

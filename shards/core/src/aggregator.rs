@@ -9,21 +9,23 @@
 //! #[PerformanceCriticalPath]: `apply` runs per value; `flush_shard` per series per round.
 
 use crate::aggregation::MetricType;
-use crate::batch::{DEFAULT_SPEC, Sample, SampleBatch, SampleValue, UNTIMED};
+use crate::batch::{DEFAULT_SPEC, ElemSpec, NO_ROLLUP, Sample, SampleBatch, SampleValue, UNTIMED};
 use crate::passthrough::Passthrough;
 use crate::rate_limit::RateLimiter;
+use crate::rollup::{ForwardedWindows, RollupOutbox, RollupTargets};
 use crate::rules::RuleSchedule;
 use crate::series::DROPPED_BY_RULE;
 use crate::shard_map::{Refused, ShardMap};
 use crate::spec::{SpecId, SpecTable};
 use crate::time::{UnixNanos, truncate};
-use crate::transform::Datapoint;
-use crate::transform_states::{ElemAt, TransformStates};
+use crate::transform_states::TransformStates;
 
 pub use crate::aggregator_options::{AggregatorCounters, AggregatorOptions, RateLimitSettings};
 pub use crate::flush_collector::FlushCollector;
 pub use crate::shard_window::ShardWindow;
 
+mod drain;
+mod forwarded;
 mod new_series;
 mod prefetch;
 mod resolutions;
@@ -87,6 +89,14 @@ pub struct CoreAggregator {
     latest_horizon: UnixNanos,
     /// The rules a new series without metadata is matched against (read-only, shared).
     rules: RuleSchedule,
+    /// The series the elements of this core roll up to (`ElemKey::rollup`).
+    rollups: RollupTargets,
+    /// What the flushes of this core forward to rolled-up series, until the flush task takes it.
+    outbox: RollupOutbox,
+    /// The sources each open forwarded window has taken in.
+    forwarded_windows: ForwardedWindows,
+    /// A batch spec with its rollups translated to this core's targets (reused).
+    translated: Vec<ElemSpec>,
 }
 
 impl CoreAggregator {
@@ -110,6 +120,10 @@ impl CoreAggregator {
             latest_horizon: UnixNanos::MIN,
             rates: RateLimiter::new(options.rate_limits, num_shards),
             rules: RuleSchedule::default(),
+            rollups: RollupTargets::default(),
+            outbox: RollupOutbox::new(num_shards),
+            forwarded_windows: ForwardedWindows::default(),
+            translated: Vec::new(),
         };
         this.track_resolutions();
         this
@@ -146,6 +160,10 @@ impl CoreAggregator {
             {
                 Some(next) => prefetch_ahead(batch, &mut found, i, |k| Some(&next[k]), map_of),
                 None => prefetch_ahead(batch, &mut found, i, |k| samples.get(i + k), map_of),
+            }
+            if s.forwarded() {
+                self.apply_forwarded(batch, i, s, now, now_secs);
+                continue;
             }
             if s.passthrough() {
                 let writable = self.shards.get(s.shard() as usize).is_some_and(|slot| slot.window.accepts(now));
@@ -216,7 +234,15 @@ impl CoreAggregator {
                     let rules = self.rules.at(created_at);
                     if !rules.is_empty() {
                         let known = self.specs.live_policy_count();
-                        series.rule_spec = rule_spec_for(rules, &mut self.specs, &mut self.counters, id);
+                        series.rule_spec = rule_spec_for(
+                            rules,
+                            &mut self.specs,
+                            &mut self.rollups,
+                            &mut self.counters,
+                            id,
+                            s.metric_type,
+                            &self.options.default_policies,
+                        );
                         if self.specs.live_policy_count() != known {
                             let past = self.options.timed_buffer_past;
                             Self::track_resolutions_of(&self.specs, &mut self.flushed, self.latest_horizon, past);
@@ -299,7 +325,24 @@ impl CoreAggregator {
         }
         if self.spec_cache[i] == SpecId::MAX {
             let known = self.specs.live_policy_count();
-            self.spec_cache[i] = self.specs.intern(batch.spec(r))?;
+            let elems = batch.spec(r);
+            self.spec_cache[i] = if elems.iter().all(|e| e.rollup == NO_ROLLUP) {
+                self.specs.intern(elems)?
+            } else {
+                // Batch rollup references become this core's rollup targets.
+                self.translated.clear();
+                for e in elems {
+                    let target = match e.rollup {
+                        NO_ROLLUP => NO_ROLLUP,
+                        r => {
+                            let rollup = batch.rollup(r)?;
+                            self.rollups.intern(batch.rollup_id(rollup), rollup.aggs, rollup.transforms)?
+                        }
+                    };
+                    self.translated.push(ElemSpec { rollup: target, ..*e });
+                }
+                self.specs.intern(&self.translated)?
+            };
             if self.specs.live_policy_count() != known {
                 self.track_resolutions();
                 self.refresh_untimed_starts(now);
@@ -321,6 +364,7 @@ impl CoreAggregator {
             f.untimed = f.untimed.max(untimed);
             f.timed = f.timed.max(timed);
         }
+        self.forget_due_forwarded_windows();
     }
 
     /// Sets when `shard` may be written and which of its windows may be emitted.
@@ -336,8 +380,7 @@ impl CoreAggregator {
     pub fn flush_shard(&mut self, shard: u32, resolution: i64, now: UnixNanos, out: &mut FlushCollector) {
         let until = self.flushed_until(resolution);
         let window = self.shards.get(shard as usize).map(|slot| slot.window).unwrap_or_default();
-        self.drain_shard(shard, now, out, |key_res, timed, start| {
-            let end = start + key_res;
+        self.drain_shard(shard, now, out, |key_res, timed, _, start, end| {
             if key_res != resolution || end > if timed { until.timed } else { until.untimed } {
                 Fate::Keep
             } else if window.emits(start, end) {
@@ -360,9 +403,9 @@ impl CoreAggregator {
         now: UnixNanos,
     ) {
         let mut out = FlushCollector::new(self.options.naming.clone(), 0, 0);
-        self.drain_shard(shard, now, &mut out, |key_res, timed, start| {
+        self.drain_shard(shard, now, &mut out, |key_res, timed, _, _, end| {
             let until = if timed { timed_until } else { untimed_until };
-            if key_res == resolution && start.saturating_add(key_res) <= until { Fate::Discard } else { Fate::Keep }
+            if key_res == resolution && end <= until { Fate::Discard } else { Fate::Keep }
         });
     }
 
@@ -370,9 +413,7 @@ impl CoreAggregator {
     /// (a follower's forced flush when its leader's flush times stop coming).
     pub fn discard_all_before(&mut self, shard: u32, until: UnixNanos, now: UnixNanos) {
         let mut out = FlushCollector::new(self.options.naming.clone(), 0, 0);
-        self.drain_shard(shard, now, &mut out, |key_res, _, start| {
-            if start.saturating_add(key_res) <= until { Fate::Discard } else { Fate::Keep }
-        });
+        self.drain_shard(shard, now, &mut out, |_, _, _, _, end| if end <= until { Fate::Discard } else { Fate::Keep });
     }
 
     /// Frees the shards whose writable range has ended (cut off, and every window up to the
@@ -397,103 +438,23 @@ impl CoreAggregator {
 
     /// Emits every window of `shard`, closed or not (shutdown of a single node).
     pub fn flush_shard_all(&mut self, shard: u32, now: UnixNanos, out: &mut FlushCollector) {
-        let window = self.shards.get(shard as usize).map(|slot| slot.window).unwrap_or_default();
-        self.drain_shard(
-            shard,
-            now,
-            out,
-            |r, _, start| {
-                if window.emits(start, start + r) { Fate::Emit } else { Fate::Discard }
-            },
-        );
+        self.flush_shard_all_forwarded_below(shard, u8::MAX, now, out);
     }
 
-    fn drain_shard(
-        &mut self,
-        shard: u32,
-        now: UnixNanos,
-        out: &mut FlushCollector,
-        fate: impl Fn(i64, bool, UnixNanos) -> Fate,
-    ) {
-        let Some(slot) = self.shards.get_mut(shard as usize).filter(|slot| slot.held) else {
-            return;
-        };
-        let (map, states) = (&mut slot.map, &mut slot.transform_states);
-        let specs = &mut self.specs;
-        let counters = &mut self.counters;
-        let options = &self.options;
-        let now_secs = now / 1_000_000_000;
-        let ttl_secs = options.entry_ttl / 1_000_000_000;
-        let mut held = 0u64;
-        let mut follow_rates = self.rates.follow_retain(shard, map.len());
-        let expired = map.retain(|series, series_id| {
-            let mut id: Option<(u64, (u32, u32))> = None;
-            let mut windows = 0;
-            for elem in series.elems.iter_mut() {
-                let policy = specs.policy(elem.policy);
-                let r = policy.resolution_nanos;
-                let timed = elem.timed;
-                let (aggs, suffix) = (elem.aggs.resolve(series.metric_type), elem.with_suffix(series.metric_type));
-                let at = ElemAt::of(series.metric_type, series_id, elem, specs);
-                // Windows are kept in start order, so the ones a flush has reached are a prefix.
-                elem.take_front_while(
-                    |start| Some(fate(r, timed, start)).filter(|&f| f != Fate::Keep),
-                    |start, mut window, fate| {
-                        if fate == Fate::Discard {
-                            counters.windows_discarded += 1;
-                            return;
-                        }
-                        counters.windows_flushed += 1;
-                        let (batch, generation) = out.batch(aggs.len() as usize * at.chain.max_fanout());
-                        let id = match id {
-                            Some((g, handle)) if g == generation => handle,
-                            _ => {
-                                let handle = batch.intern_id(series_id);
-                                id = Some((generation, handle));
-                                handle
-                            }
-                        };
-                        if aggs.len() > 1 {
-                            window.prepare_reads();
-                        }
-                        for (index, agg) in aggs.iter().enumerate() {
-                            let mut emit = |p: Datapoint| {
-                                // A sum or a gauge delta can overflow to ±inf, which no output
-                                // format can carry: it goes with the NaNs.
-                                if !p.value.is_finite() && options.discard_nan {
-                                    counters.nan_discarded += 1;
-                                    return;
-                                }
-                                counters.values_flushed += 1;
-                                batch.push(id, at.metric_type, agg, suffix, timed, policy, p.time_nanos, p.value);
-                            };
-                            let value = Datapoint { time_nanos: start + r, value: window.value_of(agg) };
-                            states.run(at, index, aggs.len() as usize, value, r, &mut emit);
-                        }
-                    },
-                );
-                windows += elem.window_count();
+    /// Emits every window of `shard`, closed or not, of the elements whose values were
+    /// forwarded fewer than `times` times (`1`: the source windows only). A shutdown flushes
+    /// the source windows on every core first, so that what they roll up reaches the
+    /// forwarded windows before those are flushed.
+    pub fn flush_shard_all_forwarded_below(&mut self, shard: u32, times: u8, now: UnixNanos, out: &mut FlushCollector) {
+        let window = self.shards.get(shard as usize).map(|slot| slot.window).unwrap_or_default();
+        self.drain_shard(shard, now, out, |_, _, forwarded, start, end| {
+            if forwarded >= times {
+                Fate::Keep
+            } else if window.emits(start, end) {
+                Fate::Emit
+            } else {
+                Fate::Discard
             }
-            // One element with windows left has nothing stale to drop.
-            if series.elems.len() > 1 || windows == 0 {
-                let metric_type = series.metric_type;
-                series.drop_stale_elems(specs, |e, chain| {
-                    states.forget(ElemAt::of_chain(metric_type, series_id, e, chain))
-                });
-            }
-            held += windows as u64;
-            let keep = windows > 0 || now_secs - i64::from(series.last_write_secs) <= ttl_secs;
-            if !keep {
-                series.elems.iter().for_each(|e| states.forget(ElemAt::of(series.metric_type, series_id, e, specs)));
-                series.release_elems(specs);
-            }
-            follow_rates.step(keep);
-            keep
         });
-        self.series_held -= expired;
-        self.counters.series_expired += expired as u64;
-        if let Some(slot) = self.windows_held.get_mut(shard as usize) {
-            *slot = held;
-        }
     }
 }

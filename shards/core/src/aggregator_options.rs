@@ -118,6 +118,21 @@ pub struct AggregatorCounters {
     pub series_dropped_by_rule: u64,
     /// Series created whose elements mapping rules chose.
     pub series_mapped_by_rule: u64,
+    /// Values a flush forwarded to a rolled-up series instead of emitting them.
+    pub values_rolled_up: u64,
+    /// Windows of a rolled-up element whose series' metadata has since changed, so that its
+    /// rollup target is no longer known: dropped (and counted) rather than emitted as the
+    /// series' own values.
+    pub rollup_target_unknown: u64,
+    /// Timer and set series a rollup rule matched: their rollups are left out (not supported).
+    pub rollup_type_unsupported: u64,
+    /// Forwarded windows taken in (one per source shard, version and window).
+    pub forwarded_accepted: u64,
+    /// Forwarded windows dropped because the same (source shard, version) was already taken in.
+    pub forwarded_duplicate: u64,
+    /// Forwarded windows dropped because they came after `L(r, n)` or after their window
+    /// was flushed.
+    pub forwarded_too_late: u64,
 }
 
 impl AggregatorCounters {

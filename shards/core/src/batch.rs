@@ -45,21 +45,51 @@ pub(crate) fn append_id(ids: &mut Vec<u8>, id: &[u8]) {
 /// Marks an untimed sample: the owning core stamps it with its arrival time.
 pub const UNTIMED: UnixNanos = UnixNanos::MIN;
 
-/// One (aggregations, storage policy, transformations) a metric asks for; a metric's
+/// One (aggregations, storage policy, transformations, rollup) a metric asks for; a metric's
 /// metadata is a list of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ElemSpec {
     pub aggs: AggTypes,
     pub policy: StoragePolicy,
-    /// What the element's flushed values go through before they are emitted.
+    /// What the element's flushed values go through before they are emitted (or forwarded).
     pub transforms: TransformChain,
+    /// Where the element's flushed values go instead of the sinks: [`NO_ROLLUP`], or in a
+    /// batch a [`SampleBatch::rollup`] reference (on the owning core, its rollup target).
+    pub rollup: RollupRef,
+    /// How many times the values of this element were forwarded before (0: values as
+    /// received from a client; `n > 0`: a rolled-up series, flushed after `L(r, n)`).
+    pub forwarded: u8,
 }
 
 impl ElemSpec {
     /// Aggregations `aggs` under `policy`, emitted as aggregated.
     pub fn new(aggs: AggTypes, policy: StoragePolicy) -> Self {
-        Self { aggs, policy, transforms: TransformChain::NONE }
+        Self { aggs, policy, transforms: TransformChain::NONE, rollup: NO_ROLLUP, forwarded: 0 }
     }
+}
+
+/// Which rollup an element's values go on to: 0 is none, any other value indexes the batch's
+/// rollups (in a batch) or the owning core's rollup targets (in its spec table).
+pub type RollupRef = u32;
+pub const NO_ROLLUP: RollupRef = 0;
+
+/// A rollup as a batch carries it: the id of the rolled-up series (in the batch's id arena),
+/// its aggregations and the transformations that follow the rollup op.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchRollup {
+    id_start: u32,
+    id_len: u32,
+    pub aggs: AggTypes,
+    pub transforms: TransformChain,
+}
+
+/// Where a forwarded sample comes from: M3's `ForwardMetadata.source_id`, the
+/// `ForwardedMetric.version` of the source's window, and its `num_forwarded_times`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForwardedFrom {
+    pub source: u32,
+    pub version: u32,
+    pub times: u8,
 }
 
 /// Which metadata a sample carries: 0 is "the default policies and aggregations",
@@ -125,6 +155,9 @@ const STAMPED: u8 = 0b100;
 /// A passthrough point (`TIMED_METRIC_WITH_STORAGE_POLICY`): written out as it is, with its
 /// own time and its spec's one storage policy, never aggregated.
 const PASSTHROUGH: u8 = 0b1000;
+/// A forwarded (rolled-up) value: its values are a list in the timer arena and where it
+/// comes from is in the batch's side array ([`SampleBatch::forwarded_from`]).
+const FORWARDED: u8 = 0b1_0000;
 
 /// A value as a sample stores it: its variant's tag and its 8 bytes.
 #[inline(always)]
@@ -174,6 +207,12 @@ impl Sample {
     pub fn passthrough(&self) -> bool {
         self.flags & PASSTHROUGH != 0
     }
+
+    /// Whether this is a forwarded (rolled-up) value: see [`SampleBatch::forwarded_from`].
+    #[inline(always)]
+    pub fn forwarded(&self) -> bool {
+        self.flags & FORWARDED != 0
+    }
 }
 
 #[derive(Debug, Default)]
@@ -183,6 +222,10 @@ pub struct SampleBatch {
     specs: Vec<ElemSpec>,
     spec_ranges: Vec<(u32, u32)>,
     samples: Vec<Sample>,
+    /// The rollups the specs refer to (`ElemSpec::rollup` − 1).
+    rollups: Vec<BatchRollup>,
+    /// (sample index, origin) of every forwarded sample, in sample order.
+    forwarded: Vec<(u32, ForwardedFrom)>,
 }
 
 impl SampleBatch {
@@ -209,6 +252,68 @@ impl SampleBatch {
         self.specs.clear();
         self.spec_ranges.clear();
         self.samples.clear();
+        self.rollups.clear();
+        self.forwarded.clear();
+    }
+
+    /// Adds a rollup (to `id`, aggregated with `aggs`, then `transforms`) for an
+    /// [`ElemSpec::rollup`] of a spec added next.
+    pub fn add_rollup(&mut self, id: &[u8], aggs: AggTypes, transforms: TransformChain) -> RollupRef {
+        let id_start = self.ids.len() as u32;
+        self.ids.extend_from_slice(id);
+        self.rollups.push(BatchRollup { id_start, id_len: id.len() as u32, aggs, transforms });
+        self.rollups.len() as RollupRef
+    }
+
+    /// The rollup `r` refers to (`None` for [`NO_ROLLUP`] or a reference out of range).
+    pub fn rollup(&self, r: RollupRef) -> Option<&BatchRollup> {
+        self.rollups.get(r.checked_sub(1)? as usize)
+    }
+
+    /// The id of the series `rollup` goes to.
+    pub fn rollup_id(&self, rollup: &BatchRollup) -> &[u8] {
+        let start = rollup.id_start as usize;
+        self.ids.get(start..start + rollup.id_len as usize).unwrap_or_default()
+    }
+
+    /// Appends a forwarded value list of the window at `time` of the series `id`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn push_forwarded(
+        &mut self,
+        shard: u32,
+        hash: u64,
+        id: &[u8],
+        metric_type: MetricType,
+        time: UnixNanos,
+        values: &[f64],
+        spec: SpecRef,
+        from: ForwardedFrom,
+    ) {
+        let start = self.timer_values.len() as u32;
+        self.timer_values.extend_from_slice(values);
+        let value = SampleValue::Timer { start, len: values.len() as u32 };
+        self.push(shard, hash, id, metric_type, time, value, spec);
+        self.mark_last_forwarded(from);
+    }
+
+    fn mark_last_forwarded(&mut self, from: ForwardedFrom) {
+        if let Some(last) = self.samples.last_mut() {
+            last.flags |= FORWARDED;
+            self.forwarded.push((self.samples.len() as u32 - 1, from));
+        }
+    }
+
+    /// The index of `s` in this batch (`None` if it is not one of this batch's samples).
+    pub fn index_of(&self, s: &Sample) -> Option<usize> {
+        let offset = (s as *const Sample as usize).checked_sub(self.samples.as_ptr() as usize)?;
+        let index = offset / std::mem::size_of::<Sample>();
+        (index < self.samples.len() && offset % std::mem::size_of::<Sample>() == 0).then_some(index)
+    }
+
+    /// Where the forwarded sample at `index` comes from (`None` if it is not forwarded).
+    pub fn forwarded_from(&self, index: usize) -> Option<ForwardedFrom> {
+        let at = self.forwarded.binary_search_by_key(&(index as u32), |(i, _)| *i).ok()?;
+        Some(self.forwarded[at].1)
     }
 
     /// Adds a metadata spec and returns its reference for [`SampleBatch::push`].
@@ -298,18 +403,53 @@ impl SampleBatch {
         }
     }
 
-    /// Appends a copy of `s`, a sample of `from` (its id, timer values and metadata too).
+    /// Appends a copy of `s`, a sample of `from` (its id, timer values, metadata, rollups and
+    /// origin too).
     pub fn copy_from(&mut self, from: &SampleBatch, s: &Sample) {
-        let spec = if s.spec == DEFAULT_SPEC { DEFAULT_SPEC } else { self.add_spec(from.spec(s.spec)) };
+        let spec = if s.spec == DEFAULT_SPEC { DEFAULT_SPEC } else { self.copy_spec(from, s.spec) };
         let id = from.id(s);
         match s.value() {
-            SampleValue::Timer { start, len } => {
-                self.push_timer(s.shard(), s.hash, id, s.time, from.timer_values(start, len), spec)
+            SampleValue::Timer { len, .. } => {
+                let start = self.timer_values.len() as u32;
+                self.timer_values.extend_from_slice(from.timer_values_of(s));
+                let value = SampleValue::Timer { start, len };
+                self.push(s.shard(), s.hash, id, s.metric_type, s.time, value, spec);
             }
             v => self.push(s.shard(), s.hash, id, s.metric_type, s.time, v, spec),
         }
         if let Some(last) = self.samples.last_mut() {
             last.flags |= s.flags & (STAMPED | PASSTHROUGH);
+        }
+        if s.forwarded()
+            && let Some(origin) = from.index_of(s).and_then(|i| from.forwarded_from(i))
+        {
+            self.mark_last_forwarded(origin);
+        }
+    }
+
+    /// Adds spec `r` of `from` to this batch, its rollups re-pointed at copies here.
+    fn copy_spec(&mut self, from: &SampleBatch, r: SpecRef) -> SpecRef {
+        let elems = from.spec(r);
+        if elems.iter().all(|e| e.rollup == NO_ROLLUP) {
+            return self.add_spec(elems);
+        }
+        let start = self.specs.len() as u32;
+        for e in elems {
+            let rollup = match from.rollup(e.rollup) {
+                Some(rollup) => self.add_rollup(from.rollup_id(rollup), rollup.aggs, rollup.transforms),
+                None => NO_ROLLUP,
+            };
+            self.specs.push(ElemSpec { rollup, ..*e });
+        }
+        self.spec_ranges.push((start, elems.len() as u32));
+        self.spec_ranges.len() as SpecRef
+    }
+
+    /// The values of a timer or forwarded sample `s` of this batch (empty for any other).
+    pub fn timer_values_of(&self, s: &Sample) -> &[f64] {
+        match s.value() {
+            SampleValue::Timer { start, len } => self.timer_values(start, len),
+            _ => &[],
         }
     }
 

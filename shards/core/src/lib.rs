@@ -17,7 +17,7 @@
 //! - what reads and writes those types: `murmur3::shard` (`ShardOf`), `statsd` (lines into
 //!   samples), `rules` (mapping and rollup rules), `flush`, `spec`, `window`, then
 //!   `aggregator_options`, `flush_collector` and `window_list`, then `rate_limit` and
-//!   `passthrough`;
+//!   `passthrough`, then `rollup` (rollup targets, the outbox, forwarded windows);
 //! - one shard's state: `series`, then `shard_map`; a core's transformation states:
 //!   `transform_states`;
 //! - on top, `aggregator` (`CoreAggregator`, with `aggregator::resolutions`,
@@ -38,6 +38,7 @@ pub mod policy;
 pub mod published;
 pub mod quantile;
 mod rate_limit;
+mod rollup;
 pub mod rules;
 mod series;
 mod series_index;
@@ -53,7 +54,10 @@ mod window_list;
 
 pub use aggregation::{AggType, AggTypes, MetricType, series_hash};
 pub use aggregator::{AggregatorCounters, AggregatorOptions, CoreAggregator, RateLimitSettings};
-pub use batch::{DEFAULT_SPEC, ElemSpec, Sample, SampleBatch, SampleValue, SpecRef, UNTIMED};
+pub use batch::{
+    BatchRollup, DEFAULT_SPEC, ElemSpec, ForwardedFrom, NO_ROLLUP, RollupRef, Sample, SampleBatch, SampleValue,
+    SpecRef, UNTIMED,
+};
 pub use flush::{FlushBatch, FlushedValue, Naming};
 pub use flush_collector::FlushCollector;
 pub use passthrough::Passthrough;

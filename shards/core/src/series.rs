@@ -289,6 +289,12 @@ impl Series {
         }
     }
 
+    /// The spec whose keys are the first elements, in order (`None` before the first write).
+    #[inline]
+    pub(crate) fn spec_id(&self) -> Option<SpecId> {
+        (self.spec != NO_SPEC).then_some(SpecId::from(self.spec))
+    }
+
     /// What `elems_for(spec, false, ..)` returns when it is one element and the series was
     /// last written untimed with `spec`, whose keys the caller knows to be exactly one: then
     /// that element is the spec's (see `elems_for`), found without looking the spec up.

@@ -11,7 +11,7 @@
 use hashbrown::HashMap;
 
 use crate::aggregation::AggTypes;
-use crate::batch::ElemSpec;
+use crate::batch::{ElemSpec, NO_ROLLUP, RollupRef};
 use crate::policy::StoragePolicy;
 use crate::transform::TransformChain;
 
@@ -24,11 +24,38 @@ pub(crate) const MAX_SPECS: usize = 16_384;
 /// Index into the spec table; 0 is the default spec.
 pub(crate) type SpecId = u32;
 
-/// One aggregation element of a series: which policy, which aggregations.
+/// One aggregation element of a series: which policy, which aggregations, and which of the
+/// core's rollup targets its flushed values go on to (`NO_ROLLUP`: emitted).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct ElemKey {
     pub(crate) policy: PolicyIdx,
     pub(crate) aggs: AggTypes,
+    pub(crate) rollup: RollupRef,
+}
+
+/// What a policy slot stands for: a storage policy, the transformations and forward count of
+/// its elements, and which of a spec's rollups of the same (policy, aggregations) its elements
+/// hold (0: none; 1: the first, and so on), so that an element that is emitted and one that is
+/// rolled up, or two rolled up to different series, are distinct elements of a series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct SlotKey {
+    policy: StoragePolicy,
+    transforms: TransformChain,
+    forwarded: u8,
+    rollup_ordinal: u8,
+}
+
+/// The slot key of each element of `elems`, in order (`intern` bounds the rollups of a list
+/// by the ordinal's range).
+fn slot_keys(elems: &[ElemSpec]) -> impl Iterator<Item = SlotKey> + '_ {
+    elems.iter().enumerate().map(|(i, e)| {
+        let same = |o: &&ElemSpec| {
+            o.rollup != NO_ROLLUP
+                && (o.policy, o.transforms, o.forwarded, o.aggs) == (e.policy, e.transforms, e.forwarded, e.aggs)
+        };
+        let rollup_ordinal = if e.rollup == NO_ROLLUP { 0 } else { elems[..=i].iter().filter(same).count() as u8 };
+        SlotKey { policy: e.policy, transforms: e.transforms, forwarded: e.forwarded, rollup_ordinal }
+    })
 }
 
 #[derive(Debug)]
@@ -38,7 +65,11 @@ pub(crate) struct SpecTable {
     /// By `PolicyIdx`: the transformations of the elements of the slot. A slot is a storage
     /// policy and a transformation chain, so that an element's key stays as small as it was.
     transforms: Vec<TransformChain>,
-    policy_index: HashMap<(StoragePolicy, TransformChain), PolicyIdx>,
+    /// By `PolicyIdx`: how many times the values of the slot's elements were forwarded.
+    forwarded: Vec<u8>,
+    /// By `PolicyIdx`: the slot's key.
+    slot_keys: Vec<SlotKey>,
+    policy_index: HashMap<SlotKey, PolicyIdx>,
     /// By `PolicyIdx`: the series elements that use the policy.
     elems_using: Vec<u64>,
     /// Policy slots pruned and free for reuse.
@@ -58,6 +89,8 @@ impl SpecTable {
         let mut t = Self {
             policies: Vec::new(),
             transforms: Vec::new(),
+            forwarded: Vec::new(),
+            slot_keys: Vec::new(),
             policy_index: HashMap::new(),
             elems_using: Vec::new(),
             free_policies: Vec::new(),
@@ -79,7 +112,7 @@ impl SpecTable {
 
     /// The policies in use (not pruned).
     pub(crate) fn live_policies(&self) -> impl Iterator<Item = StoragePolicy> + '_ {
-        self.policy_index.keys().map(|(policy, _)| *policy)
+        self.policy_index.keys().map(|k| k.policy)
     }
 
     /// How many policy slots are in use (not pruned).
@@ -142,13 +175,13 @@ impl SpecTable {
             return 0;
         }
         for &p in &unused {
-            self.policy_index.remove(&(self.policies[usize::from(p)], self.transforms[usize::from(p)]));
+            self.policy_index.remove(&self.slot_keys[usize::from(p)]);
             self.free_policies.push(p);
         }
         let policies = &self.policy_index;
         let mut pruned_specs = Vec::new();
         self.index.retain(|elems, id| {
-            let keep = elems.iter().all(|e| policies.contains_key(&(e.policy, e.transforms)));
+            let keep = slot_keys(elems).all(|k| policies.contains_key(&k));
             if !keep {
                 pruned_specs.push(*id);
             }
@@ -163,6 +196,18 @@ impl SpecTable {
 
     pub(crate) fn policy(&self, idx: PolicyIdx) -> StoragePolicy {
         self.policies[usize::from(idx)]
+    }
+
+    /// How many times the values of the elements of policy slot `idx` were forwarded.
+    #[inline]
+    pub(crate) fn forwarded(&self, idx: PolicyIdx) -> u8 {
+        self.forwarded[usize::from(idx)]
+    }
+
+    /// Whether the elements of policy slot `idx` roll up (their key names a rollup target).
+    #[inline]
+    pub(crate) fn rolls_up(&self, idx: PolicyIdx) -> bool {
+        self.slot_keys[usize::from(idx)].rollup_ordinal > 0
     }
 
     /// The transformations of the elements of policy slot `idx`.
@@ -182,22 +227,25 @@ impl SpecTable {
         if let Some(id) = self.index.get(elems) {
             return Some(*id);
         }
-        let mut new_policies: Vec<(StoragePolicy, TransformChain)> =
-            elems.iter().map(|e| (e.policy, e.transforms)).filter(|p| !self.policy_index.contains_key(p)).collect();
+        if elems.iter().filter(|e| e.rollup != NO_ROLLUP).count() > usize::from(u8::MAX) {
+            return None;
+        }
+        let mut new_policies: Vec<SlotKey> = slot_keys(elems).filter(|k| !self.policy_index.contains_key(k)).collect();
         new_policies.dedup();
         let live_specs = self.specs.len() - self.free_specs.len();
         if live_specs >= MAX_SPECS || self.policy_index.len() + new_policies.len() > MAX_POLICIES {
             return None;
         }
         let mut keys: Vec<ElemKey> = Vec::with_capacity(elems.len());
-        for e in elems {
-            let policy = match self.policy_index.get(&(e.policy, e.transforms)) {
+        for (e, slot) in elems.iter().zip(slot_keys(elems)) {
+            let policy = match self.policy_index.get(&slot) {
                 Some(&p) => p,
-                None => self.add_policy(e.policy, e.transforms),
+                None => self.add_policy(slot),
             };
-            let key = ElemKey { policy, aggs: e.aggs };
-            // The same (policy, aggregations) twice would aggregate and emit every value twice.
-            if !keys.contains(&key) {
+            let key = ElemKey { policy, aggs: e.aggs, rollup: e.rollup };
+            // The same (policy slot, aggregations) twice would aggregate and emit every value
+            // twice: a series' elements are told apart by those two.
+            if !keys.iter().any(|k| k.policy == key.policy && k.aggs == key.aggs) {
                 keys.push(key);
             }
         }
@@ -216,22 +264,27 @@ impl SpecTable {
     }
 
     /// Gives `policy` a slot (a free one if any), with no element using it yet.
-    fn add_policy(&mut self, policy: StoragePolicy, transforms: TransformChain) -> PolicyIdx {
+    fn add_policy(&mut self, slot: SlotKey) -> PolicyIdx {
+        let SlotKey { policy, transforms, forwarded, .. } = slot;
         let idx = match self.free_policies.pop() {
             Some(idx) => {
                 self.policies[usize::from(idx)] = policy;
                 self.transforms[usize::from(idx)] = transforms;
+                self.forwarded[usize::from(idx)] = forwarded;
+                self.slot_keys[usize::from(idx)] = slot;
                 self.elems_using[usize::from(idx)] = 0;
                 idx
             }
             None => {
                 self.policies.push(policy);
                 self.transforms.push(transforms);
+                self.forwarded.push(forwarded);
+                self.slot_keys.push(slot);
                 self.elems_using.push(0);
                 (self.policies.len() - 1) as PolicyIdx
             }
         };
-        self.policy_index.insert((policy, transforms), idx);
+        self.policy_index.insert(slot, idx);
         idx
     }
 }

@@ -153,3 +153,44 @@ fn steady_state_transformations_do_not_allocate_per_window() {
     let chained = flush_cycles(TransformChain::new(&[Increase, Add]).unwrap(), 20, 10);
     assert_eq!(chained, plain, "{chained} allocations with transformations, {plain} without");
 }
+
+/// A batch of 1000 counters, each with its own rollup metadata (as an M3 coordinator sends a
+/// rollup rule's pipeline with every metric), rolled up into 10 targets.
+fn rollup_batch(batch: &mut SampleBatch, value: f64) {
+    batch.clear();
+    let policy = "10s:2d".parse().unwrap();
+    for i in 0..1000 {
+        let rollup = batch.add_rollup(
+            format!("by.route;route=/r{}", i % 10).as_bytes(),
+            AggTypes::DEFAULT,
+            TransformChain::NONE,
+        );
+        let spec = batch.add_spec(&[ElemSpec { rollup, ..ElemSpec::new(AggTypes::DEFAULT, policy) }]);
+        let id = format!("requests;host=h{i};route=/r{}", i % 10);
+        let (shard, hash) = murmur3::ShardOf::new(64).shard_and_hash(MetricType::Counter, id.as_bytes());
+        batch.push(shard, hash, id.as_bytes(), MetricType::Counter, UNTIMED, SampleValue::Number(value), spec);
+    }
+}
+
+/// Values of series rolled up (their metadata naming a rollup) are applied without an
+/// allocation once their series, windows and rollup targets exist.
+#[test]
+fn steady_state_rollup_sources_do_not_allocate_per_value() {
+    let options = AggregatorOptions::with_policies(vec!["10s:2d".parse().unwrap()]);
+    let mut agg = CoreAggregator::new(options, 64);
+    let now = 1_700_000_000_000_000_000;
+    let mut batches: Vec<SampleBatch> = (0..10).map(|_| SampleBatch::with_capacity(1024)).collect();
+    for (i, batch) in batches.iter_mut().enumerate() {
+        rollup_batch(batch, i as f64);
+    }
+    for batch in &batches {
+        agg.apply(batch, now);
+    }
+    let n = allocations_during(|| {
+        for (round, batch) in batches.iter().enumerate() {
+            agg.apply(batch, now + round as i64);
+        }
+    });
+    assert_eq!(n, 0, "{n} allocations for 10,000 rolled-up values");
+    assert_eq!(agg.rollup_target_count(), 10);
+}

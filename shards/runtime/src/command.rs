@@ -55,7 +55,7 @@ pub enum ShardCommand {
     StopIngest { reply: flume::Sender<()> },
     /// After every core stopped ingest: take in all handed-off values, flush every window
     /// (open ones too when `include_open`), queue the results on the sinks, then reply.
-    FinalFlush { include_open: bool, reply: flume::Sender<()> },
+    FinalFlush { include_open: bool, phase: FinalPhase, reply: flume::Sender<()> },
     /// Match series created (without metadata) from `cutover` on against `rules`; those
     /// created before keep what the rules in force then gave them.
     SetRules { rules: Arc<RuleSet>, cutover: UnixNanos },
@@ -74,7 +74,9 @@ impl fmt::Display for ShardCommand {
             Self::SetRateLimits(limits) => write!(f, "set_rate_limits({limits:?})"),
             Self::StartIngest { .. } => f.write_str("start_ingest"),
             Self::StopIngest { .. } => f.write_str("stop_ingest"),
-            Self::FinalFlush { include_open, .. } => write!(f, "final_flush(include_open={include_open})"),
+            Self::FinalFlush { include_open, phase, .. } => {
+                write!(f, "final_flush(include_open={include_open}, phase={phase:?})")
+            }
             Self::SetRules { rules, cutover } => write!(
                 f,
                 "set_rules({} mapping, {} rollup, cutover {cutover})",
@@ -84,4 +86,14 @@ impl fmt::Display for ShardCommand {
             Self::Exit => f.write_str("exit"),
         }
     }
+}
+
+/// The phases of the final flush, each run by every core before the next begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinalPhase {
+    /// The windows of values received from clients; what they roll up is routed to the
+    /// cores owning the rolled-up series.
+    Sources,
+    /// The rest: the forwarded windows, now that every rolled-up value has been sent.
+    Forwarded,
 }

@@ -11,9 +11,10 @@
 //!
 //! Shutdown, in order: (1) `StopIngest`: every ingest task is told to stop, every
 //! connection's reads end, each task dispatches and acks what it decoded and ends; the reply
-//! goes once all have; (2) `FinalFlush`, once every core has done (1): wait until every
-//! batch peers sent has been taken in (the hand-off ledger), flush, queue on the sinks;
-//! (3) `Exit`.
+//! goes once all have; (2) `FinalFlush`, once every core has done (1), in two phases each
+//! run by every core before the next: wait until every batch peers sent has been taken in
+//! (the hand-off ledger), flush (the source windows, routing what they roll up; then the
+//! forwarded windows), queue on the sinks; (3) `Exit`.
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -53,17 +54,13 @@ pub(crate) async fn run_core(setup: CoreSetup) {
     let handoff = Handoff::connect(state.clone(), setup.links, queues.ingest).await;
     let forwarders = Rc::new(Forwarders::new(state.clone(), queues.ingest));
     let held = Rc::new(HeldValues::new(state.config.unowned_hold, state.config.unowned_hold_max_values));
-    let flusher = Rc::new(Flusher::new(state.clone(), setup.services, handoff.clone()));
+    let router =
+        RouterParts { state: state.clone(), routing: routing.clone(), handoff: handoff.clone(), forwarders, held };
+    let flusher = Rc::new(Flusher::new(state.clone(), setup.services, router.clone()));
     let ingest = Rc::new(IngestContext {
         state: state.clone(),
         lifecycle: lifecycle.clone(),
-        router: RouterParts {
-            state: state.clone(),
-            routing: routing.clone(),
-            handoff: handoff.clone(),
-            forwarders,
-            held,
-        },
+        router,
         queues,
         spread: setup.spread,
         adoptions: setup.adoptions,
@@ -134,9 +131,9 @@ impl CommandLoop {
                 self.lifecycle.stop().await;
                 let _ = reply.send(());
             }
-            ShardCommand::FinalFlush { include_open, reply } => {
+            ShardCommand::FinalFlush { include_open, phase, reply } => {
                 let flusher = self.flusher.clone();
-                self.in_flush_queue(async move { flusher.final_flush(include_open).await }).await;
+                self.in_flush_queue(async move { flusher.final_flush(include_open, phase).await }).await;
                 let _ = reply.send(());
             }
             ShardCommand::SetRules { rules, cutover } => {

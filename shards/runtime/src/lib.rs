@@ -14,7 +14,8 @@
 //!    the pool binds), `command`;
 //! 2. `core`: the floor of one core (its state, ingest lifecycle, route table, task queues);
 //! 3. `handoff`, `output::forward`: one core's links to its peers and to other nodes;
-//! 4. the rest of `ingest`, and `flush`: the tasks of a core;
+//! 4. the rest of `ingest`, then `flush` (which routes what rollups forward through an
+//!    ingest `Router`): the tasks of a core;
 //! 5. `core_main` (one core's start and command loop) and `pool` (all cores).
 //!
 //! ARCHITECTURE.md says which thread runs each file.
@@ -38,7 +39,7 @@ mod sync;
 #[cfg(any(test, feature = "shuttle"))]
 mod tests;
 
-pub use command::{BoundAddrs, ShardCommand};
+pub use command::{BoundAddrs, FinalPhase, ShardCommand};
 pub use config::{FlushSchedule, IngestConfig, PoolConfig, StreamLimits};
 pub use error::{BindError, PoolError};
 pub use flush_role::{FlushReport, FlushReports, FlushRole, FlushTimes, FollowerFlush, ResolutionFlushed};

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use glommio::{LocalExecutorBuilder, Placement};
 use sheaf_shard_core::Published;
 
-use crate::command::{BoundAddrs, ShardCommand};
+use crate::command::{BoundAddrs, FinalPhase, ShardCommand};
 use crate::config::PoolConfig;
 use crate::core::StallWarning;
 use crate::core_main::{CoreSetup, run_core};
@@ -230,7 +230,13 @@ impl ShardPool {
             unix.stop_receiving();
         }
         let stopped = self.invoke_on_all(|reply| ShardCommand::StopIngest { reply }).await;
-        let flushed = self.invoke_on_all(|reply| ShardCommand::FinalFlush { include_open, reply }).await;
+        // Source windows on every core first: what they roll up is then waiting in the
+        // hand-off of the core owning the rolled-up series when that core flushes it.
+        let mut flushed = Ok(());
+        for phase in [FinalPhase::Sources, FinalPhase::Forwarded] {
+            let done = self.invoke_on_all(|reply| ShardCommand::FinalFlush { include_open, phase, reply }).await;
+            flushed = flushed.and(done);
+        }
         for core in 0..self.cores() {
             let _ = self.send(core, ShardCommand::Exit);
         }

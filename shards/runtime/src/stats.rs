@@ -97,6 +97,12 @@ pub struct CoreStats {
     pub flush_duration_ns_total: u64,
     /// How long after its scheduled time the last value of the last round was queued.
     pub last_flush_lag_ns: u64,
+    /// Forwarded samples (one source shard's values for one window of a rolled-up series)
+    /// this core's flushes routed to the cores owning the rolled-up series.
+    pub rollup_forwarded: u64,
+    /// Rolled-up values a peer node should have had but that m3msg cannot carry (a set's):
+    /// counted and dropped.
+    pub rollup_remote_unsupported: u64,
     /// Values sent to peer nodes (cluster mode forwarding).
     pub forwarded_values: u64,
     /// Values given up on because a peer stayed unreachable past the forwarding buffer.

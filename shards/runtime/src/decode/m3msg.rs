@@ -8,8 +8,8 @@ use sheaf_proto::view::{self, MetricView, PipelineView, Scratch, TimedType};
 use sheaf_shard_core::batch::DEFAULT_SPEC;
 use sheaf_shard_core::murmur3::ShardOf;
 use sheaf_shard_core::{
-    AggTypes, AggregatorOptions, ElemSpec, MetricType, SampleBatch, SampleValue, SpecRef, StoragePolicy,
-    TransformChain, TransformType, UNTIMED,
+    AggTypes, AggregatorOptions, ElemSpec, ForwardedFrom, MetricType, NO_ROLLUP, SampleBatch, SampleValue, SpecRef,
+    StoragePolicy, TransformChain, TransformType, UNTIMED,
 };
 
 use super::{DecodeTally, SampleRouter};
@@ -29,8 +29,12 @@ pub struct M3msgDecoder {
     elems_outcome: Result<bool, &'static str>,
     /// The last spec added, reused while the metadata repeats (checked against the batch).
     last_spec: Option<SpecRef>,
-    /// Pipelines with ops left out of the last metric's spec.
-    skipped_pipelines: u32,
+    /// The rollups `elems` name (`ElemSpec::rollup` − 1 while in `elems`): the rollup id's
+    /// range in `rollup_ids`, its aggregations and the transformations after it.
+    rollups: Vec<(std::ops::Range<usize>, AggTypes, TransformChain)>,
+    rollup_ids: Vec<u8>,
+    /// `elems` as added to a batch, their rollups re-pointed at the batch's copies.
+    batch_elems: Vec<ElemSpec>,
     tally: DecodeTally,
 }
 
@@ -48,7 +52,9 @@ impl M3msgDecoder {
             elems_generation: None,
             elems_outcome: Ok(true),
             last_spec: None,
-            skipped_pipelines: 0,
+            rollups: Vec::new(),
+            rollup_ids: Vec::new(),
+            batch_elems: Vec::new(),
             tally: DecodeTally::default(),
         }
     }
@@ -111,10 +117,11 @@ impl M3msgDecoder {
                 // distant past, which the owner refuses as too late.
                 (t, id, time_nanos.max(UNTIMED + 1))
             }
-            // Forwarded windows (their lateness bound and their one value per source and
-            // version) are not built yet: refused by name rather than aggregated as timed
-            // values, which would count a resent source twice.
-            MetricView::Forwarded { .. } => return Err("forwarded_unsupported"),
+            MetricView::Forwarded { kind, id, time_nanos, version, source_id, num_forwarded_times, .. } => {
+                let times = u8::try_from(num_forwarded_times).ok().filter(|n| *n > 0).ok_or("bad_forwarded_metric")?;
+                let from = ForwardedFrom { source: source_id, version, times };
+                return self.forwarded(timed_metric_type(kind), id, time_nanos, from, router);
+            }
         };
         if id.is_empty() {
             return Err("empty_id");
@@ -144,7 +151,7 @@ impl M3msgDecoder {
                 }
                 SampleValue::Number(value)
             }
-            // (A forwarded metric was refused above; its values would be read as a batch's.)
+            // (A forwarded metric was routed above.)
             MetricView::BatchTimer { .. } | MetricView::Forwarded { .. } => {
                 if self.scratch.timer_values.iter().any(|v| !v.is_finite()) {
                     return Err("non_finite");
@@ -166,9 +173,44 @@ impl M3msgDecoder {
             (v, true) => batch.push_stamped(shard, hash, id, metric_type, time, v, spec),
         }
         self.tally.ingested += values;
-        if self.skipped_pipelines > 0 {
-            self.tally.reject("pipeline_with_ops_skipped");
+        Ok(())
+    }
+
+    /// Routes a forwarded metric (`FORWARDED_METRIC_WITH_METADATA`: one source shard's values
+    /// for one window of a rolled-up series) to the core owning the rolled-up series, which
+    /// takes it in once per (source, version).
+    fn forwarded(
+        &mut self,
+        metric_type: MetricType,
+        id: &[u8],
+        time: i64,
+        from: ForwardedFrom,
+        router: &mut impl SampleRouter,
+    ) -> Result<(), &'static str> {
+        if id.is_empty() {
+            return Err("empty_id");
         }
+        if self.scratch.timer_values.iter().any(|v| !v.is_finite()) {
+            return Err("non_finite");
+        }
+        // The forward metadata is decoded afresh with each message: derived here, not cached.
+        self.elems_generation = None;
+        self.elems_outcome = self.derive_elems(from.times);
+        self.elems_outcome?;
+        let (shard, hash) = self.shard_of.shard_and_hash(metric_type, id);
+        let batch = router.batch_for(shard);
+        let spec = self.add_elems(batch);
+        batch.push_forwarded(
+            shard,
+            hash,
+            id,
+            metric_type,
+            time.max(UNTIMED + 1),
+            &self.scratch.timer_values,
+            spec,
+            from,
+        );
+        self.tally.ingested += self.scratch.timer_values.len() as u64;
         Ok(())
     }
 
@@ -215,16 +257,18 @@ impl M3msgDecoder {
     /// The spec of the metadata in the scratch, added to `batch` unless it is the default.
     fn spec(&mut self, batch: &mut SampleBatch) -> Result<SpecRef, &'static str> {
         if self.scratch.pipelines.is_empty() {
-            self.skipped_pipelines = 0;
             return Ok(DEFAULT_SPEC);
         }
         let generation = self.scratch.metadata_generation();
         if self.elems_generation != Some(generation) {
-            self.elems_outcome = self.derive_elems();
+            self.elems_outcome = self.derive_elems(0);
             self.elems_generation = Some(generation);
         }
         if self.elems_outcome? {
             return Ok(DEFAULT_SPEC);
+        }
+        if !self.rollups.is_empty() {
+            return Ok(self.add_elems(batch));
         }
         // Reuse the spec just added when the metadata repeats (a fresh batch has no specs,
         // so the comparison fails there).
@@ -238,19 +282,40 @@ impl M3msgDecoder {
         Ok(r)
     }
 
-    /// Fills `elems` from the pipelines in the scratch; `Ok(true)` when they amount to the
-    /// default spec.
-    fn derive_elems(&mut self) -> Result<bool, &'static str> {
+    /// Adds `elems` to `batch` with their rollups (which a batch carries itself); returns the
+    /// spec's reference.
+    fn add_elems(&mut self, batch: &mut SampleBatch) -> SpecRef {
+        self.last_spec = None;
+        self.batch_elems.clear();
+        for e in &self.elems {
+            let rollup = match e.rollup.checked_sub(1).and_then(|i| self.rollups.get(i as usize)) {
+                Some((id, aggs, transforms)) => batch.add_rollup(&self.rollup_ids[id.clone()], *aggs, *transforms),
+                None => NO_ROLLUP,
+            };
+            self.batch_elems.push(ElemSpec { rollup, ..*e });
+        }
+        batch.add_spec(&self.batch_elems)
+    }
+
+    /// Fills `elems` (and the rollups they name) from the pipelines in the scratch, for values
+    /// forwarded `forwarded` times before; `Ok(true)` when they amount to the default spec.
+    fn derive_elems(&mut self, forwarded: u8) -> Result<bool, &'static str> {
         self.elems.clear();
-        // Pipelines with a rollup op are not built yet: they are left out (counted by the
-        // caller) rather than aggregated as if they had no rollup.
-        self.skipped_pipelines = 0;
+        self.rollups.clear();
+        self.rollup_ids.clear();
         for p in &self.scratch.pipelines {
-            let Some(transforms) = local_chain(&self.scratch, p)? else {
-                self.skipped_pipelines += 1;
-                continue;
+            let (transforms, rollup) = pipeline_of(&self.scratch, p)?;
+            let rollup = match rollup {
+                Some((id, aggs, after)) => {
+                    let start = self.rollup_ids.len();
+                    self.rollup_ids.extend_from_slice(id);
+                    self.rollups.push((start..self.rollup_ids.len(), aggs, after));
+                    self.rollups.len() as u32
+                }
+                None => NO_ROLLUP,
             };
             let aggs = AggTypes::from_m3_id(p.aggregation_id);
+            let elem = |policy| ElemSpec { transforms, rollup, forwarded, ..ElemSpec::new(aggs, policy) };
             let policies = self.scratch.policies_of(p);
             let add = |e: ElemSpec, elems: &mut Vec<ElemSpec>| {
                 // The same (aggregations, policy, transformations) from two pipelines is one
@@ -261,7 +326,7 @@ impl M3msgDecoder {
             };
             if policies.is_empty() {
                 for policy in &self.defaults {
-                    add(ElemSpec { aggs, policy: *policy, transforms }, &mut self.elems);
+                    add(elem(*policy), &mut self.elems);
                 }
             }
             for v in policies {
@@ -270,13 +335,14 @@ impl M3msgDecoder {
                 }
                 let policy =
                     StoragePolicy::new(v.resolution_nanos, v.retention_nanos).map_err(|_| "bad_storage_policy")?;
-                add(ElemSpec { aggs, policy, transforms }, &mut self.elems);
+                add(elem(policy), &mut self.elems);
             }
         }
         if self.elems.is_empty() {
-            return Err("unsupported_pipeline_ops");
+            return Err("missing_storage_policy");
         }
-        Ok(self.elems.iter().all(|e| e.aggs.is_default() && e.transforms.is_empty())
+        Ok(self.elems.iter().all(|e| e.aggs.is_default() && e.transforms.is_empty() && e.rollup == NO_ROLLUP)
+            && forwarded == 0
             && self.elems.len() == self.defaults.len()
             && self.elems.iter().zip(&self.defaults).all(|(e, d)| e.policy == *d))
     }
@@ -290,20 +356,36 @@ fn timed_metric_type(kind: TimedType) -> MetricType {
     }
 }
 
-/// The transformations of pipeline `p`: `Ok(None)` when it has a rollup op (not built yet), an
-/// error for an op M3 does not define or more transformations than an element may chain.
-fn local_chain(scratch: &Scratch, p: &PipelineView) -> Result<Option<TransformChain>, &'static str> {
-    let mut chain = TransformChain::NONE;
+/// A rollup op as the decoder reads it: the rolled-up id, its aggregations, and the
+/// transformations after it.
+type RollupOfPipeline<'a> = (&'a [u8], AggTypes, TransformChain);
+
+/// The transformations of pipeline `p` on this element and its rollup, if any; an error for an
+/// op M3 does not define, more transformations than an element may chain, or a second rollup
+/// (`nested_rollup_unsupported`).
+fn pipeline_of<'a>(
+    scratch: &'a Scratch,
+    p: &PipelineView,
+) -> Result<(TransformChain, Option<RollupOfPipeline<'a>>), &'static str> {
+    let (mut local, mut rollup) = (TransformChain::NONE, None::<RollupOfPipeline<'a>>);
     for op in scratch.ops_of(p) {
         match op.op_type {
             view::OP_TRANSFORMATION => {
                 let t = TransformType::from_m3(op.transformation_type).ok_or("bad_pipeline_op")?;
-                chain = chain.with(t).ok_or("bad_pipeline_op")?;
+                let chain = match &mut rollup {
+                    Some((_, _, after)) => after,
+                    None => &mut local,
+                };
+                *chain = chain.with(t).ok_or("bad_pipeline_op")?;
             }
             view::OP_ROLLUP if scratch.rollup_id_of(op).is_empty() => return Err("bad_pipeline_op"),
-            view::OP_ROLLUP => return Ok(None),
+            view::OP_ROLLUP if rollup.is_some() => return Err("nested_rollup_unsupported"),
+            view::OP_ROLLUP => {
+                let aggs = AggTypes::from_m3_id(op.rollup_aggregation_id);
+                rollup = Some((scratch.rollup_id_of(op), aggs, TransformChain::NONE));
+            }
             _ => return Err("bad_pipeline_op"),
         }
     }
-    Ok(Some(chain))
+    Ok((local, rollup))
 }

@@ -137,6 +137,7 @@ fn a_forwarded_metric_keeps_the_transformations_of_its_elements() {
         resolution_nanos: policy.resolution_nanos,
         retention_nanos: policy.retention_nanos,
         transformations: chain.iter().map(|t| t as i32).collect(),
+        rollup: None,
     };
     let mut frame = Vec::new();
     let gauge = Forwarded::Gauge { id: b"g", value: 1.0, arrival: 5, annotation: b"" };
@@ -148,4 +149,133 @@ fn a_forwarded_metric_keeps_the_transformations_of_its_elements() {
     let want =
         ElemSpec { transforms: chain, ..ElemSpec::new(AggTypes::of(&[sheaf_shard_core::AggType::Last]), policy) };
     assert_eq!(batch.spec(s.spec), &[want]);
+}
+
+/// A counter whose one pipeline (Sum under 10s:2d) runs `ops`, as an m3msg payload.
+fn counter_with_ops(ops: Vec<sheaf_proto::pipelinepb::AppliedPipelineOp>) -> Vec<u8> {
+    use prost::Message;
+    use sheaf_proto::{aggregationpb, metricpb, msgpb, pipelinepb, policypb};
+    let sum = Some(aggregationpb::AggregationId { id: 1 << 7 });
+    let pipeline = metricpb::PipelineMetadata {
+        aggregation_id: sum,
+        storage_policies: vec![policypb::StoragePolicy {
+            resolution: Some(policypb::Resolution { window_size: 10_000_000_000, precision: 1_000_000_000 }),
+            retention: Some(policypb::Retention { period: 172_800_000_000_000 }),
+        }],
+        pipeline: Some(pipelinepb::AppliedPipeline { ops }),
+        ..Default::default()
+    };
+    let metric = metricpb::MetricWithMetadatas {
+        r#type: metricpb::metric_with_metadatas::Type::CounterWithMetadatas as i32,
+        counter_with_metadatas: Some(metricpb::CounterWithMetadatas {
+            counter: Some(metricpb::Counter { id: b"src".to_vec(), value: 3, ..Default::default() }),
+            metadatas: Some(metricpb::StagedMetadatas {
+                metadatas: vec![metricpb::StagedMetadata {
+                    metadata: Some(metricpb::Metadata { pipelines: vec![pipeline] }),
+                    ..Default::default()
+                }],
+            }),
+        }),
+        ..Default::default()
+    };
+    let m = msgpb::Message {
+        metadata: Some(msgpb::Metadata { shard: 0, id: 1, sent_at_nanos: 1 }),
+        value: metric.encode_to_vec(),
+    };
+    m.encode_to_vec()
+}
+
+fn rollup_op(id: &[u8]) -> sheaf_proto::pipelinepb::AppliedPipelineOp {
+    use sheaf_proto::{aggregationpb, pipelinepb};
+    pipelinepb::AppliedPipelineOp {
+        r#type: pipelinepb::applied_pipeline_op::Type::Rollup as i32,
+        transformation: None,
+        rollup: Some(pipelinepb::AppliedRollupOp {
+            id: id.to_vec(),
+            aggregation_id: Some(aggregationpb::AggregationId { id: 1 << 7 }),
+        }),
+    }
+}
+
+fn transformation_op(
+    t: sheaf_proto::transformationpb::TransformationType,
+) -> sheaf_proto::pipelinepb::AppliedPipelineOp {
+    use sheaf_proto::pipelinepb;
+    pipelinepb::AppliedPipelineOp {
+        r#type: pipelinepb::applied_pipeline_op::Type::Transformation as i32,
+        transformation: Some(pipelinepb::TransformationOp { r#type: t as i32 }),
+        rollup: None,
+    }
+}
+
+/// A rollup op splits the pipeline: the transformations before it run on the element, the
+/// rollup (its id, its aggregations, the transformations after it) travels in the batch.
+#[test]
+fn a_rollup_op_becomes_the_elements_rollup_and_a_second_one_is_refused() {
+    use sheaf_proto::transformationpb::TransformationType::{Increase, Persecond};
+    use sheaf_shard_core::{AggType, AggTypes, TransformChain, TransformType};
+    let options = AggregatorOptions::with_policies(vec!["10s:2d".parse().unwrap()]);
+    let mut decoder = M3msgDecoder::new(1, &options);
+    let mut batch = SampleBatch::default();
+    let payload =
+        counter_with_ops(vec![transformation_op(Increase), rollup_op(b"total"), transformation_op(Persecond)]);
+    decoder.message(&payload, 1_700_000_000_000_000_000, &mut batch, &mut AckFrame::default());
+    let s = batch.samples()[0];
+    let [elem] = batch.spec(s.spec) else { panic!("one element: {:?}", batch.spec(s.spec)) };
+    assert_eq!(elem.transforms, TransformChain::new(&[TransformType::Increase]).unwrap());
+    let rollup = batch.rollup(elem.rollup).expect("a rollup");
+    assert_eq!(batch.rollup_id(rollup), b"total");
+    assert_eq!(rollup.aggs, AggTypes::of(&[AggType::Sum]));
+    assert_eq!(rollup.transforms, TransformChain::new(&[TransformType::PerSecond]).unwrap());
+
+    let nested = counter_with_ops(vec![rollup_op(b"a"), rollup_op(b"b")]);
+    decoder.message(&nested, 1_700_000_000_000_000_000, &mut batch, &mut AckFrame::default());
+    assert_eq!(batch.len(), 1);
+    assert_eq!(decoder.tally().rejected, vec![("nested_rollup_unsupported", 1)]);
+}
+
+/// What one node forwards to another for rollups decodes to what it was: a forwarded
+/// (rolled-up) value keeps its origin, and a source value keeps its rollup op.
+#[test]
+fn rolled_up_values_and_rollup_ops_cross_nodes_unchanged() {
+    use sheaf_proto::forward::{ForwardedPolicy, ForwardedRollup};
+    use sheaf_shard_core::{AggType, AggTypes, ForwardedFrom, TransformChain, TransformType};
+    let policy: sheaf_shard_core::StoragePolicy = "10s:2d".parse().unwrap();
+    let sum = AggTypes::of(&[AggType::Sum]);
+    let element = |rollup| ForwardedPolicy {
+        aggregation_id: sum.to_m3_id(),
+        resolution_nanos: policy.resolution_nanos,
+        retention_nanos: policy.retention_nanos,
+        transformations: vec![],
+        rollup,
+    };
+    let mut frames = Vec::new();
+    let rolled = Forwarded::Rollup {
+        kind: 1,
+        id: b"total",
+        time: 1_700_000_010_000_000_000,
+        values: &[1.0, 2.0],
+        version: 2,
+        source: 5,
+        num_forwarded_times: 1,
+    };
+    encode_forward_frame(&rolled, &[element(None)], 0, 1, 0, &mut frames);
+    let rollup = ForwardedRollup { id: b"total".to_vec(), aggregation_id: sum.to_m3_id(), transformations: vec![2] };
+    let source = Forwarded::Counter { id: b"src", value: 4, arrival: 1_700_000_000_000_000_000 };
+    encode_forward_frame(&source, &[element(Some(rollup))], 0, 2, 0, &mut frames);
+    let mut decoder = M3msgDecoder::new(1, &AggregatorOptions::with_policies(vec![policy]));
+    let mut batch = SampleBatch::default();
+    let first = u32::from_be_bytes(frames[..4].try_into().unwrap()) as usize;
+    decoder.message(&frames[4..4 + first], 1_700_000_010_500_000_000, &mut batch, &mut AckFrame::default());
+    decoder.message(&frames[8 + first..], 1_700_000_010_500_000_000, &mut batch, &mut AckFrame::default());
+    assert_eq!(batch.len(), 2, "{:?}", decoder.tally().rejected);
+    let (f, s) = (batch.samples()[0], batch.samples()[1]);
+    assert!(f.forwarded());
+    assert_eq!(batch.forwarded_from(0), Some(ForwardedFrom { source: 5, version: 2, times: 1 }));
+    assert_eq!(batch.timer_values_of(&f), &[1.0, 2.0]);
+    assert_eq!(batch.spec(f.spec)[0].forwarded, 1);
+    let elem = batch.spec(s.spec)[0];
+    let r = batch.rollup(elem.rollup).expect("the rollup op");
+    assert_eq!((batch.rollup_id(r), r.aggs), (&b"total"[..], sum));
+    assert_eq!(r.transforms, TransformChain::new(&[TransformType::PerSecond]).unwrap());
 }

@@ -3,6 +3,10 @@
 //! permit from its first step to its last push, so a role switch, the final flush or a
 //! passthrough push waits for the round in progress instead of cutting into it (and the
 //! core's batches reach the sinks in the order of their sequence numbers).
+//!
+//! What a leader round forwards to rolled-up series (the aggregator's rollup outbox) is
+//! routed after each shard, through a `Router` of this core: applied here, or handed off to
+//! the core owning the rolled-up series. Follower rounds discard, so they forward nothing.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -13,9 +17,11 @@ use glommio::sync::{Permit, Semaphore};
 use sheaf_shard_core::time::now_nanos;
 
 use super::to_sinks::{SinkWriter, Stalled};
+use crate::command::FinalPhase;
 use crate::core::CoreState;
 use crate::flush_role::{FlushReport, FlushRole, FollowerFlush};
 use crate::handoff::Handoff;
+use crate::ingest::{Router, RouterParts, Source};
 use crate::services::PoolServices;
 
 /// How long the final flush waits for batches peers sent before it flushes without them.
@@ -33,11 +39,16 @@ pub(crate) struct Flusher {
     cluster_mode: Cell<bool>,
     /// The leader's flush times (and forced mode), for follower rounds.
     follower: RefCell<Arc<FollowerFlush>>,
+    /// Routes the rollup outbox; taken out while a round routes (never borrowed across an
+    /// `.await`).
+    rollups: Cell<Option<Router>>,
 }
 
 impl Flusher {
-    pub(crate) fn new(state: Rc<CoreState>, services: Arc<PoolServices>, handoff: Rc<Handoff>) -> Self {
+    pub(crate) fn new(state: Rc<CoreState>, services: Arc<PoolServices>, parts: RouterParts) -> Self {
+        let handoff = parts.handoff.clone();
         Self {
+            rollups: Cell::new(Some(Router::new(parts, Source::Single))),
             sinks: SinkWriter::new(state.clone(), services),
             state,
             handoff,
@@ -172,6 +183,7 @@ impl Flusher {
         let mut stalled = Stalled::new(&self.sinks);
         for shard in shards {
             self.state.aggregator.borrow_mut().flush_shard(shard, resolution, now, &mut out);
+            self.route_rollups().await;
             self.sinks.push_ready(&mut out, false, &mut stalled).await;
             self.sinks.restock(&mut out);
             glommio::yield_if_needed().await;
@@ -190,11 +202,33 @@ impl Flusher {
         self.state.publish_stats();
     }
 
+    /// Sends what the flushes forwarded to rolled-up series on to the cores that own them
+    /// (applied at once on this core).
+    async fn route_rollups(&self) {
+        let Some(mut router) = self.rollups.take() else { return };
+        let routed = {
+            let mut agg = self.state.aggregator.borrow_mut();
+            let outbox = agg.rollup_outbox();
+            let routed = outbox.len() as u64;
+            router.catch_up();
+            router.take(outbox);
+            outbox.clear();
+            routed
+        };
+        if routed > 0 {
+            self.state.stats.borrow_mut().rollup_forwarded += routed;
+            router.dispatch().await;
+        }
+        self.rollups.set(Some(router));
+    }
+
     /// Flushes everything at shutdown (open windows too with `include_open`), once every
     /// peer's hand-offs have been taken in and a round still pushing to a full sink has
     /// finished (its values are already out of the aggregator; the executor must not be left
-    /// while they are in flight).
-    pub(crate) async fn final_flush(&self, include_open: bool) {
+    /// while they are in flight). In two phases, each run by every core before the next: the
+    /// source windows first (what they roll up is routed to the owning cores), then, once
+    /// those values are taken in, the forwarded windows.
+    pub(crate) async fn final_flush(&self, include_open: bool, phase: FinalPhase) {
         let _round = self.hold_rounds().await;
         // A follower emits nothing, not even at shutdown: its leader (or its successor) does.
         if self.role.get() == FlushRole::Follower {
@@ -218,19 +252,24 @@ impl Flusher {
             {
                 let mut agg = self.state.aggregator.borrow_mut();
                 if include_open {
-                    agg.flush_shard_all(shard, now, &mut out);
+                    let below = if phase == FinalPhase::Sources { 1 } else { u8::MAX };
+                    agg.flush_shard_all_forwarded_below(shard, below, now, &mut out);
                 } else {
                     for r in &resolutions {
                         agg.flush_shard(shard, *r, now, &mut out);
                     }
                 }
             }
+            self.route_rollups().await;
             self.sinks.push_ready(&mut out, false, &mut stalled).await;
             self.sinks.restock(&mut out);
         }
         self.sinks.push_ready(&mut out, true, &mut stalled).await;
         self.sinks.return_spares(out);
         self.write_passthrough().await;
+        if phase == FinalPhase::Sources {
+            return;
+        }
         for r in resolutions {
             self.report_round(r);
         }

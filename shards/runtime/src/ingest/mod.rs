@@ -35,7 +35,8 @@ pub(crate) mod unix_socket;
 use std::rc::Rc;
 
 pub(crate) use listeners::start;
-pub(crate) use router::RouterParts;
+pub(crate) use router::{Router, RouterParts};
+pub(crate) use source::Source;
 pub(crate) use spread::{Adoption, ConnectionSpread};
 
 use crate::config::IngestConfig;

@@ -69,6 +69,17 @@ impl Router {
         self
     }
 
+    /// Picks up the shard owners and routes in force now: a router kept from one use to the
+    /// next (the flush task's) calls this before it takes values in.
+    pub(crate) fn catch_up(&mut self) {
+        if !self.parts.routing.owners_are(&self.owners) {
+            self.owners = self.parts.routing.owners();
+        }
+        if !self.parts.routing.routes_are(&self.routes) {
+            self.routes = self.parts.routing.routes();
+        }
+    }
+
     /// Takes in every value of `batch`, as a decoder would.
     pub(crate) fn take(&mut self, batch: &SampleBatch) {
         for s in batch.samples() {
@@ -115,13 +126,17 @@ impl Router {
             let peers = routes.remote(s.shard());
             // A value a peer forwarded is never forwarded again (no loops between nodes whose
             // placements disagree for a moment): it waits for this node's placement to catch up.
-            if peers.is_empty() || s.stamped() {
+            // Nor is a forwarded (rolled-up) value this node received rather than produced.
+            if peers.is_empty() || s.stamped() || (s.forwarded() && self.source == Source::Replicated) {
                 self.unowned.copy_from(&self.remote, s);
                 continue;
             }
             for &p in peers {
-                if let (Some(f), Some(chunk)) = (forwarders.get(usize::from(p)), chunks.get_mut(usize::from(p))) {
-                    f.encode(&self.remote, s, now, chunk);
+                if let (Some(f), Some(chunk)) = (forwarders.get(usize::from(p)), chunks.get_mut(usize::from(p)))
+                    && !f.encode(&self.remote, s, now, chunk)
+                    && s.forwarded()
+                {
+                    self.parts.state.stats.borrow_mut().rollup_remote_unsupported += 1;
                 }
             }
         }
@@ -130,8 +145,10 @@ impl Router {
                 for s in batch.samples() {
                     for &p in routes.remote(s.shard()) {
                         if let (Some(f), Some(chunk)) = (forwarders.get(usize::from(p)), chunks.get_mut(usize::from(p)))
+                            && !f.encode(batch, s, now, chunk)
+                            && s.forwarded()
                         {
-                            f.encode(batch, s, now, chunk);
+                            self.parts.state.stats.borrow_mut().rollup_remote_unsupported += 1;
                         }
                     }
                 }

@@ -26,7 +26,7 @@ use glommio::net::TcpStream;
 use prost::Message as _;
 use sheaf_proto::forward::{
     ANNOTATION_FRACTIONAL_COUNTER, ANNOTATION_GAUGE_DELTA, ANNOTATION_SET_MEMBER, Forwarded, ForwardedPolicy,
-    encode_forward_frame,
+    ForwardedRollup, encode_forward_frame,
 };
 use sheaf_proto::msgpb;
 use sheaf_shard_core::{MetricType, Sample, SampleBatch, SampleValue, UNTIMED};
@@ -112,6 +112,11 @@ impl Forwarder {
                 resolution_nanos: e.policy.resolution_nanos,
                 retention_nanos: e.policy.retention_nanos,
                 transformations: e.transforms.iter().map(|t| t as i32).collect(),
+                rollup: batch.rollup(e.rollup).map(|r| ForwardedRollup {
+                    id: batch.rollup_id(r).to_vec(),
+                    aggregation_id: r.aggs.to_m3_id(),
+                    transformations: r.transforms.iter().map(|t| t as i32).collect(),
+                }),
             })
             .collect();
         let id = self.next_id.get();
@@ -134,6 +139,19 @@ fn forwarded<'a>(batch: &'a SampleBatch, s: &Sample, arrival: i64, one: &'a mut 
         return None;
     }
     let id = batch.id(s);
+    if s.forwarded() {
+        // A set's rolled-up values have no m3msg metric type: not forwarded (counted).
+        let kind = match s.metric_type {
+            MetricType::Counter => 1,
+            MetricType::Timer => 2,
+            MetricType::Gauge => 3,
+            MetricType::Set => return None,
+        };
+        let from = batch.forwarded_from(batch.index_of(s)?)?;
+        let values = batch.timer_values_of(s);
+        let (version, source, num_forwarded_times) = (from.version, from.source, i32::from(from.times));
+        return Some(Forwarded::Rollup { kind, id, time: s.time, values, version, source, num_forwarded_times });
+    }
     if s.time != UNTIMED {
         let kind = match s.metric_type {
             MetricType::Counter => 1,

@@ -1,0 +1,115 @@
+//! Forwarded values on the core that owns a rolled-up series: a forwarded sample carries the
+//! values one source shard's flush gathered for one window of the series; it is taken in once
+//! per (source shard, version) and window, and only while `now − t ≤ L(r, n)` and its window
+//! is not flushed yet. Also what the core's flush task reads of the rollups this core forwards.
+//! Same core as [`CoreAggregator`]; split from `aggregator.rs` by concept.
+
+use super::CoreAggregator;
+use crate::batch::{DEFAULT_SPEC, Sample, SampleBatch};
+use crate::pipeline::forwarded_lateness;
+use crate::shard_map::Refused;
+use crate::time::{UnixNanos, truncate};
+
+impl CoreAggregator {
+    /// Applies the forwarded sample `s`, the `index`-th of `batch`, arriving at `now`.
+    pub(super) fn apply_forwarded(
+        &mut self,
+        batch: &SampleBatch,
+        index: usize,
+        s: &Sample,
+        now: UnixNanos,
+        now_secs: u32,
+    ) {
+        let Some(from) = batch.forwarded_from(index) else {
+            self.counters.metadata_rejected += 1;
+            return;
+        };
+        let spec = if s.spec == DEFAULT_SPEC {
+            0
+        } else {
+            match self.intern_batch_spec(batch, s.spec, now) {
+                Some(spec) => spec,
+                None => {
+                    self.counters.metadata_rejected += 1;
+                    return;
+                }
+            }
+        };
+        let Some(slot) = self.shards.get_mut(s.shard() as usize).filter(|slot| slot.window.accepts(now)) else {
+            self.counters.shard_not_writable += 1;
+            return;
+        };
+        let room = self.series_held < self.series_limit && self.rates.may_create(s.shard(), now);
+        let (_, series, _, created) = match slot.map.find_or_insert(s.hash, s.metric_type, batch.id(s), None, room) {
+            Ok(found) => found,
+            Err(Refused::IdTooLong) => {
+                self.counters.id_too_long += 1;
+                return;
+            }
+            Err(Refused::ShardFull) => {
+                self.counters.series_over_shard_limit += 1;
+                return;
+            }
+            Err(Refused::NoRoom) => {
+                self.counters.refuse_new_series(self.series_held >= self.series_limit);
+                return;
+            }
+        };
+        if created {
+            slot.held = true;
+            self.series_held += 1;
+            self.counters.series_created += 1;
+            self.rates.created(s.shard(), now);
+        }
+        series.last_write_secs = now_secs;
+        let values = batch.timer_values_of(s);
+        let flushed = &self.flushed;
+        for elem in series.elems_for(spec, false, &mut self.specs) {
+            let r = self.specs.policy(elem.policy).resolution_nanos;
+            let lateness = forwarded_lateness(r, u32::from(self.specs.forwarded(elem.policy).max(1)));
+            let start = truncate(s.time, r);
+            let until = flushed.iter().find(|f| f.resolution == r).map_or(UnixNanos::MIN, |f| f.untimed);
+            if now.saturating_sub(s.time) > lateness || start.saturating_add(lateness) <= until {
+                self.counters.forwarded_too_late += 1;
+                continue;
+            }
+            if !self.forwarded_windows.admit(s.shard(), s.hash, elem.policy, elem.aggs, start, from) {
+                self.counters.forwarded_duplicate += 1;
+                continue;
+            }
+            self.counters.forwarded_accepted += 1;
+            for v in values {
+                elem.add(start, *v, s.time);
+            }
+        }
+        self.counters.values_applied += values.len() as u64;
+    }
+
+    /// Forgets the sources of the forwarded windows the flush rounds have reached: no value is
+    /// admitted to those any more (see `apply_forwarded`).
+    pub(super) fn forget_due_forwarded_windows(&mut self) {
+        let (specs, flushed) = (&self.specs, &self.flushed);
+        self.forwarded_windows.forget_due(|policy, start| {
+            let r = specs.policy(policy).resolution_nanos;
+            let lateness = forwarded_lateness(r, u32::from(specs.forwarded(policy).max(1)));
+            let until = flushed.iter().find(|f| f.resolution == r).map_or(UnixNanos::MIN, |f| f.untimed);
+            start.saturating_add(lateness) <= until
+        });
+    }
+
+    /// The forwarded samples this core's flushes sealed since the caller last emptied it: the
+    /// caller routes them to the cores owning their rolled-up series, then clears the batch.
+    pub fn rollup_outbox(&mut self) -> &mut SampleBatch {
+        self.outbox.sealed()
+    }
+
+    /// Rollup targets this core's elements name.
+    pub fn rollup_target_count(&self) -> usize {
+        self.rollups.len()
+    }
+
+    /// Forwarded windows open on this core (each with the sources it has taken in).
+    pub fn forwarded_windows_open(&self) -> usize {
+        self.forwarded_windows.len()
+    }
+}
