@@ -51,11 +51,11 @@ fn socket_drops(fd: RawFd) -> Option<u32> {
     const VARS: usize = 9;
     let mut info = [0u32; VARS];
     let mut len = std::mem::size_of_val(&info) as libc::socklen_t;
-    // `info` and `len` outlive the call, and `len` says how many bytes `info` holds.
-    // SAFETY: `fd` is an open socket (the watch ends before its read loop closes it);
-    // getsockopt writes at most `len` bytes into `info`.
-    let rc =
-        unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_MEMINFO, info.as_mut_ptr().cast(), &raw mut len) };
+    let out = info.as_mut_ptr().cast();
+    // SAFETY: `fd` is an open socket (the watch ends before its read loop closes it); `info`
+    // and `len` outlive the call, `len` says how many bytes `info` holds, and getsockopt
+    // writes at most that many.
+    let rc = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_MEMINFO, out, &raw mut len) };
     let drops = libc::SK_MEMINFO_DROPS as usize;
     let written = len as usize / std::mem::size_of::<u32>();
     (rc == 0 && drops < written.min(VARS)).then(|| info[drops])
