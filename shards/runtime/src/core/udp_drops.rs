@@ -52,9 +52,8 @@ fn socket_drops(fd: RawFd) -> Option<u32> {
     let mut info = [0u32; VARS];
     let mut len = std::mem::size_of_val(&info) as libc::socklen_t;
     let out = info.as_mut_ptr().cast();
-    // SAFETY: `fd` is an open socket (the watch ends before its read loop closes it); `info`
-    // and `len` outlive the call, `len` says how many bytes `info` holds, and getsockopt
-    // writes at most that many.
+    // `fd` is an open socket: the watch ends before its read loop closes it.
+    // SAFETY: `info` and `len` outlive the call; getsockopt writes at most `len` bytes to `info`.
     let rc = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_MEMINFO, out, &raw mut len) };
     let drops = libc::SK_MEMINFO_DROPS as usize;
     let written = len as usize / std::mem::size_of::<u32>();
