@@ -9,7 +9,7 @@
 //! #[PerformanceCriticalPath]: `apply` runs per value; `flush_shard` per series per round.
 
 use crate::aggregation::MetricType;
-use crate::batch::{DEFAULT_SPEC, ElemSpec, NO_ROLLUP, Sample, SampleBatch, SampleValue, UNTIMED};
+use crate::batch::{DEFAULT_SPEC, ElemSpec, Sample, SampleBatch, SampleValue, UNTIMED};
 use crate::passthrough::Passthrough;
 use crate::rate_limit::RateLimiter;
 use crate::rollup::{ForwardedWindows, RollupOutbox, RollupTargets};
@@ -26,6 +26,7 @@ pub use crate::shard_window::ShardWindow;
 
 mod drain;
 mod forwarded;
+mod metadata;
 mod new_series;
 mod prefetch;
 mod resolutions;
@@ -162,7 +163,7 @@ impl CoreAggregator {
                 None => prefetch_ahead(batch, &mut found, i, |k| samples.get(i + k), map_of),
             }
             if s.forwarded() {
-                self.apply_forwarded(batch, i, s, now, now_secs);
+                self.apply_forwarded(batch, i, s, hint, now, now_secs);
                 continue;
             }
             if s.passthrough() {
@@ -170,16 +171,9 @@ impl CoreAggregator {
                 self.passthrough.add(batch, s, writable, &mut self.counters);
                 continue;
             }
-            let mut spec = if s.spec == DEFAULT_SPEC {
-                0
-            } else {
-                match self.intern_batch_spec(batch, s.spec, now) {
-                    Some(spec) => spec,
-                    None => {
-                        self.counters.metadata_rejected += 1;
-                        continue;
-                    }
-                }
+            let Some(mut spec) = self.resolve_spec(batch, s, hint, now) else {
+                self.counters.metadata_rejected += 1;
+                continue;
             };
             let Some(slot) = self.shards.get_mut(s.shard() as usize).filter(|slot| slot.window.accepts(now)) else {
                 self.counters.shard_not_writable += 1;
@@ -316,39 +310,6 @@ impl CoreAggregator {
             }
             self.counters.values_applied += value.count();
         }
-    }
-
-    fn intern_batch_spec(&mut self, batch: &SampleBatch, r: u32, now: UnixNanos) -> Option<SpecId> {
-        let i = r as usize - 1;
-        if self.spec_cache.len() <= i {
-            self.spec_cache.resize(i + 1, SpecId::MAX);
-        }
-        if self.spec_cache[i] == SpecId::MAX {
-            let known = self.specs.live_policy_count();
-            let elems = batch.spec(r);
-            self.spec_cache[i] = if elems.iter().all(|e| e.rollup == NO_ROLLUP) {
-                self.specs.intern(elems)?
-            } else {
-                // Batch rollup references become this core's rollup targets.
-                self.translated.clear();
-                for e in elems {
-                    let target = match e.rollup {
-                        NO_ROLLUP => NO_ROLLUP,
-                        r => {
-                            let rollup = batch.rollup(r)?;
-                            self.rollups.intern(batch.rollup_id(rollup), rollup.aggs, rollup.transforms)?
-                        }
-                    };
-                    self.translated.push(ElemSpec { rollup: target, ..*e });
-                }
-                self.specs.intern(&self.translated)?
-            };
-            if self.specs.live_policy_count() != known {
-                self.track_resolutions();
-                self.refresh_untimed_starts(now);
-            }
-        }
-        Some(self.spec_cache[i])
     }
 
     /// Starts a flush round of `resolution` that may flush the windows ending at or before

@@ -160,6 +160,13 @@ impl ShardMap {
         Ok((i, s, GaugeBase(base), created))
     }
 
+    /// The series (`metric_type`, `id`) if it is the one at position `at` (a prefetch's
+    /// finding): no index probe, and `None` if it is not there.
+    #[inline]
+    pub(crate) fn series_at(&self, at: usize, metric_type: MetricType, id: &[u8]) -> Option<&Series> {
+        self.series.get(at).filter(|s| s.metric_type == metric_type && same_id(id_of(&self.ids, s), id))
+    }
+
     /// `find_or_insert` when the hint was not the series: probes the index, then creates.
     #[inline]
     fn find_or_insert_unhinted(

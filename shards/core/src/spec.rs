@@ -24,6 +24,10 @@ pub(crate) const MAX_SPECS: usize = 16_384;
 /// Index into the spec table; 0 is the default spec.
 pub(crate) type SpecId = u32;
 
+/// What `SpecTable::first_keys` holds for a spec without keys (no policy slot is this one:
+/// there are at most `MAX_POLICIES`).
+const NO_KEY: ElemKey = ElemKey { policy: PolicyIdx::MAX, aggs: AggTypes::DEFAULT, rollup: NO_ROLLUP };
+
 /// One aggregation element of a series: which policy, which aggregations, and which of the
 /// core's rollup targets its flushed values go on to (`NO_ROLLUP`: emitted).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -76,6 +80,10 @@ pub(crate) struct SpecTable {
     free_policies: Vec<PolicyIdx>,
     /// By `SpecId`; a pruned spec's slot is empty until reused.
     specs: Vec<Box<[ElemKey]>>,
+    /// By `SpecId`: the first key of the spec ([`NO_KEY`] if it has none), side by side, so
+    /// that what a flush or a metadata comparison reads of most specs (they have one key)
+    /// costs no pointer to follow.
+    first_keys: Vec<ElemKey>,
     index: HashMap<Box<[ElemSpec]>, SpecId>,
     /// Spec slots pruned and free for reuse.
     free_specs: Vec<SpecId>,
@@ -95,6 +103,7 @@ impl SpecTable {
             elems_using: Vec::new(),
             free_policies: Vec::new(),
             specs: Vec::new(),
+            first_keys: Vec::new(),
             index: HashMap::new(),
             free_specs: Vec::new(),
             pinned_by: Vec::new(),
@@ -189,6 +198,7 @@ impl SpecTable {
         });
         for id in pruned_specs {
             self.specs[id as usize] = Box::default();
+            self.first_keys[id as usize] = NO_KEY;
             self.free_specs.push(id);
         }
         unused.len()
@@ -217,6 +227,50 @@ impl SpecTable {
 
     pub(crate) fn keys(&self, spec: SpecId) -> &[ElemKey] {
         &self.specs[spec as usize]
+    }
+
+    /// How many keys spec `spec` has.
+    #[inline]
+    pub(crate) fn key_count(&self, spec: SpecId) -> usize {
+        self.specs[spec as usize].len()
+    }
+
+    /// The `i`-th key of spec `spec`: `keys(spec).get(i)`, with the first key read from
+    /// `first_keys` rather than through the spec's own allocation.
+    #[inline]
+    pub(crate) fn key(&self, spec: SpecId, i: usize) -> Option<ElemKey> {
+        match i {
+            0 => self.first_keys.get(spec as usize).copied().filter(|k| *k != NO_KEY),
+            _ => self.specs.get(spec as usize)?.get(i).copied(),
+        }
+    }
+
+    /// Whether interning `elems` would give `spec`, checked without hashing: each element is
+    /// the spec's key at its position (same policy slot, aggregations, and a rollup for which
+    /// `same_rollup(element's, key's)` holds), none dropped as a duplicate. `false` may still
+    /// intern to `spec` (a list with duplicates); `true` always does, as long as `spec` is
+    /// live (a live series' spec is never pruned).
+    #[inline]
+    pub(crate) fn is_spec_of(
+        &self,
+        spec: SpecId,
+        elems: &[ElemSpec],
+        mut same_rollup: impl FnMut(RollupRef, RollupRef) -> bool,
+    ) -> bool {
+        if self.key_count(spec) != elems.len() {
+            return false;
+        }
+        slot_keys(elems).zip(elems).enumerate().all(|(i, (slot, e))| {
+            self.key(spec, i).is_some_and(|k| {
+                k.aggs == e.aggs
+                    && self.slot_keys.get(usize::from(k.policy)) == Some(&slot)
+                    && match (e.rollup, k.rollup) {
+                        (NO_ROLLUP, NO_ROLLUP) => true,
+                        (NO_ROLLUP, _) | (_, NO_ROLLUP) => false,
+                        (batch, core) => same_rollup(batch, core),
+                    }
+            })
+        })
     }
 
     /// The id of this list of elements (duplicates count once), adding it on first sight.
@@ -249,13 +303,16 @@ impl SpecTable {
                 keys.push(key);
             }
         }
+        let first = keys.first().copied().unwrap_or(NO_KEY);
         let id = match self.free_specs.pop() {
             Some(id) => {
                 self.specs[id as usize] = keys.into_boxed_slice();
+                self.first_keys[id as usize] = first;
                 id
             }
             None => {
                 self.specs.push(keys.into_boxed_slice());
+                self.first_keys.push(first);
                 (self.specs.len() - 1) as SpecId
             }
         };

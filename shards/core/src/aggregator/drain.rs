@@ -16,7 +16,7 @@ use crate::transform_states::ElemAt;
 /// The rollup target of the `i`-th key of spec `spec`.
 #[inline]
 fn series_rollup(spec: Option<SpecId>, i: usize, specs: &SpecTable) -> RollupRef {
-    spec.and_then(|spec| specs.keys(spec).get(i)).map_or(NO_ROLLUP, |k| k.rollup)
+    spec.and_then(|spec| specs.key(spec, i)).map_or(NO_ROLLUP, |k| k.rollup)
 }
 
 impl CoreAggregator {
@@ -43,7 +43,7 @@ impl CoreAggregator {
             let mut id: Option<(u64, (u32, u32))> = None;
             let mut windows = 0;
             let series_spec = series.spec_id();
-            let spec_len = series_spec.map_or(0, |spec| specs.keys(spec).len());
+            let spec_len = series_spec.map_or(0, |spec| specs.key_count(spec));
             for (i, elem) in series.elems.iter_mut().enumerate() {
                 let policy = specs.policy(elem.policy);
                 let r = policy.resolution_nanos;

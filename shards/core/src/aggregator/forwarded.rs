@@ -5,7 +5,7 @@
 //! Same core as [`CoreAggregator`]; split from `aggregator.rs` by concept.
 
 use super::CoreAggregator;
-use crate::batch::{DEFAULT_SPEC, Sample, SampleBatch};
+use crate::batch::{Sample, SampleBatch};
 use crate::pipeline::forwarded_lateness;
 use crate::shard_map::Refused;
 use crate::time::{UnixNanos, truncate};
@@ -17,6 +17,7 @@ impl CoreAggregator {
         batch: &SampleBatch,
         index: usize,
         s: &Sample,
+        hint: Option<usize>,
         now: UnixNanos,
         now_secs: u32,
     ) {
@@ -24,23 +25,16 @@ impl CoreAggregator {
             self.counters.metadata_rejected += 1;
             return;
         };
-        let spec = if s.spec == DEFAULT_SPEC {
-            0
-        } else {
-            match self.intern_batch_spec(batch, s.spec, now) {
-                Some(spec) => spec,
-                None => {
-                    self.counters.metadata_rejected += 1;
-                    return;
-                }
-            }
+        let Some(spec) = self.resolve_spec(batch, s, hint, now) else {
+            self.counters.metadata_rejected += 1;
+            return;
         };
         let Some(slot) = self.shards.get_mut(s.shard() as usize).filter(|slot| slot.window.accepts(now)) else {
             self.counters.shard_not_writable += 1;
             return;
         };
         let room = self.series_held < self.series_limit && self.rates.may_create(s.shard(), now);
-        let (_, series, _, created) = match slot.map.find_or_insert(s.hash, s.metric_type, batch.id(s), None, room) {
+        let (_, series, _, created) = match slot.map.find_or_insert(s.hash, s.metric_type, batch.id(s), hint, room) {
             Ok(found) => found,
             Err(Refused::IdTooLong) => {
                 self.counters.id_too_long += 1;

@@ -1,0 +1,121 @@
+//! Rollups on the core that owns the source series: the rollup targets its elements name
+//! ([`RollupTargets`]), the values a flush forwards to them ([`RollupOutbox`], `outbox.rs`),
+//! and on the core that owns a rolled-up series, the sources each forwarded window has taken
+//! in ([`ForwardedWindows`], `windows.rs`).
+//!
+//! All three belong to one core's `CoreAggregator` and are touched only by that core. The
+//! outbox is filled during the flush of one shard and sealed at its end into a
+//! [`SampleBatch`](crate::batch::SampleBatch) of forwarded samples, which the core's flush
+//! task routes like any batch (applied here, or handed off to the core owning the rolled-up
+//! series). In steady state none of them allocates: their tables and lists keep their
+//! capacity from one flush to the next.
+
+use std::hash::BuildHasher;
+
+use hashbrown::{DefaultHashBuilder, HashTable};
+
+use crate::aggregation::AggTypes;
+use crate::batch::RollupRef;
+use crate::transform::TransformChain;
+
+mod outbox;
+mod windows;
+
+pub(crate) use outbox::RollupOutbox;
+pub(crate) use windows::ForwardedWindows;
+
+/// Distinct rollup targets one core keeps: metadata from the network must not grow the table
+/// without bound (a metric naming one more is refused as `metadata_rejected`).
+pub(crate) const MAX_ROLLUP_TARGETS: usize = 1 << 20;
+
+/// Where an element's flushed values go: the rolled-up series and how it aggregates them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RollupTarget<'a> {
+    pub(crate) id: &'a [u8],
+    pub(crate) aggs: AggTypes,
+    /// The transformations after the rollup op: the rolled-up series runs them at its flush.
+    pub(crate) transforms: TransformChain,
+}
+
+/// A target as the table stores it: its id in the table's arena.
+#[derive(Debug, Clone, Copy)]
+struct Stored {
+    id_start: u32,
+    id_len: u32,
+    aggs: AggTypes,
+    transforms: TransformChain,
+}
+
+/// The rollup targets of a core, interned: an element key names one by its [`RollupRef`].
+/// Ids lie back to back in one arena, so that reading a target (at a flush, or to compare a
+/// value's metadata with its series') follows no pointer of its own.
+#[derive(Debug, Default)]
+pub(crate) struct RollupTargets {
+    /// By `RollupRef − 1`.
+    targets: Vec<Stored>,
+    ids: Vec<u8>,
+    /// Every reference, by the hash of its target.
+    index: HashTable<RollupRef>,
+    hasher: DefaultHashBuilder,
+}
+
+impl RollupTargets {
+    /// The reference of `target`, added on first sight; `None` once the table is full (or
+    /// its id arena would pass 4 GiB).
+    pub(crate) fn intern(&mut self, id: &[u8], aggs: AggTypes, transforms: TransformChain) -> Option<RollupRef> {
+        let wanted = RollupTarget { id, aggs, transforms };
+        let hash = self.hasher.hash_one((id, aggs, transforms));
+        let (targets, ids) = (&self.targets, &self.ids);
+        if let Some(&r) = self.index.find(hash, |&r| view(targets, ids, r) == Some(wanted)) {
+            return Some(r);
+        }
+        if self.targets.len() >= MAX_ROLLUP_TARGETS || self.ids.len() + id.len() > u32::MAX as usize {
+            return None;
+        }
+        self.targets.push(Stored { id_start: self.ids.len() as u32, id_len: id.len() as u32, aggs, transforms });
+        self.ids.extend_from_slice(id);
+        let r = self.targets.len() as RollupRef;
+        let (targets, ids, hasher) = (&self.targets, &self.ids, &self.hasher);
+        self.index.insert_unique(hash, r, |&r| {
+            view(targets, ids, r).map_or(0, |t| hasher.hash_one((t.id, t.aggs, t.transforms)))
+        });
+        Some(r)
+    }
+
+    #[inline]
+    pub(crate) fn get(&self, r: RollupRef) -> Option<RollupTarget<'_>> {
+        view(&self.targets, &self.ids, r)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.targets.len()
+    }
+}
+
+#[inline]
+fn view<'a>(targets: &[Stored], ids: &'a [u8], r: RollupRef) -> Option<RollupTarget<'a>> {
+    let t = targets.get(r.checked_sub(1)? as usize)?;
+    let id = ids.get(t.id_start as usize..t.id_start as usize + t.id_len as usize)?;
+    Some(RollupTarget { id, aggs: t.aggs, transforms: t.transforms })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregation::AggType;
+
+    #[test]
+    fn a_target_is_found_again_by_its_bytes() {
+        let mut targets = RollupTargets::default();
+        let sum = AggTypes::of(&[AggType::Sum]);
+        let a = targets.intern(b"by.route;route=/a", sum, TransformChain::NONE).unwrap();
+        let b = targets.intern(b"by.route;route=/b", sum, TransformChain::NONE).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(targets.intern(b"by.route;route=/a", sum, TransformChain::NONE), Some(a));
+        let last = AggTypes::of(&[AggType::Last]);
+        assert_ne!(targets.intern(b"by.route;route=/a", last, TransformChain::NONE), Some(a));
+        assert_eq!(targets.len(), 3);
+        assert_eq!(targets.get(b).unwrap().id, b"by.route;route=/b");
+        assert_eq!(targets.get(0), None);
+    }
+}
