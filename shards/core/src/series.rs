@@ -311,7 +311,7 @@ impl Series {
     /// Each element created is counted in `specs` (see `SpecTable::elem_created`).
     #[inline]
     pub(crate) fn elems_for(&mut self, spec: SpecId, timed: bool, specs: &mut SpecTable) -> &mut [Elem] {
-        let len = specs.keys(spec).len();
+        let len = specs.key_count(spec);
         if u32::from(self.spec) != spec || self.spec_timed != timed {
             for i in 0..len {
                 let key = specs.keys(spec)[i];
@@ -338,7 +338,7 @@ impl Series {
     /// (counted in `specs`), calling `dropped` with each and its transformation chain.
     #[inline]
     pub(crate) fn drop_stale_elems(&mut self, specs: &mut SpecTable, mut dropped: impl FnMut(&Elem, TransformChain)) {
-        let live = if self.spec == NO_SPEC { 0 } else { specs.keys(SpecId::from(self.spec)).len() };
+        let live = if self.spec == NO_SPEC { 0 } else { specs.key_count(SpecId::from(self.spec)) };
         if self.elems.len() > live {
             let mut i = live;
             while i < self.elems.len() {

@@ -24,9 +24,22 @@ pub(crate) const MAX_SPECS: usize = 16_384;
 /// Index into the spec table; 0 is the default spec.
 pub(crate) type SpecId = u32;
 
-/// What `SpecTable::first_keys` holds for a spec without keys (no policy slot is this one:
+/// What `SpecTable::heads` holds for a spec without keys (no policy slot is this one:
 /// there are at most `MAX_POLICIES`).
 const NO_KEY: ElemKey = ElemKey { policy: PolicyIdx::MAX, aggs: AggTypes::DEFAULT, rollup: NO_ROLLUP };
+
+/// The first key of a spec and how many it has (see `SpecTable::heads`).
+#[derive(Debug, Clone, Copy)]
+struct SpecHead {
+    first: ElemKey,
+    len: u32,
+}
+
+impl Default for SpecHead {
+    fn default() -> Self {
+        Self { first: NO_KEY, len: 0 }
+    }
+}
 
 /// One aggregation element of a series: which policy, which aggregations, and which of the
 /// core's rollup targets its flushed values go on to (`NO_ROLLUP`: emitted).
@@ -80,10 +93,10 @@ pub(crate) struct SpecTable {
     free_policies: Vec<PolicyIdx>,
     /// By `SpecId`; a pruned spec's slot is empty until reused.
     specs: Vec<Box<[ElemKey]>>,
-    /// By `SpecId`: the first key of the spec ([`NO_KEY`] if it has none), side by side, so
-    /// that what a flush or a metadata comparison reads of most specs (they have one key)
-    /// costs no pointer to follow.
-    first_keys: Vec<ElemKey>,
+    /// By `SpecId`: the spec's first key ([`NO_KEY`] if it has none) and how many it has, side
+    /// by side, so that what a flush or a metadata comparison reads of most specs (they have
+    /// one key) is one small entry, with no pointer to follow.
+    heads: Vec<SpecHead>,
     index: HashMap<Box<[ElemSpec]>, SpecId>,
     /// Spec slots pruned and free for reuse.
     free_specs: Vec<SpecId>,
@@ -103,7 +116,7 @@ impl SpecTable {
             elems_using: Vec::new(),
             free_policies: Vec::new(),
             specs: Vec::new(),
-            first_keys: Vec::new(),
+            heads: Vec::new(),
             index: HashMap::new(),
             free_specs: Vec::new(),
             pinned_by: Vec::new(),
@@ -198,7 +211,7 @@ impl SpecTable {
         });
         for id in pruned_specs {
             self.specs[id as usize] = Box::default();
-            self.first_keys[id as usize] = NO_KEY;
+            self.heads[id as usize] = SpecHead::default();
             self.free_specs.push(id);
         }
         unused.len()
@@ -232,15 +245,15 @@ impl SpecTable {
     /// How many keys spec `spec` has.
     #[inline]
     pub(crate) fn key_count(&self, spec: SpecId) -> usize {
-        self.specs[spec as usize].len()
+        self.heads.get(spec as usize).map_or(0, |h| h.len as usize)
     }
 
     /// The `i`-th key of spec `spec`: `keys(spec).get(i)`, with the first key read from
-    /// `first_keys` rather than through the spec's own allocation.
+    /// `heads` rather than through the spec's own allocation.
     #[inline]
     pub(crate) fn key(&self, spec: SpecId, i: usize) -> Option<ElemKey> {
         match i {
-            0 => self.first_keys.get(spec as usize).copied().filter(|k| *k != NO_KEY),
+            0 => self.heads.get(spec as usize).map(|h| h.first).filter(|k| *k != NO_KEY),
             _ => self.specs.get(spec as usize)?.get(i).copied(),
         }
     }
@@ -303,16 +316,16 @@ impl SpecTable {
                 keys.push(key);
             }
         }
-        let first = keys.first().copied().unwrap_or(NO_KEY);
+        let head = SpecHead { first: keys.first().copied().unwrap_or(NO_KEY), len: keys.len() as u32 };
         let id = match self.free_specs.pop() {
             Some(id) => {
                 self.specs[id as usize] = keys.into_boxed_slice();
-                self.first_keys[id as usize] = first;
+                self.heads[id as usize] = head;
                 id
             }
             None => {
                 self.specs.push(keys.into_boxed_slice());
-                self.first_keys.push(first);
+                self.heads.push(head);
                 (self.specs.len() - 1) as SpecId
             }
         };

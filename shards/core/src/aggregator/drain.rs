@@ -140,7 +140,7 @@ impl CoreAggregator {
             follow_rates.step(keep);
             keep
         });
-        self.outbox.seal(shard, &self.rollups);
+        self.outbox.seal(shard, &mut self.rollups);
         self.series_held -= expired;
         self.counters.series_expired += expired as u64;
         if let Some(slot) = self.windows_held.get_mut(shard as usize) {

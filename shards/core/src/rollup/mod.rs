@@ -14,8 +14,9 @@ use std::hash::BuildHasher;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 
-use crate::aggregation::AggTypes;
+use crate::aggregation::{AggTypes, MetricType};
 use crate::batch::RollupRef;
+use crate::murmur3::ShardOf;
 use crate::transform::TransformChain;
 
 mod outbox;
@@ -37,13 +38,18 @@ pub(crate) struct RollupTarget<'a> {
     pub(crate) transforms: TransformChain,
 }
 
-/// A target as the table stores it: its id in the table's arena.
+/// A target as the table stores it: its id in the table's arena, and where its forwarded
+/// samples go (computed at the first, for the metric type of the last).
 #[derive(Debug, Clone, Copy)]
 struct Stored {
     id_start: u32,
     id_len: u32,
     aggs: AggTypes,
     transforms: TransformChain,
+    /// The metric type `shard` and `hash` are for, + 1 (0: not computed yet).
+    routed_type: u8,
+    shard: u32,
+    hash: u64,
 }
 
 /// The rollup targets of a core, interned: an element key names one by its [`RollupRef`].
@@ -72,7 +78,8 @@ impl RollupTargets {
         if self.targets.len() >= MAX_ROLLUP_TARGETS || self.ids.len() + id.len() > u32::MAX as usize {
             return None;
         }
-        self.targets.push(Stored { id_start: self.ids.len() as u32, id_len: id.len() as u32, aggs, transforms });
+        let id_start = self.ids.len() as u32;
+        self.targets.push(Stored { id_start, id_len: id.len() as u32, aggs, transforms, routed_type: 0, shard: 0, hash: 0 });
         self.ids.extend_from_slice(id);
         let r = self.targets.len() as RollupRef;
         let (targets, ids, hasher) = (&self.targets, &self.ids, &self.hasher);
@@ -85,6 +92,24 @@ impl RollupTargets {
     #[inline]
     pub(crate) fn get(&self, r: RollupRef) -> Option<RollupTarget<'_>> {
         view(&self.targets, &self.ids, r)
+    }
+
+    /// Target `r` with the shard and map hash of its series of `metric_type`.
+    #[inline]
+    pub(crate) fn routed(
+        &mut self,
+        r: RollupRef,
+        metric_type: MetricType,
+        shard_of: &ShardOf,
+    ) -> Option<(RollupTarget<'_>, u32, u64)> {
+        let stored = self.targets.get_mut(r.checked_sub(1)? as usize)?;
+        let id = self.ids.get(stored.id_start as usize..stored.id_start as usize + stored.id_len as usize)?;
+        let tag = metric_type as u8 + 1;
+        if stored.routed_type != tag {
+            (stored.shard, stored.hash) = shard_of.shard_and_hash(metric_type, id);
+            stored.routed_type = tag;
+        }
+        Some((RollupTarget { id, aggs: stored.aggs, transforms: stored.transforms }, stored.shard, stored.hash))
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -33,15 +33,6 @@ struct Group {
     tail: u32,
 }
 
-/// Where a target's forwarded samples go, for one metric type: computed once per target.
-#[derive(Debug, Clone, Copy, Default)]
-struct Route {
-    /// The metric type + 1 (0: not computed yet).
-    metric_type: u8,
-    shard: u32,
-    hash: u64,
-}
-
 /// No next entry in a chain of `RollupOutbox::values`.
 const END: u32 = u32::MAX;
 
@@ -62,8 +53,6 @@ pub(crate) struct RollupOutbox {
     groups: Vec<Group>,
     /// (value, next entry of its group or `END`).
     values: Vec<(f64, u32)>,
-    /// By `RollupRef − 1`.
-    routes: Vec<Route>,
     /// One group's values, contiguous, while it is sealed.
     scratch: Vec<f64>,
     /// The last element spec sealed and its reference in `sealed` (checked before reuse: the
@@ -80,7 +69,6 @@ impl RollupOutbox {
             latest_group: Vec::new(),
             groups: Vec::new(),
             values: Vec::new(),
-            routes: Vec::new(),
             scratch: Vec::new(),
             last_spec: None,
             sealed: SampleBatch::default(),
@@ -121,12 +109,12 @@ impl RollupOutbox {
     }
 
     /// Turns what the flush of `source_shard` gathered into forwarded samples (version 0).
-    pub(crate) fn seal(&mut self, source_shard: u32, targets: &RollupTargets) {
+    pub(crate) fn seal(&mut self, source_shard: u32, targets: &mut RollupTargets) {
         for group in &self.groups {
             let key = group.key;
             let t = key.target as usize - 1;
             self.latest_group[t] = 0;
-            let Some(target) = targets.get(key.target) else {
+            let Some((target, shard, hash)) = targets.routed(key.target, key.metric_type, &self.shard_of) else {
                 continue;
             };
             self.scratch.clear();
@@ -150,17 +138,7 @@ impl RollupOutbox {
                     spec
                 }
             };
-            if self.routes.len() <= t {
-                self.routes.resize(t + 1, Route::default());
-            }
-            let route = &mut self.routes[t];
-            let tag = key.metric_type as u8 + 1;
-            if route.metric_type != tag {
-                let (shard, hash) = self.shard_of.shard_and_hash(key.metric_type, target.id);
-                *route = Route { metric_type: tag, shard, hash };
-            }
             let from = ForwardedFrom { source: source_shard, version: 0, times: key.forwarded };
-            let (shard, hash) = (route.shard, route.hash);
             self.sealed.push_forwarded(shard, hash, target.id, key.metric_type, key.time, &self.scratch, spec, from);
         }
         self.groups.clear();

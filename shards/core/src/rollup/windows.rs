@@ -4,6 +4,8 @@
 //!
 //! #[PerformanceCriticalPath]: `admit` runs per forwarded sample.
 
+use std::hash::{Hash, Hasher};
+
 use hashbrown::HashMap;
 
 use crate::aggregation::AggTypes;
@@ -13,13 +15,23 @@ use crate::spec::PolicyIdx;
 use crate::time::UnixNanos;
 
 /// One forwarded window of one element of a rolled-up series.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct WindowKey {
     shard: u32,
     hash: u64,
     policy: PolicyIdx,
     aggs: AggTypes,
     start: UnixNanos,
+}
+
+/// Hashed as one word: `hash` is already the series' hash, the rest only tells its windows
+/// and elements apart (equal keys hash equally, as every field goes in).
+impl Hash for WindowKey {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let (start, rest) = (self.start as u64, u64::from(self.shard) << 48 | u64::from(self.policy) << 32);
+        state.write_u64(self.hash ^ start.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (rest | self.aggs.to_m3_id()));
+    }
 }
 
 /// The sources one window has taken in. Almost every source is a shard below 64 sending
