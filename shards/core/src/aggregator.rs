@@ -32,7 +32,7 @@ mod prefetch;
 mod resolutions;
 
 use new_series::rule_spec_for;
-use prefetch::{FOUND_RING, NOT_FOUND, PREFETCH_SLOTS_AHEAD, prefetch_ahead};
+use prefetch::{FOUND_RING, NOT_FOUND, PREFETCH_SERIES_AHEAD, PREFETCH_SLOTS_AHEAD, prefetch_ahead};
 
 /// What happens to a window a flush has reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,6 +161,12 @@ impl CoreAggregator {
             {
                 Some(next) => prefetch_ahead(batch, &mut found, i, |k| Some(&next[k]), map_of),
                 None => prefetch_ahead(batch, &mut found, i, |k| samples.get(i + k), map_of),
+            }
+            // A forwarded value reads its window's sources, wherever its series lies.
+            if let Some(ahead) = samples.get(i + PREFETCH_SERIES_AHEAD)
+                && ahead.forwarded()
+            {
+                self.forwarded_windows.prefetch(ahead.shard(), ahead.hash);
             }
             if s.forwarded() {
                 self.apply_forwarded(batch, i, s, hint, now, now_secs);

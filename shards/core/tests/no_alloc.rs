@@ -194,3 +194,76 @@ fn steady_state_rollup_sources_do_not_allocate_per_value() {
     assert_eq!(n, 0, "{n} allocations for 10,000 rolled-up values");
     assert_eq!(agg.rollup_target_count(), 10);
 }
+
+/// The allocations of the last `measured` of `windows` full rollup cycles of `series` counters
+/// rolled up into `series / 100` targets, 8 shards: each value carries its own rollup metadata,
+/// every shard is flushed, and what the flush forwards is applied to the targets (whose windows
+/// the next cycle flushes), as one core does when it owns every shard.
+fn rollup_cycles(series: usize, windows: i64, measured: i64) -> u64 {
+    const R: i64 = 10_000_000_000;
+    const SHARDS: u32 = 8;
+    let options = AggregatorOptions::with_policies(vec!["10s:2d".parse().unwrap()]);
+    let mut agg = CoreAggregator::new(options.clone(), SHARDS);
+    let mut out = FlushCollector::new(options.naming, 0, 4096);
+    let shard_of = murmur3::ShardOf::new(SHARDS);
+    let policy = "10s:2d".parse().unwrap();
+    let sum = AggTypes::of(&[AggType::Sum]);
+    let batches: Vec<SampleBatch> = (0..series)
+        .collect::<Vec<_>>()
+        .chunks(1024)
+        .map(|chunk| {
+            let mut batch = SampleBatch::with_capacity(1024);
+            for &i in chunk {
+                let route = i % (series / 100);
+                let rollup = batch.add_rollup(format!("by.route;route=/r{route}").as_bytes(), sum, TransformChain::NONE);
+                let spec = batch.add_spec(&[ElemSpec { rollup, ..ElemSpec::new(sum, policy) }]);
+                let id = format!("requests;host=h{i};route=/r{route}");
+                let (shard, hash) = shard_of.shard_and_hash(MetricType::Counter, id.as_bytes());
+                batch.push(shard, hash, id.as_bytes(), MetricType::Counter, UNTIMED, SampleValue::Number(1.0), spec);
+            }
+            batch
+        })
+        .collect();
+    let mut routed = SampleBatch::default();
+    let first = 1_700_000_000_000_000_000;
+    let mut total = 0;
+    for w in 0..windows {
+        let mut cycle = || {
+            let now = first + w * R + 1;
+            for batch in &batches {
+                agg.apply(batch, now);
+            }
+            agg.begin_flush(R, now + R);
+            for shard in 0..SHARDS {
+                agg.flush_shard(shard, R, now + R, &mut out);
+                for mut spent in out.take(true) {
+                    spent.clear();
+                    out.add_spare(spent);
+                }
+                std::mem::swap(agg.rollup_outbox(), &mut routed);
+                agg.apply(&routed, now + R);
+                routed.clear();
+            }
+        };
+        if w >= windows - measured {
+            total += allocations_during(cycle);
+        } else {
+            cycle();
+        }
+    }
+    assert!(agg.counters.forwarded_accepted > 0 && agg.counters.forwarded_duplicate == 0);
+    assert_eq!(agg.rollup_target_count(), series / 100);
+    total
+}
+
+/// The whole rollup path (source values with their own metadata, the flush gathering them per
+/// target and window, the forwarded values applied and de-duplicated) allocates nothing per
+/// value once its series, windows, targets and buffers exist: twice the values, the same
+/// allocations. What is left is the flush collector's list of ready batches, taken once per
+/// flushed shard whose rolled-up windows it emitted (at most one per shard and cycle).
+#[test]
+fn steady_state_rollup_cycles_do_not_allocate_per_value() {
+    let (small, large) = (rollup_cycles(4_000, 6, 3), rollup_cycles(8_000, 6, 3));
+    assert_eq!(small, large, "allocations in 3 cycles: {small} with 4,000 series, {large} with 8,000");
+    assert!(large <= 3 * 8, "{large} allocations in 3 cycles of 8 shards");
+}

@@ -4,10 +4,6 @@
 //!
 //! #[PerformanceCriticalPath]: `admit` runs per forwarded sample.
 
-use std::hash::{Hash, Hasher};
-
-use hashbrown::HashMap;
-
 use crate::aggregation::AggTypes;
 use crate::batch::ForwardedFrom;
 use crate::pipeline::ForwardedSources;
@@ -15,7 +11,7 @@ use crate::spec::PolicyIdx;
 use crate::time::UnixNanos;
 
 /// One forwarded window of one element of a rolled-up series.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 struct WindowKey {
     shard: u32,
     hash: u64,
@@ -24,19 +20,10 @@ struct WindowKey {
     start: UnixNanos,
 }
 
-/// Hashed as one word: `hash` is already the series' hash, the rest only tells its windows
-/// and elements apart (equal keys hash equally, as every field goes in).
-impl Hash for WindowKey {
-    #[inline]
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        let (start, rest) = (self.start as u64, u64::from(self.shard) << 48 | u64::from(self.policy) << 32);
-        state.write_u64(self.hash ^ start.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (rest | self.aggs.to_m3_id()));
-    }
-}
-
 /// The sources one window has taken in. Almost every source is a shard below 64 sending
 /// version 0 (a value's first flush): those are bits of `first`; any other pair goes to a list
-/// in the arena of [`ForwardedWindows`].
+/// in the arena of [`ForwardedWindows`]. Never both zero once the window has taken a source
+/// in: a slot whose sources are empty is free.
 #[derive(Debug, Clone, Copy, Default)]
 struct Sources {
     /// Bit `s`: version 0 of source shard `s` was taken in.
@@ -45,18 +32,53 @@ struct Sources {
     list: u32,
 }
 
+impl Sources {
+    fn is_empty(&self) -> bool {
+        self.first == 0 && self.list == 0
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    key: WindowKey,
+    sources: Sources,
+}
+
 /// The (source shard, version) pairs each open forwarded window of a core has taken in.
-/// Lists of the rare pairs beyond `Sources::first` are reused from one window to the next,
-/// and the table keeps its capacity, so a steady flow of windows allocates nothing.
+///
+/// An open-addressing table (linear probing, at most half full) whose home slot depends on
+/// the series alone (its shard and hash), so that `apply` can prefetch it from a sample a few
+/// values ahead, before it knows the element and window; a series' few open windows share
+/// one probe run. Lists of the rare pairs beyond `Sources::first` are reused from one window
+/// to the next, and the table keeps its size, so a steady flow of windows allocates nothing.
 #[derive(Debug, Default)]
 pub(crate) struct ForwardedWindows {
-    open: HashMap<WindowKey, Sources>,
+    /// A power of two long, or empty.
+    slots: Vec<Slot>,
+    len: usize,
     lists: Vec<ForwardedSources>,
     /// Lists (indexes into `lists`) of forgotten windows, cleared, for the next ones.
     free_lists: Vec<u32>,
+    /// The windows `forget_due` keeps, while it rebuilds the table.
+    kept: Vec<Slot>,
 }
 
 impl ForwardedWindows {
+    /// The home slot of the windows of series (`shard`, `hash`).
+    #[inline]
+    fn home(&self, shard: u32, hash: u64) -> usize {
+        let mixed = (hash ^ u64::from(shard)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (mixed >> 32) as usize & (self.slots.len().wrapping_sub(1))
+    }
+
+    /// Asks the CPU to load the home slot of the windows of series (`shard`, `hash`).
+    #[inline]
+    pub(crate) fn prefetch(&self, shard: u32, hash: u64) {
+        if !self.slots.is_empty() {
+            crate::paged::prefetch_address(self.slots.as_ptr().wrapping_add(self.home(shard, hash)).cast());
+        }
+    }
+
     /// Records `from` for the window at `start` of an element; `false` if it was already taken
     /// in (the values must then be dropped).
     #[inline]
@@ -69,8 +91,21 @@ impl ForwardedWindows {
         start: UnixNanos,
         from: ForwardedFrom,
     ) -> bool {
+        if (self.len + 1) * 2 > self.slots.len() {
+            self.grow();
+        }
         let key = WindowKey { shard, hash, policy, aggs, start };
-        let sources = self.open.entry(key).or_default();
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(shard, hash);
+        while !self.slots[i].sources.is_empty() && self.slots[i].key != key {
+            i = (i + 1) & mask;
+        }
+        let slot = &mut self.slots[i];
+        if slot.sources.is_empty() {
+            slot.key = key;
+            self.len += 1;
+        }
+        let sources = &mut slot.sources;
         if from.version == 0 && from.source < u64::BITS {
             let bit = 1u64 << from.source;
             let fresh = sources.first & bit == 0;
@@ -90,24 +125,56 @@ impl ForwardedWindows {
         self.lists[sources.list as usize - 1].admit(from.source, from.version)
     }
 
+    /// Doubles the table (from 1,024 slots), placing every window again.
+    #[cold]
+    fn grow(&mut self) {
+        let size = (self.slots.len() * 2).max(1024);
+        let old = std::mem::replace(&mut self.slots, vec![Slot::default(); size]);
+        self.len = 0;
+        for slot in old.into_iter().filter(|s| !s.sources.is_empty()) {
+            self.place(slot);
+        }
+    }
+
+    /// Puts `slot` in the first free slot of its probe run (the table has room).
+    fn place(&mut self, slot: Slot) {
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(slot.key.shard, slot.key.hash);
+        while !self.slots[i].sources.is_empty() {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = slot;
+        self.len += 1;
+    }
+
     /// Forgets the windows a flush has reached (`due(policy, start)`): no value is admitted to
-    /// them any more.
+    /// them any more. The table is rebuilt from the windows kept (a probe run must not have
+    /// holes).
     pub(crate) fn forget_due(&mut self, mut due: impl FnMut(PolicyIdx, UnixNanos) -> bool) {
-        let (lists, free_lists) = (&mut self.lists, &mut self.free_lists);
-        self.open.retain(|k, sources| {
-            if !due(k.policy, k.start) {
-                return true;
+        if self.len == 0 {
+            return;
+        }
+        self.kept.clear();
+        for slot in self.slots.iter_mut().filter(|s| !s.sources.is_empty()) {
+            if due(slot.key.policy, slot.key.start) {
+                if let Some(list) = slot.sources.list.checked_sub(1) {
+                    self.lists[list as usize].clear();
+                    self.free_lists.push(list);
+                }
+            } else {
+                self.kept.push(*slot);
             }
-            if let Some(list) = sources.list.checked_sub(1) {
-                lists[list as usize].clear();
-                free_lists.push(list);
-            }
-            false
-        });
+            *slot = Slot::default();
+        }
+        self.len = 0;
+        for i in 0..self.kept.len() {
+            let slot = self.kept[i];
+            self.place(slot);
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.open.len()
+        self.len
     }
 }
 
@@ -134,5 +201,23 @@ mod tests {
         assert!(admit(&mut w, 10, from(64, 0)), "a forgotten window starts afresh, its list reused cleared");
         assert!(!admit(&mut w, 20, from(64, 0)));
         assert_eq!(w.lists.len(), 2);
+    }
+
+    #[test]
+    fn windows_survive_growth_and_forgetting_others() {
+        let mut w = ForwardedWindows::default();
+        // Many series, two windows each, all with the same home slot's neighbours mixed in.
+        for series in 0..3000u64 {
+            for start in [10, 20] {
+                assert!(w.admit(1, series, 0, AggTypes::DEFAULT, start, from(2, 0)));
+            }
+        }
+        assert_eq!(w.len(), 6000);
+        w.forget_due(|_, start| start == 10);
+        assert_eq!(w.len(), 3000);
+        for series in 0..3000u64 {
+            assert!(!w.admit(1, series, 0, AggTypes::DEFAULT, 20, from(2, 0)), "series {series} kept its window");
+            assert!(w.admit(1, series, 0, AggTypes::DEFAULT, 10, from(2, 0)), "series {series} forgot the other");
+        }
     }
 }
