@@ -83,7 +83,7 @@ fn id_of<'a>(ids: &'a [u8], s: &Series) -> &'a [u8] {
 /// `a == b`, inlined for the id lengths most series have (8 to 32 bytes): two overlapping
 /// loads from each end instead of a call into `memcmp` and its dispatch on the length.
 #[inline(always)]
-fn same_id(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same_id(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
     if n != b.len() {
         return false;
@@ -109,6 +109,9 @@ fn same_id(a: &[u8], b: &[u8]) -> bool {
 /// How far ahead of the record it is at `retain` asks for records, and for id bytes.
 const RETAIN_RECORDS_AHEAD: usize = 8;
 const RETAIN_ID_BYTES_AHEAD: usize = 192;
+/// How far ahead of the record it is at `retain` shows a record to its `ahead` (which its own
+/// prefetch asked for `RETAIN_RECORDS_AHEAD − RETAIN_AHEAD_CALL` steps before).
+const RETAIN_AHEAD_CALL: usize = 4;
 
 fn hash_of(ids: &[u8], s: &Series) -> u64 {
     series_hash(s.metric_type, id_of(ids, s))
@@ -259,10 +262,20 @@ impl ShardMap {
     /// same page of records, or past its end, which a prefetch does not mind), and for the id
     /// bytes `RETAIN_ID_BYTES_AHEAD` past this record's (ids are stored in the order their
     /// series were created, which is mostly the order of the records).
-    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&mut Series, &[u8]) -> bool) -> usize {
+    ///
+    /// `ahead` sees the record `RETAIN_AHEAD_CALL` further on (asked for a few steps before),
+    /// to start loading what `keep` will read through it.
+    pub(crate) fn retain(
+        &mut self,
+        ahead: impl Fn(&Series),
+        mut keep: impl FnMut(&mut Series, &[u8]) -> bool,
+    ) -> usize {
         let mut removed = 0;
         let mut i = 0;
         while i < self.series.len() {
+            if let Some(later) = self.series.get(i + RETAIN_AHEAD_CALL) {
+                ahead(later);
+            }
             let s = &mut self.series[i];
             let record = std::ptr::from_ref::<Series>(s).cast::<u8>();
             crate::paged::prefetch_address(record.wrapping_add(RETAIN_RECORDS_AHEAD * size_of::<Series>()));
@@ -355,7 +368,7 @@ mod tests {
                 *count += 1;
                 prop_assert_eq!(s.last_write_secs, *count);
                 if remove_odd {
-                    map.retain(|s, _| s.last_write_secs % 2 == 0);
+                    map.retain(|_| {}, |s, _| s.last_write_secs % 2 == 0);
                     model.retain(|_, c| *c % 2 == 0);
                 }
                 prop_assert_eq!(map.len(), model.len());

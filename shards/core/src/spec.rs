@@ -242,6 +242,15 @@ impl SpecTable {
         &self.specs[spec as usize]
     }
 
+    /// Bytes of each spec's entry at [`SpecTable::heads_address`].
+    pub(crate) const HEAD_SIZE: usize = size_of::<SpecHead>();
+
+    /// Where the specs' first keys and lengths lie (spec `s` at `s × HEAD_SIZE` bytes on),
+    /// for prefetching only.
+    pub(crate) fn heads_address(&self) -> *const u8 {
+        self.heads.as_ptr().cast()
+    }
+
     /// How many keys spec `spec` has.
     #[inline]
     pub(crate) fn key_count(&self, spec: SpecId) -> usize {

@@ -9,6 +9,7 @@
 
 use super::CoreAggregator;
 use crate::batch::{DEFAULT_SPEC, ElemSpec, NO_ROLLUP, Sample, SampleBatch, SpecRef};
+use crate::shard_map::same_id;
 use crate::spec::SpecId;
 use crate::time::UnixNanos;
 
@@ -47,7 +48,7 @@ impl CoreAggregator {
         let spec = map.series_at(hint?, s.metric_type, batch.id(s))?.spec_id()?;
         let rollups = &self.rollups;
         let same_rollup = |b, c| match (batch.rollup(b), rollups.get(c)) {
-            (Some(b), Some(c)) => b.aggs == c.aggs && b.transforms == c.transforms && batch.rollup_id(b) == c.id,
+            (Some(b), Some(c)) => b.aggs == c.aggs && b.transforms == c.transforms && same_id(batch.rollup_id(b), c.id),
             _ => false,
         };
         self.specs.is_spec_of(spec, batch.spec(s.spec), same_rollup).then_some(spec)

@@ -112,6 +112,20 @@ impl RollupTargets {
         Some((RollupTarget { id, aggs: stored.aggs, transforms: stored.transforms }, stored.shard, stored.hash))
     }
 
+    /// Asks the CPU to load target `r` (its entry, and its id once the entry is in: call it
+    /// for a target again a few steps later with `id`).
+    #[inline]
+    pub(crate) fn prefetch(&self, r: RollupRef, id: bool) {
+        let Some(i) = r.checked_sub(1) else {
+            return;
+        };
+        match self.targets.get(i as usize) {
+            Some(t) if id => crate::paged::prefetch_address(self.ids.as_ptr().wrapping_add(t.id_start as usize)),
+            Some(_) => crate::paged::prefetch_address(self.targets.as_ptr().wrapping_add(i as usize).cast()),
+            None => {}
+        }
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.targets.len()
     }

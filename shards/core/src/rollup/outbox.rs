@@ -33,6 +33,9 @@ struct Group {
     tail: u32,
 }
 
+/// How many groups ahead `seal` asks for a group's target.
+const SEAL_TARGETS_AHEAD: usize = 8;
+
 /// No next entry in a chain of `RollupOutbox::values`.
 const END: u32 = u32::MAX;
 
@@ -110,7 +113,14 @@ impl RollupOutbox {
 
     /// Turns what the flush of `source_shard` gathered into forwarded samples (version 0).
     pub(crate) fn seal(&mut self, source_shard: u32, targets: &mut RollupTargets) {
-        for group in &self.groups {
+        for (g, group) in self.groups.iter().enumerate() {
+            // The targets of later groups: their entries, then (once in) their ids.
+            if let Some(later) = self.groups.get(g + SEAL_TARGETS_AHEAD) {
+                targets.prefetch(later.key.target, false);
+            }
+            if let Some(later) = self.groups.get(g + SEAL_TARGETS_AHEAD / 2) {
+                targets.prefetch(later.key.target, true);
+            }
             let key = group.key;
             let t = key.target as usize - 1;
             self.latest_group[t] = 0;
