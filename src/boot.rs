@@ -14,10 +14,17 @@ use crate::admin::SinkView;
 use crate::config::Config;
 use crate::{control, host_checks, sinks};
 
-pub fn check_config(path: &Path) -> anyhow::Result<()> {
+pub fn check_config(path: &Path, explain: bool) -> anyhow::Result<()> {
     let config = Config::load(path)?;
     let cpus = config.cpus()?;
-    println!("{}: ok ({} shard cores, {} shards)", path.display(), cpus.len(), config.num_shards);
+    let form = if config.m3_notes.is_some() { "m3aggregator config" } else { "sheaf config" };
+    println!("{}: ok, {form} ({} shard cores, {} shards)", path.display(), cpus.len(), config.num_shards);
+    if explain {
+        match &config.m3_notes {
+            Some(notes) => print!("{}", crate::config::m3::explain(notes)),
+            None => println!("(sheaf's own keys: each means what tuning/config-template.yaml says)"),
+        }
+    }
     Ok(())
 }
 
@@ -27,6 +34,19 @@ pub fn run(path: Option<&Path>) -> anyhow::Result<()> {
         None => Config::default(),
     };
     init_logging(&config.logging.level)?;
+    if let Some(notes) = &config.m3_notes {
+        let ignored = crate::config::m3::ignored_keys(notes);
+        tracing::info!(
+            keys = notes.len(),
+            "read an m3aggregator config; `sheaf check-config --explain` shows each key"
+        );
+        if !ignored.is_empty() {
+            tracing::warn!(
+                "m3aggregator keys accepted but not applied (Go internals or mechanisms sheaf does not have): {}",
+                ignored.join(", ")
+            );
+        }
+    }
     let credentials = control::Credentials::load(&config)?;
     let pool_config = pool_config(&config)?;
     for w in host_checks::warnings(&config, &pool_config.cpus) {

@@ -25,8 +25,13 @@ enum Command {
         #[arg(long, short = 'c')]
         config: Option<PathBuf>,
     },
-    /// Validate a config file and exit.
-    CheckConfig { file: PathBuf },
+    /// Validate a config file (sheaf's, or m3aggregator's unchanged) and exit.
+    CheckConfig {
+        /// Print, key by key, what each key of an m3aggregator config became.
+        #[arg(long)]
+        explain: bool,
+        file: PathBuf,
+    },
     /// Print this host's CPUs (sockets, NUMA nodes, SMT siblings) and a suggested pinning.
     Topology,
     /// Read or change the cluster placement in etcd (the same JSON as the HTTP API).
@@ -96,7 +101,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { config } => boot::run(config.as_deref()),
-        Command::CheckConfig { file } => boot::check_config(&file),
+        Command::CheckConfig { file, explain } => boot::check_config(&file, explain),
         Command::Placement { config, etcd, op } => {
             use cluster::api::Op;
             let (op, file) = match op {

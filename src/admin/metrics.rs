@@ -115,6 +115,7 @@ pub(super) fn render(state: &AdminState) -> String {
             ("value_rate_limit", a.value_rate_limited),
             ("new_series_rate_limit", a.new_series_rate_limited),
             ("dropped_by_rule", a.dropped_by_rule),
+            ("no_storage_policy", a.no_storage_policy),
             ("rollup_remote_unsupported", c.rollup_remote_unsupported),
         ] {
             o.sample(

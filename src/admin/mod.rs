@@ -37,6 +37,12 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .layer(axum::middleware::from_fn_with_state(auth, auth::require_token))
 }
 
+/// The metrics-only listener (`metrics.listen_address`): `GET /metrics`, open, as M3's
+/// Prometheus endpoint is.
+pub fn metrics_router(state: Arc<AdminState>) -> Router {
+    Router::new().route("/metrics", get(prometheus)).with_state(state)
+}
+
 async fn health() -> Json<Value> {
     Json(json!({"state": "OK"}))
 }

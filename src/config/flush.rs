@@ -46,7 +46,11 @@ impl Default for JsonHandler {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct M3msgHandler {
+    /// `host:port` of the one consumer (an m3coordinator or any m3msg consumer); or
     pub endpoint: String,
+    /// the m3msg topic to produce to (cluster mode): its shards and consumer services are read
+    /// from etcd, as M3's `dynamicBackend` does.
+    pub topic: Option<String>,
     /// A message not acknowledged within this time is dropped and counted.
     pub message_ttl: Dur,
     /// An unacknowledged message is sent again after this long.
@@ -63,6 +67,7 @@ impl Default for M3msgHandler {
     fn default() -> Self {
         Self {
             endpoint: String::new(),
+            topic: None,
             message_ttl: Dur(Duration::from_secs(300)),
             retry_interval: Dur(Duration::from_secs(5)),
             max_buffered_messages: 1 << 20,
@@ -91,8 +96,11 @@ impl Flush {
 impl M3msgHandler {
     /// `key` is where this handler sits in the config, e.g. `aggregator.flush.handlers[0].m3msg`.
     fn validate(&self, key: &str) -> Result<(), ConfigError> {
-        if self.endpoint.is_empty() {
-            return Err(invalid(format!("{key}.endpoint"), "is required (host:port)"));
+        match (&self.topic, self.endpoint.is_empty()) {
+            (None, true) => return Err(invalid(format!("{key}.endpoint"), "is required (host:port), or a topic")),
+            (Some(_), false) => return Err(invalid(format!("{key}.topic"), "goes without an endpoint")),
+            (Some(topic), true) if topic.is_empty() => return Err(invalid(format!("{key}.topic"), "is empty")),
+            _ => {}
         }
         if self.num_shards == 0 {
             return Err(invalid(format!("{key}.num_shards"), "must be at least 1"));

@@ -55,6 +55,14 @@ async fn serve(
     sink_views: Vec<SinkView>,
 ) -> anyhow::Result<()> {
     let Credentials { auth, tls, etcd } = credentials;
+    let metrics_listener = match config.metrics.listen_address {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("metrics.listen_address: cannot listen on {addr}"))?,
+        ),
+        None => None,
+    };
     let http = tokio::net::TcpListener::bind(config.http.listen_address)
         .await
         .with_context(|| format!("http.listen_address: cannot listen on {}", config.http.listen_address))?;
@@ -142,6 +150,11 @@ async fn serve(
         let _ = closed.await;
     };
     let header_read_timeout = config.http.header_read_timeout.0;
+    if let Some(listener) = metrics_listener {
+        // Serves until the runtime ends, after the admin API has closed.
+        let router = admin::metrics_router(state.clone());
+        tokio::spawn(admin::serve(listener, router, header_read_timeout, std::future::pending()));
+    }
     let mut server = Some(match tls {
         None => tokio::spawn(admin::serve(http, admin::router(state), header_read_timeout, closed)),
         Some(tls) => {

@@ -76,6 +76,11 @@ pub fn start(config: &Config, batches: Arc<FlushBatchPool>) -> anyhow::Result<Ve
                 })?
             }
             Handler::M3msg(h) => {
+                if let Some(topic) = &h.topic {
+                    anyhow::bail!(
+                        "aggregator.flush.handlers[{i}].m3msg.topic {topic:?}: producing to an m3msg topic is not available in this build; set an endpoint"
+                    );
+                }
                 let h = h.clone();
                 std::thread::Builder::new().name(format!("sheaf-sink-{i}")).spawn(move || {
                     pin();

@@ -259,6 +259,11 @@ impl CoreAggregator {
                 }
                 spec = SpecId::from(series.rule_spec);
             }
+            if spec == 0 && self.options.default_policies.is_empty() {
+                series.last_write_secs = now_secs;
+                self.counters.no_storage_policy += s.value().count();
+                continue;
+            }
             let received = s.value();
             if !self.rates.allow_values(s.shard(), at, series.last_write_secs, now_secs, received, &mut self.counters) {
                 continue;

@@ -21,7 +21,9 @@ const NANOS_PER: [(&str, i64); 8] = [
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PolicyError {
-    #[error("invalid duration {0:?}: expected a number and a unit (ns, us, ms, s, m, h, d, w), e.g. 10s, 1m30s or 4.95s")]
+    #[error(
+        "invalid duration {0:?}: expected a number and a unit (ns, us, ms, s, m, h, d, w), e.g. 10s, 1m30s or 4.95s"
+    )]
     BadDuration(String),
     #[error("invalid storage policy {0:?}: expected resolution:retention, e.g. 10s:2d")]
     BadPolicy(String),

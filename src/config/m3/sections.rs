@@ -1,0 +1,175 @@
+//! The sections of an M3 config that the key table cannot map one key at a time: where the
+//! host id comes from, which etcd cluster to use, and the flush handlers. Pure, apart from
+//! reading the host name or a host-id file when the config asks for them.
+
+use serde_json::Value;
+
+use super::{Outcome, Translator, go_duration, scalar, set_path};
+use crate::config::error::{ConfigError, invalid};
+
+/// `aggregator.hostID`: `resolver` is `environment` (`envVarName`), `config` (`value`),
+/// `hostname`, or `file` (`file.path`).
+pub(super) fn host_id(t: &mut Translator, key: &str, value: &Value) -> Result<(), ConfigError> {
+    let field = |name: &str| value.get(name).and_then(Value::as_str);
+    let resolver = field("resolver").unwrap_or("hostname");
+    let (target, id) = match resolver {
+        "environment" => {
+            let var = field("envVarName")
+                .ok_or_else(|| invalid(format!("{key}.envVarName"), "is required with resolver: environment"))?;
+            ("host_id_env", var.to_owned())
+        }
+        "config" => {
+            let id =
+                field("value").ok_or_else(|| invalid(format!("{key}.value"), "is required with resolver: config"))?;
+            ("host_id", id.to_owned())
+        }
+        "hostname" => ("host_id", read_trimmed(key, "/proc/sys/kernel/hostname")?),
+        "file" => {
+            let path = value.get("file").and_then(|f| f.get("path")).and_then(Value::as_str);
+            let path = path.ok_or_else(|| invalid(format!("{key}.file.path"), "is required with resolver: file"))?;
+            ("host_id", read_trimmed(key, path)?)
+        }
+        other => {
+            return Err(invalid(
+                format!("{key}.resolver"),
+                format!("{other} is not supported: use environment, config, hostname or file"),
+            ));
+        }
+    };
+    t.note(key, value, Outcome::Became { key: target.into(), value: id.clone() });
+    set_path(&mut t.out, target, Value::String(id));
+    Ok(())
+}
+
+fn read_trimmed(key: &str, path: &str) -> Result<String, ConfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(s) if !s.trim().is_empty() => Ok(s.trim().to_owned()),
+        Ok(_) => Err(invalid(key, format!("{path} is empty"))),
+        Err(e) => Err(invalid(key, format!("reading {path}: {e}"))),
+    }
+}
+
+/// `kvClient.etcd.etcdClusters`: the entry of `kvClient.etcd.zone` (or the only one) gives
+/// the endpoints and TLS files.
+pub(super) fn etcd_clusters(t: &mut Translator, key: &str, value: &Value) -> Result<(), ConfigError> {
+    let clusters = value.as_array().ok_or_else(|| invalid(key, "expected a list of {zone, endpoints}"))?;
+    let zone_of = |c: &Value| c.get("zone").and_then(Value::as_str).map(str::to_owned);
+    let index = match &t.zone {
+        Some(zone) => clusters.iter().position(|c| zone_of(c).as_deref() == Some(zone.as_str())),
+        None if clusters.len() == 1 => Some(0),
+        None => None,
+    };
+    let Some(i) = index else {
+        return Err(invalid(key, "needs the entry whose zone is kvClient.etcd.zone"));
+    };
+    for (j, cluster) in clusters.iter().enumerate() {
+        let shown = format!("{key}[{j}]");
+        let Some(fields) = cluster.as_object() else {
+            return Err(invalid(shown, "expected a mapping of zone, endpoints, ..."));
+        };
+        if j != i {
+            t.note(&shown, cluster, Outcome::Ignored("another zone's etcd"));
+            continue;
+        }
+        for (name, v) in fields {
+            let at = format!("{shown}.{name}");
+            match name.as_str() {
+                "zone" => t.note(&at, v, Outcome::AsSheafDoes("the zone kvClient.etcd.zone names")),
+                "endpoints" => {
+                    let list = v.as_array().filter(|l| !l.is_empty() && l.iter().all(Value::is_string));
+                    let list = list.ok_or_else(|| invalid(&at, "expected a list of host:port"))?;
+                    t.note(&at, v, Outcome::Became { key: "cluster.etcd.endpoints".into(), value: scalar(v) });
+                    set_path(&mut t.out, "cluster.etcd.endpoints", Value::Array(list.clone()));
+                }
+                "tls" => etcd_tls(t, &at, v)?,
+                "dialTimeout" => {
+                    let d = go_duration(&at, v)?;
+                    t.note(&at, v, Outcome::Became { key: "cluster.etcd.request_timeout".into(), value: d.clone() });
+                    set_path(&mut t.out, "cluster.etcd.request_timeout", Value::String(d));
+                }
+                "keepAlive" | "autoSyncInterval" => {
+                    t.note(&at, v, Outcome::Ignored("etcd client tuning; sheaf's client keeps its defaults"))
+                }
+                _ => return Err(invalid(at, "not an etcdClusters key sheaf knows")),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn etcd_tls(t: &mut Translator, key: &str, value: &Value) -> Result<(), ConfigError> {
+    let fields = value.as_object().ok_or_else(|| invalid(key, "expected crtPath, keyPath, caCrtPath"))?;
+    for (name, v) in fields {
+        let at = format!("{key}.{name}");
+        let target = match name.as_str() {
+            "crtPath" => "cluster.etcd.tls.cert_file",
+            "keyPath" => "cluster.etcd.tls.key_file",
+            "caCrtPath" => "cluster.etcd.tls.ca_file",
+            _ => return Err(invalid(at, "not an etcd tls key sheaf knows (crtPath, keyPath, caCrtPath)")),
+        };
+        t.note(&at, v, Outcome::Became { key: target.into(), value: scalar(v) });
+        set_path(&mut t.out, target, v.clone());
+    }
+    Ok(())
+}
+
+/// One `aggregator.flush.handlers[]` entry. `dynamicBackend` (m3msg to a topic) becomes an
+/// m3msg handler producing to that topic.
+pub(super) fn flush_handler(t: &mut Translator, key: &str, value: &Value) -> Result<(), ConfigError> {
+    let fields = value.as_object().ok_or_else(|| invalid(key, "expected a mapping with one handler kind"))?;
+    let index = &key[key.rfind('[').unwrap_or(key.len())..];
+    for (kind, v) in fields {
+        let at = format!("{key}.{kind}");
+        if kind != "dynamicBackend" {
+            return Err(invalid(
+                at,
+                "not supported: sheaf's flush handlers from an M3 config are dynamicBackend (m3msg)",
+            ));
+        }
+        let backend = v.as_object().ok_or_else(|| invalid(&at, "expected name, hashType, producer"))?;
+        for (name, field) in backend {
+            let inner = format!("{at}.{name}");
+            match name.as_str() {
+                "name" => t.note(&inner, field, Outcome::Ignored("a label; sheaf names the sink after its topic")),
+                "hashType" => {
+                    if field.as_str() != Some("murmur32") {
+                        return Err(invalid(inner, "is not supported: sheaf shards ids with murmur3 32-bit"));
+                    }
+                    t.note(&inner, field, Outcome::AsSheafDoes("murmur3 32-bit, M3's default"));
+                }
+                "producer" => producer(t, &inner, field, index)?,
+                _ => return Err(invalid(inner, "not a dynamicBackend key sheaf knows")),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn producer(t: &mut Translator, key: &str, value: &Value, index: &str) -> Result<(), ConfigError> {
+    let topic = value.get("writer").and_then(|w| w.get("topicName")).and_then(Value::as_str);
+    let topic = topic.ok_or_else(|| invalid(format!("{key}.writer.topicName"), "is required"))?;
+    let target = format!("aggregator.flush.handlers{index}.m3msg.topic");
+    t.note(
+        &format!("{key}.writer.topicName"),
+        &Value::String(topic.into()),
+        Outcome::Became { key: target.clone(), value: topic.into() },
+    );
+    set_path(&mut t.out, &target, Value::String(topic.into()));
+    if let Some(fields) = value.as_object() {
+        for (name, v) in fields.iter().filter(|(name, _)| name.as_str() != "writer") {
+            t.note(&format!("{key}.{name}"), v, Outcome::Ignored("m3msg producer tuning of the Go client"));
+        }
+    }
+    if let Some(writer) = value.get("writer").and_then(Value::as_object) {
+        for (name, v) in writer.iter().filter(|(name, _)| name.as_str() != "topicName") {
+            let reason = match name.as_str() {
+                "topicServiceOverride" | "placementServiceOverride" => {
+                    "sheaf reads the topic and its consumers' placements in kvClient.etcd's environment"
+                }
+                _ => "m3msg writer tuning of the Go client",
+            };
+            t.note(&format!("{key}.writer.{name}"), v, Outcome::Ignored(reason));
+        }
+    }
+    Ok(())
+}
