@@ -19,6 +19,7 @@ mod harness;
 mod ids;
 mod ingest_limits;
 mod layout;
+mod m3_config;
 mod m3msg_ingest;
 mod m3msg_pipelines;
 mod m3msg_rollups;

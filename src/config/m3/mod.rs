@@ -2,11 +2,15 @@
 //! config, key by key, by the table in [`keys`]. Keys with a meaning in sheaf are honoured;
 //! keys that only tune Go internals are accepted and listed once in a warning; a key whose
 //! behaviour sheaf cannot give, or one M3 does not have, is refused by name with the reason.
-//! `sheaf check-config --explain FILE` prints what each key became ([`KeyNote`]).
+//! `sheaf check-config --explain FILE` prints what each key became ([`KeyNote`]). sheaf's own
+//! top-level sections for what M3 has no key for (`cores`, `statsd`, `rules`, ...) may sit
+//! beside M3's and are taken as they are; without a `statsd` section no StatsD port opens, as
+//! with m3aggregator.
 //!
 //! Pure: runs on the main thread when a config is read.
 
 mod keys;
+mod note;
 mod sections;
 #[cfg(test)]
 mod tests;
@@ -15,26 +19,8 @@ use serde_json::{Map, Value};
 
 use super::error::{ConfigError, invalid};
 use keys::{Conv, Rule, SECTIONS, Section, rule_for};
-
-/// What became of one key of an M3 config.
-#[derive(Debug, Clone, PartialEq)]
-pub struct KeyNote {
-    /// M3's key, dotted, with list indices (`aggregator.flushManager.maxJitters[1].flushInterval`).
-    pub key: String,
-    /// Its value as written (YAML scalars as JSON).
-    pub value: String,
-    pub outcome: Outcome,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    /// Became sheaf's key, with this value.
-    Became { key: String, value: String },
-    /// Accepted, not applied, for this reason.
-    Ignored(&'static str),
-    /// Accepted: what sheaf does anyway.
-    AsSheafDoes(&'static str),
-}
+pub use note::{KeyNote, Outcome};
+use note::{Step, go_duration, scalar};
 
 /// An M3 config read as sheaf's: the tree to deserialise as [`super::Config`] and the notes.
 #[derive(Debug)]
@@ -42,6 +28,10 @@ pub struct Translation {
     pub tree: Value,
     pub notes: Vec<KeyNote>,
 }
+
+/// Top-level sections of sheaf's own config that an M3 config may carry beside M3's keys.
+const SHEAF_SECTIONS: &[&str] =
+    &["cores", "pin_cores", "control_cpu", "num_shards", "statsd", "data_plane", "rules", "data_dir", "checkpoint"];
 
 /// True when `tree` is written as an m3aggregator config: a camelCase key outside `rules:`
 /// (whose schema is m3coordinator's, camelCase in either form), or a section only M3 has.
@@ -65,7 +55,18 @@ pub fn translate(tree: &Value) -> Result<Translation, ConfigError> {
         return Err(invalid("(top level)", "an m3aggregator config is a mapping of sections"));
     };
     for (key, value) in top {
+        if SHEAF_SECTIONS.contains(&key.as_str()) {
+            // sheaf's own sections, for what M3 has no key for: taken as they are.
+            t.note(key, value, Outcome::Became { key: key.clone(), value: scalar(value) });
+            t.out.insert(key.clone(), value.clone());
+            continue;
+        }
         t.walk(key.clone(), key.clone(), value)?;
+    }
+    if !top.contains_key("statsd") {
+        // m3aggregator opens no StatsD port; an M3 config opens one only with sheaf's section.
+        set_path(&mut t.out, "statsd.udp.enabled", Value::Bool(false));
+        set_path(&mut t.out, "statsd.tcp.enabled", Value::Bool(false));
     }
     t.finish()
 }
@@ -122,9 +123,9 @@ impl Translator {
                 }
                 self.note(&shown, value, Outcome::AsSheafDoes(reason));
             }
-            Rule::Read(Section::HostId) => sections::host_id(self, &shown, value)?,
+            Rule::Read(Section::HostId) => self.take(sections::host_id(&shown, value)?),
             Rule::Read(Section::EtcdClusters) => self.etcd_clusters = Some((shown, value.clone())),
-            Rule::Read(Section::FlushHandler) => sections::flush_handler(self, &shown, value)?,
+            Rule::Read(Section::FlushHandler) => self.take(sections::flush_handler(&shown, value)?),
         }
         if pattern == "kvClient.etcd.zone" {
             self.zone = value.as_str().map(str::to_owned);
@@ -140,9 +141,19 @@ impl Translator {
         self.notes.push(KeyNote { key: key.to_owned(), value: shown, outcome });
     }
 
+    fn take(&mut self, steps: Vec<Step>) {
+        for step in steps {
+            self.note(&step.key, &step.value, step.outcome);
+            if let Some((target, value)) = step.set {
+                set_path(&mut self.out, &target, value);
+            }
+        }
+    }
+
     fn finish(mut self) -> Result<Translation, ConfigError> {
         if let Some((shown, clusters)) = self.etcd_clusters.take() {
-            sections::etcd_clusters(&mut self, &shown, &clusters)?;
+            let steps = sections::etcd_clusters(self.zone.as_deref(), &shown, &clusters)?;
+            self.take(steps);
         }
         // M3 has no admin authentication: its HTTP port is open wherever it listens. An M3
         // config keeps that (sheaf warns at start when no token is set).
@@ -219,31 +230,6 @@ fn convert(key: &str, conv: Conv, value: &Value) -> Result<Value, ConfigError> {
             Some(secs) => Ok(Value::String(format!("{secs}s"))),
             None => Err(invalid(key, "expected a whole number of seconds")),
         },
-    }
-}
-
-/// A Go duration as sheaf's config writes it: strings are checked here (so the error names
-/// M3's key), integers are nanoseconds as Go's YAML reads them.
-pub(super) fn go_duration(key: &str, value: &Value) -> Result<String, ConfigError> {
-    match value {
-        Value::String(s) => match sheaf_shard_core::policy::parse_duration(s) {
-            Ok(n) if n >= 0 => Ok(s.clone()),
-            Ok(_) => Err(invalid(key, format!("negative duration {s:?}"))),
-            Err(e) => Err(invalid(key, e.to_string())),
-        },
-        Value::Number(n) => match n.as_u64() {
-            Some(nanos) => Ok(format!("{nanos}ns")),
-            None => Err(invalid(key, format!("{n} is not a duration"))),
-        },
-        other => Err(invalid(key, format!("{} is not a duration", scalar(other)))),
-    }
-}
-
-/// A value as one line: strings bare, the rest as JSON.
-fn scalar(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
     }
 }
 

@@ -4,12 +4,12 @@
 
 use serde_json::Value;
 
-use super::{Outcome, Translator, go_duration, scalar, set_path};
+use super::note::{Outcome, Step, go_duration};
 use crate::config::error::{ConfigError, invalid};
 
 /// `aggregator.hostID`: `resolver` is `environment` (`envVarName`), `config` (`value`),
 /// `hostname`, or `file` (`file.path`).
-pub(super) fn host_id(t: &mut Translator, key: &str, value: &Value) -> Result<(), ConfigError> {
+pub(super) fn host_id(key: &str, value: &Value) -> Result<Vec<Step>, ConfigError> {
     let field = |name: &str| value.get(name).and_then(Value::as_str);
     let resolver = field("resolver").unwrap_or("hostname");
     let (target, id) = match resolver {
@@ -36,9 +36,7 @@ pub(super) fn host_id(t: &mut Translator, key: &str, value: &Value) -> Result<()
             ));
         }
     };
-    t.note(key, value, Outcome::Became { key: target.into(), value: id.clone() });
-    set_path(&mut t.out, target, Value::String(id));
-    Ok(())
+    Ok(vec![Step::became(key, value, target, Value::String(id))])
 }
 
 fn read_trimmed(key: &str, path: &str) -> Result<String, ConfigError> {
@@ -51,54 +49,56 @@ fn read_trimmed(key: &str, path: &str) -> Result<String, ConfigError> {
 
 /// `kvClient.etcd.etcdClusters`: the entry of `kvClient.etcd.zone` (or the only one) gives
 /// the endpoints and TLS files.
-pub(super) fn etcd_clusters(t: &mut Translator, key: &str, value: &Value) -> Result<(), ConfigError> {
+pub(super) fn etcd_clusters(zone: Option<&str>, key: &str, value: &Value) -> Result<Vec<Step>, ConfigError> {
     let clusters = value.as_array().ok_or_else(|| invalid(key, "expected a list of {zone, endpoints}"))?;
     let zone_of = |c: &Value| c.get("zone").and_then(Value::as_str).map(str::to_owned);
-    let index = match &t.zone {
-        Some(zone) => clusters.iter().position(|c| zone_of(c).as_deref() == Some(zone.as_str())),
+    let index = match zone {
+        Some(zone) => clusters.iter().position(|c| zone_of(c).as_deref() == Some(zone)),
         None if clusters.len() == 1 => Some(0),
         None => None,
     };
     let Some(i) = index else {
         return Err(invalid(key, "needs the entry whose zone is kvClient.etcd.zone"));
     };
+    let mut steps = Vec::new();
     for (j, cluster) in clusters.iter().enumerate() {
         let shown = format!("{key}[{j}]");
         let Some(fields) = cluster.as_object() else {
             return Err(invalid(shown, "expected a mapping of zone, endpoints, ..."));
         };
         if j != i {
-            t.note(&shown, cluster, Outcome::Ignored("another zone's etcd"));
+            steps.push(Step::noted(&shown, cluster, Outcome::Ignored("another zone's etcd")));
             continue;
         }
         for (name, v) in fields {
             let at = format!("{shown}.{name}");
             match name.as_str() {
-                "zone" => t.note(&at, v, Outcome::AsSheafDoes("the zone kvClient.etcd.zone names")),
+                "zone" => steps.push(Step::noted(&at, v, Outcome::AsSheafDoes("the zone kvClient.etcd.zone names"))),
                 "endpoints" => {
                     let list = v.as_array().filter(|l| !l.is_empty() && l.iter().all(Value::is_string));
                     let list = list.ok_or_else(|| invalid(&at, "expected a list of host:port"))?;
-                    t.note(&at, v, Outcome::Became { key: "cluster.etcd.endpoints".into(), value: scalar(v) });
-                    set_path(&mut t.out, "cluster.etcd.endpoints", Value::Array(list.clone()));
+                    steps.push(Step::became(&at, v, "cluster.etcd.endpoints", Value::Array(list.clone())));
                 }
-                "tls" => etcd_tls(t, &at, v)?,
+                "tls" => steps.extend(etcd_tls(&at, v)?),
                 "dialTimeout" => {
                     let d = go_duration(&at, v)?;
-                    t.note(&at, v, Outcome::Became { key: "cluster.etcd.request_timeout".into(), value: d.clone() });
-                    set_path(&mut t.out, "cluster.etcd.request_timeout", Value::String(d));
+                    steps.push(Step::became(&at, v, "cluster.etcd.request_timeout", Value::String(d)));
                 }
-                "keepAlive" | "autoSyncInterval" => {
-                    t.note(&at, v, Outcome::Ignored("etcd client tuning; sheaf's client keeps its defaults"))
-                }
+                "keepAlive" | "autoSyncInterval" => steps.push(Step::noted(
+                    &at,
+                    v,
+                    Outcome::Ignored("etcd client tuning; sheaf's client keeps its defaults"),
+                )),
                 _ => return Err(invalid(at, "not an etcdClusters key sheaf knows")),
             }
         }
     }
-    Ok(())
+    Ok(steps)
 }
 
-fn etcd_tls(t: &mut Translator, key: &str, value: &Value) -> Result<(), ConfigError> {
+fn etcd_tls(key: &str, value: &Value) -> Result<Vec<Step>, ConfigError> {
     let fields = value.as_object().ok_or_else(|| invalid(key, "expected crtPath, keyPath, caCrtPath"))?;
+    let mut steps = Vec::new();
     for (name, v) in fields {
         let at = format!("{key}.{name}");
         let target = match name.as_str() {
@@ -107,16 +107,16 @@ fn etcd_tls(t: &mut Translator, key: &str, value: &Value) -> Result<(), ConfigEr
             "caCrtPath" => "cluster.etcd.tls.ca_file",
             _ => return Err(invalid(at, "not an etcd tls key sheaf knows (crtPath, keyPath, caCrtPath)")),
         };
-        t.note(&at, v, Outcome::Became { key: target.into(), value: scalar(v) });
-        set_path(&mut t.out, target, v.clone());
+        steps.push(Step::became(&at, v, target, v.clone()));
     }
-    Ok(())
+    Ok(steps)
 }
 
 /// One `aggregator.flush.handlers[]` entry. `dynamicBackend` (m3msg to a topic) becomes an
 /// m3msg handler producing to that topic.
-pub(super) fn flush_handler(t: &mut Translator, key: &str, value: &Value) -> Result<(), ConfigError> {
+pub(super) fn flush_handler(key: &str, value: &Value) -> Result<Vec<Step>, ConfigError> {
     let fields = value.as_object().ok_or_else(|| invalid(key, "expected a mapping with one handler kind"))?;
+    let mut steps = Vec::new();
     let index = &key[key.rfind('[').unwrap_or(key.len())..];
     for (kind, v) in fields {
         let at = format!("{key}.{kind}");
@@ -130,34 +130,37 @@ pub(super) fn flush_handler(t: &mut Translator, key: &str, value: &Value) -> Res
         for (name, field) in backend {
             let inner = format!("{at}.{name}");
             match name.as_str() {
-                "name" => t.note(&inner, field, Outcome::Ignored("a label; sheaf names the sink after its topic")),
+                "name" => steps.push(Step::noted(
+                    &inner,
+                    field,
+                    Outcome::Ignored("a label; sheaf names the sink after its topic"),
+                )),
                 "hashType" => {
                     if field.as_str() != Some("murmur32") {
                         return Err(invalid(inner, "is not supported: sheaf shards ids with murmur3 32-bit"));
                     }
-                    t.note(&inner, field, Outcome::AsSheafDoes("murmur3 32-bit, M3's default"));
+                    steps.push(Step::noted(&inner, field, Outcome::AsSheafDoes("murmur3 32-bit, M3's default")));
                 }
-                "producer" => producer(t, &inner, field, index)?,
+                "producer" => steps.extend(producer(&inner, field, index)?),
                 _ => return Err(invalid(inner, "not a dynamicBackend key sheaf knows")),
             }
         }
     }
-    Ok(())
+    Ok(steps)
 }
 
-fn producer(t: &mut Translator, key: &str, value: &Value, index: &str) -> Result<(), ConfigError> {
-    let topic = value.get("writer").and_then(|w| w.get("topicName")).and_then(Value::as_str);
+fn producer(key: &str, value: &Value, index: &str) -> Result<Vec<Step>, ConfigError> {
+    let topic = value.get("writer").and_then(|w| w.get("topicName")).filter(|t| t.is_string());
     let topic = topic.ok_or_else(|| invalid(format!("{key}.writer.topicName"), "is required"))?;
     let target = format!("aggregator.flush.handlers{index}.m3msg.topic");
-    t.note(
-        &format!("{key}.writer.topicName"),
-        &Value::String(topic.into()),
-        Outcome::Became { key: target.clone(), value: topic.into() },
-    );
-    set_path(&mut t.out, &target, Value::String(topic.into()));
+    let mut steps = vec![Step::became(&format!("{key}.writer.topicName"), topic, &target, topic.clone())];
     if let Some(fields) = value.as_object() {
         for (name, v) in fields.iter().filter(|(name, _)| name.as_str() != "writer") {
-            t.note(&format!("{key}.{name}"), v, Outcome::Ignored("m3msg producer tuning of the Go client"));
+            steps.push(Step::noted(
+                &format!("{key}.{name}"),
+                v,
+                Outcome::Ignored("m3msg producer tuning of the Go client"),
+            ));
         }
     }
     if let Some(writer) = value.get("writer").and_then(Value::as_object) {
@@ -168,8 +171,8 @@ fn producer(t: &mut Translator, key: &str, value: &Value, index: &str) -> Result
                 }
                 _ => "m3msg writer tuning of the Go client",
             };
-            t.note(&format!("{key}.writer.{name}"), v, Outcome::Ignored(reason));
+            steps.push(Step::noted(&format!("{key}.writer.{name}"), v, Outcome::Ignored(reason)));
         }
     }
-    Ok(())
+    Ok(steps)
 }
