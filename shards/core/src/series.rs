@@ -111,9 +111,8 @@ impl Elem {
             elem.windows.get_or_open(start, || state.take().unwrap_or_else(|| WindowState::new(kind)));
             if let Some(mut duplicate) = state {
                 // Two windows at one start (a checkpoint checked for order never has them):
-                // the first stays.
-                // SAFETY: `duplicate` was built with `kind` (the caller's promise) and is
-                // dropped here, once.
+                // the first stays; `duplicate` was built with `kind`, as the caller promises.
+                // SAFETY: of kind `kind` and live; dropped here, once, never read after.
                 unsafe { duplicate.drop_as(kind) }
             }
         }
