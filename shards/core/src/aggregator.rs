@@ -24,6 +24,7 @@ pub use crate::aggregator_options::{AggregatorCounters, AggregatorOptions, RateL
 pub use crate::flush_collector::FlushCollector;
 pub use crate::shard_window::ShardWindow;
 
+mod checkpoint;
 mod drain;
 mod forwarded;
 mod new_series;

@@ -27,6 +27,7 @@ pub mod aggregation;
 pub mod aggregator;
 mod aggregator_options;
 pub mod batch;
+pub mod checkpoint;
 pub mod flush;
 mod flush_collector;
 mod log_buckets;

@@ -194,6 +194,28 @@ impl SpecTable {
         unused.len()
     }
 
+    /// What policy slot `idx` stands for: (policy, transformations, forward count, rollup ordinal).
+    pub(crate) fn slot_parts(&self, idx: PolicyIdx) -> (StoragePolicy, TransformChain, u8, u8) {
+        let k = self.slot_keys[usize::from(idx)];
+        (k.policy, k.transforms, k.forwarded, k.rollup_ordinal)
+    }
+
+    /// The slot standing for these parts (see `slot_parts`), added if needed; `None` once the
+    /// core holds `MAX_POLICIES`.
+    pub(crate) fn slot_for(
+        &mut self,
+        policy: StoragePolicy,
+        transforms: TransformChain,
+        forwarded: u8,
+        rollup_ordinal: u8,
+    ) -> Option<PolicyIdx> {
+        let slot = SlotKey { policy, transforms, forwarded, rollup_ordinal };
+        if let Some(&p) = self.policy_index.get(&slot) {
+            return Some(p);
+        }
+        (self.policy_index.len() < MAX_POLICIES).then(|| self.add_policy(slot))
+    }
+
     pub(crate) fn policy(&self, idx: PolicyIdx) -> StoragePolicy {
         self.policies[usize::from(idx)]
     }
