@@ -16,9 +16,10 @@ pub mod cores;
 pub mod election;
 pub mod etcd;
 pub mod flush_times;
+pub mod headers;
 pub mod health;
 #[cfg(test)]
-mod memory;
+pub(crate) mod memory;
 pub mod node;
 #[cfg(test)]
 mod node_tests;
@@ -26,6 +27,7 @@ pub mod placement;
 pub mod plan;
 pub mod runtime_options;
 pub mod state;
+pub mod stateless;
 #[cfg(test)]
 mod state_tests;
 pub mod store;
