@@ -51,7 +51,10 @@ mod tests {
         h.insert("Cluster-Environment-Name", "namespace/m3db-cluster-name".parse().unwrap());
         h.insert("Cluster-Zone-Name", "z1".parse().unwrap());
         h.insert("Topic-Name", " aggregator_ingest ".parse().unwrap());
-        assert_eq!(scope(&h, "default_env"), Scope { environment: "namespace/m3db-cluster-name".into(), zone: "z1".into() });
+        assert_eq!(
+            scope(&h, "default_env"),
+            Scope { environment: "namespace/m3db-cluster-name".into(), zone: "z1".into() }
+        );
         assert_eq!(topic_name(&h), "aggregator_ingest");
         h.insert("Topic-Name", "".parse().unwrap());
         assert_eq!(topic_name(&h), "aggregated_metrics");

@@ -27,9 +27,9 @@ pub mod placement;
 pub mod plan;
 pub mod runtime_options;
 pub mod state;
-pub mod stateless;
 #[cfg(test)]
 mod state_tests;
+pub mod stateless;
 pub mod store;
 #[cfg(test)]
 mod store_contract;

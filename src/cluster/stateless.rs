@@ -137,8 +137,11 @@ mod tests {
         assert!(add(&p, &AddRequest { instances: vec![req("c3", "")] }).is_err());
         let p = remove(&p, &RemoveRequest { instance_ids: vec!["c1".into()] }).unwrap();
         assert!(remove(&p, &RemoveRequest { instance_ids: vec!["c2".into()] }).is_err());
-        let p = replace(&p, &ReplaceRequest { leaving_instance_ids: vec!["c2".into()], candidates: vec![req("c4", "d:1")] })
-            .unwrap();
+        let p = replace(
+            &p,
+            &ReplaceRequest { leaving_instance_ids: vec!["c2".into()], candidates: vec![req("c4", "d:1")] },
+        )
+        .unwrap();
         assert_eq!(p.instances.keys().collect::<Vec<_>>(), ["c4"]);
         assert!(init(&InitRequest::default()).is_err());
     }

@@ -112,10 +112,9 @@ fn watch_topic(
     i: usize,
 ) -> anyhow::Result<flume::Receiver<Arc<crate::topic::routes::Routes>>> {
     use anyhow::Context;
-    let cluster = config
-        .cluster
-        .as_ref()
-        .with_context(|| format!("aggregator.flush.handlers[{i}].m3msg.topic needs cluster mode (a `cluster:` section)"))?;
+    let cluster = config.cluster.as_ref().with_context(|| {
+        format!("aggregator.flush.handlers[{i}].m3msg.topic needs cluster mode (a `cluster:` section)")
+    })?;
     let spec = crate::topic::watcher::WatchSpec {
         endpoints: crate::cluster::etcd::Endpoints::from_config(&cluster.etcd)?,
         environment: cluster.etcd.environment.clone(),
@@ -125,5 +124,5 @@ fn watch_topic(
             staged: handler.placement_is_staged,
         },
     };
-    Ok(crate::topic::watcher::spawn(spec, format!("sheaf-topic-{i}"))?)
+    Ok(crate::topic::watcher::spawn(spec, format!("sheaf-topic-{i}"), config.control_cpu)?)
 }

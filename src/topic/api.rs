@@ -130,10 +130,9 @@ async fn call(
     op: Op,
     body: Bytes,
 ) -> Result<Response, TopicApiError> {
-    let handle = state
-        .as_ref()
-        .as_ref()
-        .ok_or_else(|| TopicApiError::Unavailable("cluster mode is off (no `cluster:` section in the config)".into()))?;
+    let handle = state.as_ref().as_ref().ok_or_else(|| {
+        TopicApiError::Unavailable("cluster mode is off (no `cluster:` section in the config)".into())
+    })?;
     let store =
         handle.store.borrow().clone().ok_or_else(|| TopicApiError::Unavailable("etcd is not reachable".into()))?;
     let scope = headers::scope(&headers, &handle.keys.environment);
@@ -158,7 +157,10 @@ mod tests {
         let store = MemoryEtcd::new().client();
         let s = scope();
         let r = run(&store, &s, "aggregated_metrics", Op::Init, br#"{"numberOfShards":64}"#).await.unwrap().unwrap();
-        assert_eq!(r, json!({"topic": {"name": "aggregated_metrics", "numberOfShards": 64, "consumerServices": []}, "version": 1}));
+        assert_eq!(
+            r,
+            json!({"topic": {"name": "aggregated_metrics", "numberOfShards": 64, "consumerServices": []}, "version": 1})
+        );
         let again = run(&store, &s, "aggregated_metrics", Op::Init, br#"{"numberOfShards":64}"#).await;
         assert!(matches!(again, Err(TopicApiError::Exists(..))));
         let add = br#"{"consumerService":{"serviceId":{"name":"m3coordinator"},"consumptionType":"SHARED","messageTtlNanos":"300000000000"}}"#;
@@ -176,7 +178,10 @@ mod tests {
         assert_eq!(run(&store, &s, "aggregated_metrics", Op::Get, b"").await.unwrap().unwrap(), r);
         assert!(run(&store, &s, "aggregated_metrics", Op::Delete, b"").await.unwrap().is_none());
         assert!(matches!(run(&store, &s, "aggregated_metrics", Op::Get, b"").await, Err(TopicApiError::NotFound(_))));
-        assert!(matches!(run(&store, &s, "aggregated_metrics", Op::Delete, b"").await, Err(TopicApiError::NotFound(_))));
+        assert!(matches!(
+            run(&store, &s, "aggregated_metrics", Op::Delete, b"").await,
+            Err(TopicApiError::NotFound(_))
+        ));
     }
 
     #[tokio::test]
@@ -185,11 +190,17 @@ mod tests {
         let other = headers::Scope { environment: "namespace/m3db-cluster-name".into(), zone: "embedded".into() };
         run(&store, &other, "aggregator_ingest", Op::Init, br#"{"numberOfShards":8}"#).await.unwrap();
         assert!(store.get("/topic/namespace/m3db-cluster-name/aggregator_ingest").await.unwrap().value.is_some());
-        assert!(matches!(run(&store, &scope(), "aggregator_ingest", Op::Get, b"").await, Err(TopicApiError::NotFound(_))));
+        assert!(matches!(
+            run(&store, &scope(), "aggregator_ingest", Op::Get, b"").await,
+            Err(TopicApiError::NotFound(_))
+        ));
         assert!(matches!(
             run(&store, &other, "aggregator_ingest", Op::Init, b"{\"numberOfShards\":0}").await,
             Err(TopicApiError::Exists(..))
         ));
-        assert!(matches!(run(&store, &other, "t2", Op::Init, b"{\"numberOfShards\":0}").await, Err(TopicApiError::Topic(_))));
+        assert!(matches!(
+            run(&store, &other, "t2", Op::Init, b"{\"numberOfShards\":0}").await,
+            Err(TopicApiError::Topic(_))
+        ));
     }
 }

@@ -138,8 +138,10 @@ mod tests {
         assert_eq!(cs.service_id.as_ref().unwrap().environment, "namespace/m3db-cluster-name");
         assert_eq!(cs.consumption_type, pb::ConsumptionType::Shared as i32);
         assert_eq!(cs.message_ttl_nanos, 300_000_000_000);
-        let cs = add_request(br#"{"consumer_service":{"service_id":{"name":"a"},"consumption_type":2,"message_ttl_nanos":5}}"#)
-            .unwrap();
+        let cs = add_request(
+            br#"{"consumer_service":{"service_id":{"name":"a"},"consumption_type":2,"message_ttl_nanos":5}}"#,
+        )
+        .unwrap();
         assert_eq!((cs.consumption_type, cs.message_ttl_nanos), (2, 5));
     }
 
@@ -157,7 +159,11 @@ mod tests {
             name: "aggregated_metrics".into(),
             number_of_shards: 64,
             consumer_services: vec![pb::ConsumerService {
-                service_id: Some(pb::ServiceId { name: "m3coordinator".into(), environment: "e".into(), zone: "embedded".into() }),
+                service_id: Some(pb::ServiceId {
+                    name: "m3coordinator".into(),
+                    environment: "e".into(),
+                    zone: "embedded".into(),
+                }),
                 consumption_type: 1,
                 message_ttl_nanos: 300_000_000_000,
             }],

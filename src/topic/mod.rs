@@ -35,7 +35,11 @@ pub fn topic_key(environment: &str, name: &str) -> String {
 /// The etcd key of a service's placement (m3cluster: `{namespace}/{environment}/{name}`, the
 /// environment left out when empty).
 pub fn placement_key(namespace: &str, environment: &str, service: &str) -> String {
-    if environment.is_empty() { format!("{namespace}/{service}") } else { format!("{namespace}/{environment}/{service}") }
+    if environment.is_empty() {
+        format!("{namespace}/{service}")
+    } else {
+        format!("{namespace}/{environment}/{service}")
+    }
 }
 
 #[cfg(test)]
@@ -44,7 +48,10 @@ mod tests {
 
     #[test]
     fn keys_are_m3s() {
-        assert_eq!(topic_key("namespace/m3db-cluster-name", "aggregated_metrics"), "/topic/namespace/m3db-cluster-name/aggregated_metrics");
+        assert_eq!(
+            topic_key("namespace/m3db-cluster-name", "aggregated_metrics"),
+            "/topic/namespace/m3db-cluster-name/aggregated_metrics"
+        );
         assert_eq!(placement_key("_sd.placement", "env", "m3coordinator"), "_sd.placement/env/m3coordinator");
         assert_eq!(placement_key("/placement", "env", "m3aggregator"), "/placement/env/m3aggregator");
         assert_eq!(placement_key("_sd.placement", "", "m3coordinator"), "_sd.placement/m3coordinator");

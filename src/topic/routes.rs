@@ -128,7 +128,8 @@ pub fn decode_placement(bytes: &[u8], staged: bool) -> Result<placementpb::Place
             Ok(p)
         }
     };
-    let (first, second): (&dyn Fn() -> _, &dyn Fn() -> _) = if staged { (&snapshots, &plain) } else { (&plain, &snapshots) };
+    let (first, second): (&dyn Fn() -> _, &dyn Fn() -> _) =
+        if staged { (&snapshots, &plain) } else { (&plain, &snapshots) };
     match first().and_then(plausible) {
         Ok(p) => Ok(p),
         Err(e) => second().and_then(plausible).map_err(|_| e),

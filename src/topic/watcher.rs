@@ -31,10 +31,16 @@ pub struct WatchSpec {
     pub layout: PlacementLayout,
 }
 
-/// Starts the watcher thread; routes arrive on the receiver, newest last.
-pub fn spawn(spec: WatchSpec, name: String) -> std::io::Result<flume::Receiver<Arc<Routes>>> {
+/// Starts the watcher thread (pinned to `cpu` when given, the control thread's CPU); routes
+/// arrive on the receiver, newest last.
+pub fn spawn(spec: WatchSpec, name: String, cpu: Option<usize>) -> std::io::Result<flume::Receiver<Arc<Routes>>> {
     let (tx, rx) = flume::unbounded();
     std::thread::Builder::new().name(name).spawn(move || {
+        if let Some(cpu) = cpu
+            && let Err(e) = crate::host_checks::pin_current_thread(cpu)
+        {
+            tracing::warn!(cpu, error = %e, "could not pin a topic watcher thread");
+        }
         let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(r) => r,
             Err(e) => {

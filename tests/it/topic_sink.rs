@@ -33,7 +33,8 @@ cluster:
 "#,
         etcd.endpoint()
     );
-    let aggregator = format!("{handlers}  default_storage_policies: [\"1s:1h\"]\n  flush_manager: {{jitter_enabled: false}}\n");
+    let aggregator =
+        format!("{handlers}  default_storage_policies: [\"1s:1h\"]\n  flush_manager: {{jitter_enabled: false}}\n");
     Sheaf::launch(tag, Launch { aggregator: &aggregator, top: &top, ..Launch::default() })
 }
 
@@ -120,9 +121,10 @@ fn topic_sink_routes_shared_by_shard_and_replicated_to_all_and_survives_a_consum
     );
     call(&a, "POST", "/api/v1/services/m3aggregator/placement/init", &replicated_env, &body);
     // The topics, through node b's API (any node serves it).
-    for (topic, env, kind) in
-        [("aggregated_metrics", "shared-consumers", "SHARED"), ("replicated_metrics", "replicated-consumers", "REPLICATED")]
-    {
+    for (topic, env, kind) in [
+        ("aggregated_metrics", "shared-consumers", "SHARED"),
+        ("replicated_metrics", "replicated-consumers", "REPLICATED"),
+    ] {
         let headers = [("Topic-Name", topic)];
         call(&b, "POST", "/api/v1/topic/init", &headers, &format!(r#"{{"numberOfShards":{SHARDS}}}"#));
         let t = call(&b, "POST", "/api/v1/topic", &headers, &consumer_service("m3aggregator", env, kind));
@@ -166,7 +168,8 @@ fn topic_sink_routes_shared_by_shard_and_replicated_to_all_and_survives_a_consum
     let emitter = if leader == 0 { &a } else { &b };
     let log = emitter.stderr();
     assert!(
-        log.lines().any(|l| l.contains(&c1.addr.to_string()) && (l.contains("connection lost") || l.contains("unreachable"))),
+        log.lines()
+            .any(|l| l.contains(&c1.addr.to_string()) && (l.contains("connection lost") || l.contains("unreachable"))),
         "the emitting node never saw c1 go away, so the restart proved nothing:\n{log}"
     );
     let c1_label = c1.addr.to_string();
@@ -200,7 +203,13 @@ fn the_seed_recipe_runs_against_the_admin_api_in_order() {
     let ingest = [env, ("Topic-Name", "aggregator_ingest")];
     let t = call(&agg, "POST", "/api/v1/topic/init", &ingest, r#"{"numberOfShards": 64}"#);
     assert_eq!(t["topic"]["name"], "aggregator_ingest");
-    let t = call(&agg, "POST", "/api/v1/topic", &ingest, &consumer_service("m3aggregator", ENV, "REPLICATED").replace("120000000000", "300000000000"));
+    let t = call(
+        &agg,
+        "POST",
+        "/api/v1/topic",
+        &ingest,
+        &consumer_service("m3aggregator", ENV, "REPLICATED").replace("120000000000", "300000000000"),
+    );
     assert_eq!(t["topic"]["consumerServices"][0]["messageTtlNanos"], "300000000000");
     assert_eq!(t["version"], 2);
     // 4. The output topic.
@@ -223,11 +232,17 @@ fn the_seed_recipe_runs_against_the_admin_api_in_order() {
     // What was made reads back, under that environment only.
     let t = call(&agg, "GET", "/api/v1/topic", &ingest, "");
     assert_eq!(t["topic"]["consumerServices"][0]["consumptionType"], "REPLICATED");
-    let (code, _, _) = http_call(agg.admin, "GET", "/api/v1/topic", &[("Cluster-Environment-Name", "elsewhere")], "").unwrap();
+    let (code, _, _) =
+        http_call(agg.admin, "GET", "/api/v1/topic", &[("Cluster-Environment-Name", "elsewhere")], "").unwrap();
     assert_eq!(code, 404);
     call(&agg, "GET", "/api/v1/services/m3coordinator/placement", &[env], "");
     // The aggregator leads its shard set and its values reach the coordinator.
-    wait_until("the aggregator leads", PATIENCE, || crate::cluster::election_state(&agg) == "leader", || agg.status().to_string());
+    wait_until(
+        "the aggregator leads",
+        PATIENCE,
+        || crate::cluster::election_state(&agg) == "leader",
+        || agg.status().to_string(),
+    );
     let sent = send_counters(agg.statsd, 20, Duration::from_secs(2));
     wait_for_every_window(&[], &[&agg], sent, |_| true);
     wait_for_windows("the coordinator got every window", &coordinator, &emitted(&[&agg]));

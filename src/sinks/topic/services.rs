@@ -37,20 +37,21 @@ impl Service {
             return;
         }
         if self.routes.shared {
-            let connected: Vec<&String> =
-                owners.iter().filter(|e| self.writers.get(*e).is_some_and(|w| w.is_connected())).collect();
-            let pick = if connected.is_empty() {
-                owners[id as usize % owners.len()].clone()
+            // Spread by id over the connected owners (over all of them when none is).
+            let is_up = |e: &String| self.writers.get(e).is_some_and(Writer::is_connected);
+            let up = owners.iter().filter(|e| is_up(e)).count();
+            let pick = if up == 0 {
+                &owners[id as usize % owners.len()]
             } else {
-                connected[id as usize % connected.len()].clone()
+                owners.iter().filter(|e| is_up(e)).nth(id as usize % up).unwrap_or(&owners[0])
             };
-            if let Some(w) = self.writers.get_mut(&pick) {
+            if let Some(w) = self.writers.get_mut(pick) {
                 w.pending.insert(id, msg);
             }
             return;
         }
-        for e in owners.to_vec() {
-            if let Some(w) = self.writers.get_mut(&e)
+        for e in owners {
+            if let Some(w) = self.writers.get_mut(e)
                 && !w.pending.contains_key(&id)
             {
                 w.pending.insert(id, Msg { sent: None, ..msg.clone() });
@@ -162,7 +163,11 @@ impl Services {
             }
             let new: Vec<String> = endpoints.into_iter().filter(|e| !service.writers.contains_key(e)).collect();
             for e in new {
-                let m = self.metrics.entry((r.key.clone(), e.clone())).or_insert_with(|| Arc::new(ConsumerMetrics::new(&r.key.name, &e))).clone();
+                let m = self
+                    .metrics
+                    .entry((r.key.clone(), e.clone()))
+                    .or_insert_with(|| Arc::new(ConsumerMetrics::new(&r.key.name, &e)))
+                    .clone();
                 service.writers.insert(e.clone(), Writer::new(&e, m));
             }
             for (id, msg) in moving {

@@ -142,7 +142,9 @@ impl Writer {
         let mut chunk = [0u8; 64 * 1024];
         let read = loop {
             match stream.read(&mut chunk) {
-                Ok(0) => break Err(std::io::Error::new(ErrorKind::UnexpectedEof, "the consumer closed the connection")),
+                Ok(0) => {
+                    break Err(std::io::Error::new(ErrorKind::UnexpectedEof, "the consumer closed the connection"));
+                }
                 Ok(n) => buf.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break Ok(()),
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -152,8 +154,8 @@ impl Writer {
         stream.set_nonblocking(false)?;
         let mut offset = 0;
         let mut acked = 0;
-        while let Some((payload, used)) =
-            next_frame(&buf[offset..], 64 << 20).map_err(|e| std::io::Error::new(ErrorKind::InvalidData, e.to_string()))?
+        while let Some((payload, used)) = next_frame(&buf[offset..], 64 << 20)
+            .map_err(|e| std::io::Error::new(ErrorKind::InvalidData, e.to_string()))?
         {
             let ack = msgpb::Ack::decode(payload).map_err(|e| std::io::Error::new(ErrorKind::InvalidData, e))?;
             for m in ack.metadata {
