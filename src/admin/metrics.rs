@@ -334,6 +334,7 @@ pub(super) fn render(state: &AdminState) -> String {
             o.sample("sheaf_sink_dropped_values_total", &[("sink", &s.name), ("reason", reason)], n);
         }
     }
+    topic_consumers(&mut o, state);
     let rss = resident_bytes();
     let series: u64 = cores.iter().map(|c| c.series).sum();
     o.family("sheaf_resident_bytes", "gauge", "Resident memory of the process.");
@@ -462,4 +463,59 @@ pub(super) fn resident_bytes() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     pages * u64::try_from(page).unwrap_or(4096)
+}
+
+/// A topic sink's counters per consumer instance (`endpoint=""`: messages no instance owns yet).
+fn topic_consumers(o: &mut Out, state: &AdminState) {
+    type Field = fn(&crate::sinks::ConsumerMetrics) -> &std::sync::atomic::AtomicU64;
+    let families: [(&str, &str, &str, Field); 6] = [
+        (
+            "sheaf_topic_consumer_sent_messages_total",
+            "counter",
+            "Messages written to a topic consumer instance, retries included.",
+            |c| &c.sent,
+        ),
+        (
+            "sheaf_topic_consumer_acked_messages_total",
+            "counter",
+            "Messages a topic consumer instance acknowledged.",
+            |c| &c.acked,
+        ),
+        (
+            "sheaf_topic_consumer_retried_messages_total",
+            "counter",
+            "Messages sent again to a topic consumer instance for want of an ack.",
+            |c| &c.retried,
+        ),
+        (
+            "sheaf_topic_consumer_dropped_messages_total",
+            "counter",
+            "Messages dropped after their consumer service's messageTtlNanos.",
+            |c| &c.dropped_ttl,
+        ),
+        (
+            "sheaf_topic_consumer_queued_messages",
+            "gauge",
+            "Messages held for a topic consumer instance until acknowledged.",
+            |c| &c.queued,
+        ),
+        (
+            "sheaf_topic_consumer_connected",
+            "gauge",
+            "1 while the topic sink holds a connection to the consumer instance.",
+            |c| &c.connected,
+        ),
+    ];
+    for (name, kind, help, field) in families {
+        o.family(name, kind, help);
+        for s in &state.sinks {
+            s.metrics.consumers.read(|consumers| {
+                for c in consumers {
+                    let labels =
+                        [("sink", s.name.as_str()), ("service", c.service.as_str()), ("endpoint", c.endpoint.as_str())];
+                    o.sample(name, &labels, field(c).load(Relaxed));
+                }
+            });
+        }
+    }
 }

@@ -26,6 +26,7 @@ pub use tls::{TlsListener, server_config as tls_server_config};
 pub fn router(state: Arc<AdminState>) -> Router {
     let cluster = crate::cluster::api::router(state.cluster.clone());
     let rules = crate::rules::api::router(state.rules.clone());
+    let topics = crate::topic::api::router(state.cluster.clone());
     let auth = state.auth.clone();
     Router::new()
         .route("/health", get(health))
@@ -34,6 +35,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .with_state(state)
         .merge(cluster)
         .merge(rules)
+        .merge(topics)
         .layer(axum::middleware::from_fn_with_state(auth, auth::require_token))
 }
 

@@ -51,13 +51,22 @@ pub struct M3msgHandler {
     /// the m3msg topic to produce to (cluster mode): its shards and consumer services are read
     /// from etcd, as M3's `dynamicBackend` does.
     pub topic: Option<String>,
-    /// A message not acknowledged within this time is dropped and counted.
+    /// With `topic`: the namespace of the consumer services' placements in etcd
+    /// (`{namespace}/{environment}/{service}`); M3's default, `_sd.placement`, holds the
+    /// m3coordinator placements; m3aggregator's live under `/placement`.
+    pub placement_namespace: String,
+    /// With `topic`: whether those placements are staged (`PlacementSnapshots`, as
+    /// m3aggregator's) rather than plain (m3coordinator's). The other form is tried too.
+    pub placement_is_staged: bool,
+    /// A message not acknowledged within this time is dropped and counted (with `topic`: for
+    /// consumer services without a `messageTtlNanos`).
     pub message_ttl: Dur,
     /// An unacknowledged message is sent again after this long.
     pub retry_interval: Dur,
     /// Messages held unacknowledged at most; beyond, new values are dropped and counted.
     pub max_buffered_messages: usize,
-    /// Shards of the output topic: message shard = murmur3(id) % num_shards.
+    /// Shards of the output (endpoint only; a topic has its own): message shard =
+    /// murmur3(id) % num_shards.
     pub num_shards: u32,
     /// How long shutdown waits for outstanding acks.
     pub drain_timeout: Dur,
@@ -68,6 +77,8 @@ impl Default for M3msgHandler {
         Self {
             endpoint: String::new(),
             topic: None,
+            placement_namespace: crate::topic::DEFAULT_PLACEMENT_NAMESPACE.into(),
+            placement_is_staged: false,
             message_ttl: Dur(Duration::from_secs(300)),
             retry_interval: Dur(Duration::from_secs(5)),
             max_buffered_messages: 1 << 20,

@@ -34,3 +34,5 @@ mod rules;
 mod rules_rollups;
 mod statsd_ingest;
 mod tidy;
+mod topic_consumer;
+mod topic_sink;

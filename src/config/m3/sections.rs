@@ -164,14 +164,31 @@ fn producer(key: &str, value: &Value, index: &str) -> Result<Vec<Step>, ConfigEr
         }
     }
     if let Some(writer) = value.get("writer").and_then(Value::as_object) {
+        let handler = format!("aggregator.flush.handlers{index}.m3msg");
         for (name, v) in writer.iter().filter(|(name, _)| name.as_str() != "topicName") {
-            let reason = match name.as_str() {
-                "topicServiceOverride" | "placementServiceOverride" => {
-                    "sheaf reads the topic and its consumers' placements in kvClient.etcd's environment"
-                }
-                _ => "m3msg writer tuning of the Go client",
-            };
-            steps.push(Step::noted(&format!("{key}.writer.{name}"), v, Outcome::Ignored(reason)));
+            let at = format!("{key}.writer.{name}");
+            let namespace = v.get("namespaces").and_then(|n| n.get("placement")).filter(|p| p.is_string());
+            let staged = v.get("isStaged").filter(|b| b.is_boolean());
+            match (name.as_str(), namespace, staged) {
+                ("placementServiceOverride", Some(ns), _) => steps.push(Step::became(
+                    &format!("{at}.namespaces.placement"),
+                    ns,
+                    &format!("{handler}.placement_namespace"),
+                    ns.clone(),
+                )),
+                ("placement", _, Some(b)) => steps.push(Step::became(
+                    &format!("{at}.isStaged"),
+                    b,
+                    &format!("{handler}.placement_is_staged"),
+                    b.clone(),
+                )),
+                ("topicServiceOverride" | "placementServiceOverride", ..) => steps.push(Step::noted(
+                    &at,
+                    v,
+                    Outcome::Ignored("sheaf reads the topic in kvClient.etcd's environment"),
+                )),
+                _ => steps.push(Step::noted(&at, v, Outcome::Ignored("m3msg writer tuning of the Go client"))),
+            }
         }
     }
     Ok(steps)

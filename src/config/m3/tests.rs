@@ -125,3 +125,26 @@ fn parse_reads_either_form() {
     let c = Config::parse("aggregator:\n  default_storage_policies: []\n").unwrap();
     assert!(c.storage_policies().unwrap().is_empty(), "an empty list is M3's: nothing without metadata");
 }
+
+#[test]
+fn the_producers_placement_override_and_staging_are_read() {
+    let yaml = SEED.replace(
+        "              topicName: aggregated_metrics\n",
+        "              topicName: aggregated_metrics\n              placement:\n                isStaged: true\n              placementServiceOverride:\n                namespaces:\n                  placement: /placement\n",
+    );
+    assert_ne!(yaml, SEED, "the seed's dynamicBackend writer is where the test expects it");
+    let config = read(&yaml).unwrap();
+    match &config.aggregator.flush.handlers[..] {
+        [crate::config::Handler::M3msg(m)] => {
+            assert_eq!((m.placement_namespace.as_str(), m.placement_is_staged), ("/placement", true));
+        }
+        other => panic!("one m3msg handler expected, got {other:?}"),
+    }
+    let plain = read(SEED).unwrap();
+    match &plain.aggregator.flush.handlers[..] {
+        [crate::config::Handler::M3msg(m)] => {
+            assert_eq!((m.placement_namespace.as_str(), m.placement_is_staged), ("_sd.placement", false));
+        }
+        other => panic!("one m3msg handler expected, got {other:?}"),
+    }
+}
