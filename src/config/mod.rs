@@ -38,7 +38,7 @@ pub use data_plane::DataPlane;
 pub use duration::Dur;
 pub use error::ConfigError;
 pub use flush::{Handler, M3msgHandler};
-pub use http::{Http, HttpTls};
+pub use http::{ADMIN_TOKEN_ENV, Http, HttpTls};
 pub use logging::Logging;
 pub use m3msg::M3msg;
 pub use metrics::Metrics;

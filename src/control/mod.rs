@@ -29,6 +29,13 @@ impl Credentials {
     pub fn load(config: &Config) -> anyhow::Result<Self> {
         let token = config.http.admin_token()?;
         config.http.check_exposure(token.is_some())?;
+        if token.is_none() && !config.http.listen_address.ip().is_loopback() {
+            tracing::warn!(
+                listen_address = %config.http.listen_address,
+                "the admin API's placement, rules and topic changes need no token on a non-loopback address; set ${} or http.auth_token_file",
+                crate::config::ADMIN_TOKEN_ENV
+            );
+        }
         let tls = config.http.tls.as_ref().map(admin::tls_server_config).transpose()?;
         let etcd = config.cluster.as_ref().map(|c| Endpoints::from_config(&c.etcd)).transpose()?;
         Ok(Self { auth: Arc::new(AdminAuth::new(token)), tls, etcd })

@@ -111,3 +111,39 @@ fn empty_default_storage_policies_aggregate_nothing_without_metadata() {
     let out = sheaf.stop();
     assert!(out.is_empty(), "nothing is aggregated without metadata: {out:?}");
 }
+
+#[test]
+fn the_documented_m3aggregator_config_runs_a_node_unchanged() {
+    // The file listens on M3's fixed ports, 6000 to 6002 on every address.
+    if let Some(busy) =
+        [6000u16, 6001, 6002].into_iter().find(|p| std::net::TcpListener::bind(("0.0.0.0", *p)).is_err())
+    {
+        eprintln!("skipped: port {busy} is taken on this host, and the seed's config listens on it");
+        return;
+    }
+    let dir = Dir::new("m3-seed");
+    let mut child = sheaf()
+        .args(["run", "--config", SEED])
+        .env("M3AGGREGATOR_HOST_ID", "m3aggregator01:6000")
+        .stdout(std::fs::File::create(dir.0.join("stdout")).unwrap())
+        .stderr(std::fs::File::create(dir.0.join("stderr.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let stderr = || std::fs::read_to_string(dir.0.join("stderr.log")).unwrap_or_default();
+    let admin = ([127, 0, 0, 1], 6001).into();
+    let started = Instant::now();
+    while http_get(admin, "/health").is_err() {
+        assert!(child.try_wait().unwrap().is_none(), "sheaf exited: {}", stderr());
+        assert!(started.elapsed() < Duration::from_secs(30), "sheaf did not come up: {}", stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status: serde_json::Value = serde_json::from_str(&http_get(admin, "/status").unwrap()).unwrap();
+    // Its etcd (dbnode01:2379) does not exist here: the node runs and says so.
+    assert_eq!(status["cluster"]["hostId"], "m3aggregator01:6000", "{status}");
+    assert_eq!(status["cluster"]["etcd"], "unreachable", "{status}");
+    assert!(http_get(([127, 0, 0, 1], 6002).into(), "/metrics").unwrap().contains("sheaf_"), "M3's metrics port");
+    assert!(TcpStream::connect(("127.0.0.1", 6000)).is_ok(), "M3's m3msg port");
+    assert!(stderr().contains("need no token on a non-loopback address"), "{}", stderr());
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
+}

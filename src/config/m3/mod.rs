@@ -182,11 +182,8 @@ pub fn explain(notes: &[KeyNote]) -> String {
 
 /// The keys accepted and not applied, each once (a subtree by its section).
 pub fn ignored_keys(notes: &[KeyNote]) -> Vec<String> {
-    let mut keys: Vec<String> = notes
-        .iter()
-        .filter(|n| matches!(n.outcome, Outcome::Ignored(_)))
-        .map(|n| n.key.split('[').next().unwrap_or(&n.key).to_owned())
-        .collect();
+    let mut keys: Vec<String> =
+        notes.iter().filter(|n| matches!(n.outcome, Outcome::Ignored(_))).map(|n| n.key.clone()).collect();
     keys.dedup();
     keys
 }
