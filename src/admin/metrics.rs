@@ -28,13 +28,13 @@ pub(super) fn queue_depths(cores: &[CoreStats]) -> Vec<u64> {
         .collect()
 }
 
-struct Out(String);
+pub(super) struct Out(pub(super) String);
 
 impl Out {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
+    pub(super) fn family(&mut self, name: &str, kind: &str, help: &str) {
         let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
     }
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+    pub(super) fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
         self.0.push_str(name);
         if !labels.is_empty() {
             self.0.push('{');
@@ -49,7 +49,7 @@ impl Out {
         let _ = writeln!(self.0, " {value}");
     }
     /// One sample per core.
-    fn per_core(&mut self, name: &str, kind: &str, help: &str, cores: &[CoreStats], f: impl Fn(&CoreStats) -> f64) {
+    pub(super) fn per_core(&mut self, name: &str, kind: &str, help: &str, cores: &[CoreStats], f: impl Fn(&CoreStats) -> f64) {
         self.family(name, kind, help);
         for c in cores {
             self.sample(name, &[("core", &c.core.to_string())], f(c));
@@ -267,6 +267,7 @@ pub(super) fn render(state: &AdminState) -> String {
         |c| c.last_flush_lag_ns as f64 / 1e9,
     );
     cluster_metrics(&mut o, &cores, state);
+    super::checkpoint::metrics(&mut o, state, &cores);
     o.per_core("sheaf_m3msg_acked_messages_total", "counter", "m3msg messages acknowledged.", &cores, |c| {
         c.acked_messages as f64
     });
