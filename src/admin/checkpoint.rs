@@ -5,11 +5,22 @@
 use serde_json::{Value, json};
 use sheaf_shard_runtime::{CHECKPOINT_LOAD_FAILURE_REASONS, CheckpointStats, CoreStats};
 
-use super::metrics::Out;
+use super::exposition::Out;
 use super::state::AdminState;
 
 fn age_seconds(at: i64) -> Option<f64> {
-    (at > 0).then(|| (sheaf_shard_core::time::now_nanos() - at).max(0) as f64 / 1e9)
+    age_at(at, sheaf_shard_core::time::now_nanos())
+}
+
+/// How old something written at `at` was at `now` (None when never written).
+fn age_at(at: i64, now: i64) -> Option<f64> {
+    (at > 0).then(|| (now - at).max(0) as f64 / 1e9)
+}
+
+/// How old the oldest checkpoint loaded was when it was loaded.
+fn loaded_age(stats: &[&CheckpointStats]) -> Option<f64> {
+    let loaded_at = stats.iter().map(|s| s.loaded_at).max().unwrap_or(0);
+    age_at(oldest(stats, |s| s.loaded_written_at), loaded_at)
 }
 
 /// The oldest of the cores' non-zero `at` (0: none).
@@ -30,8 +41,9 @@ pub fn log_checkpoint_load(loaded: &[CheckpointStats]) {
         shards = loaded.iter().map(|s| s.loaded_shards).sum::<u64>(),
         series = loaded.iter().map(|s| s.loaded_series).sum::<u64>(),
         generation = loaded.iter().map(|s| s.loaded_generation).max().unwrap_or(0),
-        loaded_age_seconds = age_seconds(oldest(&all, |s| s.loaded_written_at)),
+        loaded_age_seconds = loaded_age(&all),
         failures,
+        seconds = loaded.iter().map(|s| s.load_ns).max().unwrap_or(0) as f64 / 1e9,
         "shard checkpoints loaded"
     );
 }
@@ -48,10 +60,11 @@ pub(super) fn status_view(state: &AdminState, cores: &[CoreStats]) -> Value {
         .collect();
     json!({
         "data_dir": dir.display().to_string(),
-        "loaded_age_seconds": age_seconds(oldest(&stats, |s| s.loaded_written_at)),
+        "loaded_age_seconds": loaded_age(&stats),
         "loaded_shards": sum(|s| s.loaded_shards),
         "loaded_series": sum(|s| s.loaded_series),
         "loaded_generation": stats.iter().map(|s| s.loaded_generation).max().unwrap_or(0),
+        "load_seconds": stats.iter().map(|s| s.load_ns).max().unwrap_or(0) as f64 / 1e9,
         "last_written_age_seconds": age_seconds(last_written(&stats)),
         "generation": stats.iter().map(|s| s.generation).max().unwrap_or(0),
         "writes": sum(|s| s.writes),

@@ -4,6 +4,7 @@
 
 mod auth;
 mod checkpoint;
+mod exposition;
 mod metrics;
 mod serve;
 mod state;

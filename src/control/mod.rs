@@ -185,8 +185,7 @@ async fn serve(
     tracing::info!("stopping: ingest closed, flushing");
     // In a cluster the open windows belong to whoever leads next, and with data_dir to the
     // next start (they are checkpointed): emit only closed ones.
-    let include_open =
-        config.aggregator.shutdown_flush_open_windows && cluster.is_none() && config.data_dir.is_none();
+    let include_open = config.aggregator.shutdown_flush_open_windows && cluster.is_none() && config.data_dir.is_none();
     pool.stop(include_open).await.context("stopping the shard cores")?;
     if let Some(c) = cluster {
         // Persist what the final flush emitted, then give leadership up.

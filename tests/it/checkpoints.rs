@@ -165,7 +165,8 @@ fn a_num_shards_change_is_refused_unless_the_checkpoints_are_discarded() {
     let (_, kept) = sheaf.stop_keep();
     let data_dir = kept.data_dir();
     let shards = |c: String| c.replace("num_shards: 64", "num_shards: 32");
-    let Err((refused, kept)) = kept.try_relaunch(shards, &[]) else { panic!("a num_shards change was accepted") };
+    let Err(refused) = kept.try_relaunch(shards, &[]) else { panic!("a num_shards change was accepted") };
+    let (refused, kept) = *refused;
     assert!(refused.contains("num_shards") && refused.contains(&data_dir.display().to_string()), "{refused}");
     assert!(refused.contains("--discard-checkpoints"), "{refused}");
     let sheaf = kept.relaunch(|c| c, &["--discard-checkpoints"]);

@@ -99,11 +99,15 @@ impl Kept {
     /// Starts sheaf again with the same config and ports (after `edit` changes the config
     /// text), `args` added; the output of the last run moves to `out-N.jsonl`.
     pub fn relaunch(self, edit: impl Fn(String) -> String, args: &[&str]) -> Sheaf {
-        self.try_relaunch(edit, args).unwrap_or_else(|(e, _)| panic!("{e}"))
+        self.try_relaunch(edit, args).unwrap_or_else(|e| panic!("{}", e.0))
     }
 
     /// As `relaunch`; `Err((stderr, self))` if sheaf exits at start.
-    pub fn try_relaunch(mut self, edit: impl Fn(String) -> String, args: &[&str]) -> Result<Sheaf, (String, Kept)> {
+    pub fn try_relaunch(
+        mut self,
+        edit: impl Fn(String) -> String,
+        args: &[&str],
+    ) -> Result<Sheaf, Box<(String, Kept)>> {
         let config_path = self.dir.0.join("sheaf.yaml");
         let config = edit(std::fs::read_to_string(&config_path).unwrap());
         std::fs::write(&config_path, config).unwrap();
@@ -114,16 +118,28 @@ impl Kept {
         self.runs += 1;
         let dir = std::mem::replace(&mut self.dir, tempdir::Dir(PathBuf::new()));
         let child = spawn(&config_path, &dir.0, args, false, &[]);
-        let mut s =
-            Sheaf { child: Some(child), dir, admin: self.admin, m3msg: self.m3msg, statsd: self.statsd, statsd_unix: None };
+        let mut s = Sheaf {
+            child: Some(child),
+            dir,
+            admin: self.admin,
+            m3msg: self.m3msg,
+            statsd: self.statsd,
+            statsd_unix: None,
+        };
         match s.wait_ready(None) {
             Ok(()) => Ok(s),
-            Err(e) => Err((e, s.split().1)),
+            Err(e) => Err(Box::new((e, s.split().1))),
         }
     }
 }
 
-fn spawn(config_path: &std::path::Path, dir: &std::path::Path, args: &[&str], stdout_piped: bool, env: &[(&str, &str)]) -> Child {
+fn spawn(
+    config_path: &std::path::Path,
+    dir: &std::path::Path,
+    args: &[&str],
+    stdout_piped: bool,
+    env: &[(&str, &str)],
+) -> Child {
     let stderr = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("stderr.log")).unwrap();
     Command::new(env!("CARGO_BIN_EXE_sheaf"))
         .args(["run", "--config"])
@@ -175,7 +191,8 @@ impl Sheaf {
         let out = dir.0.join("out.jsonl");
         let unix_path = launch.statsd_unix.then(|| dir.0.join("statsd.sock"));
         let unix = unix_path.as_ref().map(|p| format!("  unix: {{path: \"{}\"}}\n", p.display())).unwrap_or_default();
-        let data_dir = if launch.data_dir { format!("data_dir: \"{}\"\n", dir.0.join("data").display()) } else { String::new() };
+        let data_dir =
+            if launch.data_dir { format!("data_dir: \"{}\"\n", dir.0.join("data").display()) } else { String::new() };
         let config = format!(
             r#"cores: [0, 1]
 pin_cores: false

@@ -138,6 +138,11 @@ pub struct CheckpointStats {
     pub loaded_series: u64,
     /// When the oldest checkpoint loaded was written (Unix nanoseconds; 0: none loaded).
     pub loaded_written_at: i64,
+    /// When the load ended (Unix nanoseconds; 0: no load): `loaded_at − loaded_written_at`
+    /// is how old the checkpoint was when it was loaded.
+    pub loaded_at: i64,
+    /// How long the load took, reads and decoding included.
+    pub load_ns: u64,
     /// The highest generation among the checkpoints loaded.
     pub loaded_generation: u64,
     /// Files not loaded, by reason (index into `CHECKPOINT_LOAD_FAILURE_REASONS`).

@@ -135,7 +135,11 @@ pub(crate) enum Loaded {
     Missing,
     Ok(Box<(sheaf_shard_core::checkpoint::CheckpointHeader, sheaf_shard_core::checkpoint::ShardCheckpoint)>),
     /// Unreadable: moved aside (to the path given, when the rename worked).
-    Failed { reason: &'static str, error: String, aside: Option<PathBuf> },
+    Failed {
+        reason: &'static str,
+        error: String,
+        aside: Option<PathBuf>,
+    },
 }
 
 /// Reads and checks shard `shard`'s checkpoint (blocking); a bad one is moved aside.
@@ -150,7 +154,12 @@ pub(crate) fn load_shard(dir: &Path, shard: u32, num_shards: u32) -> Loaded {
         if header.num_shards == num_shards && header.shard == shard {
             Ok((header, ck))
         } else {
-            Err(CheckpointError::Foreign { found_shard: header.shard, found_shards: header.num_shards, shard, num_shards })
+            Err(CheckpointError::Foreign {
+                found_shard: header.shard,
+                found_shards: header.num_shards,
+                shard,
+                num_shards,
+            })
         }
     });
     match checked {

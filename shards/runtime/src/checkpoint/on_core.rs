@@ -71,10 +71,18 @@ impl Checkpointer {
         *self.owned.borrow_mut() = mine.clone();
         let dir = self.dir.clone();
         let marks = glommio::executor().spawn_blocking(move || files::read_all_marks(&dir)).await;
+        let loading = Instant::now();
         let num_shards = self.state.config.num_shards;
-        for shard in mine {
+        // The next shard is read and decoded on the blocking thread while this one is restored.
+        let read = |shard: u32| {
             let dir = self.dir.clone();
-            let loaded = glommio::executor().spawn_blocking(move || files::load_shard(&dir, shard, num_shards)).await;
+            glommio::executor().spawn_blocking(move || files::load_shard(&dir, shard, num_shards))
+        };
+        let mut next = mine.first().map(|&s| read(s));
+        for (i, &shard) in mine.iter().enumerate() {
+            let Some(reading) = next.take() else { break };
+            let loaded = reading.await;
+            next = mine.get(i + 1).map(|&s| read(s));
             match loaded {
                 Loaded::Missing => {}
                 Loaded::Failed { reason, error, aside } => self.load_failed(shard, reason, &error, aside),
@@ -103,8 +111,7 @@ impl Checkpointer {
                         }
                         Err(e) => {
                             let path = files::shard_path(&self.dir, shard);
-                            let aside =
-                                glommio::executor().spawn_blocking(move || files::move_aside(&path).ok()).await;
+                            let aside = glommio::executor().spawn_blocking(move || files::move_aside(&path).ok()).await;
                             self.load_failed(shard, e.reason(), &e.to_string(), aside);
                         }
                     }
@@ -113,6 +120,10 @@ impl Checkpointer {
             glommio::yield_if_needed().await;
         }
         self.loaded.set(true);
+        self.with_stats(|s| {
+            s.loaded_at = now_nanos();
+            s.load_ns = loading.elapsed().as_nanos() as u64;
+        });
         self.state.publish_stats();
         self.state.stats.borrow().checkpoint.clone()
     }
