@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use sheaf_shard_core::{AggregatorOptions, Naming};
 use sheaf_shard_runtime::{
-    FlushBatchPool, FlushReports, FlushSchedule, IngestConfig, PoolConfig, PoolServices, StreamLimits,
+    CheckpointConfig, FlushBatchPool, FlushReports, FlushSchedule, IngestConfig, PoolConfig, PoolServices, StreamLimits,
 };
 
 use crate::admin::SinkView;
@@ -28,7 +28,7 @@ pub fn check_config(path: &Path, explain: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn run(path: Option<&Path>) -> anyhow::Result<()> {
+pub fn run(path: Option<&Path>, discard_checkpoints: bool) -> anyhow::Result<()> {
     let config = match path {
         Some(p) => Config::load(p)?,
         None => Config::default(),
@@ -49,6 +49,18 @@ pub fn run(path: Option<&Path>) -> anyhow::Result<()> {
     }
     let credentials = control::Credentials::load(&config)?;
     let pool_config = pool_config(&config)?;
+    if let Some(dir) = &config.data_dir {
+        let scan = sheaf_shard_runtime::prepare_data_dir(dir, config.num_shards, discard_checkpoints)?;
+        tracing::info!(
+            data_dir = %dir.display(),
+            checkpoints = scan.checkpoints,
+            discarded = scan.discarded,
+            interval = ?config.checkpoint.interval.0,
+            "shard checkpoints"
+        );
+    } else if discard_checkpoints {
+        tracing::warn!("--discard-checkpoints without data_dir: nothing to discard");
+    }
     for w in host_checks::warnings(&config, &pool_config.cpus) {
         tracing::warn!("{w}");
     }
@@ -180,5 +192,9 @@ fn pool_config(config: &Config) -> anyhow::Result<PoolConfig> {
         stats_interval: config.data_plane.stats_interval.0,
         spin_before_park: Some(config.data_plane.spin_before_park.0).filter(|d| !d.is_zero()),
         io_memory_bytes: config.data_plane.io_memory_bytes,
+        checkpoint: config
+            .data_dir
+            .as_ref()
+            .map(|dir| CheckpointConfig { dir: dir.clone(), interval: config.checkpoint.interval.0 }),
     })
 }

@@ -24,6 +24,10 @@ enum Command {
         /// YAML config; see tuning/config-template.yaml.
         #[arg(long, short = 'c')]
         config: Option<PathBuf>,
+        /// Delete the shard checkpoints in `data_dir` and start empty (e.g. after changing
+        /// num_shards, which otherwise refuses to start).
+        #[arg(long)]
+        discard_checkpoints: bool,
     },
     /// Validate a config file (sheaf's, or m3aggregator's unchanged) and exit.
     CheckConfig {
@@ -100,7 +104,7 @@ fn main() -> ExitCode {
     allocator::disable_transparent_huge_pages();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { config } => boot::run(config.as_deref()),
+        Command::Run { config, discard_checkpoints } => boot::run(config.as_deref(), discard_checkpoints),
         Command::CheckConfig { file, explain } => boot::check_config(&file, explain),
         Command::Placement { config, etcd, op } => {
             use cluster::api::Op;

@@ -4,11 +4,11 @@
 //! cores already published (or a sink atomic), so there is nothing to register or update,
 //! only text to format.
 
-use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
 
 use sheaf_shard_runtime::{ConnectionRefusal, CoreStats, Protocol};
 
+use super::exposition::Out;
 use super::state::AdminState;
 
 /// Hand-off batches in flight into each core.
@@ -26,35 +26,6 @@ pub(super) fn queue_depths(cores: &[CoreStats]) -> Vec<u64> {
                 .sum()
         })
         .collect()
-}
-
-struct Out(String);
-
-impl Out {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    }
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
-        self.0.push_str(name);
-        if !labels.is_empty() {
-            self.0.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.0.push(',');
-                }
-                let _ = write!(self.0, "{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""));
-            }
-            self.0.push('}');
-        }
-        let _ = writeln!(self.0, " {value}");
-    }
-    /// One sample per core.
-    fn per_core(&mut self, name: &str, kind: &str, help: &str, cores: &[CoreStats], f: impl Fn(&CoreStats) -> f64) {
-        self.family(name, kind, help);
-        for c in cores {
-            self.sample(name, &[("core", &c.core.to_string())], f(c));
-        }
-    }
 }
 
 /// The write rate limits in effect (the same on every core; core 0's, as it published them).
@@ -267,6 +238,7 @@ pub(super) fn render(state: &AdminState) -> String {
         |c| c.last_flush_lag_ns as f64 / 1e9,
     );
     cluster_metrics(&mut o, &cores, state);
+    super::checkpoint::metrics(&mut o, state, &cores);
     o.per_core("sheaf_m3msg_acked_messages_total", "counter", "m3msg messages acknowledged.", &cores, |c| {
         c.acked_messages as f64
     });

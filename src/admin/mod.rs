@@ -3,6 +3,8 @@
 //! never reach into a core. Mutations need the admin token (`auth`); `tls` serves it over HTTPS.
 
 mod auth;
+mod checkpoint;
+mod exposition;
 mod metrics;
 mod serve;
 mod state;
@@ -19,6 +21,7 @@ use serde_json::{Value, json};
 use sheaf_shard_runtime::{ConnectionRefusal, CoreStats, Protocol};
 
 pub use auth::AdminAuth;
+pub use checkpoint::log_checkpoint_load;
 pub use serve::serve;
 pub use state::{AdminState, SinkView};
 pub use tls::{TlsListener, server_config as tls_server_config};
@@ -137,6 +140,7 @@ async fn status(State(state): State<Arc<AdminState>>) -> Json<Value> {
         "admin": {"auth_required": state.auth.enabled(), "tls": state.tls},
         "rules": state.rules.status_view(),
         "num_shards": state.shard_owners.len(),
+        "checkpoint": checkpoint::status_view(&state, &cores),
         "rate_limits": cores.first().map(|c| json!({
             "values_per_series_per_second": c.rate_limits.values_per_series_per_second,
             "new_series_per_shard_per_second": c.rate_limits.new_series_per_shard_per_second,

@@ -8,6 +8,7 @@
 //! section; this one holds the top-level keys and the order of the checks.
 
 mod aggregator;
+mod checkpoint;
 mod cluster;
 mod cores;
 mod data_plane;
@@ -31,6 +32,7 @@ use serde::Deserialize;
 use sheaf_shard_core::StoragePolicy;
 
 pub use aggregator::Aggregator;
+pub use checkpoint::Checkpoint;
 pub use cluster::{ClusterConfig, ETCD_PASSWORD_ENV, ElectionConfig, EtcdConfig};
 pub use cores::{Cores, online_cpus};
 pub use data_plane::DataPlane;
@@ -76,6 +78,11 @@ pub struct Config {
     pub rules: RulesConfig,
     /// A second, metrics-only HTTP listener (`GET /metrics`, as M3's `metrics.prometheus`).
     pub metrics: Metrics,
+    /// Where shard checkpoints live (single node); unset: nothing is persisted, and a
+    /// restart starts empty.
+    pub data_dir: Option<std::path::PathBuf>,
+    /// How often the shards are checkpointed to `data_dir`.
+    pub checkpoint: Checkpoint,
     /// Set when the file was an m3aggregator config: what each of its keys became.
     #[serde(skip)]
     pub m3_notes: Option<Vec<m3::KeyNote>>,
@@ -99,6 +106,8 @@ impl Default for Config {
             cluster: None,
             rules: RulesConfig::default(),
             metrics: Metrics::default(),
+            data_dir: None,
+            checkpoint: Checkpoint::default(),
             m3_notes: None,
         }
     }
@@ -176,6 +185,10 @@ impl Config {
             ));
         }
         self.data_plane.validate()?;
+        self.checkpoint.validate()?;
+        if self.data_dir.is_some() && self.cluster.is_some() {
+            return Err(invalid("data_dir", "checkpoints are for a single node; not yet with cluster:"));
+        }
         self.statsd.validate_sizes()?;
         self.m3msg.server.validate()?;
         self.statsd.unix.validate()?;

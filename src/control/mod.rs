@@ -118,6 +118,15 @@ async fn serve(
         _ => None,
     };
     let (cluster, runtime_options) = cluster.unzip();
+    if pool.config().checkpoint.is_some() {
+        match pool.load_checkpoints().await {
+            Ok(loaded) => crate::admin::log_checkpoint_load(&loaded),
+            Err(e) => {
+                let _ = pool.stop(false).await;
+                return Err(e).context("loading the shard checkpoints");
+            }
+        }
+    }
     let bound = match pool.start_ingest().await {
         Ok(b) => b,
         Err(e) => {
@@ -149,6 +158,7 @@ async fn serve(
         runtime_options,
         tls: tls.is_some(),
         rules,
+        data_dir: config.data_dir.clone(),
     });
     // The admin API closes last: it keeps answering while the cores stop, and a client that
     // never finishes its request cannot hold the shutdown (see `close_admin`).
@@ -180,8 +190,9 @@ async fn serve(
         }
     }
     tracing::info!("stopping: ingest closed, flushing");
-    // In a cluster the open windows belong to whoever leads next: emit only closed ones.
-    let include_open = config.aggregator.shutdown_flush_open_windows && cluster.is_none();
+    // In a cluster the open windows belong to whoever leads next, and with data_dir to the
+    // next start (they are checkpointed): emit only closed ones.
+    let include_open = config.aggregator.shutdown_flush_open_windows && cluster.is_none() && config.data_dir.is_none();
     pool.stop(include_open).await.context("stopping the shard cores")?;
     if let Some(c) = cluster {
         // Persist what the final flush emitted, then give leadership up.

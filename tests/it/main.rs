@@ -4,6 +4,7 @@
 
 mod admin_auth;
 mod certs;
+mod checkpoints;
 mod cluster;
 mod cluster_etcd;
 mod cluster_handoff;

@@ -17,6 +17,7 @@ use glommio::sync::{Permit, Semaphore};
 use sheaf_shard_core::time::now_nanos;
 
 use super::to_sinks::{SinkWriter, Stalled};
+use crate::checkpoint::Checkpointer;
 use crate::command::FinalPhase;
 use crate::core::CoreState;
 use crate::flush_role::{FlushReport, FlushRole, FollowerFlush};
@@ -42,10 +43,17 @@ pub(crate) struct Flusher {
     /// Routes the rollup outbox; taken out while a round routes (never borrowed across an
     /// `.await`).
     rollups: Cell<Option<Router>>,
+    /// With `data_dir`: where each round records how far it emits before it does.
+    checkpointer: Option<Rc<Checkpointer>>,
 }
 
 impl Flusher {
-    pub(crate) fn new(state: Rc<CoreState>, services: Arc<PoolServices>, parts: RouterParts) -> Self {
+    pub(crate) fn new(
+        state: Rc<CoreState>,
+        services: Arc<PoolServices>,
+        parts: RouterParts,
+        checkpointer: Option<Rc<Checkpointer>>,
+    ) -> Self {
         let handoff = parts.handoff.clone();
         Self {
             rollups: Cell::new(Some(Router::new(parts, Source::Single))),
@@ -56,6 +64,7 @@ impl Flusher {
             role: Cell::new(FlushRole::Leader),
             cluster_mode: Cell::new(false),
             follower: RefCell::default(),
+            checkpointer,
         }
     }
 
@@ -178,6 +187,7 @@ impl Flusher {
         let started = Instant::now();
         let now = now_nanos();
         self.state.aggregator.borrow_mut().begin_flush(resolution, horizon.min(now));
+        self.write_marks().await;
         let shards: Vec<u32> = self.state.aggregator.borrow().shards_held().collect();
         let mut out = self.sinks.collector();
         let mut stalled = Stalled::new(&self.sinks);
@@ -248,6 +258,7 @@ impl Flusher {
         for r in &resolutions {
             self.state.aggregator.borrow_mut().begin_flush(*r, now);
         }
+        self.write_marks().await;
         for shard in shards {
             {
                 let mut agg = self.state.aggregator.borrow_mut();
@@ -274,6 +285,14 @@ impl Flusher {
             self.report_round(r);
         }
         self.state.publish_stats();
+    }
+
+    /// With `data_dir`: persists how far the round about to emit reaches, before it emits
+    /// (a crash then loses what the round would have emitted rather than emitting it twice).
+    async fn write_marks(&self) {
+        if let Some(c) = &self.checkpointer {
+            c.write_marks().await;
+        }
     }
 
     /// Cluster mode: tells the control thread how far this core's leader rounds of
