@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use sheaf_shard_core::ForwardedUntil;
 use sheaf_shard_runtime::FlushReport;
 
 use super::election::ElectionState::{self, Follower, Leader, PendingFollower};
@@ -198,7 +199,9 @@ async fn apply(state: &mut AgentState, rig: &mut Rig, ev: Ev) -> Result<(), Stri
             state.step(rig, Input::Election(s)).await;
         }
         Report { core, standard, seq } => {
-            rig.queued.push(FlushReport { core, resolution: S, standard: T0 + standard * S, timed: i64::MIN, seq })
+            let standard = T0 + standard * S;
+            let forwarded = vec![ForwardedUntil { times: 1, until: standard }];
+            rig.queued.push(FlushReport { core, resolution: S, standard, timed: i64::MIN, forwarded, seq })
         }
         Written(seq) => {
             for sink in &state.settings().sinks {

@@ -42,6 +42,15 @@ enum Fate {
     Discard,
 }
 
+/// How far the forwarded windows of one resolution and forward count were flushed: every such
+/// window ending at or before `until` is out (M3's `forwarded_by_resolution` flush times).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForwardedUntil {
+    /// How many times the windows' values were forwarded (1 or more).
+    pub times: u8,
+    pub until: UnixNanos,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct FlushedUntil {
     resolution: i64,
@@ -398,20 +407,30 @@ impl CoreAggregator {
     }
 
     /// Drops, without emitting, the windows of `resolution` in `shard` that end at or before
-    /// `untimed_until` (untimed) or `timed_until` (timed): what a follower does with windows
-    /// its leader has already emitted.
+    /// `untimed_until` (untimed) or `timed_until` (timed), and the forwarded windows that end
+    /// at or before their forward count's time in `forwarded`: what a follower does with
+    /// windows its leader has already emitted. A forwarded window whose count `forwarded` does
+    /// not name goes by `untimed_until`, as the leader's rounds flush it (`L(r, n)` past its
+    /// start).
     pub fn discard_shard(
         &mut self,
         shard: u32,
         resolution: i64,
         untimed_until: UnixNanos,
         timed_until: UnixNanos,
+        forwarded: &[ForwardedUntil],
         now: UnixNanos,
     ) {
         let mut out = FlushCollector::new(self.options.naming.clone(), 0, 0);
-        self.drain_shard(shard, now, &mut out, |key_res, timed, _, _, end| {
-            let until = if timed { timed_until } else { untimed_until };
-            if key_res == resolution && end <= until { Fate::Discard } else { Fate::Keep }
+        self.drain_shard(shard, now, &mut out, |key_res, timed, times, start, end| {
+            if key_res != resolution {
+                return Fate::Keep;
+            }
+            let discard = match forwarded.iter().find(|f| f.times == times) {
+                Some(f) if times > 0 => start.saturating_add(resolution) <= f.until,
+                _ => end <= if timed { timed_until } else { untimed_until },
+            };
+            if discard { Fate::Discard } else { Fate::Keep }
         });
     }
 

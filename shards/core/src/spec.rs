@@ -115,6 +115,14 @@ impl SpecTable {
         self.policy_index.keys().map(|k| k.policy)
     }
 
+    /// The forward counts of the policy slots in use whose resolution is `resolution`.
+    pub(crate) fn live_forward_counts(&self, resolution: i64) -> impl Iterator<Item = u8> + '_ {
+        self.policy_index
+            .values()
+            .filter(move |&&p| self.policy(p).resolution_nanos == resolution)
+            .map(|&p| self.forwarded(p))
+    }
+
     /// How many policy slots are in use (not pruned).
     pub(crate) fn live_policy_count(&self) -> usize {
         self.policy_index.len()

@@ -173,7 +173,7 @@ impl Flusher {
             {
                 let mut agg = self.state.aggregator.borrow_mut();
                 for f in follower.times.of(shard).iter().filter(|f| f.resolution == resolution) {
-                    agg.discard_shard(shard, resolution, f.standard, f.timed, now);
+                    agg.discard_shard(shard, resolution, f.standard, f.timed, &f.forwarded, now);
                 }
                 if forced_too && let Some(horizon) = follower.forced_horizon {
                     agg.discard_all_before(shard, now - horizon, now);
@@ -302,8 +302,11 @@ impl Flusher {
         if !self.cluster_mode.get() {
             return;
         }
-        let (standard, timed) = self.state.aggregator.borrow().flushed_through(resolution);
-        let report = FlushReport { core: self.state.index, resolution, standard, timed, seq: self.sinks.last_seq() };
+        let agg = self.state.aggregator.borrow();
+        let (standard, timed) = agg.flushed_through(resolution);
+        let forwarded = agg.forwarded_flushed_through(resolution);
+        let seq = self.sinks.last_seq();
+        let report = FlushReport { core: self.state.index, resolution, standard, timed, forwarded, seq };
         self.sinks.services().flush_reports.push(report);
     }
 }
