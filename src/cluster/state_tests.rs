@@ -31,7 +31,8 @@ enum Ev {
     /// An operator writes this placement; the agent's watch delivers it.
     Placement(Placement),
     PlacementDeleted,
-    /// The shard set's leader (another node) persists these (shard, seconds after T0) times.
+    /// The shard set's leader (another node) persists these (shard, seconds after T0) times
+    /// (standard; forwarded once: a second earlier).
     LeaderWrote(&'static [(u32, i64)]),
     /// The election task reports this state.
     Election(ElectionState),
@@ -188,6 +189,7 @@ async fn apply(state: &mut AgentState, rig: &mut Rig, ev: Ev) -> Result<(), Stri
             let mut t = ShardSetTimes::default();
             for &(shard, secs) in times {
                 t.advance(shard, S, T0 + secs * S, i64::MIN);
+                t.advance_forwarded(shard, S, &[ForwardedUntil { times: 1, until: T0 + (secs - 1) * S }]);
             }
             rig.other.put(FLUSH_TIMES, t.encode()).await.unwrap();
             if let Some(v) = rig.delivered(FLUSH_TIMES).await {
@@ -200,7 +202,8 @@ async fn apply(state: &mut AgentState, rig: &mut Rig, ev: Ev) -> Result<(), Stri
         }
         Report { core, standard, seq } => {
             let standard = T0 + standard * S;
-            let forwarded = vec![ForwardedUntil { times: 1, until: standard }];
+            // A window forwarded once is flushed `L(r, 1) = r` after a standard one.
+            let forwarded = vec![ForwardedUntil { times: 1, until: standard - S }];
             rig.queued.push(FlushReport { core, resolution: S, standard, timed: i64::MIN, forwarded, seq })
         }
         Written(seq) => {
@@ -296,7 +299,7 @@ impl Row {
     }
 }
 
-const PUT_0_2: &str = "put _kv/e/shardset/1/flush 0@30s 2@30s";
+const PUT_0_2: &str = "put _kv/e/shardset/1/flush 0@30s/f1@29s 2@30s/f1@29s";
 
 fn rows() -> Vec<Row> {
     vec![
@@ -323,7 +326,7 @@ fn rows() -> Vec<Row> {
             vec![Election(Leader)],
             &[
                 "read _kv/e/shardset/1/flush",
-                "follower flush 0@20s 1@20s 2@20s 3@20s",
+                "follower flush 0@20s/f1@19s 1@20s/f1@19s 2@20s/f1@19s 3@20s/f1@19s",
                 "discard reports",
                 "role leader",
             ],
@@ -416,14 +419,14 @@ fn rows() -> Vec<Row> {
                 Election(Follower),
                 LeaderWrote(&[(0, 40), (2, 40)]),
             ],
-            &["put failed ×2", "role follower", "follower flush 0@40s 2@40s"],
+            &["put failed ×2", "role follower", "follower flush 0@40s/f1@39s 2@40s/f1@39s"],
         )
         .status("/electionState", json!("follower")),
         row(
             "follower: each flush-time update goes to the cores",
             follower(),
             vec![LeaderWrote(&[(0, 20)])],
-            &["follower flush 0@20s"],
+            &["follower flush 0@20s/f1@19s"],
         )
         .status("/shardSets/0/lastFlushTimesUpdateMsAgo", json!(0)),
         row(
@@ -445,7 +448,7 @@ fn rows() -> Vec<Row> {
             "forced flush ends at the next update",
             [follower(), vec![Wait(Duration::from_secs(5)), Tick]].concat(),
             vec![LeaderWrote(&[(0, 20)])],
-            &["follower flush 0@20s"],
+            &["follower flush 0@20s/f1@19s"],
         )
         .status("/shardSets/0/forcedFlush", json!(false))
         .status("/forcedFlushEntered", json!(1)),
@@ -465,7 +468,7 @@ fn rows() -> Vec<Row> {
                 Election(Follower),
                 LeaderWrote(&[(0, 20)]),
             ],
-            &["follower flush none forced 5s", "follower flush 0@20s"],
+            &["follower flush none forced 5s", "follower flush 0@20s/f1@19s"],
         )
         .status("/shardSets/0/forcedFlush", json!(false))
         .status("/etcd", json!("connected")),
@@ -531,7 +534,7 @@ fn rows() -> Vec<Row> {
                 "members a b",
                 "role follower",
                 "drain",
-                "put _kv/e/shardset/1/flush 0@60s 1@60s",
+                "put _kv/e/shardset/1/flush 0@60s/f1@59s 1@60s/f1@59s",
                 "leave election",
             ],
         ),
@@ -554,7 +557,7 @@ fn rows() -> Vec<Row> {
                 "members a b c",
                 "role follower",
                 "drain",
-                "put _kv/e/shardset/1/flush 0@60s 2@60s",
+                "put _kv/e/shardset/1/flush 0@60s/f1@59s 2@60s/f1@59s",
                 "leave election",
             ],
         ),
