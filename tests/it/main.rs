@@ -11,6 +11,7 @@ mod cluster_handoff;
 mod cluster_peers;
 mod cluster_rate_limits;
 mod cluster_replace;
+mod cluster_rollup_failover;
 mod cluster_rollups;
 mod config_cli;
 mod dead_sink;

@@ -19,11 +19,17 @@ use sheaf_shard_core::time::now_nanos;
 use super::to_sinks::{SinkWriter, Stalled};
 use crate::checkpoint::Checkpointer;
 use crate::command::FinalPhase;
+use crate::config::FlushSchedule;
 use crate::core::CoreState;
 use crate::flush_role::{FlushReport, FlushRole, FollowerFlush};
 use crate::handoff::Handoff;
 use crate::ingest::{Router, RouterParts, Source};
 use crate::services::PoolServices;
+
+/// The latest window end a round at `now` may flush: `now − flush_delay`.
+pub(crate) fn flush_horizon(flush: &FlushSchedule, now: i64) -> i64 {
+    now - flush.delay_nanos()
+}
 
 /// How long the final flush waits for batches peers sent before it flushes without them.
 const HANDOFF_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -136,18 +142,26 @@ impl Flusher {
     }
 
     /// Switches between emitting and discarding. Promotion first drops every window the
-    /// leader's last known flush times cover, so the first leader round emits exactly what
-    /// came after. Passthrough points are written from the switch on by a leader only; those
-    /// a leader accepted before it stepped down are still written.
+    /// leader's last known flush times cover, then runs a round of every resolution at once
+    /// (as M3's flush manager does when it takes over): the windows the old leader did not
+    /// emit come out, and what they roll up is forwarded, without waiting up to a period for
+    /// the next scheduled round (a forwarded value later than `L(r, n)` would be refused).
+    /// Passthrough points are written from the switch on by a leader only; those a leader
+    /// accepted before it stepped down are still written.
     pub(crate) async fn set_role(&self, role: FlushRole) {
         self.cluster_mode.set(true);
         let _round = self.hold_rounds().await;
         self.state.aggregator.borrow_mut().passthrough.set_writes(role == FlushRole::Leader);
         self.write_passthrough().await;
-        if role == FlushRole::Leader && self.role.get() == FlushRole::Follower {
+        let promoted = role == FlushRole::Leader && self.role.get() == FlushRole::Follower;
+        if promoted {
             let resolutions: Vec<i64> = self.state.aggregator.borrow().resolutions().collect();
+            for r in &resolutions {
+                self.discard_as_follower(*r, false).await;
+            }
             for r in resolutions {
-                self.discard_as_follower(r, false).await;
+                let now = now_nanos();
+                self.leader_round(r, now, flush_horizon(&self.state.config.flush, now)).await;
             }
         }
         self.role.set(role);
