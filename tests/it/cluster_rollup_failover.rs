@@ -79,6 +79,13 @@ fn route_sums(outputs: &[Vec<Flushed>]) -> BTreeMap<u32, f64> {
     sums
 }
 
+/// Nanoseconds from now to 100ms past the next end of a 5s window.
+fn until_just_after_a_window_end() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let (r, past) = (5_000_000_000, 100_000_000);
+    (r - (now + r - past) % r) % r
+}
+
 /// The shard set of each instance, from the placement API's answer.
 fn shard_set_of(placement: &str, id: &str) -> u64 {
     let p: serde_json::Value = serde_json::from_str(placement).unwrap();
@@ -117,6 +124,9 @@ fn kill_9_of_a_source_shard_sets_leader_under_load_loses_no_rolled_up_value_and_
     wait_until("the leader forwards rolled-up windows", PATIENCE, || forwarded(killed_leader) > 0, || {
         nodes[killed_leader].status().to_string()
     });
+    // Then killed just after the next window ends, before its round (`flush_delay` 300ms):
+    // the survivor must flush and forward that window, up to a fail-over later.
+    std::thread::sleep(Duration::from_nanos(until_just_after_a_window_end()));
     let mut nodes: Vec<Option<Sheaf>> = nodes.into_iter().map(Some).collect();
     let dead_out = nodes[killed_leader].take().unwrap().kill9();
     let live = |nodes: &[Option<Sheaf>]| -> Vec<Vec<Flushed>> {
