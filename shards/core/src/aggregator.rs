@@ -69,6 +69,16 @@ struct ShardSlot {
     window: ShardWindow,
     /// The transformation states of the shard's elements: they go when the shard goes.
     transform_states: TransformStates,
+    /// Follower: per (resolution, forward count), how far the leader's forwarded windows of
+    /// the shard are out (and discarded here); a forwarded value for one of those is late.
+    forwarded_discarded: Vec<(i64, ForwardedUntil)>,
+}
+
+/// In a shard's `forwarded_discarded`: the end of the last forwarded window (`resolution`,
+/// forwarded `times` times) discarded as emitted by the leader.
+fn forwarded_discarded(discarded: &[(i64, ForwardedUntil)], resolution: i64, times: u8) -> UnixNanos {
+    let found = discarded.iter().find(|(r, f)| *r == resolution && f.times == times);
+    found.map_or(UnixNanos::MIN, |(_, f)| f.until)
 }
 
 #[derive(Debug)]
@@ -432,6 +442,21 @@ impl CoreAggregator {
             };
             if discard { Fate::Discard } else { Fate::Keep }
         });
+        // The sources of the discarded forwarded windows are forgotten (a follower runs no
+        // `begin_flush`), and a value for one of those windows is refused from now on.
+        let Some(slot) = self.shards.get_mut(shard as usize) else { return };
+        for f in forwarded.iter().filter(|f| f.times > 0) {
+            match slot.forwarded_discarded.iter_mut().find(|(r, g)| *r == resolution && g.times == f.times) {
+                Some((_, g)) => g.until = g.until.max(f.until),
+                None => slot.forwarded_discarded.push((resolution, *f)),
+            }
+        }
+        let (specs, discarded) = (&self.specs, &slot.forwarded_discarded);
+        self.forwarded_windows.forget_due(|at, policy, start| {
+            at == shard
+                && specs.policy(policy).resolution_nanos == resolution
+                && start.saturating_add(resolution) <= forwarded_discarded(discarded, resolution, specs.forwarded(policy))
+        });
     }
 
     /// Drops, without emitting, every window of every resolution that ends at or before `until`
@@ -453,6 +478,7 @@ impl CoreAggregator {
                 self.series_held -= map.len();
                 self.rates.closed(i as u32);
                 slot.held = false;
+                slot.forwarded_discarded.clear();
                 self.windows_held[i] = 0;
                 closed.push(i as u32);
             }

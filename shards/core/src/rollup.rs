@@ -194,10 +194,10 @@ impl ForwardedWindows {
         self.open.entry(key).or_default().admit(from.source, from.version)
     }
 
-    /// Forgets the windows a flush has reached (`due(policy, start)`): no value is admitted to
-    /// them any more.
-    pub(crate) fn forget_due(&mut self, mut due: impl FnMut(PolicyIdx, UnixNanos) -> bool) {
-        self.open.retain(|k, _| !due(k.policy, k.start));
+    /// Forgets the windows a flush or discard has reached (`due(shard, policy, start)`): no
+    /// value is admitted to them any more.
+    pub(crate) fn forget_due(&mut self, mut due: impl FnMut(u32, PolicyIdx, UnixNanos) -> bool) {
+        self.open.retain(|k, _| !due(k.shard, k.policy, k.start));
     }
 
     pub(crate) fn len(&self) -> usize {
