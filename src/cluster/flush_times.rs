@@ -141,7 +141,12 @@ mod tests {
         assert_eq!(
             rt.of(2),
             &[
-                ResolutionFlushed { resolution: 10, standard: 120, timed: i64::MIN, forwarded: vec![fwd(1, 100), fwd(2, 100)] },
+                ResolutionFlushed {
+                    resolution: 10,
+                    standard: 120,
+                    timed: i64::MIN,
+                    forwarded: vec![fwd(1, 100), fwd(2, 100)]
+                },
                 ResolutionFlushed { resolution: 20, standard: i64::MIN, timed: i64::MIN, forwarded: vec![fwd(1, 40)] },
             ]
         );

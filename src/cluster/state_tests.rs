@@ -31,13 +31,12 @@ enum Ev {
     /// An operator writes this placement; the agent's watch delivers it.
     Placement(Placement),
     PlacementDeleted,
-    /// The shard set's leader (another node) persists these (shard, seconds after T0) times
-    /// (standard; forwarded once: a second earlier).
+    /// The set's leader (another node) persists these (shard, seconds after T0) times (forwarded: 1s less).
     LeaderWrote(&'static [(u32, i64)]),
     /// The election task reports this state.
     Election(ElectionState),
-    /// A core finished a leader round of 1s windows up to T0 + `standard` seconds, its
-    /// batches numbered up to `seq`.
+    /// A core finished a leader round of 1s windows up to T0 + `standard` seconds (forwarded
+    /// ones a second earlier, as `L(r, 1) = r`), its batches numbered up to `seq`.
     Report {
         core: usize,
         standard: i64,
@@ -201,9 +200,8 @@ async fn apply(state: &mut AgentState, rig: &mut Rig, ev: Ev) -> Result<(), Stri
             state.step(rig, Input::Election(s)).await;
         }
         Report { core, standard, seq } => {
-            let standard = T0 + standard * S;
-            // A window forwarded once is flushed `L(r, 1) = r` after a standard one.
-            let forwarded = vec![ForwardedUntil { times: 1, until: standard - S }];
+            let (standard, forwarded) =
+                (T0 + standard * S, vec![ForwardedUntil { times: 1, until: T0 + standard * S - S }]);
             rig.queued.push(FlushReport { core, resolution: S, standard, timed: i64::MIN, forwarded, seq })
         }
         Written(seq) => {

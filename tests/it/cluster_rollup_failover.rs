@@ -121,9 +121,12 @@ fn kill_9_of_a_source_shard_sets_leader_under_load_loses_no_rolled_up_value_and_
         let cores = nodes[i].status()["cores"].as_array().cloned().unwrap_or_default();
         cores.iter().filter_map(|c| c.pointer("/rollups/forwarded_samples")?.as_u64()).sum()
     };
-    wait_until("the leader forwards rolled-up windows", PATIENCE, || forwarded(killed_leader) > 0, || {
-        nodes[killed_leader].status().to_string()
-    });
+    wait_until(
+        "the leader forwards rolled-up windows",
+        PATIENCE,
+        || forwarded(killed_leader) > 0,
+        || nodes[killed_leader].status().to_string(),
+    );
     // Then killed just after the next window ends, before its round (`flush_delay` 300ms):
     // the survivor must flush and forward that window, up to a fail-over later.
     std::thread::sleep(Duration::from_nanos(until_just_after_a_window_end()));

@@ -455,7 +455,8 @@ impl CoreAggregator {
         self.forwarded_windows.forget_due(|at, policy, start| {
             at == shard
                 && specs.policy(policy).resolution_nanos == resolution
-                && start.saturating_add(resolution) <= forwarded_discarded(discarded, resolution, specs.forwarded(policy))
+                && start.saturating_add(resolution)
+                    <= forwarded_discarded(discarded, resolution, specs.forwarded(policy))
         });
     }
 

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use sheaf_shard_core::time::{now_nanos, truncate};
 
-pub(crate) use super::rounds::flush_horizon;
 use super::rounds::Flusher;
+pub(crate) use super::rounds::flush_horizon;
 use crate::config::FlushSchedule;
 use crate::core::IngestLifecycle;
 
@@ -25,7 +25,6 @@ const RESCAN: i64 = 1_000_000_000;
 
 /// How often the passthrough points a core accepted are queued on the sinks.
 const PASSTHROUGH_PUSH_EVERY: Duration = Duration::from_millis(100);
-
 
 #[derive(Debug, Clone, Copy)]
 struct Due {
