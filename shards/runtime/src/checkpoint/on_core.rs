@@ -98,7 +98,7 @@ impl Checkpointer {
                         if let (Ok(_), Some(m)) = (&restored, marks) {
                             let now = now_nanos();
                             for &(r, untimed, timed) in &m.resolutions {
-                                agg.discard_shard(shard, r, untimed, timed, now);
+                                agg.discard_shard(shard, r, untimed, timed, &[], now);
                             }
                         }
                         restored
