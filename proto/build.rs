@@ -14,6 +14,7 @@ const PROTOS: &[&str] = &[
     "protos/metricpb/composite.proto",
     "protos/placementpb/placement.proto",
     "protos/flushpb/flush.proto",
+    "protos/topicpb/topic.proto",
 ];
 
 fn main() -> Result<()> {

@@ -7,28 +7,60 @@ use std::sync::Arc;
 use anyhow::Context;
 use sheaf_shard_core::{AggregatorOptions, Naming};
 use sheaf_shard_runtime::{
-    FlushBatchPool, FlushReports, FlushSchedule, IngestConfig, PoolConfig, PoolServices, StreamLimits,
+    CheckpointConfig, FlushBatchPool, FlushReports, FlushSchedule, IngestConfig, PoolConfig, PoolServices, StreamLimits,
 };
 
 use crate::admin::SinkView;
 use crate::config::Config;
 use crate::{control, host_checks, sinks};
 
-pub fn check_config(path: &Path) -> anyhow::Result<()> {
+pub fn check_config(path: &Path, explain: bool) -> anyhow::Result<()> {
     let config = Config::load(path)?;
     let cpus = config.cpus()?;
-    println!("{}: ok ({} shard cores, {} shards)", path.display(), cpus.len(), config.num_shards);
+    let form = if config.m3_notes.is_some() { "m3aggregator config" } else { "sheaf config" };
+    println!("{}: ok, {form} ({} shard cores, {} shards)", path.display(), cpus.len(), config.num_shards);
+    if explain {
+        match &config.m3_notes {
+            Some(notes) => print!("{}", crate::config::m3::explain(notes)),
+            None => println!("(sheaf's own keys: each means what tuning/config-template.yaml says)"),
+        }
+    }
     Ok(())
 }
 
-pub fn run(path: Option<&Path>) -> anyhow::Result<()> {
+pub fn run(path: Option<&Path>, discard_checkpoints: bool) -> anyhow::Result<()> {
     let config = match path {
         Some(p) => Config::load(p)?,
         None => Config::default(),
     };
     init_logging(&config.logging.level)?;
+    if let Some(notes) = &config.m3_notes {
+        let ignored = crate::config::m3::ignored_keys(notes);
+        tracing::info!(
+            keys = notes.len(),
+            "read an m3aggregator config; `sheaf check-config --explain` shows each key"
+        );
+        if !ignored.is_empty() {
+            tracing::warn!(
+                "m3aggregator keys accepted but not applied (Go internals or mechanisms sheaf does not have): {}",
+                ignored.join(", ")
+            );
+        }
+    }
     let credentials = control::Credentials::load(&config)?;
     let pool_config = pool_config(&config)?;
+    if let Some(dir) = &config.data_dir {
+        let scan = sheaf_shard_runtime::prepare_data_dir(dir, config.num_shards, discard_checkpoints)?;
+        tracing::info!(
+            data_dir = %dir.display(),
+            checkpoints = scan.checkpoints,
+            discarded = scan.discarded,
+            interval = ?config.checkpoint.interval.0,
+            "shard checkpoints"
+        );
+    } else if discard_checkpoints {
+        tracing::warn!("--discard-checkpoints without data_dir: nothing to discard");
+    }
     for w in host_checks::warnings(&config, &pool_config.cpus) {
         tracing::warn!("{w}");
     }
@@ -160,5 +192,9 @@ fn pool_config(config: &Config) -> anyhow::Result<PoolConfig> {
         stats_interval: config.data_plane.stats_interval.0,
         spin_before_park: Some(config.data_plane.spin_before_park.0).filter(|d| !d.is_zero()),
         io_memory_bytes: config.data_plane.io_memory_bytes,
+        checkpoint: config
+            .data_dir
+            .as_ref()
+            .map(|dir| CheckpointConfig { dir: dir.clone(), interval: config.checkpoint.interval.0 }),
     })
 }

@@ -13,4 +13,5 @@ pub mod control;
 pub mod host_checks;
 pub mod rules;
 pub mod sinks;
+pub mod topic;
 pub mod topology;

@@ -24,9 +24,18 @@ enum Command {
         /// YAML config; see tuning/config-template.yaml.
         #[arg(long, short = 'c')]
         config: Option<PathBuf>,
+        /// Delete the shard checkpoints in `data_dir` and start empty (e.g. after changing
+        /// num_shards, which otherwise refuses to start).
+        #[arg(long)]
+        discard_checkpoints: bool,
     },
-    /// Validate a config file and exit.
-    CheckConfig { file: PathBuf },
+    /// Validate a config file (sheaf's, or m3aggregator's unchanged) and exit.
+    CheckConfig {
+        /// Print, key by key, what each key of an m3aggregator config became.
+        #[arg(long)]
+        explain: bool,
+        file: PathBuf,
+    },
     /// Print this host's CPUs (sockets, NUMA nodes, SMT siblings) and a suggested pinning.
     Topology,
     /// Read or change the cluster placement in etcd (the same JSON as the HTTP API).
@@ -95,8 +104,8 @@ fn main() -> ExitCode {
     allocator::disable_transparent_huge_pages();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { config } => boot::run(config.as_deref()),
-        Command::CheckConfig { file } => boot::check_config(&file),
+        Command::Run { config, discard_checkpoints } => boot::run(config.as_deref(), discard_checkpoints),
+        Command::CheckConfig { file, explain } => boot::check_config(&file, explain),
         Command::Placement { config, etcd, op } => {
             use cluster::api::Op;
             let (op, file) = match op {

@@ -6,6 +6,7 @@
 //!   and as a JSON line, used by the sinks.
 //! - [`view`]: the zero-copy, allocation-free decoder used on the shard cores for
 //!   the ingest hot path (`msgpb.Message` and `metricpb.MetricWithMetadatas`).
+//! - [`topicpb`]: M3's m3msg topic as stored in etcd (cluster mode's topic sink and API).
 //! - [`msgpb`], [`metricpb`], [`policypb`], [`aggregationpb`], [`pipelinepb`],
 //!   [`transformationpb`]: prost types generated from `protos/`, whose field numbers
 //!   follow M3's own schema so that bytes produced by M3 decode unchanged. They are
@@ -71,4 +72,11 @@ pub mod placementpb {
 #[allow(clippy::all, unreachable_pub, missing_docs)]
 pub mod flushpb {
     include!(concat!(env!("OUT_DIR"), "/flushpb.rs"));
+}
+
+/// M3's m3msg topic (name, shards, consumer services), as stored in etcd (prost, generated).
+/// For the topic sink and the topic API.
+#[allow(clippy::all, unreachable_pub, missing_docs)]
+pub mod topicpb {
+    include!(concat!(env!("OUT_DIR"), "/topicpb.rs"));
 }

@@ -4,11 +4,11 @@
 //! cores already published (or a sink atomic), so there is nothing to register or update,
 //! only text to format.
 
-use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
 
 use sheaf_shard_runtime::{ConnectionRefusal, CoreStats, Protocol};
 
+use super::exposition::Out;
 use super::state::AdminState;
 
 /// Hand-off batches in flight into each core.
@@ -26,35 +26,6 @@ pub(super) fn queue_depths(cores: &[CoreStats]) -> Vec<u64> {
                 .sum()
         })
         .collect()
-}
-
-struct Out(String);
-
-impl Out {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    }
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
-        self.0.push_str(name);
-        if !labels.is_empty() {
-            self.0.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.0.push(',');
-                }
-                let _ = write!(self.0, "{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""));
-            }
-            self.0.push('}');
-        }
-        let _ = writeln!(self.0, " {value}");
-    }
-    /// One sample per core.
-    fn per_core(&mut self, name: &str, kind: &str, help: &str, cores: &[CoreStats], f: impl Fn(&CoreStats) -> f64) {
-        self.family(name, kind, help);
-        for c in cores {
-            self.sample(name, &[("core", &c.core.to_string())], f(c));
-        }
-    }
 }
 
 /// The write rate limits in effect (the same on every core; core 0's, as it published them).
@@ -115,6 +86,7 @@ pub(super) fn render(state: &AdminState) -> String {
             ("value_rate_limit", a.value_rate_limited),
             ("new_series_rate_limit", a.new_series_rate_limited),
             ("dropped_by_rule", a.dropped_by_rule),
+            ("no_storage_policy", a.no_storage_policy),
             ("rollup_remote_unsupported", c.rollup_remote_unsupported),
         ] {
             o.sample(
@@ -266,6 +238,7 @@ pub(super) fn render(state: &AdminState) -> String {
         |c| c.last_flush_lag_ns as f64 / 1e9,
     );
     cluster_metrics(&mut o, &cores, state);
+    super::checkpoint::metrics(&mut o, state, &cores);
     o.per_core("sheaf_m3msg_acked_messages_total", "counter", "m3msg messages acknowledged.", &cores, |c| {
         c.acked_messages as f64
     });
@@ -333,6 +306,7 @@ pub(super) fn render(state: &AdminState) -> String {
             o.sample("sheaf_sink_dropped_values_total", &[("sink", &s.name), ("reason", reason)], n);
         }
     }
+    topic_consumers(&mut o, state);
     let rss = resident_bytes();
     let series: u64 = cores.iter().map(|c| c.series).sum();
     o.family("sheaf_resident_bytes", "gauge", "Resident memory of the process.");
@@ -461,4 +435,59 @@ pub(super) fn resident_bytes() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     pages * u64::try_from(page).unwrap_or(4096)
+}
+
+/// A topic sink's counters per consumer instance (`endpoint=""`: messages no instance owns yet).
+fn topic_consumers(o: &mut Out, state: &AdminState) {
+    type Field = fn(&crate::sinks::ConsumerMetrics) -> &std::sync::atomic::AtomicU64;
+    let families: [(&str, &str, &str, Field); 6] = [
+        (
+            "sheaf_topic_consumer_sent_messages_total",
+            "counter",
+            "Messages written to a topic consumer instance, retries included.",
+            |c| &c.sent,
+        ),
+        (
+            "sheaf_topic_consumer_acked_messages_total",
+            "counter",
+            "Messages a topic consumer instance acknowledged.",
+            |c| &c.acked,
+        ),
+        (
+            "sheaf_topic_consumer_retried_messages_total",
+            "counter",
+            "Messages sent again to a topic consumer instance for want of an ack.",
+            |c| &c.retried,
+        ),
+        (
+            "sheaf_topic_consumer_dropped_messages_total",
+            "counter",
+            "Messages dropped after their consumer service's messageTtlNanos.",
+            |c| &c.dropped_ttl,
+        ),
+        (
+            "sheaf_topic_consumer_queued_messages",
+            "gauge",
+            "Messages held for a topic consumer instance until acknowledged.",
+            |c| &c.queued,
+        ),
+        (
+            "sheaf_topic_consumer_connected",
+            "gauge",
+            "1 while the topic sink holds a connection to the consumer instance.",
+            |c| &c.connected,
+        ),
+    ];
+    for (name, kind, help, field) in families {
+        o.family(name, kind, help);
+        for s in &state.sinks {
+            s.metrics.consumers.read(|consumers| {
+                for c in consumers {
+                    let labels =
+                        [("sink", s.name.as_str()), ("service", c.service.as_str()), ("endpoint", c.endpoint.as_str())];
+                    o.sample(name, &labels, field(c).load(Relaxed));
+                }
+            });
+        }
+    }
 }

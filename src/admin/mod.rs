@@ -3,6 +3,8 @@
 //! never reach into a core. Mutations need the admin token (`auth`); `tls` serves it over HTTPS.
 
 mod auth;
+mod checkpoint;
+mod exposition;
 mod metrics;
 mod serve;
 mod state;
@@ -19,6 +21,7 @@ use serde_json::{Value, json};
 use sheaf_shard_runtime::{ConnectionRefusal, CoreStats, Protocol};
 
 pub use auth::AdminAuth;
+pub use checkpoint::log_checkpoint_load;
 pub use serve::serve;
 pub use state::{AdminState, SinkView};
 pub use tls::{TlsListener, server_config as tls_server_config};
@@ -26,6 +29,7 @@ pub use tls::{TlsListener, server_config as tls_server_config};
 pub fn router(state: Arc<AdminState>) -> Router {
     let cluster = crate::cluster::api::router(state.cluster.clone());
     let rules = crate::rules::api::router(state.rules.clone());
+    let topics = crate::topic::api::router(state.cluster.clone());
     let auth = state.auth.clone();
     Router::new()
         .route("/health", get(health))
@@ -34,7 +38,14 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .with_state(state)
         .merge(cluster)
         .merge(rules)
+        .merge(topics)
         .layer(axum::middleware::from_fn_with_state(auth, auth::require_token))
+}
+
+/// The metrics-only listener (`metrics.listen_address`): `GET /metrics`, open, as M3's
+/// Prometheus endpoint is.
+pub fn metrics_router(state: Arc<AdminState>) -> Router {
+    Router::new().route("/metrics", get(prometheus)).with_state(state)
 }
 
 async fn health() -> Json<Value> {
@@ -129,6 +140,7 @@ async fn status(State(state): State<Arc<AdminState>>) -> Json<Value> {
         "admin": {"auth_required": state.auth.enabled(), "tls": state.tls},
         "rules": state.rules.status_view(),
         "num_shards": state.shard_owners.len(),
+        "checkpoint": checkpoint::status_view(&state, &cores),
         "rate_limits": cores.first().map(|c| json!({
             "values_per_series_per_second": c.rate_limits.values_per_series_per_second,
             "new_series_per_shard_per_second": c.rate_limits.new_series_per_shard_per_second,

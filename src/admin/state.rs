@@ -33,4 +33,6 @@ pub struct AdminState {
     pub tls: bool,
     /// The rule set (`/api/v1/rules`).
     pub rules: Arc<crate::rules::Rules>,
+    /// Where the shard checkpoints are written (`data_dir`), if anywhere.
+    pub data_dir: Option<std::path::PathBuf>,
 }

@@ -187,6 +187,15 @@ impl ClusterStore for Store {
         if resp.succeeded() { Ok(()) } else { Err(StoreError::Conflict { expected: mod_revision }) }
     }
 
+    async fn compare_and_delete(&self, key: &str, mod_revision: i64) -> Result<(), StoreError> {
+        let mut kv = self.client.kv_client();
+        let txn = Txn::new()
+            .when([Compare::mod_revision(key, CompareOp::Equal, mod_revision)])
+            .and_then([TxnOp::delete(key, None)]);
+        let resp = self.bounded(kv.txn(txn)).await?;
+        if resp.succeeded() { Ok(()) } else { Err(StoreError::Conflict { expected: mod_revision }) }
+    }
+
     async fn watch(&self, key: &str, after: i64) -> Result<Changes, StoreError> {
         let mut client = self.client.clone();
         let options = if after > 0 { WatchOptions::new().with_start_revision(after + 1) } else { WatchOptions::new() };

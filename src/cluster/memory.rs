@@ -285,6 +285,17 @@ impl ClusterStore for MemoryStore {
         Ok(())
     }
 
+    async fn compare_and_delete(&self, key: &str, mod_revision: i64) -> Result<(), StoreError> {
+        let mut state = self.reach()?;
+        if state.read(key).mod_revision != mod_revision {
+            return Err(StoreError::Conflict { expected: mod_revision });
+        }
+        state.write(key, None, None);
+        drop(state);
+        self.shared.bump();
+        Ok(())
+    }
+
     async fn watch(&self, key: &str, after: i64) -> Result<Changes, StoreError> {
         let mut state = self.reach()?;
         let (tx, rx) = mpsc::unbounded_channel();

@@ -16,9 +16,10 @@ pub mod cores;
 pub mod election;
 pub mod etcd;
 pub mod flush_times;
+pub mod headers;
 pub mod health;
 #[cfg(test)]
-mod memory;
+pub(crate) mod memory;
 pub mod node;
 #[cfg(test)]
 mod node_tests;
@@ -28,6 +29,7 @@ pub mod runtime_options;
 pub mod state;
 #[cfg(test)]
 mod state_tests;
+pub mod stateless;
 pub mod store;
 #[cfg(test)]
 mod store_contract;

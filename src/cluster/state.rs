@@ -463,7 +463,10 @@ impl AgentState {
         for rep in ready {
             for &shard in &self.leader.shards {
                 if usize::from(owners.get(shard as usize).copied().unwrap_or(u16::MAX)) == rep.core {
-                    self.leader.dirty |= self.leader.times.advance(shard, rep.resolution, rep.standard, rep.timed);
+                    let times = &mut self.leader.times;
+                    let moved = times.advance(shard, rep.resolution, rep.standard, rep.timed);
+                    let forwarded = times.advance_forwarded(shard, rep.resolution, &rep.forwarded);
+                    self.leader.dirty |= moved || forwarded;
                 }
             }
         }

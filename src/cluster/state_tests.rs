@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use sheaf_shard_core::ForwardedUntil;
 use sheaf_shard_runtime::FlushReport;
 
 use super::election::ElectionState::{self, Follower, Leader, PendingFollower};
@@ -30,12 +31,12 @@ enum Ev {
     /// An operator writes this placement; the agent's watch delivers it.
     Placement(Placement),
     PlacementDeleted,
-    /// The shard set's leader (another node) persists these (shard, seconds after T0) times.
+    /// The set's leader (another node) persists these (shard, seconds after T0) times (forwarded: 1s less).
     LeaderWrote(&'static [(u32, i64)]),
     /// The election task reports this state.
     Election(ElectionState),
-    /// A core finished a leader round of 1s windows up to T0 + `standard` seconds, its
-    /// batches numbered up to `seq`.
+    /// A core finished a leader round of 1s windows up to T0 + `standard` seconds (forwarded
+    /// ones a second earlier, as `L(r, 1) = r`), its batches numbered up to `seq`.
     Report {
         core: usize,
         standard: i64,
@@ -187,6 +188,7 @@ async fn apply(state: &mut AgentState, rig: &mut Rig, ev: Ev) -> Result<(), Stri
             let mut t = ShardSetTimes::default();
             for &(shard, secs) in times {
                 t.advance(shard, S, T0 + secs * S, i64::MIN);
+                t.advance_forwarded(shard, S, &[ForwardedUntil { times: 1, until: T0 + (secs - 1) * S }]);
             }
             rig.other.put(FLUSH_TIMES, t.encode()).await.unwrap();
             if let Some(v) = rig.delivered(FLUSH_TIMES).await {
@@ -198,7 +200,9 @@ async fn apply(state: &mut AgentState, rig: &mut Rig, ev: Ev) -> Result<(), Stri
             state.step(rig, Input::Election(s)).await;
         }
         Report { core, standard, seq } => {
-            rig.queued.push(FlushReport { core, resolution: S, standard: T0 + standard * S, timed: i64::MIN, seq })
+            let (standard, forwarded) =
+                (T0 + standard * S, vec![ForwardedUntil { times: 1, until: T0 + standard * S - S }]);
+            rig.queued.push(FlushReport { core, resolution: S, standard, timed: i64::MIN, forwarded, seq })
         }
         Written(seq) => {
             for sink in &state.settings().sinks {
@@ -293,7 +297,7 @@ impl Row {
     }
 }
 
-const PUT_0_2: &str = "put _kv/e/shardset/1/flush 0@30s 2@30s";
+const PUT_0_2: &str = "put _kv/e/shardset/1/flush 0@30s/f1@29s 2@30s/f1@29s";
 
 fn rows() -> Vec<Row> {
     vec![
@@ -320,7 +324,7 @@ fn rows() -> Vec<Row> {
             vec![Election(Leader)],
             &[
                 "read _kv/e/shardset/1/flush",
-                "follower flush 0@20s 1@20s 2@20s 3@20s",
+                "follower flush 0@20s/f1@19s 1@20s/f1@19s 2@20s/f1@19s 3@20s/f1@19s",
                 "discard reports",
                 "role leader",
             ],
@@ -413,14 +417,14 @@ fn rows() -> Vec<Row> {
                 Election(Follower),
                 LeaderWrote(&[(0, 40), (2, 40)]),
             ],
-            &["put failed ×2", "role follower", "follower flush 0@40s 2@40s"],
+            &["put failed ×2", "role follower", "follower flush 0@40s/f1@39s 2@40s/f1@39s"],
         )
         .status("/electionState", json!("follower")),
         row(
             "follower: each flush-time update goes to the cores",
             follower(),
             vec![LeaderWrote(&[(0, 20)])],
-            &["follower flush 0@20s"],
+            &["follower flush 0@20s/f1@19s"],
         )
         .status("/shardSets/0/lastFlushTimesUpdateMsAgo", json!(0)),
         row(
@@ -442,7 +446,7 @@ fn rows() -> Vec<Row> {
             "forced flush ends at the next update",
             [follower(), vec![Wait(Duration::from_secs(5)), Tick]].concat(),
             vec![LeaderWrote(&[(0, 20)])],
-            &["follower flush 0@20s"],
+            &["follower flush 0@20s/f1@19s"],
         )
         .status("/shardSets/0/forcedFlush", json!(false))
         .status("/forcedFlushEntered", json!(1)),
@@ -462,7 +466,7 @@ fn rows() -> Vec<Row> {
                 Election(Follower),
                 LeaderWrote(&[(0, 20)]),
             ],
-            &["follower flush none forced 5s", "follower flush 0@20s"],
+            &["follower flush none forced 5s", "follower flush 0@20s/f1@19s"],
         )
         .status("/shardSets/0/forcedFlush", json!(false))
         .status("/etcd", json!("connected")),
@@ -528,7 +532,7 @@ fn rows() -> Vec<Row> {
                 "members a b",
                 "role follower",
                 "drain",
-                "put _kv/e/shardset/1/flush 0@60s 1@60s",
+                "put _kv/e/shardset/1/flush 0@60s/f1@59s 1@60s/f1@59s",
                 "leave election",
             ],
         ),
@@ -551,7 +555,7 @@ fn rows() -> Vec<Row> {
                 "members a b c",
                 "role follower",
                 "drain",
-                "put _kv/e/shardset/1/flush 0@60s 2@60s",
+                "put _kv/e/shardset/1/flush 0@60s/f1@59s 2@60s/f1@59s",
                 "leave election",
             ],
         ),

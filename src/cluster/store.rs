@@ -108,6 +108,9 @@ pub trait ClusterStore: Clone + Send + Sync + 'static {
         value: Vec<u8>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Deletes `key` only if it is still at `mod_revision`.
+    fn compare_and_delete(&self, key: &str, mod_revision: i64) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Every change of `key` after revision `after` (a delete arrives as an absent value).
     fn watch(&self, key: &str, after: i64) -> impl Future<Output = Result<Changes, StoreError>> + Send;
 

@@ -142,11 +142,15 @@ fn windows(w: &[ShardWindow]) -> String {
     if parts.is_empty() { "none".into() } else { parts.join(", ") }
 }
 
-/// `0@20s 2@20s`: per shard, the standard flush time of its first resolution.
+/// `0@20s 2@20s/f1@19s`: per shard, the standard flush time of its first resolution, and its
+/// forwarded ones per forward count.
 pub fn flush_times(t: &FlushTimes) -> String {
-    let parts: Vec<String> = (0..t.by_shard.len() as u32)
-        .filter_map(|s| t.of(s).first().map(|r| format!("{s}@{}", at(r.standard))))
-        .collect();
+    let shard = |s: u32, r: &sheaf_shard_runtime::ResolutionFlushed| {
+        let forwarded: String = r.forwarded.iter().map(|f| format!("/f{}@{}", f.times, at(f.until))).collect();
+        format!("{s}@{}{forwarded}", at(r.standard))
+    };
+    let parts: Vec<String> =
+        (0..t.by_shard.len() as u32).filter_map(|s| t.of(s).first().map(|r| shard(s, r))).collect();
     if parts.is_empty() { "none".into() } else { parts.join(" ") }
 }
 

@@ -70,6 +70,10 @@ impl<S: ClusterStore> ClusterStore for Tracked<S> {
         self.track(self.inner.compare_and_set(key, mod_revision, value)).await
     }
 
+    async fn compare_and_delete(&self, key: &str, mod_revision: i64) -> Result<(), StoreError> {
+        self.track(self.inner.compare_and_delete(key, mod_revision)).await
+    }
+
     async fn watch(&self, key: &str, after: i64) -> Result<Changes, StoreError> {
         let changes = self.track(self.inner.watch(key, after)).await?;
         Ok(changes.tracked(self.health.clone()))

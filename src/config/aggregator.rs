@@ -20,7 +20,8 @@ pub struct Aggregator {
     pub counter_prefix: String,
     pub timer_prefix: String,
     pub gauge_prefix: String,
-    /// Policies applied to every untimed metric whose metadata names none.
+    /// Policies applied to every untimed metric whose metadata names none (and no rule
+    /// matched); empty: such values are dropped, counted as `no_storage_policy`.
     pub default_storage_policies: Vec<String>,
     pub discard_nan_aggregated_values: bool,
     pub buffer_duration_for_future_timed_metric: Dur,
@@ -43,6 +44,17 @@ pub struct Aggregator {
     /// Values per series and new series per second (M3's runtime options); in cluster mode
     /// the runtime options key in etcd replaces them while it exists.
     pub rate_limits: RateLimits,
+    pub forwarding: Forwarding,
+}
+
+/// Rollups: how long a rolled-up series waits for the values its sources forward.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Forwarding {
+    /// A forwarded window of resolution `r`, forwarded `n` times, is flushed
+    /// `max_const_delay + r·n` after its start (M3's `forwarding.maxConstDelay`); unset:
+    /// `r·n`, M3's code default.
+    pub max_const_delay: Option<Dur>,
 }
 
 impl Default for Aggregator {
@@ -63,6 +75,7 @@ impl Default for Aggregator {
             min_storage_resolution: Dur(Duration::from_secs(1)),
             max_series: 10_000_000,
             rate_limits: RateLimits::default(),
+            forwarding: Forwarding::default(),
         }
     }
 }
@@ -107,12 +120,10 @@ impl Aggregator {
         self.flush.validate()
     }
 
-    /// `default_storage_policies`, parsed: at least one, none listed twice.
+    /// `default_storage_policies`, parsed, none listed twice. Empty means what it means in
+    /// M3: values without metadata are aggregated only when a rule matches their series.
     pub fn storage_policies(&self) -> Result<Vec<StoragePolicy>, ConfigError> {
         let policies = &self.default_storage_policies;
-        if policies.is_empty() {
-            return Err(invalid("aggregator.default_storage_policies", "needs at least one policy, e.g. 10s:2d"));
-        }
         let mut out = Vec::new();
         for (i, p) in policies.iter().enumerate() {
             let policy: StoragePolicy = p.parse().map_err(|e: sheaf_shard_core::PolicyError| {

@@ -8,6 +8,7 @@
 //! section; this one holds the top-level keys and the order of the checks.
 
 mod aggregator;
+mod checkpoint;
 mod cluster;
 mod cores;
 mod data_plane;
@@ -16,7 +17,9 @@ mod error;
 mod flush;
 mod http;
 mod logging;
+pub mod m3;
 mod m3msg;
+mod metrics;
 mod rate_limits;
 mod rules;
 mod statsd;
@@ -29,6 +32,7 @@ use serde::Deserialize;
 use sheaf_shard_core::StoragePolicy;
 
 pub use aggregator::Aggregator;
+pub use checkpoint::Checkpoint;
 pub use cluster::{ClusterConfig, ETCD_PASSWORD_ENV, ElectionConfig, EtcdConfig};
 pub use cores::{Cores, online_cpus};
 pub use data_plane::DataPlane;
@@ -36,9 +40,10 @@ pub use data_plane::DataPlane;
 pub use duration::Dur;
 pub use error::ConfigError;
 pub use flush::{Handler, M3msgHandler};
-pub use http::{Http, HttpTls};
+pub use http::{ADMIN_TOKEN_ENV, Http, HttpTls};
 pub use logging::Logging;
 pub use m3msg::M3msg;
+pub use metrics::Metrics;
 pub use rate_limits::RateLimits;
 pub use rules::{MAX_RULES, RulesConfig, aggregation_names};
 pub use statsd::{Statsd, UdpDistribution};
@@ -71,6 +76,16 @@ pub struct Config {
     /// Mapping and rollup rules for series without metadata (m3coordinator's schema); in
     /// cluster mode, what a node uses until etcd holds a rule set.
     pub rules: RulesConfig,
+    /// A second, metrics-only HTTP listener (`GET /metrics`, as M3's `metrics.prometheus`).
+    pub metrics: Metrics,
+    /// Where shard checkpoints live (single node); unset: nothing is persisted, and a
+    /// restart starts empty.
+    pub data_dir: Option<std::path::PathBuf>,
+    /// How often the shards are checkpointed to `data_dir`.
+    pub checkpoint: Checkpoint,
+    /// Set when the file was an m3aggregator config: what each of its keys became.
+    #[serde(skip)]
+    pub m3_notes: Option<Vec<m3::KeyNote>>,
 }
 
 impl Default for Config {
@@ -90,6 +105,10 @@ impl Default for Config {
             host_id_env: "SHEAF_HOST_ID".into(),
             cluster: None,
             rules: RulesConfig::default(),
+            metrics: Metrics::default(),
+            data_dir: None,
+            checkpoint: Checkpoint::default(),
+            m3_notes: None,
         }
     }
 }
@@ -101,11 +120,22 @@ impl Config {
         Self::parse(&text)
     }
 
+    /// Reads sheaf's own config, or an m3aggregator config unchanged (see [`m3`]).
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         let config: Config = if text.trim().is_empty() {
             Config::default()
         } else {
-            serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?
+            // A tree serde_json cannot hold (a non-string key) is no m3aggregator config.
+            let tree = serde_saphyr::from_str::<serde_json::Value>(text).ok();
+            if let Some(tree) = tree.filter(m3::looks_like_m3) {
+                let translation = m3::translate(&tree)?;
+                let mut config: Config = serde_json::from_value(translation.tree)
+                    .map_err(|e| ConfigError::Parse(format!("the m3aggregator config, read as sheaf's: {e}")))?;
+                config.m3_notes = Some(translation.notes);
+                config
+            } else {
+                serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?
+            }
         };
         config.validate()?;
         Ok(config)
@@ -142,7 +172,23 @@ impl Config {
             return Err(invalid("http.header_read_timeout", "must be above 0"));
         }
         self.aggregator.validate()?;
+        let topics = self.aggregator.flush.handlers.iter().enumerate().filter_map(|(i, h)| match h {
+            Handler::M3msg(m) => m.topic.as_ref().map(|_| i),
+            _ => None,
+        });
+        if let Some(i) = topics.into_iter().next()
+            && self.cluster.is_none()
+        {
+            return Err(invalid(
+                format!("aggregator.flush.handlers[{i}].m3msg.topic"),
+                "needs cluster mode: the topic and its consumers are read from etcd",
+            ));
+        }
         self.data_plane.validate()?;
+        self.checkpoint.validate()?;
+        if self.data_dir.is_some() && self.cluster.is_some() {
+            return Err(invalid("data_dir", "checkpoints are for a single node; not yet with cluster:"));
+        }
         self.statsd.validate_sizes()?;
         self.m3msg.server.validate()?;
         self.statsd.unix.validate()?;

@@ -29,6 +29,13 @@ impl Credentials {
     pub fn load(config: &Config) -> anyhow::Result<Self> {
         let token = config.http.admin_token()?;
         config.http.check_exposure(token.is_some())?;
+        if token.is_none() && !config.http.listen_address.ip().is_loopback() {
+            tracing::warn!(
+                listen_address = %config.http.listen_address,
+                "the admin API's placement, rules and topic changes need no token on a non-loopback address; set ${} or http.auth_token_file",
+                crate::config::ADMIN_TOKEN_ENV
+            );
+        }
         let tls = config.http.tls.as_ref().map(admin::tls_server_config).transpose()?;
         let etcd = config.cluster.as_ref().map(|c| Endpoints::from_config(&c.etcd)).transpose()?;
         Ok(Self { auth: Arc::new(AdminAuth::new(token)), tls, etcd })
@@ -55,6 +62,14 @@ async fn serve(
     sink_views: Vec<SinkView>,
 ) -> anyhow::Result<()> {
     let Credentials { auth, tls, etcd } = credentials;
+    let metrics_listener = match config.metrics.listen_address {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("metrics.listen_address: cannot listen on {addr}"))?,
+        ),
+        None => None,
+    };
     let http = tokio::net::TcpListener::bind(config.http.listen_address)
         .await
         .with_context(|| format!("http.listen_address: cannot listen on {}", config.http.listen_address))?;
@@ -103,6 +118,15 @@ async fn serve(
         _ => None,
     };
     let (cluster, runtime_options) = cluster.unzip();
+    if pool.config().checkpoint.is_some() {
+        match pool.load_checkpoints().await {
+            Ok(loaded) => crate::admin::log_checkpoint_load(&loaded),
+            Err(e) => {
+                let _ = pool.stop(false).await;
+                return Err(e).context("loading the shard checkpoints");
+            }
+        }
+    }
     let bound = match pool.start_ingest().await {
         Ok(b) => b,
         Err(e) => {
@@ -134,6 +158,7 @@ async fn serve(
         runtime_options,
         tls: tls.is_some(),
         rules,
+        data_dir: config.data_dir.clone(),
     });
     // The admin API closes last: it keeps answering while the cores stop, and a client that
     // never finishes its request cannot hold the shutdown (see `close_admin`).
@@ -142,6 +167,11 @@ async fn serve(
         let _ = closed.await;
     };
     let header_read_timeout = config.http.header_read_timeout.0;
+    if let Some(listener) = metrics_listener {
+        // Serves until the runtime ends, after the admin API has closed.
+        let router = admin::metrics_router(state.clone());
+        tokio::spawn(admin::serve(listener, router, header_read_timeout, std::future::pending()));
+    }
     let mut server = Some(match tls {
         None => tokio::spawn(admin::serve(http, admin::router(state), header_read_timeout, closed)),
         Some(tls) => {
@@ -160,8 +190,9 @@ async fn serve(
         }
     }
     tracing::info!("stopping: ingest closed, flushing");
-    // In a cluster the open windows belong to whoever leads next: emit only closed ones.
-    let include_open = config.aggregator.shutdown_flush_open_windows && cluster.is_none();
+    // In a cluster the open windows belong to whoever leads next, and with data_dir to the
+    // next start (they are checkpointed): emit only closed ones.
+    let include_open = config.aggregator.shutdown_flush_open_windows && cluster.is_none() && config.data_dir.is_none();
     pool.stop(include_open).await.context("stopping the shard cores")?;
     if let Some(c) = cluster {
         // Persist what the final flush emitted, then give leadership up.

@@ -6,13 +6,14 @@ mod aggregated;
 mod json;
 mod m3msg;
 mod sink_metrics;
+mod topic;
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use sheaf_shard_runtime::{FlushBatchPool, SinkQueue};
 
-pub use sink_metrics::SinkMetrics;
+pub use sink_metrics::{ConsumerMetrics, SinkMetrics};
 
 use crate::config::{Config, Handler};
 
@@ -77,10 +78,18 @@ pub fn start(config: &Config, batches: Arc<FlushBatchPool>) -> anyhow::Result<Ve
             }
             Handler::M3msg(h) => {
                 let h = h.clone();
-                std::thread::Builder::new().name(format!("sheaf-sink-{i}")).spawn(move || {
-                    pin();
-                    m3msg::run(q, m, pool, h)
-                })?
+                if let Some(topic) = &h.topic {
+                    let routes = watch_topic(config, &h, topic, i)?;
+                    std::thread::Builder::new().name(format!("sheaf-sink-{i}")).spawn(move || {
+                        pin();
+                        topic::run(q, m, pool, h, routes)
+                    })?
+                } else {
+                    std::thread::Builder::new().name(format!("sheaf-sink-{i}")).spawn(move || {
+                        pin();
+                        m3msg::run(q, m, pool, h)
+                    })?
+                }
             }
         };
         sinks.push(Sink { kind: kind_of(handler), queue, metrics, thread: Some(thread) });
@@ -93,4 +102,27 @@ fn kind_of(h: &Handler) -> &'static str {
         Handler::Json(_) => "json",
         Handler::M3msg(_) => "m3msg",
     }
+}
+
+/// Starts the watcher thread of handler `i`'s topic (its own etcd client, from `cluster.etcd`).
+fn watch_topic(
+    config: &Config,
+    handler: &crate::config::M3msgHandler,
+    topic: &str,
+    i: usize,
+) -> anyhow::Result<flume::Receiver<Arc<crate::topic::routes::Routes>>> {
+    use anyhow::Context;
+    let cluster = config.cluster.as_ref().with_context(|| {
+        format!("aggregator.flush.handlers[{i}].m3msg.topic needs cluster mode (a `cluster:` section)")
+    })?;
+    let spec = crate::topic::watcher::WatchSpec {
+        endpoints: crate::cluster::etcd::Endpoints::from_config(&cluster.etcd)?,
+        environment: cluster.etcd.environment.clone(),
+        topic: topic.to_string(),
+        layout: crate::topic::routes::PlacementLayout {
+            namespace: handler.placement_namespace.clone(),
+            staged: handler.placement_is_staged,
+        },
+    };
+    Ok(crate::topic::watcher::spawn(spec, format!("sheaf-topic-{i}"), config.control_cpu)?)
 }

@@ -34,6 +34,18 @@ pub(crate) fn node_at(tag: &str, id: &str, endpoint: &str, cluster: &str) -> She
 
 /// A node whose rounds flush a window `flush_delay` after its end at the earliest.
 pub(crate) fn node_delayed(tag: &str, id: &str, endpoint: &str, cluster: &str, flush_delay: &str) -> Sheaf {
+    node_configured(tag, id, endpoint, cluster, flush_delay, "")
+}
+
+/// `node_delayed` with `extra` top-level YAML appended (rules, for one).
+pub(crate) fn node_configured(
+    tag: &str,
+    id: &str,
+    endpoint: &str,
+    cluster: &str,
+    flush_delay: &str,
+    extra: &str,
+) -> Sheaf {
     let top = format!(
         r#"num_shards: {SHARDS}
 host_id: "{id}"
@@ -41,7 +53,7 @@ cluster:
   etcd: {{endpoints: ["{endpoint}"]}}
   election: {{ttl: 2s, recampaign_delay: 500ms}}
   flush_delay: {flush_delay}
-{cluster}"#
+{cluster}{extra}"#
     );
     let aggregator = "  default_storage_policies: [\"1s:1h\"]\n  flush_manager: {jitter_enabled: false}\n";
     Sheaf::launch(tag, Launch { aggregator, top: &top, ..Launch::default() })

@@ -75,6 +75,83 @@ pub struct Launch<'a> {
     pub env: &'a [(&'a str, &'a str)],
     /// Whether the admin API answers yet (default: plain `GET /health`).
     pub admin_ready: Option<&'a dyn Fn(SocketAddr) -> bool>,
+    /// Set `data_dir:` to `data/` in the scratch directory (see `Sheaf::data_dir`).
+    pub data_dir: bool,
+    /// Arguments added after `sheaf run --config FILE`.
+    pub args: &'a [&'a str],
+}
+
+/// What a stopped sheaf leaves for the next one: its scratch directory (config, data_dir,
+/// output) and its ports. `relaunch` starts a new process on them.
+pub struct Kept {
+    pub dir: tempdir::Dir,
+    admin: SocketAddr,
+    m3msg: SocketAddr,
+    statsd: SocketAddr,
+    runs: usize,
+}
+
+impl Kept {
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.0.join("data")
+    }
+
+    /// Starts sheaf again with the same config and ports (after `edit` changes the config
+    /// text), `args` added; the output of the last run moves to `out-N.jsonl`.
+    pub fn relaunch(self, edit: impl Fn(String) -> String, args: &[&str]) -> Sheaf {
+        self.try_relaunch(edit, args).unwrap_or_else(|e| panic!("{}", e.0))
+    }
+
+    /// As `relaunch`; `Err((stderr, self))` if sheaf exits at start.
+    pub fn try_relaunch(
+        mut self,
+        edit: impl Fn(String) -> String,
+        args: &[&str],
+    ) -> Result<Sheaf, Box<(String, Kept)>> {
+        let config_path = self.dir.0.join("sheaf.yaml");
+        let config = edit(std::fs::read_to_string(&config_path).unwrap());
+        std::fs::write(&config_path, config).unwrap();
+        let out = self.dir.0.join("out.jsonl");
+        if out.exists() {
+            std::fs::rename(&out, self.dir.0.join(format!("out-{}.jsonl", self.runs))).unwrap();
+        }
+        self.runs += 1;
+        let dir = std::mem::replace(&mut self.dir, tempdir::Dir(PathBuf::new()));
+        let child = spawn(&config_path, &dir.0, args, false, &[]);
+        let mut s = Sheaf {
+            child: Some(child),
+            dir,
+            admin: self.admin,
+            m3msg: self.m3msg,
+            statsd: self.statsd,
+            statsd_unix: None,
+        };
+        match s.wait_ready(None) {
+            Ok(()) => Ok(s),
+            Err(e) => Err(Box::new((e, s.split().1))),
+        }
+    }
+}
+
+fn spawn(
+    config_path: &std::path::Path,
+    dir: &std::path::Path,
+    args: &[&str],
+    stdout_piped: bool,
+    env: &[(&str, &str)],
+) -> Child {
+    let stderr = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("stderr.log")).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_sheaf"))
+        .args(["run", "--config"])
+        .arg(config_path)
+        .args(args)
+        .stdout(if stdout_piped { Stdio::piped() } else { Stdio::null() })
+        .stderr(stderr)
+        .env_remove("SHEAF_ADMIN_TOKEN")
+        .env_remove("SHEAF_ETCD_PASSWORD")
+        .envs(env.iter().copied())
+        .spawn()
+        .expect("start sheaf")
 }
 
 impl Sheaf {
@@ -114,6 +191,8 @@ impl Sheaf {
         let out = dir.0.join("out.jsonl");
         let unix_path = launch.statsd_unix.then(|| dir.0.join("statsd.sock"));
         let unix = unix_path.as_ref().map(|p| format!("  unix: {{path: \"{}\"}}\n", p.display())).unwrap_or_default();
+        let data_dir =
+            if launch.data_dir { format!("data_dir: \"{}\"\n", dir.0.join("data").display()) } else { String::new() };
         let config = format!(
             r#"cores: [0, 1]
 pin_cores: false
@@ -127,23 +206,13 @@ statsd:
     handlers:
       - json: {{path: "{out}"}}
 {aggregator_extra}
-{top_extra}
+{data_dir}{top_extra}
 "#,
             out = out.display()
         );
         let config_path = dir.0.join("sheaf.yaml");
         std::fs::write(&config_path, config).unwrap();
-        let stderr = std::fs::File::create(dir.0.join("stderr.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_sheaf"))
-            .args(["run", "--config"])
-            .arg(&config_path)
-            .stdout(if launch.stdout_piped { Stdio::piped() } else { Stdio::null() })
-            .stderr(stderr)
-            .env_remove("SHEAF_ADMIN_TOKEN")
-            .env_remove("SHEAF_ETCD_PASSWORD")
-            .envs(launch.env.iter().copied())
-            .spawn()
-            .expect("start sheaf");
+        let child = spawn(&config_path, &dir.0, launch.args, launch.stdout_piped, launch.env);
         let mut s = Sheaf {
             child: Some(child),
             dir,
@@ -152,16 +221,20 @@ statsd:
             statsd: ([127, 0, 0, 1], statsd).into(),
             statsd_unix: unix_path,
         };
+        s.wait_ready(launch.admin_ready).map(|()| s)
+    }
+
+    fn wait_ready(&mut self, admin_ready: Option<&dyn Fn(SocketAddr) -> bool>) -> Result<(), String> {
         let started = Instant::now();
-        let ready = |admin| launch.admin_ready.map_or_else(|| http_get(admin, "/health").is_ok(), |f| f(admin));
-        while !ready(s.admin) {
-            if let Some(status) = s.child.as_mut().unwrap().try_wait().unwrap() {
-                return Err(format!("sheaf exited at start with {status}: {}", s.stderr()));
+        let ready = |admin| admin_ready.map_or_else(|| http_get(admin, "/health").is_ok(), |f| f(admin));
+        while !ready(self.admin) {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                return Err(format!("sheaf exited at start with {status}: {}", self.stderr()));
             }
-            assert!(started.elapsed() < Duration::from_secs(30), "sheaf did not come up: {}", s.stderr());
+            assert!(started.elapsed() < Duration::from_secs(30), "sheaf did not come up: {}", self.stderr());
             std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(s)
+        Ok(())
     }
 
     /// The process id of the running sheaf.
@@ -208,6 +281,35 @@ statsd:
         wait_until(&what, Duration::from_secs(30), || got() >= want, || format!("stuck at {}", got()));
     }
 
+    /// The scratch directory and ports, for `Kept::relaunch`; the process must have ended.
+    fn keep(mut self) -> Kept {
+        let dir = std::mem::replace(&mut self.dir, tempdir::Dir(PathBuf::new()));
+        let runs = (0..).find(|n| !dir.0.join(format!("out-{n}.jsonl")).exists()).unwrap_or_default();
+        Kept { dir, admin: self.admin, m3msg: self.m3msg, statsd: self.statsd, runs }
+    }
+
+    /// `stop`, keeping the scratch directory and ports for a relaunch.
+    pub fn stop_keep(self) -> (Vec<Flushed>, Kept) {
+        let (child, kept) = self.split();
+        let out = stop_child(child, &kept.dir.0);
+        (parse_output(&out), kept)
+    }
+
+    /// `kill9`, keeping the scratch directory and ports for a relaunch.
+    pub fn kill9_keep(self) -> (Vec<Flushed>, Kept) {
+        let (child, kept) = self.split();
+        if let Some(mut c) = child {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        (read_output(&kept.dir.0.join("out.jsonl")), kept)
+    }
+
+    fn split(mut self) -> (Option<Child>, Kept) {
+        let child = self.child.take();
+        (child, self.keep())
+    }
+
     /// `kill -9`: no shutdown at all; returns what the JSON sink had written.
     pub fn kill9(mut self) -> Vec<Flushed> {
         if let Some(mut c) = self.child.take() {
@@ -236,22 +338,28 @@ statsd:
 
     /// Stops sheaf as `stop` does and returns its JSON sink's output as written.
     pub fn stop_raw(mut self) -> String {
-        let mut child = self.child.take().unwrap();
-        // SAFETY: plain kill(2) on our own child's pid.
-        unsafe {
-            libc::kill(child.id() as i32, libc::SIGTERM);
-        }
-        let started = Instant::now();
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(started.elapsed() < Duration::from_secs(60), "sheaf did not stop: {}", self.stderr());
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        assert!(status.success(), "sheaf exited with {status}: {}", self.stderr());
-        std::fs::read_to_string(self.output_path()).unwrap_or_default()
+        stop_child(self.child.take(), &self.dir.0)
     }
+}
+
+/// SIGTERM, wait for exit 0; the JSON sink's output in `dir`, as written.
+fn stop_child(child: Option<Child>, dir: &std::path::Path) -> String {
+    let mut child = child.unwrap();
+    let stderr = || std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
+    // SAFETY: plain kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "sheaf did not stop: {}", stderr());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "sheaf exited with {status}: {}", stderr());
+    std::fs::read_to_string(dir.join("out.jsonl")).unwrap_or_default()
 }
 
 impl Drop for Sheaf {

@@ -4,12 +4,14 @@
 
 mod admin_auth;
 mod certs;
+mod checkpoints;
 mod cluster;
 mod cluster_etcd;
 mod cluster_handoff;
 mod cluster_peers;
 mod cluster_rate_limits;
 mod cluster_replace;
+mod cluster_rollup_failover;
 mod cluster_rollups;
 mod config_cli;
 mod dead_sink;
@@ -19,6 +21,7 @@ mod harness;
 mod ids;
 mod ingest_limits;
 mod layout;
+mod m3_config;
 mod m3msg_ingest;
 mod m3msg_pipelines;
 mod m3msg_rollups;
@@ -33,3 +36,5 @@ mod rules;
 mod rules_rollups;
 mod statsd_ingest;
 mod tidy;
+mod topic_consumer;
+mod topic_sink;

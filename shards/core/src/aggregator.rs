@@ -24,6 +24,7 @@ pub use crate::aggregator_options::{AggregatorCounters, AggregatorOptions, RateL
 pub use crate::flush_collector::FlushCollector;
 pub use crate::shard_window::ShardWindow;
 
+mod checkpoint;
 mod drain;
 mod forwarded;
 mod metadata;
@@ -40,6 +41,15 @@ enum Fate {
     Keep,
     Emit,
     Discard,
+}
+
+/// How far the forwarded windows of one resolution and forward count were flushed: every such
+/// window ending at or before `until` is out (M3's `forwarded_by_resolution` flush times).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForwardedUntil {
+    /// How many times the windows' values were forwarded (1 or more).
+    pub times: u8,
+    pub until: UnixNanos,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -60,6 +70,16 @@ struct ShardSlot {
     window: ShardWindow,
     /// The transformation states of the shard's elements: they go when the shard goes.
     transform_states: TransformStates,
+    /// Follower: per (resolution, forward count), how far the leader's forwarded windows of
+    /// the shard are out (and discarded here); a forwarded value for one of those is late.
+    forwarded_discarded: Vec<(i64, ForwardedUntil)>,
+}
+
+/// In a shard's `forwarded_discarded`: the end of the last forwarded window (`resolution`,
+/// forwarded `times` times) discarded as emitted by the leader.
+fn forwarded_discarded(discarded: &[(i64, ForwardedUntil)], resolution: i64, times: u8) -> UnixNanos {
+    let found = discarded.iter().find(|(r, f)| *r == resolution && f.times == times);
+    found.map_or(UnixNanos::MIN, |(_, f)| f.until)
 }
 
 #[derive(Debug)]
@@ -259,6 +279,11 @@ impl CoreAggregator {
                 }
                 spec = SpecId::from(series.rule_spec);
             }
+            if spec == 0 && self.options.default_policies.is_empty() {
+                series.last_write_secs = now_secs;
+                self.counters.no_storage_policy += s.value().count();
+                continue;
+            }
             let received = s.value();
             if !self.rates.allow_values(s.shard(), at, series.last_write_secs, now_secs, received, &mut self.counters) {
                 continue;
@@ -359,20 +384,46 @@ impl CoreAggregator {
     }
 
     /// Drops, without emitting, the windows of `resolution` in `shard` that end at or before
-    /// `untimed_until` (untimed) or `timed_until` (timed): what a follower does with windows
-    /// its leader has already emitted.
+    /// `untimed_until` (untimed) or `timed_until` (timed), and the forwarded windows that end
+    /// at or before their forward count's time in `forwarded`: what a follower does with
+    /// windows its leader has already emitted. A forwarded window whose count `forwarded` does
+    /// not name goes by `untimed_until`, as the leader's rounds flush it (`L(r, n)` past its
+    /// start).
     pub fn discard_shard(
         &mut self,
         shard: u32,
         resolution: i64,
         untimed_until: UnixNanos,
         timed_until: UnixNanos,
+        forwarded: &[ForwardedUntil],
         now: UnixNanos,
     ) {
         let mut out = FlushCollector::new(self.options.naming.clone(), 0, 0);
-        self.drain_shard(shard, now, &mut out, |key_res, timed, _, _, end| {
-            let until = if timed { timed_until } else { untimed_until };
-            if key_res == resolution && end <= until { Fate::Discard } else { Fate::Keep }
+        self.drain_shard(shard, now, &mut out, |key_res, timed, times, start, end| {
+            if key_res != resolution {
+                return Fate::Keep;
+            }
+            let discard = match forwarded.iter().find(|f| f.times == times) {
+                Some(f) if times > 0 => start.saturating_add(resolution) <= f.until,
+                _ => end <= if timed { timed_until } else { untimed_until },
+            };
+            if discard { Fate::Discard } else { Fate::Keep }
+        });
+        // The sources of the discarded forwarded windows are forgotten (a follower runs no
+        // `begin_flush`), and a value for one of those windows is refused from now on.
+        let Some(slot) = self.shards.get_mut(shard as usize) else { return };
+        for f in forwarded.iter().filter(|f| f.times > 0) {
+            match slot.forwarded_discarded.iter_mut().find(|(r, g)| *r == resolution && g.times == f.times) {
+                Some((_, g)) => g.until = g.until.max(f.until),
+                None => slot.forwarded_discarded.push((resolution, *f)),
+            }
+        }
+        let (specs, discarded) = (&self.specs, &slot.forwarded_discarded);
+        self.forwarded_windows.forget_due(|at, policy, start| {
+            at == shard
+                && specs.policy(policy).resolution_nanos == resolution
+                && start.saturating_add(resolution)
+                    <= forwarded_discarded(discarded, resolution, specs.forwarded(policy))
         });
     }
 
@@ -395,6 +446,7 @@ impl CoreAggregator {
                 self.series_held -= map.len();
                 self.rates.closed(i as u32);
                 slot.held = false;
+                slot.forwarded_discarded.clear();
                 self.windows_held[i] = 0;
                 closed.push(i as u32);
             }

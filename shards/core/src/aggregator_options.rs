@@ -114,6 +114,9 @@ pub struct AggregatorCounters {
     pub passthrough_follower_dropped: u64,
     /// Values refused because a mapping rule with `drop` matched their series.
     pub dropped_by_rule: u64,
+    /// Values without metadata when `default_policies` is empty and no rule matched their
+    /// series: nothing aggregates them (M3's `defaultStoragePolicies: []`).
+    pub no_storage_policy: u64,
     /// Series created that a `drop` mapping rule matched.
     pub series_dropped_by_rule: u64,
     /// Series created whose elements mapping rules chose.

@@ -27,6 +27,7 @@ pub mod aggregation;
 pub mod aggregator;
 mod aggregator_options;
 pub mod batch;
+pub mod checkpoint;
 pub mod flush;
 mod flush_collector;
 mod log_buckets;
@@ -53,7 +54,7 @@ pub mod window;
 mod window_list;
 
 pub use aggregation::{AggType, AggTypes, MetricType, series_hash};
-pub use aggregator::{AggregatorCounters, AggregatorOptions, CoreAggregator, RateLimitSettings};
+pub use aggregator::{AggregatorCounters, AggregatorOptions, CoreAggregator, ForwardedUntil, RateLimitSettings};
 pub use batch::{
     BatchRollup, DEFAULT_SPEC, ElemSpec, ForwardedFrom, NO_ROLLUP, RollupRef, Sample, SampleBatch, SampleValue,
     SpecRef, UNTIMED,

@@ -72,11 +72,11 @@ pub(crate) fn representative(key: i32) -> f64 {
 /// Counts by bucket over a contiguous range of keys.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct LogBuckets {
-    counts: Vec<u64>,
+    pub(crate) counts: Vec<u64>,
     /// The key of `counts[0]`.
-    first_key: i32,
+    pub(crate) first_key: i32,
     /// Whether keys below `first_key` have been merged into `counts[0]` (then they still are).
-    collapsed: bool,
+    pub(crate) collapsed: bool,
 }
 
 impl LogBuckets {

@@ -21,7 +21,9 @@ const NANOS_PER: [(&str, i64); 8] = [
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PolicyError {
-    #[error("invalid duration {0:?}: expected a number and a unit (ns, us, ms, s, m, h, d, w), e.g. 10s")]
+    #[error(
+        "invalid duration {0:?}: expected a number and a unit (ns, us, ms, s, m, h, d, w), e.g. 10s, 1m30s or 4.95s"
+    )]
     BadDuration(String),
     #[error("invalid storage policy {0:?}: expected resolution:retention, e.g. 10s:2d")]
     BadPolicy(String),
@@ -31,28 +33,51 @@ pub enum PolicyError {
     BadResolution(String),
 }
 
-/// Parses a duration such as `10s`, `1m30s`, `2d`, `8w`, `250ms` into nanoseconds.
+/// Parses a duration such as `10s`, `1m30s`, `2d`, `8w`, `250ms` into nanoseconds; Go's
+/// `time.Duration` syntax too (`4.95s`, `1.5h`, `500µs`, a bare `0`), as m3aggregator's
+/// configs write it. Fractions below a nanosecond are cut off, as Go does.
 pub fn parse_duration(s: &str) -> Result<i64, PolicyError> {
     let bad = || PolicyError::BadDuration(s.to_owned());
     let mut rest = s.trim();
     if rest.is_empty() {
         return Err(bad());
     }
-    let mut total: i64 = 0;
+    if rest == "0" {
+        return Ok(0);
+    }
+    let mut total: i128 = 0;
     while !rest.is_empty() {
         let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-        if digits == 0 {
+        let whole: i128 = if digits == 0 { 0 } else { rest[..digits].parse().map_err(|_| bad())? };
+        rest = &rest[digits..];
+        let mut fraction = "";
+        if let Some(after) = rest.strip_prefix('.') {
+            let len = after.find(|c: char| !c.is_ascii_digit()).unwrap_or(after.len());
+            fraction = &after[..len];
+            rest = &after[len..];
+        }
+        if digits == 0 && fraction.is_empty() {
             return Err(bad());
         }
-        let n: i64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        let per = NANOS_PER.iter().find(|(name, _)| *name == unit).map(|(_, per)| *per).ok_or_else(bad)?;
-        total = n.checked_mul(per).and_then(|v| total.checked_add(v)).ok_or_else(bad)?;
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "µs" | "μs" => "us",
+            unit => unit,
+        };
+        let per = NANOS_PER.iter().find(|(name, _)| *name == unit).map(|(_, per)| i128::from(*per)).ok_or_else(bad)?;
+        // Digits past the nanosecond are cut: 19 of them always reach below it.
+        let fraction = &fraction[..fraction.len().min(19)];
+        let scale = 10i128.pow(fraction.len() as u32);
+        let part: i128 = if fraction.is_empty() { 0 } else { fraction.parse().map_err(|_| bad())? };
+        total = whole
+            .checked_mul(per)
+            .and_then(|v| v.checked_add(part * per / scale))
+            .and_then(|v| total.checked_add(v))
+            .filter(|v| *v <= i128::from(i64::MAX))
+            .ok_or_else(bad)?;
         rest = &rest[unit_len..];
     }
-    Ok(total)
+    Ok(total as i64)
 }
 
 /// Formats nanoseconds with the largest unit (d, h, m, s, ms, us, ns) that divides them exactly.
@@ -150,6 +175,27 @@ mod tests {
                 assert_eq!(parse_duration(s).unwrap(), n);
                 assert_eq!(format_duration(n), s);
             }
+        }
+    }
+
+    #[test]
+    fn durations_as_go_writes_them() {
+        for (s, n) in [
+            ("4.95s", 4_950_000_000),
+            ("1m30s", 90_000_000_000),
+            ("500ms", 500_000_000),
+            ("1.5h", 5_400_000_000_000),
+            ("0", 0),
+            ("0s", 0),
+            (".5s", 500_000_000),
+            ("300µs", 300_000),
+            ("1.0000000001s", 1_000_000_000),
+            ("2h45m0.5s", 9_900_500_000_000),
+        ] {
+            assert_eq!(parse_duration(s), Ok(n), "{s}");
+        }
+        for bad in ["1.5", ".s", "1..5s", "5 s", "10x", "-1s", "1.s.5", "999999999999w"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} should be refused");
         }
     }
 }

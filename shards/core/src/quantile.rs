@@ -28,21 +28,21 @@ const EXACT_LIMIT: usize = 128;
 const EXACT_INLINE: usize = 8;
 
 #[derive(Clone)]
-enum Inner {
+pub(crate) enum Inner {
     Exact(SmallVec<[f64; EXACT_INLINE]>),
     Sketch(Sketch),
 }
 
 /// The bucketed form: positive and negative values in buckets by magnitude, the rest as zeros.
 #[derive(Clone)]
-struct Sketch {
-    positive: LogBuckets,
+pub(crate) struct Sketch {
+    pub(crate) positive: LogBuckets,
     /// Timers are rarely negative: kept off the window until one is.
-    negative: Option<Box<LogBuckets>>,
-    zeros: u64,
-    count: u64,
-    min: f64,
-    max: f64,
+    pub(crate) negative: Option<Box<LogBuckets>>,
+    pub(crate) zeros: u64,
+    pub(crate) count: u64,
+    pub(crate) min: f64,
+    pub(crate) max: f64,
 }
 
 impl Sketch {
@@ -93,7 +93,7 @@ impl Sketch {
 /// Streaming quantile estimate of one timer window.
 #[derive(Clone)]
 pub struct QuantileSketch {
-    inner: Inner,
+    pub(crate) inner: Inner,
 }
 
 impl std::fmt::Debug for QuantileSketch {

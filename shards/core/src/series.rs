@@ -95,6 +95,39 @@ impl Elem {
         }
     }
 
+    /// An element holding `windows` (start, state of this element's kind, oldest first), as a
+    /// checkpoint kept them.
+    pub(crate) fn restored(
+        policy: PolicyIdx,
+        aggs: AggTypes,
+        timed: bool,
+        metric_type: MetricType,
+        windows: impl Iterator<Item = (UnixNanos, WindowState)>,
+    ) -> Self {
+        let mut elem = Self::new(policy, aggs, timed, metric_type);
+        let kind = elem.kind;
+        for (start, state) in windows {
+            let mut state = Some(state);
+            elem.windows.get_or_open(start, || state.take().unwrap_or_else(|| WindowState::new(kind)));
+            if let Some(mut duplicate) = state {
+                // Two windows at one start (a checkpoint checked for order never has them):
+                // the first stays; `duplicate` was built with `kind`, as the caller promises.
+                // SAFETY: of kind `kind` and live; dropped here, once, never read after.
+                unsafe { duplicate.drop_as(kind) }
+            }
+        }
+        elem
+    }
+
+    pub(crate) fn kind(&self) -> WindowKind {
+        self.kind
+    }
+
+    /// Every window (start, state of kind `self.kind()`), oldest first.
+    pub(crate) fn windows(&self) -> impl Iterator<Item = (UnixNanos, &WindowState)> {
+        self.windows.iter().map(|w| (w.start, &w.state))
+    }
+
     /// Whether this element's values carry an aggregation suffix (see [`with_suffix`]).
     #[inline]
     pub(crate) fn with_suffix(&self, metric_type: MetricType) -> bool {
@@ -287,6 +320,17 @@ impl Series {
         if let Elems::One(elem) = &self.elems {
             elem.prefetch_newest_add(v);
         }
+    }
+
+    /// Whether the series was last written timed (with the spec of `spec_id`).
+    pub(crate) fn spec_timed(&self) -> bool {
+        self.spec_timed
+    }
+
+    /// Says that the first elements are the keys of `spec`, in order, last written `timed`.
+    pub(crate) fn set_spec(&mut self, spec: SpecId, timed: bool) {
+        self.spec = spec as u16;
+        self.spec_timed = timed;
     }
 
     /// The spec whose keys are the first elements, in order (`None` before the first write).

@@ -248,6 +248,19 @@ impl ShardMap {
         }
     }
 
+    /// Calls `each` with every series, its id and, for a gauge, its base.
+    pub(crate) fn for_each_with_id(&self, mut each: impl FnMut(&Series, &[u8], Option<f64>)) {
+        for s in self.series.iter() {
+            let tail = s.id_start as usize + usize::from(s.id_len);
+            let base = (s.metric_type == MetricType::Gauge)
+                .then(|| self.ids.get(tail..tail + GAUGE_BASE_LEN))
+                .flatten()
+                .and_then(|b| b.try_into().ok())
+                .map(f64::from_ne_bytes);
+            each(s, id_of(&self.ids, s), base);
+        }
+    }
+
     /// Calls `each` with every series.
     pub(crate) fn for_each(&self, mut each: impl FnMut(&Series)) {
         for series in self.series.iter() {

@@ -137,6 +137,14 @@ impl SpecTable {
         self.policy_index.keys().map(|k| k.policy)
     }
 
+    /// The forward counts of the policy slots in use whose resolution is `resolution`.
+    pub(crate) fn live_forward_counts(&self, resolution: i64) -> impl Iterator<Item = u8> + '_ {
+        self.policy_index
+            .values()
+            .filter(move |&&p| self.policy(p).resolution_nanos == resolution)
+            .map(|&p| self.forwarded(p))
+    }
+
     /// How many policy slots are in use (not pruned).
     pub(crate) fn live_policy_count(&self) -> usize {
         self.policy_index.len()
@@ -215,6 +223,28 @@ impl SpecTable {
             self.free_specs.push(id);
         }
         unused.len()
+    }
+
+    /// What policy slot `idx` stands for: (policy, transformations, forward count, rollup ordinal).
+    pub(crate) fn slot_parts(&self, idx: PolicyIdx) -> (StoragePolicy, TransformChain, u8, u8) {
+        let k = self.slot_keys[usize::from(idx)];
+        (k.policy, k.transforms, k.forwarded, k.rollup_ordinal)
+    }
+
+    /// The slot standing for these parts (see `slot_parts`), added if needed; `None` once the
+    /// core holds `MAX_POLICIES`.
+    pub(crate) fn slot_for(
+        &mut self,
+        policy: StoragePolicy,
+        transforms: TransformChain,
+        forwarded: u8,
+        rollup_ordinal: u8,
+    ) -> Option<PolicyIdx> {
+        let slot = SlotKey { policy, transforms, forwarded, rollup_ordinal };
+        if let Some(&p) = self.policy_index.get(&slot) {
+            return Some(p);
+        }
+        (self.policy_index.len() < MAX_POLICIES).then(|| self.add_policy(slot))
     }
 
     pub(crate) fn policy(&self, idx: PolicyIdx) -> StoragePolicy {

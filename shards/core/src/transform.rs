@@ -96,7 +96,7 @@ impl Transformed {
 /// INCREASE) or the running sum (ADD). Empty until the first value.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct TransformState {
-    previous: Option<Datapoint>,
+    pub(crate) previous: Option<Datapoint>,
 }
 
 impl TransformState {
@@ -166,6 +166,18 @@ impl TransformChain {
     pub fn with(self, op: TransformType) -> Option<Self> {
         let len = self.len();
         (len < Self::MAX_LEN).then(|| Self((self.0 & !0xf | (op as u32) << (4 + 3 * len)) | (len as u32 + 1)))
+    }
+
+    /// The chain packed as `bits` (see [`Self::to_bits`]); `None` when `bits` is not a chain
+    /// this build packs (read from a checkpoint, say).
+    pub fn from_bits(bits: u32) -> Option<Self> {
+        let len = (bits & 0xf) as usize;
+        if len > Self::MAX_LEN {
+            return None;
+        }
+        let ops: Vec<TransformType> =
+            (0..len).map(|i| TransformType::from_m3(u64::from(bits >> (4 + 3 * i) & 0b111))).collect::<Option<_>>()?;
+        Self::new(&ops).filter(|c| c.0 == bits)
     }
 
     /// The packed form (4 bits of length, 3 bits per op).

@@ -86,6 +86,26 @@ impl TransformStates {
         elem.chain.run(slots, input, resolution_nanos, emit);
     }
 
+    /// Every element's states: (metric type, timed, policy slot, aggregations, chain, id,
+    /// states), as `fill_key` laid the key out.
+    pub(crate) fn entries(
+        &self,
+    ) -> impl Iterator<Item = (u8, bool, PolicyIdx, u64, u32, &[u8], &[TransformState])> + '_ {
+        self.by_elem.iter().filter_map(|(key, states)| {
+            let (head, id) = key.split_at_checked(16)?;
+            let policy = PolicyIdx::from_le_bytes(head[2..4].try_into().ok()?);
+            let aggs = u64::from_le_bytes(head[4..12].try_into().ok()?);
+            let chain = u32::from_le_bytes(head[12..16].try_into().ok()?);
+            Some((head[0], head[1] != 0, policy, aggs, chain, id, &states[..]))
+        })
+    }
+
+    /// Puts back the states of an element (from a checkpoint).
+    pub(crate) fn insert(&mut self, elem: ElemAt<'_>, states: Box<[TransformState]>) {
+        self.fill_key(elem);
+        self.by_elem.insert(self.key.as_slice().into(), states);
+    }
+
     /// Drops the states of an element whose series is going away.
     pub(crate) fn forget(&mut self, elem: ElemAt<'_>) {
         if elem.chain.stateful_len() > 0 {

@@ -14,14 +14,14 @@ use crate::quantile::QuantileSketch;
 /// Everything a timer (or any non-default aggregation) needs.
 #[derive(Debug, Clone)]
 pub struct FullAgg {
-    count: u64,
-    sum: f64,
-    sum_sq: f64,
-    min: f64,
-    max: f64,
-    last: f64,
-    last_time: i64,
-    sketch: Option<QuantileSketch>,
+    pub(crate) count: u64,
+    pub(crate) sum: f64,
+    pub(crate) sum_sq: f64,
+    pub(crate) min: f64,
+    pub(crate) max: f64,
+    pub(crate) last: f64,
+    pub(crate) last_time: i64,
+    pub(crate) sketch: Option<QuantileSketch>,
 }
 
 impl FullAgg {
@@ -121,9 +121,9 @@ impl WindowKind {
 /// which is 16 bytes per series (two windows inline). Whoever holds one keeps its kind beside
 /// it and passes that kind to every access; `WindowAgg` is the owned, tagged form.
 pub(crate) union WindowState {
-    num: f64,
-    full: ManuallyDrop<Box<FullAgg>>,
-    set: ManuallyDrop<Box<hashbrown::HashSet<u64>>>,
+    pub(crate) num: f64,
+    pub(crate) full: ManuallyDrop<Box<FullAgg>>,
+    pub(crate) set: ManuallyDrop<Box<hashbrown::HashSet<u64>>>,
 }
 
 impl WindowState {

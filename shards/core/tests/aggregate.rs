@@ -226,7 +226,7 @@ proptest! {
             for shard in 0..4 {
                 leader.flush_shard(shard, r, handover, &mut out);
                 let t = handover - handover.rem_euclid(r);
-                follower.discard_shard(shard, r, t, t, handover);
+                follower.discard_shard(shard, r, t, t, &[], handover);
             }
         }
         collect(&mut out, &mut got);

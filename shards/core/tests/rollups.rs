@@ -164,3 +164,46 @@ fn a_rolled_up_element_left_by_a_metadata_change_is_dropped_and_counted_not_emit
     assert_eq!(agg.counters.rollup_target_unknown, 1);
     assert!(take_outbox(&mut agg).is_empty());
 }
+
+/// A leader and a follower take in the same forwarded windows; the leader flushes one and
+/// reports how far its forwarded windows are out; the follower discards by that time alone
+/// (no standard time), then, promoted, emits exactly the window the leader did not.
+#[test]
+fn a_follower_discards_the_forwarded_windows_the_leaders_forwarded_times_cover() {
+    let shard_of = ShardOf::new(SHARDS);
+    let (shard, hash) = shard_of.shard_and_hash(MetricType::Counter, b"total");
+    let (mut leader, mut follower) = (CoreAggregator::new(options(), SHARDS), CoreAggregator::new(options(), SHARDS));
+    let forwarded_batch = |time: i64, values: &[f64], source: u32| {
+        let mut batch = SampleBatch::default();
+        let elem = ElemSpec { forwarded: 1, ..ElemSpec::new(AggTypes::of(&[AggType::Sum]), "10s:2d".parse().unwrap()) };
+        let spec = batch.add_spec(&[elem]);
+        let from = ForwardedFrom { source, version: 0, times: 1 };
+        batch.push_forwarded(shard, hash, b"total", MetricType::Counter, time, values, spec, from);
+        batch
+    };
+    for (time, values) in [(BASE + R, &[1.0, 2.0][..]), (BASE + 2 * R, &[4.0][..])] {
+        let batch = forwarded_batch(time, values, 3);
+        leader.apply(&batch, time + 1);
+        follower.apply(&batch, time + 1);
+    }
+    assert!(leader.forwarded_flushed_through(R).is_empty(), "nothing flushed yet");
+    assert_eq!(flush(&mut leader, BASE + 2 * R + 1), BTreeMap::from([(("total".to_string(), R), 3.0)]));
+    // Windows forwarded once are flushed `L(r, 1) = r` past their start: the one ending at 2R is out.
+    let forwarded = leader.forwarded_flushed_through(R);
+    assert_eq!(forwarded, vec![ForwardedUntil { times: 1, until: BASE + 2 * R }]);
+    let now = BASE + 2 * R + 2;
+    // Without forwarded times (and no standard time) the follower keeps both windows.
+    follower.discard_shard(shard, R, i64::MIN, i64::MIN, &[], now);
+    assert_eq!(follower.counters.windows_discarded, 0);
+    assert_eq!(follower.forwarded_windows_open(), 2);
+    follower.discard_shard(shard, R, i64::MIN, i64::MIN, &forwarded, now);
+    assert_eq!(follower.counters.windows_discarded, 1);
+    // The discarded window's sources are forgotten (a follower runs no flush rounds), and a
+    // source sending it again (a promoted source leader) is late, not a new window.
+    assert_eq!(follower.forwarded_windows_open(), 1);
+    follower.apply(&forwarded_batch(BASE + R, &[8.0], 4), BASE + R + 2);
+    assert_eq!(follower.counters.forwarded_too_late, 1);
+    assert_eq!(follower.forwarded_windows_open(), 1);
+    // Promoted: only the window the leader did not emit comes out.
+    assert_eq!(flush(&mut follower, BASE + 3 * R + 1), BTreeMap::from([(("total".to_string(), 2 * R), 4.0)]));
+}

@@ -16,6 +16,7 @@ use crate::error::BindError;
 use crate::flush_role::{FlushRole, FollowerFlush};
 use crate::ingest::unix_socket::SharedUnixSocket;
 use crate::routes::Routes;
+use crate::stats::CheckpointStats;
 
 /// The ingest addresses a core actually bound.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -59,6 +60,11 @@ pub enum ShardCommand {
     /// Match series created (without metadata) from `cutover` on against `rules`; those
     /// created before keep what the rules in force then gave them.
     SetRules { rules: Arc<RuleSet>, cutover: UnixNanos },
+    /// Load the checkpoints of the shards `owners` gives this core (before ingest starts);
+    /// replies with what was loaded. Nothing happens without `data_dir`.
+    LoadCheckpoints { owners: Arc<[u16]>, reply: flume::Sender<CheckpointStats> },
+    /// Write the checkpoint of every shard this core owns now, and reply once written.
+    Checkpoint { reply: flume::Sender<()> },
     /// Leave the executor.
     Exit,
 }
@@ -83,6 +89,8 @@ impl fmt::Display for ShardCommand {
                 rules.mapping_rules.len(),
                 rules.rollup_rules.len()
             ),
+            Self::LoadCheckpoints { .. } => f.write_str("load_checkpoints"),
+            Self::Checkpoint { .. } => f.write_str("checkpoint"),
             Self::Exit => f.write_str("exit"),
         }
     }

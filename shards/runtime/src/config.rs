@@ -150,4 +150,6 @@ pub struct PoolConfig {
     pub spin_before_park: Option<Duration>,
     /// io_uring registered buffer memory per core (glommio `io_memory`).
     pub io_memory_bytes: usize,
+    /// Shard checkpoints in `data_dir` (single node); `None`: nothing is persisted.
+    pub checkpoint: Option<crate::checkpoint::CheckpointConfig>,
 }

@@ -6,7 +6,8 @@
 //!   datagram socket, one task per connection, one hand-off drain per peer core, one
 //!   forwarder (and its ack reader) per peer node, the re-route task of held values;
 //! - `flush`: the flush schedule and its rounds, and the flush work commands ask for (a
-//!   promotion's discard, the final flush);
+//!   promotion's discard, the final flush); with `data_dir`, the checkpoint task and the
+//!   checkpoint load and final pass;
 //! - `control`: this command loop and the stats publisher.
 //!
 //! Shutdown, in order: (1) `StopIngest`: every ingest task is told to stop, every
@@ -14,13 +15,15 @@
 //! goes once all have; (2) `FinalFlush`, once every core has done (1), in two phases each
 //! run by every core before the next: wait until every batch peers sent has been taken in
 //! (the hand-off ledger), flush (the source windows, routing what they roll up; then the
-//! forwarded windows), queue on the sinks; (3) `Exit`.
+//! forwarded windows), queue on the sinks; with `data_dir`, (2b) `Checkpoint`: every shard
+//! written, waited for; (3) `Exit`.
 
 use std::rc::Rc;
 use std::sync::Arc;
 
 use sheaf_shard_core::Published;
 
+use crate::checkpoint::{self, Checkpointer};
 use crate::command::ShardCommand;
 use crate::config::PoolConfig;
 use crate::core::{CoreState, IngestLifecycle, RouteTable, TaskQueues, spawn_into};
@@ -56,7 +59,8 @@ pub(crate) async fn run_core(setup: CoreSetup) {
     let held = Rc::new(HeldValues::new(state.config.unowned_hold, state.config.unowned_hold_max_values));
     let router =
         RouterParts { state: state.clone(), routing: routing.clone(), handoff: handoff.clone(), forwarders, held };
-    let flusher = Rc::new(Flusher::new(state.clone(), setup.services, router.clone()));
+    let checkpointer = Checkpointer::new(state.clone()).map(Rc::new);
+    let flusher = Rc::new(Flusher::new(state.clone(), setup.services, router.clone(), checkpointer.clone()));
     let ingest = Rc::new(IngestContext {
         state: state.clone(),
         lifecycle: lifecycle.clone(),
@@ -69,7 +73,10 @@ pub(crate) async fn run_core(setup: CoreSetup) {
     spawn_into(queues.flush, flush::run(flusher.clone(), lifecycle.clone()));
     spawn_into(queues.flush, flush::run_passthrough(flusher.clone(), lifecycle.clone()));
     spawn_into(queues.control, publish_loop(state.clone()));
-    let commands = CommandLoop { state: state.clone(), routing, lifecycle, flusher, ingest, queues };
+    if let Some(c) = &checkpointer {
+        spawn_into(queues.flush, checkpoint::run(c.clone(), lifecycle.clone()));
+    }
+    let commands = CommandLoop { state: state.clone(), routing, lifecycle, flusher, ingest, queues, checkpointer };
     let run = glommio::spawn_local_into(commands.run(setup.commands), queues.control);
     match run {
         Ok(task) => task.await,
@@ -88,6 +95,8 @@ struct CommandLoop {
     flusher: Rc<Flusher>,
     ingest: Rc<IngestContext>,
     queues: TaskQueues,
+    /// With `data_dir`: the core's checkpoints.
+    checkpointer: Option<Rc<Checkpointer>>,
 }
 
 impl CommandLoop {
@@ -139,6 +148,26 @@ impl CommandLoop {
             ShardCommand::SetRules { rules, cutover } => {
                 let now = sheaf_shard_core::time::now_nanos();
                 self.state.aggregator.borrow_mut().set_rules(rules, cutover, now);
+            }
+            ShardCommand::LoadCheckpoints { owners, reply } => {
+                let loaded = match self.checkpointer.clone() {
+                    Some(c) => {
+                        let (tx, rx) = flume::bounded(1);
+                        self.in_flush_queue(async move {
+                            let _ = tx.send(c.load(&owners).await);
+                        })
+                        .await;
+                        rx.try_recv().unwrap_or_default()
+                    }
+                    None => Default::default(),
+                };
+                let _ = reply.send(loaded);
+            }
+            ShardCommand::Checkpoint { reply } => {
+                if let Some(c) = self.checkpointer.clone() {
+                    self.in_flush_queue(async move { c.write_all().await }).await;
+                }
+                let _ = reply.send(());
             }
             ShardCommand::Exit => return false,
         }

@@ -7,6 +7,7 @@
 //! leader round onto the lock-free [`FlushReports`] queue (any core pushes, the control
 //! thread pops), from which the control thread persists the shard set's flush times.
 
+use sheaf_shard_core::ForwardedUntil;
 use sheaf_shard_core::time::UnixNanos;
 
 /// Whether a core's flush rounds emit (leader) or only drop what the leader emitted (follower).
@@ -20,12 +21,13 @@ pub enum FlushRole {
 }
 
 /// How far the leader has emitted one resolution of one shard: every window ending at or
-/// before these instants is out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// before these instants is out (the forwarded windows per forward count).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolutionFlushed {
     pub resolution: i64,
     pub standard: UnixNanos,
     pub timed: UnixNanos,
+    pub forwarded: Vec<ForwardedUntil>,
 }
 
 /// The shard set's flush times as a follower last read them (M3's `ShardSetFlushTimes`).
@@ -52,12 +54,14 @@ pub struct FollowerFlush {
 
 /// A leader round of one core and resolution, finished: once every sink has written this
 /// core's output up to `seq`, the windows ending at or before these instants are out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlushReport {
     pub core: usize,
     pub resolution: i64,
     pub standard: UnixNanos,
     pub timed: UnixNanos,
+    /// The forwarded windows, per forward count.
+    pub forwarded: Vec<ForwardedUntil>,
     /// The sequence number of the last batch this core queued on the sinks (0: none yet).
     pub seq: u64,
 }

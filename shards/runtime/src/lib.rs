@@ -11,15 +11,16 @@
 //! Layers, each using only those above it in this list:
 //! 1. plain types and queues: `config`, `routes`, `flush_role`, `stats`, `decode`, `error`,
 //!    `sync`, `output::sink_queue`, `services`, `ingest::unix_socket` (the shared socket
-//!    the pool binds), `command`;
+//!    the pool binds), `command`, `checkpoint::files`;
 //! 2. `core`: the floor of one core (its state, ingest lifecycle, route table, task queues);
 //! 3. `handoff`, `output::forward`: one core's links to its peers and to other nodes;
-//! 4. the rest of `ingest`, then `flush` (which routes what rollups forward through an
+//! 4. the rest of `ingest`, `checkpoint::on_core`, then `flush` (which routes what rollups forward through an
 //!    ingest `Router`): the tasks of a core;
 //! 5. `core_main` (one core's start and command loop) and `pool` (all cores).
 //!
 //! ARCHITECTURE.md says which thread runs each file.
 
+mod checkpoint;
 mod command;
 mod config;
 mod core;
@@ -39,6 +40,7 @@ mod sync;
 #[cfg(any(test, feature = "shuttle"))]
 mod tests;
 
+pub use checkpoint::{CheckpointConfig, DataDirError, DataDirScan, prepare_data_dir};
 pub use command::{BoundAddrs, FinalPhase, ShardCommand};
 pub use config::{FlushSchedule, IngestConfig, PoolConfig, StreamLimits};
 pub use error::{BindError, PoolError};
@@ -48,4 +50,6 @@ pub use output::{FlushBatchPool, SinkQueue};
 pub use pool::{Commander, ShardPool, StatsReader};
 pub use routes::{Peer, Routes};
 pub use services::PoolServices;
-pub use stats::{ConnectionRefusal, CoreStats, Protocol, RejectCount};
+pub use stats::{
+    CHECKPOINT_LOAD_FAILURE_REASONS, CheckpointStats, ConnectionRefusal, CoreStats, Protocol, RejectCount,
+};

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use glommio::{LocalExecutorBuilder, Placement};
+use glommio::{LocalExecutorBuilder, Placement, PoolPlacement};
 use sheaf_shard_core::Published;
 
 use crate::command::{BoundAddrs, FinalPhase, ShardCommand};
@@ -19,7 +19,7 @@ use crate::handoff;
 use crate::ingest::ConnectionSpread;
 use crate::ingest::unix_socket::SharedUnixSocket;
 use crate::services::PoolServices;
-use crate::stats::CoreStats;
+use crate::stats::{CheckpointStats, CoreStats};
 
 /// Reads every core's latest published stats; cheap to clone, usable from any thread.
 #[derive(Clone, Debug)]
@@ -113,7 +113,9 @@ impl ShardPool {
             let placement = if config.pin { Placement::Fixed(cpu) } else { Placement::Unbound };
             let mut builder = LocalExecutorBuilder::new(placement)
                 .name(&format!("sheaf-core-{index}"))
-                .io_memory(config.io_memory_bytes);
+                .io_memory(config.io_memory_bytes)
+                // The checkpoint writes (fsync included) run there: off the core's CPU.
+                .blocking_thread_pool_placement(PoolPlacement::Unbound(1));
             if let Some(spin) = config.spin_before_park {
                 builder = builder.spin_before_park(spin);
             }
@@ -205,6 +207,22 @@ impl ShardPool {
         gone.map_or(Ok(()), Err)
     }
 
+    /// With `data_dir`: every core loads the checkpoints of the shards it owns; returns what
+    /// each loaded (in core order). Call before [`ShardPool::start_ingest`].
+    pub async fn load_checkpoints(&self) -> Result<Vec<CheckpointStats>, PoolError> {
+        let mut replies = Vec::new();
+        for core in 0..self.cores() {
+            let (reply, rx) = flume::bounded(1);
+            self.send(core, ShardCommand::LoadCheckpoints { owners: self.owners.clone(), reply })?;
+            replies.push((core, rx));
+        }
+        let mut loaded = Vec::new();
+        for (core, rx) in replies {
+            loaded.push(rx.recv_async().await.map_err(|_| PoolError::CoreGone(core))?);
+        }
+        Ok(loaded)
+    }
+
     /// The latest published stats of every core.
     pub fn stats(&self) -> Vec<CoreStats> {
         self.stats_reader().read()
@@ -219,8 +237,8 @@ impl ShardPool {
         self.owners.clone()
     }
 
-    /// Stops ingest everywhere, flushes (open windows too with `include_open`), and joins
-    /// the executors. Sinks are drained by their owner afterwards.
+    /// Stops ingest everywhere, flushes (open windows too with `include_open`), with
+    /// `data_dir` writes every shard's checkpoint, and joins the executors. Sinks are drained by their owner afterwards.
     /// A core that died (a panic) is reported, but the others still stop, flush and join, so
     /// their windows are not lost.
     pub async fn stop(self, include_open: bool) -> Result<(), PoolError> {
@@ -236,6 +254,11 @@ impl ShardPool {
         for phase in [FinalPhase::Sources, FinalPhase::Forwarded] {
             let done = self.invoke_on_all(|reply| ShardCommand::FinalFlush { include_open, phase, reply }).await;
             flushed = flushed.and(done);
+        }
+        // With `data_dir`: the open windows (and what was not due) go to disk, not out.
+        if self.config.checkpoint.is_some() {
+            let written = self.invoke_on_all(|reply| ShardCommand::Checkpoint { reply }).await;
+            flushed = flushed.and(written);
         }
         for core in 0..self.cores() {
             let _ = self.send(core, ShardCommand::Exit);

@@ -121,6 +121,61 @@ pub struct CoreStats {
     pub follower_rounds: u64,
     /// Follower rounds in forced flush mode (no flush-time update for `max_buffer_size`).
     pub forced_flush_rounds: u64,
+    /// Shard checkpoints (`data_dir`): what was loaded at start and what has been written.
+    pub checkpoint: CheckpointStats,
+}
+
+/// Why a checkpoint file could not be loaded (the `reason` label of
+/// `sheaf_checkpoint_load_failures_total`): the core crate's `CheckpointError::reason`, and
+/// `io` for a file that could not be read at all.
+pub const CHECKPOINT_LOAD_FAILURE_REASONS: [&str; 6] = ["truncated", "corrupt", "version", "invalid", "foreign", "io"];
+
+/// One core's shard checkpoints.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckpointStats {
+    /// Shards loaded at start, and their series.
+    pub loaded_shards: u64,
+    pub loaded_series: u64,
+    /// When the oldest checkpoint loaded was written (Unix nanoseconds; 0: none loaded).
+    pub loaded_written_at: i64,
+    /// When the load ended (Unix nanoseconds; 0: no load): `loaded_at − loaded_written_at`
+    /// is how old the checkpoint was when it was loaded.
+    pub loaded_at: i64,
+    /// How long the load took, reads and decoding included.
+    pub load_ns: u64,
+    /// The highest generation among the checkpoints loaded.
+    pub loaded_generation: u64,
+    /// Files not loaded, by reason (index into `CHECKPOINT_LOAD_FAILURE_REASONS`).
+    pub load_failures: [u64; CHECKPOINT_LOAD_FAILURE_REASONS.len()],
+    /// Checkpoint files written, their bytes, and the time from serialising to the rename.
+    pub writes: u64,
+    pub bytes: u64,
+    pub write_ns_total: u64,
+    pub last_write_ns: u64,
+    pub write_failures: u64,
+    /// When the last pass that wrote every shard began (Unix nanoseconds; 0: none yet).
+    pub last_written_at: i64,
+    /// The highest generation written.
+    pub generation: u64,
+    /// Flush marks that could not be written.
+    pub marks_failures: u64,
+}
+
+impl CheckpointStats {
+    pub(crate) fn loaded(&mut self, series: u64, written_at: i64, generation: u64) {
+        self.loaded_shards += 1;
+        self.loaded_series += series;
+        if self.loaded_written_at == 0 || written_at < self.loaded_written_at {
+            self.loaded_written_at = written_at;
+        }
+        self.loaded_generation = self.loaded_generation.max(generation);
+        self.generation = self.generation.max(generation);
+    }
+
+    pub(crate) fn load_failed(&mut self, reason: &str) {
+        let i = CHECKPOINT_LOAD_FAILURE_REASONS.iter().position(|r| *r == reason).unwrap_or(5);
+        self.load_failures[i] += 1;
+    }
 }
 
 impl CoreStats {

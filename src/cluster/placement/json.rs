@@ -137,7 +137,11 @@ pub fn to_response_json(p: &Placement, version: i64) -> Value {
 /// The placement as m3coordinator's jsonpb writes it (`EmitDefaults`): lowerCamelCase names,
 /// int64 fields as strings, shard states by name, unset messages as `null`.
 pub fn placement_to_json(p: &Placement) -> Value {
-    let pb = proto::to_proto(p);
+    proto_to_json(&proto::to_proto(p))
+}
+
+/// Any placementpb `Placement` as m3coordinator's jsonpb writes it (see [`placement_to_json`]).
+pub fn proto_to_json(pb: &pb::Placement) -> Value {
     let instances: Map<String, Value> = pb
         .instances
         .iter()

@@ -45,7 +45,9 @@ mod tests;
 pub use cutover::Options;
 pub use error::PlacementError;
 pub use invariants::validate;
-pub use json::{AddRequest, InitRequest, RemoveRequest, ReplaceRequest, to_response_json};
+pub use json::{
+    AddRequest, InitRequest, InstanceRequest, RemoveRequest, ReplaceRequest, proto_to_json, to_response_json,
+};
 #[cfg(test)]
 pub use model::Shard;
 pub use model::{Instance, Placement, ShardState};

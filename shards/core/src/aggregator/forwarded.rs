@@ -4,7 +4,7 @@
 //! is not flushed yet. Also what the core's flush task reads of the rollups this core forwards.
 //! Same core as [`CoreAggregator`]; split from `aggregator.rs` by concept.
 
-use super::CoreAggregator;
+use super::{CoreAggregator, forwarded_discarded};
 use crate::batch::{Sample, SampleBatch};
 use crate::pipeline::forwarded_lateness;
 use crate::shard_map::Refused;
@@ -34,6 +34,7 @@ impl CoreAggregator {
             return;
         };
         let room = self.series_held < self.series_limit && self.rates.may_create(s.shard(), now);
+        let discarded_in = &slot.forwarded_discarded;
         let (_, series, _, created) = match slot.map.find_or_insert(s.hash, s.metric_type, batch.id(s), hint, room) {
             Ok(found) => found,
             Err(Refused::IdTooLong) => {
@@ -63,7 +64,11 @@ impl CoreAggregator {
             let lateness = forwarded_lateness(r, u32::from(self.specs.forwarded(elem.policy).max(1)));
             let start = truncate(s.time, r);
             let until = flushed.iter().find(|f| f.resolution == r).map_or(UnixNanos::MIN, |f| f.untimed);
-            if now.saturating_sub(s.time) > lateness || start.saturating_add(lateness) <= until {
+            let discarded = forwarded_discarded(discarded_in, r, self.specs.forwarded(elem.policy));
+            if now.saturating_sub(s.time) > lateness
+                || start.saturating_add(lateness) <= until
+                || start.saturating_add(r) <= discarded
+            {
                 self.counters.forwarded_too_late += 1;
                 continue;
             }
@@ -83,7 +88,7 @@ impl CoreAggregator {
     /// admitted to those any more (see `apply_forwarded`).
     pub(super) fn forget_due_forwarded_windows(&mut self) {
         let (specs, flushed) = (&self.specs, &self.flushed);
-        self.forwarded_windows.forget_due(|policy, start| {
+        self.forwarded_windows.forget_due(|_, policy, start| {
             let r = specs.policy(policy).resolution_nanos;
             let lateness = forwarded_lateness(r, u32::from(specs.forwarded(policy).max(1)));
             let until = flushed.iter().find(|f| f.resolution == r).map_or(UnixNanos::MIN, |f| f.untimed);

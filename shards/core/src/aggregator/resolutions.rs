@@ -3,7 +3,8 @@
 //! live policy have reached, and where an untimed value arriving now lands. Same core as
 //! [`CoreAggregator`]; split from `aggregator.rs` by concept.
 
-use super::{AggregatorOptions, CoreAggregator, FlushedUntil, RateLimitSettings};
+use super::{AggregatorOptions, CoreAggregator, FlushedUntil, ForwardedUntil, RateLimitSettings};
+use crate::pipeline::forwarded_lateness;
 use crate::rules::RuleSet;
 use crate::spec::SpecTable;
 use crate::time::{UnixNanos, truncate};
@@ -97,6 +98,22 @@ impl CoreAggregator {
     pub fn flushed_through(&self, resolution: i64) -> (UnixNanos, UnixNanos) {
         let f = self.flushed_until(resolution);
         (f.untimed, f.timed)
+    }
+
+    /// How far the flush rounds of `resolution` have reached for forwarded windows, per
+    /// forward count some live policy of the resolution has: a forwarded window is flushed
+    /// `L(r, n)` past its start, so every one ending at or before `untimed − L(r, n) + r` is
+    /// out. Empty before the first round.
+    pub fn forwarded_flushed_through(&self, resolution: i64) -> Vec<ForwardedUntil> {
+        let untimed = self.flushed_until(resolution).untimed;
+        if untimed == UnixNanos::MIN {
+            return Vec::new();
+        }
+        let mut counts: Vec<u8> = self.specs.live_forward_counts(resolution).filter(|&n| n > 0).collect();
+        counts.sort_unstable();
+        counts.dedup();
+        let flushed = |n: u8| untimed.saturating_sub(forwarded_lateness(resolution, u32::from(n))) + resolution;
+        counts.into_iter().map(|times| ForwardedUntil { times, until: flushed(times) }).collect()
     }
 
     pub(super) fn flushed_until(&self, resolution: i64) -> FlushedUntil {

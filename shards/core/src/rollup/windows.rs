@@ -147,16 +147,16 @@ impl ForwardedWindows {
         self.len += 1;
     }
 
-    /// Forgets the windows a flush has reached (`due(policy, start)`): no value is admitted to
-    /// them any more. The table is rebuilt from the windows kept (a probe run must not have
-    /// holes).
-    pub(crate) fn forget_due(&mut self, mut due: impl FnMut(PolicyIdx, UnixNanos) -> bool) {
+    /// Forgets the windows a flush or discard has reached (`due(shard, policy, start)`): no
+    /// value is admitted to them any more. The table is rebuilt from the windows kept (a probe
+    /// run must not have holes).
+    pub(crate) fn forget_due(&mut self, mut due: impl FnMut(u32, PolicyIdx, UnixNanos) -> bool) {
         if self.len == 0 {
             return;
         }
         self.kept.clear();
         for slot in self.slots.iter_mut().filter(|s| !s.sources.is_empty()) {
-            if due(slot.key.policy, slot.key.start) {
+            if due(slot.key.shard, slot.key.policy, slot.key.start) {
                 if let Some(list) = slot.sources.list.checked_sub(1) {
                     self.lists[list as usize].clear();
                     self.free_lists.push(list);
@@ -196,7 +196,7 @@ mod tests {
             assert!(admit(&mut w, 20, f), "{f:?} in another window");
         }
         assert_eq!(w.len(), 2);
-        w.forget_due(|_, start| start == 10);
+        w.forget_due(|_, _, start| start == 10);
         assert_eq!(w.len(), 1);
         assert!(admit(&mut w, 10, from(64, 0)), "a forgotten window starts afresh, its list reused cleared");
         assert!(!admit(&mut w, 20, from(64, 0)));
@@ -213,7 +213,7 @@ mod tests {
             }
         }
         assert_eq!(w.len(), 6000);
-        w.forget_due(|_, start| start == 10);
+        w.forget_due(|_, _, start| start == 10);
         assert_eq!(w.len(), 3000);
         for series in 0..3000u64 {
             assert!(!w.admit(1, series, 0, AggTypes::DEFAULT, 20, from(2, 0)), "series {series} kept its window");

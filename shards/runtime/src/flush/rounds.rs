@@ -17,12 +17,19 @@ use glommio::sync::{Permit, Semaphore};
 use sheaf_shard_core::time::now_nanos;
 
 use super::to_sinks::{SinkWriter, Stalled};
+use crate::checkpoint::Checkpointer;
 use crate::command::FinalPhase;
+use crate::config::FlushSchedule;
 use crate::core::CoreState;
 use crate::flush_role::{FlushReport, FlushRole, FollowerFlush};
 use crate::handoff::Handoff;
 use crate::ingest::{Router, RouterParts, Source};
 use crate::services::PoolServices;
+
+/// The latest window end a round at `now` may flush: `now − flush_delay`.
+pub(crate) fn flush_horizon(flush: &FlushSchedule, now: i64) -> i64 {
+    now - flush.delay_nanos()
+}
 
 /// How long the final flush waits for batches peers sent before it flushes without them.
 const HANDOFF_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -42,10 +49,17 @@ pub(crate) struct Flusher {
     /// Routes the rollup outbox; taken out while a round routes (never borrowed across an
     /// `.await`).
     rollups: Cell<Option<Router>>,
+    /// With `data_dir`: where each round records how far it emits before it does.
+    checkpointer: Option<Rc<Checkpointer>>,
 }
 
 impl Flusher {
-    pub(crate) fn new(state: Rc<CoreState>, services: Arc<PoolServices>, parts: RouterParts) -> Self {
+    pub(crate) fn new(
+        state: Rc<CoreState>,
+        services: Arc<PoolServices>,
+        parts: RouterParts,
+        checkpointer: Option<Rc<Checkpointer>>,
+    ) -> Self {
         let handoff = parts.handoff.clone();
         Self {
             rollups: Cell::new(Some(Router::new(parts, Source::Single))),
@@ -56,6 +70,7 @@ impl Flusher {
             role: Cell::new(FlushRole::Leader),
             cluster_mode: Cell::new(false),
             follower: RefCell::default(),
+            checkpointer,
         }
     }
 
@@ -127,18 +142,26 @@ impl Flusher {
     }
 
     /// Switches between emitting and discarding. Promotion first drops every window the
-    /// leader's last known flush times cover, so the first leader round emits exactly what
-    /// came after. Passthrough points are written from the switch on by a leader only; those
-    /// a leader accepted before it stepped down are still written.
+    /// leader's last known flush times cover, then runs a round of every resolution at once
+    /// (as M3's flush manager does when it takes over): the windows the old leader did not
+    /// emit come out, and what they roll up is forwarded, without waiting up to a period for
+    /// the next scheduled round (a forwarded value later than `L(r, n)` would be refused).
+    /// Passthrough points are written from the switch on by a leader only; those a leader
+    /// accepted before it stepped down are still written.
     pub(crate) async fn set_role(&self, role: FlushRole) {
         self.cluster_mode.set(true);
         let _round = self.hold_rounds().await;
         self.state.aggregator.borrow_mut().passthrough.set_writes(role == FlushRole::Leader);
         self.write_passthrough().await;
-        if role == FlushRole::Leader && self.role.get() == FlushRole::Follower {
+        let promoted = role == FlushRole::Leader && self.role.get() == FlushRole::Follower;
+        if promoted {
             let resolutions: Vec<i64> = self.state.aggregator.borrow().resolutions().collect();
+            for r in &resolutions {
+                self.discard_as_follower(*r, false).await;
+            }
             for r in resolutions {
-                self.discard_as_follower(r, false).await;
+                let now = now_nanos();
+                self.leader_round(r, now, flush_horizon(&self.state.config.flush, now)).await;
             }
         }
         self.role.set(role);
@@ -164,7 +187,7 @@ impl Flusher {
             {
                 let mut agg = self.state.aggregator.borrow_mut();
                 for f in follower.times.of(shard).iter().filter(|f| f.resolution == resolution) {
-                    agg.discard_shard(shard, resolution, f.standard, f.timed, now);
+                    agg.discard_shard(shard, resolution, f.standard, f.timed, &f.forwarded, now);
                 }
                 if forced_too && let Some(horizon) = follower.forced_horizon {
                     agg.discard_all_before(shard, now - horizon, now);
@@ -178,6 +201,7 @@ impl Flusher {
         let started = Instant::now();
         let now = now_nanos();
         self.state.aggregator.borrow_mut().begin_flush(resolution, horizon.min(now));
+        self.write_marks().await;
         let shards: Vec<u32> = self.state.aggregator.borrow().shards_held().collect();
         let mut out = self.sinks.collector();
         let mut stalled = Stalled::new(&self.sinks);
@@ -248,6 +272,7 @@ impl Flusher {
         for r in &resolutions {
             self.state.aggregator.borrow_mut().begin_flush(*r, now);
         }
+        self.write_marks().await;
         for shard in shards {
             {
                 let mut agg = self.state.aggregator.borrow_mut();
@@ -276,6 +301,14 @@ impl Flusher {
         self.state.publish_stats();
     }
 
+    /// With `data_dir`: persists how far the round about to emit reaches, before it emits
+    /// (a crash then loses what the round would have emitted rather than emitting it twice).
+    async fn write_marks(&self) {
+        if let Some(c) = &self.checkpointer {
+            c.write_marks().await;
+        }
+    }
+
     /// Cluster mode: tells the control thread how far this core's leader rounds of
     /// `resolution` have emitted, and up to which batch the sinks must have written for that
     /// to hold.
@@ -283,8 +316,11 @@ impl Flusher {
         if !self.cluster_mode.get() {
             return;
         }
-        let (standard, timed) = self.state.aggregator.borrow().flushed_through(resolution);
-        let report = FlushReport { core: self.state.index, resolution, standard, timed, seq: self.sinks.last_seq() };
+        let agg = self.state.aggregator.borrow();
+        let (standard, timed) = agg.flushed_through(resolution);
+        let forwarded = agg.forwarded_flushed_through(resolution);
+        let seq = self.sinks.last_seq();
+        let report = FlushReport { core: self.state.index, resolution, standard, timed, forwarded, seq };
         self.sinks.services().flush_reports.push(report);
     }
 }

@@ -16,6 +16,7 @@ use std::time::Duration;
 use sheaf_shard_core::time::{now_nanos, truncate};
 
 use super::rounds::Flusher;
+pub(crate) use super::rounds::flush_horizon;
 use crate::config::FlushSchedule;
 use crate::core::IngestLifecycle;
 
@@ -24,11 +25,6 @@ const RESCAN: i64 = 1_000_000_000;
 
 /// How often the passthrough points a core accepted are queued on the sinks.
 const PASSTHROUGH_PUSH_EVERY: Duration = Duration::from_millis(100);
-
-/// The latest window end a round at `now` may flush: `now − flush_delay`.
-pub(crate) fn flush_horizon(flush: &FlushSchedule, now: i64) -> i64 {
-    now - flush.delay_nanos()
-}
 
 #[derive(Debug, Clone, Copy)]
 struct Due {

@@ -1,0 +1,26 @@
+//! Shard checkpoints: the state of one shard as bytes that any core (of this node, or later of
+//! a peer) can load, so that a restart resumes the windows it had open instead of emitting
+//! them early.
+//!
+//! - `format.rs`: the archived mirror types (rkyv, validated with bytecheck on load). Nothing
+//!   in them is core-local: policies, aggregations, transformation chains and rollup targets
+//!   are written out in full, never as a core's interned ids.
+//! - `file.rs`: the file around an archive: a fixed header (magic, format version,
+//!   `num_shards`, shard, generation, written-at time, payload length, CRC-32 of the payload)
+//!   and the errors of reading one back.
+//! - `state.rs`: window states to and from their mirror.
+//!
+//! Built by `CoreAggregator::checkpoint_shard` and loaded by `CoreAggregator::restore_shard`
+//! on the core that owns the shard; the bytes themselves may go to any thread (the writer, a
+//! peer). Pure: no I/O here (the runtime writes and reads the files).
+
+mod file;
+mod format;
+mod state;
+
+pub use file::{CHECKPOINT_VERSION, CheckpointError, CheckpointHeader, HEADER_LEN, decode, encode, read_header};
+pub use format::{
+    BucketsCk, ElemCk, ElemSpecCk, FlushedCk, FullCk, PolicyCk, RollupTargetCk, RuleCk, SeriesCk, ShardCheckpoint,
+    SketchCk, SlotCk, StateCk, TransformStatesCk, WindowCk,
+};
+pub(crate) use state::{restore_state, snapshot_state, valid_state};
