@@ -142,6 +142,7 @@ fn pool_config(config: &Config) -> anyhow::Result<PoolConfig> {
                 timer_prefix: agg.timer_prefix.clone(),
                 gauge_prefix: agg.gauge_prefix.clone(),
             }),
+            forwarding_max_const_delay: agg.forwarding.max_const_delay.map_or(0, |d| d.0.as_nanos() as i64),
         },
         ingest: IngestConfig {
             m3msg: opt(config.m3msg.server.enabled, config.m3msg.server.listen_address),

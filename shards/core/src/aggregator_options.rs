@@ -29,6 +29,9 @@ pub struct AggregatorOptions {
     /// Values per series and new series per shard, per second (M3's runtime options).
     pub rate_limits: RateLimitSettings,
     pub naming: Arc<Naming>,
+    /// Added to `r · n` in the lateness bound of forwarded windows (M3's
+    /// `forwarding.maxConstDelay`); 0: M3's code default, `r · n` alone.
+    pub forwarding_max_const_delay: i64,
 }
 
 impl AggregatorOptions {
@@ -46,7 +49,13 @@ impl AggregatorOptions {
             max_series_per_core: 0,
             rate_limits: RateLimitSettings::default(),
             naming: Arc::new(Naming::default()),
+            forwarding_max_const_delay: 0,
         }
+    }
+
+    /// `L(r, n)` with this core's `forwarding_max_const_delay`.
+    pub fn forwarded_lateness(&self, resolution_nanos: i64, num_forwarded_times: u32) -> i64 {
+        crate::pipeline::forwarded_lateness(resolution_nanos, num_forwarded_times, self.forwarding_max_const_delay)
     }
 }
 

@@ -142,12 +142,13 @@ impl ForwardedSources {
     }
 }
 
-/// M3's lateness bound `L(r, n)` for a forwarded window (reference §2.4), with its code
-/// default: `r · n` (no `maxConstDelay`, no `maxSingleDelay`), where `n` is the number of
-/// times the value was forwarded. A forwarded window starting at `s` is flushed once
-/// `s < now − L(r, n)`, with its timestamp `s` (already end-aligned at the source).
-pub fn forwarded_lateness(resolution_nanos: i64, num_forwarded_times: u32) -> i64 {
-    resolution_nanos.saturating_mul(i64::from(num_forwarded_times))
+/// M3's lateness bound `L(r, n)` for a forwarded window (reference §2.4): `r · n` (M3's code
+/// default), plus `max_const_delay` when its config sets `forwarding.maxConstDelay`, where `n`
+/// is the number of times the value was forwarded. A forwarded window starting at `s` is
+/// flushed once `s < now − L(r, n)`, with its timestamp `s` (already end-aligned at the
+/// source).
+pub fn forwarded_lateness(resolution_nanos: i64, num_forwarded_times: u32, max_const_delay: i64) -> i64 {
+    resolution_nanos.saturating_mul(i64::from(num_forwarded_times)).saturating_add(max_const_delay.max(0))
 }
 
 #[cfg(test)]
@@ -193,8 +194,9 @@ mod tests {
 
     #[test]
     fn lateness_is_r_times_n() {
-        assert_eq!(forwarded_lateness(10 * S, 1), 10 * S);
-        assert_eq!(forwarded_lateness(10 * S, 3), 30 * S);
+        assert_eq!(forwarded_lateness(10 * S, 1, 0), 10 * S);
+        assert_eq!(forwarded_lateness(10 * S, 3, 0), 30 * S);
+        assert_eq!(forwarded_lateness(10 * S, 2, 300 * S), 320 * S, "maxConstDelay + r·n");
     }
 
     proptest! {

@@ -207,3 +207,27 @@ fn a_follower_discards_the_forwarded_windows_the_leaders_forwarded_times_cover()
     // Promoted: only the window the leader did not emit comes out.
     assert_eq!(flush(&mut follower, BASE + 3 * R + 1), BTreeMap::from([(("total".to_string(), 2 * R), 4.0)]));
 }
+
+#[test]
+fn max_const_delay_holds_forwarded_windows_and_admits_values_that_long() {
+    let options = AggregatorOptions { forwarding_max_const_delay: 3 * R, ..options() };
+    let mut agg = CoreAggregator::new(options, SHARDS);
+    let shard_of = ShardOf::new(SHARDS);
+    let mut batch = SampleBatch::default();
+    let elem = ElemSpec { forwarded: 1, ..ElemSpec::new(AggTypes::of(&[AggType::Sum]), "10s:2d".parse().unwrap()) };
+    let spec = batch.add_spec(&[elem]);
+    let (shard, hash) = shard_of.shard_and_hash(MetricType::Counter, b"total");
+    let from = |source| ForwardedFrom { source, version: 0, times: 1 };
+    batch.push_forwarded(shard, hash, b"total", MetricType::Counter, BASE + R, &[1.0], spec, from(3));
+    agg.apply(&batch, BASE + R + 1);
+    // `L = maxConstDelay + r·n = 4r`: r past the start is not enough any more.
+    assert!(flush(&mut agg, BASE + 2 * R + 1).is_empty());
+    // A source 3r late is still in time.
+    let mut late = SampleBatch::default();
+    let spec = late.add_spec(&[elem]);
+    late.push_forwarded(shard, hash, b"total", MetricType::Counter, BASE + R, &[2.0], spec, from(4));
+    agg.apply(&late, BASE + 4 * R);
+    assert_eq!(agg.counters.forwarded_too_late, 0);
+    assert!(flush(&mut agg, BASE + 4 * R + 1).is_empty());
+    assert_eq!(flush(&mut agg, BASE + 5 * R + 1), BTreeMap::from([(("total".to_string(), R), 3.0)]));
+}

@@ -7,7 +7,6 @@
 
 use super::{CoreAggregator, Fate, FlushCollector};
 use crate::batch::{NO_ROLLUP, RollupRef};
-use crate::pipeline::forwarded_lateness;
 use crate::series::Series;
 use crate::spec::{SpecId, SpecTable};
 use crate::time::UnixNanos;
@@ -63,7 +62,7 @@ impl CoreAggregator {
                 let lost_rollup = rollup == NO_ROLLUP && specs.rolls_up(elem.policy);
                 // A forwarded window waits `L(r, n)` past its start and is emitted at its start.
                 let forwarded = specs.forwarded(elem.policy);
-                let span = if forwarded > 0 { forwarded_lateness(r, u32::from(forwarded)) } else { r };
+                let span = if forwarded > 0 { options.forwarded_lateness(r, u32::from(forwarded)) } else { r };
                 let timed = elem.timed;
                 let (aggs, suffix) = (elem.aggs.resolve(series.metric_type), elem.with_suffix(series.metric_type));
                 let at = ElemAt::of(series.metric_type, series_id, elem, specs);

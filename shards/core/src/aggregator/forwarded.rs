@@ -6,7 +6,6 @@
 
 use super::{CoreAggregator, forwarded_discarded};
 use crate::batch::{Sample, SampleBatch};
-use crate::pipeline::forwarded_lateness;
 use crate::shard_map::Refused;
 use crate::time::{UnixNanos, truncate};
 
@@ -61,7 +60,7 @@ impl CoreAggregator {
         let flushed = &self.flushed;
         for elem in series.elems_for(spec, false, &mut self.specs) {
             let r = self.specs.policy(elem.policy).resolution_nanos;
-            let lateness = forwarded_lateness(r, u32::from(self.specs.forwarded(elem.policy).max(1)));
+            let lateness = self.options.forwarded_lateness(r, u32::from(self.specs.forwarded(elem.policy).max(1)));
             let start = truncate(s.time, r);
             let until = flushed.iter().find(|f| f.resolution == r).map_or(UnixNanos::MIN, |f| f.untimed);
             let discarded = forwarded_discarded(discarded_in, r, self.specs.forwarded(elem.policy));
@@ -87,10 +86,10 @@ impl CoreAggregator {
     /// Forgets the sources of the forwarded windows the flush rounds have reached: no value is
     /// admitted to those any more (see `apply_forwarded`).
     pub(super) fn forget_due_forwarded_windows(&mut self) {
-        let (specs, flushed) = (&self.specs, &self.flushed);
+        let (specs, flushed, options) = (&self.specs, &self.flushed, &self.options);
         self.forwarded_windows.forget_due(|_, policy, start| {
             let r = specs.policy(policy).resolution_nanos;
-            let lateness = forwarded_lateness(r, u32::from(specs.forwarded(policy).max(1)));
+            let lateness = options.forwarded_lateness(r, u32::from(specs.forwarded(policy).max(1)));
             let until = flushed.iter().find(|f| f.resolution == r).map_or(UnixNanos::MIN, |f| f.untimed);
             start.saturating_add(lateness) <= until
         });

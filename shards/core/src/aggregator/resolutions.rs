@@ -4,7 +4,6 @@
 //! [`CoreAggregator`]; split from `aggregator.rs` by concept.
 
 use super::{AggregatorOptions, CoreAggregator, FlushedUntil, ForwardedUntil, RateLimitSettings};
-use crate::pipeline::forwarded_lateness;
 use crate::rules::RuleSet;
 use crate::spec::SpecTable;
 use crate::time::{UnixNanos, truncate};
@@ -112,7 +111,7 @@ impl CoreAggregator {
         let mut counts: Vec<u8> = self.specs.live_forward_counts(resolution).filter(|&n| n > 0).collect();
         counts.sort_unstable();
         counts.dedup();
-        let flushed = |n: u8| untimed.saturating_sub(forwarded_lateness(resolution, u32::from(n))) + resolution;
+        let flushed = |n: u8| untimed.saturating_sub(self.options.forwarded_lateness(resolution, u32::from(n))) + resolution;
         counts.into_iter().map(|times| ForwardedUntil { times, until: flushed(times) }).collect()
     }
 
