@@ -81,6 +81,8 @@ pub struct BatchRollup {
     id_len: u32,
     pub aggs: AggTypes,
     pub transforms: TransformChain,
+    /// M3's `PipelineMetadata.resend_enabled`.
+    pub resend: bool,
 }
 
 /// Where a forwarded sample comes from: M3's `ForwardMetadata.source_id`, the
@@ -224,8 +226,9 @@ pub struct SampleBatch {
     samples: Vec<Sample>,
     /// The rollups the specs refer to (`ElemSpec::rollup` − 1).
     rollups: Vec<BatchRollup>,
-    /// (sample index, origin) of every forwarded sample, in sample order.
-    forwarded: Vec<(u32, ForwardedFrom)>,
+    /// (sample index, origin, how many previous values follow its values in the timer arena)
+    /// of every forwarded sample, in sample order.
+    forwarded: Vec<(u32, ForwardedFrom, u32)>,
 }
 
 impl SampleBatch {
@@ -259,9 +262,14 @@ impl SampleBatch {
     /// Adds a rollup (to `id`, aggregated with `aggs`, then `transforms`) for an
     /// [`ElemSpec::rollup`] of a spec added next.
     pub fn add_rollup(&mut self, id: &[u8], aggs: AggTypes, transforms: TransformChain) -> RollupRef {
+        self.add_rollup_with(id, aggs, transforms, false)
+    }
+
+    /// [`SampleBatch::add_rollup`], with M3's `resend_enabled`.
+    pub fn add_rollup_with(&mut self, id: &[u8], aggs: AggTypes, transforms: TransformChain, resend: bool) -> RollupRef {
         let id_start = self.ids.len() as u32;
         self.ids.extend_from_slice(id);
-        self.rollups.push(BatchRollup { id_start, id_len: id.len() as u32, aggs, transforms });
+        self.rollups.push(BatchRollup { id_start, id_len: id.len() as u32, aggs, transforms, resend });
         self.rollups.len() as RollupRef
     }
 
@@ -289,17 +297,49 @@ impl SampleBatch {
         spec: SpecRef,
         from: ForwardedFrom,
     ) {
-        let start = self.timer_values.len() as u32;
-        self.timer_values.extend_from_slice(values);
-        let value = SampleValue::Timer { start, len: values.len() as u32 };
-        self.push(shard, hash, id, metric_type, time, value, spec);
-        self.mark_last_forwarded(from);
+        self.push_resent(shard, hash, id, metric_type, time, (values, &[]), spec, from);
     }
 
-    fn mark_last_forwarded(&mut self, from: ForwardedFrom) {
+    /// Appends a forwarded value list that replaces `prev`, the values the same source sent
+    /// for the window before (M3's `ForwardedMetric.prev_values`; empty for a first flush).
+    #[allow(clippy::too_many_arguments)]
+    pub fn push_resent(
+        &mut self,
+        shard: u32,
+        hash: u64,
+        id: &[u8],
+        metric_type: MetricType,
+        time: UnixNanos,
+        (values, prev): (&[f64], &[f64]),
+        spec: SpecRef,
+        from: ForwardedFrom,
+    ) {
+        let start = self.timer_values.len() as u32;
+        self.timer_values.extend_from_slice(values);
+        self.timer_values.extend_from_slice(prev);
+        let value = SampleValue::Timer { start, len: values.len() as u32 };
+        self.push(shard, hash, id, metric_type, time, value, spec);
+        self.mark_last_forwarded(from, prev.len() as u32);
+    }
+
+    fn mark_last_forwarded(&mut self, from: ForwardedFrom, prev: u32) {
         if let Some(last) = self.samples.last_mut() {
             last.flags |= FORWARDED;
-            self.forwarded.push((self.samples.len() as u32 - 1, from));
+            self.forwarded.push((self.samples.len() as u32 - 1, from, prev));
+        }
+    }
+
+    /// The previous values the forwarded sample at `index` replaces (see `push_resent`).
+    pub fn forwarded_prev_values(&self, index: usize) -> &[f64] {
+        let Ok(at) = self.forwarded.binary_search_by_key(&(index as u32), |(i, ..)| *i) else {
+            return &[];
+        };
+        match self.samples.get(index).map(Sample::value) {
+            Some(SampleValue::Timer { start, len }) => {
+                let from = start as usize + len as usize;
+                self.timer_values.get(from..from + self.forwarded[at].2 as usize).unwrap_or_default()
+            }
+            _ => &[],
         }
     }
 
@@ -312,7 +352,7 @@ impl SampleBatch {
 
     /// Where the forwarded sample at `index` comes from (`None` if it is not forwarded).
     pub fn forwarded_from(&self, index: usize) -> Option<ForwardedFrom> {
-        let at = self.forwarded.binary_search_by_key(&(index as u32), |(i, _)| *i).ok()?;
+        let at = self.forwarded.binary_search_by_key(&(index as u32), |(i, ..)| *i).ok()?;
         Some(self.forwarded[at].1)
     }
 
@@ -408,10 +448,12 @@ impl SampleBatch {
     pub fn copy_from(&mut self, from: &SampleBatch, s: &Sample) {
         let spec = if s.spec == DEFAULT_SPEC { DEFAULT_SPEC } else { self.copy_spec(from, s.spec) };
         let id = from.id(s);
+        let prev = from.index_of(s).map_or(&[][..], |i| from.forwarded_prev_values(i));
         match s.value() {
             SampleValue::Timer { len, .. } => {
                 let start = self.timer_values.len() as u32;
                 self.timer_values.extend_from_slice(from.timer_values_of(s));
+                self.timer_values.extend_from_slice(prev);
                 let value = SampleValue::Timer { start, len };
                 self.push(s.shard(), s.hash, id, s.metric_type, s.time, value, spec);
             }
@@ -423,7 +465,7 @@ impl SampleBatch {
         if s.forwarded()
             && let Some(origin) = from.index_of(s).and_then(|i| from.forwarded_from(i))
         {
-            self.mark_last_forwarded(origin);
+            self.mark_last_forwarded(origin, prev.len() as u32);
         }
     }
 
@@ -436,7 +478,7 @@ impl SampleBatch {
         let start = self.specs.len() as u32;
         for e in elems {
             let rollup = match from.rollup(e.rollup) {
-                Some(rollup) => self.add_rollup(from.rollup_id(rollup), rollup.aggs, rollup.transforms),
+                Some(r) => self.add_rollup_with(from.rollup_id(r), r.aggs, r.transforms, r.resend),
                 None => NO_ROLLUP,
             };
             self.specs.push(ElemSpec { rollup, ..*e });

@@ -76,6 +76,11 @@ impl CoreAggregator {
                 continue;
             }
             self.counters.forwarded_accepted += 1;
+            let prev = batch.forwarded_prev_values(index);
+            if !prev.is_empty() {
+                elem.add_resent(start, values, prev, s.time);
+                continue;
+            }
             for v in values {
                 elem.add(start, *v, s.time);
             }
@@ -104,6 +109,11 @@ impl CoreAggregator {
     /// Rollup targets this core's elements name.
     pub fn rollup_target_count(&self) -> usize {
         self.rollups.len()
+    }
+
+    /// Flushed source windows this core keeps for resend-enabled rollups (see `ResendLog`).
+    pub fn resend_windows_kept(&self) -> usize {
+        self.resends.len()
     }
 
     /// Forwarded windows open on this core (each with the sources it has taken in).

@@ -48,7 +48,12 @@ impl CoreAggregator {
         let spec = map.series_at(hint?, s.metric_type, batch.id(s))?.spec_id()?;
         let rollups = &self.rollups;
         let same_rollup = |b, c| match (batch.rollup(b), rollups.get(c)) {
-            (Some(b), Some(c)) => b.aggs == c.aggs && b.transforms == c.transforms && same_id(batch.rollup_id(b), c.id),
+            (Some(b), Some(c)) => {
+                b.aggs == c.aggs
+                    && b.transforms == c.transforms
+                    && b.resend == c.resend
+                    && same_id(batch.rollup_id(b), c.id)
+            }
             _ => false,
         };
         self.specs.is_spec_of(spec, batch.spec(s.spec), same_rollup).then_some(spec)
@@ -76,7 +81,8 @@ impl CoreAggregator {
                     NO_ROLLUP => NO_ROLLUP,
                     r => {
                         let rollup = batch.rollup(r)?;
-                        self.rollups.intern(batch.rollup_id(rollup), rollup.aggs, rollup.transforms)?
+                        let id = batch.rollup_id(rollup);
+                        self.rollups.intern_with(id, rollup.aggs, rollup.transforms, rollup.resend)?
                     }
                 };
                 self.translated.push(ElemSpec { rollup: target, ..*e });

@@ -20,9 +20,11 @@ use crate::murmur3::ShardOf;
 use crate::transform::TransformChain;
 
 mod outbox;
+mod resend;
 mod windows;
 
 pub(crate) use outbox::RollupOutbox;
+pub(crate) use resend::{ResendLog, ResendWindow};
 pub(crate) use windows::ForwardedWindows;
 
 /// Distinct rollup targets one core keeps: metadata from the network must not grow the table
@@ -36,6 +38,9 @@ pub(crate) struct RollupTarget<'a> {
     pub(crate) aggs: AggTypes,
     /// The transformations after the rollup op: the rolled-up series runs them at its flush.
     pub(crate) transforms: TransformChain,
+    /// M3's `resend_enabled`: a source window flushed again (a late value) forwards its
+    /// corrected values with the ones they replace (see `resend.rs`).
+    pub(crate) resend: bool,
 }
 
 /// A target as the table stores it: its id in the table's arena, and where its forwarded
@@ -46,6 +51,7 @@ struct Stored {
     id_len: u32,
     aggs: AggTypes,
     transforms: TransformChain,
+    resend: bool,
     /// The metric type `shard` and `hash` are for, + 1 (0: not computed yet).
     routed_type: u8,
     shard: u32,
@@ -69,7 +75,18 @@ impl RollupTargets {
     /// The reference of `target`, added on first sight; `None` once the table is full (or
     /// its id arena would pass 4 GiB).
     pub(crate) fn intern(&mut self, id: &[u8], aggs: AggTypes, transforms: TransformChain) -> Option<RollupRef> {
-        let wanted = RollupTarget { id, aggs, transforms };
+        self.intern_with(id, aggs, transforms, false)
+    }
+
+    /// [`RollupTargets::intern`], with M3's `resend_enabled`.
+    pub(crate) fn intern_with(
+        &mut self,
+        id: &[u8],
+        aggs: AggTypes,
+        transforms: TransformChain,
+        resend: bool,
+    ) -> Option<RollupRef> {
+        let wanted = RollupTarget { id, aggs, transforms, resend };
         let hash = self.hasher.hash_one((id, aggs, transforms));
         let (targets, ids) = (&self.targets, &self.ids);
         if let Some(&r) = self.index.find(hash, |&r| view(targets, ids, r) == Some(wanted)) {
@@ -79,7 +96,8 @@ impl RollupTargets {
             return None;
         }
         let id_start = self.ids.len() as u32;
-        self.targets.push(Stored { id_start, id_len: id.len() as u32, aggs, transforms, routed_type: 0, shard: 0, hash: 0 });
+        let stored = Stored { id_start, id_len: id.len() as u32, aggs, transforms, resend, routed_type: 0, shard: 0, hash: 0 };
+        self.targets.push(stored);
         self.ids.extend_from_slice(id);
         let r = self.targets.len() as RollupRef;
         let (targets, ids, hasher) = (&self.targets, &self.ids, &self.hasher);
@@ -87,6 +105,12 @@ impl RollupTargets {
             view(targets, ids, r).map_or(0, |t| hasher.hash_one((t.id, t.aggs, t.transforms)))
         });
         Some(r)
+    }
+
+    /// Whether target `r` is resend-enabled.
+    #[inline]
+    pub(crate) fn resends(&self, r: RollupRef) -> bool {
+        r.checked_sub(1).and_then(|i| self.targets.get(i as usize)).is_some_and(|t| t.resend)
     }
 
     #[inline]
@@ -109,7 +133,8 @@ impl RollupTargets {
             (stored.shard, stored.hash) = shard_of.shard_and_hash(metric_type, id);
             stored.routed_type = tag;
         }
-        Some((RollupTarget { id, aggs: stored.aggs, transforms: stored.transforms }, stored.shard, stored.hash))
+        let target = RollupTarget { id, aggs: stored.aggs, transforms: stored.transforms, resend: stored.resend };
+        Some((target, stored.shard, stored.hash))
     }
 
     /// Asks the CPU to load target `r` (its entry, and its id once the entry is in: call it
@@ -135,7 +160,7 @@ impl RollupTargets {
 fn view<'a>(targets: &[Stored], ids: &'a [u8], r: RollupRef) -> Option<RollupTarget<'a>> {
     let t = targets.get(r.checked_sub(1)? as usize)?;
     let id = ids.get(t.id_start as usize..t.id_start as usize + t.id_len as usize)?;
-    Some(RollupTarget { id, aggs: t.aggs, transforms: t.transforms })
+    Some(RollupTarget { id, aggs: t.aggs, transforms: t.transforms, resend: t.resend })
 }
 
 #[cfg(test)]
