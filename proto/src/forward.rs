@@ -54,6 +54,8 @@ pub enum Forwarded<'a> {
         id: &'a [u8],
         time: i64,
         values: &'a [f64],
+        /// What the source sent for the window before (a resend; empty for a first flush).
+        prev_values: &'a [f64],
         version: u32,
         source: u32,
         num_forwarded_times: i32,
@@ -89,6 +91,8 @@ pub struct ForwardedRollup {
     pub id: Vec<u8>,
     pub aggregation_id: u64,
     pub transformations: Vec<i32>,
+    /// `PipelineMetadata.resend_enabled` of the pipeline.
+    pub resend_enabled: bool,
 }
 
 fn transformation_op(t: i32) -> pipelinepb::AppliedPipelineOp {
@@ -134,6 +138,7 @@ fn staged(policies: &[ForwardedPolicy]) -> Option<metricpb::StagedMetadatas> {
             aggregation_id: (p.aggregation_id != 0).then_some(aggregationpb::AggregationId { id: p.aggregation_id }),
             storage_policies: vec![storage_policy(p.resolution_nanos, p.retention_nanos)],
             pipeline: pipeline_of(p),
+            resend_enabled: p.rollup.as_ref().is_some_and(|r| r.resend_enabled),
             ..Default::default()
         })
         .collect();
@@ -207,7 +212,7 @@ pub fn encode_forward_frame(
                 metadatas,
             });
         }
-        Forwarded::Rollup { kind, id, time, values, version, source, num_forwarded_times } => {
+        Forwarded::Rollup { kind, id, time, values, prev_values, version, source, num_forwarded_times } => {
             let p = policies.first();
             m.r#type = metricpb::metric_with_metadatas::Type::ForwardedMetricWithMetadata as i32;
             m.forwarded_metric_with_metadata = Some(metricpb::ForwardedMetricWithMetadata {
@@ -216,6 +221,7 @@ pub fn encode_forward_frame(
                     id: id.to_vec(),
                     time_nanos: time,
                     values: values.to_vec(),
+                    prev_values: prev_values.to_vec(),
                     version,
                     ..Default::default()
                 }),

@@ -31,7 +31,8 @@ pub struct M3msgDecoder {
     last_spec: Option<SpecRef>,
     /// The rollups `elems` name (`ElemSpec::rollup` − 1 while in `elems`): the rollup id's
     /// range in `rollup_ids`, its aggregations and the transformations after it.
-    rollups: Vec<(std::ops::Range<usize>, AggTypes, TransformChain)>,
+    /// (id in `rollup_ids`, aggregations, transformations after, `resend_enabled`).
+    rollups: Vec<(std::ops::Range<usize>, AggTypes, TransformChain, bool)>,
     rollup_ids: Vec<u8>,
     /// `elems` as added to a batch, their rollups re-pointed at the batch's copies.
     batch_elems: Vec<ElemSpec>,
@@ -153,7 +154,7 @@ impl M3msgDecoder {
             }
             // (A forwarded metric was routed above.)
             MetricView::BatchTimer { .. } | MetricView::Forwarded { .. } => {
-                if self.scratch.timer_values.iter().any(|v| !v.is_finite()) {
+                if self.scratch.timer_values.iter().chain(&self.scratch.prev_values).any(|v| !v.is_finite()) {
                     return Err("non_finite");
                 }
                 SampleValue::Timer { start: 0, len: 0 }
@@ -190,7 +191,7 @@ impl M3msgDecoder {
         if id.is_empty() {
             return Err("empty_id");
         }
-        if self.scratch.timer_values.iter().any(|v| !v.is_finite()) {
+        if self.scratch.timer_values.iter().chain(&self.scratch.prev_values).any(|v| !v.is_finite()) {
             return Err("non_finite");
         }
         // The forward metadata is decoded afresh with each message: derived here, not cached.
@@ -200,16 +201,9 @@ impl M3msgDecoder {
         let (shard, hash) = self.shard_of.shard_and_hash(metric_type, id);
         let batch = router.batch_for(shard);
         let spec = self.add_elems(batch);
-        batch.push_forwarded(
-            shard,
-            hash,
-            id,
-            metric_type,
-            time.max(UNTIMED + 1),
-            &self.scratch.timer_values,
-            spec,
-            from,
-        );
+        // `prev_values`: what a resend-enabled source sent for the window before (replaced).
+        let values = (&self.scratch.timer_values[..], &self.scratch.prev_values[..]);
+        batch.push_resent(shard, hash, id, metric_type, time.max(UNTIMED + 1), values, spec, from);
         self.tally.ingested += self.scratch.timer_values.len() as u64;
         Ok(())
     }
@@ -289,7 +283,9 @@ impl M3msgDecoder {
         self.batch_elems.clear();
         for e in &self.elems {
             let rollup = match e.rollup.checked_sub(1).and_then(|i| self.rollups.get(i as usize)) {
-                Some((id, aggs, transforms)) => batch.add_rollup(&self.rollup_ids[id.clone()], *aggs, *transforms),
+                Some((id, aggs, transforms, resend)) => {
+                    batch.add_rollup_with(&self.rollup_ids[id.clone()], *aggs, *transforms, *resend)
+                }
                 None => NO_ROLLUP,
             };
             self.batch_elems.push(ElemSpec { rollup, ..*e });
@@ -309,7 +305,7 @@ impl M3msgDecoder {
                 Some((id, aggs, after)) => {
                     let start = self.rollup_ids.len();
                     self.rollup_ids.extend_from_slice(id);
-                    self.rollups.push((start..self.rollup_ids.len(), aggs, after));
+                    self.rollups.push((start..self.rollup_ids.len(), aggs, after, p.resend_enabled));
                     self.rollups.len() as u32
                 }
                 None => NO_ROLLUP,

@@ -255,12 +255,18 @@ fn rolled_up_values_and_rollup_ops_cross_nodes_unchanged() {
         id: b"total",
         time: 1_700_000_010_000_000_000,
         values: &[1.0, 2.0],
+        prev_values: &[0.5],
         version: 2,
         source: 5,
         num_forwarded_times: 1,
     };
     encode_forward_frame(&rolled, &[element(None)], 0, 1, 0, &mut frames);
-    let rollup = ForwardedRollup { id: b"total".to_vec(), aggregation_id: sum.to_m3_id(), transformations: vec![2] };
+    let rollup = ForwardedRollup {
+        id: b"total".to_vec(),
+        aggregation_id: sum.to_m3_id(),
+        transformations: vec![2],
+        resend_enabled: true,
+    };
     let source = Forwarded::Counter { id: b"src", value: 4, arrival: 1_700_000_000_000_000_000 };
     encode_forward_frame(&source, &[element(Some(rollup))], 0, 2, 0, &mut frames);
     let mut decoder = M3msgDecoder::new(1, &AggregatorOptions::with_policies(vec![policy]));
@@ -273,9 +279,11 @@ fn rolled_up_values_and_rollup_ops_cross_nodes_unchanged() {
     assert!(f.forwarded());
     assert_eq!(batch.forwarded_from(0), Some(ForwardedFrom { source: 5, version: 2, times: 1 }));
     assert_eq!(batch.timer_values_of(&f), &[1.0, 2.0]);
+    assert_eq!(batch.forwarded_prev_values(0), &[0.5], "a resend's previous values survive the wire");
     assert_eq!(batch.spec(f.spec)[0].forwarded, 1);
     let elem = batch.spec(s.spec)[0];
     let r = batch.rollup(elem.rollup).expect("the rollup op");
     assert_eq!((batch.rollup_id(r), r.aggs), (&b"total"[..], sum));
     assert_eq!(r.transforms, TransformChain::new(&[TransformType::PerSecond]).unwrap());
+    assert!(r.resend, "resend_enabled survives the wire");
 }

@@ -116,6 +116,7 @@ impl Forwarder {
                     id: batch.rollup_id(r).to_vec(),
                     aggregation_id: r.aggs.to_m3_id(),
                     transformations: r.transforms.iter().map(|t| t as i32).collect(),
+                    resend_enabled: r.resend,
                 }),
             })
             .collect();
@@ -147,10 +148,12 @@ fn forwarded<'a>(batch: &'a SampleBatch, s: &Sample, arrival: i64, one: &'a mut 
             MetricType::Gauge => 3,
             MetricType::Set => return None,
         };
-        let from = batch.forwarded_from(batch.index_of(s)?)?;
-        let values = batch.timer_values_of(s);
+        let index = batch.index_of(s)?;
+        let from = batch.forwarded_from(index)?;
+        let (values, prev_values) = (batch.timer_values_of(s), batch.forwarded_prev_values(index));
         let (version, source, num_forwarded_times) = (from.version, from.source, i32::from(from.times));
-        return Some(Forwarded::Rollup { kind, id, time: s.time, values, version, source, num_forwarded_times });
+        let time = s.time;
+        return Some(Forwarded::Rollup { kind, id, time, values, prev_values, version, source, num_forwarded_times });
     }
     if s.time != UNTIMED {
         let kind = match s.metric_type {
