@@ -59,6 +59,8 @@ pub enum Forwarded<'a> {
         version: u32,
         source: u32,
         num_forwarded_times: i32,
+        /// `ForwardMetadata.resend_enabled`: the source may correct the window later.
+        resend_enabled: bool,
     },
     /// A passthrough point (`TIMED_METRIC_WITH_STORAGE_POLICY`), with its one storage policy.
     Passthrough {
@@ -212,7 +214,17 @@ pub fn encode_forward_frame(
                 metadatas,
             });
         }
-        Forwarded::Rollup { kind, id, time, values, prev_values, version, source, num_forwarded_times } => {
+        Forwarded::Rollup {
+            kind,
+            id,
+            time,
+            values,
+            prev_values,
+            version,
+            source,
+            num_forwarded_times,
+            resend_enabled,
+        } => {
             let p = policies.first();
             m.r#type = metricpb::metric_with_metadatas::Type::ForwardedMetricWithMetadata as i32;
             m.forwarded_metric_with_metadata = Some(metricpb::ForwardedMetricWithMetadata {
@@ -233,6 +245,7 @@ pub fn encode_forward_frame(
                     pipeline: p.and_then(pipeline_of),
                     source_id: source,
                     num_forwarded_times,
+                    resend_enabled,
                     ..Default::default()
                 }),
             });

@@ -5,6 +5,8 @@
 //! owner. Ids and timer values live in two arenas, so a batch costs a few allocations however
 //! many values it holds, and a cleared batch is reused without allocating.
 
+mod resent;
+
 use crate::aggregation::{AggTypes, MetricType};
 use crate::policy::StoragePolicy;
 use crate::time::UnixNanos;
@@ -226,9 +228,9 @@ pub struct SampleBatch {
     samples: Vec<Sample>,
     /// The rollups the specs refer to (`ElemSpec::rollup` − 1).
     rollups: Vec<BatchRollup>,
-    /// (sample index, origin, how many previous values follow its values in the timer arena)
-    /// of every forwarded sample, in sample order.
-    forwarded: Vec<(u32, ForwardedFrom, u32)>,
+    /// (sample index, origin, how many previous values follow its values in the timer arena,
+    /// whether its source is resend-enabled) of every forwarded sample, in sample order.
+    forwarded: Vec<(u32, ForwardedFrom, u32, bool)>,
 }
 
 impl SampleBatch {
@@ -266,7 +268,13 @@ impl SampleBatch {
     }
 
     /// [`SampleBatch::add_rollup`], with M3's `resend_enabled`.
-    pub fn add_rollup_with(&mut self, id: &[u8], aggs: AggTypes, transforms: TransformChain, resend: bool) -> RollupRef {
+    pub fn add_rollup_with(
+        &mut self,
+        id: &[u8],
+        aggs: AggTypes,
+        transforms: TransformChain,
+        resend: bool,
+    ) -> RollupRef {
         let id_start = self.ids.len() as u32;
         self.ids.extend_from_slice(id);
         self.rollups.push(BatchRollup { id_start, id_len: id.len() as u32, aggs, transforms, resend });
@@ -300,46 +308,10 @@ impl SampleBatch {
         self.push_resent(shard, hash, id, metric_type, time, (values, &[]), spec, from);
     }
 
-    /// Appends a forwarded value list that replaces `prev`, the values the same source sent
-    /// for the window before (M3's `ForwardedMetric.prev_values`; empty for a first flush).
-    #[allow(clippy::too_many_arguments)]
-    pub fn push_resent(
-        &mut self,
-        shard: u32,
-        hash: u64,
-        id: &[u8],
-        metric_type: MetricType,
-        time: UnixNanos,
-        (values, prev): (&[f64], &[f64]),
-        spec: SpecRef,
-        from: ForwardedFrom,
-    ) {
-        let start = self.timer_values.len() as u32;
-        self.timer_values.extend_from_slice(values);
-        self.timer_values.extend_from_slice(prev);
-        let value = SampleValue::Timer { start, len: values.len() as u32 };
-        self.push(shard, hash, id, metric_type, time, value, spec);
-        self.mark_last_forwarded(from, prev.len() as u32);
-    }
-
     fn mark_last_forwarded(&mut self, from: ForwardedFrom, prev: u32) {
         if let Some(last) = self.samples.last_mut() {
             last.flags |= FORWARDED;
-            self.forwarded.push((self.samples.len() as u32 - 1, from, prev));
-        }
-    }
-
-    /// The previous values the forwarded sample at `index` replaces (see `push_resent`).
-    pub fn forwarded_prev_values(&self, index: usize) -> &[f64] {
-        let Ok(at) = self.forwarded.binary_search_by_key(&(index as u32), |(i, ..)| *i) else {
-            return &[];
-        };
-        match self.samples.get(index).map(Sample::value) {
-            Some(SampleValue::Timer { start, len }) => {
-                let from = start as usize + len as usize;
-                self.timer_values.get(from..from + self.forwarded[at].2 as usize).unwrap_or_default()
-            }
-            _ => &[],
+            self.forwarded.push((self.samples.len() as u32 - 1, from, prev, false));
         }
     }
 
@@ -466,6 +438,9 @@ impl SampleBatch {
             && let Some(origin) = from.index_of(s).and_then(|i| from.forwarded_from(i))
         {
             self.mark_last_forwarded(origin, prev.len() as u32);
+            if from.index_of(s).is_some_and(|i| from.forwarded_resend(i)) {
+                self.mark_last_resend();
+            }
         }
     }
 

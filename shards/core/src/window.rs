@@ -113,6 +113,19 @@ impl Moments {
         }
     }
 
+    /// Takes in `v`, observed at `time`, replacing `prev` if any (as [`WindowMut::replace`]).
+    pub(crate) fn update(&mut self, prev: Option<f64>, v: f64, time: i64) {
+        if let Some(prev) = prev {
+            if !prev.is_nan() {
+                self.sum -= prev;
+                self.sum_sq -= prev * prev;
+            }
+            self.count = self.count.saturating_sub(1);
+        }
+        let one = Moments { count: 1, sum: v, sum_sq: v * v, min: v, max: v, last: v, last_time: time };
+        self.merge(&one);
+    }
+
     pub(crate) fn value_of(&self, t: AggType) -> f64 {
         let Moments { count, sum, sum_sq, min, max, last, last_time } = *self;
         FullAgg { count, sum, sum_sq, min, max, last, last_time, sketch: None }.value_of(t)

@@ -118,11 +118,52 @@ fn without_resend_a_timed_window_waits_for_the_buffer_past_and_is_forwarded_once
 fn a_resent_sample_keeps_its_previous_values_when_copied() {
     let shard_of = ShardOf::new(SHARDS);
     let mut batch = SampleBatch::default();
-    let spec = batch.add_spec(&[ElemSpec { forwarded: 1, ..ElemSpec::new(AggTypes::DEFAULT, "10s:2d".parse().unwrap()) }]);
+    let spec =
+        batch.add_spec(&[ElemSpec { forwarded: 1, ..ElemSpec::new(AggTypes::DEFAULT, "10s:2d".parse().unwrap()) }]);
     let (shard, hash) = shard_of.shard_and_hash(MetricType::Counter, b"t");
     let from = ForwardedFrom { source: 2, version: 3, times: 1 };
     batch.push_resent(shard, hash, b"t", MetricType::Counter, BASE, (&[4.0, 5.0], &[1.0]), spec, from);
     let mut copy = SampleBatch::default();
     copy.copy_from(&batch, &batch.samples()[0]);
     assert_eq!(origins(&copy), vec![(3, vec![4.0, 5.0], vec![1.0])]);
+}
+
+#[test]
+fn a_correction_after_the_rolled_up_window_was_emitted_emits_it_again_once() {
+    let mut src = CoreAggregator::new(options(), SHARDS);
+    let mut dst = CoreAggregator::new(options(), SHARDS);
+    src.apply(&timed_batch(true, &[("src.a", 1, 1.0), ("src.a", 2, 2.0), ("src.b", 3, 10.0)]), BASE + 4);
+    flush(&mut src, BASE + R + 1);
+    dst.apply(&take_outbox(&mut src), BASE + R + 2);
+    assert_eq!(flush(&mut dst, BASE + 2 * R + 1), BTreeMap::from([(("rolled".to_string(), R), 13.0)]));
+    assert_eq!(dst.reemit_windows_kept(), 1);
+
+    src.apply(&timed_batch(true, &[("src.a", 5, 5.0)]), BASE + 2 * R + 2);
+    flush(&mut src, BASE + 2 * R + 3);
+    let resent = take_outbox(&mut src);
+    dst.apply(&resent, BASE + 2 * R + 4);
+    assert_eq!(dst.counters.forwarded_too_late, 0);
+    // Emitted again with the corrected value, once.
+    assert_eq!(flush(&mut dst, BASE + 2 * R + 5), BTreeMap::from([(("rolled".to_string(), R), 18.0)]));
+    assert!(flush(&mut dst, BASE + 3 * R + 1).is_empty());
+    dst.apply(&resent, BASE + 3 * R + 2);
+    assert_eq!(dst.counters.forwarded_duplicate, 1);
+    assert!(flush(&mut dst, BASE + 3 * R + 3).is_empty());
+    // Forgotten once no correction may come.
+    flush(&mut dst, BASE + 3 * R + options().timed_buffer_past);
+    assert_eq!(dst.reemit_windows_kept(), 0);
+}
+
+#[test]
+fn a_first_flush_after_the_rolled_up_window_was_emitted_is_late_not_a_correction() {
+    let mut src = CoreAggregator::new(options(), SHARDS);
+    let mut dst = CoreAggregator::new(options(), SHARDS);
+    src.apply(&timed_batch(true, &[("src.a", 1, 1.0)]), BASE + 4);
+    flush(&mut src, BASE + R + 1);
+    let first = take_outbox(&mut src);
+    dst.apply(&first, BASE + R + 2);
+    flush(&mut dst, BASE + 2 * R + 1);
+    dst.apply(&first, BASE + 2 * R + 2);
+    assert_eq!(dst.counters.forwarded_too_late, 1);
+    assert!(flush(&mut dst, BASE + 2 * R + 3).is_empty());
 }

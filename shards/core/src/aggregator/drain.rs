@@ -7,7 +7,7 @@
 
 use super::{CoreAggregator, Fate, FlushCollector};
 use crate::batch::{NO_ROLLUP, RollupRef};
-use crate::rollup::ResendWindow;
+use crate::rollup::{EmittedWindow, ResendWindow};
 use crate::series::Series;
 use crate::spec::{SpecId, SpecTable};
 use crate::time::UnixNanos;
@@ -35,7 +35,7 @@ impl CoreAggregator {
         let specs = &mut self.specs;
         let counters = &mut self.counters;
         let outbox = &mut self.outbox;
-        let (rollups, resends) = (&self.rollups, &mut self.resends);
+        let (rollups, resends, reemits) = (&self.rollups, &mut self.resends, &mut self.reemits);
         let past = self.options.timed_buffer_past;
         let options = &self.options;
         let now_secs = now / 1_000_000_000;
@@ -153,6 +153,24 @@ impl CoreAggregator {
                             let value = Datapoint { time_nanos, value: window.value_of(agg) };
                             states.run(at, index, aggs.len() as usize, value, r, &mut emit);
                         }
+                        if forwarded > 0 && reemits.watching() && at.chain.is_empty() {
+                            let (elem_policy, elem_aggs, metric_type) = (at.policy, at.aggs, at.metric_type);
+                            let (id, time) = (series_id, time_nanos);
+                            let w = EmittedWindow {
+                                shard,
+                                metric_type,
+                                id,
+                                elem_policy,
+                                elem_aggs,
+                                start,
+                                aggs,
+                                suffix,
+                                timed,
+                                policy,
+                                time,
+                            };
+                            reemits.emitted(w, &window);
+                        }
                     },
                 );
                 windows += elem.window_count();
@@ -175,6 +193,9 @@ impl CoreAggregator {
         });
         self.outbox.seal(shard, &mut self.rollups);
         self.resends.seal(now, &mut self.rollups, self.outbox.sealed());
+        let (emitted, nan) = self.reemits.emit_corrected(shard, now, self.options.discard_nan, out);
+        self.counters.values_flushed += emitted;
+        self.counters.nan_discarded += nan;
         self.series_held -= expired;
         self.counters.series_expired += expired as u64;
         if let Some(slot) = self.windows_held.get_mut(shard as usize) {

@@ -68,7 +68,14 @@ impl CoreAggregator {
                 || start.saturating_add(lateness) <= until
                 || start.saturating_add(r) <= discarded
             {
-                self.counters.forwarded_too_late += 1;
+                // A correction of an emitted window of a resend-enabled source (`reemit.rs`).
+                let resent = (batch.timer_values_of(s), batch.forwarded_prev_values(index));
+                let series = (s.shard(), s.metric_type, batch.id(s));
+                match self.reemits.correct(series, elem.policy, elem.aggs, start, from, resent, s.time) {
+                    Some(true) => self.counters.forwarded_accepted += 1,
+                    Some(false) => self.counters.forwarded_duplicate += 1,
+                    None => self.counters.forwarded_too_late += 1,
+                }
                 continue;
             }
             if !self.forwarded_windows.admit(s.shard(), s.hash, elem.policy, elem.aggs, start, from) {
@@ -76,6 +83,10 @@ impl CoreAggregator {
                 continue;
             }
             self.counters.forwarded_accepted += 1;
+            if batch.forwarded_resend(index) {
+                let expires = start.saturating_add(lateness).saturating_add(self.options.timed_buffer_past);
+                self.reemits.watch(s.shard(), s.metric_type, batch.id(s), elem.policy, elem.aggs, start, expires);
+            }
             let prev = batch.forwarded_prev_values(index);
             if !prev.is_empty() {
                 elem.add_resent(start, values, prev, s.time);
@@ -114,6 +125,11 @@ impl CoreAggregator {
     /// Flushed source windows this core keeps for resend-enabled rollups (see `ResendLog`).
     pub fn resend_windows_kept(&self) -> usize {
         self.resends.len()
+    }
+
+    /// Emitted forwarded windows this core keeps for corrections (see `Reemits`).
+    pub fn reemit_windows_kept(&self) -> usize {
+        self.reemits.len()
     }
 
     /// Forwarded windows open on this core (each with the sources it has taken in).

@@ -20,10 +20,12 @@ use crate::murmur3::ShardOf;
 use crate::transform::TransformChain;
 
 mod outbox;
+mod reemit;
 mod resend;
 mod windows;
 
 pub(crate) use outbox::RollupOutbox;
+pub(crate) use reemit::{EmittedWindow, Reemits};
 pub(crate) use resend::{ResendLog, ResendWindow};
 pub(crate) use windows::ForwardedWindows;
 
@@ -96,7 +98,8 @@ impl RollupTargets {
             return None;
         }
         let id_start = self.ids.len() as u32;
-        let stored = Stored { id_start, id_len: id.len() as u32, aggs, transforms, resend, routed_type: 0, shard: 0, hash: 0 };
+        let stored =
+            Stored { id_start, id_len: id.len() as u32, aggs, transforms, resend, routed_type: 0, shard: 0, hash: 0 };
         self.targets.push(stored);
         self.ids.extend_from_slice(id);
         let r = self.targets.len() as RollupRef;

@@ -150,6 +150,9 @@ impl RollupOutbox {
             };
             let from = ForwardedFrom { source: source_shard, version: 0, times: key.forwarded };
             self.sealed.push_forwarded(shard, hash, target.id, key.metric_type, key.time, &self.scratch, spec, from);
+            if target.resend {
+                self.sealed.mark_last_resend();
+            }
         }
         self.groups.clear();
         self.values.clear();

@@ -174,6 +174,7 @@ impl ResendLog {
             let spec = sealed.add_spec(&[elem]);
             let from = ForwardedFrom { source: k.shard, version: r.version, times: k.forwarded };
             sealed.push_resent(shard, hash, target.id, k.metric_type, k.time, (&r.values, &r.prev), spec, from);
+            sealed.mark_last_resend();
         }
         if !self.kept.is_empty() {
             self.kept.retain(|_, k| k.expires > now);

@@ -118,10 +118,19 @@ impl M3msgDecoder {
                 // distant past, which the owner refuses as too late.
                 (t, id, time_nanos.max(UNTIMED + 1))
             }
-            MetricView::Forwarded { kind, id, time_nanos, version, source_id, num_forwarded_times, .. } => {
+            MetricView::Forwarded {
+                kind,
+                id,
+                time_nanos,
+                version,
+                source_id,
+                num_forwarded_times,
+                resend_enabled,
+                ..
+            } => {
                 let times = u8::try_from(num_forwarded_times).ok().filter(|n| *n > 0).ok_or("bad_forwarded_metric")?;
                 let from = ForwardedFrom { source: source_id, version, times };
-                return self.forwarded(timed_metric_type(kind), id, time_nanos, from, router);
+                return self.forwarded(timed_metric_type(kind), id, (time_nanos, resend_enabled), from, router);
             }
         };
         if id.is_empty() {
@@ -184,7 +193,7 @@ impl M3msgDecoder {
         &mut self,
         metric_type: MetricType,
         id: &[u8],
-        time: i64,
+        (time, resend): (i64, bool),
         from: ForwardedFrom,
         router: &mut impl SampleRouter,
     ) -> Result<(), &'static str> {
@@ -204,6 +213,9 @@ impl M3msgDecoder {
         // `prev_values`: what a resend-enabled source sent for the window before (replaced).
         let values = (&self.scratch.timer_values[..], &self.scratch.prev_values[..]);
         batch.push_resent(shard, hash, id, metric_type, time.max(UNTIMED + 1), values, spec, from);
+        if resend {
+            batch.mark_last_resend();
+        }
         self.tally.ingested += self.scratch.timer_values.len() as u64;
         Ok(())
     }

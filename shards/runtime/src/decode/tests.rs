@@ -259,6 +259,7 @@ fn rolled_up_values_and_rollup_ops_cross_nodes_unchanged() {
         version: 2,
         source: 5,
         num_forwarded_times: 1,
+        resend_enabled: true,
     };
     encode_forward_frame(&rolled, &[element(None)], 0, 1, 0, &mut frames);
     let rollup = ForwardedRollup {
@@ -280,6 +281,7 @@ fn rolled_up_values_and_rollup_ops_cross_nodes_unchanged() {
     assert_eq!(batch.forwarded_from(0), Some(ForwardedFrom { source: 5, version: 2, times: 1 }));
     assert_eq!(batch.timer_values_of(&f), &[1.0, 2.0]);
     assert_eq!(batch.forwarded_prev_values(0), &[0.5], "a resend's previous values survive the wire");
+    assert!(batch.forwarded_resend(0), "ForwardMetadata.resend_enabled survives the wire");
     assert_eq!(batch.spec(f.spec)[0].forwarded, 1);
     let elem = batch.spec(s.spec)[0];
     let r = batch.rollup(elem.rollup).expect("the rollup op");

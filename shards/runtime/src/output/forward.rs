@@ -153,7 +153,18 @@ fn forwarded<'a>(batch: &'a SampleBatch, s: &Sample, arrival: i64, one: &'a mut 
         let (values, prev_values) = (batch.timer_values_of(s), batch.forwarded_prev_values(index));
         let (version, source, num_forwarded_times) = (from.version, from.source, i32::from(from.times));
         let time = s.time;
-        return Some(Forwarded::Rollup { kind, id, time, values, prev_values, version, source, num_forwarded_times });
+        let resend_enabled = batch.forwarded_resend(index);
+        return Some(Forwarded::Rollup {
+            kind,
+            id,
+            time,
+            values,
+            prev_values,
+            version,
+            source,
+            num_forwarded_times,
+            resend_enabled,
+        });
     }
     if s.time != UNTIMED {
         let kind = match s.metric_type {
