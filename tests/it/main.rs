@@ -24,6 +24,7 @@ mod layout;
 mod m3_config;
 mod m3msg_ingest;
 mod m3msg_pipelines;
+mod m3msg_resend;
 mod m3msg_rollups;
 mod m3msg_sink;
 mod malformed;

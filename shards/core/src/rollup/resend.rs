@@ -182,6 +182,11 @@ impl ResendLog {
         }
     }
 
+    /// The targets of the windows kept (not to be pruned while kept).
+    pub(crate) fn targets(&self) -> impl Iterator<Item = RollupRef> + '_ {
+        self.versions.keys().map(|k| k.target)
+    }
+
     /// Source windows kept for corrections.
     pub(crate) fn len(&self) -> usize {
         self.kept.len()
