@@ -167,3 +167,21 @@ fn a_first_flush_after_the_rolled_up_window_was_emitted_is_late_not_a_correction
     assert_eq!(dst.counters.forwarded_too_late, 1);
     assert!(flush(&mut dst, BASE + 2 * R + 3).is_empty());
 }
+
+#[test]
+fn a_checkpoint_keeps_a_rollups_resend() {
+    use sheaf_shard_core::checkpoint::{decode, encode};
+    let mut src = CoreAggregator::new(options(), SHARDS);
+    src.apply(&timed_batch(true, &[("src.a", 1, 1.0)]), BASE + 4);
+    let mut back = CoreAggregator::new(options(), SHARDS);
+    for shard in 0..SHARDS {
+        let Some(ck) = src.checkpoint_shard(shard) else { continue };
+        let (_, ck) = decode(&encode(&ck, SHARDS, shard, 1, BASE).unwrap()).unwrap();
+        back.restore_shard(shard, &ck).unwrap();
+    }
+    // Still resend-enabled: flushed at the window's end, marked for the receiver.
+    flush(&mut back, BASE + R + 1);
+    let first = take_outbox(&mut back);
+    assert_eq!(origins(&first), vec![(0, vec![1.0], vec![])]);
+    assert!(first.forwarded_resend(0));
+}
