@@ -85,6 +85,9 @@ pub struct BatchRollup {
     pub transforms: TransformChain,
     /// M3's `PipelineMetadata.resend_enabled`.
     pub resend: bool,
+    /// The rollup of this batch the rolled-up series rolls up into next (a pipeline with
+    /// several rollup ops), or [`NO_ROLLUP`].
+    pub next: RollupRef,
 }
 
 /// Where a forwarded sample comes from: M3's `ForwardMetadata.source_id`, the
@@ -277,7 +280,7 @@ impl SampleBatch {
     ) -> RollupRef {
         let id_start = self.ids.len() as u32;
         self.ids.extend_from_slice(id);
-        self.rollups.push(BatchRollup { id_start, id_len: id.len() as u32, aggs, transforms, resend });
+        self.rollups.push(BatchRollup { id_start, id_len: id.len() as u32, aggs, transforms, resend, next: NO_ROLLUP });
         self.rollups.len() as RollupRef
     }
 
@@ -452,10 +455,7 @@ impl SampleBatch {
         }
         let start = self.specs.len() as u32;
         for e in elems {
-            let rollup = match from.rollup(e.rollup) {
-                Some(r) => self.add_rollup_with(from.rollup_id(r), r.aggs, r.transforms, r.resend),
-                None => NO_ROLLUP,
-            };
+            let rollup = self.copy_rollup(from, e.rollup, 0);
             self.specs.push(ElemSpec { rollup, ..*e });
         }
         self.spec_ranges.push((start, elems.len() as u32));

@@ -290,7 +290,8 @@ impl CoreAggregator {
                 None => NO_ROLLUP,
                 Some(r) => {
                     let (aggs, resend) = (AggTypes::from_m3_id(r.aggs), r.transforms & RESEND_BIT != 0);
-                    self.rollups.intern_with(&r.id, aggs, chain_of(r.transforms & !RESEND_BIT).ok()?, resend)?
+                    let transforms = chain_of(r.transforms & !RESEND_BIT).ok()?;
+                    self.rollups.intern_with(&r.id, aggs, transforms, resend, NO_ROLLUP)?
                 }
             };
             elems.push(ElemSpec {

@@ -63,6 +63,7 @@ impl CoreAggregator {
                 *n = true;
             }
         }
+        crate::rollup::nested::mark_chains(&self.rollups, &mut named);
         let pruned = self.rollups.retain(|r| named.get(r as usize).copied().unwrap_or(true));
         self.counters.rollup_targets_pruned += pruned as u64;
     }

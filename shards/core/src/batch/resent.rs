@@ -1,9 +1,13 @@
 //! Resent forwarded samples (M3's `resend_enabled`): the values a correction replaces
 //! (`prev_values`, after the sample's values in the timer arena) and whether a forwarded
-//! sample's source is resend-enabled. Same batch, same owners as [`SampleBatch`].
+//! sample's source is resend-enabled; rollups that roll up again (nested rollups). Same batch,
+//! same owners as [`SampleBatch`].
 
-use super::{ForwardedFrom, MetricType, SampleBatch, SampleValue, SpecRef};
+use super::{ForwardedFrom, MetricType, NO_ROLLUP, RollupRef, SampleBatch, SampleValue, SpecRef};
+use crate::aggregation::AggTypes;
+use crate::pipeline::MAX_ROLLUP_DEPTH;
 use crate::time::UnixNanos;
+use crate::transform::TransformChain;
 
 impl SampleBatch {
     /// Appends a forwarded value list that replaces `prev`, the values the same source sent
@@ -54,5 +58,32 @@ impl SampleBatch {
     pub fn forwarded_resend(&self, index: usize) -> bool {
         let at = self.forwarded.binary_search_by_key(&(index as u32), |(i, ..)| *i);
         at.is_ok_and(|at| self.forwarded[at].3)
+    }
+
+    /// [`SampleBatch::add_rollup_with`] for a rolled-up series that rolls up again into `next`
+    /// (a rollup of this batch): a pipeline with several rollup ops.
+    pub fn add_nested_rollup(
+        &mut self,
+        id: &[u8],
+        aggs: AggTypes,
+        transforms: TransformChain,
+        resend: bool,
+        next: RollupRef,
+    ) -> RollupRef {
+        let r = self.add_rollup_with(id, aggs, transforms, resend);
+        if let Some(rollup) = self.rollups.last_mut() {
+            rollup.next = next;
+        }
+        r
+    }
+
+    /// Copies rollup `r` of `from`, and the rollups after it, into this batch (`NO_ROLLUP` for
+    /// none, or for a chain deeper than [`MAX_ROLLUP_DEPTH`]).
+    pub(super) fn copy_rollup(&mut self, from: &SampleBatch, r: RollupRef, depth: usize) -> RollupRef {
+        let Some(rollup) = from.rollup(r).filter(|_| depth < MAX_ROLLUP_DEPTH) else {
+            return NO_ROLLUP;
+        };
+        let next = if rollup.next == NO_ROLLUP { NO_ROLLUP } else { self.copy_rollup(from, rollup.next, depth + 1) };
+        self.add_nested_rollup(from.rollup_id(rollup), rollup.aggs, rollup.transforms, rollup.resend, next)
     }
 }

@@ -15,10 +15,11 @@ use std::hash::BuildHasher;
 use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::aggregation::{AggTypes, MetricType};
-use crate::batch::RollupRef;
+use crate::batch::{NO_ROLLUP, RollupRef};
 use crate::murmur3::ShardOf;
 use crate::transform::TransformChain;
 
+pub(crate) mod nested;
 mod outbox;
 mod reemit;
 mod resend;
@@ -44,6 +45,8 @@ pub(crate) struct RollupTarget<'a> {
     /// M3's `resend_enabled`: a source window flushed again (a late value) forwards its
     /// corrected values with the ones they replace (see `resend.rs`).
     pub(crate) resend: bool,
+    /// The target the rolled-up series rolls up into next (nested rollups), or `NO_ROLLUP`.
+    pub(crate) next: RollupRef,
 }
 
 /// A target as the table stores it: its id in the table's arena, and where its forwarded
@@ -55,6 +58,7 @@ struct Stored {
     aggs: AggTypes,
     transforms: TransformChain,
     resend: bool,
+    next: RollupRef,
     /// False once pruned (the slot waits in `RollupTargets::free`).
     live: bool,
     /// The metric type `shard` and `hash` are for, + 1 (0: not computed yet).
@@ -84,18 +88,20 @@ impl RollupTargets {
     /// The reference of `target`, added on first sight; `None` once the table is full (or
     /// its id arena would pass 4 GiB).
     pub(crate) fn intern(&mut self, id: &[u8], aggs: AggTypes, transforms: TransformChain) -> Option<RollupRef> {
-        self.intern_with(id, aggs, transforms, false)
+        self.intern_with(id, aggs, transforms, false, NO_ROLLUP)
     }
 
-    /// [`RollupTargets::intern`], with M3's `resend_enabled`.
+    /// [`RollupTargets::intern`], with M3's `resend_enabled` and the target the rolled-up
+    /// series rolls up into next (`NO_ROLLUP`: none).
     pub(crate) fn intern_with(
         &mut self,
         id: &[u8],
         aggs: AggTypes,
         transforms: TransformChain,
         resend: bool,
+        next: RollupRef,
     ) -> Option<RollupRef> {
-        let wanted = RollupTarget { id, aggs, transforms, resend };
+        let wanted = RollupTarget { id, aggs, transforms, resend, next };
         let hash = self.hasher.hash_one((id, aggs, transforms));
         let (targets, ids) = (&self.targets, &self.ids);
         if let Some(&r) = self.index.find(hash, |&r| view(targets, ids, r) == Some(wanted)) {
@@ -106,7 +112,8 @@ impl RollupTargets {
         }
         let id_start = self.ids.len() as u32;
         let (id_len, live) = (id.len() as u32, true);
-        let stored = Stored { id_start, id_len, aggs, transforms, resend, live, routed_type: 0, shard: 0, hash: 0 };
+        let stored =
+            Stored { id_start, id_len, aggs, transforms, resend, next, live, routed_type: 0, shard: 0, hash: 0 };
         self.ids.extend_from_slice(id);
         let r = match self.free.pop() {
             Some(r) => {
@@ -151,7 +158,8 @@ impl RollupTargets {
             (stored.shard, stored.hash) = shard_of.shard_and_hash(metric_type, id);
             stored.routed_type = tag;
         }
-        let target = RollupTarget { id, aggs: stored.aggs, transforms: stored.transforms, resend: stored.resend };
+        let (aggs, transforms, resend, next) = (stored.aggs, stored.transforms, stored.resend, stored.next);
+        let target = RollupTarget { id, aggs, transforms, resend, next };
         Some((target, stored.shard, stored.hash))
     }
 
@@ -225,7 +233,7 @@ impl RollupTargets {
 fn view<'a>(targets: &[Stored], ids: &'a [u8], r: RollupRef) -> Option<RollupTarget<'a>> {
     let t = targets.get(r.checked_sub(1)? as usize).filter(|t| t.live)?;
     let id = ids.get(t.id_start as usize..t.id_start as usize + t.id_len as usize)?;
-    Some(RollupTarget { id, aggs: t.aggs, transforms: t.transforms, resend: t.resend })
+    Some(RollupTarget { id, aggs: t.aggs, transforms: t.transforms, resend: t.resend, next: t.next })
 }
 
 #[cfg(test)]

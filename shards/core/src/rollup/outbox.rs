@@ -4,6 +4,7 @@
 //! #[PerformanceCriticalPath]: `add` runs per rolled-up value a flush forwards.
 
 use super::RollupTargets;
+use super::nested::{NestedGroup, seal_nested};
 use crate::aggregation::MetricType;
 use crate::batch::{ElemSpec, ForwardedFrom, NO_ROLLUP, RollupRef, SampleBatch, SpecRef};
 use crate::murmur3::ShardOf;
@@ -132,6 +133,14 @@ impl RollupOutbox {
             while let Some(&(value, next)) = self.values.get(at as usize) {
                 self.scratch.push(value);
                 at = next;
+            }
+            if target.next != NO_ROLLUP {
+                let (target, policy, forwarded, metric_type, time) =
+                    (key.target, key.policy, key.forwarded, key.metric_type, key.time);
+                let g = NestedGroup { target, policy, forwarded, metric_type, time, shard, hash };
+                let from = ForwardedFrom { source: source_shard, version: 0, times: forwarded };
+                seal_nested(&mut self.sealed, targets, g, &self.scratch, from);
+                continue;
             }
             let elem = ElemSpec {
                 aggs: target.aggs,
