@@ -95,6 +95,8 @@ pub struct ForwardedRollup {
     pub transformations: Vec<i32>,
     /// `PipelineMetadata.resend_enabled` of the pipeline.
     pub resend_enabled: bool,
+    /// The rollup op after this one's transformations (a nested rollup).
+    pub next: Option<Box<ForwardedRollup>>,
 }
 
 fn transformation_op(t: i32) -> pipelinepb::AppliedPipelineOp {
@@ -108,7 +110,8 @@ fn transformation_op(t: i32) -> pipelinepb::AppliedPipelineOp {
 /// The pipeline of `p`: its transformations, then its rollup op and what follows it.
 fn pipeline_of(p: &ForwardedPolicy) -> Option<pipelinepb::AppliedPipeline> {
     let mut ops: Vec<_> = p.transformations.iter().map(|t| transformation_op(*t)).collect();
-    if let Some(r) = &p.rollup {
+    let mut rollup = p.rollup.as_ref();
+    while let Some(r) = rollup {
         ops.push(pipelinepb::AppliedPipelineOp {
             r#type: pipelinepb::applied_pipeline_op::Type::Rollup as i32,
             transformation: None,
@@ -119,6 +122,7 @@ fn pipeline_of(p: &ForwardedPolicy) -> Option<pipelinepb::AppliedPipeline> {
             }),
         });
         ops.extend(r.transformations.iter().map(|t| transformation_op(*t)));
+        rollup = r.next.as_deref();
     }
     (!ops.is_empty()).then_some(pipelinepb::AppliedPipeline { ops })
 }

@@ -29,7 +29,8 @@ use sheaf_proto::forward::{
     ForwardedRollup, encode_forward_frame,
 };
 use sheaf_proto::msgpb;
-use sheaf_shard_core::{MetricType, Sample, SampleBatch, SampleValue, UNTIMED};
+use sheaf_shard_core::pipeline::MAX_ROLLUP_DEPTH;
+use sheaf_shard_core::{MetricType, RollupRef, Sample, SampleBatch, SampleValue, UNTIMED};
 
 use crate::core::{CoreState, spawn_into};
 use crate::routes::{Peer, Routes};
@@ -112,12 +113,7 @@ impl Forwarder {
                 resolution_nanos: e.policy.resolution_nanos,
                 retention_nanos: e.policy.retention_nanos,
                 transformations: e.transforms.iter().map(|t| t as i32).collect(),
-                rollup: batch.rollup(e.rollup).map(|r| ForwardedRollup {
-                    id: batch.rollup_id(r).to_vec(),
-                    aggregation_id: r.aggs.to_m3_id(),
-                    transformations: r.transforms.iter().map(|t| t as i32).collect(),
-                    resend_enabled: r.resend,
-                }),
+                rollup: forwarded_rollup(batch, e.rollup, 0),
             })
             .collect();
         let id = self.next_id.get();
@@ -355,4 +351,17 @@ async fn read_acks(mut reader: TcpStream, acked: Rc<Cell<u64>>, alive: Rc<Cell<b
         }
     }
     alive.set(false);
+}
+
+/// Rollup `r` of `batch` and the rollups after it, as a peer gets them (at most
+/// `MAX_ROLLUP_DEPTH` deep).
+fn forwarded_rollup(batch: &SampleBatch, r: RollupRef, depth: usize) -> Option<ForwardedRollup> {
+    let rollup = batch.rollup(r).filter(|_| depth < MAX_ROLLUP_DEPTH)?;
+    Some(ForwardedRollup {
+        id: batch.rollup_id(rollup).to_vec(),
+        aggregation_id: rollup.aggs.to_m3_id(),
+        transformations: rollup.transforms.iter().map(|t| t as i32).collect(),
+        resend_enabled: rollup.resend,
+        next: forwarded_rollup(batch, rollup.next, depth + 1).map(Box::new),
+    })
 }
