@@ -23,6 +23,7 @@ mod ingest_limits;
 mod layout;
 mod m3_config;
 mod m3msg_ingest;
+mod m3msg_nested;
 mod m3msg_pipelines;
 mod m3msg_resend;
 mod m3msg_rollups;
