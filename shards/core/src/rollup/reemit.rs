@@ -62,12 +62,26 @@ pub(crate) struct EmittedWindow<'a> {
 }
 
 /// The forwarded windows of resend-enabled sources: watched while open, kept once emitted.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Reemits {
     hasher: DefaultHashBuilder,
     /// Open windows a resend-enabled source wrote to, and until when a correction may come.
     watched: HashMap<Key, UnixNanos>,
     kept: HashMap<Key, Kept>,
+    /// Kept windows corrected since they were last emitted.
+    dirty: usize,
+    /// When the expired windows were last forgotten.
+    swept: UnixNanos,
+}
+
+/// How often the windows no correction may reach are forgotten (a flush runs per shard).
+const SWEEP_EVERY: UnixNanos = 1_000_000_000;
+
+impl Default for Reemits {
+    fn default() -> Self {
+        let (dirty, swept) = (0, UnixNanos::MIN);
+        Self { hasher: DefaultHashBuilder::default(), watched: HashMap::new(), kept: HashMap::new(), dirty, swept }
+    }
 }
 
 impl Reemits {
@@ -156,7 +170,10 @@ impl Reemits {
         for (i, v) in values.iter().enumerate() {
             kept.moments.update(prev.get(i).copied(), *v, time);
         }
-        kept.dirty = true;
+        if !kept.dirty {
+            kept.dirty = true;
+            self.dirty += 1;
+        }
         Some(true)
     }
 
@@ -174,8 +191,10 @@ impl Reemits {
         if self.kept.is_empty() && self.watched.is_empty() {
             return (0, 0);
         }
-        for (_, k) in self.kept.iter_mut().filter(|(key, k)| key.0 == shard && k.dirty) {
+        let dirty = if self.dirty == 0 { None } else { Some(self.kept.iter_mut()) };
+        for (_, k) in dirty.into_iter().flatten().filter(|(key, k)| key.0 == shard && k.dirty) {
             k.dirty = false;
+            self.dirty -= 1;
             let (batch, _) = out.batch(k.aggs.len() as usize);
             let id = batch.intern_id(&k.id);
             for agg in k.aggs.iter() {
@@ -188,8 +207,18 @@ impl Reemits {
                 batch.push(id, k.metric_type, agg, k.suffix, k.timed, k.policy, k.time, value);
             }
         }
-        self.kept.retain(|_, k| k.expires > now);
-        self.watched.retain(|_, expires| *expires > now);
+        if now.saturating_sub(self.swept) >= SWEEP_EVERY {
+            self.swept = now;
+            let dirty = &mut self.dirty;
+            self.kept.retain(|_, k| {
+                let keep = k.expires > now;
+                if !keep && k.dirty {
+                    *dirty -= 1;
+                }
+                keep
+            });
+            self.watched.retain(|_, expires| *expires > now);
+        }
         (emitted, nan)
     }
 

@@ -84,6 +84,9 @@ pub(crate) struct ResendLog {
     kept: HashMap<SourceKey, Kept>,
     versions: HashMap<TargetKey, (u32, UnixNanos)>,
     pending: Vec<Resend>,
+    /// When the expired windows were last forgotten (at most once a second: a flush runs
+    /// per shard).
+    swept: UnixNanos,
 }
 
 impl ResendLog {
@@ -94,6 +97,7 @@ impl ResendLog {
             kept: HashMap::new(),
             versions: HashMap::new(),
             pending: Vec::new(),
+            swept: UnixNanos::MIN,
         }
     }
 
@@ -176,7 +180,8 @@ impl ResendLog {
             sealed.push_resent(shard, hash, target.id, k.metric_type, k.time, (&r.values, &r.prev), spec, from);
             sealed.mark_last_resend();
         }
-        if !self.kept.is_empty() {
+        if !self.kept.is_empty() && now.saturating_sub(self.swept) >= 1_000_000_000 {
+            self.swept = now;
             self.kept.retain(|_, k| k.expires > now);
             self.versions.retain(|_, (_, expires)| *expires > now);
         }
