@@ -64,3 +64,27 @@ fn targets_no_spec_names_are_pruned_with_their_last_series() {
         forwarded.samples().iter().map(|s| String::from_utf8_lossy(forwarded.id(s)).into_owned()).collect();
     assert_eq!(ids, (0..10).map(|i| format!("rolled.1.{i}")).collect());
 }
+
+#[test]
+fn the_next_target_of_a_nested_rollup_is_kept_with_the_first() {
+    let mut agg = CoreAggregator::new(options(), 1);
+    let shard_of = ShardOf::new(1);
+    let mut batch = SampleBatch::default();
+    let sum = AggTypes::of(&[AggType::Sum]);
+    let total = batch.add_rollup(b"total", sum, TransformChain::NONE);
+    let by = batch.add_nested_rollup(b"by.route", sum, TransformChain::NONE, false, total);
+    let elem = ElemSpec { rollup: by, ..ElemSpec::new(AggTypes::DEFAULT, "10s:2d".parse().unwrap()) };
+    let spec = batch.add_spec(&[elem]);
+    let (shard, hash) = shard_of.shard_and_hash(MetricType::Counter, b"src");
+    batch.push(shard, hash, b"src", MetricType::Counter, UNTIMED, SampleValue::Number(1.0), spec);
+    // Another series whose policy goes away, so that a prune runs while `src` lives.
+    write(&mut agg, 0, 1, BASE + SECOND);
+    agg.apply(&batch, BASE + 40 * SECOND);
+    assert_eq!(agg.rollup_target_count(), 3);
+    flush_all(&mut agg, BASE + 45 * SECOND);
+    agg.apply(&batch, BASE + 46 * SECOND);
+    flush_all(&mut agg, BASE + 60 * SECOND);
+    assert_eq!(agg.prune_unused_policies(), 1);
+    assert_eq!(agg.counters.rollup_targets_pruned, 1);
+    assert_eq!(agg.rollup_target_count(), 2, "`by.route` and its next target `total` stay with `src`");
+}
