@@ -159,6 +159,7 @@ async fn serve(
         tls: tls.is_some(),
         rules,
         data_dir: config.data_dir.clone(),
+        cores: pool.commander(),
     });
     // The admin API closes last: it keeps answering while the cores stop, and a client that
     // never finishes its request cannot hold the shutdown (see `close_admin`).

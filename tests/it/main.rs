@@ -34,6 +34,7 @@ mod rate_limits;
 mod rules;
 mod rules_rollups;
 mod statsd_ingest;
+mod synced_flush;
 mod tidy;
 mod topic_consumer;
 mod topic_sink;

@@ -6,18 +6,18 @@
 //! on the core that loads it (which may be another core, with other ids). A checkpoint is
 //! checked as a whole before anything is loaded: a bad one leaves the shard empty.
 
-use super::{CoreAggregator, FlushedUntil};
+use super::{CoreAggregator, FlushedUntil, ShardSync};
 use crate::aggregation::{AggTypes, MetricType, series_hash};
 use crate::batch::{ElemSpec, NO_ROLLUP};
 use crate::checkpoint::{
     CheckpointError, ElemCk, ElemSpecCk, FlushedCk, PolicyCk, RollupTargetCk, RuleCk, SeriesCk, ShardCheckpoint,
-    SlotCk, TransformStatesCk, WindowCk, restore_state, snapshot_state, valid_state,
+    SlotCk, SyncCk, TransformStatesCk, WindowCk, restore_state, snapshot_state, valid_state,
 };
 use crate::policy::StoragePolicy;
 use crate::rollup::RollupTargets;
 use crate::series::{DROPPED_BY_RULE, Elem, Elems, MAX_ID_LEN};
 use crate::spec::{PolicyIdx, SpecId, SpecTable};
-use crate::time::UnixNanos;
+use crate::time::{UnixNanos, now_nanos};
 use crate::transform::{Datapoint, TransformChain, TransformState};
 use crate::transform_states::ElemAt;
 use crate::window::WindowKind;
@@ -179,7 +179,8 @@ impl CoreAggregator {
             .collect();
         let flushed =
             self.flushed.iter().map(|f| FlushedCk { resolution: f.resolution, untimed: f.untimed, timed: f.timed });
-        Some(ShardCheckpoint { series, flushed: flushed.collect(), transform_states })
+        let sync = slot.sync.as_ref().map(|s| SyncCk { sync_id: s.sync_id.to_string(), digest: s.digest });
+        Some(ShardCheckpoint { series, flushed: flushed.collect(), transform_states, sync })
     }
 
     /// Loads `ck` into `shard` (a series this core already holds there keeps its own state): every series, element and
@@ -258,6 +259,12 @@ impl CoreAggregator {
         }
         self.series_held += loaded;
         self.windows_held[shard as usize] += windows;
+        let slot = &mut self.shards[shard as usize];
+        slot.last_write = slot.last_write.max(now_nanos());
+        // A shard this core already held values of is not the copy the marker was given for.
+        if loaded == ck.series.len() && windows == 0 && slot.map.len() == loaded {
+            slot.sync = ck.sync.as_ref().map(|s| ShardSync { sync_id: s.sync_id.as_str().into(), digest: s.digest });
+        }
         self.track_resolutions();
         for f in &ck.flushed {
             if let Some(mine) = self.flushed.iter_mut().find(|m| m.resolution == f.resolution) {

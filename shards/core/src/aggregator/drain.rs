@@ -141,6 +141,9 @@ impl CoreAggregator {
             keep
         });
         self.outbox.seal(shard, &self.rollups);
+        if expired > 0 {
+            slot.sync = None;
+        }
         self.series_held -= expired;
         self.counters.series_expired += expired as u64;
         if let Some(slot) = self.windows_held.get_mut(shard as usize) {
