@@ -26,6 +26,7 @@
 //! The decisions are [`AgentState`]'s (`state.rs`); this file is the I/O around it: the store,
 //! the watches, the election task, the cores, the timers and the requests.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,8 +38,9 @@ use super::cores::{CoreCommand, Cores};
 use super::election::{Election, ElectionState};
 use super::etcd::{Endpoints, Keys, Store};
 use super::health::EtcdHealth;
-use super::plan::{self, not_owned};
-use super::state::{AgentState, DRAIN_LIMIT, Effect, Execute, Input, Now, Settings};
+use super::plan::{self, before_placement};
+use super::state::{AgentState, DRAIN_LIMIT, Effect, Execute, Input, Now, Settings, SyncView};
+use super::sync_task::SyncTask;
 use super::store::{Backoff, ClusterStore, Connect, StoreError, Versioned};
 use super::tracked::Tracked;
 use crate::config::ClusterConfig;
@@ -63,6 +65,9 @@ pub struct ClusterHandle<S = Store> {
     pub etcd: Arc<EtcdHealth>,
     pub keys: Keys,
     pub config: ClusterConfig,
+    /// What the `sync_id` task needs of the agent, and where it says which shards are synced.
+    pub(crate) sync_view: watch::Receiver<SyncView>,
+    pub(crate) synced: Arc<watch::Sender<BTreeSet<u32>>>,
 }
 
 impl<S> ClusterHandle<S> {
@@ -105,7 +110,16 @@ impl Agent {
     /// Starts the agent task; the cores start as followers that own nothing until the
     /// placement says otherwise.
     pub async fn start(self, etcd: Endpoints) -> ClusterHandle {
-        start(self.settings, etcd, self.commander, self.reports).await
+        let handle = start(self.settings, etcd, self.commander.clone(), self.reports).await;
+        let task = SyncTask {
+            store: handle.store.clone(),
+            keys: handle.keys.clone(),
+            cores: self.commander,
+            view: handle.sync_view.clone(),
+            synced: handle.synced.clone(),
+        };
+        tokio::spawn(task.run());
+        handle
     }
 }
 
@@ -117,13 +131,18 @@ pub(crate) async fn start<C: Connect, K: Cores>(
     reports: Arc<FlushReports>,
 ) -> ClusterHandle<C::Store> {
     cores.apply(CoreCommand::Role(FlushRole::Follower)).await;
-    cores.apply(CoreCommand::Windows(not_owned(settings.num_shards))).await;
+    cores.apply(CoreCommand::Windows(before_placement(settings.num_shards))).await;
     cores.apply(CoreCommand::Routes(Arc::new(Routes::default()))).await;
     let (requests, requests_rx) = mpsc::channel(8);
     let (status_tx, status) = watch::channel(json!({}));
     let (store_tx, store) = watch::channel(None);
     let etcd = EtcdHealth::new();
+    let (sync_view_tx, sync_view) = watch::channel(SyncView::default());
+    let synced = Arc::new(watch::channel(BTreeSet::new()).0);
+    let synced_rx = synced.subscribe();
     let handle = ClusterHandle {
+        sync_view,
+        synced,
         requests,
         status,
         store,
@@ -146,7 +165,7 @@ pub(crate) async fn start<C: Connect, K: Cores>(
         resolve_backoff: Backoff::new(RESOLVE_INITIAL_BACKOFF, RESOLVE_MAX_BACKOFF),
         next_resolve: tokio::time::Instant::now(),
     };
-    let node = Node { state: AgentState::new(settings, Instant::now()), io };
+    let node = Node { state: AgentState::new(settings, Instant::now()), io, sync_view: sync_view_tx, synced: synced_rx };
     tokio::spawn(node.run(requests_rx, status_tx));
     handle
 }
@@ -155,6 +174,8 @@ pub(crate) async fn start<C: Connect, K: Cores>(
 struct Node<C: Connect, K> {
     state: AgentState,
     io: Io<C, K>,
+    sync_view: watch::Sender<SyncView>,
+    synced: watch::Receiver<BTreeSet<u32>>,
 }
 
 /// Everything [`AgentState`] talks to, carrying its effects out.
@@ -180,7 +201,7 @@ struct Io<C: Connect, K> {
 
 impl<C: Connect, K: Cores> Node<C, K> {
     async fn run(mut self, mut requests: mpsc::Receiver<Request>, status: watch::Sender<Value>) {
-        let (state, io) = (&mut self.state, &mut self.io);
+        let (state, io, synced) = (&mut self.state, &mut self.io, &mut self.synced);
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
         let mut tick = tokio::time::interval(state.settings().config.check_interval.0);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -234,7 +255,14 @@ impl<C: Connect, K: Cores> Node<C, K> {
                     let reports = io.take_reports();
                     state.step(io, Input::Tick(reports)).await;
                 }
+                Ok(()) = synced.changed() => state.add_synced(&synced.borrow_and_update()),
             }
+            let view = state.sync_view();
+            self.sync_view.send_if_modified(|v| {
+                let changed = *v != view;
+                *v = view;
+                changed
+            });
             let leader = io.election.as_ref().and_then(|e| e.leader.borrow().clone());
             let mut view = state.status(Instant::now(), leader, io.health.describe());
             if let Some(fields) = view.as_object_mut() {

@@ -10,7 +10,7 @@
 //! reads are the sinks' write progress (atomics the sink threads advance) when leader reports
 //! are collected.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +27,9 @@ use super::placement::{self, Placement};
 use super::plan::Assignment;
 use super::store::{StoreError, Versioned};
 use crate::config::ClusterConfig;
+
+mod recovery;
+pub use recovery::SyncView;
 
 /// What the agent is given at start and never changes.
 pub struct Settings {
@@ -178,6 +181,8 @@ pub struct AgentState {
     leader: LeaderProgress,
     follower: FollowerView,
     counters: Counters,
+    /// Shards whose `sync_id` matched the leader's since start (`recovery.rs`).
+    synced: BTreeSet<u32>,
 }
 
 impl AgentState {
@@ -195,6 +200,7 @@ impl AgentState {
                 forced: false,
             },
             counters: Counters::default(),
+            synced: BTreeSet::new(),
         }
     }
 
@@ -509,6 +515,7 @@ impl AgentState {
             "flushTimesPersisted": self.counters.persisted,
             "flushTimesPersistFailures": self.counters.persist_failures,
             "pendingFlushReports": self.leader.pending.len(),
+            "shardRecovery": self.shard_recovery(),
         })
     }
 
@@ -518,7 +525,7 @@ impl AgentState {
         let me = self.placed.placement.as_ref().and_then(|(p, _)| p.instance(&self.settings.host_id));
         match me {
             Some(me) if self.candidacy.running => {
-                campaign::can_lead(me, &self.follower.times, self.settings.started_nanos)
+                campaign::can_lead(me, &self.follower.times, self.settings.started_nanos, self.synced())
             }
             _ => false,
         }

@@ -193,9 +193,6 @@ impl Config {
         if self.idle_shard_after.0 < std::time::Duration::from_millis(100) {
             return Err(invalid("idle_shard_after", "must be at least 100ms"));
         }
-        if self.data_dir.is_some() && self.cluster.is_some() {
-            return Err(invalid("data_dir", "checkpoints are for a single node; not yet with cluster:"));
-        }
         self.statsd.validate_sizes()?;
         self.m3msg.server.validate()?;
         self.statsd.unix.validate()?;

@@ -12,6 +12,7 @@ mod cluster_peers;
 mod cluster_rate_limits;
 mod cluster_replace;
 mod cluster_rollups;
+mod cluster_sync;
 mod config_cli;
 mod dead_sink;
 mod etcd;

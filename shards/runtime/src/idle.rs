@@ -29,6 +29,29 @@ use crate::core::{CoreState, IngestLifecycle};
 use crate::flush::Flusher;
 use crate::shard_stats::{LeaderSyncs, ShardStat, SyncOutcome};
 
+/// Why a shard got no marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NotSynced {
+    /// Values not flushed yet (windows held).
+    Pending,
+    NotHeld,
+    /// Follower: the leader's marker was given for another state.
+    Differs,
+    /// Follower: the leader has published no marker for the shard (yet).
+    NoLeaderMarker,
+}
+
+impl NotSynced {
+    fn reason(self) -> &'static str {
+        match self {
+            Self::Pending => "pending operations",
+            Self::NotHeld => "shard not held",
+            Self::Differs => "copy differs from the leader's",
+            Self::NoLeaderMarker => "no sync_id from the leader",
+        }
+    }
+}
+
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 pub(crate) struct Syncer {
@@ -85,7 +108,16 @@ impl Syncer {
     }
 
     /// Cluster mode: the leader's markers changed.
+    /// A follower's marker that is not the leader's goes (the shard is compared again).
     pub(crate) fn set_leader_syncs(&self, syncs: Arc<LeaderSyncs>) {
+        if !self.flusher.is_leader() {
+            let mut agg = self.state.aggregator.borrow_mut();
+            for (&shard, leader) in &syncs.0 {
+                if agg.shard_sync(shard).is_some_and(|mine| mine.sync_id != leader.sync_id) {
+                    agg.set_shard_sync(shard, None);
+                }
+            }
+        }
         *self.leader.borrow_mut() = syncs;
         self.compared.borrow_mut().clear();
     }
@@ -93,10 +125,10 @@ impl Syncer {
     /// Gives `shard` a marker if it holds no window: a new one (leader), the leader's
     /// (follower, same digest), or the one it has (unchanged since). With `data_dir` its
     /// checkpoint is written with the marker.
-    async fn sync_shard(&self, shard: u32) -> Result<Box<str>, String> {
+    async fn sync_shard(&self, shard: u32) -> Result<Box<str>, NotSynced> {
         let (mut ck, digest) = self.state.aggregator.borrow().sync_checkpoint(shard).map_err(|e| match e {
-            SyncRefused::Pending { .. } => "pending operations".to_string(),
-            SyncRefused::NotHeld => e.to_string(),
+            SyncRefused::Pending { .. } => NotSynced::Pending,
+            SyncRefused::NotHeld => NotSynced::NotHeld,
         })?;
         if let Some(have) = self.state.aggregator.borrow().shard_sync(shard)
             && have.digest == digest
@@ -109,8 +141,8 @@ impl Syncer {
             let leader = self.leader.borrow().0.get(&shard).cloned();
             match leader {
                 Some(l) if l.digest == digest => l.sync_id,
-                Some(_) => return Err("copy differs from the leader's".into()),
-                None => return Err("no sync_id from the leader".into()),
+                Some(_) => return Err(NotSynced::Differs),
+                None => return Err(NotSynced::NoLeaderMarker),
             }
         };
         let sync = ShardSync { sync_id: sync_id.clone(), digest };
@@ -129,16 +161,19 @@ impl Syncer {
         let before = now_nanos().saturating_sub(self.idle_after.as_nanos() as i64);
         let candidates = self.state.aggregator.borrow().idle_candidates(before);
         for shard in candidates {
+            let leader = self.leader.borrow().0.get(&shard).map(|l| l.sync_id.clone());
             if !self.flusher.is_leader() {
-                // A follower compares each leader marker once.
-                let leader = self.leader.borrow().0.get(&shard).map(|l| l.sync_id.clone());
-                let Some(leader) = leader else { continue };
-                if self.compared.borrow().get(&shard) == Some(&leader) {
+                // A follower compares its copy with each leader marker once.
+                let Some(leader) = &leader else { continue };
+                if self.compared.borrow().get(&shard) == Some(leader) {
                     continue;
                 }
+            }
+            let outcome = self.sync_shard(shard).await;
+            if let (Err(NotSynced::Differs), Some(leader)) = (outcome, leader) {
+                tracing::debug!(core = self.state.index, shard, "copy differs from the leader's: no sync_id");
                 self.compared.borrow_mut().insert(shard, leader);
             }
-            let _ = self.sync_shard(shard).await;
             glommio::yield_if_needed().await;
         }
         self.state.publish_stats();
@@ -151,7 +186,7 @@ impl Syncer {
         for shard in shards {
             out.push(match self.sync_shard(shard).await {
                 Ok(sync_id) => SyncOutcome::Synced { shard, sync_id },
-                Err(reason) => SyncOutcome::Failed { shard, reason },
+                Err(why) => SyncOutcome::Failed { shard, reason: why.reason().into() },
             });
             glommio::yield_if_needed().await;
         }

@@ -341,4 +341,7 @@ async fn read_acks(mut reader: TcpStream, acked: Rc<Cell<u64>>, alive: Rc<Cell<b
         }
     }
     alive.set(false);
+    // A peer that closed (or stopped making sense) is let go of at once, not at the next
+    // write: the connection closes on both sides, so a restarted peer can bind its port again.
+    let _ = reader.shutdown(std::net::Shutdown::Both).await;
 }

@@ -1,0 +1,92 @@
+//! Idle shards and synced flush in cluster mode, with a real etcd and two real sheaf
+//! processes (RF=2) that keep checkpoints (`data_dir`): the leader publishes its idle shards'
+//! `sync_id`s in etcd and the follower, whose copies are identical, records the same ones; a
+//! follower restarted with every shard synced can lead at once, long before the leader's
+//! flush times cover the window it restarted in.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use crate::cluster::{PATIENCE, SHARDS, init_placement, send_counters, wait_for_leader};
+use crate::etcd::Etcd;
+use crate::harness::{Launch, Sheaf, http_get, wait_until};
+
+const TEN: i64 = 10_000_000_000;
+
+fn now_ns() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as i64
+}
+
+/// A cluster node with checkpoints, 10s windows and a 1s idle time.
+fn node(tag: &str, id: &str, etcd: &Etcd) -> Sheaf {
+    let top = format!(
+        r#"num_shards: {SHARDS}
+host_id: "{id}"
+idle_shard_after: 1s
+checkpoint: {{interval: 1s}}
+cluster:
+  etcd: {{endpoints: ["{}"]}}
+  election: {{ttl: 2s, recampaign_delay: 500ms}}
+  flush_delay: 300ms
+"#,
+        etcd.endpoint()
+    );
+    let aggregator = "  default_storage_policies: [\"10s:2d\"]\n  flush_manager: {jitter_enabled: false}\n";
+    Sheaf::launch(tag, Launch { aggregator, top: &top, data_dir: true, ..Launch::default() })
+}
+
+/// Shard → `sync_id` (None while active) on `node`.
+fn sync_ids(node: &Sheaf) -> BTreeMap<u64, Option<String>> {
+    let stats: Value = serde_json::from_str(&http_get(node.admin, "/_stats/shards").unwrap()).unwrap();
+    let shards = stats["shards"].as_array().cloned().unwrap_or_default();
+    shards.iter().map(|s| (s["shard"].as_u64().unwrap(), s["sync_id"].as_str().map(str::to_string))).collect()
+}
+
+fn all_synced(ids: &BTreeMap<u64, Option<String>>) -> bool {
+    ids.len() == SHARDS as usize && ids.values().all(Option::is_some)
+}
+
+fn cluster_view(node: &Sheaf) -> Value {
+    node.status()["cluster"].clone()
+}
+
+#[test]
+fn replicas_share_the_sync_id_and_a_restarted_replica_with_every_shard_synced_can_lead_at_once() {
+    let etcd = Etcd::start("sync-ids");
+    let a = node("sync-a", "node-a", &etcd);
+    let b = node("sync-b", "node-b", &etcd);
+    init_placement(&a, &[("node-a", &a, "rack-a"), ("node-b", &b, "rack-b")]);
+    let leader = wait_for_leader(&[&a, &b]);
+    let (lead, follow) = if leader == 0 { (a, b) } else { (b, a) };
+    // Values in every shard (c0..c49 spread over the 8), through the follower.
+    send_counters(follow.statsd, 10, Duration::from_secs(1));
+    let same = || {
+        let (l, f) = (sync_ids(&lead), sync_ids(&follow));
+        all_synced(&l) && l == f
+    };
+    wait_until("both replicas idle with the same sync_ids", PATIENCE, same, || {
+        let why = crate::harness::http_post(follow.admin, "/_flush/synced", "").map(|(_, b)| b).unwrap_or_default();
+        format!("leader {:?}\nfollower {:?}\n{why}\n{}", sync_ids(&lead), sync_ids(&follow), cluster_view(&follow))
+    });
+    let before = sync_ids(&follow);
+    // Restart the follower early in a 10s window: without its sync_ids it could lead only once
+    // the leader's flush times pass that window's end.
+    let (_, kept) = follow.stop_keep();
+    wait_until("early in a 10s window", Duration::from_secs(15), || now_ns() % TEN < TEN / 5, String::new);
+    let window_end = (now_ns() / TEN + 1) * TEN;
+    let follow = kept.relaunch(|c| c, &[]);
+    let restarted = std::time::Instant::now();
+    let ready = || cluster_view(&follow)["canLead"] == true;
+    wait_until("the restarted replica can lead", PATIENCE, ready, || cluster_view(&follow).to_string());
+    let took = restarted.elapsed();
+    assert!(now_ns() < window_end, "canLead only after the window ended: nothing shows the sync_ids counted");
+    let view = cluster_view(&follow);
+    let states: Vec<&Value> = view["shardRecovery"].as_array().unwrap().iter().map(|s| &s["state"]).collect();
+    assert!(states.len() == SHARDS as usize && states.iter().all(|s| *s == "synced"), "{view}");
+    assert_eq!(sync_ids(&follow), before, "the restarted replica kept its sync_ids");
+    eprintln!("restarted replica: canLead after {took:?}");
+    lead.stop();
+    follow.stop();
+}
