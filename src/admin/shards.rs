@@ -1,15 +1,16 @@
 //! Idle shards and synced flush in the admin API, after Elasticsearch's: `GET /_stats/shards`
 //! (every shard this node holds: its `sync_id`, idle or active, last write, series, windows,
 //! bytes, checkpoint, flush times) and `POST /_flush/synced` (a synced flush of every shard
-//! now: `200` when all got a `sync_id`, `409 Conflict` with the reason of each that did not).
+//! now: `200` when all got a `sync_id`, `409 Conflict` with the reason of each that did not),
+//! and `GET /api/v1/shards/{id}/checkpoint` (a shard's checkpoint, for a peer's recovery).
 //! Runs on the control thread; the cores answer through their command queues.
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Json};
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 use sheaf_shard_core::time::now_nanos;
@@ -21,6 +22,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
     Router::new()
         .route("/_stats/shards", get(shard_stats))
         .route("/_flush/synced", post(synced_flush))
+        .route("/api/v1/shards/{shard}/checkpoint", get(shard_checkpoint))
         .with_state(state)
 }
 
@@ -98,6 +100,23 @@ async fn synced_flush(State(state): State<Arc<AdminState>>) -> impl IntoResponse
     let outcomes = state.cores.collect_all(|reply| ShardCommand::SyncedFlush { reply }).await;
     let (status, body) = synced_flush_answer(outcomes.into_iter().flatten().collect());
     (status, Json(body))
+}
+
+/// `GET /api/v1/shards/{shard}/checkpoint`: the shard's checkpoint file as its core holds it
+/// now (peer recovery; needs the admin token when one is set).
+async fn shard_checkpoint(State(state): State<Arc<AdminState>>, Path(shard): Path<u32>) -> Response {
+    let Some(&core) = state.shard_owners.get(shard as usize) else {
+        return (StatusCode::NOT_FOUND, Json(json!({"error": format!("no shard {shard}")}))).into_response();
+    };
+    let (reply, rx) = flume::bounded(1);
+    if !state.cores.send_to(usize::from(core), ShardCommand::ShardCheckpointBytes { shard, reply }) {
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": "core gone"}))).into_response();
+    }
+    match rx.recv_async().await {
+        Ok(Some(bytes)) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
+        Ok(None) => (StatusCode::NOT_FOUND, Json(json!({"error": format!("shard {shard} not held here")}))).into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": "core gone"}))).into_response(),
+    }
 }
 
 #[cfg(test)]

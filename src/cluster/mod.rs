@@ -25,6 +25,7 @@ pub(crate) mod memory;
 pub mod node;
 #[cfg(test)]
 mod node_tests;
+pub(crate) mod peer_recovery;
 pub mod placement;
 pub mod plan;
 pub mod runtime_options;

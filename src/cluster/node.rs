@@ -26,7 +26,6 @@
 //! The decisions are [`AgentState`]'s (`state.rs`); this file is the I/O around it: the store,
 //! the watches, the election task, the cores, the timers and the requests.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,7 +38,8 @@ use super::election::{Election, ElectionState};
 use super::etcd::{Endpoints, Keys, Store};
 use super::health::EtcdHealth;
 use super::plan::{self, before_placement};
-use super::state::{AgentState, DRAIN_LIMIT, Effect, Execute, Input, Now, Settings, SyncView};
+use super::state::{AgentState, DRAIN_LIMIT, Effect, Execute, Input, Now, RecoveryView, Settings, SyncView};
+use super::peer_recovery::PeerRecovery;
 use super::sync_task::SyncTask;
 use super::store::{Backoff, ClusterStore, Connect, StoreError, Versioned};
 use super::tracked::Tracked;
@@ -67,7 +67,7 @@ pub struct ClusterHandle<S = Store> {
     pub config: ClusterConfig,
     /// What the `sync_id` task needs of the agent, and where it says which shards are synced.
     pub(crate) sync_view: watch::Receiver<SyncView>,
-    pub(crate) synced: Arc<watch::Sender<BTreeSet<u32>>>,
+    pub(crate) recovery: Arc<watch::Sender<RecoveryView>>,
 }
 
 impl<S> ClusterHandle<S> {
@@ -108,15 +108,30 @@ impl Agent {
     }
 
     /// Starts the agent task; the cores start as followers that own nothing until the
-    /// placement says otherwise.
-    pub async fn start(self, etcd: Endpoints) -> ClusterHandle {
+    /// placement says otherwise. `admin` is where this node's admin API answers its peers and
+    /// `token` what it presents to theirs (peer recovery).
+    /// `loaded` turns true once the cores have loaded their checkpoints: only then does this
+    /// node know which of its shards are synced with the leader.
+    pub async fn start(
+        self,
+        etcd: Endpoints,
+        admin: Option<String>,
+        token: Option<String>,
+        loaded: watch::Receiver<bool>,
+    ) -> ClusterHandle {
+        let (host_id, owners) = (self.settings.host_id.clone(), self.settings.owners.clone());
+        let flush_delay = self.settings.config.flush_delay.0;
         let handle = start(self.settings, etcd, self.commander.clone(), self.reports).await;
         let task = SyncTask {
             store: handle.store.clone(),
             keys: handle.keys.clone(),
-            cores: self.commander,
+            cores: self.commander.clone(),
             view: handle.sync_view.clone(),
-            synced: handle.synced.clone(),
+            recovery_view: handle.recovery.clone(),
+            host_id,
+            admin,
+            recovery: PeerRecovery::new(token, owners, self.commander, flush_delay),
+            loaded,
         };
         tokio::spawn(task.run());
         handle
@@ -138,11 +153,11 @@ pub(crate) async fn start<C: Connect, K: Cores>(
     let (store_tx, store) = watch::channel(None);
     let etcd = EtcdHealth::new();
     let (sync_view_tx, sync_view) = watch::channel(SyncView::default());
-    let synced = Arc::new(watch::channel(BTreeSet::new()).0);
-    let synced_rx = synced.subscribe();
+    let recovery = Arc::new(watch::channel(RecoveryView::default()).0);
+    let recovery_rx = recovery.subscribe();
     let handle = ClusterHandle {
         sync_view,
-        synced,
+        recovery,
         requests,
         status,
         store,
@@ -165,7 +180,7 @@ pub(crate) async fn start<C: Connect, K: Cores>(
         resolve_backoff: Backoff::new(RESOLVE_INITIAL_BACKOFF, RESOLVE_MAX_BACKOFF),
         next_resolve: tokio::time::Instant::now(),
     };
-    let node = Node { state: AgentState::new(settings, Instant::now()), io, sync_view: sync_view_tx, synced: synced_rx };
+    let node = Node { state: AgentState::new(settings, Instant::now()), io, sync_view: sync_view_tx, recovery: recovery_rx };
     tokio::spawn(node.run(requests_rx, status_tx));
     handle
 }
@@ -175,7 +190,7 @@ struct Node<C: Connect, K> {
     state: AgentState,
     io: Io<C, K>,
     sync_view: watch::Sender<SyncView>,
-    synced: watch::Receiver<BTreeSet<u32>>,
+    recovery: watch::Receiver<RecoveryView>,
 }
 
 /// Everything [`AgentState`] talks to, carrying its effects out.
@@ -201,7 +216,7 @@ struct Io<C: Connect, K> {
 
 impl<C: Connect, K: Cores> Node<C, K> {
     async fn run(mut self, mut requests: mpsc::Receiver<Request>, status: watch::Sender<Value>) {
-        let (state, io, synced) = (&mut self.state, &mut self.io, &mut self.synced);
+        let (state, io, recovery) = (&mut self.state, &mut self.io, &mut self.recovery);
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
         let mut tick = tokio::time::interval(state.settings().config.check_interval.0);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -255,7 +270,7 @@ impl<C: Connect, K: Cores> Node<C, K> {
                     let reports = io.take_reports();
                     state.step(io, Input::Tick(reports)).await;
                 }
-                Ok(()) = synced.changed() => state.add_synced(&synced.borrow_and_update()),
+                Ok(()) = recovery.changed() => state.set_recovery(recovery.borrow_and_update().clone()),
             }
             let view = state.sync_view();
             self.sync_view.send_if_modified(|v| {

@@ -10,7 +10,7 @@
 //! reads are the sinks' write progress (atomics the sink threads advance) when leader reports
 //! are collected.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,7 +29,7 @@ use super::store::{StoreError, Versioned};
 use crate::config::ClusterConfig;
 
 mod recovery;
-pub use recovery::SyncView;
+pub use recovery::{RecoveryView, SyncView};
 
 /// What the agent is given at start and never changes.
 pub struct Settings {
@@ -181,8 +181,8 @@ pub struct AgentState {
     leader: LeaderProgress,
     follower: FollowerView,
     counters: Counters,
-    /// Shards whose `sync_id` matched the leader's since start (`recovery.rs`).
-    synced: BTreeSet<u32>,
+    /// Shards synced with the leader or recovered from it since start (`recovery.rs`).
+    recovery: RecoveryView,
 }
 
 impl AgentState {
@@ -200,7 +200,7 @@ impl AgentState {
                 forced: false,
             },
             counters: Counters::default(),
-            synced: BTreeSet::new(),
+            recovery: RecoveryView::default(),
         }
     }
 
@@ -516,6 +516,7 @@ impl AgentState {
             "flushTimesPersistFailures": self.counters.persist_failures,
             "pendingFlushReports": self.leader.pending.len(),
             "shardRecovery": self.shard_recovery(),
+            "recovery": self.recovery_progress(),
         })
     }
 
@@ -524,8 +525,10 @@ impl AgentState {
     fn can_lead(&self) -> bool {
         let me = self.placed.placement.as_ref().and_then(|(p, _)| p.instance(&self.settings.host_id));
         match me {
+            // A shard still being recovered from the leader is not whole here yet.
+            Some(_) if !self.recovery.recovering.is_empty() => false,
             Some(me) if self.candidacy.running => {
-                campaign::can_lead(me, &self.follower.times, self.settings.started_nanos, self.synced())
+                campaign::can_lead(me, &self.follower.times, self.settings.started_nanos, &self.caught_up())
             }
             _ => false,
         }

@@ -22,9 +22,14 @@ pub struct SyncEntry {
     pub flush: BTreeMap<i64, i64>,
 }
 
-/// The value of the sync key: shard id → entry.
+/// The value of the sync key: who leads, where its admin API answers (peer recovery), and
+/// shard id → entry.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncRecord {
+    #[serde(default)]
+    pub leader: String,
+    #[serde(default)]
+    pub admin: Option<String>,
     pub shards: BTreeMap<u32, SyncEntry>,
 }
 
@@ -40,8 +45,14 @@ impl SyncRecord {
     /// The leader's record: each of `shards` that its cores hold idle (`synced`), with the
     /// flush times it had when it went idle (kept from `previous` while the marker is the same,
     /// so that the record changes only when a marker does).
-    pub fn of_leader(previous: &Self, shards: &[u32], synced: &BTreeMap<u32, ShardSync>, times: &ShardSetTimes) -> Self {
-        let mut out = Self::default();
+    pub fn of_leader(
+        previous: &Self,
+        shards: &[u32],
+        synced: &BTreeMap<u32, ShardSync>,
+        times: &ShardSetTimes,
+        (leader, admin): (&str, Option<&str>),
+    ) -> Self {
+        let mut out = Self { leader: leader.to_string(), admin: admin.map(str::to_string), ..Self::default() };
         for shard in shards {
             let Some(sync) = synced.get(shard) else { continue };
             let entry = match previous.shards.get(shard) {
@@ -49,7 +60,12 @@ impl SyncRecord {
                 _ => SyncEntry {
                     sync_id: sync.sync_id.to_string(),
                     digest: sync.digest,
-                    flush: times.0.by_shard.get(shard).map(|t| t.standard_by_resolution.clone()).unwrap_or_default()
+                    flush: times
+                        .0
+                        .by_shard
+                        .get(shard)
+                        .map(|t| t.standard_by_resolution.clone())
+                        .unwrap_or_default()
                         .into_iter()
                         .collect(),
                 },
@@ -95,11 +111,11 @@ mod tests {
         let mut times = ShardSetTimes::default();
         times.advance(1, 10, 100, i64::MIN);
         let synced: BTreeMap<u32, ShardSync> = [(1, sync("a", 7)), (5, sync("b", 8))].into();
-        let first = SyncRecord::of_leader(&SyncRecord::default(), &[1, 2], &synced, &times);
+        let first = SyncRecord::of_leader(&SyncRecord::default(), &[1, 2], &synced, &times, ("a", None));
         assert_eq!(first.shards.keys().copied().collect::<Vec<_>>(), vec![1], "only the leader's own shards");
         assert_eq!(first.shards[&1].flush, [(10, 100)].into());
         times.advance(1, 10, 200, i64::MIN);
-        assert_eq!(SyncRecord::of_leader(&first, &[1, 2], &synced, &times), first, "times moving do not rewrite it");
+        assert_eq!(SyncRecord::of_leader(&first, &[1, 2], &synced, &times, ("a", None)), first, "times moving do not rewrite it");
         let back = SyncRecord::decode(&first.encode()).unwrap();
         assert_eq!(back, first);
         let mut followed = ShardSetTimes::default();

@@ -90,3 +90,59 @@ fn replicas_share_the_sync_id_and_a_restarted_replica_with_every_shard_synced_ca
     lead.stop();
     follow.stop();
 }
+
+/// A cluster node with checkpoints, `resolution` windows and `flush_delay`.
+fn node_with(tag: &str, id: &str, etcd: &Etcd, resolution: &str, flush_delay: &str) -> Sheaf {
+    let top = format!(
+        r#"num_shards: {SHARDS}
+host_id: "{id}"
+checkpoint: {{interval: 1s}}
+cluster:
+  etcd: {{endpoints: ["{}"]}}
+  election: {{ttl: 2s, recampaign_delay: 500ms}}
+  flush_delay: {flush_delay}
+"#,
+        etcd.endpoint()
+    );
+    let aggregator = format!("  default_storage_policies: [\"{resolution}:1h\"]\n  flush_manager: {{jitter_enabled: false}}\n");
+    Sheaf::launch(tag, Launch { aggregator: &aggregator, top: &top, data_dir: true, ..Launch::default() })
+}
+
+#[test]
+fn a_follower_restarted_under_load_recovers_from_the_leader_and_a_kill_9_of_the_leader_then_loses_nothing() {
+    // 2s windows that the leader holds 5s past their end: when it is killed, the windows of
+    // the follower's downtime are not out yet, and only the leader's checkpoint had them whole.
+    let etcd = Etcd::start("recover");
+    let a = node_with("rec-a", "node-a", &etcd, "2s", "5s");
+    let b = node_with("rec-b", "node-b", &etcd, "2s", "5s");
+    init_placement(&a, &[("node-a", &a, "rack-a"), ("node-b", &b, "rack-b")]);
+    let leader = wait_for_leader(&[&a, &b]);
+    let (lead, follow) = if leader == 0 { (a, b) } else { (b, a) };
+    let target = lead.statsd;
+    let load = std::thread::spawn(move || send_counters(target, 80, Duration::from_secs(8)));
+    std::thread::sleep(Duration::from_secs(2));
+    // The follower misses what the leader takes in while it is down.
+    let (follow_out, kept) = follow.stop_keep();
+    std::thread::sleep(Duration::from_secs(1));
+    let follow = kept.relaunch(|c| c, &[]);
+    let recovered = || {
+        let r = &cluster_view(&follow)["recovery"];
+        r["toRecover"].as_u64() == Some(u64::from(SHARDS)) && r["recovered"].as_u64() == Some(u64::from(SHARDS))
+    };
+    wait_until("the restarted follower recovers every shard from the leader", PATIENCE, recovered, || {
+        cluster_view(&follow).to_string()
+    });
+    assert_eq!(cluster_view(&follow)["canLead"], true, "{}", cluster_view(&follow));
+    let sent = load.join().unwrap();
+    let lead_out = lead.kill9();
+    let took_over = || crate::cluster::election_state(&follow) == "leader";
+    wait_until("the recovered follower takes over", PATIENCE, took_over, || follow.status().to_string());
+    crate::cluster::wait_for_every_window(&[follow_out.clone(), lead_out.clone()], &[&follow], sent, |_| true);
+    let survivor_out = follow.stop();
+    let before_kill = lead_out.iter().map(|v| v.time_ns).max().unwrap_or(0);
+    assert!(
+        survivor_out.iter().any(|v| v.time_ns < before_kill + 6_000_000_000 && v.time_ns > before_kill),
+        "the survivor emitted the windows the leader still held"
+    );
+    crate::cluster::assert_each_window_sums_to(&[follow_out, lead_out, survivor_out], sent);
+}

@@ -73,6 +73,13 @@ pub enum ShardCommand {
     ShardStats { reply: flume::Sender<Vec<ShardStat>> },
     /// Cluster mode (follower): the markers the leader gave its idle shards.
     SetLeaderSyncs(Arc<LeaderSyncs>),
+    /// The checkpoint file of `shard` as this core holds it now (a peer recovers from it);
+    /// `None` when the core does not hold it.
+    ShardCheckpointBytes { shard: u32, reply: flume::Sender<Option<Vec<u8>>> },
+    /// Peer recovery: merge the leader's checkpoint file of `shard` with this core's copy at
+    /// the cut after `from` (the leader's windows before it, this core's from it); replies with
+    /// the series held, or why the file was refused.
+    RecoverShard { shard: u32, file: Arc<Vec<u8>>, from: UnixNanos, reply: flume::Sender<Result<usize, String>> },
     /// Leave the executor.
     Exit,
 }
@@ -102,6 +109,8 @@ impl fmt::Display for ShardCommand {
             Self::SyncedFlush { .. } => f.write_str("synced_flush"),
             Self::ShardStats { .. } => f.write_str("shard_stats"),
             Self::SetLeaderSyncs(s) => write!(f, "set_leader_syncs({} shards)", s.0.len()),
+            Self::ShardCheckpointBytes { shard, .. } => write!(f, "shard_checkpoint_bytes({shard})"),
+            Self::RecoverShard { shard, from, .. } => write!(f, "recover_shard({shard}, from {from})"),
             Self::Exit => f.write_str("exit"),
         }
     }

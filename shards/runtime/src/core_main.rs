@@ -186,6 +186,12 @@ impl CommandLoop {
                 let _ = reply.send(self.syncer.shard_stats());
             }
             ShardCommand::SetLeaderSyncs(syncs) => self.syncer.set_leader_syncs(syncs),
+            ShardCommand::ShardCheckpointBytes { shard, reply } => {
+                let _ = reply.send(self.syncer.checkpoint_file(shard));
+            }
+            ShardCommand::RecoverShard { shard, file, from, reply } => {
+                let _ = reply.send(self.syncer.recover(shard, &file, from));
+            }
             ShardCommand::Exit => return false,
         }
         true

@@ -9,6 +9,9 @@
 //! follower takes the one its leader published for the shard (`SetLeaderSyncs`) when its own
 //! copy's state digest is the leader's, and otherwise stays without one.
 //!
+//! It also serves peer recovery: the checkpoint file of a shard for a peer, and the merge of
+//! a leader's file into this core's copy (`CoreAggregator::recover_shard`).
+//!
 //! Lives on its shard core, shared through `Rc` by the idle task and the command loop; no
 //! other thread touches it. Shard state is borrowed one shard at a time, never across an
 //! `.await`.
@@ -20,7 +23,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sheaf_shard_core::checkpoint::SyncCk;
+use sheaf_shard_core::checkpoint::{SyncCk, decode, encode};
 use sheaf_shard_core::time::now_nanos;
 use sheaf_shard_core::{ShardSync, SyncRefused};
 
@@ -192,6 +195,30 @@ impl Syncer {
         }
         self.state.publish_stats();
         out
+    }
+
+    /// The checkpoint file of `shard` now, for a peer to recover from.
+    pub(crate) fn checkpoint_file(&self, shard: u32) -> Option<Vec<u8>> {
+        let ck = self.state.aggregator.borrow().checkpoint_shard(shard)?;
+        match encode(&ck, self.state.config.num_shards, shard, 0, now_nanos()) {
+            Ok(bytes) => Some(bytes),
+            Err(e) => {
+                tracing::error!(core = self.state.index, shard, error = %e, "checkpoint for a peer not serialised");
+                None
+            }
+        }
+    }
+
+    /// Peer recovery of `shard` from the leader's checkpoint `file` at the cut after `from`.
+    pub(crate) fn recover(&self, shard: u32, file: &[u8], from: i64) -> Result<usize, String> {
+        let (header, theirs) = decode(file).map_err(|e| e.to_string())?;
+        if header.shard != shard || header.num_shards != self.state.config.num_shards {
+            return Err(format!("checkpoint of shard {} of {}", header.shard, header.num_shards));
+        }
+        let series = self.state.aggregator.borrow_mut().recover_shard(shard, &theirs, from).map_err(|e| e.to_string())?;
+        tracing::info!(core = self.state.index, shard, series, from, "shard recovered from the leader's checkpoint");
+        self.state.publish_stats();
+        Ok(series)
     }
 
     /// `GET /_stats/shards`: every shard this core holds.

@@ -47,6 +47,11 @@ impl Commander {
         }
     }
 
+    /// Sends `cmd` to one core; false if that core is gone.
+    pub fn send_to(&self, core: usize, cmd: ShardCommand) -> bool {
+        self.commands.get(core).is_some_and(|tx| tx.send(cmd).is_ok())
+    }
+
     /// Sends `make(reply)` to every core and gathers the replies, in core order (a core gone
     /// gives none).
     pub async fn collect_all<T>(&self, make: impl Fn(flume::Sender<T>) -> ShardCommand) -> Vec<T> {

@@ -11,7 +11,7 @@ use crate::aggregation::{AggTypes, MetricType, series_hash};
 use crate::batch::{ElemSpec, NO_ROLLUP};
 use crate::checkpoint::{
     CheckpointError, ElemCk, ElemSpecCk, FlushedCk, PolicyCk, RollupTargetCk, RuleCk, SeriesCk, ShardCheckpoint,
-    SlotCk, SyncCk, TransformStatesCk, WindowCk, restore_state, snapshot_state, valid_state,
+    SlotCk, SyncCk, TransformStatesCk, WindowCk, merge_at_cut, restore_state, snapshot_state, valid_state,
 };
 use crate::policy::StoragePolicy;
 use crate::rollup::RollupTargets;
@@ -277,6 +277,32 @@ impl CoreAggregator {
             self.latest_horizon = self.latest_horizon.max(f.untimed);
         }
         Ok(loaded)
+    }
+
+    /// Peer recovery: replaces `shard` with this core's copy merged with the leader's
+    /// checkpoint `theirs` at the cut after `from` (`checkpoint::merge_at_cut`): the leader's
+    /// windows before the cut, this core's from it. Runs in one step, between two batches, so
+    /// no value applied here falls between the copy and the load. A checkpoint that fails a
+    /// check changes nothing. Returns the series held.
+    pub fn recover_shard(&mut self, shard: u32, theirs: &ShardCheckpoint, from: UnixNanos) -> Result<usize, CheckpointError> {
+        theirs.series.iter().try_for_each(check_series)?;
+        theirs.transform_states.iter().try_for_each(check_transform_states)?;
+        let mine = self.checkpoint_shard(shard).unwrap_or_default();
+        let merged = merge_at_cut(&mine, theirs, from);
+        self.clear_shard(shard);
+        self.restore_shard(shard, &merged)
+    }
+
+    /// Drops everything `shard` holds (its window stays).
+    fn clear_shard(&mut self, shard: u32) {
+        let Some(slot) = self.shards.get_mut(shard as usize) else { return };
+        let map = std::mem::take(&mut slot.map);
+        slot.transform_states = Default::default();
+        slot.sync = None;
+        map.for_each(|series| series.release_elems(&mut self.specs));
+        self.series_held -= map.len();
+        slot.held = false;
+        self.windows_held[shard as usize] = 0;
     }
 
     fn slot_of(&mut self, s: &SlotCk) -> Option<PolicyIdx> {

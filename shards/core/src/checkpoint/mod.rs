@@ -9,6 +9,7 @@
 //!   `num_shards`, shard, generation, written-at time, payload length, CRC-32 of the payload)
 //!   and the errors of reading one back.
 //! - `state.rs`: window states to and from their mirror.
+//! - `recover.rs`: a replica's copy merged with the leader's at a cut (peer recovery).
 //! - `digest.rs`: the digest of a shard's state that replicas compare before sharing a `sync_id`.
 //!
 //! Built by `CoreAggregator::checkpoint_shard` and loaded by `CoreAggregator::restore_shard`
@@ -18,6 +19,7 @@
 mod file;
 mod digest;
 mod format;
+mod recover;
 mod state;
 
 pub use file::{CHECKPOINT_VERSION, CheckpointError, CheckpointHeader, HEADER_LEN, decode, encode, read_header};
@@ -26,4 +28,5 @@ pub use format::{
     SketchCk, SlotCk, StateCk, SyncCk, TransformStatesCk, WindowCk,
 };
 pub use digest::state_digest;
+pub use recover::{cut_of, merge_at_cut};
 pub(crate) use state::{restore_state, snapshot_state, valid_state};
