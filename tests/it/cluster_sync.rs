@@ -146,3 +146,46 @@ fn a_follower_restarted_under_load_recovers_from_the_leader_and_a_kill_9_of_the_
     );
     crate::cluster::assert_each_window_sums_to(&[follow_out, lead_out, survivor_out], sent);
 }
+
+#[test]
+fn a_replacement_instance_with_no_data_recovers_every_shard_from_its_peer() {
+    let etcd = Etcd::start("recover-replace");
+    let extra = "  shard_cutover_alignment: 5s\n  shard_cutover_warmup: 1s\n  buffer_after_cutoff: 2s\n";
+    let a = crate::cluster::node_with("rr-a", "node-a", &etcd, extra);
+    let b = crate::cluster::node_with("rr-b", "node-b", &etcd, extra);
+    let c = crate::cluster::node_with("rr-c", "node-c", &etcd, extra);
+    init_placement(&a, &[("node-a", &a, "rack-a"), ("node-b", &b, "rack-b")]);
+    let (lead, old, old_id, old_group) =
+        if wait_for_leader(&[&a, &b]) == 0 { (a, b, "node-b", "rack-b") } else { (b, a, "node-a", "rack-a") };
+    let target = lead.statsd;
+    let load = std::thread::spawn(move || send_counters(target, 60, Duration::from_secs(6)));
+    std::thread::sleep(Duration::from_secs(2));
+    // The follower is replaced by an instance that has never seen a value.
+    let body = format!(
+        r#"{{"leavingInstanceIDs":["{old_id}"],"candidates":[{}]}}"#,
+        crate::cluster::instances_json(&[("node-c", &c, old_group)])
+    );
+    let (code, resp) =
+        crate::harness::http_post(lead.admin, "/api/v1/services/m3aggregator/placement/replace", &body).unwrap();
+    assert_eq!(code, 200, "placement replace: {resp}");
+    let recovered = || {
+        let r = &cluster_view(&c)["recovery"];
+        r["toRecover"].as_u64() == Some(u64::from(SHARDS)) && r["recovered"].as_u64() == Some(u64::from(SHARDS))
+    };
+    wait_until("the replacement recovers every shard from the leader", PATIENCE, recovered, || {
+        cluster_view(&c).to_string()
+    });
+    let view = cluster_view(&c);
+    assert!(view["shardRecovery"].as_array().unwrap().iter().all(|s| s["state"] == "ready"), "{view}");
+    let series: u64 = serde_json::from_str::<Value>(&http_get(c.admin, "/_stats/shards").unwrap()).unwrap()["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["series"].as_u64().unwrap())
+        .sum();
+    assert_eq!(series, 50, "the leader's series, in the replacement");
+    load.join().unwrap();
+    for n in [lead, old, c] {
+        n.stop();
+    }
+}
