@@ -91,7 +91,8 @@ fn replicas_share_the_sync_id_and_a_restarted_replica_with_every_shard_synced_ca
     follow.stop();
 }
 
-/// A cluster node with checkpoints, `resolution` windows and `flush_delay`.
+/// A cluster node with checkpoints, `resolution` windows and `flush_delay`, that does not
+/// keep what it cannot forward to a peer that is down (so a restarted peer has a gap).
 fn node_with(tag: &str, id: &str, etcd: &Etcd, resolution: &str, flush_delay: &str) -> Sheaf {
     let top = format!(
         r#"num_shards: {SHARDS}
@@ -101,6 +102,7 @@ cluster:
   etcd: {{endpoints: ["{}"]}}
   election: {{ttl: 2s, recampaign_delay: 500ms}}
   flush_delay: {flush_delay}
+  forward_max_buffered_messages: 1
 "#,
         etcd.endpoint()
     );
