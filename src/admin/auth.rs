@@ -50,7 +50,8 @@ fn guarded_read(path: &str) -> bool {
 /// Lets reads through; a mutation needs `Authorization: Bearer TOKEN` when a token is set.
 pub async fn require_token(State(auth): State<Arc<AdminAuth>>, request: Request, next: Next) -> Response {
     let Some(token) = &auth.token else { return next.run(request).await };
-    if matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) && !guarded_read(request.uri().path()) {
+    if matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) && !guarded_read(request.uri().path())
+    {
         return next.run(request).await;
     }
     let presented = request

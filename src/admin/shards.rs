@@ -114,7 +114,9 @@ async fn shard_checkpoint(State(state): State<Arc<AdminState>>, Path(shard): Pat
     }
     match rx.recv_async().await {
         Ok(Some(bytes)) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
-        Ok(None) => (StatusCode::NOT_FOUND, Json(json!({"error": format!("shard {shard} not held here")}))).into_response(),
+        Ok(None) => {
+            (StatusCode::NOT_FOUND, Json(json!({"error": format!("shard {shard} not held here")}))).into_response()
+        }
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": "core gone"}))).into_response(),
     }
 }

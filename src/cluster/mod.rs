@@ -34,10 +34,10 @@ pub mod state;
 mod state_tests;
 pub mod stateless;
 pub mod store;
-pub mod sync_ids;
-pub(crate) mod sync_task;
 #[cfg(test)]
 mod store_contract;
+pub mod sync_ids;
+pub(crate) mod sync_task;
 #[cfg(test)]
 mod testing;
 pub mod tracked;

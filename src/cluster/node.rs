@@ -37,11 +37,11 @@ use super::cores::{CoreCommand, Cores};
 use super::election::{Election, ElectionState};
 use super::etcd::{Endpoints, Keys, Store};
 use super::health::EtcdHealth;
+use super::peer_recovery::PeerRecovery;
 use super::plan::{self, before_placement};
 use super::state::{AgentState, DRAIN_LIMIT, Effect, Execute, Input, Now, RecoveryView, Settings, SyncView};
-use super::peer_recovery::PeerRecovery;
-use super::sync_task::SyncTask;
 use super::store::{Backoff, ClusterStore, Connect, StoreError, Versioned};
+use super::sync_task::SyncTask;
 use super::tracked::Tracked;
 use crate::config::ClusterConfig;
 
@@ -180,7 +180,8 @@ pub(crate) async fn start<C: Connect, K: Cores>(
         resolve_backoff: Backoff::new(RESOLVE_INITIAL_BACKOFF, RESOLVE_MAX_BACKOFF),
         next_resolve: tokio::time::Instant::now(),
     };
-    let node = Node { state: AgentState::new(settings, Instant::now()), io, sync_view: sync_view_tx, recovery: recovery_rx };
+    let node =
+        Node { state: AgentState::new(settings, Instant::now()), io, sync_view: sync_view_tx, recovery: recovery_rx };
     tokio::spawn(node.run(requests_rx, status_tx));
     handle
 }

@@ -81,7 +81,7 @@ impl PeerRecovery {
             tracing::info!(shards = self.pending.len(), leader = %record.leader, "recovering the shards not synced from the leader");
         }
         let due: Vec<u32> = self.pending.iter().filter(|(_, p)| p.at <= now).map(|(s, _)| *s).collect();
-        for (shard, _) in &self.pending {
+        for shard in self.pending.keys() {
             view.recovering.insert(*shard, record.leader.clone());
         }
         for shard in due {

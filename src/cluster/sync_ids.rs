@@ -115,7 +115,11 @@ mod tests {
         assert_eq!(first.shards.keys().copied().collect::<Vec<_>>(), vec![1], "only the leader's own shards");
         assert_eq!(first.shards[&1].flush, [(10, 100)].into());
         times.advance(1, 10, 200, i64::MIN);
-        assert_eq!(SyncRecord::of_leader(&first, &[1, 2], &synced, &times, ("a", None)), first, "times moving do not rewrite it");
+        assert_eq!(
+            SyncRecord::of_leader(&first, &[1, 2], &synced, &times, ("a", None)),
+            first,
+            "times moving do not rewrite it"
+        );
         let back = SyncRecord::decode(&first.encode()).unwrap();
         assert_eq!(back, first);
         let mut followed = ShardSetTimes::default();

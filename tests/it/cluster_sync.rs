@@ -106,7 +106,8 @@ cluster:
 "#,
         etcd.endpoint()
     );
-    let aggregator = format!("  default_storage_policies: [\"{resolution}:1h\"]\n  flush_manager: {{jitter_enabled: false}}\n");
+    let aggregator =
+        format!("  default_storage_policies: [\"{resolution}:1h\"]\n  flush_manager: {{jitter_enabled: false}}\n");
     Sheaf::launch(tag, Launch { aggregator: &aggregator, top: &top, data_dir: true, ..Launch::default() })
 }
 

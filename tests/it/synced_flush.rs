@@ -46,16 +46,20 @@ fn synced_flush(sheaf: &Sheaf) -> (u16, Value) {
 fn idle_shards_get_a_sync_id_that_a_write_clears_and_a_restart_keeps() {
     let top = "idle_shard_after: 1s\ncheckpoint: {interval: 1s}\n";
     // 10s windows: the write below is still pending when the synced flush asks.
-    let sheaf = Sheaf::launch("sync-idle", Launch { aggregator: TEN_SECONDS, top, data_dir: true, ..Launch::default() });
+    let sheaf =
+        Sheaf::launch("sync-idle", Launch { aggregator: TEN_SECONDS, top, data_dir: true, ..Launch::default() });
     let series: Vec<String> = (0..40).map(|i| format!("sync.hits.{i}")).collect();
     send_counters(sheaf.statsd, &series, 1);
     sheaf.wait_metric("sheaf_ingested_values_total", &[], series.len() as f64);
     let active = shard_stats(&sheaf);
     assert!(active["shards"].as_array().unwrap().len() > 1, "{active}");
     assert!(active["shards"].as_array().unwrap().iter().all(|s| s["state"] == "active"), "{active}");
-    wait_until("every shard idle", Duration::from_secs(40), || all_idle(&shard_stats(&sheaf)), || {
-        shard_stats(&sheaf).to_string()
-    });
+    wait_until(
+        "every shard idle",
+        Duration::from_secs(40),
+        || all_idle(&shard_stats(&sheaf)),
+        || shard_stats(&sheaf).to_string(),
+    );
     let idle = shard_stats(&sheaf);
     let ids = sync_ids(&idle);
     for s in idle["shards"].as_array().unwrap() {

@@ -215,7 +215,8 @@ impl Syncer {
         if header.shard != shard || header.num_shards != self.state.config.num_shards {
             return Err(format!("checkpoint of shard {} of {}", header.shard, header.num_shards));
         }
-        let series = self.state.aggregator.borrow_mut().recover_shard(shard, &theirs, from).map_err(|e| e.to_string())?;
+        let series =
+            self.state.aggregator.borrow_mut().recover_shard(shard, &theirs, from).map_err(|e| e.to_string())?;
         tracing::info!(core = self.state.index, shard, series, from, "shard recovered from the leader's checkpoint");
         self.state.publish_stats();
         Ok(series)
@@ -234,7 +235,8 @@ impl Syncer {
         agg.shard_activity()
             .into_iter()
             .map(|activity| {
-                let (generation, written_at) = self.checkpointer.as_ref().map_or((0, 0), |c| c.shard_info(activity.shard));
+                let (generation, written_at) =
+                    self.checkpointer.as_ref().map_or((0, 0), |c| c.shard_info(activity.shard));
                 ShardStat {
                     core: self.state.index,
                     activity,

@@ -30,6 +30,7 @@ mod error;
 mod flush;
 mod flush_role;
 mod handoff;
+mod idle;
 mod ingest;
 mod output;
 mod pool;
@@ -37,7 +38,6 @@ mod routes;
 mod services;
 mod shard_stats;
 mod stats;
-mod idle;
 mod sync;
 #[cfg(any(test, feature = "shuttle"))]
 mod tests;

@@ -284,7 +284,12 @@ impl CoreAggregator {
     /// windows before the cut, this core's from it. Runs in one step, between two batches, so
     /// no value applied here falls between the copy and the load. A checkpoint that fails a
     /// check changes nothing. Returns the series held.
-    pub fn recover_shard(&mut self, shard: u32, theirs: &ShardCheckpoint, from: UnixNanos) -> Result<usize, CheckpointError> {
+    pub fn recover_shard(
+        &mut self,
+        shard: u32,
+        theirs: &ShardCheckpoint,
+        from: UnixNanos,
+    ) -> Result<usize, CheckpointError> {
         theirs.series.iter().try_for_each(check_series)?;
         theirs.transform_states.iter().try_for_each(check_transform_states)?;
         let mine = self.checkpoint_shard(shard).unwrap_or_default();

@@ -16,17 +16,17 @@
 //! on the core that owns the shard; the bytes themselves may go to any thread (the writer, a
 //! peer). Pure: no I/O here (the runtime writes and reads the files).
 
-mod file;
 mod digest;
+mod file;
 mod format;
 mod recover;
 mod state;
 
+pub use digest::state_digest;
 pub use file::{CHECKPOINT_VERSION, CheckpointError, CheckpointHeader, HEADER_LEN, decode, encode, read_header};
 pub use format::{
     BucketsCk, ElemCk, ElemSpecCk, FlushedCk, FullCk, PolicyCk, RollupTargetCk, RuleCk, SeriesCk, ShardCheckpoint,
     SketchCk, SlotCk, StateCk, SyncCk, TransformStatesCk, WindowCk,
 };
-pub use digest::state_digest;
 pub use recover::{cut_of, merge_at_cut};
 pub(crate) use state::{restore_state, snapshot_state, valid_state};

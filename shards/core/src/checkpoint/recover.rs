@@ -69,7 +69,8 @@ pub fn merge_at_cut(mine: &ShardCheckpoint, theirs: &ShardCheckpoint, from: i64)
     let mut transform_states = mine.transform_states.clone();
     for t in &theirs.transform_states {
         let same = |m: &&super::TransformStatesCk| {
-            (m.metric_type, &m.id, m.timed, m.slot, m.aggs, m.chain) == (t.metric_type, &t.id, t.timed, t.slot, t.aggs, t.chain)
+            (m.metric_type, &m.id, m.timed, m.slot, m.aggs, m.chain)
+                == (t.metric_type, &t.id, t.timed, t.slot, t.aggs, t.chain)
         };
         if !transform_states.iter().any(|m| same(&m)) {
             transform_states.push(t.clone());
@@ -96,7 +97,12 @@ mod tests {
     const S: i64 = 1_000_000_000;
 
     fn counter(id: &str, windows: &[(i64, f64)]) -> SeriesCk {
-        let slot = SlotCk { policy: PolicyCk { resolution: 10 * S, retention: 3600 * S }, transforms: 0, forwarded: 0, rollup_ordinal: 0 };
+        let slot = SlotCk {
+            policy: PolicyCk { resolution: 10 * S, retention: 3600 * S },
+            transforms: 0,
+            forwarded: 0,
+            rollup_ordinal: 0,
+        };
         SeriesCk {
             metric_type: 0,
             id: id.as_bytes().to_vec(),
@@ -131,9 +137,13 @@ mod tests {
         assert_eq!(cut_of(10 * S, 25 * S), 30 * S);
         assert_eq!(cut_of(10 * S, 30 * S), 30 * S);
         // The replica has received since 25s: a partial 20s window, a whole 30s one.
-        let mine = ShardCheckpoint { series: vec![counter("a", &[(20 * S, 2.0), (30 * S, 5.0)])], ..Default::default() };
+        let mine =
+            ShardCheckpoint { series: vec![counter("a", &[(20 * S, 2.0), (30 * S, 5.0)])], ..Default::default() };
         let theirs = ShardCheckpoint {
-            series: vec![counter("a", &[(10 * S, 1.0), (20 * S, 7.0), (30 * S, 4.0)]), counter("b", &[(20 * S, 3.0), (30 * S, 1.0)])],
+            series: vec![
+                counter("a", &[(10 * S, 1.0), (20 * S, 7.0), (30 * S, 4.0)]),
+                counter("b", &[(20 * S, 3.0), (30 * S, 1.0)]),
+            ],
             ..Default::default()
         };
         let merged = merge_at_cut(&mine, &theirs, 25 * S);

@@ -162,7 +162,8 @@ impl Checkpointer {
         let mut failed = false;
         for shard in owned {
             let began = Instant::now();
-            if self.synced_on_disk.borrow()[shard as usize] && self.state.aggregator.borrow().shard_sync(shard).is_some()
+            if self.synced_on_disk.borrow()[shard as usize]
+                && self.state.aggregator.borrow().shard_sync(shard).is_some()
             {
                 continue;
             }
@@ -234,10 +235,7 @@ impl Checkpointer {
     /// The generation and write time of `shard`'s last checkpoint (0 for none).
     pub(crate) fn shard_info(&self, shard: u32) -> (u64, i64) {
         let i = shard as usize;
-        (
-            self.generation.borrow().get(i).copied().unwrap_or(0),
-            self.written_at.borrow().get(i).copied().unwrap_or(0),
-        )
+        (self.generation.borrow().get(i).copied().unwrap_or(0), self.written_at.borrow().get(i).copied().unwrap_or(0))
     }
 
     /// Counts one finished write; false if it failed.
