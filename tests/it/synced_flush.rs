@@ -122,3 +122,38 @@ fn synced_flush_with_pending_values_is_a_conflict_naming_each_shard() {
     assert!(shard_stats(&sheaf)["shards"].as_array().unwrap().iter().all(|s| s["sync_id"].is_null()));
     sheaf.stop();
 }
+
+#[test]
+fn synced_flush_and_a_shards_checkpoint_need_the_admin_token() {
+    let secrets = crate::harness::tempdir::Dir::new("sync-token");
+    let token_file = secrets.0.join("token");
+    std::fs::write(&token_file, "s3cret\n").unwrap();
+    let http = format!(", auth_token_file: \"{}\"", token_file.display());
+    let sheaf = Sheaf::launch("sync-auth", Launch { aggregator: TEN_SECONDS, http: &http, ..Launch::default() });
+    send_counters(sheaf.statsd, &["sync.auth".to_string()], 1);
+    sheaf.wait_metric("sheaf_ingested_values_total", &[], 1.0);
+    let shard = shard_stats(&sheaf)["shards"][0]["shard"].as_u64().unwrap();
+    let call = |method: &str, path: &str, token: Option<&str>| {
+        let bearer = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = bearer.iter().map(|b| ("Authorization", b.as_str())).collect();
+        crate::harness::http_call(sheaf.admin, method, path, &headers, "").unwrap()
+    };
+    let checkpoint = format!("/api/v1/shards/{shard}/checkpoint");
+    assert_eq!(call("POST", "/_flush/synced", None).0, 401);
+    assert_eq!(call("GET", &checkpoint, None).0, 401);
+    assert_eq!(call("GET", &checkpoint, Some("wrong")).0, 403);
+    let file = {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(sheaf.admin).unwrap();
+        write!(s, "GET {checkpoint} HTTP/1.0\r\nAuthorization: Bearer s3cret\r\n\r\n").unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).unwrap();
+        out
+    };
+    assert!(file.starts_with(b"HTTP/1.1 200") || file.starts_with(b"HTTP/1.0 200"), "{:?}", &file[..40.min(file.len())]);
+    let at = file.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(file[at..].starts_with(b"SHEAFCKP"), "a checkpoint file");
+    assert_eq!(call("POST", "/_flush/synced", Some("s3cret")).0, 409, "the value is pending");
+    assert_eq!(call("GET", "/_stats/shards", None).0, 200, "stats stay open");
+    sheaf.stop();
+}
