@@ -62,6 +62,7 @@ fn idle_shards_get_a_sync_id_that_a_write_clears_and_a_restart_keeps() {
     );
     let idle = shard_stats(&sheaf);
     let ids = sync_ids(&idle);
+    assert!(sheaf.metric("sheaf_shards_synced_total", &[]) >= ids.len() as f64);
     for s in idle["shards"].as_array().unwrap() {
         assert_eq!(s["state"], "idle", "{s}");
         assert_eq!(s["windows_held"], 0, "{s}");
