@@ -107,8 +107,11 @@ async fn serve(
                 sink_queues,
                 reports,
             );
-            // Peers recover shards from this node's admin API, at the address it listens on.
-            let admin = http.local_addr().ok().filter(|a| !a.ip().is_unspecified()).map(|a| a.to_string());
+            // Peers recover shards from this node's admin API, at the address it listens on
+            // (plain HTTP only: over HTTPS, or on 0.0.0.0, no address is advertised and peers
+            // fall back to waiting for the flush times).
+            let admin =
+                http.local_addr().ok().filter(|a| !a.ip().is_unspecified() && tls.is_none()).map(|a| a.to_string());
             let handle = agent.start(etcd, admin, auth.token(), loaded_rx.clone()).await;
             let options = runtime_options::spawn(
                 handle.store.clone(),

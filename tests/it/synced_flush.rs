@@ -151,7 +151,11 @@ fn synced_flush_and_a_shards_checkpoint_need_the_admin_token() {
         s.read_to_end(&mut out).unwrap();
         out
     };
-    assert!(file.starts_with(b"HTTP/1.1 200") || file.starts_with(b"HTTP/1.0 200"), "{:?}", &file[..40.min(file.len())]);
+    assert!(
+        file.starts_with(b"HTTP/1.1 200") || file.starts_with(b"HTTP/1.0 200"),
+        "{:?}",
+        &file[..40.min(file.len())]
+    );
     let at = file.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     assert!(file[at..].starts_with(b"SHEAFCKP"), "a checkpoint file");
     assert_eq!(call("POST", "/_flush/synced", Some("s3cret")).0, 409, "the value is pending");
