@@ -197,5 +197,6 @@ fn pool_config(config: &Config) -> anyhow::Result<PoolConfig> {
             .data_dir
             .as_ref()
             .map(|dir| CheckpointConfig { dir: dir.clone(), interval: config.checkpoint.interval.0 }),
+        idle_shard_after: config.idle_shard_after.0,
     })
 }

@@ -1,6 +1,7 @@
 //! Bearer-token auth of the admin API's mutating requests (every method but GET, HEAD and
-//! OPTIONS): the placement operations, `/resign`, and whatever changes state later. Reads stay
-//! open. Without a configured token mutations are open too, which start-up allows only on a
+//! OPTIONS): the placement operations, `/resign`, `/_flush/synced`, and whatever changes state
+//! later; and the one read that hands out shard data (`/api/v1/shards/{id}/checkpoint`).
+//! Other reads stay open. Without a configured token mutations are open too, which start-up allows only on a
 //! loopback address or with `http.allow_unauthenticated: true`.
 //!
 //! Control thread only: the middleware runs in the admin server's tasks; the counters are
@@ -33,12 +34,24 @@ impl AdminAuth {
     pub fn enabled(&self) -> bool {
         self.token.is_some()
     }
+
+    /// The token, for this node's own requests to its peers (peer recovery).
+    pub fn token(&self) -> Option<String> {
+        self.token.as_ref().map(|t| String::from_utf8_lossy(t).into_owned())
+    }
+}
+
+/// Reads that hand out shard data (a shard's checkpoint, for peer recovery) need the token
+/// as mutations do.
+fn guarded_read(path: &str) -> bool {
+    path.starts_with("/api/v1/shards/") && path.ends_with("/checkpoint")
 }
 
 /// Lets reads through; a mutation needs `Authorization: Bearer TOKEN` when a token is set.
 pub async fn require_token(State(auth): State<Arc<AdminAuth>>, request: Request, next: Next) -> Response {
     let Some(token) = &auth.token else { return next.run(request).await };
-    if matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+    if matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) && !guarded_read(request.uri().path())
+    {
         return next.run(request).await;
     }
     let presented = request

@@ -207,6 +207,9 @@ pub(super) fn render(state: &AdminState) -> String {
         o.sample("sheaf_passthrough_dropped_values_total", &labels, c.aggregation.passthrough_follower_dropped);
     }
     o.per_core("sheaf_flush_rounds_total", "counter", "Flush rounds run.", &cores, |c| c.flush_rounds as f64);
+    o.per_core("sheaf_shards_synced_total", "counter", "Idle shards given a sync_id.", &cores, |c| {
+        c.shards_synced as f64
+    });
     o.per_core("sheaf_flush_schedules", "gauge", "Resolutions this core runs flush rounds for.", &cores, |c| {
         c.flush_schedules as f64
     });

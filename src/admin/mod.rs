@@ -1,5 +1,5 @@
-//! HTTP admin API on the control thread: `GET /health`, `GET /status`, `GET /metrics`, and the
-//! cluster API. Handlers read the cores' epoch-published stats and the sinks' atomics; they
+//! HTTP admin API on the control thread: `GET /health`, `GET /status`, `GET /metrics`, the
+//! shard stats and synced flush (`shards`), and the cluster API. Handlers read the cores' epoch-published stats and the sinks' atomics; they
 //! never reach into a core. Mutations need the admin token (`auth`); `tls` serves it over HTTPS.
 
 mod auth;
@@ -7,6 +7,7 @@ mod checkpoint;
 mod exposition;
 mod metrics;
 mod serve;
+mod shards;
 mod state;
 mod tls;
 
@@ -30,6 +31,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
     let cluster = crate::cluster::api::router(state.cluster.clone());
     let rules = crate::rules::api::router(state.rules.clone());
     let topics = crate::topic::api::router(state.cluster.clone());
+    let shards = shards::router(state.clone());
     let auth = state.auth.clone();
     Router::new()
         .route("/health", get(health))
@@ -39,6 +41,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .merge(cluster)
         .merge(rules)
         .merge(topics)
+        .merge(shards)
         .layer(axum::middleware::from_fn_with_state(auth, auth::require_token))
 }
 

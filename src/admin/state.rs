@@ -1,11 +1,12 @@
 //! What the admin API reads: the cores' published stats, the sinks' counters, the cluster
-//! agent's handle and what ingest bound. Built once on the control thread before the server
+//! agent's handle, what ingest bound, and the cores' command queues (for what they answer
+//! themselves: shard stats, synced flush). Built once on the control thread before the server
 //! starts and shared (`Arc`) by the handlers, which only read it.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use sheaf_shard_runtime::{BoundAddrs, StatsReader};
+use sheaf_shard_runtime::{BoundAddrs, Commander, StatsReader};
 
 use crate::sinks::SinkMetrics;
 
@@ -35,4 +36,6 @@ pub struct AdminState {
     pub rules: Arc<crate::rules::Rules>,
     /// Where the shard checkpoints are written (`data_dir`), if anywhere.
     pub data_dir: Option<std::path::PathBuf>,
+    /// The cores, for what only they can answer (`/_stats/shards`, `/_flush/synced`).
+    pub cores: Commander,
 }

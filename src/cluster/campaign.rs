@@ -14,7 +14,9 @@
 //! cover the window the node started in.
 
 use super::flush_times::ShardSetTimes;
-use super::placement::{Instance, Placement, ShardState};
+use std::collections::BTreeSet;
+
+use super::placement::{Instance, Placement, Shard, ShardState};
 
 /// Shards stop counting as active this long before their cutoff, as in m3.
 const CUTOFF_MARGIN_NANOS: i64 = 30_000_000_000;
@@ -73,35 +75,38 @@ fn oldest_flushed(flushed: &ShardSetTimes, shard: u32) -> Option<i64> {
 }
 
 /// Whether `me` holds in memory everything its shard set's leader has not emitted yet, so that
-/// leading now would lose nothing: for each shard, either it cut over to this node after the
-/// node started (it has seen every write from then on), or the leader's flush times cover the
-/// window the node started in, at every resolution. No flush times at all (a new cluster)
-/// counts as covered, as in m3 (#4169).
-pub fn can_lead(me: &Instance, flushed: &ShardSetTimes, started_nanos: i64) -> bool {
+/// leading now would lose nothing: every shard is [`shard_ready`] or `synced` (its `sync_id`
+/// is the leader's: it holds the same state). No flush times at all (a new cluster) counts as
+/// covered, as in m3 (#4169).
+pub fn can_lead(me: &Instance, flushed: &ShardSetTimes, started_nanos: i64, synced: &BTreeSet<u32>) -> bool {
     if flushed.0.by_shard.is_empty() {
         return true;
     }
-    me.shards.iter().all(|s| {
-        if s.cutover() >= started_nanos {
-            return true;
-        }
-        let Some(times) = flushed.0.by_shard.get(&s.id).filter(|t| !t.tombstoned) else { return false };
-        !times.standard_by_resolution.is_empty()
-            && times.standard_by_resolution.iter().all(|(&resolution, &t)| {
-                let window_end = if resolution > 0 {
-                    started_nanos.div_euclid(resolution).saturating_add(1).saturating_mul(resolution)
-                } else {
-                    started_nanos
-                };
-                t >= window_end
-            })
-    })
+    me.shards.iter().all(|s| synced.contains(&s.id) || shard_ready(s, flushed, started_nanos))
+}
+
+/// Whether this node holds everything of `s` the leader has not emitted: either it cut over to
+/// this node after the node started (it has seen every write from then on), or the leader's
+/// flush times cover the window the node started in, at every resolution.
+pub fn shard_ready(s: &Shard, flushed: &ShardSetTimes, started_nanos: i64) -> bool {
+    if s.cutover() >= started_nanos {
+        return true;
+    }
+    let Some(times) = flushed.0.by_shard.get(&s.id).filter(|t| !t.tombstoned) else { return false };
+    !times.standard_by_resolution.is_empty()
+        && times.standard_by_resolution.iter().all(|(&resolution, &t)| {
+            let window_end = if resolution > 0 {
+                started_nanos.div_euclid(resolution).saturating_add(1).saturating_mul(resolution)
+            } else {
+                started_nanos
+            };
+            t >= window_end
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::placement::Shard;
 
     const S: i64 = 1_000_000_000;
     const T: i64 = 1_000 * 60 * S;
@@ -171,18 +176,24 @@ mod tests {
     #[test]
     fn can_lead_is_judged_per_shard() {
         let started = T + 5 * S;
+        let none = BTreeSet::new();
         let mut me = Instance::new("me", "a", 100);
         me.shards = vec![shard(0, ShardState::Available, 0, 0), shard(1, ShardState::Initializing, T + 60 * S, 0)];
-        assert!(can_lead(&me, &ShardSetTimes::default(), started));
+        assert!(can_lead(&me, &ShardSetTimes::default(), started, &none));
         // Shard 0 existed before the start: the window holding `started` must be flushed.
-        assert!(!can_lead(&me, &flushed(0, 10 * S, T), started));
-        assert!(can_lead(&me, &flushed(0, 10 * S, T + 10 * S), started));
+        assert!(!can_lead(&me, &flushed(0, 10 * S, T), started, &none));
+        assert!(can_lead(&me, &flushed(0, 10 * S, T + 10 * S), started, &none));
         // Shard 1 cut over after the start: nothing needed for it. Moved in before the start
         // (#2824): it needs flush times too.
         me.shards[1].cutover_nanos = T;
-        assert!(!can_lead(&me, &flushed(0, 10 * S, T + 10 * S), started));
+        assert!(!can_lead(&me, &flushed(0, 10 * S, T + 10 * S), started, &none));
         let mut both = flushed(0, 10 * S, T + 10 * S);
         both.advance(1, 10 * S, T + 10 * S, i64::MIN);
-        assert!(can_lead(&me, &both, started));
+        assert!(can_lead(&me, &both, started, &none));
+        // A shard whose sync_id is the leader's holds what the leader holds: ready at once.
+        let only_zero = flushed(0, 10 * S, T + 10 * S);
+        assert!(!can_lead(&me, &only_zero, started, &none));
+        assert!(can_lead(&me, &only_zero, started, &[1].into()));
+        assert!(can_lead(&me, &flushed(0, 10 * S, T), started, &[0, 1].into()));
     }
 }

@@ -34,6 +34,11 @@ impl Keys {
         format!("_kv/{}/shardset/{shard_set}/flush", self.environment)
     }
 
+    /// A shard set's `sync_id`s (sheaf's own, JSON: `sync_ids::SyncRecord`).
+    pub fn sync_ids(&self, shard_set: u32) -> String {
+        format!("_kv/{}/sheaf/shardset/{shard_set}/sync", self.environment)
+    }
+
     /// The runtime options (M3's runtime options KV): JSON with the keys of
     /// `aggregator.rate_limits`, replacing that section on every node while it exists.
     pub fn runtime_options(&self) -> String {

@@ -8,6 +8,8 @@
 //! - [`node`]: the agent task (I/O), driving [`state`] (its decisions) and [`election`],
 //!   [`watch`]; [`plan`] and [`campaign`] are pure helpers; [`cores`] is where commands go.
 //! - [`runtime_options`]: M3's runtime options (the write rate limits), watched in etcd.
+//! - [`sync_ids`]: the idle shards' `sync_id`s beside the flush times; `sync_task` publishes
+//!   them (leader) or compares this node's with them (follower).
 
 pub mod api;
 pub(crate) mod campaign;
@@ -23,6 +25,7 @@ pub(crate) mod memory;
 pub mod node;
 #[cfg(test)]
 mod node_tests;
+pub(crate) mod peer_recovery;
 pub mod placement;
 pub mod plan;
 pub mod runtime_options;
@@ -33,6 +36,8 @@ pub mod stateless;
 pub mod store;
 #[cfg(test)]
 mod store_contract;
+pub mod sync_ids;
+pub(crate) mod sync_task;
 #[cfg(test)]
 mod testing;
 pub mod tracked;

@@ -37,9 +37,11 @@ use super::cores::{CoreCommand, Cores};
 use super::election::{Election, ElectionState};
 use super::etcd::{Endpoints, Keys, Store};
 use super::health::EtcdHealth;
-use super::plan::{self, not_owned};
-use super::state::{AgentState, DRAIN_LIMIT, Effect, Execute, Input, Now, Settings};
+use super::peer_recovery::PeerRecovery;
+use super::plan::{self, before_placement};
+use super::state::{AgentState, DRAIN_LIMIT, Effect, Execute, Input, Now, RecoveryView, Settings, SyncView};
 use super::store::{Backoff, ClusterStore, Connect, StoreError, Versioned};
+use super::sync_task::SyncTask;
 use super::tracked::Tracked;
 use crate::config::ClusterConfig;
 
@@ -63,6 +65,9 @@ pub struct ClusterHandle<S = Store> {
     pub etcd: Arc<EtcdHealth>,
     pub keys: Keys,
     pub config: ClusterConfig,
+    /// What the `sync_id` task needs of the agent, and where it says which shards are synced.
+    pub(crate) sync_view: watch::Receiver<SyncView>,
+    pub(crate) recovery: Arc<watch::Sender<RecoveryView>>,
 }
 
 impl<S> ClusterHandle<S> {
@@ -103,9 +108,33 @@ impl Agent {
     }
 
     /// Starts the agent task; the cores start as followers that own nothing until the
-    /// placement says otherwise.
-    pub async fn start(self, etcd: Endpoints) -> ClusterHandle {
-        start(self.settings, etcd, self.commander, self.reports).await
+    /// placement says otherwise. `admin` is where this node's admin API answers its peers and
+    /// `token` what it presents to theirs (peer recovery).
+    /// `loaded` turns true once the cores have loaded their checkpoints: only then does this
+    /// node know which of its shards are synced with the leader.
+    pub async fn start(
+        self,
+        etcd: Endpoints,
+        admin: Option<String>,
+        token: Option<String>,
+        loaded: watch::Receiver<bool>,
+    ) -> ClusterHandle {
+        let (host_id, owners) = (self.settings.host_id.clone(), self.settings.owners.clone());
+        let flush_delay = self.settings.config.flush_delay.0;
+        let handle = start(self.settings, etcd, self.commander.clone(), self.reports).await;
+        let task = SyncTask {
+            store: handle.store.clone(),
+            keys: handle.keys.clone(),
+            cores: self.commander.clone(),
+            view: handle.sync_view.clone(),
+            recovery_view: handle.recovery.clone(),
+            host_id,
+            admin,
+            recovery: PeerRecovery::new(token, owners, self.commander, flush_delay),
+            loaded,
+        };
+        tokio::spawn(task.run());
+        handle
     }
 }
 
@@ -117,13 +146,18 @@ pub(crate) async fn start<C: Connect, K: Cores>(
     reports: Arc<FlushReports>,
 ) -> ClusterHandle<C::Store> {
     cores.apply(CoreCommand::Role(FlushRole::Follower)).await;
-    cores.apply(CoreCommand::Windows(not_owned(settings.num_shards))).await;
+    cores.apply(CoreCommand::Windows(before_placement(settings.num_shards))).await;
     cores.apply(CoreCommand::Routes(Arc::new(Routes::default()))).await;
     let (requests, requests_rx) = mpsc::channel(8);
     let (status_tx, status) = watch::channel(json!({}));
     let (store_tx, store) = watch::channel(None);
     let etcd = EtcdHealth::new();
+    let (sync_view_tx, sync_view) = watch::channel(SyncView::default());
+    let recovery = Arc::new(watch::channel(RecoveryView::default()).0);
+    let recovery_rx = recovery.subscribe();
     let handle = ClusterHandle {
+        sync_view,
+        recovery,
         requests,
         status,
         store,
@@ -146,7 +180,8 @@ pub(crate) async fn start<C: Connect, K: Cores>(
         resolve_backoff: Backoff::new(RESOLVE_INITIAL_BACKOFF, RESOLVE_MAX_BACKOFF),
         next_resolve: tokio::time::Instant::now(),
     };
-    let node = Node { state: AgentState::new(settings, Instant::now()), io };
+    let node =
+        Node { state: AgentState::new(settings, Instant::now()), io, sync_view: sync_view_tx, recovery: recovery_rx };
     tokio::spawn(node.run(requests_rx, status_tx));
     handle
 }
@@ -155,6 +190,8 @@ pub(crate) async fn start<C: Connect, K: Cores>(
 struct Node<C: Connect, K> {
     state: AgentState,
     io: Io<C, K>,
+    sync_view: watch::Sender<SyncView>,
+    recovery: watch::Receiver<RecoveryView>,
 }
 
 /// Everything [`AgentState`] talks to, carrying its effects out.
@@ -180,7 +217,7 @@ struct Io<C: Connect, K> {
 
 impl<C: Connect, K: Cores> Node<C, K> {
     async fn run(mut self, mut requests: mpsc::Receiver<Request>, status: watch::Sender<Value>) {
-        let (state, io) = (&mut self.state, &mut self.io);
+        let (state, io, recovery) = (&mut self.state, &mut self.io, &mut self.recovery);
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
         let mut tick = tokio::time::interval(state.settings().config.check_interval.0);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -234,7 +271,14 @@ impl<C: Connect, K: Cores> Node<C, K> {
                     let reports = io.take_reports();
                     state.step(io, Input::Tick(reports)).await;
                 }
+                Ok(()) = recovery.changed() => state.set_recovery(recovery.borrow_and_update().clone()),
             }
+            let view = state.sync_view();
+            self.sync_view.send_if_modified(|v| {
+                let changed = *v != view;
+                *v = view;
+                changed
+            });
             let leader = io.election.as_ref().and_then(|e| e.leader.borrow().clone());
             let mut view = state.status(Instant::now(), leader, io.health.describe());
             if let Some(fields) = view.as_object_mut() {

@@ -46,9 +46,10 @@ impl Assignment {
     }
 }
 
-/// Every shard closed: what the cores hold before the first placement.
-pub fn not_owned(num_shards: u32) -> Arc<[ShardWindow]> {
-    (0..num_shards).map(|_| ShardWindow::CLOSED).collect()
+/// Before the first placement: no shard is written or emitted, and none is closed (the
+/// checkpoints loaded at start wait for the placement).
+pub fn before_placement(num_shards: u32) -> Arc<[ShardWindow]> {
+    (0..num_shards).map(|_| ShardWindow::PENDING).collect()
 }
 
 /// Per shard: closed unless `me` holds it; else writable from `buffer_before_cutover` before

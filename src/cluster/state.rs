@@ -28,6 +28,9 @@ use super::plan::Assignment;
 use super::store::{StoreError, Versioned};
 use crate::config::ClusterConfig;
 
+mod recovery;
+pub use recovery::{RecoveryView, SyncView};
+
 /// What the agent is given at start and never changes.
 pub struct Settings {
     pub config: ClusterConfig,
@@ -178,6 +181,8 @@ pub struct AgentState {
     leader: LeaderProgress,
     follower: FollowerView,
     counters: Counters,
+    /// Shards synced with the leader or recovered from it since start (`recovery.rs`).
+    recovery: RecoveryView,
 }
 
 impl AgentState {
@@ -195,6 +200,7 @@ impl AgentState {
                 forced: false,
             },
             counters: Counters::default(),
+            recovery: RecoveryView::default(),
         }
     }
 
@@ -512,6 +518,8 @@ impl AgentState {
             "flushTimesPersisted": self.counters.persisted,
             "flushTimesPersistFailures": self.counters.persist_failures,
             "pendingFlushReports": self.leader.pending.len(),
+            "shardRecovery": self.shard_recovery(),
+            "recovery": self.recovery_progress(),
         })
     }
 
@@ -520,8 +528,10 @@ impl AgentState {
     fn can_lead(&self) -> bool {
         let me = self.placed.placement.as_ref().and_then(|(p, _)| p.instance(&self.settings.host_id));
         match me {
+            // A shard still being recovered from the leader is not whole here yet.
+            Some(_) if !self.recovery.recovering.is_empty() => false,
             Some(me) if self.candidacy.running => {
-                campaign::can_lead(me, &self.follower.times, self.settings.started_nanos)
+                campaign::can_lead(me, &self.follower.times, self.settings.started_nanos, &self.caught_up())
             }
             _ => false,
         }

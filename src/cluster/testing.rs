@@ -129,7 +129,7 @@ pub fn describe(command: &CoreCommand) -> String {
 
 fn windows(w: &[ShardWindow]) -> String {
     let mut parts = Vec::new();
-    for (id, w) in w.iter().enumerate().filter(|(_, w)| **w != ShardWindow::CLOSED) {
+    for (id, w) in w.iter().enumerate().filter(|(_, w)| **w != ShardWindow::CLOSED && **w != ShardWindow::PENDING) {
         let mut part = id.to_string();
         if w.cutover != i64::MIN {
             part += &format!(" from {} (writes {}..)", at(w.cutover), at(w.accept_from));

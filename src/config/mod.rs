@@ -83,6 +83,9 @@ pub struct Config {
     pub data_dir: Option<std::path::PathBuf>,
     /// How often the shards are checkpointed to `data_dir`.
     pub checkpoint: Checkpoint,
+    /// A shard with no write for this long and no unflushed window is idle: it gets a
+    /// `sync_id` (synced flush) and flush rounds pass it by (Elasticsearch's inactive time).
+    pub idle_shard_after: duration::Dur,
     /// Set when the file was an m3aggregator config: what each of its keys became.
     #[serde(skip)]
     pub m3_notes: Option<Vec<m3::KeyNote>>,
@@ -108,6 +111,7 @@ impl Default for Config {
             metrics: Metrics::default(),
             data_dir: None,
             checkpoint: Checkpoint::default(),
+            idle_shard_after: duration::Dur(std::time::Duration::from_secs(300)),
             m3_notes: None,
         }
     }
@@ -186,8 +190,8 @@ impl Config {
         }
         self.data_plane.validate()?;
         self.checkpoint.validate()?;
-        if self.data_dir.is_some() && self.cluster.is_some() {
-            return Err(invalid("data_dir", "checkpoints are for a single node; not yet with cluster:"));
+        if self.idle_shard_after.0 < std::time::Duration::from_millis(100) {
+            return Err(invalid("idle_shard_after", "must be at least 100ms"));
         }
         self.statsd.validate_sizes()?;
         self.m3msg.server.validate()?;

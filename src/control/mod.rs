@@ -93,7 +93,9 @@ async fn serve(
     rules.read_stored().await;
     rules.spawn_watch();
     // Cluster mode: the cores own nothing and emit nothing until the placement and the
-    // election say so; that is settled before a single value is read.
+    // election say so; that is settled before a single value is read. Peer recovery waits
+    // for the checkpoints to be loaded.
+    let (loaded_tx, loaded_rx) = tokio::sync::watch::channel(false);
     let cluster = match (&config.cluster, etcd) {
         (Some(c), Some(etcd)) => {
             let agent = Agent::new(
@@ -105,7 +107,12 @@ async fn serve(
                 sink_queues,
                 reports,
             );
-            let handle = agent.start(etcd).await;
+            // Peers recover shards from this node's admin API, at the address it listens on
+            // (plain HTTP only: over HTTPS, or on 0.0.0.0, no address is advertised and peers
+            // fall back to waiting for the flush times).
+            let admin =
+                http.local_addr().ok().filter(|a| !a.ip().is_unspecified() && tls.is_none()).map(|a| a.to_string());
+            let handle = agent.start(etcd, admin, auth.token(), loaded_rx.clone()).await;
             let options = runtime_options::spawn(
                 handle.store.clone(),
                 handle.keys.clone(),
@@ -127,6 +134,7 @@ async fn serve(
             }
         }
     }
+    loaded_tx.send_replace(true);
     let bound = match pool.start_ingest().await {
         Ok(b) => b,
         Err(e) => {
@@ -159,6 +167,7 @@ async fn serve(
         tls: tls.is_some(),
         rules,
         data_dir: config.data_dir.clone(),
+        cores: pool.commander(),
     });
     // The admin API closes last: it keeps answering while the cores stop, and a client that
     // never finishes its request cannot hold the shutdown (see `close_admin`).

@@ -185,6 +185,16 @@ pub(crate) fn assert_each_window_once_with_exact_sums(outputs: &[Vec<Flushed>], 
     assert!(wrong.is_empty(), "sent {sent} each, got {wrong:?}");
 }
 
+/// Over all `outputs`: a window that came out twice came with the same value (the union
+/// checks), and each of c0..c49 adds up to `sent`.
+pub(crate) fn assert_each_window_sums_to(outputs: &[Vec<Flushed>], sent: f64) {
+    let (windows, _) = union(outputs);
+    let sums = sums(&windows);
+    assert_eq!(sums.len(), 50);
+    let wrong: Vec<_> = sums.iter().filter(|(_, t)| **t != sent).collect();
+    assert!(wrong.is_empty(), "sent {sent} each, got {wrong:?}");
+}
+
 fn sums(windows: &BTreeMap<(String, i64), f64>) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     for ((id, _), v) in windows {

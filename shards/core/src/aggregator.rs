@@ -23,6 +23,7 @@ use crate::transform_states::TransformStates;
 pub use crate::aggregator_options::{AggregatorCounters, AggregatorOptions, RateLimitSettings};
 pub use crate::flush_collector::FlushCollector;
 pub use crate::shard_window::ShardWindow;
+pub use sync::{ShardActivity, ShardSync, SyncRefused};
 
 mod checkpoint;
 mod drain;
@@ -31,6 +32,7 @@ mod metadata;
 mod new_series;
 mod prefetch;
 mod resolutions;
+mod sync;
 
 use new_series::rule_spec_for;
 use prefetch::{FOUND_RING, NOT_FOUND, PREFETCH_SERIES_AHEAD, PREFETCH_SLOTS_AHEAD, prefetch_ahead};
@@ -73,6 +75,21 @@ struct ShardSlot {
     /// Follower: per (resolution, forward count), how far the leader's forwarded windows of
     /// the shard are out (and discarded here); a forwarded value for one of those is late.
     forwarded_discarded: Vec<(i64, ForwardedUntil)>,
+    /// When a value last reached the shard (arrival time), or it was loaded.
+    last_write: UnixNanos,
+    /// Idle shards only: the synced-flush marker and the digest it was given for.
+    sync: Option<ShardSync>,
+}
+
+impl ShardSlot {
+    /// A value reached the shard: it is active (its marker goes).
+    #[inline]
+    fn touch(&mut self, now: UnixNanos) {
+        self.last_write = now;
+        if self.sync.is_some() {
+            self.sync = None;
+        }
+    }
 }
 
 /// In a shard's `forwarded_discarded`: the end of the last forwarded window (`resolution`,
@@ -209,6 +226,7 @@ impl CoreAggregator {
                 self.counters.shard_not_writable += 1;
                 continue;
             };
+            slot.touch(now);
             // Client timestamps are arbitrary i64s: saturate rather than overflow.
             let (future, past) = (self.options.timed_buffer_future, self.options.timed_buffer_past);
             let too_early = |t: UnixNanos| t.saturating_sub(now) > future;

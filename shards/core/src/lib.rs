@@ -54,7 +54,10 @@ pub mod window;
 mod window_list;
 
 pub use aggregation::{AggType, AggTypes, MetricType, series_hash};
-pub use aggregator::{AggregatorCounters, AggregatorOptions, CoreAggregator, ForwardedUntil, RateLimitSettings};
+pub use aggregator::{
+    AggregatorCounters, AggregatorOptions, CoreAggregator, ForwardedUntil, RateLimitSettings, ShardActivity, ShardSync,
+    SyncRefused,
+};
 pub use batch::{
     BatchRollup, DEFAULT_SPEC, ElemSpec, ForwardedFrom, NO_ROLLUP, RollupRef, Sample, SampleBatch, SampleValue,
     SpecRef, UNTIMED,

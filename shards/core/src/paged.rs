@@ -34,6 +34,11 @@ impl<T> Paged<T> {
         self.len
     }
 
+    /// Bytes of the pages (allocated, not only used).
+    pub(crate) fn resident_bytes(&self) -> usize {
+        self.pages.iter().map(Vec::capacity).sum::<usize>() * std::mem::size_of::<T>()
+    }
+
     /// Element `i`, with one bounds check instead of two (the page, then the element): the
     /// pages are laid out so that `i < len` is enough (see `Paged`'s invariant).
     #[inline]

@@ -46,6 +46,13 @@ fn pos_of(slot: u32) -> usize {
 }
 
 impl SeriesIndex {
+    /// Bytes of the slot table.
+    pub(crate) fn resident_bytes(&self) -> usize {
+        self.slots.capacity() * std::mem::size_of::<u32>()
+    }
+}
+
+impl SeriesIndex {
     #[inline]
     fn mask(&self) -> usize {
         self.slots.len().wrapping_sub(1)

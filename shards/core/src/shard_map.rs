@@ -122,6 +122,12 @@ impl ShardMap {
         self.series.len()
     }
 
+    /// Bytes this map has allocated: series records, ids and the index (not the window
+    /// states some elements keep on the heap).
+    pub(crate) fn resident_bytes(&self) -> usize {
+        self.series.resident_bytes() + self.ids.capacity() + self.index.resident_bytes()
+    }
+
     /// The position and series (`metric_type`, `id`) whose map hash is `hash`, created if
     /// absent, with its gauge base; the bool says whether it was created. An absent series that
     /// this map cannot store, or that comes when the caller has no `room` for one, is refused:

@@ -38,6 +38,15 @@ impl ShardWindow {
         cutoff: UnixNanos::MIN,
     };
 
+    /// A shard before the first placement: refuses writes, emits nothing, but is kept (what a
+    /// checkpoint loaded into it waits for the placement to say whether this node holds it).
+    pub const PENDING: Self = Self {
+        accept_from: UnixNanos::MAX,
+        accept_until: UnixNanos::MAX,
+        cutover: UnixNanos::MAX,
+        cutoff: UnixNanos::MIN,
+    };
+
     pub(crate) fn accepts(&self, now: UnixNanos) -> bool {
         self.accept_from <= now && now < self.accept_until
     }

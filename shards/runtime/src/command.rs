@@ -16,6 +16,7 @@ use crate::error::BindError;
 use crate::flush_role::{FlushRole, FollowerFlush};
 use crate::ingest::unix_socket::SharedUnixSocket;
 use crate::routes::Routes;
+use crate::shard_stats::{LeaderSyncs, ShardStat, SyncOutcome};
 use crate::stats::CheckpointStats;
 
 /// The ingest addresses a core actually bound.
@@ -65,6 +66,20 @@ pub enum ShardCommand {
     LoadCheckpoints { owners: Arc<[u16]>, reply: flume::Sender<CheckpointStats> },
     /// Write the checkpoint of every shard this core owns now, and reply once written.
     Checkpoint { reply: flume::Sender<()> },
+    /// Synced flush: every shard this core holds that has no window gets a `sync_id` (and
+    /// its checkpoint with it); replies per shard.
+    SyncedFlush { reply: flume::Sender<Vec<SyncOutcome>> },
+    /// What this core holds of each shard.
+    ShardStats { reply: flume::Sender<Vec<ShardStat>> },
+    /// Cluster mode (follower): the markers the leader gave its idle shards.
+    SetLeaderSyncs(Arc<LeaderSyncs>),
+    /// The checkpoint file of `shard` as this core holds it now (a peer recovers from it);
+    /// `None` when the core does not hold it.
+    ShardCheckpointBytes { shard: u32, reply: flume::Sender<Option<Vec<u8>>> },
+    /// Peer recovery: merge the leader's checkpoint file of `shard` with this core's copy at
+    /// the cut after `from` (the leader's windows before it, this core's from it); replies with
+    /// the series held, or why the file was refused.
+    RecoverShard { shard: u32, file: Arc<Vec<u8>>, from: UnixNanos, reply: flume::Sender<Result<usize, String>> },
     /// Leave the executor.
     Exit,
 }
@@ -91,6 +106,11 @@ impl fmt::Display for ShardCommand {
             ),
             Self::LoadCheckpoints { .. } => f.write_str("load_checkpoints"),
             Self::Checkpoint { .. } => f.write_str("checkpoint"),
+            Self::SyncedFlush { .. } => f.write_str("synced_flush"),
+            Self::ShardStats { .. } => f.write_str("shard_stats"),
+            Self::SetLeaderSyncs(s) => write!(f, "set_leader_syncs({} shards)", s.0.len()),
+            Self::ShardCheckpointBytes { shard, .. } => write!(f, "shard_checkpoint_bytes({shard})"),
+            Self::RecoverShard { shard, from, .. } => write!(f, "recover_shard({shard}, from {from})"),
             Self::Exit => f.write_str("exit"),
         }
     }

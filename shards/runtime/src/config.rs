@@ -152,4 +152,7 @@ pub struct PoolConfig {
     pub io_memory_bytes: usize,
     /// Shard checkpoints in `data_dir` (single node); `None`: nothing is persisted.
     pub checkpoint: Option<crate::checkpoint::CheckpointConfig>,
+    /// A shard with no write for this long and no window held is idle: it gets a `sync_id`
+    /// and flush rounds pass it by.
+    pub idle_shard_after: Duration,
 }

@@ -7,7 +7,7 @@
 //!   forwarder (and its ack reader) per peer node, the re-route task of held values;
 //! - `flush`: the flush schedule and its rounds, and the flush work commands ask for (a
 //!   promotion's discard, the final flush); with `data_dir`, the checkpoint task and the
-//!   checkpoint load and final pass;
+//!   checkpoint load and final pass; the idle-shard task and synced flushes;
 //! - `control`: this command loop and the stats publisher.
 //!
 //! Shutdown, in order: (1) `StopIngest`: every ingest task is told to stop, every
@@ -30,6 +30,7 @@ use crate::config::PoolConfig;
 use crate::core::{CoreState, IngestLifecycle, RouteTable, TaskQueues, spawn_into};
 use crate::flush::{self, Flusher};
 use crate::handoff::{CoreLinks, Handoff};
+use crate::idle::{self, Syncer};
 use crate::ingest::held::HeldValues;
 use crate::ingest::{self, Adoption, ConnectionSpread, IngestContext, RouterParts, StreamBudgets};
 use crate::output::forward::Forwarders;
@@ -77,7 +78,10 @@ pub(crate) async fn run_core(setup: CoreSetup) {
     if let Some(c) = &checkpointer {
         spawn_into(queues.flush, checkpoint::run(c.clone(), lifecycle.clone()));
     }
-    let commands = CommandLoop { state: state.clone(), routing, lifecycle, flusher, ingest, queues, checkpointer };
+    let syncer = Rc::new(Syncer::new(state.clone(), flusher.clone(), checkpointer.clone()));
+    spawn_into(queues.flush, idle::run(syncer.clone(), lifecycle.clone()));
+    let commands =
+        CommandLoop { state: state.clone(), routing, lifecycle, flusher, ingest, queues, checkpointer, syncer };
     let run = glommio::spawn_local_into(commands.run(setup.commands), queues.control);
     match run {
         Ok(task) => task.await,
@@ -98,6 +102,8 @@ struct CommandLoop {
     queues: TaskQueues,
     /// With `data_dir`: the core's checkpoints.
     checkpointer: Option<Rc<Checkpointer>>,
+    /// Idle shards and synced flush.
+    syncer: Rc<Syncer>,
 }
 
 impl CommandLoop {
@@ -169,6 +175,23 @@ impl CommandLoop {
                     self.in_flush_queue(async move { c.write_all().await }).await;
                 }
                 let _ = reply.send(());
+            }
+            ShardCommand::SyncedFlush { reply } => {
+                let (syncer, tx) = (self.syncer.clone(), reply);
+                self.in_flush_queue(async move {
+                    let _ = tx.send(syncer.synced_flush().await);
+                })
+                .await;
+            }
+            ShardCommand::ShardStats { reply } => {
+                let _ = reply.send(self.syncer.shard_stats());
+            }
+            ShardCommand::SetLeaderSyncs(syncs) => self.syncer.set_leader_syncs(syncs),
+            ShardCommand::ShardCheckpointBytes { shard, reply } => {
+                let _ = reply.send(self.syncer.checkpoint_file(shard));
+            }
+            ShardCommand::RecoverShard { shard, file, from, reply } => {
+                let _ = reply.send(self.syncer.recover(shard, &file, from));
             }
             ShardCommand::Exit => return false,
         }

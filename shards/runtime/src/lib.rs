@@ -10,12 +10,12 @@
 //!
 //! Layers, each using only those above it in this list:
 //! 1. plain types and queues: `config`, `routes`, `flush_role`, `stats`, `decode`, `error`,
-//!    `sync`, `output::sink_queue`, `services`, `ingest::unix_socket` (the shared socket
+//!    `sync`, `shard_stats`, `output::sink_queue`, `services`, `ingest::unix_socket` (the shared socket
 //!    the pool binds), `command`, `checkpoint::files`;
 //! 2. `core`: the floor of one core (its state, ingest lifecycle, route table, task queues);
 //! 3. `handoff`, `output::forward`: one core's links to its peers and to other nodes;
 //! 4. the rest of `ingest`, `checkpoint::on_core`, then `flush` (which routes what rollups forward through an
-//!    ingest `Router`): the tasks of a core;
+//!    ingest `Router`), then `idle` (idle shards, synced flush): the tasks of a core;
 //! 5. `core_main` (one core's start and command loop) and `pool` (all cores).
 //!
 //! ARCHITECTURE.md says which thread runs each file.
@@ -30,11 +30,13 @@ mod error;
 mod flush;
 mod flush_role;
 mod handoff;
+mod idle;
 mod ingest;
 mod output;
 mod pool;
 mod routes;
 mod services;
+mod shard_stats;
 mod stats;
 mod sync;
 #[cfg(any(test, feature = "shuttle"))]
@@ -50,6 +52,7 @@ pub use output::{FlushBatchPool, SinkQueue};
 pub use pool::{Commander, ShardPool, StatsReader};
 pub use routes::{Peer, Routes};
 pub use services::PoolServices;
+pub use shard_stats::{LeaderSyncs, ShardActivity, ShardStat, ShardSync, SyncOutcome};
 pub use stats::{
     CHECKPOINT_LOAD_FAILURE_REASONS, CheckpointStats, ConnectionRefusal, CoreStats, Protocol, RejectCount,
 };

@@ -47,6 +47,30 @@ impl Commander {
         }
     }
 
+    /// Sends `cmd` to one core; false if that core is gone.
+    pub fn send_to(&self, core: usize, cmd: ShardCommand) -> bool {
+        self.commands.get(core).is_some_and(|tx| tx.send(cmd).is_ok())
+    }
+
+    /// Sends `make(reply)` to every core and gathers the replies, in core order (a core gone
+    /// gives none).
+    pub async fn collect_all<T>(&self, make: impl Fn(flume::Sender<T>) -> ShardCommand) -> Vec<T> {
+        let mut replies = Vec::new();
+        for tx in &self.commands {
+            let (reply, rx) = flume::bounded(1);
+            if tx.send(make(reply)).is_ok() {
+                replies.push(rx);
+            }
+        }
+        let mut out = Vec::with_capacity(replies.len());
+        for rx in replies {
+            if let Ok(v) = rx.recv_async().await {
+                out.push(v);
+            }
+        }
+        out
+    }
+
     /// Sends `make(reply)` to every core and waits for each reply.
     pub async fn invoke_all(&self, make: impl Fn(flume::Sender<()>) -> ShardCommand) {
         let mut replies = Vec::new();

@@ -117,6 +117,8 @@ pub struct CoreStats {
     pub unowned_held_values: u64,
     /// Whether this core's rounds emit (always on a single node).
     pub leader: bool,
+    /// Markers given to idle shards (idle time or synced flush).
+    pub shards_synced: u64,
     /// Rounds run as a follower (discarding what the leader emitted).
     pub follower_rounds: u64,
     /// Follower rounds in forced flush mode (no flush-time update for `max_buffer_size`).

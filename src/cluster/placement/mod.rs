@@ -48,9 +48,7 @@ pub use invariants::validate;
 pub use json::{
     AddRequest, InitRequest, InstanceRequest, RemoveRequest, ReplaceRequest, proto_to_json, to_response_json,
 };
-#[cfg(test)]
-pub use model::Shard;
-pub use model::{Instance, Placement, ShardState};
+pub use model::{Instance, Placement, Shard, ShardState};
 pub use operations::cleanup;
 #[cfg(test)]
 pub use operations::{add, init, remove, replace};

@@ -6,18 +6,18 @@
 //! on the core that loads it (which may be another core, with other ids). A checkpoint is
 //! checked as a whole before anything is loaded: a bad one leaves the shard empty.
 
-use super::{CoreAggregator, FlushedUntil};
+use super::{CoreAggregator, FlushedUntil, ShardSync};
 use crate::aggregation::{AggTypes, MetricType, series_hash};
 use crate::batch::{ElemSpec, NO_ROLLUP};
 use crate::checkpoint::{
     CheckpointError, ElemCk, ElemSpecCk, FlushedCk, PolicyCk, RollupTargetCk, RuleCk, SeriesCk, ShardCheckpoint,
-    SlotCk, TransformStatesCk, WindowCk, restore_state, snapshot_state, valid_state,
+    SlotCk, SyncCk, TransformStatesCk, WindowCk, merge_at_cut, restore_state, snapshot_state, valid_state,
 };
 use crate::policy::StoragePolicy;
 use crate::rollup::RollupTargets;
 use crate::series::{DROPPED_BY_RULE, Elem, Elems, MAX_ID_LEN};
 use crate::spec::{PolicyIdx, SpecId, SpecTable};
-use crate::time::UnixNanos;
+use crate::time::{UnixNanos, now_nanos};
 use crate::transform::{Datapoint, TransformChain, TransformState};
 use crate::transform_states::ElemAt;
 use crate::window::WindowKind;
@@ -183,7 +183,8 @@ impl CoreAggregator {
             .collect();
         let flushed =
             self.flushed.iter().map(|f| FlushedCk { resolution: f.resolution, untimed: f.untimed, timed: f.timed });
-        Some(ShardCheckpoint { series, flushed: flushed.collect(), transform_states })
+        let sync = slot.sync.as_ref().map(|s| SyncCk { sync_id: s.sync_id.to_string(), digest: s.digest });
+        Some(ShardCheckpoint { series, flushed: flushed.collect(), transform_states, sync })
     }
 
     /// Loads `ck` into `shard` (a series this core already holds there keeps its own state): every series, element and
@@ -262,6 +263,12 @@ impl CoreAggregator {
         }
         self.series_held += loaded;
         self.windows_held[shard as usize] += windows;
+        let slot = &mut self.shards[shard as usize];
+        slot.last_write = slot.last_write.max(now_nanos());
+        // A shard this core already held values of is not the copy the marker was given for.
+        if loaded == ck.series.len() && windows == 0 && slot.map.len() == loaded {
+            slot.sync = ck.sync.as_ref().map(|s| ShardSync { sync_id: s.sync_id.as_str().into(), digest: s.digest });
+        }
         self.track_resolutions();
         for f in &ck.flushed {
             if let Some(mine) = self.flushed.iter_mut().find(|m| m.resolution == f.resolution) {
@@ -274,6 +281,37 @@ impl CoreAggregator {
             self.latest_horizon = self.latest_horizon.max(f.untimed);
         }
         Ok(loaded)
+    }
+
+    /// Peer recovery: replaces `shard` with this core's copy merged with the leader's
+    /// checkpoint `theirs` at the cut after `from` (`checkpoint::merge_at_cut`): the leader's
+    /// windows before the cut, this core's from it. Runs in one step, between two batches, so
+    /// no value applied here falls between the copy and the load. A checkpoint that fails a
+    /// check changes nothing. Returns the series held.
+    pub fn recover_shard(
+        &mut self,
+        shard: u32,
+        theirs: &ShardCheckpoint,
+        from: UnixNanos,
+    ) -> Result<usize, CheckpointError> {
+        theirs.series.iter().try_for_each(check_series)?;
+        theirs.transform_states.iter().try_for_each(check_transform_states)?;
+        let mine = self.checkpoint_shard(shard).unwrap_or_default();
+        let merged = merge_at_cut(&mine, theirs, from);
+        self.clear_shard(shard);
+        self.restore_shard(shard, &merged)
+    }
+
+    /// Drops everything `shard` holds (its window stays).
+    fn clear_shard(&mut self, shard: u32) {
+        let Some(slot) = self.shards.get_mut(shard as usize) else { return };
+        let map = std::mem::take(&mut slot.map);
+        slot.transform_states = Default::default();
+        slot.sync = None;
+        map.for_each(|series| series.release_elems(&mut self.specs));
+        self.series_held -= map.len();
+        slot.held = false;
+        self.windows_held[shard as usize] = 0;
     }
 
     fn slot_of(&mut self, s: &SlotCk) -> Option<PolicyIdx> {

@@ -196,6 +196,9 @@ impl CoreAggregator {
         let (emitted, nan) = self.reemits.emit_corrected(shard, now, self.options.discard_nan, out);
         self.counters.values_flushed += emitted;
         self.counters.nan_discarded += nan;
+        if expired > 0 {
+            slot.sync = None;
+        }
         self.series_held -= expired;
         self.counters.series_expired += expired as u64;
         if let Some(slot) = self.windows_held.get_mut(shard as usize) {

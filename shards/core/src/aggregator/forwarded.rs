@@ -32,6 +32,7 @@ impl CoreAggregator {
             self.counters.shard_not_writable += 1;
             return;
         };
+        slot.touch(now);
         let room = self.series_held < self.series_limit && self.rates.may_create(s.shard(), now);
         let discarded_in = &slot.forwarded_discarded;
         let (_, series, _, created) = match slot.map.find_or_insert(s.hash, s.metric_type, batch.id(s), hint, room) {

@@ -27,7 +27,7 @@ use rkyv::util::AlignedVec;
 use super::format::ShardCheckpoint;
 
 /// The format version this build writes and reads.
-pub const CHECKPOINT_VERSION: u32 = 1;
+pub const CHECKPOINT_VERSION: u32 = 2;
 pub const HEADER_LEN: usize = 56;
 const MAGIC: &[u8; 8] = b"SHEAFCKP";
 
@@ -176,6 +176,7 @@ mod tests {
             }],
             flushed: vec![FlushedCk { resolution: 10, untimed: 20, timed: 10 }],
             transform_states: Vec::new(),
+            sync: Some(crate::checkpoint::SyncCk { sync_id: "AU2VU0meX-VX2aNbEUsD".into(), digest: 42 }),
         }
     }
 

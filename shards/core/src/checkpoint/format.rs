@@ -13,6 +13,15 @@ pub struct ShardCheckpoint {
     pub series: Vec<SeriesCk>,
     pub flushed: Vec<FlushedCk>,
     pub transform_states: Vec<TransformStatesCk>,
+    /// Set when the shard was idle (no write, no unflushed window) as it was written.
+    pub sync: Option<SyncCk>,
+}
+
+/// The synced-flush marker of an idle shard: its `sync_id` and the digest of its state.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct SyncCk {
+    pub sync_id: String,
+    pub digest: u64,
 }
 
 /// How far the flush rounds of one resolution had reached (window ends).

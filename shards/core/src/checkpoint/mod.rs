@@ -9,18 +9,24 @@
 //!   `num_shards`, shard, generation, written-at time, payload length, CRC-32 of the payload)
 //!   and the errors of reading one back.
 //! - `state.rs`: window states to and from their mirror.
+//! - `recover.rs`: a replica's copy merged with the leader's at a cut (peer recovery).
+//! - `digest.rs`: the digest of a shard's state that replicas compare before sharing a `sync_id`.
 //!
 //! Built by `CoreAggregator::checkpoint_shard` and loaded by `CoreAggregator::restore_shard`
 //! on the core that owns the shard; the bytes themselves may go to any thread (the writer, a
 //! peer). Pure: no I/O here (the runtime writes and reads the files).
 
+mod digest;
 mod file;
 mod format;
+mod recover;
 mod state;
 
+pub use digest::state_digest;
 pub use file::{CHECKPOINT_VERSION, CheckpointError, CheckpointHeader, HEADER_LEN, decode, encode, read_header};
 pub use format::{
     BucketsCk, ElemCk, ElemSpecCk, FlushedCk, FullCk, PolicyCk, RollupTargetCk, RuleCk, SeriesCk, ShardCheckpoint,
-    SketchCk, SlotCk, StateCk, TransformStatesCk, WindowCk,
+    SketchCk, SlotCk, StateCk, SyncCk, TransformStatesCk, WindowCk,
 };
+pub use recover::{cut_of, merge_at_cut};
 pub(crate) use state::{restore_state, snapshot_state, valid_state};

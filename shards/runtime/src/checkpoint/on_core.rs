@@ -32,6 +32,10 @@ pub(crate) struct Checkpointer {
     generation: RefCell<Vec<u64>>,
     /// Per shard: a checkpoint file of it exists (so an emptied shard is written, not skipped).
     on_disk: RefCell<Vec<bool>>,
+    /// Per shard: when its last checkpoint was written (loaded: when the loaded one was).
+    written_at: RefCell<Vec<i64>>,
+    /// Per shard: its file carries the marker it holds now (an idle shard is not rewritten).
+    synced_on_disk: RefCell<Vec<bool>>,
     /// Writes start only once the load is done (an unloaded shard would be overwritten).
     loaded: Cell<bool>,
     /// One pass at a time (the periodic one, the final one).
@@ -52,6 +56,8 @@ impl Checkpointer {
             owned: RefCell::default(),
             generation: RefCell::new(vec![0; n]),
             on_disk: RefCell::new(vec![false; n]),
+            written_at: RefCell::new(vec![0; n]),
+            synced_on_disk: RefCell::new(vec![false; n]),
             loaded: Cell::new(false),
             pass: Semaphore::new(1),
         })
@@ -107,6 +113,8 @@ impl Checkpointer {
                         Ok(series) => {
                             self.generation.borrow_mut()[shard as usize] = header.generation;
                             self.on_disk.borrow_mut()[shard as usize] = true;
+                            self.written_at.borrow_mut()[shard as usize] = header.written_at;
+                            self.synced_on_disk.borrow_mut()[shard as usize] = ck.sync.is_some();
                             self.with_stats(|s| s.loaded(series as u64, header.written_at, header.generation));
                         }
                         Err(e) => {
@@ -154,6 +162,11 @@ impl Checkpointer {
         let mut failed = false;
         for shard in owned {
             let began = Instant::now();
+            if self.synced_on_disk.borrow()[shard as usize]
+                && self.state.aggregator.borrow().shard_sync(shard).is_some()
+            {
+                continue;
+            }
             let ck = self.state.aggregator.borrow().checkpoint_shard(shard);
             let ck = match ck {
                 Some(ck) => ck,
@@ -170,8 +183,10 @@ impl Checkpointer {
                     continue;
                 }
             };
+            self.synced_on_disk.borrow_mut()[shard as usize] = ck.sync.is_some();
             drop(ck);
             self.generation.borrow_mut()[shard as usize] = generation;
+            self.written_at.borrow_mut()[shard as usize] = started_at;
             let path = files::shard_path(&self.dir, shard);
             let len = bytes.len();
             let write = glommio::executor().spawn_blocking(move || files::write_atomic(&path, &bytes));
@@ -187,6 +202,40 @@ impl Checkpointer {
             self.with_stats(|s| s.last_written_at = started_at);
         }
         self.state.publish_stats();
+    }
+
+    /// Writes `ck` as the checkpoint of `shard` (an idle shard with its marker) and waits for
+    /// the write; false if it failed or the load is not done.
+    pub(crate) async fn write_shard(&self, shard: u32, ck: &ShardCheckpoint) -> bool {
+        if !self.loaded.get() {
+            return false;
+        }
+        let Ok(_pass) = self.pass.acquire_permit(1).await else { return false };
+        let began = Instant::now();
+        let written_at = now_nanos();
+        let generation = self.generation.borrow()[shard as usize] + 1;
+        let bytes = match encode(ck, self.state.config.num_shards, shard, generation, written_at) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(core = self.state.index, shard, error = %e, "checkpoint not serialised");
+                self.with_stats(|s| s.write_failures += 1);
+                return false;
+            }
+        };
+        self.generation.borrow_mut()[shard as usize] = generation;
+        self.written_at.borrow_mut()[shard as usize] = written_at;
+        let path = files::shard_path(&self.dir, shard);
+        let len = bytes.len();
+        let result = glommio::executor().spawn_blocking(move || files::write_atomic(&path, &bytes)).await;
+        let ok = self.written((shard, len, result, began));
+        self.synced_on_disk.borrow_mut()[shard as usize] = ok && ck.sync.is_some();
+        ok
+    }
+
+    /// The generation and write time of `shard`'s last checkpoint (0 for none).
+    pub(crate) fn shard_info(&self, shard: u32) -> (u64, i64) {
+        let i = shard as usize;
+        (self.generation.borrow().get(i).copied().unwrap_or(0), self.written_at.borrow().get(i).copied().unwrap_or(0))
     }
 
     /// Counts one finished write; false if it failed.

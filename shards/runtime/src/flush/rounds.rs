@@ -74,6 +74,11 @@ impl Flusher {
         }
     }
 
+    /// Whether this core's rounds emit (a single node, or a cluster leader).
+    pub(crate) fn is_leader(&self) -> bool {
+        self.role.get() == FlushRole::Leader
+    }
+
     pub(crate) fn state(&self) -> &CoreState {
         &self.state
     }
@@ -179,7 +184,7 @@ impl Flusher {
     async fn discard_as_follower(&self, resolution: i64, forced_too: bool) {
         let follower = self.follower.borrow().clone();
         let now = now_nanos();
-        let shards: Vec<u32> = self.state.aggregator.borrow().shards_held().collect();
+        let shards = self.state.aggregator.borrow().shards_to_flush(now);
         if forced_too && follower.forced_horizon.is_some() {
             self.state.stats.borrow_mut().forced_flush_rounds += 1;
         }
@@ -202,7 +207,8 @@ impl Flusher {
         let now = now_nanos();
         self.state.aggregator.borrow_mut().begin_flush(resolution, horizon.min(now));
         self.write_marks().await;
-        let shards: Vec<u32> = self.state.aggregator.borrow().shards_held().collect();
+        // Idle shards hold no window: the round passes them by.
+        let shards = self.state.aggregator.borrow().shards_to_flush(now);
         let mut out = self.sinks.collector();
         let mut stalled = Stalled::new(&self.sinks);
         for shard in shards {

@@ -32,12 +32,12 @@ pub(crate) fn start(
         spawn(ctx, adopt_loop(ctx.clone()));
     }
     if let Some(addr) = bind.m3msg {
-        let listener = TcpListener::bind(addr).map_err(|e| BindError::M3msg { addr, source: e.into() })?;
+        let listener = bind_tcp(addr).map_err(|source| BindError::M3msg { addr, source })?;
         bound.m3msg = listener.local_addr().ok();
         spawn(ctx, accept_loop(ctx.clone(), listener, Listener::M3msg));
     }
     if let Some(addr) = bind.statsd_tcp {
-        let listener = TcpListener::bind(addr).map_err(|e| BindError::StatsdTcp { addr, source: e.into() })?;
+        let listener = bind_tcp(addr).map_err(|source| BindError::StatsdTcp { addr, source })?;
         bound.statsd_tcp = listener.local_addr().ok();
         spawn(ctx, accept_loop(ctx.clone(), listener, Listener::StatsdTcp));
     }
@@ -73,6 +73,24 @@ pub(crate) fn start(
 /// Spawns an ingest task (counted by the lifecycle) into the ingest queue.
 fn spawn(ctx: &IngestContext, task: impl std::future::Future<Output = ()> + 'static) {
     ctx.lifecycle.spawn(ctx.queues.ingest, task);
+}
+
+/// A TCP listener in the port's SO_REUSEPORT group, with SO_REUSEADDR too: the connections it
+/// accepts inherit it, so that those left in TIME_WAIT when this process exits do not keep a
+/// restart from binding the port (or its start-up probe from finding it free) for a minute.
+fn bind_tcp(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    use std::os::fd::IntoRawFd;
+
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    let fd = socket.into_raw_fd();
+    // SAFETY: `fd` is the bound, listening TCP socket just released by `socket`; the listener
+    // takes sole ownership of it.
+    Ok(unsafe { <TcpListener as std::os::fd::FromRawFd>::from_raw_fd(fd) })
 }
 
 fn bind_udp(addr: std::net::SocketAddr, recv_buffer: usize) -> std::io::Result<UdpSocket> {

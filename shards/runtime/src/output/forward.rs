@@ -351,6 +351,9 @@ async fn read_acks(mut reader: TcpStream, acked: Rc<Cell<u64>>, alive: Rc<Cell<b
         }
     }
     alive.set(false);
+    // A peer that closed (or stopped making sense) is let go of at once, not at the next
+    // write: the connection closes on both sides, so a restarted peer can bind its port again.
+    let _ = reader.shutdown(std::net::Shutdown::Both).await;
 }
 
 /// Rollup `r` of `batch` and the rollups after it, as a peer gets them (at most
