@@ -10,6 +10,8 @@ use crate::policy::StoragePolicy;
 use crate::time::UnixNanos;
 use crate::transform::TransformChain;
 
+mod gathered;
+
 /// `ids.extend_from_slice(id)`, with the lengths most ids have (8 to 32 bytes) copied inline:
 /// two overlapping loads and stores from each end instead of a call into `memcpy`.
 #[inline(always)]
@@ -226,6 +228,10 @@ pub struct SampleBatch {
     rollups: Vec<BatchRollup>,
     /// (sample index, origin) of every forwarded sample, in sample order.
     forwarded: Vec<(u32, ForwardedFrom)>,
+    /// (sample index, start and length in `gathered_runs`) of every gathered forwarded
+    /// sample, in sample order (see `gathered.rs`).
+    gathered: Vec<(u32, u32, u32)>,
+    gathered_runs: Vec<(u32, u32)>,
 }
 
 impl SampleBatch {
@@ -254,6 +260,8 @@ impl SampleBatch {
         self.samples.clear();
         self.rollups.clear();
         self.forwarded.clear();
+        self.gathered.clear();
+        self.gathered_runs.clear();
     }
 
     /// Adds a rollup (to `id`, aggregated with `aggs`, then `transforms`) for an
@@ -421,9 +429,13 @@ impl SampleBatch {
             last.flags |= s.flags & (STAMPED | PASSTHROUGH);
         }
         if s.forwarded()
-            && let Some(origin) = from.index_of(s).and_then(|i| from.forwarded_from(i))
+            && let Some(index) = from.index_of(s)
+            && let Some(origin) = from.forwarded_from(index)
         {
             self.mark_last_forwarded(origin);
+            if let Some(runs) = from.gathered_runs(index) {
+                self.mark_last_gathered(runs);
+            }
         }
     }
 

@@ -1,6 +1,6 @@
 //! The flush of one shard: every window a flush, discard or final flush has reached is
 //! emitted to the collector, forwarded to its rollup target (gathered in the core's outbox,
-//! sealed when the shard is done) or dropped; idle series expire. Same core as
+//! across shards until the flush task takes them) or dropped; idle series expire. Same core as
 //! [`CoreAggregator`]; split from `aggregator.rs` by concept.
 //!
 //! #[PerformanceCriticalPath]: runs per series per flush round.
@@ -30,6 +30,7 @@ impl CoreAggregator {
         let Some(slot) = self.shards.get_mut(shard as usize).filter(|slot| slot.held) else {
             return;
         };
+        self.outbox.begin_source(shard, &mut self.rollups);
         let (map, states) = (&mut slot.map, &mut slot.transform_states);
         let specs = &mut self.specs;
         let counters = &mut self.counters;
@@ -95,7 +96,7 @@ impl CoreAggregator {
                                     }
                                     counters.values_rolled_up += 1;
                                     let next = forwarded.saturating_add(1);
-                                    outbox.add(rollup, policy, next, at.metric_type, p.time_nanos, p.value);
+                                    outbox.add(shard, rollup, policy, next, at.metric_type, p.time_nanos, p.value);
                                 };
                                 let value = Datapoint { time_nanos, value: window.value_of(agg) };
                                 states.run(at, index, aggs.len() as usize, value, r, &mut forward);
@@ -148,7 +149,6 @@ impl CoreAggregator {
             follow_rates.step(keep);
             keep
         });
-        self.outbox.seal(shard, &mut self.rollups);
         self.series_held -= expired;
         self.counters.series_expired += expired as u64;
         if let Some(slot) = self.windows_held.get_mut(shard as usize) {

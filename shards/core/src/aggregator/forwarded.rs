@@ -1,6 +1,7 @@
 //! Forwarded values on the core that owns a rolled-up series: a forwarded sample carries the
-//! values one source shard's flush gathered for one window of the series; it is taken in once
-//! per (source shard, version) and window, and only while `now − t ≤ L(r, n)` and its window
+//! values one source shard's flush gathered for one window of the series (or, gathered, those
+//! of several source shards of one core's flush round, in one run per shard); each source is
+//! taken in once per (source shard, version) and window, and only while `now − t ≤ L(r, n)` and its window
 //! is not flushed yet. Also what the core's flush task reads of the rollups this core forwards.
 //! Same core as [`CoreAggregator`]; split from `aggregator.rs` by concept.
 
@@ -57,6 +58,7 @@ impl CoreAggregator {
         }
         series.last_write_secs = now_secs;
         let values = batch.timer_values_of(s);
+        let gathered = batch.gathered_runs(index);
         let flushed = &self.flushed;
         for elem in series.elems_for(spec, false, &mut self.specs) {
             let r = self.specs.policy(elem.policy).resolution_nanos;
@@ -71,13 +73,37 @@ impl CoreAggregator {
                 self.counters.forwarded_too_late += 1;
                 continue;
             }
-            if !self.forwarded_windows.admit(s.shard(), s.hash, elem.policy, elem.aggs, start, from) {
-                self.counters.forwarded_duplicate += 1;
+            let windows = &mut self.forwarded_windows;
+            let Some(runs) = gathered else {
+                if !windows.admit(s.shard(), s.hash, elem.policy, elem.aggs, start, from) {
+                    self.counters.forwarded_duplicate += 1;
+                    continue;
+                }
+                self.counters.forwarded_accepted += 1;
+                let mut window = elem.window_mut(start);
+                values.iter().for_each(|v| window.add(*v, s.time));
+                continue;
+            };
+            // Each source shard of a gathered sample is admitted on its own: only the runs of
+            // those not taken in before are aggregated.
+            let fresh = windows.admit_gathered(s.shard(), s.hash, elem.policy, elem.aggs, start, runs);
+            self.counters.forwarded_accepted += fresh as u64;
+            self.counters.forwarded_duplicate += (runs.len() - fresh) as u64;
+            if fresh == 0 {
                 continue;
             }
-            self.counters.forwarded_accepted += 1;
-            for v in values {
-                elem.add(start, *v, s.time);
+            let mut window = elem.window_mut(start);
+            if fresh == runs.len() {
+                values.iter().for_each(|v| window.add(*v, s.time));
+            } else {
+                let mut at = 0usize;
+                for (&(_, n), &take) in runs.iter().zip(windows.fresh()) {
+                    let run = values.get(at..at + n as usize).unwrap_or_default();
+                    at += n as usize;
+                    if take {
+                        run.iter().for_each(|v| window.add(*v, s.time));
+                    }
+                }
             }
         }
         self.counters.values_applied += values.len() as u64;
@@ -98,7 +124,7 @@ impl CoreAggregator {
     /// The forwarded samples this core's flushes sealed since the caller last emptied it: the
     /// caller routes them to the cores owning their rolled-up series, then clears the batch.
     pub fn rollup_outbox(&mut self) -> &mut SampleBatch {
-        self.outbox.sealed()
+        self.outbox.sealed(&mut self.rollups)
     }
 
     /// Rollup targets this core's elements name.
