@@ -54,9 +54,13 @@ pub enum Forwarded<'a> {
         id: &'a [u8],
         time: i64,
         values: &'a [f64],
+        /// What the source sent for the window before (a resend; empty for a first flush).
+        prev_values: &'a [f64],
         version: u32,
         source: u32,
         num_forwarded_times: i32,
+        /// `ForwardMetadata.resend_enabled`: the source may correct the window later.
+        resend_enabled: bool,
     },
     /// A passthrough point (`TIMED_METRIC_WITH_STORAGE_POLICY`), with its one storage policy.
     Passthrough {
@@ -89,6 +93,10 @@ pub struct ForwardedRollup {
     pub id: Vec<u8>,
     pub aggregation_id: u64,
     pub transformations: Vec<i32>,
+    /// `PipelineMetadata.resend_enabled` of the pipeline.
+    pub resend_enabled: bool,
+    /// The rollup op after this one's transformations (a nested rollup).
+    pub next: Option<Box<ForwardedRollup>>,
 }
 
 fn transformation_op(t: i32) -> pipelinepb::AppliedPipelineOp {
@@ -102,7 +110,8 @@ fn transformation_op(t: i32) -> pipelinepb::AppliedPipelineOp {
 /// The pipeline of `p`: its transformations, then its rollup op and what follows it.
 fn pipeline_of(p: &ForwardedPolicy) -> Option<pipelinepb::AppliedPipeline> {
     let mut ops: Vec<_> = p.transformations.iter().map(|t| transformation_op(*t)).collect();
-    if let Some(r) = &p.rollup {
+    let mut rollup = p.rollup.as_ref();
+    while let Some(r) = rollup {
         ops.push(pipelinepb::AppliedPipelineOp {
             r#type: pipelinepb::applied_pipeline_op::Type::Rollup as i32,
             transformation: None,
@@ -113,6 +122,7 @@ fn pipeline_of(p: &ForwardedPolicy) -> Option<pipelinepb::AppliedPipeline> {
             }),
         });
         ops.extend(r.transformations.iter().map(|t| transformation_op(*t)));
+        rollup = r.next.as_deref();
     }
     (!ops.is_empty()).then_some(pipelinepb::AppliedPipeline { ops })
 }
@@ -134,6 +144,7 @@ fn staged(policies: &[ForwardedPolicy]) -> Option<metricpb::StagedMetadatas> {
             aggregation_id: (p.aggregation_id != 0).then_some(aggregationpb::AggregationId { id: p.aggregation_id }),
             storage_policies: vec![storage_policy(p.resolution_nanos, p.retention_nanos)],
             pipeline: pipeline_of(p),
+            resend_enabled: p.rollup.as_ref().is_some_and(|r| r.resend_enabled),
             ..Default::default()
         })
         .collect();
@@ -207,7 +218,17 @@ pub fn encode_forward_frame(
                 metadatas,
             });
         }
-        Forwarded::Rollup { kind, id, time, values, version, source, num_forwarded_times } => {
+        Forwarded::Rollup {
+            kind,
+            id,
+            time,
+            values,
+            prev_values,
+            version,
+            source,
+            num_forwarded_times,
+            resend_enabled,
+        } => {
             let p = policies.first();
             m.r#type = metricpb::metric_with_metadatas::Type::ForwardedMetricWithMetadata as i32;
             m.forwarded_metric_with_metadata = Some(metricpb::ForwardedMetricWithMetadata {
@@ -216,6 +237,7 @@ pub fn encode_forward_frame(
                     id: id.to_vec(),
                     time_nanos: time,
                     values: values.to_vec(),
+                    prev_values: prev_values.to_vec(),
                     version,
                     ..Default::default()
                 }),
@@ -227,6 +249,7 @@ pub fn encode_forward_frame(
                     pipeline: p.and_then(pipeline_of),
                     source_id: source,
                     num_forwarded_times,
+                    resend_enabled,
                     ..Default::default()
                 }),
             });

@@ -118,7 +118,7 @@ fn counter_layout() {
     assert_eq!(view, MetricView::Counter { id: b"up", value: -2, client_time_nanos: 0 });
     assert_eq!(
         scratch.pipelines,
-        vec![PipelineView { aggregation_id: 128, policies: 0..1, has_ops: false, ops: 0..0 }]
+        vec![PipelineView { aggregation_id: 128, policies: 0..1, has_ops: false, ops: 0..0, resend_enabled: false }]
     );
     assert_eq!(
         scratch.policies,
@@ -170,7 +170,10 @@ fn timed_layout() {
     let mut scratch = Scratch::default();
     let view = decode_metric(TIMED, 0, &mut scratch).unwrap();
     assert_eq!(view, MetricView::Passthrough { kind: TimedType::Gauge, id: b"g", time_nanos: 7, value: 1.5 });
-    assert_eq!(scratch.pipelines, vec![PipelineView { aggregation_id: 0, policies: 0..1, has_ops: false, ops: 0..0 }]);
+    assert_eq!(
+        scratch.pipelines,
+        vec![PipelineView { aggregation_id: 0, policies: 0..1, has_ops: false, ops: 0..0, resend_enabled: false }]
+    );
     assert_eq!(scratch.policies[0].retention_nanos, 1);
 
     let proto = metricpb::MetricWithMetadatas {

@@ -224,6 +224,13 @@ pub(super) fn render(state: &AdminState) -> String {
         &cores,
         |c| c.aggregation.policies_pruned as f64,
     );
+    o.per_core(
+        "sheaf_rollup_targets_pruned_total",
+        "counter",
+        "Rollup targets dropped once no metadata of the core named them.",
+        &cores,
+        |c| c.aggregation.rollup_targets_pruned as f64,
+    );
     o.per_core("sheaf_flush_duration_seconds", "gauge", "Duration of the last flush round.", &cores, |c| {
         c.last_flush_duration_ns as f64 / 1e9
     });

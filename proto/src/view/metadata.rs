@@ -30,6 +30,8 @@ pub struct PipelineView {
     pub has_ops: bool,
     /// Range into [`Scratch::ops`]: the ops of the applied pipeline, in order.
     pub ops: Range<usize>,
+    /// `PipelineMetadata.resend_enabled`.
+    pub resend_enabled: bool,
 }
 
 /// `pipelinepb.AppliedPipelineOp.Type`: a transformation.
@@ -129,7 +131,8 @@ impl Scratch {
         self.policies.extend(policy);
         let ops = 0..self.ops.len();
         let has_ops = !ops.is_empty();
-        self.pipelines.push(PipelineView { aggregation_id, policies: start..self.policies.len(), has_ops, ops });
+        let policies = start..self.policies.len();
+        self.pipelines.push(PipelineView { aggregation_id, policies, has_ops, ops, resend_enabled: false });
     }
 
     /// Adds a pipeline with no ops and at most one storage policy.
@@ -137,7 +140,8 @@ impl Scratch {
         let start = self.policies.len();
         self.policies.extend(policy);
         let ops = self.ops.len()..self.ops.len();
-        self.pipelines.push(PipelineView { aggregation_id, policies: start..self.policies.len(), has_ops: false, ops });
+        let policies = start..self.policies.len();
+        self.pipelines.push(PipelineView { aggregation_id, policies, has_ops: false, ops, resend_enabled: false });
     }
 }
 
@@ -375,6 +379,7 @@ fn decode_pipeline(buf: &[u8], scratch: &mut Scratch) -> Result<(), DecodeError>
     let start = scratch.policies.len();
     let ops_start = scratch.ops.len();
     let mut aggregation_id = 0;
+    let mut resend_enabled = false;
     for field in Fields::new(buf) {
         let field = field?;
         match field.number {
@@ -385,10 +390,11 @@ fn decode_pipeline(buf: &[u8], scratch: &mut Scratch) -> Result<(), DecodeError>
                 scratch.policies.push(policy);
             }
             3 => merge_applied_pipeline(field.bytes()?, scratch)?,
-            // drop_policy, resend_enabled: not interpreted.
-            4 | 5 => {
+            // drop_policy: not interpreted.
+            4 => {
                 field.varint()?;
             }
+            5 => resend_enabled = field.varint()? != 0,
             // routing_policy: not interpreted.
             6 => {
                 field.bytes()?;
@@ -398,7 +404,8 @@ fn decode_pipeline(buf: &[u8], scratch: &mut Scratch) -> Result<(), DecodeError>
     }
     let ops = ops_start..scratch.ops.len();
     let has_ops = !ops.is_empty();
-    scratch.pipelines.push(PipelineView { aggregation_id, policies: start..scratch.policies.len(), has_ops, ops });
+    let policies = start..scratch.policies.len();
+    scratch.pipelines.push(PipelineView { aggregation_id, policies, has_ops, ops, resend_enabled });
     Ok(())
 }
 

@@ -12,7 +12,7 @@ use crate::aggregation::MetricType;
 use crate::batch::{DEFAULT_SPEC, ElemSpec, Sample, SampleBatch, SampleValue, UNTIMED};
 use crate::passthrough::Passthrough;
 use crate::rate_limit::RateLimiter;
-use crate::rollup::{ForwardedWindows, RollupOutbox, RollupTargets};
+use crate::rollup::{ForwardedWindows, Reemits, ResendLog, RollupOutbox, RollupTargets};
 use crate::rules::RuleSchedule;
 use crate::series::DROPPED_BY_RULE;
 use crate::shard_map::{Refused, ShardMap};
@@ -114,6 +114,8 @@ pub struct CoreAggregator {
     rollups: RollupTargets,
     /// What the flushes of this core forward to rolled-up series, until the flush task takes it.
     outbox: RollupOutbox,
+    resends: ResendLog,
+    reemits: Reemits,
     /// The sources each open forwarded window has taken in.
     forwarded_windows: ForwardedWindows,
     /// A batch spec with its rollups translated to this core's targets (reused).
@@ -143,6 +145,8 @@ impl CoreAggregator {
             rules: RuleSchedule::default(),
             rollups: RollupTargets::default(),
             outbox: RollupOutbox::new(num_shards),
+            resends: ResendLog::new(num_shards),
+            reemits: Reemits::default(),
             forwarded_windows: ForwardedWindows::default(),
             translated: Vec::new(),
         };

@@ -117,6 +117,8 @@ pub struct AggregatorCounters {
     pub new_series_rate_limited: u64,
     /// Storage policies dropped (with their flush schedule) once no series used them.
     pub policies_pruned: u64,
+    /// Rollup targets dropped once no metadata of this core named them.
+    pub rollup_targets_pruned: u64,
     /// Passthrough points accepted for writing (leader).
     pub passthrough_values: u64,
     /// Passthrough points dropped because this core's shard set follows (its leader writes them).

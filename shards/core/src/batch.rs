@@ -11,6 +11,7 @@ use crate::time::UnixNanos;
 use crate::transform::TransformChain;
 
 mod gathered;
+mod resent;
 
 /// `ids.extend_from_slice(id)`, with the lengths most ids have (8 to 32 bytes) copied inline:
 /// two overlapping loads and stores from each end instead of a call into `memcpy`.
@@ -83,6 +84,11 @@ pub struct BatchRollup {
     id_len: u32,
     pub aggs: AggTypes,
     pub transforms: TransformChain,
+    /// M3's `PipelineMetadata.resend_enabled`.
+    pub resend: bool,
+    /// The rollup of this batch the rolled-up series rolls up into next (a pipeline with
+    /// several rollup ops), or [`NO_ROLLUP`].
+    pub next: RollupRef,
 }
 
 /// Where a forwarded sample comes from: M3's `ForwardMetadata.source_id`, the
@@ -226,10 +232,11 @@ pub struct SampleBatch {
     samples: Vec<Sample>,
     /// The rollups the specs refer to (`ElemSpec::rollup` − 1).
     rollups: Vec<BatchRollup>,
-    /// (sample index, origin) of every forwarded sample, in sample order.
-    forwarded: Vec<(u32, ForwardedFrom)>,
+    /// (sample index, origin, how many previous values follow its values in the timer arena,
+    /// whether its source is resend-enabled) of every forwarded sample, in sample order.
+    forwarded: Vec<(u32, ForwardedFrom, u32, bool)>,
     /// (sample index, start and length in `gathered_runs`) of every gathered forwarded
-    /// sample, in sample order (see `gathered.rs`).
+    /// sample, in sample order (see `gathered.rs`); a gathered sample has no previous values.
     gathered: Vec<(u32, u32, u32)>,
     gathered_runs: Vec<(u32, u32)>,
 }
@@ -267,9 +274,20 @@ impl SampleBatch {
     /// Adds a rollup (to `id`, aggregated with `aggs`, then `transforms`) for an
     /// [`ElemSpec::rollup`] of a spec added next.
     pub fn add_rollup(&mut self, id: &[u8], aggs: AggTypes, transforms: TransformChain) -> RollupRef {
+        self.add_rollup_with(id, aggs, transforms, false)
+    }
+
+    /// [`SampleBatch::add_rollup`], with M3's `resend_enabled`.
+    pub fn add_rollup_with(
+        &mut self,
+        id: &[u8],
+        aggs: AggTypes,
+        transforms: TransformChain,
+        resend: bool,
+    ) -> RollupRef {
         let id_start = self.ids.len() as u32;
         self.ids.extend_from_slice(id);
-        self.rollups.push(BatchRollup { id_start, id_len: id.len() as u32, aggs, transforms });
+        self.rollups.push(BatchRollup { id_start, id_len: id.len() as u32, aggs, transforms, resend, next: NO_ROLLUP });
         self.rollups.len() as RollupRef
     }
 
@@ -297,17 +315,13 @@ impl SampleBatch {
         spec: SpecRef,
         from: ForwardedFrom,
     ) {
-        let start = self.timer_values.len() as u32;
-        self.timer_values.extend_from_slice(values);
-        let value = SampleValue::Timer { start, len: values.len() as u32 };
-        self.push(shard, hash, id, metric_type, time, value, spec);
-        self.mark_last_forwarded(from);
+        self.push_resent(shard, hash, id, metric_type, time, (values, &[]), spec, from);
     }
 
-    fn mark_last_forwarded(&mut self, from: ForwardedFrom) {
+    fn mark_last_forwarded(&mut self, from: ForwardedFrom, prev: u32) {
         if let Some(last) = self.samples.last_mut() {
             last.flags |= FORWARDED;
-            self.forwarded.push((self.samples.len() as u32 - 1, from));
+            self.forwarded.push((self.samples.len() as u32 - 1, from, prev, false));
         }
     }
 
@@ -320,7 +334,7 @@ impl SampleBatch {
 
     /// Where the forwarded sample at `index` comes from (`None` if it is not forwarded).
     pub fn forwarded_from(&self, index: usize) -> Option<ForwardedFrom> {
-        let at = self.forwarded.binary_search_by_key(&(index as u32), |(i, _)| *i).ok()?;
+        let at = self.forwarded.binary_search_by_key(&(index as u32), |(i, ..)| *i).ok()?;
         Some(self.forwarded[at].1)
     }
 
@@ -416,10 +430,12 @@ impl SampleBatch {
     pub fn copy_from(&mut self, from: &SampleBatch, s: &Sample) {
         let spec = if s.spec == DEFAULT_SPEC { DEFAULT_SPEC } else { self.copy_spec(from, s.spec) };
         let id = from.id(s);
+        let prev = from.index_of(s).map_or(&[][..], |i| from.forwarded_prev_values(i));
         match s.value() {
             SampleValue::Timer { len, .. } => {
                 let start = self.timer_values.len() as u32;
                 self.timer_values.extend_from_slice(from.timer_values_of(s));
+                self.timer_values.extend_from_slice(prev);
                 let value = SampleValue::Timer { start, len };
                 self.push(s.shard(), s.hash, id, s.metric_type, s.time, value, spec);
             }
@@ -432,7 +448,10 @@ impl SampleBatch {
             && let Some(index) = from.index_of(s)
             && let Some(origin) = from.forwarded_from(index)
         {
-            self.mark_last_forwarded(origin);
+            self.mark_last_forwarded(origin, prev.len() as u32);
+            if from.forwarded_resend(index) {
+                self.mark_last_resend();
+            }
             if let Some(runs) = from.gathered_runs(index) {
                 self.mark_last_gathered(runs);
             }
@@ -447,10 +466,7 @@ impl SampleBatch {
         }
         let start = self.specs.len() as u32;
         for e in elems {
-            let rollup = match from.rollup(e.rollup) {
-                Some(rollup) => self.add_rollup(from.rollup_id(rollup), rollup.aggs, rollup.transforms),
-                None => NO_ROLLUP,
-            };
+            let rollup = self.copy_rollup(from, e.rollup, 0);
             self.specs.push(ElemSpec { rollup, ..*e });
         }
         self.spec_ranges.push((start, elems.len() as u32));

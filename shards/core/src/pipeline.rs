@@ -21,6 +21,10 @@ use crate::transform::{TransformChain, TransformType};
 /// lets every run of transformations fit a [`TransformChain`]).
 pub const MAX_PIPELINE_OPS: usize = TransformChain::MAX_LEN;
 
+/// The most rollup ops one pipeline may chain (M3 pipelines have one or two): deeper ones are
+/// refused (`nested_rollup_too_deep`).
+pub const MAX_ROLLUP_DEPTH: usize = 8;
+
 /// A pipeline refused as a whole.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PipelineError {

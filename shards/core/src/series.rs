@@ -60,6 +60,18 @@ impl Elem {
         unsafe { state.add(kind, v, time) }
     }
 
+    /// Adds the forwarded `values` that replace `prev` (the values their source sent for the
+    /// window before; see [`WindowMut::replace`]) to the window starting at `start`.
+    pub(crate) fn add_resent(&mut self, start: UnixNanos, values: &[f64], prev: &[f64], time: i64) {
+        let mut window = self.window_mut(start);
+        for (i, v) in values.iter().enumerate() {
+            match prev.get(i) {
+                Some(p) => window.replace(*p, *v, time),
+                None => window.add(*v, time),
+            }
+        }
+    }
+
     /// Adds the sample `value` of `batch`, observed at `time`, to the window starting at
     /// `start` (opened if needed).
     #[inline(always)]

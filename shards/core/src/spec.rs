@@ -225,6 +225,11 @@ impl SpecTable {
         unused.len()
     }
 
+    /// The rollup targets the live specs name (a pruned spec names none).
+    pub(crate) fn rollups_named(&self) -> impl Iterator<Item = RollupRef> + '_ {
+        self.specs.iter().flat_map(|keys| keys.iter().map(|k| k.rollup)).filter(|&r| r != NO_ROLLUP)
+    }
+
     /// What policy slot `idx` stands for: (policy, transformations, forward count, rollup ordinal).
     pub(crate) fn slot_parts(&self, idx: PolicyIdx) -> (StoragePolicy, TransformChain, u8, u8) {
         let k = self.slot_keys[usize::from(idx)];

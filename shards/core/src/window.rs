@@ -87,6 +87,51 @@ impl FullAgg {
     }
 }
 
+/// What a resend-enabled rollup keeps of a flushed window to correct it later: its moments
+/// and last value (a sketch or set members are not kept: see [`WindowMut::moments`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Moments {
+    count: u64,
+    sum: f64,
+    sum_sq: f64,
+    min: f64,
+    max: f64,
+    last: f64,
+    last_time: i64,
+}
+
+impl Moments {
+    /// Takes in the values of `later`, a window of the same element and start opened again.
+    pub(crate) fn merge(&mut self, later: &Moments) {
+        self.count += later.count;
+        self.sum += later.sum;
+        self.sum_sq += later.sum_sq;
+        self.min = self.min.min(later.min);
+        self.max = self.max.max(later.max);
+        if later.last_time >= self.last_time {
+            (self.last, self.last_time) = (later.last, later.last_time);
+        }
+    }
+
+    /// Takes in `v`, observed at `time`, replacing `prev` if any (as [`WindowMut::replace`]).
+    pub(crate) fn update(&mut self, prev: Option<f64>, v: f64, time: i64) {
+        if let Some(prev) = prev {
+            if !prev.is_nan() {
+                self.sum -= prev;
+                self.sum_sq -= prev * prev;
+            }
+            self.count = self.count.saturating_sub(1);
+        }
+        let one = Moments { count: 1, sum: v, sum_sq: v * v, min: v, max: v, last: v, last_time: time };
+        self.merge(&one);
+    }
+
+    pub(crate) fn value_of(&self, t: AggType) -> f64 {
+        let Moments { count, sum, sum_sq, min, max, last, last_time } = *self;
+        FullAgg { count, sum, sum_sq, min, max, last, last_time, sketch: None }.value_of(t)
+    }
+}
+
 /// Which state a window keeps. Chosen from the metric type and aggregation set when a
 /// series element is created; every window of that element has the same kind, so the element
 /// stores it once and its windows store only their state (`WindowState`).
@@ -260,6 +305,25 @@ impl WindowMut<'_> {
         }
     }
 
+    /// Replaces `prev`, a value added before, by `v` observed at `time` (M3's
+    /// `UpdatePrevious`, a resent forwarded value): the sum, sum of squares and count no longer
+    /// hold `prev`; the minimum, maximum and a timer's quantiles cannot forget it and take `v`
+    /// in beside it, as M3's do; the last value is `v` if `time` is the latest.
+    pub fn replace(&mut self, prev: f64, v: f64, time: i64) {
+        match self {
+            Self::Sum(s) => **s += v - prev,
+            Self::Full(f) => {
+                if !prev.is_nan() {
+                    f.sum -= prev;
+                    f.sum_sq -= prev * prev;
+                }
+                f.count = f.count.saturating_sub(1);
+                f.add(v, time);
+            }
+            other => other.add(v, time),
+        }
+    }
+
     #[inline]
     pub fn add_member(&mut self, member_hash: u64, time: i64) {
         match self {
@@ -267,6 +331,28 @@ impl WindowMut<'_> {
                 set.insert(member_hash);
             }
             other => other.add(member_hash as f64, time),
+        }
+    }
+
+    /// The window's [`Moments`]; `None` for a timer with quantiles or a set, whose values
+    /// cannot be merged with a later window's.
+    pub(crate) fn moments(&self) -> Option<Moments> {
+        let empty = FullAgg::new(false);
+        let of = |f: &FullAgg| Moments {
+            count: f.count,
+            sum: f.sum,
+            sum_sq: f.sum_sq,
+            min: f.min,
+            max: f.max,
+            last: f.last,
+            last_time: f.last_time,
+        };
+        match self {
+            Self::Sum(s) => Some(Moments { sum: **s, ..of(&empty) }),
+            // An untimed gauge's latest value: a later window's wins.
+            Self::Last(v) => Some(Moments { last: **v, ..of(&empty) }),
+            Self::Full(f) if f.sketch.is_none() => Some(of(f)),
+            _ => None,
         }
     }
 

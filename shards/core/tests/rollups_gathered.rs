@@ -182,3 +182,71 @@ fn windows_of_one_target_flushed_in_one_round_stay_apart() {
     assert_eq!(got, want);
     assert_eq!(target.counters.forwarded_duplicate, 0);
 }
+
+/// 40 hosts on 2 routes, summed by route (resend-enabled, or rolling up again into
+/// `req.total`); host h counts `h + 1`.
+fn chained_batch(shards: u32, resend: bool, nested: bool) -> SampleBatch {
+    let shard_of = ShardOf::new(shards);
+    let sum = AggTypes::of(&[AggType::Sum]);
+    let mut batch = SampleBatch::default();
+    for k in 0..2 {
+        let next = if nested { batch.add_rollup(b"req.total", sum, TransformChain::NONE) } else { NO_ROLLUP };
+        let id = format!("req+route=r{k}");
+        let rollup = batch.add_nested_rollup(id.as_bytes(), sum, TransformChain::NONE, resend, next);
+        let spec = batch.add_spec(&[ElemSpec { rollup, ..ElemSpec::new(sum, "10s:2d".parse().unwrap()) }]);
+        for h in 0..40 {
+            let id = format!("req+host=h{h},route=r{k}");
+            let (shard, hash) = shard_of.shard_and_hash(MetricType::Counter, id.as_bytes());
+            let value = SampleValue::Number(f64::from(h + 1));
+            batch.push(shard, hash, id.as_bytes(), MetricType::Counter, UNTIMED, value, spec);
+        }
+    }
+    batch
+}
+
+#[test]
+fn gathered_samples_keep_their_sources_resend_and_next_rollup() {
+    let shards = 8;
+    let sum = f64::from((1..=40).sum::<i32>());
+    for (resend, nested) in [(true, false), (false, true)] {
+        let mut out = FlushCollector::new(options().naming, 0, 64);
+        let mut agg = CoreAggregator::new(options(), shards);
+        agg.apply(&chained_batch(shards, resend, nested), BASE + 1);
+        let (mut now, mut emitted, mut rounds) = (BASE + R + 1, BTreeMap::new(), 0);
+        for _ in 0..6 {
+            agg.begin_flush(R, now);
+            for shard in 0..shards {
+                agg.flush_shard(shard, R, now, &mut out);
+            }
+            for batch in out.take(true) {
+                for v in batch.iter() {
+                    assert!(emitted.insert(v.id_string(), v.value).is_none(), "emitted twice");
+                }
+            }
+            let mut gathered = SampleBatch::default();
+            take(&mut agg, &mut gathered);
+            for (i, s) in gathered.samples().iter().enumerate() {
+                assert!(gathered.gathered_runs(i).is_some_and(|runs| runs.len() > 1), "gathered");
+                assert_eq!(gathered.forwarded_resend(i), resend);
+                assert!(gathered.forwarded_prev_values(i).is_empty());
+                let next = gathered.spec(s.spec)[0].rollup;
+                let last_hop = gathered.id(s) == b"req.total";
+                let want: Option<&[u8]> = (nested && !last_hop).then_some(b"req.total");
+                assert_eq!(gathered.rollup(next).map(|r| gathered.rollup_id(r)), want);
+            }
+            if !gathered.is_empty() {
+                rounds += 1;
+                agg.apply(&gathered, now + 1);
+            }
+            now += R;
+        }
+        let want = if nested {
+            assert_eq!(rounds, 2, "by route, then the total");
+            BTreeMap::from([("req.total".to_string(), 2.0 * sum)])
+        } else {
+            (0..2).map(|k| (format!("req+route=r{k}"), sum)).collect()
+        };
+        assert_eq!(emitted, want, "resend {resend}, nested {nested}");
+        assert_eq!((agg.counters.forwarded_duplicate, agg.counters.metadata_rejected), (0, 0));
+    }
+}

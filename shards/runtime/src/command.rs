@@ -102,6 +102,17 @@ pub enum FinalPhase {
     /// The windows of values received from clients; what they roll up is routed to the
     /// cores owning the rolled-up series.
     Sources,
+    /// The forwarded windows of a forward count below `below`: what those of them that roll
+    /// up again (nested rollups) forward is routed on, as after `Sources`.
+    Nested { below: u8 },
     /// The rest: the forwarded windows, now that every rolled-up value has been sent.
     Forwarded,
+}
+
+impl FinalPhase {
+    /// Every phase, in order: the sources, one per level of nested rollups, the rest.
+    pub fn all() -> impl Iterator<Item = FinalPhase> {
+        let nested = (2..=sheaf_shard_core::pipeline::MAX_ROLLUP_DEPTH as u8).map(|below| FinalPhase::Nested { below });
+        std::iter::once(FinalPhase::Sources).chain(nested).chain(std::iter::once(FinalPhase::Forwarded))
+    }
 }

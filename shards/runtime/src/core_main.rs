@@ -12,10 +12,11 @@
 //!
 //! Shutdown, in order: (1) `StopIngest`: every ingest task is told to stop, every
 //! connection's reads end, each task dispatches and acks what it decoded and ends; the reply
-//! goes once all have; (2) `FinalFlush`, once every core has done (1), in two phases each
-//! run by every core before the next: wait until every batch peers sent has been taken in
-//! (the hand-off ledger), flush (the source windows, routing what they roll up; then the
-//! forwarded windows), queue on the sinks; with `data_dir`, (2b) `Checkpoint`: every shard
+//! goes once all have; (2) `FinalFlush`, once every core has done (1), in phases each run
+//! by every core before the next: wait until every batch peers sent has been taken in (the
+//! hand-off ledger), flush (the source windows, routing what they roll up; then the
+//! forwarded windows one forward count at a time, routing what nested rollups forward again;
+//! then the rest), queue on the sinks; with `data_dir`, (2b) `Checkpoint`: every shard
 //! written, waited for; (3) `Exit`.
 
 use std::rc::Rc;

@@ -251,7 +251,7 @@ impl ShardPool {
         // Source windows on every core first: what they roll up is then waiting in the
         // hand-off of the core owning the rolled-up series when that core flushes it.
         let mut flushed = Ok(());
-        for phase in [FinalPhase::Sources, FinalPhase::Forwarded] {
+        for phase in FinalPhase::all() {
             let done = self.invoke_on_all(|reply| ShardCommand::FinalFlush { include_open, phase, reply }).await;
             flushed = flushed.and(done);
         }

@@ -46,7 +46,7 @@ fn spec_ck(specs: &SpecTable, rollups: &RollupTargets, spec: SpecId) -> Vec<Elem
                 rollup: rollups.get(k.rollup).map(|t| RollupTargetCk {
                     id: t.id.to_vec(),
                     aggs: t.aggs.to_m3_id(),
-                    transforms: t.transforms.to_bits(),
+                    transforms: t.transforms.to_bits() | if t.resend { RESEND_BIT } else { 0 },
                 }),
             }
         })
@@ -66,6 +66,10 @@ fn policy_of(p: &PolicyCk) -> Result<StoragePolicy, CheckpointError> {
     StoragePolicy::new(p.resolution, p.retention).map_err(|_| CheckpointError::Content("storage policy"))
 }
 
+/// Bit 31 of a written-out rollup target's `transforms`: M3's `resend_enabled` (a chain packs
+/// into the 31 bits below it, so checkpoints without the bit read as before).
+const RESEND_BIT: u32 = 1 << 31;
+
 fn chain_of(bits: u32) -> Result<TransformChain, CheckpointError> {
     TransformChain::from_bits(bits).ok_or(CheckpointError::Content("transformation chain"))
 }
@@ -77,7 +81,7 @@ fn check_spec(list: &[ElemSpecCk]) -> Result<(), CheckpointError> {
         chain_of(e.transforms)?;
         if let Some(r) = &e.rollup {
             aggs_of(r.aggs)?;
-            chain_of(r.transforms)?;
+            chain_of(r.transforms & !RESEND_BIT)?;
             if r.id.len() > MAX_ID_LEN {
                 return Err(CheckpointError::Content("rollup id length"));
             }
@@ -284,7 +288,11 @@ impl CoreAggregator {
         for e in list {
             let rollup = match &e.rollup {
                 None => NO_ROLLUP,
-                Some(r) => self.rollups.intern(&r.id, AggTypes::from_m3_id(r.aggs), chain_of(r.transforms).ok()?)?,
+                Some(r) => {
+                    let (aggs, resend) = (AggTypes::from_m3_id(r.aggs), r.transforms & RESEND_BIT != 0);
+                    let transforms = chain_of(r.transforms & !RESEND_BIT).ok()?;
+                    self.rollups.intern_with(&r.id, aggs, transforms, resend, NO_ROLLUP)?
+                }
             };
             elems.push(ElemSpec {
                 aggs: AggTypes::from_m3_id(e.aggs),

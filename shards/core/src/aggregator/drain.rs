@@ -7,6 +7,7 @@
 
 use super::{CoreAggregator, Fate, FlushCollector};
 use crate::batch::{NO_ROLLUP, RollupRef};
+use crate::rollup::{EmittedWindow, ResendWindow};
 use crate::series::Series;
 use crate::spec::{SpecId, SpecTable};
 use crate::time::UnixNanos;
@@ -35,6 +36,8 @@ impl CoreAggregator {
         let specs = &mut self.specs;
         let counters = &mut self.counters;
         let outbox = &mut self.outbox;
+        let (rollups, resends, reemits) = (&self.rollups, &mut self.resends, &mut self.reemits);
+        let past = self.options.timed_buffer_past;
         let options = &self.options;
         let now_secs = now / 1_000_000_000;
         let ttl_secs = options.entry_ttl / 1_000_000_000;
@@ -64,7 +67,10 @@ impl CoreAggregator {
                 // A forwarded window waits `L(r, n)` past its start and is emitted at its start.
                 let forwarded = specs.forwarded(elem.policy);
                 let span = if forwarded > 0 { options.forwarded_lateness(r, u32::from(forwarded)) } else { r };
-                let timed = elem.timed;
+                // A resend-enabled rollup flushes timed windows at their end, as untimed ones,
+                // and corrects them when a late value comes (`rollup/resend.rs`).
+                let resend = rollup != NO_ROLLUP && rollups.resends(rollup);
+                let timed = elem.timed && !resend;
                 let (aggs, suffix) = (elem.aggs.resolve(series.metric_type), elem.with_suffix(series.metric_type));
                 let at = ElemAt::of(series.metric_type, series_id, elem, specs);
                 // Windows are kept in start order, so the ones a flush has reached are a prefix.
@@ -84,6 +90,25 @@ impl CoreAggregator {
                         }
                         counters.windows_flushed += 1;
                         let time_nanos = if forwarded > 0 { start } else { start + r };
+                        if resend && at.chain.is_empty() {
+                            let next = forwarded.saturating_add(1);
+                            let w = ResendWindow {
+                                shard,
+                                metric_type: at.metric_type,
+                                id: series_id,
+                                elem_policy: at.policy,
+                                elem_aggs: at.aggs,
+                                aggs,
+                                start,
+                                target: rollup,
+                                policy,
+                                forwarded: next,
+                                time: time_nanos,
+                                expires: start.saturating_add(r).saturating_add(past),
+                            };
+                            counters.values_rolled_up += resends.flush(w, &mut window, outbox);
+                            return;
+                        }
                         if rollup != NO_ROLLUP {
                             if aggs.len() > 1 {
                                 window.prepare_reads();
@@ -129,6 +154,24 @@ impl CoreAggregator {
                             let value = Datapoint { time_nanos, value: window.value_of(agg) };
                             states.run(at, index, aggs.len() as usize, value, r, &mut emit);
                         }
+                        if forwarded > 0 && reemits.watching() && at.chain.is_empty() {
+                            let (elem_policy, elem_aggs, metric_type) = (at.policy, at.aggs, at.metric_type);
+                            let (id, time) = (series_id, time_nanos);
+                            let w = EmittedWindow {
+                                shard,
+                                metric_type,
+                                id,
+                                elem_policy,
+                                elem_aggs,
+                                start,
+                                aggs,
+                                suffix,
+                                timed,
+                                policy,
+                                time,
+                            };
+                            reemits.emitted(w, &window);
+                        }
                     },
                 );
                 windows += elem.window_count();
@@ -149,6 +192,12 @@ impl CoreAggregator {
             follow_rates.step(keep);
             keep
         });
+        // Corrections go out with the shard's flush, after the values of its earlier flushes
+        // (`begin_source` sealed those); its first flushes stay gathered until the seal.
+        self.resends.seal(now, &mut self.rollups, self.outbox.sealed_batch());
+        let (emitted, nan) = self.reemits.emit_corrected(shard, now, self.options.discard_nan, out);
+        self.counters.values_flushed += emitted;
+        self.counters.nan_discarded += nan;
         self.series_held -= expired;
         self.counters.series_expired += expired as u64;
         if let Some(slot) = self.windows_held.get_mut(shard as usize) {

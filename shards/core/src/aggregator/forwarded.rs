@@ -70,39 +70,59 @@ impl CoreAggregator {
                 || start.saturating_add(lateness) <= until
                 || start.saturating_add(r) <= discarded
             {
-                self.counters.forwarded_too_late += 1;
+                // A correction of an emitted window of a resend-enabled source (`reemit.rs`).
+                let resent = (batch.timer_values_of(s), batch.forwarded_prev_values(index));
+                let series = (s.shard(), s.metric_type, batch.id(s));
+                match self.reemits.correct(series, elem.policy, elem.aggs, start, from, resent, s.time) {
+                    Some(true) => self.counters.forwarded_accepted += 1,
+                    Some(false) => self.counters.forwarded_duplicate += 1,
+                    None => self.counters.forwarded_too_late += 1,
+                }
                 continue;
             }
             let windows = &mut self.forwarded_windows;
-            let Some(runs) = gathered else {
-                if !windows.admit(s.shard(), s.hash, elem.policy, elem.aggs, start, from) {
-                    self.counters.forwarded_duplicate += 1;
-                    continue;
-                }
-                self.counters.forwarded_accepted += 1;
-                let mut window = elem.window_mut(start);
-                values.iter().for_each(|v| window.add(*v, s.time));
-                continue;
-            };
             // Each source shard of a gathered sample is admitted on its own: only the runs of
             // those not taken in before are aggregated.
-            let fresh = windows.admit_gathered(s.shard(), s.hash, elem.policy, elem.aggs, start, runs);
-            self.counters.forwarded_accepted += fresh as u64;
-            self.counters.forwarded_duplicate += (runs.len() - fresh) as u64;
-            if fresh == 0 {
+            let partial = match gathered {
+                None => {
+                    if !windows.admit(s.shard(), s.hash, elem.policy, elem.aggs, start, from) {
+                        self.counters.forwarded_duplicate += 1;
+                        continue;
+                    }
+                    self.counters.forwarded_accepted += 1;
+                    None
+                }
+                Some(runs) => {
+                    let fresh = windows.admit_gathered(s.shard(), s.hash, elem.policy, elem.aggs, start, runs);
+                    self.counters.forwarded_accepted += fresh as u64;
+                    self.counters.forwarded_duplicate += (runs.len() - fresh) as u64;
+                    if fresh == 0 {
+                        continue;
+                    }
+                    (fresh < runs.len()).then_some(runs)
+                }
+            };
+            if batch.forwarded_resend(index) {
+                let expires = start.saturating_add(lateness).saturating_add(self.options.timed_buffer_past);
+                self.reemits.watch(s.shard(), s.metric_type, batch.id(s), elem.policy, elem.aggs, start, expires);
+            }
+            // Only a sample from one source carries previous values (a gathered one has none).
+            let prev = batch.forwarded_prev_values(index);
+            if !prev.is_empty() {
+                elem.add_resent(start, values, prev, s.time);
                 continue;
             }
             let mut window = elem.window_mut(start);
-            if fresh == runs.len() {
+            let Some(runs) = partial else {
                 values.iter().for_each(|v| window.add(*v, s.time));
-            } else {
-                let mut at = 0usize;
-                for (&(_, n), &take) in runs.iter().zip(windows.fresh()) {
-                    let run = values.get(at..at + n as usize).unwrap_or_default();
-                    at += n as usize;
-                    if take {
-                        run.iter().for_each(|v| window.add(*v, s.time));
-                    }
+                continue;
+            };
+            let mut at = 0usize;
+            for (&(_, n), &take) in runs.iter().zip(windows.fresh()) {
+                let run = values.get(at..at + n as usize).unwrap_or_default();
+                at += n as usize;
+                if take {
+                    run.iter().for_each(|v| window.add(*v, s.time));
                 }
             }
         }
@@ -130,6 +150,16 @@ impl CoreAggregator {
     /// Rollup targets this core's elements name.
     pub fn rollup_target_count(&self) -> usize {
         self.rollups.len()
+    }
+
+    /// Flushed source windows this core keeps for resend-enabled rollups (see `ResendLog`).
+    pub fn resend_windows_kept(&self) -> usize {
+        self.resends.len()
+    }
+
+    /// Emitted forwarded windows this core keeps for corrections (see `Reemits`).
+    pub fn reemit_windows_kept(&self) -> usize {
+        self.reemits.len()
     }
 
     /// Forwarded windows open on this core (each with the sources it has taken in).

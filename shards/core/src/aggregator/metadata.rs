@@ -9,7 +9,6 @@
 
 use super::CoreAggregator;
 use crate::batch::{DEFAULT_SPEC, ElemSpec, NO_ROLLUP, Sample, SampleBatch, SpecRef};
-use crate::shard_map::same_id;
 use crate::spec::SpecId;
 use crate::time::UnixNanos;
 
@@ -47,10 +46,7 @@ impl CoreAggregator {
         let map = &self.shards.get(s.shard() as usize)?.map;
         let spec = map.series_at(hint?, s.metric_type, batch.id(s))?.spec_id()?;
         let rollups = &self.rollups;
-        let same_rollup = |b, c| match (batch.rollup(b), rollups.get(c)) {
-            (Some(b), Some(c)) => b.aggs == c.aggs && b.transforms == c.transforms && same_id(batch.rollup_id(b), c.id),
-            _ => false,
-        };
+        let same_rollup = |b, c| crate::rollup::nested::same_chain(batch, b, rollups, c, 0);
         self.specs.is_spec_of(spec, batch.spec(s.spec), same_rollup).then_some(spec)
     }
 
@@ -74,10 +70,7 @@ impl CoreAggregator {
             for e in elems {
                 let target = match e.rollup {
                     NO_ROLLUP => NO_ROLLUP,
-                    r => {
-                        let rollup = batch.rollup(r)?;
-                        self.rollups.intern(batch.rollup_id(rollup), rollup.aggs, rollup.transforms)?
-                    }
+                    r => crate::rollup::nested::intern_chain(&mut self.rollups, batch, r, 0)?,
                 };
                 self.translated.push(ElemSpec { rollup: target, ..*e });
             }

@@ -49,8 +49,25 @@ impl CoreAggregator {
         if pruned > 0 {
             self.counters.policies_pruned += pruned as u64;
             self.track_resolutions();
+            self.prune_rollup_targets();
         }
         pruned
+    }
+
+    /// Drops the rollup targets no spec names any more (their last spec was pruned with its
+    /// policies), but those a resend-enabled window still forwards to.
+    fn prune_rollup_targets(&mut self) {
+        // What the outbox gathered names targets by reference: sealed before a slot is reused.
+        self.outbox.seal(&mut self.rollups);
+        let mut named = vec![false; self.rollups.slots() + 1];
+        for r in self.specs.rollups_named().chain(self.resends.targets()) {
+            if let Some(n) = named.get_mut(r as usize) {
+                *n = true;
+            }
+        }
+        crate::rollup::nested::mark_chains(&self.rollups, &mut named);
+        let pruned = self.rollups.retain(|r| named.get(r as usize).copied().unwrap_or(true));
+        self.counters.rollup_targets_pruned += pruned as u64;
     }
 
     /// Shards this core holds state for.

@@ -34,6 +34,7 @@ pub struct PolicyCk {
 pub struct RollupTargetCk {
     pub id: Vec<u8>,
     pub aggs: u64,
+    /// The transformations after the rollup, packed; bit 31: M3's `resend_enabled`.
     pub transforms: u32,
 }
 

@@ -15,18 +15,24 @@ use std::hash::BuildHasher;
 use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::aggregation::{AggTypes, MetricType};
-use crate::batch::RollupRef;
+use crate::batch::{NO_ROLLUP, RollupRef};
 use crate::murmur3::ShardOf;
 use crate::transform::TransformChain;
 
+pub(crate) mod nested;
 mod outbox;
+mod reemit;
+mod resend;
 mod windows;
 
 pub(crate) use outbox::RollupOutbox;
+pub(crate) use reemit::{EmittedWindow, Reemits};
+pub(crate) use resend::{ResendLog, ResendWindow};
 pub(crate) use windows::ForwardedWindows;
 
-/// Distinct rollup targets one core keeps: metadata from the network must not grow the table
-/// without bound (a metric naming one more is refused as `metadata_rejected`).
+/// Distinct rollup targets one core keeps at a time: metadata from the network must not grow
+/// the table without bound (a metric naming one more is refused as `metadata_rejected`).
+/// Targets no spec names any more are pruned ([`RollupTargets::retain`]) and their slots reused.
 pub(crate) const MAX_ROLLUP_TARGETS: usize = 1 << 20;
 
 /// Where an element's flushed values go: the rolled-up series and how it aggregates them.
@@ -36,6 +42,11 @@ pub(crate) struct RollupTarget<'a> {
     pub(crate) aggs: AggTypes,
     /// The transformations after the rollup op: the rolled-up series runs them at its flush.
     pub(crate) transforms: TransformChain,
+    /// M3's `resend_enabled`: a source window flushed again (a late value) forwards its
+    /// corrected values with the ones they replace (see `resend.rs`).
+    pub(crate) resend: bool,
+    /// The target the rolled-up series rolls up into next (nested rollups), or `NO_ROLLUP`.
+    pub(crate) next: RollupRef,
 }
 
 /// A target as the table stores it: its id in the table's arena, and where its forwarded
@@ -46,6 +57,10 @@ struct Stored {
     id_len: u32,
     aggs: AggTypes,
     transforms: TransformChain,
+    resend: bool,
+    next: RollupRef,
+    /// False once pruned (the slot waits in `RollupTargets::free`).
+    live: bool,
     /// The metric type `shard` and `hash` are for, + 1 (0: not computed yet).
     routed_type: u8,
     shard: u32,
@@ -60,6 +75,10 @@ pub(crate) struct RollupTargets {
     /// By `RollupRef − 1`.
     targets: Vec<Stored>,
     ids: Vec<u8>,
+    /// Pruned slots, for the next targets.
+    free: Vec<RollupRef>,
+    /// Bytes of `ids` that no live target uses (compacted when they pass half).
+    dead_bytes: usize,
     /// Every reference, by the hash of its target.
     index: HashTable<RollupRef>,
     hasher: DefaultHashBuilder,
@@ -69,24 +88,54 @@ impl RollupTargets {
     /// The reference of `target`, added on first sight; `None` once the table is full (or
     /// its id arena would pass 4 GiB).
     pub(crate) fn intern(&mut self, id: &[u8], aggs: AggTypes, transforms: TransformChain) -> Option<RollupRef> {
-        let wanted = RollupTarget { id, aggs, transforms };
+        self.intern_with(id, aggs, transforms, false, NO_ROLLUP)
+    }
+
+    /// [`RollupTargets::intern`], with M3's `resend_enabled` and the target the rolled-up
+    /// series rolls up into next (`NO_ROLLUP`: none).
+    pub(crate) fn intern_with(
+        &mut self,
+        id: &[u8],
+        aggs: AggTypes,
+        transforms: TransformChain,
+        resend: bool,
+        next: RollupRef,
+    ) -> Option<RollupRef> {
+        let wanted = RollupTarget { id, aggs, transforms, resend, next };
         let hash = self.hasher.hash_one((id, aggs, transforms));
         let (targets, ids) = (&self.targets, &self.ids);
         if let Some(&r) = self.index.find(hash, |&r| view(targets, ids, r) == Some(wanted)) {
             return Some(r);
         }
-        if self.targets.len() >= MAX_ROLLUP_TARGETS || self.ids.len() + id.len() > u32::MAX as usize {
+        if self.len() >= MAX_ROLLUP_TARGETS || self.ids.len() + id.len() > u32::MAX as usize {
             return None;
         }
         let id_start = self.ids.len() as u32;
-        self.targets.push(Stored { id_start, id_len: id.len() as u32, aggs, transforms, routed_type: 0, shard: 0, hash: 0 });
+        let (id_len, live) = (id.len() as u32, true);
+        let stored =
+            Stored { id_start, id_len, aggs, transforms, resend, next, live, routed_type: 0, shard: 0, hash: 0 };
         self.ids.extend_from_slice(id);
-        let r = self.targets.len() as RollupRef;
+        let r = match self.free.pop() {
+            Some(r) => {
+                self.targets[r as usize - 1] = stored;
+                r
+            }
+            None => {
+                self.targets.push(stored);
+                self.targets.len() as RollupRef
+            }
+        };
         let (targets, ids, hasher) = (&self.targets, &self.ids, &self.hasher);
         self.index.insert_unique(hash, r, |&r| {
             view(targets, ids, r).map_or(0, |t| hasher.hash_one((t.id, t.aggs, t.transforms)))
         });
         Some(r)
+    }
+
+    /// Whether target `r` is resend-enabled.
+    #[inline]
+    pub(crate) fn resends(&self, r: RollupRef) -> bool {
+        r.checked_sub(1).and_then(|i| self.targets.get(i as usize)).is_some_and(|t| t.resend)
     }
 
     #[inline]
@@ -102,14 +151,16 @@ impl RollupTargets {
         metric_type: MetricType,
         shard_of: &ShardOf,
     ) -> Option<(RollupTarget<'_>, u32, u64)> {
-        let stored = self.targets.get_mut(r.checked_sub(1)? as usize)?;
+        let stored = self.targets.get_mut(r.checked_sub(1)? as usize).filter(|t| t.live)?;
         let id = self.ids.get(stored.id_start as usize..stored.id_start as usize + stored.id_len as usize)?;
         let tag = metric_type as u8 + 1;
         if stored.routed_type != tag {
             (stored.shard, stored.hash) = shard_of.shard_and_hash(metric_type, id);
             stored.routed_type = tag;
         }
-        Some((RollupTarget { id, aggs: stored.aggs, transforms: stored.transforms }, stored.shard, stored.hash))
+        let (aggs, transforms, resend, next) = (stored.aggs, stored.transforms, stored.resend, stored.next);
+        let target = RollupTarget { id, aggs, transforms, resend, next };
+        Some((target, stored.shard, stored.hash))
     }
 
     /// Asks the CPU to load target `r` (its entry, and its id once the entry is in: call it
@@ -126,16 +177,63 @@ impl RollupTargets {
         }
     }
 
+    /// Live targets.
     pub(crate) fn len(&self) -> usize {
+        self.targets.len() - self.free.len()
+    }
+
+    /// Slots, live or pruned: every reference is at most `slots()`.
+    pub(crate) fn slots(&self) -> usize {
         self.targets.len()
+    }
+
+    /// Prunes the targets `keep` refuses (no spec names them any more); their references may
+    /// be given to new targets. Returns how many were pruned.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(RollupRef) -> bool) -> usize {
+        let mut pruned = 0;
+        for i in 0..self.targets.len() {
+            let r = i as RollupRef + 1;
+            let Some(t) = view(&self.targets, &self.ids, r) else {
+                continue;
+            };
+            if keep(r) {
+                continue;
+            }
+            let hash = self.hasher.hash_one((t.id, t.aggs, t.transforms));
+            self.dead_bytes += t.id.len();
+            if let Ok(entry) = self.index.find_entry(hash, |&x| x == r) {
+                entry.remove();
+            }
+            self.targets[i].live = false;
+            self.free.push(r);
+            pruned += 1;
+        }
+        if self.dead_bytes * 2 > self.ids.len() {
+            self.compact();
+        }
+        pruned
+    }
+
+    /// Rewrites the id arena with the live targets' ids only.
+    #[cold]
+    fn compact(&mut self) {
+        let mut ids = Vec::with_capacity(self.ids.len() - self.dead_bytes);
+        for t in self.targets.iter_mut().filter(|t| t.live) {
+            let start = t.id_start as usize;
+            let new_start = ids.len() as u32;
+            ids.extend_from_slice(&self.ids[start..start + t.id_len as usize]);
+            t.id_start = new_start;
+        }
+        self.ids = ids;
+        self.dead_bytes = 0;
     }
 }
 
 #[inline]
 fn view<'a>(targets: &[Stored], ids: &'a [u8], r: RollupRef) -> Option<RollupTarget<'a>> {
-    let t = targets.get(r.checked_sub(1)? as usize)?;
+    let t = targets.get(r.checked_sub(1)? as usize).filter(|t| t.live)?;
     let id = ids.get(t.id_start as usize..t.id_start as usize + t.id_len as usize)?;
-    Some(RollupTarget { id, aggs: t.aggs, transforms: t.transforms })
+    Some(RollupTarget { id, aggs: t.aggs, transforms: t.transforms, resend: t.resend, next: t.next })
 }
 
 #[cfg(test)]
@@ -156,5 +254,23 @@ mod tests {
         assert_eq!(targets.len(), 3);
         assert_eq!(targets.get(b).unwrap().id, b"by.route;route=/b");
         assert_eq!(targets.get(0), None);
+    }
+
+    #[test]
+    fn pruned_targets_are_forgotten_and_their_slots_reused() {
+        let mut targets = RollupTargets::default();
+        let sum = AggTypes::of(&[AggType::Sum]);
+        let intern = |t: &mut RollupTargets, id: &str| t.intern(id.as_bytes(), sum, TransformChain::NONE).unwrap();
+        let refs: Vec<_> = (0..8).map(|i| intern(&mut targets, &format!("t{i}"))).collect();
+        assert_eq!(targets.retain(|r| r == refs[3]), 7);
+        assert_eq!(targets.len(), 1);
+        assert_eq!(targets.get(refs[0]), None);
+        // The arena was compacted; the kept target reads the same.
+        assert_eq!(targets.get(refs[3]).unwrap().id, b"t3");
+        assert_eq!(intern(&mut targets, "t3"), refs[3]);
+        let again = intern(&mut targets, "t0");
+        assert!(refs.contains(&again), "a pruned slot is reused");
+        assert_eq!(targets.slots(), 8);
+        assert_eq!(targets.get(again).unwrap().id, b"t0");
     }
 }

@@ -5,6 +5,7 @@
 //! #[PerformanceCriticalPath]: `add` runs per rolled-up value a flush forwards.
 
 use super::RollupTargets;
+use super::nested::{NestedGroup, seal_nested};
 use crate::aggregation::MetricType;
 use crate::batch::{ElemSpec, NO_ROLLUP, RollupRef, SampleBatch, SpecRef};
 use crate::murmur3::ShardOf;
@@ -216,6 +217,12 @@ impl RollupOutbox {
                     _ => self.runs.push((source, 1)),
                 }
             }
+            if target.next != NO_ROLLUP {
+                let (policy, forwarded, metric_type, time) = (key.policy, key.forwarded, key.metric_type, key.time);
+                let g = NestedGroup { target: group.target, policy, forwarded, metric_type, time, shard, hash };
+                seal_nested(&mut self.sealed, targets, g, values, &self.runs);
+                continue;
+            }
             let elem = ElemSpec {
                 aggs: target.aggs,
                 policy: key.policy,
@@ -233,6 +240,9 @@ impl RollupOutbox {
             };
             let (id, times) = (target.id, key.forwarded);
             self.sealed.push_gathered(shard, hash, id, key.metric_type, key.time, values, spec, times, &self.runs);
+            if target.resend {
+                self.sealed.mark_last_resend();
+            }
         }
         self.groups.clear();
         self.counts.clear();
@@ -246,6 +256,12 @@ impl RollupOutbox {
     /// routed and then cleared.
     pub(crate) fn sealed(&mut self, targets: &mut RollupTargets) -> &mut SampleBatch {
         self.seal(targets);
+        &mut self.sealed
+    }
+
+    /// The forwarded samples sealed so far, without sealing what is gathered (for the
+    /// corrections a shard's flush resends, which go out at once).
+    pub(crate) fn sealed_batch(&mut self) -> &mut SampleBatch {
         &mut self.sealed
     }
 }

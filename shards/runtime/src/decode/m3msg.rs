@@ -4,12 +4,13 @@
 
 use sheaf_proto::forward::{ANNOTATION_FRACTIONAL_COUNTER, ANNOTATION_GAUGE_DELTA, ANNOTATION_SET_MEMBER};
 use sheaf_proto::output::AckFrame;
-use sheaf_proto::view::{self, MetricView, PipelineView, Scratch, TimedType};
+use sheaf_proto::view::{self, MetricView, Scratch, TimedType};
 use sheaf_shard_core::batch::DEFAULT_SPEC;
 use sheaf_shard_core::murmur3::ShardOf;
+use sheaf_shard_core::pipeline::MAX_ROLLUP_DEPTH;
 use sheaf_shard_core::{
-    AggTypes, AggregatorOptions, ElemSpec, ForwardedFrom, MetricType, NO_ROLLUP, SampleBatch, SampleValue, SpecRef,
-    StoragePolicy, TransformChain, TransformType, UNTIMED,
+    AggTypes, AggregatorOptions, ElemSpec, ForwardedFrom, MetricType, NO_ROLLUP, RollupRef, SampleBatch, SampleValue,
+    SpecRef, StoragePolicy, TransformChain, TransformType, UNTIMED,
 };
 
 use super::{DecodeTally, SampleRouter};
@@ -31,7 +32,9 @@ pub struct M3msgDecoder {
     last_spec: Option<SpecRef>,
     /// The rollups `elems` name (`ElemSpec::rollup` − 1 while in `elems`): the rollup id's
     /// range in `rollup_ids`, its aggregations and the transformations after it.
-    rollups: Vec<(std::ops::Range<usize>, AggTypes, TransformChain)>,
+    /// (id in `rollup_ids`, aggregations, transformations after, `resend_enabled`, the next
+    /// rollup of a nested pipeline: its index here + 1, always after this one, or 0).
+    rollups: Vec<(std::ops::Range<usize>, AggTypes, TransformChain, bool, u32)>,
     rollup_ids: Vec<u8>,
     /// `elems` as added to a batch, their rollups re-pointed at the batch's copies.
     batch_elems: Vec<ElemSpec>,
@@ -117,10 +120,19 @@ impl M3msgDecoder {
                 // distant past, which the owner refuses as too late.
                 (t, id, time_nanos.max(UNTIMED + 1))
             }
-            MetricView::Forwarded { kind, id, time_nanos, version, source_id, num_forwarded_times, .. } => {
+            MetricView::Forwarded {
+                kind,
+                id,
+                time_nanos,
+                version,
+                source_id,
+                num_forwarded_times,
+                resend_enabled,
+                ..
+            } => {
                 let times = u8::try_from(num_forwarded_times).ok().filter(|n| *n > 0).ok_or("bad_forwarded_metric")?;
                 let from = ForwardedFrom { source: source_id, version, times };
-                return self.forwarded(timed_metric_type(kind), id, time_nanos, from, router);
+                return self.forwarded(timed_metric_type(kind), id, (time_nanos, resend_enabled), from, router);
             }
         };
         if id.is_empty() {
@@ -153,7 +165,7 @@ impl M3msgDecoder {
             }
             // (A forwarded metric was routed above.)
             MetricView::BatchTimer { .. } | MetricView::Forwarded { .. } => {
-                if self.scratch.timer_values.iter().any(|v| !v.is_finite()) {
+                if self.scratch.timer_values.iter().chain(&self.scratch.prev_values).any(|v| !v.is_finite()) {
                     return Err("non_finite");
                 }
                 SampleValue::Timer { start: 0, len: 0 }
@@ -183,14 +195,14 @@ impl M3msgDecoder {
         &mut self,
         metric_type: MetricType,
         id: &[u8],
-        time: i64,
+        (time, resend): (i64, bool),
         from: ForwardedFrom,
         router: &mut impl SampleRouter,
     ) -> Result<(), &'static str> {
         if id.is_empty() {
             return Err("empty_id");
         }
-        if self.scratch.timer_values.iter().any(|v| !v.is_finite()) {
+        if self.scratch.timer_values.iter().chain(&self.scratch.prev_values).any(|v| !v.is_finite()) {
             return Err("non_finite");
         }
         // The forward metadata is decoded afresh with each message: derived here, not cached.
@@ -200,16 +212,12 @@ impl M3msgDecoder {
         let (shard, hash) = self.shard_of.shard_and_hash(metric_type, id);
         let batch = router.batch_for(shard);
         let spec = self.add_elems(batch);
-        batch.push_forwarded(
-            shard,
-            hash,
-            id,
-            metric_type,
-            time.max(UNTIMED + 1),
-            &self.scratch.timer_values,
-            spec,
-            from,
-        );
+        // `prev_values`: what a resend-enabled source sent for the window before (replaced).
+        let values = (&self.scratch.timer_values[..], &self.scratch.prev_values[..]);
+        batch.push_resent(shard, hash, id, metric_type, time.max(UNTIMED + 1), values, spec, from);
+        if resend {
+            batch.mark_last_resend();
+        }
         self.tally.ingested += self.scratch.timer_values.len() as u64;
         Ok(())
     }
@@ -288,13 +296,21 @@ impl M3msgDecoder {
         self.last_spec = None;
         self.batch_elems.clear();
         for e in &self.elems {
-            let rollup = match e.rollup.checked_sub(1).and_then(|i| self.rollups.get(i as usize)) {
-                Some((id, aggs, transforms)) => batch.add_rollup(&self.rollup_ids[id.clone()], *aggs, *transforms),
-                None => NO_ROLLUP,
-            };
+            let rollup = self.add_rollup_chain(batch, e.rollup);
             self.batch_elems.push(ElemSpec { rollup, ..*e });
         }
         batch.add_spec(&self.batch_elems)
+    }
+
+    /// Adds rollup `r` (an index into `rollups` + 1) and the rollups after it to `batch`.
+    fn add_rollup_chain(&self, batch: &mut SampleBatch, r: u32) -> RollupRef {
+        let Some((id, aggs, transforms, resend, next)) = r.checked_sub(1).and_then(|i| self.rollups.get(i as usize))
+        else {
+            return NO_ROLLUP;
+        };
+        // `next` is always a later entry: the recursion ends.
+        let next = if *next > r { self.add_rollup_chain(batch, *next) } else { NO_ROLLUP };
+        batch.add_nested_rollup(&self.rollup_ids[id.clone()], *aggs, *transforms, *resend, next)
     }
 
     /// Fills `elems` (and the rollups they name) from the pipelines in the scratch, for values
@@ -304,16 +320,30 @@ impl M3msgDecoder {
         self.rollups.clear();
         self.rollup_ids.clear();
         for p in &self.scratch.pipelines {
-            let (transforms, rollup) = pipeline_of(&self.scratch, p)?;
-            let rollup = match rollup {
-                Some((id, aggs, after)) => {
-                    let start = self.rollup_ids.len();
-                    self.rollup_ids.extend_from_slice(id);
-                    self.rollups.push((start..self.rollup_ids.len(), aggs, after));
-                    self.rollups.len() as u32
+            let ops = self.scratch.ops_of(p);
+            let (transforms, mut rollup) = pipeline_of(&self.scratch, ops)?;
+            let first = self.rollups.len() as u32 + 1;
+            let (mut depth, mut base) = (0, 0);
+            // Each rollup op and the transformations after it; a further rollup op makes the
+            // rolled-up series roll up again (a nested rollup).
+            while let Some((id, aggs, after, rest)) = rollup {
+                depth += 1;
+                if depth > MAX_ROLLUP_DEPTH {
+                    return Err("nested_rollup_too_deep");
                 }
-                None => NO_ROLLUP,
-            };
+                let start = self.rollup_ids.len();
+                self.rollup_ids.extend_from_slice(id);
+                rollup = match rest {
+                    Some(rest) => {
+                        base += rest;
+                        pipeline_of(&self.scratch, &ops[base..])?.1
+                    }
+                    None => None,
+                };
+                let next = if rollup.is_some() { self.rollups.len() as u32 + 2 } else { 0 };
+                self.rollups.push((start..self.rollup_ids.len(), aggs, after, p.resend_enabled, next));
+            }
+            let rollup = if depth > 0 { first } else { NO_ROLLUP };
             let aggs = AggTypes::from_m3_id(p.aggregation_id);
             let elem = |policy| ElemSpec { transforms, rollup, forwarded, ..ElemSpec::new(aggs, policy) };
             let policies = self.scratch.policies_of(p);
@@ -356,33 +386,37 @@ fn timed_metric_type(kind: TimedType) -> MetricType {
     }
 }
 
-/// A rollup op as the decoder reads it: the rolled-up id, its aggregations, and the
-/// transformations after it.
-type RollupOfPipeline<'a> = (&'a [u8], AggTypes, TransformChain);
+/// A rollup op as the decoder reads it: the rolled-up id, its aggregations, the
+/// transformations after it, and where in the ops the next rollup op is (a nested rollup).
+type RollupOfPipeline<'a> = (&'a [u8], AggTypes, TransformChain, Option<usize>);
 
-/// The transformations of pipeline `p` on this element and its rollup, if any; an error for an
-/// op M3 does not define, more transformations than an element may chain, or a second rollup
-/// (`nested_rollup_unsupported`).
+/// The transformations of pipeline ops `ops` on this element and its first rollup, if any; an
+/// error for an op M3 does not define or more transformations than an element may chain.
 fn pipeline_of<'a>(
     scratch: &'a Scratch,
-    p: &PipelineView,
+    ops: &[view::OpView],
 ) -> Result<(TransformChain, Option<RollupOfPipeline<'a>>), &'static str> {
     let (mut local, mut rollup) = (TransformChain::NONE, None::<RollupOfPipeline<'a>>);
-    for op in scratch.ops_of(p) {
+    for (i, op) in ops.iter().enumerate() {
         match op.op_type {
             view::OP_TRANSFORMATION => {
                 let t = TransformType::from_m3(op.transformation_type).ok_or("bad_pipeline_op")?;
                 let chain = match &mut rollup {
-                    Some((_, _, after)) => after,
+                    Some((_, _, after, _)) => after,
                     None => &mut local,
                 };
                 *chain = chain.with(t).ok_or("bad_pipeline_op")?;
             }
             view::OP_ROLLUP if scratch.rollup_id_of(op).is_empty() => return Err("bad_pipeline_op"),
-            view::OP_ROLLUP if rollup.is_some() => return Err("nested_rollup_unsupported"),
+            view::OP_ROLLUP if rollup.is_some() => {
+                if let Some((_, _, _, rest)) = &mut rollup {
+                    *rest = Some(i);
+                }
+                break;
+            }
             view::OP_ROLLUP => {
                 let aggs = AggTypes::from_m3_id(op.rollup_aggregation_id);
-                rollup = Some((scratch.rollup_id_of(op), aggs, TransformChain::NONE));
+                rollup = Some((scratch.rollup_id_of(op), aggs, TransformChain::NONE, None));
             }
             _ => return Err("bad_pipeline_op"),
         }

@@ -211,7 +211,7 @@ fn transformation_op(
 /// A rollup op splits the pipeline: the transformations before it run on the element, the
 /// rollup (its id, its aggregations, the transformations after it) travels in the batch.
 #[test]
-fn a_rollup_op_becomes_the_elements_rollup_and_a_second_one_is_refused() {
+fn a_rollup_op_becomes_the_elements_rollup_and_a_second_one_rolls_up_again() {
     use sheaf_proto::transformationpb::TransformationType::{Increase, Persecond};
     use sheaf_shard_core::{AggType, AggTypes, TransformChain, TransformType};
     let options = AggregatorOptions::with_policies(vec!["10s:2d".parse().unwrap()]);
@@ -228,10 +228,24 @@ fn a_rollup_op_becomes_the_elements_rollup_and_a_second_one_is_refused() {
     assert_eq!(rollup.aggs, AggTypes::of(&[AggType::Sum]));
     assert_eq!(rollup.transforms, TransformChain::new(&[TransformType::PerSecond]).unwrap());
 
-    let nested = counter_with_ops(vec![rollup_op(b"a"), rollup_op(b"b")]);
+    // A second rollup op: the first rollup's series rolls up again, with the transformations
+    // between them.
+    let nested = counter_with_ops(vec![rollup_op(b"a"), transformation_op(Persecond), rollup_op(b"b")]);
     decoder.message(&nested, 1_700_000_000_000_000_000, &mut batch, &mut AckFrame::default());
-    assert_eq!(batch.len(), 1);
-    assert_eq!(decoder.tally().rejected, vec![("nested_rollup_unsupported", 1)]);
+    assert_eq!(batch.len(), 2, "{:?}", decoder.tally().rejected);
+    let [elem] = batch.spec(batch.samples()[1].spec) else { panic!("one element") };
+    let a = batch.rollup(elem.rollup).expect("the first rollup");
+    assert_eq!(
+        (batch.rollup_id(a), a.transforms),
+        (&b"a"[..], TransformChain::new(&[TransformType::PerSecond]).unwrap())
+    );
+    let b = batch.rollup(a.next).expect("the next rollup");
+    assert_eq!((batch.rollup_id(b), b.transforms, b.next), (&b"b"[..], TransformChain::NONE, 0));
+
+    let deep = counter_with_ops((0..=sheaf_shard_core::pipeline::MAX_ROLLUP_DEPTH).map(|_| rollup_op(b"x")).collect());
+    decoder.message(&deep, 1_700_000_000_000_000_000, &mut batch, &mut AckFrame::default());
+    assert_eq!(batch.len(), 2);
+    assert_eq!(decoder.tally().rejected, vec![("nested_rollup_too_deep", 1)]);
 }
 
 /// What one node forwards to another for rollups decodes to what it was: a forwarded
@@ -255,12 +269,26 @@ fn rolled_up_values_and_rollup_ops_cross_nodes_unchanged() {
         id: b"total",
         time: 1_700_000_010_000_000_000,
         values: &[1.0, 2.0],
+        prev_values: &[0.5],
         version: 2,
         source: 5,
         num_forwarded_times: 1,
+        resend_enabled: true,
     };
     encode_forward_frame(&rolled, &[element(None)], 0, 1, 0, &mut frames);
-    let rollup = ForwardedRollup { id: b"total".to_vec(), aggregation_id: sum.to_m3_id(), transformations: vec![2] };
+    let rollup = ForwardedRollup {
+        id: b"total".to_vec(),
+        aggregation_id: sum.to_m3_id(),
+        transformations: vec![2],
+        resend_enabled: true,
+        next: Some(Box::new(ForwardedRollup {
+            id: b"grand.total".to_vec(),
+            aggregation_id: sum.to_m3_id(),
+            transformations: vec![],
+            resend_enabled: true,
+            next: None,
+        })),
+    };
     let source = Forwarded::Counter { id: b"src", value: 4, arrival: 1_700_000_000_000_000_000 };
     encode_forward_frame(&source, &[element(Some(rollup))], 0, 2, 0, &mut frames);
     let mut decoder = M3msgDecoder::new(1, &AggregatorOptions::with_policies(vec![policy]));
@@ -273,9 +301,14 @@ fn rolled_up_values_and_rollup_ops_cross_nodes_unchanged() {
     assert!(f.forwarded());
     assert_eq!(batch.forwarded_from(0), Some(ForwardedFrom { source: 5, version: 2, times: 1 }));
     assert_eq!(batch.timer_values_of(&f), &[1.0, 2.0]);
+    assert_eq!(batch.forwarded_prev_values(0), &[0.5], "a resend's previous values survive the wire");
+    assert!(batch.forwarded_resend(0), "ForwardMetadata.resend_enabled survives the wire");
     assert_eq!(batch.spec(f.spec)[0].forwarded, 1);
     let elem = batch.spec(s.spec)[0];
     let r = batch.rollup(elem.rollup).expect("the rollup op");
     assert_eq!((batch.rollup_id(r), r.aggs), (&b"total"[..], sum));
     assert_eq!(r.transforms, TransformChain::new(&[TransformType::PerSecond]).unwrap());
+    assert!(r.resend, "resend_enabled survives the wire");
+    let next = batch.rollup(r.next).expect("a nested rollup survives the wire");
+    assert_eq!((batch.rollup_id(next), next.aggs, next.next), (&b"grand.total"[..], sum, 0));
 }

@@ -280,7 +280,11 @@ impl Flusher {
             {
                 let mut agg = self.state.aggregator.borrow_mut();
                 if include_open {
-                    let below = if phase == FinalPhase::Sources { 1 } else { u8::MAX };
+                    let below = match phase {
+                        FinalPhase::Sources => 1,
+                        FinalPhase::Nested { below } => below,
+                        FinalPhase::Forwarded => u8::MAX,
+                    };
                     agg.flush_shard_all_forwarded_below(shard, below, now, &mut out);
                 } else {
                     for r in &resolutions {
@@ -295,7 +299,7 @@ impl Flusher {
         self.sinks.push_ready(&mut out, true, &mut stalled).await;
         self.sinks.return_spares(out);
         self.write_passthrough().await;
-        if phase == FinalPhase::Sources {
+        if phase != FinalPhase::Forwarded {
             return;
         }
         for r in resolutions {

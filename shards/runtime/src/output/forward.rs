@@ -29,7 +29,8 @@ use sheaf_proto::forward::{
     ForwardedRollup, encode_forward_frame,
 };
 use sheaf_proto::msgpb;
-use sheaf_shard_core::{MetricType, Sample, SampleBatch, SampleValue, UNTIMED};
+use sheaf_shard_core::pipeline::MAX_ROLLUP_DEPTH;
+use sheaf_shard_core::{MetricType, RollupRef, Sample, SampleBatch, SampleValue, UNTIMED};
 
 use crate::core::{CoreState, spawn_into};
 use crate::routes::{Peer, Routes};
@@ -112,11 +113,7 @@ impl Forwarder {
                 resolution_nanos: e.policy.resolution_nanos,
                 retention_nanos: e.policy.retention_nanos,
                 transformations: e.transforms.iter().map(|t| t as i32).collect(),
-                rollup: batch.rollup(e.rollup).map(|r| ForwardedRollup {
-                    id: batch.rollup_id(r).to_vec(),
-                    aggregation_id: r.aggs.to_m3_id(),
-                    transformations: r.transforms.iter().map(|t| t as i32).collect(),
-                }),
+                rollup: forwarded_rollup(batch, e.rollup, 0),
             })
             .collect();
         for metric in &parts {
@@ -136,19 +133,25 @@ impl Forwarder {
 }
 
 /// The metrics `s` travels as: one, or for a gathered forwarded sample one per source shard,
-/// as M3 forwards them; `one` holds a lone timer value (a slice must point somewhere).
+/// as M3 forwards them (each a first flush: no previous values); `one` holds a lone timer
+/// value (a slice must point somewhere).
 fn metrics<'a>(batch: &'a SampleBatch, s: &Sample, arrival: i64, one: &'a mut [f64; 1]) -> Option<Vec<Forwarded<'a>>> {
     let metric = forwarded(batch, s, arrival, one)?;
-    let Forwarded::Rollup { kind, id, time, .. } = metric else { return Some(vec![metric]) };
+    let Forwarded::Rollup { kind, id, time, resend_enabled, .. } = metric else { return Some(vec![metric]) };
     let index = batch.index_of(s)?;
+    if batch.gathered_runs(index).is_none() {
+        return Some(vec![metric]);
+    }
     let parts = batch.forwarded_parts(index).map(|(from, values)| Forwarded::Rollup {
         kind,
         id,
         time,
         values,
+        prev_values: &[],
         version: from.version,
         source: from.source,
         num_forwarded_times: i32::from(from.times),
+        resend_enabled,
     });
     Some(parts.collect())
 }
@@ -167,10 +170,23 @@ fn forwarded<'a>(batch: &'a SampleBatch, s: &Sample, arrival: i64, one: &'a mut 
             MetricType::Gauge => 3,
             MetricType::Set => return None,
         };
-        let from = batch.forwarded_from(batch.index_of(s)?)?;
-        let values = batch.timer_values_of(s);
+        let index = batch.index_of(s)?;
+        let from = batch.forwarded_from(index)?;
+        let (values, prev_values) = (batch.timer_values_of(s), batch.forwarded_prev_values(index));
         let (version, source, num_forwarded_times) = (from.version, from.source, i32::from(from.times));
-        return Some(Forwarded::Rollup { kind, id, time: s.time, values, version, source, num_forwarded_times });
+        let time = s.time;
+        let resend_enabled = batch.forwarded_resend(index);
+        return Some(Forwarded::Rollup {
+            kind,
+            id,
+            time,
+            values,
+            prev_values,
+            version,
+            source,
+            num_forwarded_times,
+            resend_enabled,
+        });
     }
     if s.time != UNTIMED {
         let kind = match s.metric_type {
@@ -361,6 +377,19 @@ async fn read_acks(mut reader: TcpStream, acked: Rc<Cell<u64>>, alive: Rc<Cell<b
         }
     }
     alive.set(false);
+}
+
+/// Rollup `r` of `batch` and the rollups after it, as a peer gets them (at most
+/// `MAX_ROLLUP_DEPTH` deep).
+fn forwarded_rollup(batch: &SampleBatch, r: RollupRef, depth: usize) -> Option<ForwardedRollup> {
+    let rollup = batch.rollup(r).filter(|_| depth < MAX_ROLLUP_DEPTH)?;
+    Some(ForwardedRollup {
+        id: batch.rollup_id(rollup).to_vec(),
+        aggregation_id: rollup.aggs.to_m3_id(),
+        transformations: rollup.transforms.iter().map(|t| t as i32).collect(),
+        resend_enabled: rollup.resend,
+        next: forwarded_rollup(batch, rollup.next, depth + 1).map(Box::new),
+    })
 }
 
 #[cfg(test)]
