@@ -1,9 +1,10 @@
 //! Rollup throughput: 1M source series (`requests;host=…;route=…`, one counter value each per
 //! window) rolled up into 10k targets (one per route) with Sum, against the same series
 //! aggregated plainly. One iteration is one window's full cycle on one core: apply the 1M
-//! values, flush every shard; for the rollups also route what the flush forwarded (gathered
-//! per source shard and target) and apply it to the targets, whose windows the next cycle
-//! flushes. The two throughputs compare the CPU per value of a rolled-up series with that of
+//! values, flush every shard; for the rollups also route what the flushes forwarded (gathered
+//! per target and window over the round's shards, as the flush task routes it once per round)
+//! and apply it to the targets, whose windows the next cycle flushes. A third row routes after
+//! each shard's flush instead (one forwarded sample per source shard and target). The two throughputs compare the CPU per value of a rolled-up series with that of
 //! a plain one (target: at most 1.5×). Each rolled-up value carries its own rollup metadata,
 //! as an M3 coordinator sends it; the plain ones share one spec per batch.
 //!
@@ -62,13 +63,16 @@ fn batches(series: usize, rollup: bool) -> Vec<SampleBatch> {
     out
 }
 
-/// One window's cycle: apply, flush every shard (routing and applying what rollups forward).
+/// One window's cycle: apply, flush every shard, routing and applying what rollups forward
+/// once the round's shards are flushed (as the flush task does), or after each shard's flush
+/// when `per_shard` (one forwarded sample per source shard and target).
 fn cycle(
     agg: &mut CoreAggregator,
     batches: &[SampleBatch],
     window: i64,
     out: &mut FlushCollector,
     routed: &mut SampleBatch,
+    per_shard: bool,
 ) {
     let now = BASE + window * R + 1;
     for b in batches {
@@ -82,11 +86,19 @@ fn cycle(
             spent.clear();
             out.add_spare(spent);
         }
-        std::mem::swap(agg.rollup_outbox(), routed);
-        if !routed.is_empty() {
-            agg.apply(routed, horizon);
-            routed.clear();
+        if per_shard {
+            route(agg, routed, horizon);
         }
+    }
+    route(agg, routed, horizon);
+}
+
+/// Applies what the flushes forwarded (every target is on this core).
+fn route(agg: &mut CoreAggregator, routed: &mut SampleBatch, now: i64) {
+    std::mem::swap(agg.rollup_outbox(), routed);
+    if !routed.is_empty() {
+        agg.apply(routed, now);
+        routed.clear();
     }
 }
 
@@ -94,7 +106,12 @@ fn bench(c: &mut Criterion) {
     let series = series();
     let mut group = c.benchmark_group("rollup");
     group.throughput(Throughput::Elements(series as u64)).sample_size(10);
-    for (name, rollup) in [("plain_1m_series", false), ("rolled_up_into_10k", true)] {
+    let rows = [
+        ("plain_1m_series", false, false),
+        ("rolled_up_into_10k", true, false),
+        ("rolled_up_into_10k_routed_per_shard", true, true),
+    ];
+    for (name, rollup, per_shard) in rows {
         let batches = batches(series, rollup);
         let mut agg = CoreAggregator::new(options(), SHARDS);
         let mut out = FlushCollector::new(options().naming, 0, 4096);
@@ -102,12 +119,12 @@ fn bench(c: &mut Criterion) {
         let window = Cell::new(0);
         // Warm up: series, windows and targets exist before the timing.
         for _ in 0..2 {
-            cycle(&mut agg, &batches, window.get(), &mut out, &mut routed);
+            cycle(&mut agg, &batches, window.get(), &mut out, &mut routed, per_shard);
             window.set(window.get() + 1);
         }
         group.bench_function(name, |b| {
             b.iter(|| {
-                cycle(&mut agg, &batches, window.get(), &mut out, &mut routed);
+                cycle(&mut agg, &batches, window.get(), &mut out, &mut routed, per_shard);
                 window.set(window.get() + 1);
             })
         });

@@ -5,12 +5,13 @@
 //! owner. Ids and timer values live in two arenas, so a batch costs a few allocations however
 //! many values it holds, and a cleared batch is reused without allocating.
 
-mod resent;
-
 use crate::aggregation::{AggTypes, MetricType};
 use crate::policy::StoragePolicy;
 use crate::time::UnixNanos;
 use crate::transform::TransformChain;
+
+mod gathered;
+mod resent;
 
 /// `ids.extend_from_slice(id)`, with the lengths most ids have (8 to 32 bytes) copied inline:
 /// two overlapping loads and stores from each end instead of a call into `memcpy`.
@@ -234,6 +235,10 @@ pub struct SampleBatch {
     /// (sample index, origin, how many previous values follow its values in the timer arena,
     /// whether its source is resend-enabled) of every forwarded sample, in sample order.
     forwarded: Vec<(u32, ForwardedFrom, u32, bool)>,
+    /// (sample index, start and length in `gathered_runs`) of every gathered forwarded
+    /// sample, in sample order (see `gathered.rs`); a gathered sample has no previous values.
+    gathered: Vec<(u32, u32, u32)>,
+    gathered_runs: Vec<(u32, u32)>,
 }
 
 impl SampleBatch {
@@ -262,6 +267,8 @@ impl SampleBatch {
         self.samples.clear();
         self.rollups.clear();
         self.forwarded.clear();
+        self.gathered.clear();
+        self.gathered_runs.clear();
     }
 
     /// Adds a rollup (to `id`, aggregated with `aggs`, then `transforms`) for an
@@ -438,11 +445,15 @@ impl SampleBatch {
             last.flags |= s.flags & (STAMPED | PASSTHROUGH);
         }
         if s.forwarded()
-            && let Some(origin) = from.index_of(s).and_then(|i| from.forwarded_from(i))
+            && let Some(index) = from.index_of(s)
+            && let Some(origin) = from.forwarded_from(index)
         {
             self.mark_last_forwarded(origin, prev.len() as u32);
-            if from.index_of(s).is_some_and(|i| from.forwarded_resend(i)) {
+            if from.forwarded_resend(index) {
                 self.mark_last_resend();
+            }
+            if let Some(runs) = from.gathered_runs(index) {
+                self.mark_last_gathered(runs);
             }
         }
     }

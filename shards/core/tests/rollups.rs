@@ -77,12 +77,14 @@ fn source_windows_roll_up_into_exact_sums_once() {
     assert_eq!(agg.counters.values_rolled_up, 18);
     let forwarded = take_outbox(&mut agg);
     assert!(!forwarded.is_empty() && forwarded.samples().iter().all(|s| s.forwarded()));
-    // One forwarded sample per (source shard, rollup target): never more than the pairs.
-    assert!(forwarded.len() <= 3 * SHARDS as usize);
+    // One forwarded sample per rolled-up window, carrying each source shard's values.
+    assert_eq!(forwarded.len(), 3);
+    let pairs: usize = (0..forwarded.len()).map(|i| forwarded.forwarded_parts(i).count()).sum();
+    assert!((3..=3 * SHARDS as usize).contains(&pairs));
     agg.apply(&forwarded, BASE + R + 2);
     // The same (source shard, version) again: counted, not aggregated.
     agg.apply(&forwarded, BASE + R + 3);
-    assert_eq!(agg.counters.forwarded_duplicate, forwarded.len() as u64);
+    assert_eq!(agg.counters.forwarded_duplicate, pairs as u64);
     // Not flushed before `L(r, 1) = r` has passed since the window's start.
     assert!(flush(&mut agg, BASE + R + R / 2).is_empty());
     let got = flush(&mut agg, BASE + 2 * R + 1);

@@ -1,6 +1,6 @@
 //! The flush of one shard: every window a flush, discard or final flush has reached is
 //! emitted to the collector, forwarded to its rollup target (gathered in the core's outbox,
-//! sealed when the shard is done) or dropped; idle series expire. Same core as
+//! across shards until the flush task takes them) or dropped; idle series expire. Same core as
 //! [`CoreAggregator`]; split from `aggregator.rs` by concept.
 //!
 //! #[PerformanceCriticalPath]: runs per series per flush round.
@@ -31,6 +31,7 @@ impl CoreAggregator {
         let Some(slot) = self.shards.get_mut(shard as usize).filter(|slot| slot.held) else {
             return;
         };
+        self.outbox.begin_source(shard, &mut self.rollups);
         let (map, states) = (&mut slot.map, &mut slot.transform_states);
         let specs = &mut self.specs;
         let counters = &mut self.counters;
@@ -120,7 +121,7 @@ impl CoreAggregator {
                                     }
                                     counters.values_rolled_up += 1;
                                     let next = forwarded.saturating_add(1);
-                                    outbox.add(rollup, policy, next, at.metric_type, p.time_nanos, p.value);
+                                    outbox.add(shard, rollup, policy, next, at.metric_type, p.time_nanos, p.value);
                                 };
                                 let value = Datapoint { time_nanos, value: window.value_of(agg) };
                                 states.run(at, index, aggs.len() as usize, value, r, &mut forward);
@@ -191,8 +192,9 @@ impl CoreAggregator {
             follow_rates.step(keep);
             keep
         });
-        self.outbox.seal(shard, &mut self.rollups);
-        self.resends.seal(now, &mut self.rollups, self.outbox.sealed());
+        // Corrections go out with the shard's flush, after the values of its earlier flushes
+        // (`begin_source` sealed those); its first flushes stay gathered until the seal.
+        self.resends.seal(now, &mut self.rollups, self.outbox.sealed_batch());
         let (emitted, nan) = self.reemits.emit_corrected(shard, now, self.options.discard_nan, out);
         self.counters.values_flushed += emitted;
         self.counters.nan_discarded += nan;

@@ -1,6 +1,7 @@
 //! Forwarded values on the core that owns a rolled-up series: a forwarded sample carries the
-//! values one source shard's flush gathered for one window of the series; it is taken in once
-//! per (source shard, version) and window, and only while `now − t ≤ L(r, n)` and its window
+//! values one source shard's flush gathered for one window of the series (or, gathered, those
+//! of several source shards of one core's flush round, in one run per shard); each source is
+//! taken in once per (source shard, version) and window, and only while `now − t ≤ L(r, n)` and its window
 //! is not flushed yet. Also what the core's flush task reads of the rollups this core forwards.
 //! Same core as [`CoreAggregator`]; split from `aggregator.rs` by concept.
 
@@ -58,6 +59,7 @@ impl CoreAggregator {
         }
         series.last_write_secs = now_secs;
         let values = batch.timer_values_of(s);
+        let gathered = batch.gathered_runs(index);
         let flushed = &self.flushed;
         for elem in series.elems_for(spec, false, &mut self.specs) {
             let r = self.specs.policy(elem.policy).resolution_nanos;
@@ -79,22 +81,50 @@ impl CoreAggregator {
                 }
                 continue;
             }
-            if !self.forwarded_windows.admit(s.shard(), s.hash, elem.policy, elem.aggs, start, from) {
-                self.counters.forwarded_duplicate += 1;
-                continue;
-            }
-            self.counters.forwarded_accepted += 1;
+            let windows = &mut self.forwarded_windows;
+            // Each source shard of a gathered sample is admitted on its own: only the runs of
+            // those not taken in before are aggregated.
+            let partial = match gathered {
+                None => {
+                    if !windows.admit(s.shard(), s.hash, elem.policy, elem.aggs, start, from) {
+                        self.counters.forwarded_duplicate += 1;
+                        continue;
+                    }
+                    self.counters.forwarded_accepted += 1;
+                    None
+                }
+                Some(runs) => {
+                    let fresh = windows.admit_gathered(s.shard(), s.hash, elem.policy, elem.aggs, start, runs);
+                    self.counters.forwarded_accepted += fresh as u64;
+                    self.counters.forwarded_duplicate += (runs.len() - fresh) as u64;
+                    if fresh == 0 {
+                        continue;
+                    }
+                    (fresh < runs.len()).then_some(runs)
+                }
+            };
             if batch.forwarded_resend(index) {
                 let expires = start.saturating_add(lateness).saturating_add(self.options.timed_buffer_past);
                 self.reemits.watch(s.shard(), s.metric_type, batch.id(s), elem.policy, elem.aggs, start, expires);
             }
+            // Only a sample from one source carries previous values (a gathered one has none).
             let prev = batch.forwarded_prev_values(index);
             if !prev.is_empty() {
                 elem.add_resent(start, values, prev, s.time);
                 continue;
             }
-            for v in values {
-                elem.add(start, *v, s.time);
+            let mut window = elem.window_mut(start);
+            let Some(runs) = partial else {
+                values.iter().for_each(|v| window.add(*v, s.time));
+                continue;
+            };
+            let mut at = 0usize;
+            for (&(_, n), &take) in runs.iter().zip(windows.fresh()) {
+                let run = values.get(at..at + n as usize).unwrap_or_default();
+                at += n as usize;
+                if take {
+                    run.iter().for_each(|v| window.add(*v, s.time));
+                }
             }
         }
         self.counters.values_applied += values.len() as u64;
@@ -115,7 +145,7 @@ impl CoreAggregator {
     /// The forwarded samples this core's flushes sealed since the caller last emptied it: the
     /// caller routes them to the cores owning their rolled-up series, then clears the batch.
     pub fn rollup_outbox(&mut self) -> &mut SampleBatch {
-        self.outbox.sealed()
+        self.outbox.sealed(&mut self.rollups)
     }
 
     /// Rollup targets this core's elements name.

@@ -57,6 +57,8 @@ impl CoreAggregator {
     /// Drops the rollup targets no spec names any more (their last spec was pruned with its
     /// policies), but those a resend-enabled window still forwards to.
     fn prune_rollup_targets(&mut self) {
+        // What the outbox gathered names targets by reference: sealed before a slot is reused.
+        self.outbox.seal(&mut self.rollups);
         let mut named = vec![false; self.rollups.slots() + 1];
         for r in self.specs.rollups_named().chain(self.resends.targets()) {
             if let Some(n) = named.get_mut(r as usize) {

@@ -4,11 +4,12 @@
 //! in ([`ForwardedWindows`], `windows.rs`).
 //!
 //! All three belong to one core's `CoreAggregator` and are touched only by that core. The
-//! outbox is filled during the flush of one shard and sealed at its end into a
-//! [`SampleBatch`](crate::batch::SampleBatch) of forwarded samples, which the core's flush
-//! task routes like any batch (applied here, or handed off to the core owning the rolled-up
-//! series). In steady state none of them allocates: their tables and lists keep their
-//! capacity from one flush to the next.
+//! outbox is filled by the flushes of a round, gathered per (target, window) across source
+//! shards, and sealed when the core's flush task takes it into a
+//! [`SampleBatch`](crate::batch::SampleBatch) of forwarded samples, which that task routes
+//! like any batch (applied here, or handed off to the core owning the rolled-up series). In
+//! steady state none of them allocates: their tables and lists keep their capacity from one
+//! flush to the next.
 
 use std::hash::BuildHasher;
 

@@ -7,7 +7,7 @@
 
 use super::RollupTargets;
 use crate::aggregation::MetricType;
-use crate::batch::{ElemSpec, ForwardedFrom, NO_ROLLUP, RollupRef, SampleBatch};
+use crate::batch::{ElemSpec, NO_ROLLUP, RollupRef, SampleBatch};
 use crate::pipeline::MAX_ROLLUP_DEPTH;
 use crate::policy::StoragePolicy;
 use crate::shard_map::same_id;
@@ -73,14 +73,15 @@ pub(crate) struct NestedGroup {
     pub(crate) hash: u64,
 }
 
-/// Seals `values` for the nested target of `g` into `sealed`: its spec names the rest of the
-/// chain (rare: not cached as the outbox's plain specs are).
+/// Seals `values` for the nested target of `g` into `sealed`, gathered from the source shards
+/// `runs` names (see [`SampleBatch::push_gathered`]): its spec names the rest of the chain
+/// (rare: not cached as the outbox's plain specs are).
 pub(crate) fn seal_nested(
     sealed: &mut SampleBatch,
     targets: &RollupTargets,
     g: NestedGroup,
     values: &[f64],
-    from: ForwardedFrom,
+    runs: &[(u32, u32)],
 ) {
     let Some(t) = targets.get(g.target) else {
         return;
@@ -89,7 +90,7 @@ pub(crate) fn seal_nested(
     let elem =
         ElemSpec { aggs: t.aggs, policy: g.policy, transforms: t.transforms, rollup: next, forwarded: g.forwarded };
     let spec = sealed.add_spec(&[elem]);
-    sealed.push_forwarded(g.shard, g.hash, t.id, g.metric_type, g.time, values, spec, from);
+    sealed.push_gathered(g.shard, g.hash, t.id, g.metric_type, g.time, values, spec, g.forwarded, runs);
     if t.resend {
         sealed.mark_last_resend();
     }

@@ -1,7 +1,8 @@
 //! [`ResendLog`]: on the core that owns a source series, what its resend-enabled rollups
 //! (M3's `resend_enabled`) forwarded of each flushed window, kept until no value may reach
 //! that window any more (its end plus the timed buffer past). Owned by that core's
-//! `CoreAggregator`; written by the flush of a shard, sealed with the outbox.
+//! `CoreAggregator`; written by the flush of a shard, its corrections sealed at that flush's
+//! end (first flushes go through the outbox, gathered over the round).
 //!
 //! A timed value for a window already flushed opens it again; its next flush merges the
 //! window with what was kept and forwards the corrected values with the values they replace
@@ -160,8 +161,8 @@ impl ResendLog {
         }
     }
 
-    /// Seals the corrections pending into `sealed` (after the outbox's samples) and forgets
-    /// the windows no value may reach any more (`expires <= now`).
+    /// Seals the corrections pending into `sealed` (after the samples of the shard's earlier
+    /// flushes) and forgets the windows no value may reach any more (`expires <= now`).
     pub(crate) fn seal(&mut self, now: UnixNanos, targets: &mut RollupTargets, sealed: &mut SampleBatch) {
         for r in self.pending.drain(..) {
             let k = r.key;
@@ -212,7 +213,7 @@ fn forward_first(
     for agg in w.aggs.iter() {
         let v = value_of(agg);
         if v.is_finite() {
-            outbox.add(w.target, w.policy, w.forwarded, w.metric_type, w.time, v);
+            outbox.add(w.shard, w.target, w.policy, w.forwarded, w.metric_type, w.time, v);
             n += 1;
         }
     }

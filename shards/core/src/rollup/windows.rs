@@ -61,6 +61,8 @@ pub(crate) struct ForwardedWindows {
     free_lists: Vec<u32>,
     /// The windows `forget_due` keeps, while it rebuilds the table.
     kept: Vec<Slot>,
+    /// See [`Self::fresh`].
+    fresh: Vec<bool>,
 }
 
 impl ForwardedWindows {
@@ -91,26 +93,73 @@ impl ForwardedWindows {
         start: UnixNanos,
         from: ForwardedFrom,
     ) -> bool {
+        let i = self.slot_of(WindowKey { shard, hash, policy, aggs, start });
+        self.admit_at(i, from.source, from.version)
+    }
+
+    /// Records version 0 of every source shard of `runs` (a gathered sample's) for the window
+    /// at `start` of an element; returns how many were fresh, and which in [`Self::fresh`].
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn admit_gathered(
+        &mut self,
+        shard: u32,
+        hash: u64,
+        policy: PolicyIdx,
+        aggs: AggTypes,
+        start: UnixNanos,
+        runs: &[(u32, u32)],
+    ) -> usize {
+        let i = self.slot_of(WindowKey { shard, hash, policy, aggs, start });
+        self.fresh.clear();
+        let mut fresh = 0;
+        for &(source, _) in runs {
+            let admitted = self.admit_at(i, source, 0);
+            fresh += usize::from(admitted);
+            self.fresh.push(admitted);
+        }
+        fresh
+    }
+
+    /// By run of the last [`Self::admit_gathered`]: whether its source was fresh.
+    pub(crate) fn fresh(&self) -> &[bool] {
+        &self.fresh
+    }
+
+    /// The slot of window `key`, taken if it has none yet.
+    #[inline]
+    fn slot_of(&mut self, key: WindowKey) -> usize {
         if (self.len + 1) * 2 > self.slots.len() {
             self.grow();
         }
-        let key = WindowKey { shard, hash, policy, aggs, start };
         let mask = self.slots.len() - 1;
-        let mut i = self.home(shard, hash);
+        let mut i = self.home(key.shard, key.hash);
         while !self.slots[i].sources.is_empty() && self.slots[i].key != key {
             i = (i + 1) & mask;
         }
-        let slot = &mut self.slots[i];
-        if slot.sources.is_empty() {
-            slot.key = key;
-            self.len += 1;
+        if self.slots[i].sources.is_empty() {
+            self.slots[i].key = key;
         }
+        i
+    }
+
+    /// Records (`source`, `version`) in slot `i` (its window's, or free for it); `false` if it
+    /// was already taken in.
+    #[inline]
+    fn admit_at(&mut self, i: usize, source: u32, version: u32) -> bool {
+        let slot = &mut self.slots[i];
         let sources = &mut slot.sources;
-        if from.version == 0 && from.source < u64::BITS {
-            let bit = 1u64 << from.source;
+        if version == 0 && source < u64::BITS {
+            let bit = 1u64 << source;
             let fresh = sources.first & bit == 0;
+            if sources.is_empty() {
+                self.len += 1;
+            }
             sources.first |= bit;
             return fresh;
+        }
+        if sources.is_empty() {
+            self.len += 1;
         }
         if sources.list == 0 {
             let list = match self.free_lists.pop() {
@@ -122,7 +171,7 @@ impl ForwardedWindows {
             };
             sources.list = list + 1;
         }
-        self.lists[sources.list as usize - 1].admit(from.source, from.version)
+        self.lists[sources.list as usize - 1].admit(source, version)
     }
 
     /// Doubles the table (from 1,024 slots), placing every window again.

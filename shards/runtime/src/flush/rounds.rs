@@ -213,11 +213,12 @@ impl Flusher {
         let mut stalled = Stalled::new(&self.sinks);
         for shard in shards {
             self.state.aggregator.borrow_mut().flush_shard(shard, resolution, now, &mut out);
-            self.route_rollups().await;
             self.sinks.push_ready(&mut out, false, &mut stalled).await;
             self.sinks.restock(&mut out);
             glommio::yield_if_needed().await;
         }
+        // Once per round: what the shards forward is gathered per rolled-up window first.
+        self.route_rollups().await;
         self.sinks.push_ready(&mut out, true, &mut stalled).await;
         self.sinks.return_spares(out);
         let elapsed = started.elapsed().as_nanos() as u64;
@@ -233,13 +234,15 @@ impl Flusher {
     }
 
     /// Sends what the flushes forwarded to rolled-up series on to the cores that own them
-    /// (applied at once on this core).
+    /// (applied at once on this core): once per round, each rolled-up window's values of
+    /// every shard the round flushed in one sample.
     async fn route_rollups(&self) {
         let Some(mut router) = self.rollups.take() else { return };
         let routed = {
             let mut agg = self.state.aggregator.borrow_mut();
             let outbox = agg.rollup_outbox();
-            let routed = outbox.len() as u64;
+            // Counted per source shard and window, however many of those one sample gathers.
+            let routed: u64 = (0..outbox.len()).map(|i| outbox.gathered_runs(i).map_or(1, <[_]>::len) as u64).sum();
             router.catch_up();
             router.take(outbox);
             outbox.clear();
@@ -295,10 +298,10 @@ impl Flusher {
                     }
                 }
             }
-            self.route_rollups().await;
             self.sinks.push_ready(&mut out, false, &mut stalled).await;
             self.sinks.restock(&mut out);
         }
+        self.route_rollups().await;
         self.sinks.push_ready(&mut out, true, &mut stalled).await;
         self.sinks.return_spares(out);
         self.write_passthrough().await;

@@ -104,7 +104,7 @@ impl Forwarder {
     /// Returns false for a sample that is not forwarded (one that itself came from a peer).
     pub(crate) fn encode(&self, batch: &SampleBatch, s: &Sample, arrival: i64, chunk: &mut Chunk) -> bool {
         let mut one = [0.0];
-        let Some(metric) = forwarded(batch, s, arrival, &mut one) else { return false };
+        let Some(parts) = metrics(batch, s, arrival, &mut one) else { return false };
         let policies: Vec<ForwardedPolicy> = batch
             .spec(s.spec)
             .iter()
@@ -116,11 +116,13 @@ impl Forwarder {
                 rollup: forwarded_rollup(batch, e.rollup, 0),
             })
             .collect();
-        let id = self.next_id.get();
-        self.next_id.set(id + 1);
-        encode_forward_frame(&metric, &policies, s.shard(), id, arrival, &mut chunk.frames);
-        chunk.last_id = id;
-        chunk.values += 1;
+        for metric in &parts {
+            let id = self.next_id.get();
+            self.next_id.set(id + 1);
+            encode_forward_frame(metric, &policies, s.shard(), id, arrival, &mut chunk.frames);
+            chunk.last_id = id;
+            chunk.values += 1;
+        }
         true
     }
 
@@ -128,6 +130,30 @@ impl Forwarder {
     pub(crate) async fn send(&self, chunk: Chunk) {
         let _ = self.tx.send(chunk).await;
     }
+}
+
+/// The metrics `s` travels as: one, or for a gathered forwarded sample one per source shard,
+/// as M3 forwards them (each a first flush: no previous values); `one` holds a lone timer
+/// value (a slice must point somewhere).
+fn metrics<'a>(batch: &'a SampleBatch, s: &Sample, arrival: i64, one: &'a mut [f64; 1]) -> Option<Vec<Forwarded<'a>>> {
+    let metric = forwarded(batch, s, arrival, one)?;
+    let Forwarded::Rollup { kind, id, time, resend_enabled, .. } = metric else { return Some(vec![metric]) };
+    let index = batch.index_of(s)?;
+    if batch.gathered_runs(index).is_none() {
+        return Some(vec![metric]);
+    }
+    let parts = batch.forwarded_parts(index).map(|(from, values)| Forwarded::Rollup {
+        kind,
+        id,
+        time,
+        values,
+        prev_values: &[],
+        version: from.version,
+        source: from.source,
+        num_forwarded_times: i32::from(from.times),
+        resend_enabled,
+    });
+    Some(parts.collect())
 }
 
 /// What `s` travels as; `one` holds a lone timer value (a slice must point somewhere).
@@ -367,4 +393,32 @@ fn forwarded_rollup(batch: &SampleBatch, r: RollupRef, depth: usize) -> Option<F
         resend_enabled: rollup.resend,
         next: forwarded_rollup(batch, rollup.next, depth + 1).map(Box::new),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use sheaf_shard_core::{AggTypes, ElemSpec, MetricType, SampleBatch};
+
+    use super::*;
+
+    #[test]
+    fn a_gathered_sample_goes_to_a_peer_as_one_metric_per_source_shard() {
+        let mut batch = SampleBatch::default();
+        let elem = ElemSpec { forwarded: 1, ..ElemSpec::new(AggTypes::DEFAULT, "10s:2d".parse().unwrap()) };
+        let spec = batch.add_spec(&[elem]);
+        let values = [1.0, 2.0, 3.0];
+        batch.push_gathered(1, 7, b"total", MetricType::Counter, 10, &values, spec, 1, &[(4, 2), (9, 1)]);
+        let mut one = [0.0];
+        let got: Vec<(u32, Vec<f64>)> = metrics(&batch, &batch.samples()[0], 0, &mut one)
+            .unwrap()
+            .into_iter()
+            .map(|m| match m {
+                Forwarded::Rollup { source, version: 0, num_forwarded_times: 1, values, .. } => {
+                    (source, values.to_vec())
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(got, vec![(4, vec![1.0, 2.0]), (9, vec![3.0])]);
+    }
 }
