@@ -215,7 +215,8 @@ fn rollup_cycles(series: usize, windows: i64, measured: i64) -> u64 {
             let mut batch = SampleBatch::with_capacity(1024);
             for &i in chunk {
                 let route = i % (series / 100);
-                let rollup = batch.add_rollup(format!("by.route;route=/r{route}").as_bytes(), sum, TransformChain::NONE);
+                let rollup =
+                    batch.add_rollup(format!("by.route;route=/r{route}").as_bytes(), sum, TransformChain::NONE);
                 let spec = batch.add_spec(&[ElemSpec { rollup, ..ElemSpec::new(sum, policy) }]);
                 let id = format!("requests;host=h{i};route=/r{route}");
                 let (shard, hash) = shard_of.shard_and_hash(MetricType::Counter, id.as_bytes());

@@ -128,7 +128,8 @@ impl CoreAggregator {
         let mut counts: Vec<u8> = self.specs.live_forward_counts(resolution).filter(|&n| n > 0).collect();
         counts.sort_unstable();
         counts.dedup();
-        let flushed = |n: u8| untimed.saturating_sub(self.options.forwarded_lateness(resolution, u32::from(n))) + resolution;
+        let flushed =
+            |n: u8| untimed.saturating_sub(self.options.forwarded_lateness(resolution, u32::from(n))) + resolution;
         counts.into_iter().map(|times| ForwardedUntil { times, until: flushed(times) }).collect()
     }
 
