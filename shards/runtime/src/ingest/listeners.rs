@@ -88,8 +88,8 @@ fn bind_tcp(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     socket.bind(&addr.into())?;
     socket.listen(1024)?;
     let fd = socket.into_raw_fd();
-    // SAFETY: `fd` is the bound, listening TCP socket just released by `socket`; the listener
-    // takes sole ownership of it.
+    // The listener takes sole ownership of the socket released above.
+    // SAFETY: `fd` is the bound, listening TCP socket just released by `socket`.
     Ok(unsafe { <TcpListener as std::os::fd::FromRawFd>::from_raw_fd(fd) })
 }
 
