@@ -5,4 +5,5 @@
 
 pub mod ingest_path;
 pub mod m3msg_path;
+pub mod rollup_cycle;
 pub mod workload;
