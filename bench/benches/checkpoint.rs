@@ -1,5 +1,6 @@
 //! Shard checkpoints: with N series resident over 64 shards (one open 10 s window each),
-//! - `serialise_shard`: `checkpoint_shard` + `encode` of one shard (what the core does);
+//! - `serialise_shard`: `checkpoint_shard` + `encode_in` of one shard into a reused buffer
+//!   (what the core does), and `snapshot_shard`: `checkpoint_shard` alone;
 //! - `write_shard`: the same, then the file written whole (temp file, write, fsync, rename,
 //!   fsync of the directory; what the core's blocking thread does) under `target/`;
 //! - `load_shard`: `decode` + `restore_shard` of one shard into a fresh core (throughput in
@@ -7,8 +8,10 @@
 //!   thread at start (the next shard's, while this one is restored), `restore_shard` on the
 //!   core;
 //! - `ingest`: applying one value to every series, alone and with one whole checkpoint pass
-//!   (every shard serialised, spread over the batches) per round of values: a pass per N
-//!   values, where sheaf at 2M values/s and a 10 s interval makes one per 20M.
+//!   (every shard's snapshot taken into a reused one, spread over the batches: the part of a
+//!   pass that runs on the core; archiving and the write run on its blocking thread) per
+//!   round of values: a pass per N values, where sheaf at 2M values/s and a 10 s interval
+//!   makes one per 20M.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use sheaf_bench::workload::{Generator, Mix, SeriesSpace, push_sample};
-use sheaf_shard_core::checkpoint::{decode, encode};
+use sheaf_shard_core::checkpoint::{ArchiveBuffer, ShardCheckpoint, decode, encode, encode_in};
 use sheaf_shard_core::{AggregatorOptions, CoreAggregator, SampleBatch};
 
 #[global_allocator]
@@ -86,8 +89,18 @@ fn bench(c: &mut Criterion) {
         let bytes = encode(&agg.checkpoint_shard(0).expect("shard 0"), SHARDS, 0, 1, 0).expect("encode");
         eprintln!("checkpoint/{label}/{series}: {per_shard} series, {} bytes per shard", bytes.len());
         group.throughput(Throughput::Elements(per_shard));
+        let mut buffer = Some(ArchiveBuffer::new());
         group.bench_function(BenchmarkId::new(format!("serialise_shard/{label}"), series), |b| {
-            b.iter(|| encode(&agg.checkpoint_shard(0).expect("shard"), SHARDS, 0, 1, 0).expect("encode").len())
+            b.iter(|| {
+                let ck = agg.checkpoint_shard(0).expect("shard");
+                let file = encode_in(&ck, SHARDS, 0, 1, 0, buffer.take().unwrap_or_default()).expect("encode");
+                let len = file.payload.len();
+                buffer = Some(file.payload);
+                len
+            })
+        });
+        group.bench_function(BenchmarkId::new(format!("snapshot_shard/{label}"), series), |b| {
+            b.iter(|| agg.checkpoint_shard(0).expect("shard").series.len())
         });
         let path = dir.join("00000.ckpt");
         group.bench_function(BenchmarkId::new(format!("write_shard/{label}"), series), |b| {
@@ -131,6 +144,7 @@ fn bench(c: &mut Criterion) {
         for (mode, checkpointing) in [("alone", false), ("with_checkpoint", true)] {
             let mut agg = resident(&batches);
             let mut round = 0i64;
+            let mut snapshot = ShardCheckpoint::default();
             group.bench_function(BenchmarkId::new(format!("ingest_{mode}/{label}"), series), |b| {
                 b.iter(|| {
                     round += 1;
@@ -140,9 +154,8 @@ fn bench(c: &mut Criterion) {
                         agg.apply(batch, now);
                         if checkpointing && i % every == 0 {
                             let shard = (i / every) as u32 % SHARDS;
-                            if let Some(ck) = agg.checkpoint_shard(shard) {
-                                std::hint::black_box(encode(&ck, SHARDS, shard, 1, 0).expect("encode").len());
-                            }
+                            agg.checkpoint_shard_into(shard, &mut snapshot);
+                            std::hint::black_box(snapshot.series.len());
                         }
                     }
                 })

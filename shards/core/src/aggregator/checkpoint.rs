@@ -135,9 +135,22 @@ impl CoreAggregator {
     /// The checkpoint of `shard`: every series with its open and unflushed windows, and how far
     /// this core has flushed each resolution. `None` for a shard this core does not hold.
     pub fn checkpoint_shard(&self, shard: u32) -> Option<ShardCheckpoint> {
-        let slot = self.shards.get(shard as usize).filter(|slot| slot.held)?;
+        let mut ck = ShardCheckpoint::default();
+        self.checkpoint_shard_into(shard, &mut ck).then_some(ck)
+    }
+
+    /// `checkpoint_shard` into `out`, whose buffers are reused (a core writing its shards one
+    /// after the other keeps one and saves allocating a shard's worth each time); false (and
+    /// `out` emptied) for a shard this core does not hold.
+    pub fn checkpoint_shard_into(&self, shard: u32, out: &mut ShardCheckpoint) -> bool {
+        out.series.clear();
+        out.flushed.clear();
+        out.transform_states.clear();
+        out.sync = None;
+        let Some(slot) = self.shards.get(shard as usize).filter(|slot| slot.held) else { return false };
         let (specs, rollups) = (&self.specs, &self.rollups);
-        let mut series = Vec::with_capacity(slot.map.len());
+        let series = &mut out.series;
+        series.reserve(slot.map.len());
         slot.map.for_each_with_id(|s, id, base| {
             let elems = s
                 .elems
@@ -168,10 +181,8 @@ impl CoreAggregator {
                 elems,
             });
         });
-        let transform_states = slot
-            .transform_states
-            .entries()
-            .map(|(metric_type, timed, policy, aggs, chain, id, states)| TransformStatesCk {
+        out.transform_states.extend(slot.transform_states.entries().map(
+            |(metric_type, timed, policy, aggs, chain, id, states)| TransformStatesCk {
                 metric_type,
                 timed,
                 slot: slot_ck(specs, policy),
@@ -179,12 +190,13 @@ impl CoreAggregator {
                 chain,
                 id: id.to_vec(),
                 states: states.iter().map(|s| s.previous.map(|p| (p.time_nanos, p.value))).collect(),
-            })
-            .collect();
-        let flushed =
-            self.flushed.iter().map(|f| FlushedCk { resolution: f.resolution, untimed: f.untimed, timed: f.timed });
-        let sync = slot.sync.as_ref().map(|s| SyncCk { sync_id: s.sync_id.to_string(), digest: s.digest });
-        Some(ShardCheckpoint { series, flushed: flushed.collect(), transform_states, sync })
+            },
+        ));
+        out.flushed.extend(
+            self.flushed.iter().map(|f| FlushedCk { resolution: f.resolution, untimed: f.untimed, timed: f.timed }),
+        );
+        out.sync = slot.sync.as_ref().map(|s| SyncCk { sync_id: s.sync_id.to_string(), digest: s.digest });
+        true
     }
 
     /// Loads `ck` into `shard` (a series this core already holds there keeps its own state): every series, element and

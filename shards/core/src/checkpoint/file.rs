@@ -27,7 +27,7 @@ use rkyv::util::AlignedVec;
 use super::format::ShardCheckpoint;
 
 /// The format version this build writes and reads.
-pub const CHECKPOINT_VERSION: u32 = 2;
+pub const CHECKPOINT_VERSION: u32 = 3;
 pub const HEADER_LEN: usize = 56;
 const MAGIC: &[u8; 8] = b"SHEAFCKP";
 
@@ -74,7 +74,7 @@ impl CheckpointError {
     }
 }
 
-/// The file of `ck`, shard `shard` of `num_shards`.
+/// The file of `ck`, shard `shard` of `num_shards`, in one buffer.
 pub fn encode(
     ck: &ShardCheckpoint,
     num_shards: u32,
@@ -82,24 +82,48 @@ pub fn encode(
     generation: u64,
     written_at: i64,
 ) -> Result<Vec<u8>, CheckpointError> {
-    let payload = rkyv::to_bytes::<rancor::Error>(ck).map_err(|e| CheckpointError::Archive(e.to_string()))?;
-    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&CHECKPOINT_VERSION.to_le_bytes());
-    out.extend_from_slice(&num_shards.to_le_bytes());
-    out.extend_from_slice(&shard.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
-    out.extend_from_slice(&generation.to_le_bytes());
-    out.extend_from_slice(&written_at.to_le_bytes());
-    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(&out);
-    crc.update(&payload);
-    out.extend_from_slice(&crc.finalize().to_le_bytes());
-    debug_assert_eq!(out.len(), HEADER_LEN);
-    out.extend_from_slice(&payload);
+    let file = encode_in(ck, num_shards, shard, generation, written_at, AlignedVec::new())?;
+    let mut out = Vec::with_capacity(HEADER_LEN + file.payload.len());
+    out.extend_from_slice(&file.header);
+    out.extend_from_slice(&file.payload);
     Ok(out)
+}
+
+/// The buffer an archive is written into (aligned as the archive needs).
+pub type ArchiveBuffer = AlignedVec;
+
+/// A checkpoint file as its header and its payload (the archive), kept apart so that the
+/// payload's buffer can be reused for the next shard and nothing is copied to join them.
+pub struct EncodedCheckpoint {
+    pub header: [u8; HEADER_LEN],
+    pub payload: ArchiveBuffer,
+}
+
+/// The file of `ck`, archived into `buffer` (cleared first; its capacity is reused).
+pub fn encode_in(
+    ck: &ShardCheckpoint,
+    num_shards: u32,
+    shard: u32,
+    generation: u64,
+    written_at: i64,
+    mut buffer: ArchiveBuffer,
+) -> Result<EncodedCheckpoint, CheckpointError> {
+    buffer.clear();
+    let payload = rkyv::api::high::to_bytes_in::<_, rancor::Error>(ck, buffer)
+        .map_err(|e| CheckpointError::Archive(e.to_string()))?;
+    let mut header = [0u8; HEADER_LEN];
+    header[..8].copy_from_slice(MAGIC);
+    header[8..12].copy_from_slice(&CHECKPOINT_VERSION.to_le_bytes());
+    header[12..16].copy_from_slice(&num_shards.to_le_bytes());
+    header[16..20].copy_from_slice(&shard.to_le_bytes());
+    header[24..32].copy_from_slice(&generation.to_le_bytes());
+    header[32..40].copy_from_slice(&written_at.to_le_bytes());
+    header[40..48].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&header[..52]);
+    crc.update(&payload);
+    header[52..].copy_from_slice(&crc.finalize().to_le_bytes());
+    Ok(EncodedCheckpoint { header, payload })
 }
 
 fn u32_at(b: &[u8], at: usize) -> u32 {

@@ -108,7 +108,9 @@ pub struct WindowCk {
 pub enum StateCk {
     /// A counter's sum or an untimed gauge's last value.
     Num(f64),
-    Full(FullCk),
+    /// Boxed: in the archive an enum takes the size of its largest variant, and a counter's
+    /// window would otherwise carry the room of a timer's.
+    Full(Box<FullCk>),
     /// A set's member hashes.
     Distinct(Vec<u64>),
 }

@@ -23,7 +23,10 @@ mod recover;
 mod state;
 
 pub use digest::state_digest;
-pub use file::{CHECKPOINT_VERSION, CheckpointError, CheckpointHeader, HEADER_LEN, decode, encode, read_header};
+pub use file::{
+    ArchiveBuffer, CHECKPOINT_VERSION, CheckpointError, CheckpointHeader, EncodedCheckpoint, HEADER_LEN, decode,
+    encode, encode_in, read_header,
+};
 pub use format::{
     BucketsCk, ElemCk, ElemSpecCk, FlushedCk, FullCk, PolicyCk, RollupTargetCk, RuleCk, SeriesCk, ShardCheckpoint,
     SketchCk, SlotCk, StateCk, SyncCk, TransformStatesCk, WindowCk,

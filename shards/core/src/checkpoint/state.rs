@@ -63,7 +63,7 @@ pub(crate) unsafe fn snapshot_state(kind: WindowKind, state: &WindowState) -> St
             WindowKind::Sum | WindowKind::Last => StateCk::Num(state.num),
             WindowKind::Full { .. } => {
                 let f: &FullAgg = &state.full;
-                StateCk::Full(FullCk {
+                StateCk::Full(Box::new(FullCk {
                     count: f.count,
                     sum: f.sum,
                     sum_sq: f.sum_sq,
@@ -72,7 +72,7 @@ pub(crate) unsafe fn snapshot_state(kind: WindowKind, state: &WindowState) -> St
                     last: f.last,
                     last_time: f.last_time,
                     sketch: f.sketch.as_ref().map(sketch_ck),
-                })
+                }))
             }
             WindowKind::Distinct => StateCk::Distinct(state.set.iter().copied().collect()),
         }

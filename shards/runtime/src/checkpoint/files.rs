@@ -32,11 +32,18 @@ pub(crate) fn marks_path(dir: &Path, core: usize) -> PathBuf {
 /// Writes `bytes` to `path` whole: a temp file beside it, fsync, rename over `path`, fsync of
 /// the directory. A crash at any point leaves the old file or the new one, never a mix.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic_parts(path, &[bytes])
+}
+
+/// `write_atomic` of the concatenation of `parts` (written one after the other, not joined).
+pub(crate) fn write_atomic_parts(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
     let parent = path.parent().ok_or_else(|| io::Error::other("no parent directory"))?;
     fs::create_dir_all(parent)?;
     let tmp = path.with_extension("tmp");
     let mut f = fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
+    for part in parts {
+        f.write_all(part)?;
+    }
     f.sync_all()?;
     drop(f);
     fs::rename(&tmp, path)?;

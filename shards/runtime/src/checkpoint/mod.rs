@@ -8,12 +8,14 @@
 //!   atomic writes, loads, moving a bad file aside, flush marks, the start-up check of
 //!   `num_shards` (`prepare_data_dir`, on the main thread before the cores start).
 //! - `on_core`: `Checkpointer`, a core's side: load, periodic and final passes, flush marks.
+//! - `write_job`: a shard's snapshot archived and written on the core's blocking thread.
 //!
 //! Checkpoints are per shard (`data_dir/shards/NNNNN.ckpt`), so a restart with other cores
 //! loads them all: each core takes the shards it owns now.
 
 mod files;
 mod on_core;
+mod write_job;
 
 use std::path::PathBuf;
 use std::time::Duration;

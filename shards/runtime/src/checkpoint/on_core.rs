@@ -15,10 +15,11 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use glommio::sync::Semaphore;
-use sheaf_shard_core::checkpoint::{FlushedCk, ShardCheckpoint, encode};
+use sheaf_shard_core::checkpoint::{ArchiveBuffer, FlushedCk, ShardCheckpoint};
 use sheaf_shard_core::time::now_nanos;
 
 use super::files::{self, FlushMarks, Loaded};
+use super::write_job::{WriteDone, WriteJob};
 use crate::core::{CoreState, IngestLifecycle};
 use crate::stats::CheckpointStats;
 
@@ -40,9 +41,13 @@ pub(crate) struct Checkpointer {
     loaded: Cell<bool>,
     /// One pass at a time (the periodic one, the final one).
     pass: Semaphore,
+    /// Snapshots and archive buffers back from finished writes, reused so that a pass does
+    /// not allocate (and fault in) a shard's worth of fresh memory for every shard.
+    recycled: RefCell<Vec<(ShardCheckpoint, ArchiveBuffer)>>,
 }
 
-type Pending = std::pin::Pin<Box<dyn Future<Output = (u32, usize, std::io::Result<()>, Instant)>>>;
+/// A write on the blocking thread.
+type Pending = std::pin::Pin<Box<dyn Future<Output = WriteDone>>>;
 
 impl Checkpointer {
     /// `None` when the pool has no `data_dir`.
@@ -60,6 +65,7 @@ impl Checkpointer {
             synced_on_disk: RefCell::new(vec![false; n]),
             loaded: Cell::new(false),
             pass: Semaphore::new(1),
+            recycled: RefCell::default(),
         })
     }
 
@@ -156,7 +162,6 @@ impl Checkpointer {
         }
         let Ok(_pass) = self.pass.acquire_permit(1).await else { return };
         let started_at = now_nanos();
-        let num_shards = self.state.config.num_shards;
         let owned = self.owned.borrow().clone();
         let mut pending: Option<Pending> = None;
         let mut failed = false;
@@ -167,36 +172,25 @@ impl Checkpointer {
             {
                 continue;
             }
-            let ck = self.state.aggregator.borrow().checkpoint_shard(shard);
-            let ck = match ck {
-                Some(ck) => ck,
-                None if self.on_disk.borrow()[shard as usize] => ShardCheckpoint::default(),
-                None => continue,
-            };
+            let (mut snapshot, buffer) = self.recycled.borrow_mut().pop().unwrap_or_default();
+            let held = self.state.aggregator.borrow().checkpoint_shard_into(shard, &mut snapshot);
+            if !held && !self.on_disk.borrow()[shard as usize] {
+                self.recycled.borrow_mut().push((snapshot, buffer));
+                continue;
+            }
             let generation = self.generation.borrow()[shard as usize] + 1;
-            let bytes = match encode(&ck, num_shards, shard, generation, now_nanos()) {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::error!(core = self.state.index, shard, error = %e, "checkpoint not serialised");
-                    self.with_stats(|s| s.write_failures += 1);
-                    failed = true;
-                    continue;
-                }
-            };
-            self.synced_on_disk.borrow_mut()[shard as usize] = ck.sync.is_some();
-            drop(ck);
+            self.synced_on_disk.borrow_mut()[shard as usize] = snapshot.sync.is_some();
             self.generation.borrow_mut()[shard as usize] = generation;
             self.written_at.borrow_mut()[shard as usize] = started_at;
-            let path = files::shard_path(&self.dir, shard);
-            let len = bytes.len();
-            let write = glommio::executor().spawn_blocking(move || files::write_atomic(&path, &bytes));
-            if let Some(previous) = pending.replace(Box::pin(async move { (shard, len, write.await, began) })) {
-                failed |= !self.written(previous.await);
+            let job = self.job(shard, generation, now_nanos(), snapshot, buffer, began);
+            let write = glommio::executor().spawn_blocking(move || job.run());
+            if let Some(previous) = pending.replace(Box::pin(write)) {
+                failed |= !self.finished(previous.await);
             }
             glommio::yield_if_needed().await;
         }
         if let Some(last) = pending {
-            failed |= !self.written(last.await);
+            failed |= !self.finished(last.await);
         }
         if !failed {
             self.with_stats(|s| s.last_written_at = started_at);
@@ -214,32 +208,37 @@ impl Checkpointer {
         let began = Instant::now();
         let written_at = now_nanos();
         let generation = self.generation.borrow()[shard as usize] + 1;
-        let bytes = match encode(ck, self.state.config.num_shards, shard, generation, written_at) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(core = self.state.index, shard, error = %e, "checkpoint not serialised");
-                self.with_stats(|s| s.write_failures += 1);
-                return false;
-            }
-        };
         self.generation.borrow_mut()[shard as usize] = generation;
         self.written_at.borrow_mut()[shard as usize] = written_at;
-        let path = files::shard_path(&self.dir, shard);
-        let len = bytes.len();
-        let result = glommio::executor().spawn_blocking(move || files::write_atomic(&path, &bytes)).await;
-        let ok = self.written((shard, len, result, began));
+        let buffer = self.recycled.borrow_mut().pop().map(|(_, b)| b).unwrap_or_default();
+        let job = self.job(shard, generation, written_at, ck.clone(), buffer, began);
+        let ok = self.finished(glommio::executor().spawn_blocking(move || job.run()).await);
         self.synced_on_disk.borrow_mut()[shard as usize] = ok && ck.sync.is_some();
         ok
     }
 
-    /// The generation and write time of `shard`'s last checkpoint (0 for none).
-    pub(crate) fn shard_info(&self, shard: u32) -> (u64, i64) {
-        let i = shard as usize;
-        (self.generation.borrow().get(i).copied().unwrap_or(0), self.written_at.borrow().get(i).copied().unwrap_or(0))
+    fn job(
+        &self,
+        shard: u32,
+        generation: u64,
+        written_at: i64,
+        snapshot: ShardCheckpoint,
+        buffer: ArchiveBuffer,
+        began: Instant,
+    ) -> WriteJob {
+        let path = files::shard_path(&self.dir, shard);
+        let num_shards = self.state.config.num_shards;
+        WriteJob { shard, num_shards, generation, written_at, path, snapshot, buffer, began }
     }
 
-    /// Counts one finished write; false if it failed.
-    fn written(&self, (shard, len, result, began): (u32, usize, std::io::Result<()>, Instant)) -> bool {
+    /// Counts a finished write and keeps its snapshot and buffer; false if it failed.
+    fn finished(&self, done: WriteDone) -> bool {
+        let WriteDone { shard, len, result, began, snapshot, buffer } = done;
+        let mut recycled = self.recycled.borrow_mut();
+        if recycled.len() < 2 {
+            recycled.push((snapshot, buffer));
+        }
+        drop(recycled);
         let elapsed = began.elapsed().as_nanos() as u64;
         match result {
             Ok(()) => {
@@ -254,12 +253,18 @@ impl Checkpointer {
                 });
                 true
             }
-            Err(e) => {
-                tracing::error!(core = self.state.index, shard, error = %e, "checkpoint not written");
+            Err(error) => {
+                tracing::error!(core = self.state.index, shard, %error, "checkpoint not written");
                 self.with_stats(|s| s.write_failures += 1);
                 false
             }
         }
+    }
+
+    /// The generation and write time of `shard`'s last checkpoint (0 for none).
+    pub(crate) fn shard_info(&self, shard: u32) -> (u64, i64) {
+        let i = shard as usize;
+        (self.generation.borrow().get(i).copied().unwrap_or(0), self.written_at.borrow().get(i).copied().unwrap_or(0))
     }
 
     /// Persists how far this core's rounds have reached (after `begin_flush`, before the round
