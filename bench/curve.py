@@ -4,7 +4,8 @@
     python3 bench/curve.py [--rates 0.1,0.25,0.5,1,2,4] [--connections 1,4]
                            [--protocol statsd|m3msg] [--series 100000] [--duration 12]
                            [--warmup 3] [--idle 20] [--trials 1] [--sheaf PATH]
-                           [--compare PATH] [--config YAML] [--out bench/results/curve-DATE]
+                           [--compare PATH] [--config YAML] [--variant LABEL=YAML]...
+                           [--out bench/results/curve-DATE]
 
 For every offered rate (millions of values per second; for StatsD one value per line) and
 every sender connection count, a fresh `sheaf run` (its defaults, or --config) takes
@@ -19,7 +20,8 @@ sheaf-load's traffic for --duration seconds after --warmup, and the point record
 time over the wall time, as a share of one core.
 
 --compare PATH runs a second build at every point, alternated with the first (A, B, A, B for
---trials 2), so that a before/after pair shares the same minutes of a noisy machine.
+--trials 2), so that a before/after pair shares the same minutes of a noisy machine;
+--variant LABEL=CONFIG (repeatable) does the same for the first build under another config.
 
 Writes OUT.json (every point with its sheaf-load report, the machine) and OUT.svg (ns of
 CPU per value against offered rate, log scale, one line per build and connection count), and
@@ -87,8 +89,8 @@ def idle_point(binary, config, seconds, workdir):
     return {"idle_seconds": wall, "idle_cpu_s": used, "idle_core_share": used / wall, "rss_mib": rss}
 
 
-def load_point(a, binary, rate, conns, workdir):
-    sheaf = Sheaf(binary, a.config, workdir)
+def load_point(a, binary, config, rate, conns, workdir):
+    sheaf = Sheaf(binary, config, workdir)
     report = os.path.join(workdir, "report.json")
     try:
         subprocess.run([a.load, "--protocol", a.protocol, "--series", str(a.series), "--rate", str(int(rate)),
@@ -174,20 +176,25 @@ def main():
     p.add_argument("--compare", help="a second sheaf binary, alternated with the first at every point")
     p.add_argument("--labels", default="", help="names of the two builds, comma-separated")
     p.add_argument("--config", help="a sheaf config (default: none, the embedded default)")
+    p.add_argument("--variant", action="append", default=[], help="LABEL=CONFIG: the first build under CONFIG too")
     p.add_argument("--load", default=os.path.join(ROOT, "target/release/sheaf-load"))
     p.add_argument("--out", default=os.path.join(ROOT, "bench/results", "curve-" + time.strftime("%Y-%m-%d")))
     a = p.parse_args()
-    builds = [a.sheaf] + ([a.compare] if a.compare else [])
-    labels = [s for s in a.labels.split(",") if s] or ["sheaf", "compare"][:len(builds)]
-    if len(labels) < len(builds):
-        labels = [os.path.basename(os.path.dirname(os.path.dirname(b))) or b for b in builds]
+    binaries = [a.sheaf] + ([a.compare] if a.compare else [])
+    labels = [s for s in a.labels.split(",") if s] or ["sheaf", "compare"][:len(binaries)]
+    if len(labels) < len(binaries):
+        labels = [os.path.basename(os.path.dirname(os.path.dirname(b))) or b for b in binaries]
+    builds = [(label, binary, a.config) for label, binary in zip(labels, binaries)]
+    for v in a.variant:
+        label, _, config = v.partition("=")
+        builds.append((label, a.sheaf, config or None))
     machine = {"cpus": os.cpu_count(), "kernel": platform.release(), "loadavg": open("/proc/loadavg").read().strip()}
     points, idle = [], []
     workdir = tempfile.mkdtemp(prefix="sheaf-curve-")
     if a.idle > 0:
         for _ in range(a.trials):
-            for label, binary in zip(labels, builds):
-                r = idle_point(binary, a.config, a.idle, workdir)
+            for label, binary, config in builds:
+                r = idle_point(binary, config, a.idle, workdir)
                 r["build"] = label
                 idle.append(r)
                 print(f"{label:>10} idle: {100 * r['idle_core_share']:.2f} % of a core, "
@@ -195,8 +202,8 @@ def main():
     for rate in [float(r) * 1e6 for r in a.rates.split(",")]:
         for conns in [int(c) for c in a.connections.split(",")]:
             for _ in range(a.trials):
-                for label, binary in zip(labels, builds):
-                    r = load_point(a, binary, rate, conns, workdir)
+                for label, binary, config in builds:
+                    r = load_point(a, binary, config, rate, conns, workdir)
                     r["build"] = label
                     points.append(r)
                     print(f"{label:>10} {rate/1e6:5.2f} M/s x{conns}: {r['ns_per_value'] or 0:7.1f} ns/value, "
@@ -204,7 +211,8 @@ def main():
                           f"(peak {r['hwm_mib'] or 0:.0f})", file=sys.stderr)
     params = {k: getattr(a, k) for k in ("protocol", "series", "duration", "warmup", "trials", "config")}
     with open(a.out + ".json", "w") as f:
-        json.dump({"params": params, "builds": dict(zip(labels, builds)), "machine": machine,
+        json.dump({"params": params, "builds": {label: {"binary": b, "config": c} for label, b, c in builds},
+                   "machine": machine,
                    "idle": idle, "points": points}, f, indent=1)
     unit = "line" if a.protocol == "statsd" else "value"
     with open(a.out + ".svg", "w") as f:

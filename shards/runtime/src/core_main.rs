@@ -211,9 +211,16 @@ impl CommandLoop {
     }
 }
 
+/// Publishes the core's stats every `stats_interval`; while nothing moves (an idle core), at
+/// twice and then four times that spacing, so that an idle core wakes up less.
 async fn publish_loop(state: Rc<CoreState>) {
+    let mut last = None;
+    let mut unchanged = 0u32;
     loop {
         state.publish_stats();
-        glommio::timer::sleep(state.config.stats_interval).await;
+        let activity = state.activity();
+        unchanged = if last == Some(activity) { (unchanged + 1).min(2) } else { 0 };
+        last = Some(activity);
+        glommio::timer::sleep(state.config.stats_interval * (1 << unchanged)).await;
     }
 }

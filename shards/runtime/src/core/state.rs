@@ -64,6 +64,28 @@ impl CoreState {
         self.published.publish(snapshot);
     }
 
+    /// A number that moves whenever the core does work its stats would show (values in or
+    /// handed over, rounds, checkpoint writes, connections, leadership): equal twice, the
+    /// core was idle in between.
+    pub(crate) fn activity(&self) -> u64 {
+        let s = self.stats.borrow();
+        let handed_in: u64 = s.handoff_batches_received.iter().sum();
+        let ingested: u64 = s.ingested.iter().sum();
+        [
+            ingested,
+            handed_in,
+            s.handed_off_values,
+            s.flush_rounds,
+            s.follower_rounds,
+            s.checkpoint.writes,
+            s.open_connections,
+            u64::from(s.leader),
+            self.udp_drops.total(),
+        ]
+        .iter()
+        .fold(0u64, |h, &v| h.rotate_left(7) ^ v)
+    }
+
     /// Warns once when the series held reach 90 % of the core's limit, again only after they
     /// have fallen below it.
     fn warn_near_series_limit(&self, series: u64, limit: u64) {

@@ -2,7 +2,7 @@
 //! data, no clock of its own), which windows a round may flush (`flush_horizon`), and the task
 //! (in the core's `flush` queue) that runs the rounds until ingest stops; the final flush is
 //! then driven by the `FinalFlush` command. Beside it, a task that queues the core's
-//! passthrough points on the sinks every 100 ms.
+//! passthrough points on the sinks every 100 ms (looking less often while none come).
 //!
 //! The rule: a window `[start, end)` is flushed at or after `end + flush_delay`, whatever the
 //! jitter. A round runs at `truncate(now, r) + offset(r)` with `offset = flush_delay + jitter`;
@@ -25,6 +25,10 @@ const RESCAN: i64 = 1_000_000_000;
 
 /// How often the passthrough points a core accepted are queued on the sinks.
 const PASSTHROUGH_PUSH_EVERY: Duration = Duration::from_millis(100);
+
+/// How far apart the looks for passthrough points grow while there are none (each look is a
+/// wake-up of an otherwise idle core).
+const PASSTHROUGH_IDLE_LOOK_EVERY: Duration = Duration::from_millis(1600);
 
 #[derive(Debug, Clone, Copy)]
 struct Due {
@@ -94,11 +98,16 @@ pub(crate) async fn run(flusher: Rc<Flusher>, lifecycle: Rc<IngestLifecycle>) {
 }
 
 /// Queues the passthrough points the core accepted on the sinks every
-/// `PASSTHROUGH_PUSH_EVERY` until ingest stops; the final flush writes the last ones.
+/// `PASSTHROUGH_PUSH_EVERY` until ingest stops; the final flush writes the last ones. While
+/// none come, the looks double in spacing up to `PASSTHROUGH_IDLE_LOOK_EVERY`.
 pub(crate) async fn run_passthrough(flusher: Rc<Flusher>, lifecycle: Rc<IngestLifecycle>) {
-    while !lifecycle.sleep_unless_stopped(PASSTHROUGH_PUSH_EVERY).await {
+    let mut every = PASSTHROUGH_PUSH_EVERY;
+    while !lifecycle.sleep_unless_stopped(every).await {
         if flusher.state().aggregator.borrow().passthrough.pending() > 0 {
             flusher.push_passthrough().await;
+            every = PASSTHROUGH_PUSH_EVERY;
+        } else {
+            every = (every * 2).min(PASSTHROUGH_IDLE_LOOK_EVERY);
         }
     }
 }

@@ -9,6 +9,7 @@
 //! - `held`, `reroute`: values no node owns yet by this node's routes, held until its
 //!   placement catches up, and the task that routes them again.
 //! - `source`: whether a router's values still need copying to the other replicas.
+//! - `pause`: how long a core leaves its datagram socket alone after a light wake-up.
 //! - `read_buffer`, `recv_batch`: the buffers a stream or a datagram socket reads into, and
 //!   the per-core budget (`StreamBudgets`) for stream frames larger than a read buffer.
 //! - `spread`, `udp_spread`, `unix_socket`: how connections, UDP datagrams and the shared
@@ -22,6 +23,7 @@
 pub(crate) mod held;
 mod listeners;
 mod m3msg;
+mod pause;
 mod read_buffer;
 mod recv_batch;
 mod reroute;

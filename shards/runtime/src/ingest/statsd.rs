@@ -13,6 +13,7 @@ use glommio::net::{TcpStream, UdpSocket};
 use sheaf_shard_core::statsd;
 
 use super::IngestContext;
+use super::pause::AdaptivePause;
 use super::read_buffer::{READ_CHUNK, ReadBuffer};
 use super::recv_batch::{RecvBatch, SLOTS};
 use super::router::Router;
@@ -63,6 +64,11 @@ impl DatagramSocket {
         }
     }
 
+    /// The receive buffer as the kernel counts it against queued datagrams (`SO_RCVBUF`).
+    fn recv_buffer_bytes(&self) -> usize {
+        socket2::SockRef::from(&BorrowedSocketFd(self.fd())).recv_buffer_size().unwrap_or(DEFAULT_RECV_BUFFER)
+    }
+
     fn fd(&self) -> RawFd {
         match self {
             Self::Udp { socket, .. } => socket.as_raw_fd(),
@@ -78,11 +84,28 @@ impl DatagramSocket {
     }
 }
 
+/// A socket's receive buffer when the kernel does not say (Linux's usual `rmem_default`,
+/// as `SO_RCVBUF` reports it).
+const DEFAULT_RECV_BUFFER: usize = 2 * 212_992;
+
+/// An fd to borrow for a `getsockopt`.
+struct BorrowedSocketFd(RawFd);
+
+impl std::os::fd::AsFd for BorrowedSocketFd {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        // SAFETY: the fd is the datagram socket of the loop that asks, open for the call.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(self.0) }
+    }
+}
+
 /// How a core drains its datagram socket.
 pub(crate) struct DrainPolicy {
     /// After a wake-up whose drains the policy calls small, wait this long before looking
-    /// again (zero: look again at once).
+    /// again (zero: look again at once); with `adaptive`, at most this long.
     pub(crate) small_read_pause: std::time::Duration,
+    /// The pause follows the socket's fill level (`AdaptivePause`): right for a socket of the
+    /// core's own.
+    pub(crate) adaptive: bool,
     /// How many datagrams one drain takes when the socket is busy: one `recvmmsg` on UDP;
     /// on a Unix socket at most its queue depth, if that is less.
     pub(crate) full_drain: usize,
@@ -104,7 +127,12 @@ pub(crate) enum SmallDrains {
 
 impl DrainPolicy {
     pub(crate) fn udp(config: &PoolConfig) -> Self {
-        Self { small_read_pause: config.ingest.udp_small_read_pause, full_drain: SLOTS, small: SmallDrains::LastDrain }
+        Self {
+            small_read_pause: config.ingest.udp_small_read_pause,
+            adaptive: true,
+            full_drain: SLOTS,
+            small: SmallDrains::LastDrain,
+        }
     }
 
     /// For the shared Unix socket, which queues at most `queue_depth` datagrams (unknown:
@@ -114,7 +142,7 @@ impl DrainPolicy {
         let depth = queue_depth.unwrap_or(usize::MAX).max(1);
         let small_read_pause =
             if depth >= MIN_QUEUE_FOR_PAUSE { config.ingest.unix_small_read_pause } else { std::time::Duration::ZERO };
-        Self { small_read_pause, full_drain: SLOTS.min(depth), small: SmallDrains::WakeTotal }
+        Self { small_read_pause, adaptive: false, full_drain: SLOTS.min(depth), small: SmallDrains::WakeTotal }
     }
 
     /// Whether a wake-up that took `total` datagrams, `last` in its last drain, was small.
@@ -144,7 +172,11 @@ pub(crate) async fn serve_datagrams(ctx: Rc<IngestContext>, mut socket: Datagram
     let mut probe = [0u8; 1];
     let mut burst = RecvBatch::new();
     let linger = ctx.state.config.handoff_linger;
-    let pause = policy.small_read_pause;
+    let mut pause = if policy.adaptive {
+        AdaptivePause::new(policy.small_read_pause, socket.recv_buffer_bytes())
+    } else {
+        AdaptivePause::fixed(policy.small_read_pause)
+    };
     let mut pending_since: Option<Instant> = None;
     loop {
         let deadline = pending_since.map(|t| linger.saturating_sub(t.elapsed()));
@@ -180,7 +212,7 @@ pub(crate) async fn serve_datagrams(ctx: Rc<IngestContext>, mut socket: Datagram
             Wake::Readable => {}
         }
         // Whether the socket was emptied by a drain that found less than a full burst.
-        let (mut last, mut total) = (0, 0);
+        let (mut last, mut total, mut bytes) = (0, 0, 0);
         for _ in 0..MAX_DRAINS_PER_WAKE {
             let received = burst.drain(socket.fd());
             (last, total) = (received, total + received);
@@ -188,6 +220,7 @@ pub(crate) async fn serve_datagrams(ctx: Rc<IngestContext>, mut socket: Datagram
                 break;
             }
             for datagram in burst.datagrams() {
+                bytes += datagram.len();
                 decoder.lines(datagram, &mut router);
             }
             if router.is_full() {
@@ -206,8 +239,11 @@ pub(crate) async fn serve_datagrams(ctx: Rc<IngestContext>, mut socket: Datagram
         }
         // A moderate stream: let the socket's buffer gather the next datagrams rather than
         // wake up for every few of them (the core runs its other tasks meanwhile).
-        if policy.is_small(last, total) && !pause.is_zero() && ctx.lifecycle.sleep_unless_stopped(pause).await {
-            break;
+        if policy.is_small(last, total) {
+            let pause = pause.after_small_wake(total, bytes);
+            if !pause.is_zero() && ctx.lifecycle.sleep_unless_stopped(pause).await {
+                break;
+            }
         }
         // A socket that never runs dry (a Unix socket's blocking senders refill it as fast as
         // it drains) makes every await above complete at once: without this, the core's
