@@ -71,7 +71,7 @@ aggregator:
     assert_eq!(c.aggregator.flush.handlers.len(), 2);
     assert!(!c.statsd.tcp.enabled);
     assert_eq!(c.statsd.udp.small_read_pause.0, Duration::ZERO);
-    assert_eq!(Config::parse("").unwrap().statsd.udp.small_read_pause.0, Duration::from_micros(500));
+    assert_eq!(Config::parse("").unwrap().statsd.udp.small_read_pause.0, Duration::from_millis(20));
     assert_eq!(Config::parse("").unwrap().statsd.unix.path, None, "no Unix socket unless asked for");
     let unix = Config::parse("statsd: {unix: {path: /run/sheaf/statsd.sock, small_read_pause: 1ms}}\n").unwrap();
     assert_eq!(unix.statsd.unix.path.as_deref(), Some(Path::new("/run/sheaf/statsd.sock")));
