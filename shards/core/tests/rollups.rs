@@ -9,13 +9,8 @@ use std::collections::BTreeMap;
 use sheaf_shard_core::murmur3::ShardOf;
 use sheaf_shard_core::*;
 
-const R: i64 = 10_000_000_000;
-const BASE: i64 = 1_700_000_000_000_000_000;
-const SHARDS: u32 = 8;
-
-fn options() -> AggregatorOptions {
-    AggregatorOptions::with_policies(vec!["10s:2d".parse().unwrap()])
-}
+mod common;
+use common::{BASE, R, SHARDS, flush, options, take_outbox};
 
 /// `http.requests` of 6 hosts on 3 routes, each rolled up by route with Sum; host h on route k
 /// counts `h * 10 + k`.
@@ -38,34 +33,6 @@ fn source_batch() -> SampleBatch {
         }
     }
     batch
-}
-
-/// Flushes every shard of `agg` up to `horizon`; returns what was emitted, by (id, time).
-fn flush(agg: &mut CoreAggregator, horizon: i64) -> BTreeMap<(String, i64), f64> {
-    let mut out = FlushCollector::new(options().naming, 0, 64);
-    agg.begin_flush(R, horizon);
-    for shard in 0..SHARDS {
-        agg.flush_shard(shard, R, horizon, &mut out);
-    }
-    let mut got = BTreeMap::new();
-    for batch in out.take(true) {
-        for v in batch.iter() {
-            let key = (v.id_string(), v.time_nanos - BASE);
-            assert!(got.insert(key.clone(), v.value).is_none(), "emitted twice: {key:?}");
-        }
-    }
-    got
-}
-
-/// What the flushes forwarded, moved into a batch of its own (as the flush task routes it).
-fn take_outbox(agg: &mut CoreAggregator) -> SampleBatch {
-    let mut routed = SampleBatch::default();
-    let outbox = agg.rollup_outbox();
-    for s in outbox.samples() {
-        routed.copy_from(outbox, s);
-    }
-    outbox.clear();
-    routed
 }
 
 #[test]

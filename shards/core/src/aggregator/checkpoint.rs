@@ -192,9 +192,11 @@ impl CoreAggregator {
                 states: states.iter().map(|s| s.previous.map(|p| (p.time_nanos, p.value))).collect(),
             },
         ));
-        out.flushed.extend(
-            self.flushed.iter().map(|f| FlushedCk { resolution: f.resolution, untimed: f.untimed, timed: f.timed }),
-        );
+        out.flushed.extend(self.flushed.iter().map(|f| FlushedCk {
+            resolution: f.resolution,
+            untimed: f.untimed,
+            timed: f.timed,
+        }));
         out.sync = slot.sync.as_ref().map(|s| SyncCk { sync_id: s.sync_id.to_string(), digest: s.digest });
         true
     }

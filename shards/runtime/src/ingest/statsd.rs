@@ -101,11 +101,8 @@ impl std::os::fd::AsFd for BorrowedSocketFd {
 /// How a core drains its datagram socket.
 pub(crate) struct DrainPolicy {
     /// After a wake-up whose drains the policy calls small, wait this long before looking
-    /// again (zero: look again at once); with `adaptive`, at most this long.
+    /// again (zero: look again at once); on a socket of the core's own, at most this long.
     pub(crate) small_read_pause: std::time::Duration,
-    /// The pause follows the socket's fill level (`AdaptivePause`): right for a socket of the
-    /// core's own.
-    pub(crate) adaptive: bool,
     /// How many datagrams one drain takes when the socket is busy: one `recvmmsg` on UDP;
     /// on a Unix socket at most its queue depth, if that is less.
     pub(crate) full_drain: usize,
@@ -127,12 +124,7 @@ pub(crate) enum SmallDrains {
 
 impl DrainPolicy {
     pub(crate) fn udp(config: &PoolConfig) -> Self {
-        Self {
-            small_read_pause: config.ingest.udp_small_read_pause,
-            adaptive: true,
-            full_drain: SLOTS,
-            small: SmallDrains::LastDrain,
-        }
+        Self { small_read_pause: config.ingest.udp_small_read_pause, full_drain: SLOTS, small: SmallDrains::LastDrain }
     }
 
     /// For the shared Unix socket, which queues at most `queue_depth` datagrams (unknown:
@@ -142,7 +134,17 @@ impl DrainPolicy {
         let depth = queue_depth.unwrap_or(usize::MAX).max(1);
         let small_read_pause =
             if depth >= MIN_QUEUE_FOR_PAUSE { config.ingest.unix_small_read_pause } else { std::time::Duration::ZERO };
-        Self { small_read_pause, adaptive: false, full_drain: SLOTS.min(depth), small: SmallDrains::WakeTotal }
+        Self { small_read_pause, full_drain: SLOTS.min(depth), small: SmallDrains::WakeTotal }
+    }
+
+    /// The pause after small wake-ups: on a socket of the core's own it follows the socket's
+    /// fill level (`AdaptivePause`); on one every core drains the fill level says nothing
+    /// about this core's share, so the pause stays as configured.
+    fn pause(&self, socket: &DatagramSocket) -> AdaptivePause {
+        match self.small {
+            SmallDrains::LastDrain => AdaptivePause::new(self.small_read_pause, socket.recv_buffer_bytes()),
+            SmallDrains::WakeTotal => AdaptivePause::fixed(self.small_read_pause),
+        }
     }
 
     /// Whether a wake-up that took `total` datagrams, `last` in its last drain, was small.
@@ -172,11 +174,7 @@ pub(crate) async fn serve_datagrams(ctx: Rc<IngestContext>, mut socket: Datagram
     let mut probe = [0u8; 1];
     let mut burst = RecvBatch::new();
     let linger = ctx.state.config.handoff_linger;
-    let mut pause = if policy.adaptive {
-        AdaptivePause::new(policy.small_read_pause, socket.recv_buffer_bytes())
-    } else {
-        AdaptivePause::fixed(policy.small_read_pause)
-    };
+    let mut pause = policy.pause(&socket);
     let mut pending_since: Option<Instant> = None;
     loop {
         let deadline = pending_since.map(|t| linger.saturating_sub(t.elapsed()));
