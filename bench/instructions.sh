@@ -8,9 +8,12 @@
 #   bench/instructions.sh                    # StatsD 100k series and m3msg 1M series
 #   bench/instructions.sh --passes 5 --json bench/results/instructions-$(date +%F).json
 #   bench/instructions.sh --bin /tmp/instructions-old   # a bench binary built earlier
-#   bench/instructions.sh --pgo              # profile-guided, as perf/pgo.sh builds sheaf
+#   bench/instructions.sh --plain            # without the committed profile (SHEAF_PGO=0)
+#   bench/instructions.sh --pgo              # with a profile trained on this bench itself
 #   bench/instructions.sh --by-line          # and where they go, by source line (ir_by_line.py)
 #
+# The default build is the release build users get, with the committed profile
+# (perf/pgo/sheaf.profdata, see perf/README.md); --plain builds without it, in target/plain.
 # Each case runs `benches/instructions.rs` twice under cachegrind, with 0 passes and with P
 # (both start with one pass that creates every series), and divides the difference by the
 # values of P passes. Needs valgrind (`apt-get install -y valgrind`); a case takes ~1 minute.
@@ -25,6 +28,7 @@ passes=3
 json=""
 bin=""
 pgo=""
+plain=""
 by_line=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -32,6 +36,7 @@ while [ $# -gt 0 ]; do
         --json) json=$2; shift 2 ;;
         --bin) bin=$2; shift 2 ;;
         --pgo) pgo=1; shift ;;
+        --plain) plain=1; shift ;;
         --by-line) by_line=1; shift ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
@@ -47,8 +52,7 @@ for l in sys.stdin:
         print(m["executable"])'
 }
 if [ -n "$pgo" ]; then
-    llvm=$(rustc -vV | sed -n 's/^LLVM version: \([0-9]*\).*/\1/p')
-    profdata=$(command -v "llvm-profdata-$llvm") || { echo "llvm-profdata-$llvm is missing: apt-get install -y llvm-$llvm" >&2; exit 1; }
+    source perf/pgo/find-profdata.sh
     raw=$(pwd)/target/pgo-bench-gen/profile-raw
     profile=$(pwd)/target/pgo-bench/instructions.profdata
     rm -rf "$raw"
@@ -59,6 +63,8 @@ if [ -n "$pgo" ]; then
     "$trained" --protocol flush --passes 2 >/dev/null
     "$profdata" merge -o "$profile" "$raw"
     bin=$(build CARGO_TARGET_DIR=target/pgo-bench RUSTFLAGS="-Cprofile-use=$profile")
+elif [ -n "$plain" ]; then
+    bin=$(build SHEAF_PGO=0 CARGO_TARGET_DIR=target/plain)
 elif [ -z "$bin" ]; then
     bin=$(build)
 fi
