@@ -23,16 +23,21 @@ use super::IngestContext;
 use super::read_buffer::{READ_CHUNK, ReadBuffer};
 use super::router::Router;
 use super::source::Source;
+use super::ticks;
 use crate::decode::M3msgDecoder;
 use crate::stats::{ConnectionRefusal, Protocol};
 
 /// Serves one m3msg connection until EOF, error or shutdown.
 ///
 /// Acks are sent once their messages' values have been handed to the owning cores, in
-/// frames that gather the acks of every read within `ack_delay` (at most `ack_interval`) of
-/// the oldest one, or `max_acks_per_frame` of them. While acks wait, the next read waits no
-/// longer than their deadline. A read that returned less than half the read size is
-/// followed by a pause of `small_read_pause` before the next one. A connection that sends
+/// frames that gather the acks of every read until `ack_delay` (at most `ack_interval`)
+/// after the oldest one, rounded down to the core-wide grid of that period (`ticks`), or
+/// `max_acks_per_frame` of them. Values for this core are applied after every read; those
+/// for other cores are handed over when their batch fills or just before the acks that
+/// cover them go out. While acks wait, the next read waits no
+/// longer than their deadline. A read that returned less than it asked for (it emptied the
+/// socket) is followed by a pause until the next instant on the grid of `small_read_pause`,
+/// where the core's other connections that paused wake up too. A connection that sends
 /// nothing for `read_timeout` while it is waited on is closed.
 pub(crate) async fn serve(ctx: Rc<IngestContext>, mut stream: TcpStream) {
     let config = &ctx.state.config;
@@ -56,6 +61,8 @@ pub(crate) async fn serve(ctx: Rc<IngestContext>, mut stream: TcpStream) {
     'read: loop {
         let wait = acks_due.map(|due| due.saturating_duration_since(Instant::now()));
         if wait.is_some_and(|w| w.is_zero()) {
+            // The values these acks cover go to their cores first.
+            router.dispatch().await;
             if send_acks(&ctx, &mut stream, &mut acks).await.is_err() {
                 break;
             }
@@ -74,6 +81,7 @@ pub(crate) async fn serve(ctx: Rc<IngestContext>, mut stream: TcpStream) {
             refused = Some(ConnectionRefusal::BufferBudget);
             break;
         };
+        let asked = room.len();
         let n = match stream.read(room).await {
             Ok(0) => break,
             Ok(n) => n,
@@ -110,15 +118,19 @@ pub(crate) async fn serve(ctx: Rc<IngestContext>, mut stream: TcpStream) {
                 }
             }
         }
-        router.dispatch().await;
+        // Values for other cores (or peer nodes) wait in the router until a batch fills or
+        // the acks that cover them are due: the peer core takes them in at a grid instant,
+        // when it is awake for its own connections, rather than being woken after each read.
+        router.apply_local();
         ctx.record(Protocol::M3msg, decoder.tally());
-        if !acks.is_empty() && acks_due.is_none() {
-            acks_due = Some(Instant::now() + ack_wait);
+        if (!acks.is_empty() || router.has_remote()) && acks_due.is_none() {
+            acks_due = Some(ticks::within(Instant::now(), ack_wait));
         }
         // Waking up for every few KiB costs more than the bytes (a wait in io_uring, a
-        // recv, a dispatch each): after a small read, let the next bytes gather first.
-        if n < READ_CHUNK / 2 && !small_read_pause.is_zero() {
-            glommio::timer::sleep(small_read_pause).await;
+        // recv, a dispatch each): after a read that emptied the socket, let the next bytes
+        // gather first. A stream faster than the reads keeps filling them, and never pauses.
+        if n < asked && !small_read_pause.is_zero() {
+            glommio::timer::sleep(ticks::until_next(Instant::now(), small_read_pause)).await;
         }
         waiting_since = Instant::now();
     }
