@@ -2,7 +2,7 @@
 """CPU per value against offered rate: what sheaf costs at the loads hosts really run at.
 
     python3 bench/curve.py [--rates 0.1,0.25,0.5,1,2,4] [--connections 1,4]
-                           [--protocol statsd|m3msg] [--series 100000] [--duration 12]
+                           [--protocol statsd|m3msg] [--series 100000] [--mix 60,20,20] [--duration 12]
                            [--warmup 3] [--idle 20] [--trials 1] [--sheaf PATH]
                            [--compare PATH] [--config YAML] [--variant LABEL=YAML]...
                            [--out bench/results/curve-DATE]
@@ -95,7 +95,7 @@ def load_point(a, binary, config, rate, conns, workdir):
     try:
         subprocess.run([a.load, "--protocol", a.protocol, "--series", str(a.series), "--rate", str(int(rate)),
                         "--connections", str(conns), "--duration", str(a.duration), "--warmup", str(a.warmup),
-                        "--replay", "--pid", str(sheaf.proc.pid), "--json-out", report],
+                        "--replay", "--pid", str(sheaf.proc.pid), "--json-out", report, "--mix", a.mix],
                        check=True, stdout=subprocess.DEVNULL, stderr=open(os.path.join(workdir, "load.log"), "w"))
         rss, hwm = memory_mib(sheaf.proc.pid)
         with open(report) as f:
@@ -168,6 +168,7 @@ def main():
     p.add_argument("--connections", default="1,4", help="sender connection counts")
     p.add_argument("--protocol", default="statsd", choices=["statsd", "m3msg"])
     p.add_argument("--series", type=int, default=100_000)
+    p.add_argument("--mix", default="60,20,20", help="counters,gauges,timers percentages (sheaf-load --mix)")
     p.add_argument("--duration", type=float, default=12)
     p.add_argument("--warmup", type=float, default=3)
     p.add_argument("--idle", type=float, default=20, help="seconds of idle measured first (0: none)")
@@ -209,7 +210,7 @@ def main():
                     print(f"{label:>10} {rate/1e6:5.2f} M/s x{conns}: {r['ns_per_value'] or 0:7.1f} ns/value, "
                           f"loss {100 * r['loss']:5.2f} %, RSS {r['rss_mib'] or 0:.0f} MiB "
                           f"(peak {r['hwm_mib'] or 0:.0f})", file=sys.stderr)
-    params = {k: getattr(a, k) for k in ("protocol", "series", "duration", "warmup", "trials", "config")}
+    params = {k: getattr(a, k) for k in ("protocol", "series", "mix", "duration", "warmup", "trials", "config")}
     with open(a.out + ".json", "w") as f:
         json.dump({"params": params, "builds": {label: {"binary": b, "config": c} for label, b, c in builds},
                    "machine": machine,
