@@ -34,11 +34,11 @@ use crate::stats::{ConnectionRefusal, Protocol};
 /// after the oldest one, rounded down to the core-wide grid of that period (`ticks`), or
 /// `max_acks_per_frame` of them. Values for this core are applied after every read; those
 /// for other cores are handed over when their batch fills or just before the acks that
-/// cover them go out. While acks wait, the next read waits no
-/// longer than their deadline. A read that returned less than it asked for (it emptied the
-/// socket) is followed by a pause until the next instant on the grid of `small_read_pause`,
-/// where the core's other connections that paused wake up too. A connection that sends
-/// nothing for `read_timeout` while it is waited on is closed.
+/// cover them go out. While acks wait, the next read waits no longer than their deadline.
+/// A read that returned less than it asked for (it emptied the socket) is followed by a
+/// pause until the next instant on the grid of `small_read_pause`, where the core's other
+/// connections that paused wake up too. A connection that sends nothing for `read_timeout`
+/// while it is waited on is closed.
 pub(crate) async fn serve(ctx: Rc<IngestContext>, mut stream: TcpStream) {
     let config = &ctx.state.config;
     let max_frame = config.ingest.max_frame_size;
