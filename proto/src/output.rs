@@ -210,6 +210,15 @@ fn push_varint(mut n: u64, out: &mut Vec<u8>) {
 /// `"id_base64"` right after it, the exact bytes in standard base64. A value that is not
 /// finite is written as `null` (the cores discard and count those before they reach a sink).
 pub fn write_json_line(v: &AggregatedValue<'_>, policy: &str, agg: &str, type_name: &str, out: &mut Vec<u8>) {
+    write_json_line_head(v, out);
+    out.extend_from_slice(&json_line_tail(policy, agg, type_name));
+}
+
+/// The start of a JSON line, up to its value: `{"id":…,"time_ns":…,"value":…`. A sink that
+/// writes many lines keeps the [`json_line_tail`] of each policy, aggregation and type and
+/// appends it after this, which is the line [`write_json_line`] writes.
+#[inline]
+pub fn write_json_line_head(v: &AggregatedValue<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"id\":");
     write_json_id(v.id, out);
     out.extend_from_slice(b",\"time_ns\":");
@@ -220,13 +229,19 @@ pub fn write_json_line(v: &AggregatedValue<'_>, policy: &str, agg: &str, type_na
     } else {
         out.extend_from_slice(b"null");
     }
+}
+
+/// The end of a JSON line after its value: `,"policy":…,"agg":…,"type":…}\n`.
+pub fn json_line_tail(policy: &str, agg: &str, type_name: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(48 + policy.len() + agg.len() + type_name.len());
     out.extend_from_slice(b",\"policy\":");
-    write_json_string(policy, out);
+    write_json_string(policy, &mut out);
     out.extend_from_slice(b",\"agg\":");
-    write_json_string(agg, out);
+    write_json_string(agg, &mut out);
     out.extend_from_slice(b",\"type\":");
-    write_json_string(type_name, out);
+    write_json_string(type_name, &mut out);
     out.extend_from_slice(b"}\n");
+    out
 }
 
 /// Below this, every integral f64 is exact and ryu writes it as its digits and `.0`.

@@ -28,10 +28,10 @@ pub struct M3msgServer {
     /// acks of each read right after it. Fewer, larger frames cost both ends less: on
     /// loopback each frame is a send plus the kernel's delivery of it, on the shard core.
     pub ack_delay: Dur,
-    /// After a read that returned less than half of the 64 KiB read size, the connection
-    /// waits this long before reading again, so that the bytes arriving meanwhile come in
-    /// one read and one wake-up of its core instead of many (TCP's flow control holds the
-    /// sender meanwhile; nothing is lost); 0 reads again at once.
+    /// After a read that emptied the socket, the connection waits for the next instant on
+    /// this grid (shared by every connection and core) before it reads again, so that the
+    /// bytes arriving meanwhile come in one read and one wake-up of its core instead of many
+    /// (TCP's flow control holds the sender meanwhile; nothing is lost); 0 reads again at once.
     pub small_read_pause: Dur,
     /// At most this many message ids per `Ack` frame (16384 ids ≈ 400 KiB, well under the
     /// 4 MiB frame limit of a stock M3 producer).
@@ -55,8 +55,8 @@ impl Default for M3msgServer {
             listen_address: ([127, 0, 0, 1], 6000).into(),
             max_frame_size: 4 << 20,
             ack_interval: Dur(Duration::from_millis(200)),
-            ack_delay: Dur(Duration::from_millis(5)),
-            small_read_pause: Dur(Duration::from_millis(5)),
+            ack_delay: Dur(Duration::from_millis(20)),
+            small_read_pause: Dur(Duration::from_millis(20)),
             max_acks_per_frame: 16384,
             max_connections: 4096,
             read_timeout: Dur(Duration::from_secs(120)),

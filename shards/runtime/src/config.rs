@@ -38,8 +38,8 @@ pub struct IngestConfig {
     /// How long an m3msg ack may wait for later ones to join its frame (0: sent after the
     /// read that brought its message).
     pub ack_delay: Duration,
-    /// How long an m3msg connection waits after a read of less than half its 64 KiB read
-    /// size before it reads again (0: no pause).
+    /// The grid an m3msg connection waits on after a read that emptied its socket, before it
+    /// reads again (0: no pause).
     pub small_read_pause: Duration,
     /// At most this many message ids per m3msg `Ack` frame.
     pub max_acks_per_frame: usize,
