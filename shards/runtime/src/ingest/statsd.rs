@@ -177,12 +177,6 @@ pub(crate) async fn serve_datagrams(ctx: Rc<IngestContext>, mut socket: Datagram
     let mut pause = policy.pause(&socket);
     let mut pending_since: Option<Instant> = None;
     loop {
-        // Checked first, and raced first below: a socket that is always readable (a flood,
-        // or a Unix socket whose reads were shut down at stop, where every peek answers at
-        // once) would otherwise win every race and keep the core from ever stopping.
-        if ctx.lifecycle.is_stopping() {
-            break;
-        }
         let deadline = pending_since.map(|t| linger.saturating_sub(t.elapsed()));
         let readable = async {
             match socket.readable(&mut probe).await {
@@ -201,6 +195,9 @@ pub(crate) async fn serve_datagrams(ctx: Rc<IngestContext>, mut socket: Datagram
             ctx.lifecycle.stopped().await;
             Wake::Stop
         };
+        // The stop is polled first (once begun, it is ready at once): a socket that is always
+        // readable (a flood, or a Unix socket whose reads were shut down at stop, where every
+        // peek answers at once) would otherwise win every race and keep the core from stopping.
         match futures_lite::future::or(stopped, futures_lite::future::or(readable, lingered)).await {
             Wake::Stop => break,
             Wake::Failed(e) => {
