@@ -13,6 +13,9 @@ use serde_json::Value;
 use crate::harness::{Launch, Sheaf, http_get, http_post, wait_until};
 
 const TEN_SECONDS: &str = "  default_storage_policies: [\"10s:2d\"]\n  flush_manager: {jitter_enabled: false}\n";
+/// For tests that need a value to stay pending while they make several calls: a ten-second
+/// window can close (and flush its value) between the send and the synced flush.
+const ONE_HOUR: &str = "  default_storage_policies: [\"1h:2d\"]\n  flush_manager: {jitter_enabled: false}\n";
 
 fn send_counters(to: SocketAddr, series: &[String], value: u64) {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -107,7 +110,7 @@ fn idle_shards_get_a_sync_id_that_a_write_clears_and_a_restart_keeps() {
 #[test]
 fn synced_flush_with_pending_values_is_a_conflict_naming_each_shard() {
     // The default idle time (5m): nothing goes idle by itself during the test.
-    let sheaf = Sheaf::launch("sync-pending", Launch { aggregator: TEN_SECONDS, ..Launch::default() });
+    let sheaf = Sheaf::launch("sync-pending", Launch { aggregator: ONE_HOUR, ..Launch::default() });
     let series: Vec<String> = (0..40).map(|i| format!("sync.pending.{i}")).collect();
     send_counters(sheaf.statsd, &series, 1);
     sheaf.wait_metric("sheaf_ingested_values_total", &[], series.len() as f64);
@@ -130,7 +133,7 @@ fn synced_flush_and_a_shards_checkpoint_need_the_admin_token() {
     let token_file = secrets.0.join("token");
     std::fs::write(&token_file, "s3cret\n").unwrap();
     let http = format!(", auth_token_file: \"{}\"", token_file.display());
-    let sheaf = Sheaf::launch("sync-auth", Launch { aggregator: TEN_SECONDS, http: &http, ..Launch::default() });
+    let sheaf = Sheaf::launch("sync-auth", Launch { aggregator: ONE_HOUR, http: &http, ..Launch::default() });
     send_counters(sheaf.statsd, &["sync.auth".to_string()], 1);
     sheaf.wait_metric("sheaf_ingested_values_total", &[], 1.0);
     let shard = shard_stats(&sheaf)["shards"][0]["shard"].as_u64().unwrap();
