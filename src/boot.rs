@@ -185,6 +185,7 @@ fn pool_config(config: &Config) -> anyhow::Result<PoolConfig> {
         handoff_batch_values: config.data_plane.handoff_batch_values,
         handoff_queue_batches: config.data_plane.handoff_queue_batches,
         handoff_linger: config.data_plane.handoff_linger.0,
+        handoff_tick: config.data_plane.handoff_tick.0,
         flush_batch_values: config.data_plane.flush_batch_values,
         sink_enqueue_timeout: config.data_plane.sink_enqueue_timeout.0,
         forward_max_buffered_values: config.cluster.as_ref().map_or(1 << 20, |c| c.forward_max_buffered_messages),

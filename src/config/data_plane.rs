@@ -21,6 +21,11 @@ pub struct DataPlane {
     /// How long UDP values for another core may wait to fill a batch before they are handed
     /// off (0s: after every burst).
     pub handoff_linger: Dur,
+    /// While another core keeps handing values over, they are taken in at the ticks of this
+    /// grid (the one m3msg's acks and pauses use), one wake-up of the core for all of them
+    /// rather than one per batch, or sooner once half of `handoff_queue_batches` wait (0s:
+    /// every batch that finds the core asleep wakes it).
+    pub handoff_tick: Dur,
     /// Values per batch handed from a flush to the sinks.
     pub flush_batch_values: usize,
     /// Batches queued per sink.
@@ -46,6 +51,7 @@ impl Default for DataPlane {
             handoff_batch_values: 1024,
             handoff_queue_batches: 64,
             handoff_linger: Dur(Duration::from_millis(1)),
+            handoff_tick: Dur(Duration::from_millis(50)),
             flush_batch_values: 4096,
             sink_queue_batches: 4096,
             sink_enqueue_timeout: Dur(Duration::from_secs(5)),

@@ -132,6 +132,10 @@ pub struct PoolConfig {
     /// How long UDP values for another core may wait for more company before they are handed
     /// off (a full batch goes at once). Zero hands off after every burst.
     pub handoff_linger: Duration,
+    /// While a peer keeps handing batches over, they are taken in at the instants of this grid
+    /// (`ingest::ticks`), one wake-up for all of them, or sooner once its mailbox is half
+    /// full. Zero: every batch that finds the core asleep wakes it.
+    pub handoff_tick: Duration,
     /// Values per flushed batch handed to the sinks.
     pub flush_batch_values: usize,
     /// How long a flush waits for room on a full sink before counting the batch as dropped.

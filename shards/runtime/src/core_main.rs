@@ -29,7 +29,7 @@ use crate::command::ShardCommand;
 use crate::config::PoolConfig;
 use crate::core::{CoreState, IngestLifecycle, RouteTable, TaskQueues, spawn_into};
 use crate::flush::{self, Flusher};
-use crate::handoff::{CoreLinks, Handoff};
+use crate::handoff::{self, CoreLinks};
 use crate::idle::{self, Syncer};
 use crate::ingest::held::HeldValues;
 use crate::ingest::{self, Adoption, ConnectionSpread, IngestContext, RouterParts, StreamBudgets};
@@ -56,7 +56,7 @@ pub(crate) async fn run_core(setup: CoreSetup) {
     let state = Rc::new(CoreState::new(setup.index, setup.cpu, setup.config, setup.published));
     let routing = Rc::new(RouteTable::new());
     let lifecycle = Rc::new(IngestLifecycle::new(state.clone()));
-    let handoff = Handoff::connect(state.clone(), setup.links, queues.ingest).await;
+    let handoff = handoff::connect(state.clone(), setup.links, queues.ingest).await;
     let forwarders = Rc::new(Forwarders::new(state.clone(), queues.ingest));
     let held = Rc::new(HeldValues::new(state.config.unowned_hold, state.config.unowned_hold_max_values));
     let router =
@@ -88,7 +88,7 @@ pub(crate) async fn run_core(setup: CoreSetup) {
         Err(e) => tracing::error!(core = state.index, error = %e, "could not start the command loop"),
     }
     state.publish_stats();
-    // Dropping the senders ends the peers' drain tasks.
+    // Dropping the senders ends the peers' take-in tasks.
     handoff.disconnect();
 }
 

@@ -31,6 +31,9 @@ impl<T> BoundedQueue<T> {
     pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
 }
 
 #[cfg(feature = "shuttle")]

@@ -6,60 +6,61 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use glommio::TaskQueueHandle;
-use glommio::channels::shared_channel::{ConnectedReceiver, SharedReceiver};
 use glommio::sync::Semaphore;
 use sheaf_shard_core::SampleBatch;
 use sheaf_shard_core::time::now_nanos;
 
 use super::ledger::HandoffLedger;
-use super::links::CoreLinks;
+use super::mailbox::Mailbox;
 use super::peer_sender::{PeerSender, Returns};
-use crate::core::{CoreState, spawn_into};
+use crate::core::CoreState;
 
 pub(crate) struct Handoff {
     state: Rc<CoreState>,
     ledger: Arc<HandoffLedger>,
     /// By peer core; `None` for this core, and for every peer once disconnected.
     outgoing: RefCell<Vec<Option<Rc<PeerSender>>>>,
-    /// The channels peers hand this core batches on, once their drain task connected them.
+    /// The mailboxes peers hand this core batches in.
     incoming: RefCell<Vec<Incoming>>,
     /// Signalled after a take-in while `wait_all_taken_in` waits.
     taken_in: Semaphore,
     awaiting: Cell<bool>,
 }
 
-/// One peer's channel into this core.
+/// One peer's mailbox into this core.
 #[derive(Clone)]
-struct Incoming {
-    from: usize,
-    channel: Rc<ConnectedReceiver<SampleBatch>>,
-    returns: Returns,
+pub(super) struct Incoming {
+    pub(super) from: usize,
+    pub(super) mailbox: Arc<Mailbox<SampleBatch>>,
+    pub(super) returns: Returns,
 }
 
 impl Handoff {
-    /// Connects this core's ends: a drain task per peer (spawned into `queue`), then the
-    /// senders (a sender's connect waits for its receiver's, so receivers go first).
-    pub(crate) async fn connect(state: Rc<CoreState>, links: CoreLinks, queue: TaskQueueHandle) -> Rc<Self> {
+    /// This core's end, with no peer connected yet (`connect` connects them).
+    pub(super) fn new(state: Rc<CoreState>, ledger: Arc<HandoffLedger>) -> Self {
         let cores = state.cores;
-        let handoff = Rc::new(Self {
+        Self {
             state,
-            ledger: links.ledger,
+            ledger,
             outgoing: RefCell::new((0..cores).map(|_| None).collect()),
             incoming: RefCell::default(),
             taken_in: Semaphore::new(0),
             awaiting: Cell::new(false),
-        });
-        for link in links.incoming {
-            spawn_into(queue, drain(handoff.clone(), link.peer, link.channel, link.returns));
         }
-        let batch_values = handoff.state.config.handoff_batch_values;
-        for link in links.outgoing {
-            let connected = link.channel.connect().await;
-            handoff.outgoing.borrow_mut()[link.peer] =
-                Some(Rc::new(PeerSender::new(connected, link.returns, batch_values)));
+    }
+
+    pub(super) fn add_incoming(&self, incoming: Incoming) {
+        self.incoming.borrow_mut().push(incoming);
+    }
+
+    pub(super) fn add_outgoing(&self, to: usize, sender: PeerSender) {
+        if let Some(slot) = self.outgoing.borrow_mut().get_mut(to) {
+            *slot = Some(Rc::new(sender));
         }
-        handoff
+    }
+
+    pub(super) fn batch_values(&self) -> usize {
+        self.state.config.handoff_batch_values
     }
 
     /// Hands the batch in `slot` to core `to` (see the protocol, step 2) and leaves an empty
@@ -106,20 +107,26 @@ impl Handoff {
 
     /// Applies every batch peers have handed this core so far; true if there was one.
     ///
-    /// A batch is popped only when the ledger says one is there, so the poll never finds
-    /// the channel empty and never leaves a waker behind; and only the batches sent before
-    /// the call, so that a peer that keeps sending cannot hold this core here.
+    /// Only the batches the ledger counted as sent before the call, so that a peer that
+    /// keeps sending cannot hold this core here.
     pub(crate) async fn take_in_sent(&self) -> bool {
         let mut took = false;
         let peers = self.incoming.borrow().len();
         for i in 0..peers {
             let Some(incoming) = self.incoming.borrow().get(i).cloned() else { break };
-            let sent = self.ledger.sent(incoming.from, self.state.index);
-            while sent > self.received_from(incoming.from) {
-                let Some(Some(batch)) = futures_lite::future::poll_once(incoming.channel.recv()).await else { break };
-                self.take_in(&incoming, batch);
-                took = true;
-            }
+            took |= self.take_in_from(&incoming) > 0;
+        }
+        took
+    }
+
+    /// Applies the batches `incoming`'s peer was counted as having sent; how many.
+    fn take_in_from(&self, incoming: &Incoming) -> usize {
+        let sent = self.ledger.sent(incoming.from, self.state.index);
+        let mut took = 0;
+        while sent > self.received_from(incoming.from) {
+            let Some(batch) = incoming.mailbox.pop() else { break };
+            self.take_in(incoming, batch);
+            took += 1;
         }
         took
     }
@@ -130,6 +137,8 @@ impl Handoff {
         let deadline = Instant::now() + timeout;
         self.awaiting.set(true);
         let done = loop {
+            // Rather than wait for the take-in tasks' next look.
+            self.take_in_sent().await;
             if !self.pending() {
                 break true;
             }
@@ -143,7 +152,8 @@ impl Handoff {
         done
     }
 
-    /// Drops the senders, which ends the peers' drain tasks for this core.
+    /// Drops the senders, which closes their mailboxes and so ends the peers' take-in tasks
+    /// for this core once they have taken in the rest.
     pub(crate) fn disconnect(&self) {
         self.outgoing.borrow_mut().iter_mut().for_each(|p| *p = None);
     }
@@ -152,7 +162,12 @@ impl Handoff {
         self.outgoing.borrow().get(core).cloned().flatten()
     }
 
-    fn received_from(&self, from: usize) -> u64 {
+    /// The period of the grid the take-in tasks look on (see `take_in_tasks`).
+    pub(super) fn tick(&self) -> Duration {
+        self.state.config.handoff_tick
+    }
+
+    pub(super) fn received_from(&self, from: usize) -> u64 {
         self.state.stats.borrow().handoff_batches_received[from]
     }
 
@@ -160,6 +175,18 @@ impl Handoff {
         (0..self.state.cores)
             .filter(|from| *from != self.state.index)
             .any(|from| self.received_from(from) < self.ledger.sent(from, self.state.index))
+    }
+
+    /// Applies what is in `incoming`'s mailbox, yielding to the core's other tasks between
+    /// batches when they wait; how many batches.
+    pub(super) async fn take_in_all(&self, incoming: &Incoming) -> usize {
+        let mut took = 0;
+        while let Some(batch) = incoming.mailbox.pop() {
+            self.take_in(incoming, batch);
+            took += 1;
+            glommio::yield_if_needed().await;
+        }
+        took
     }
 
     /// Applies one handed-in batch and sends it back to be filled again.
@@ -172,15 +199,5 @@ impl Handoff {
         if self.awaiting.get() {
             self.taken_in.signal(1);
         }
-    }
-}
-
-/// Takes in one peer's batches whenever this core would otherwise be idle.
-async fn drain(handoff: Rc<Handoff>, from: usize, rx: SharedReceiver<SampleBatch>, returns: Returns) {
-    let incoming = Incoming { from, channel: Rc::new(rx.connect().await), returns };
-    handoff.incoming.borrow_mut().push(incoming.clone());
-    while let Some(batch) = incoming.channel.recv().await {
-        handoff.take_in(&incoming, batch);
-        glommio::yield_if_needed().await;
     }
 }

@@ -31,7 +31,7 @@ mod router;
 mod source;
 mod spread;
 mod statsd;
-mod ticks;
+pub(crate) mod ticks;
 mod udp_spread;
 pub(crate) mod unix_socket;
 

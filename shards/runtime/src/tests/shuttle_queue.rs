@@ -26,4 +26,7 @@ impl<T> BoundedQueue<T> {
     pub(crate) fn is_empty(&self) -> bool {
         self.items.lock().unwrap().is_empty()
     }
+    pub(crate) fn len(&self) -> usize {
+        self.items.lock().unwrap().len()
+    }
 }
