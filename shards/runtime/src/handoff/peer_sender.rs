@@ -75,7 +75,7 @@ impl PeerSender {
         }
     }
 
-    /// Wakes the peer's drain task (and its core, if asleep); false if the peer is gone. A
+    /// Wakes the peer's ring task (and its core, if asleep); false if the peer is gone. A
     /// ring already waiting is enough.
     fn ring(&self) -> bool {
         !self.mailbox.receiver_gone() && !matches!(self.doorbell.try_send(()), Err(glommio::GlommioError::Closed(_)))
@@ -83,7 +83,7 @@ impl PeerSender {
 }
 
 impl Drop for PeerSender {
-    /// The peer's drain task ends once it has taken in what is left.
+    /// The peer's take-in tasks end once they have taken in what is left.
     fn drop(&mut self) {
         self.mailbox.close();
         self.ring();
