@@ -142,6 +142,9 @@ fn a_follower_restarted_under_load_recovers_from_the_leader_and_a_kill_9_of_the_
     });
     assert_eq!(cluster_view(&follow)["canLead"], true, "{}", cluster_view(&follow));
     let sent = load.join().unwrap();
+    // What the leader took in (and so copied to the follower) is what must survive its kill;
+    // a datagram still in its socket when it dies is lost with it, as with any process.
+    lead.wait_metric("sheaf_ingested_values_total", &[], sent * 50.0);
     let lead_out = lead.kill9();
     let took_over = || crate::cluster::election_state(&follow) == "leader";
     wait_until("the recovered follower takes over", PATIENCE, took_over, || follow.status().to_string());
