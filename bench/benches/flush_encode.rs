@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sheaf_proto::metricpb;
-use sheaf_proto::output::{AggregatedValue, encode_aggregated_frame, json_line_tail, write_json_line, write_json_line_head};
+use sheaf_proto::output::{
+    AggregatedValue, encode_aggregated_frame, json_line_tail, write_json_line, write_json_line_head,
+};
 use sheaf_shard_core::murmur3::shard_for;
 use sheaf_shard_core::{AggType, FlushBatch, MetricType, Naming, StoragePolicy};
 

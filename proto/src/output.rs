@@ -344,7 +344,8 @@ mod tests {
 
     #[test]
     fn whole_numbers_are_written_as_ryu_writes_them() {
-        let mut cases = vec![0.0, -0.0, 1.0, -1.0, 10.0, 123456789.0, 999999999999999.0, 1e15, -1e15, 1e16, 2f64.powi(53)];
+        let mut cases =
+            vec![0.0, -0.0, 1.0, -1.0, 10.0, 123456789.0, 999999999999999.0, 1e15, -1e15, 1e16, 2f64.powi(53)];
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
         for _ in 0..10_000 {
             x ^= x << 13;

@@ -187,7 +187,13 @@ mod tests {
         let mut expected = Vec::new();
         for v in batch.iter() {
             pending.push(&v, &mut tails, &mut id);
-            write_json_line(&aggregated(&v, &id), &v.policy.to_string(), v.agg_name(), v.metric_type.name(), &mut expected);
+            write_json_line(
+                &aggregated(&v, &id),
+                &v.policy.to_string(),
+                v.agg_name(),
+                v.metric_type.name(),
+                &mut expected,
+            );
         }
         assert_eq!(String::from_utf8_lossy(&pending.lines), String::from_utf8_lossy(&expected));
         // Three timer aggregations, two policies of the counter, the passthrough gauge.

@@ -46,7 +46,12 @@ pub(crate) fn wire(cores: usize, queue_batches: usize) -> Vec<CoreLinks> {
             let mailbox = Arc::new(Mailbox::new(queue_batches));
             let retained = queue_batches.clamp(1, RETAINED_RETURNS);
             let returns = Arc::new(crossbeam_queue::ArrayQueue::new(retained));
-            links[from].outgoing.push(PeerLink { peer: to, mailbox: mailbox.clone(), doorbell: ring, returns: returns.clone() });
+            links[from].outgoing.push(PeerLink {
+                peer: to,
+                mailbox: mailbox.clone(),
+                doorbell: ring,
+                returns: returns.clone(),
+            });
             links[to].incoming.push(PeerLink { peer: from, mailbox, doorbell, returns });
         }
     }

@@ -53,7 +53,12 @@ impl Drop for LeaveOnDrop {
     }
 }
 
-pub(crate) async fn answer_rings(handoff: Rc<Handoff>, incoming: Incoming, doorbell: SharedReceiver<()>, looks: Rc<Looks>) {
+pub(crate) async fn answer_rings(
+    handoff: Rc<Handoff>,
+    incoming: Incoming,
+    doorbell: SharedReceiver<()>,
+    looks: Rc<Looks>,
+) {
     let _leave = LeaveOnDrop(incoming.clone());
     let doorbell = doorbell.connect().await;
     let ticks = !handoff.tick().is_zero();
