@@ -34,16 +34,18 @@ pub(crate) fn node_at(tag: &str, id: &str, endpoint: &str, cluster: &str) -> She
 
 /// A node whose rounds flush a window `flush_delay` after its end at the earliest.
 pub(crate) fn node_delayed(tag: &str, id: &str, endpoint: &str, cluster: &str, flush_delay: &str) -> Sheaf {
-    node_configured(tag, id, endpoint, cluster, flush_delay, "")
+    node_configured(tag, id, endpoint, cluster, flush_delay, "", "")
 }
 
-/// `node_delayed` with `extra` top-level YAML appended (rules, for one).
+/// `node_delayed` with `aggregator` lines (indented by 2) added under `aggregator:` and `extra`
+/// top-level YAML appended (rules, for one).
 pub(crate) fn node_configured(
     tag: &str,
     id: &str,
     endpoint: &str,
     cluster: &str,
     flush_delay: &str,
+    aggregator: &str,
     extra: &str,
 ) -> Sheaf {
     let top = format!(
@@ -55,8 +57,9 @@ cluster:
   flush_delay: {flush_delay}
 {cluster}{extra}"#
     );
-    let aggregator = "  default_storage_policies: [\"1s:1h\"]\n  flush_manager: {jitter_enabled: false}\n";
-    Sheaf::launch(tag, Launch { aggregator, top: &top, ..Launch::default() })
+    let aggregator =
+        format!("  default_storage_policies: [\"1s:1h\"]\n  flush_manager: {{jitter_enabled: false}}\n{aggregator}");
+    Sheaf::launch(tag, Launch { aggregator: &aggregator, top: &top, ..Launch::default() })
 }
 
 /// The placement API's JSON for these (id, node, isolation group) instances.
@@ -92,7 +95,7 @@ pub(crate) fn wait_for_leader(nodes: &[&Sheaf]) -> usize {
         states.iter().filter(|s| *s == "leader").count() == 1
             && states.iter().filter(|s| *s == "follower").count() == nodes.len() - 1
     };
-    wait_until("a leader/follower pair", Duration::from_secs(30), settled, || format!("{:?}", states()));
+    wait_until("a leader/follower pair", PATIENCE, settled, || format!("{:?}", states()));
     states().iter().position(|s| s == "leader").unwrap()
 }
 

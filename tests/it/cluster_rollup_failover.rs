@@ -16,9 +16,10 @@ use crate::cluster::{PATIENCE, SHARDS, core_sum, election_state, instances_json,
 use crate::etcd::Etcd;
 use crate::harness::{Flushed, Sheaf, http_post, wait_until};
 
-/// `req` by route, 5s windows (the lateness bound of a window forwarded once, `L = 5s`, covers a
-/// fail-over: the promoted leader forwards the windows the dead one did not at once); the raw
-/// series are dropped, so the sinks hold rolled-up windows only.
+/// `req` by route, 5s windows; the raw series are dropped, so the sinks hold rolled-up windows
+/// only. The promoted leader forwards the windows the dead one did not as soon as it takes
+/// over, so the lateness bound must cover a fail-over: `L = 5s + max_const_delay` (see
+/// [`FORWARDING`]).
 const RULES: &str = r#"rules:
   mappingRules:
     - name: drop-raw
@@ -32,11 +33,17 @@ const RULES: &str = r#"rules:
       storagePolicies: [{resolution: 5s, retention: 2d}]
 "#;
 
+/// A forwarded window waits 10s more than `r·n` for its sources (M3's `maxConstDelay`, 5m in
+/// its sample config). With `L = 5s` alone, a loaded box lost windows: the fail-over takes the
+/// 2s election TTL and a campaign, and with four debug builds beside other tests even the first
+/// window's forwards reached every target more than 5s after its end, refused as too late.
+const FORWARDING: &str = "  forwarding: {max_const_delay: 10s}\n";
+
 const ROUTES: u32 = 4;
 const HOSTS: u32 = 16;
 
 fn node(tag: &str, id: &str, etcd: &Etcd) -> Sheaf {
-    node_configured(tag, id, &etcd.endpoint(), "", "300ms", RULES)
+    node_configured(tag, id, &etcd.endpoint(), "", "300ms", FORWARDING, RULES)
 }
 
 /// Sends `rounds` datagrams of `req` +1 for every (host, route), spread over `duration`;
@@ -77,6 +84,49 @@ fn route_sums(outputs: &[Vec<Flushed>]) -> BTreeMap<u32, f64> {
         *sums.entry(route).or_insert(0.0) += value;
     }
     sums
+}
+
+/// Per window, the sum of each route's rolled-up values (a failure's diagnostics: which
+/// windows are short).
+fn window_sums(outputs: &[Vec<Flushed>]) -> String {
+    let mut sums: BTreeMap<i64, BTreeMap<u32, f64>> = BTreeMap::new();
+    for ((id, time), value) in windows(outputs) {
+        *sums.entry(time).or_default().entry(route_of(&id).unwrap_or(u32::MAX)).or_insert(0.0) += value;
+    }
+    sums.iter().map(|(time, routes)| format!("window {time}: {routes:?}")).collect::<Vec<_>>().join("\n")
+}
+
+/// One line per core of a node: its role and the counters that say where values went (a
+/// failure's diagnostics, short enough to be read whole).
+fn where_values_went(name: &str, node: &Sheaf) -> String {
+    let status = node.status();
+    let cores = status["cores"].as_array().cloned().unwrap_or_default();
+    let keys = [
+        "/leader",
+        "/follower_rounds",
+        "/ingested/statsd_udp",
+        "/ingested/m3msg",
+        "/udp_dropped_datagrams",
+        "/unowned_values",
+        "/forward_dropped_values",
+        "/forward_unresolved_dropped_values",
+        "/forwarded_values",
+        "/windows_discarded",
+        "/rollups/forwarded_samples",
+        "/rollups/forwarded_accepted",
+        "/rollups/forwarded_duplicate",
+        "/rollups/forwarded_too_late",
+    ];
+    let line = |c: &serde_json::Value| {
+        let fields: Vec<String> = keys
+            .iter()
+            .map(|k| {
+                format!("{}={}", k.rsplit('/').next().unwrap_or(k), c.pointer(k).unwrap_or(&serde_json::Value::Null))
+            })
+            .collect();
+        fields.join(" ")
+    };
+    cores.iter().enumerate().map(|(i, c)| format!("{name} core {i}: {}", line(c))).collect::<Vec<_>>().join("\n")
 }
 
 /// Nanoseconds from now to 100ms past the next end of a 5s window.
@@ -144,8 +194,11 @@ fn kill_9_of_a_source_shard_sets_leader_under_load_loses_no_rolled_up_value_and_
         (0..ROUTES).all(|k| sums.get(&k).is_some_and(|s| *s >= sent))
     };
     wait_until("every rolled-up window is out", PATIENCE, complete, || {
-        let statuses: Vec<String> = nodes.iter().flatten().map(|n| n.status()["cores"].to_string()).collect();
-        format!("sent {sent} per route, so far {:?}\n{}", route_sums(&live(&nodes)), statuses.join("\n"))
+        let statuses: Vec<String> = (nodes.iter().enumerate())
+            .filter_map(|(i, n)| Some(where_values_went(&format!("n{}", i + 1), n.as_ref()?)))
+            .collect();
+        let so_far = route_sums(&live(&nodes));
+        format!("sent {sent} per route, so far {so_far:?}\n{}\n{}", window_sums(&live(&nodes)), statuses.join("\n"))
     });
     // The promoted survivor forwarded rolled-up windows itself: sources of its set whose
     // rolled-up series the other set owns.
