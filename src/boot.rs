@@ -65,11 +65,13 @@ pub fn run(path: Option<&Path>, discard_checkpoints: bool) -> anyhow::Result<()>
         tracing::warn!("{w}");
     }
     let sink_drain = config.data_plane.sink_drain_timeout.0;
-    // Up to 4 emptied batches per core wait for the next flush round (~0.9 MB at 4096 values
-    // and 20-byte ids). Within a round a core reuses each batch its sinks hand back, so a
-    // round allocates only what is in flight at once, and a large round's backlog does not
-    // stay resident between rounds.
-    let flush_batches = FlushBatchPool::new(pool_config.cpus.len(), 4);
+    // Emptied batches wait here per core: twice what a round may have queued ahead
+    // (`data_plane.flush_ahead_batches`), at least 4 (each ~220 KB at 4096 values and 20-byte
+    // ids). A round waiting for its sinks takes them back every millisecond and reuses them,
+    // so a round allocates only what is in flight at once; between rounds the pool keeps
+    // what it holds, not a large round's whole backlog.
+    let kept = (2 * config.data_plane.flush_ahead_batches).max(4);
+    let flush_batches = FlushBatchPool::new(pool_config.cpus.len(), kept);
     let mut sinks = sinks::start(&config, flush_batches.clone())?;
     let services = PoolServices {
         sinks: sinks.iter().map(|s| s.queue.clone()).collect(),
@@ -188,6 +190,7 @@ fn pool_config(config: &Config) -> anyhow::Result<PoolConfig> {
         handoff_tick: config.data_plane.handoff_tick.0,
         flush_batch_values: config.data_plane.flush_batch_values,
         sink_enqueue_timeout: config.data_plane.sink_enqueue_timeout.0,
+        flush_ahead_batches: config.data_plane.flush_ahead_batches,
         forward_max_buffered_values: config.cluster.as_ref().map_or(1 << 20, |c| c.forward_max_buffered_messages),
         unowned_hold: config.cluster.as_ref().map_or(std::time::Duration::ZERO, |c| c.unowned_hold.0),
         unowned_hold_max_values: config.cluster.as_ref().map_or(0, |c| c.unowned_hold_max_values),

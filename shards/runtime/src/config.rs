@@ -140,6 +140,9 @@ pub struct PoolConfig {
     pub flush_batch_values: usize,
     /// How long a flush waits for room on a full sink before counting the batch as dropped.
     pub sink_enqueue_timeout: Duration,
+    /// A leader round drains its next shard once every sink has fewer than this many batches
+    /// per core queued (0: it never waits); see `flush::to_sinks::SinkWriter::wait_for_room`.
+    pub flush_ahead_batches: usize,
     /// Forwarding to a peer node: values kept unacknowledged per (core, peer) before the
     /// oldest are dropped (counted).
     pub forward_max_buffered_values: usize,

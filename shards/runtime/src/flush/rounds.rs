@@ -212,6 +212,7 @@ impl Flusher {
         let mut out = self.sinks.collector();
         let mut stalled = Stalled::new(&self.sinks);
         for shard in shards {
+            self.sinks.wait_for_room(&mut out, &mut stalled).await;
             self.state.aggregator.borrow_mut().flush_shard(shard, resolution, now, &mut out);
             self.sinks.push_ready(&mut out, false, &mut stalled).await;
             self.sinks.restock(&mut out);

@@ -5,6 +5,7 @@
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use sheaf_shard_core::{FlushBatch, FlushCollector};
@@ -58,6 +59,32 @@ impl SinkWriter {
         }
     }
 
+    /// Before a leader round drains its next shard: waits while a sink has
+    /// `flush_ahead_batches` batches per core (of this pool) or more still queued, refilling
+    /// `out` with the batches the sinks hand back meanwhile. A round then goes at its sinks'
+    /// pace and writes into batches whose memory is resident, rather than allocating (and
+    /// page-faulting) a batch for every `flush_batch_values` values of a large round while
+    /// the sink thread falls behind. Ingest on this core runs while the round waits. A sink
+    /// that keeps the round waiting `sink_enqueue_timeout` is not waited for again this round.
+    pub(crate) async fn wait_for_room(&self, out: &mut FlushCollector, stalled: &mut Stalled) {
+        let config = &self.state.config;
+        let limit = (config.flush_ahead_batches * config.flush_batch_values * self.state.cores) as u64;
+        if limit == 0 {
+            return;
+        }
+        for (i, sink) in self.services.sinks.iter().enumerate() {
+            let started = Instant::now();
+            while !stalled.behind[i] && sink.backlog_values.load(Ordering::Relaxed) >= limit {
+                if started.elapsed() >= config.sink_enqueue_timeout {
+                    stalled.behind[i] = true;
+                    break;
+                }
+                glommio::timer::sleep(ROOM_POLL).await;
+                self.restock(out);
+            }
+        }
+    }
+
     /// Queues every batch `out` has ready (with `all`, also its last partial one).
     pub(crate) async fn push_ready(&self, out: &mut FlushCollector, all: bool, stalled: &mut Stalled) {
         for batch in out.take(all) {
@@ -86,16 +113,16 @@ impl SinkWriter {
             loop {
                 match sink.try_push(batch.clone()) {
                     Ok(()) => {
-                        stalled.0[i] = false;
+                        stalled.full[i] = false;
                         break;
                     }
-                    Err(_) if stalled.0[i] || started.elapsed() >= timeout => {
+                    Err(_) if stalled.full[i] || started.elapsed() >= timeout => {
                         sink.count_dropped(batch.len());
                         sink.mark_written(self.state.index, seq);
-                        if !stalled.0[i] {
+                        if !stalled.full[i] {
                             tracing::warn!(sink = sink.name(), "sink queue full, dropping flush batches (counted)");
                         }
-                        stalled.0[i] = true;
+                        stalled.full[i] = true;
                         break;
                     }
                     Err(_) => glommio::timer::sleep(Duration::from_millis(1)).await,
@@ -105,13 +132,23 @@ impl SinkWriter {
     }
 }
 
-/// Which sinks have already timed out during the current round: the rest of the round's
-/// batches for them are dropped at once (if there is still no room) instead of each waiting
-/// `sink_enqueue_timeout` again, so one dead sink cannot hold up the others.
-pub(crate) struct Stalled(Vec<bool>);
+/// How often a round waiting for its sinks to catch up looks at their backlog.
+const ROOM_POLL: Duration = Duration::from_millis(1);
+
+/// Which sinks have already timed out during the current round, so one dead or slow sink
+/// cannot hold up the others for `sink_enqueue_timeout` per batch or per shard.
+pub(crate) struct Stalled {
+    /// Found full for `sink_enqueue_timeout`: the rest of the round's batches for it are
+    /// dropped at once while it is still full. Cleared by a push that finds room.
+    full: Vec<bool>,
+    /// Kept a round waiting in `wait_for_room` for `sink_enqueue_timeout`: not waited for
+    /// again this round.
+    behind: Vec<bool>,
+}
 
 impl Stalled {
     pub(crate) fn new(writer: &SinkWriter) -> Self {
-        Self(vec![false; writer.services.sinks.len()])
+        let sinks = writer.services.sinks.len();
+        Self { full: vec![false; sinks], behind: vec![false; sinks] }
     }
 }
