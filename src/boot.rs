@@ -191,6 +191,7 @@ fn pool_config(config: &Config) -> anyhow::Result<PoolConfig> {
         flush_batch_values: config.data_plane.flush_batch_values,
         sink_enqueue_timeout: config.data_plane.sink_enqueue_timeout.0,
         flush_ahead_batches: config.data_plane.flush_ahead_batches,
+        detect_stalls: config.data_plane.detect_stalls,
         forward_max_buffered_values: config.cluster.as_ref().map_or(1 << 20, |c| c.forward_max_buffered_messages),
         unowned_hold: config.cluster.as_ref().map_or(std::time::Duration::ZERO, |c| c.unowned_hold.0),
         unowned_hold_max_values: config.cluster.as_ref().map_or(0, |c| c.unowned_hold_max_values),

@@ -42,6 +42,11 @@ pub struct DataPlane {
     pub sink_drain_timeout: Dur,
     /// How often each core publishes its stats.
     pub stats_interval: Dur,
+    /// Log a warning with a backtrace when a shard core's task queue runs 50 ms past its time
+    /// slice without yielding (glommio's stall detector). For development and profiling: the
+    /// first backtrace parses the binary's debug info on the core (tens of MiB that stay
+    /// resident; seconds in a debug build).
+    pub detect_stalls: bool,
     /// How long an idle shard core spins before it sleeps (0s: sleep at once).
     pub spin_before_park: Dur,
     /// Bytes of io_uring registered (locked) buffer memory per shard core (glommio's
@@ -61,6 +66,7 @@ impl Default for DataPlane {
             flush_batch_values: 4096,
             sink_queue_batches: 4096,
             flush_ahead_batches: 8,
+            detect_stalls: false,
             sink_enqueue_timeout: Dur(Duration::from_secs(5)),
             sink_drain_timeout: Dur(Duration::from_secs(30)),
             stats_interval: Dur(Duration::from_millis(500)),

@@ -58,14 +58,13 @@ const MIB: u64 = 1 << 20;
 /// - streams: 5 m3msg connections × 2 × 128 KiB read buffers, plus each core's budget for
 ///   larger frames and lines (2 cores × (1 MiB m3msg + 1 MiB StatsD TCP)) = 6 MiB;
 /// - sinks: `sink_queue_batches` 16 × `flush_batch_values` 4096 × ~128 B = 8 MiB;
-/// - debug builds: glommio's stall detector symbolises its backtraces on the core, and keeps
-///   the debug info it parsed (~25 MiB seen) = 32 MiB;
+/// - headroom = 32 MiB (with `data_plane.detect_stalls`, off here, glommio's stall detector
+///   would keep the debug info it parsed for its first backtrace: 25–64 MiB seen);
 /// - allocator slack (pages a thread freed, kept for its reuse; fragmentation) = 48 MiB.
 ///
 /// Measured here: ~64 MiB. Not counted: the UDP receive buffers (`recv_buffer_bytes`, 4 MiB
-/// per core), kernel memory outside the process; and file-backed pages (the executable, and
-/// in debug builds the debug info the stall detector maps: ~90 MiB), bounded by the
-/// executable's size, which the kernel can drop. Unbounded, a queue here would grow by
+/// per core), kernel memory outside the process; and file-backed pages (the executable),
+/// bounded by its size, which the kernel can drop. Unbounded, a queue here would grow by
 /// gigabytes in 30 s of overload.
 const ANON_GROWTH_BOUND: u64 = 112 * MIB;
 

@@ -140,6 +140,9 @@ pub struct PoolConfig {
     pub flush_batch_values: usize,
     /// How long a flush waits for room on a full sink before counting the batch as dropped.
     pub sink_enqueue_timeout: Duration,
+    /// Log a backtrace when a task queue runs 50 ms past its time slice (glommio's stall
+    /// detector; see `core::queues::StallWarning` for its cost).
+    pub detect_stalls: bool,
     /// A leader round drains its next shard once every sink has fewer than this many batches
     /// per core queued (0: it never waits); see `flush::to_sinks::SinkWriter::wait_for_room`.
     pub flush_ahead_batches: usize,

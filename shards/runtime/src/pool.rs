@@ -143,7 +143,7 @@ impl ShardPool {
             if let Some(spin) = config.spin_before_park {
                 builder = builder.spin_before_park(spin);
             }
-            if cfg!(debug_assertions) {
+            if config.detect_stalls {
                 builder = builder.detect_stalls(Some(Box::new(StallWarning)));
             }
             let handle =

@@ -53,14 +53,17 @@ pub(crate) fn spawn_into(queue: TaskQueueHandle, task: impl Future<Output = ()> 
     }
 }
 
-/// Logs a task queue that ran over its time slice without yielding (debug builds), through
-/// glommio's default report (a `log` warning, which the binary's subscriber prints).
+/// Logs a task queue that ran over its time slice without yielding (`data_plane.detect_stalls`),
+/// through glommio's default report (a `log` warning with the backtrace, which the binary's
+/// subscriber prints). glommio symbolises that backtrace on the core: the first one parses the
+/// binary's debug info, which costs tens of MiB that stay resident and, in a debug build,
+/// seconds of the core's time; hence off unless asked for.
 #[derive(Debug)]
 pub(crate) struct StallWarning;
 
 impl StallDetectionHandler for StallWarning {
     fn threshold(&self, _queue: TaskQueueHandle, _expected: Duration) -> Option<Duration> {
-        // Unoptimised code is slow: only a stall well past the slice is worth a warning.
+        // Only a stall well past the slice is worth a warning (and unoptimised code is slow).
         Some(Duration::from_millis(50))
     }
 }
