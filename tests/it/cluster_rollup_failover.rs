@@ -34,9 +34,10 @@ const RULES: &str = r#"rules:
 "#;
 
 /// A forwarded window waits 10s more than `r·n` for its sources (M3's `maxConstDelay`, 5m in
-/// its sample config). With `L = 5s` alone, a loaded box lost windows: the fail-over takes the
-/// 2s election TTL and a campaign, and with four debug builds beside other tests even the first
-/// window's forwards reached every target more than 5s after its end, refused as too late.
+/// its sample config). With `L = 5s` alone there is little room on a loaded box: the fail-over
+/// takes the 2s election TTL and a campaign, and a debug build's core that stalls for a few
+/// seconds holds up its forwards; windows that reached their targets more than 5s after their
+/// end were refused as too late and lost.
 const FORWARDING: &str = "  forwarding: {max_const_delay: 10s}\n";
 
 const ROUTES: u32 = 4;
