@@ -5,7 +5,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sheaf_proto::output::{json_line_tail, write_json_line_head};
+use sheaf_proto::output::{JsonTimeField, json_line_tail, write_json_line_head};
 use sheaf_shard_core::{AggType, FlushedValue, MetricType, StoragePolicy};
 use sheaf_shard_runtime::{FlushBatchPool, SinkQueue};
 
@@ -81,13 +81,14 @@ pub(super) fn run(
 struct Pending {
     lines: Vec<u8>,
     values: u64,
+    time_field: JsonTimeField,
 }
 
 impl Pending {
     fn push(&mut self, v: &FlushedValue<'_>, tails: &mut LineTails, id: &mut Vec<u8>) {
         id.clear();
         v.write_id(id);
-        write_json_line_head(&aggregated(v, id), &mut self.lines);
+        write_json_line_head(&aggregated(v, id), &mut self.time_field, &mut self.lines);
         self.lines.extend_from_slice(tails.tail(v));
         self.values += 1;
     }
