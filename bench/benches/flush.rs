@@ -85,6 +85,7 @@ fn bench(c: &mut Criterion) {
         ("counters", 100_000u64, Mix { weights: [100, 0, 0] }),
         ("mix_60_20_20", 100_000, Mix::default()),
         ("counters", 1_000_000, Mix { weights: [100, 0, 0] }),
+        ("mix_60_20_20", 1_000_000, Mix::default()),
     ] {
         let mut resident = Resident::new(series, mix);
         let (_, values) = resident.round();

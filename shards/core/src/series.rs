@@ -98,6 +98,16 @@ impl Elem {
         }
     }
 
+    /// Asks the CPU to start loading the heap state of the oldest window, which a flush reads
+    /// first.
+    #[inline]
+    pub(crate) fn prefetch_oldest_state(&self) {
+        if let Some(w) = self.windows.oldest() {
+            // SAFETY: every state in `windows` is live and of kind `self.kind` (see `state_mut`).
+            unsafe { w.state.prefetch(self.kind) }
+        }
+    }
+
     /// Asks the CPU to start loading where `v` will land in the newest window's sketch.
     #[inline]
     pub(crate) fn prefetch_newest_add(&self, v: f64) {
@@ -322,6 +332,15 @@ impl Series {
     pub(crate) fn prefetch_window_state(&self) {
         if let Elems::One(elem) = &self.elems {
             elem.prefetch_newest_state();
+        }
+    }
+
+    /// Asks the CPU to start loading the heap state that a flush of a series with one element
+    /// reads first (its oldest window's).
+    #[inline]
+    pub(crate) fn prefetch_flush_state(&self) {
+        if let Elems::One(elem) = &self.elems {
+            elem.prefetch_oldest_state();
         }
     }
 

@@ -86,6 +86,12 @@ impl WindowList {
         (self.newest.start != VACANT).then_some(&self.newest)
     }
 
+    /// The oldest window, if any: the one a flush reads first.
+    #[inline]
+    pub(crate) fn oldest(&self) -> Option<&Window> {
+        self.older.first().or_else(|| self.newest())
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.older.len() + usize::from(self.newest.start != VACANT)
     }

@@ -43,13 +43,15 @@ impl CoreAggregator {
         let ttl_secs = options.entry_ttl / 1_000_000_000;
         let mut held = 0u64;
         let mut follow_rates = self.rates.follow_retain(shard, map.len());
-        // What the flush reads of a series' spec, asked for a few series ahead (a hint: the
-        // table does not move during the flush, and a prefetch never faults).
+        // What the flush reads of a series' spec, and the heap state of its oldest window (a
+        // timer's or a set's), asked for a few series ahead (a hint: the table does not move
+        // during the flush, and a prefetch never faults).
         let heads = specs.heads_address();
         let ahead = |series: &Series| {
             if let Some(spec) = series.spec_id() {
                 crate::paged::prefetch_address(heads.wrapping_add(spec as usize * SpecTable::HEAD_SIZE));
             }
+            series.prefetch_flush_state();
         };
         let expired = map.retain(ahead, |series, series_id| {
             let mut id: Option<(u64, (u32, u32))> = None;
