@@ -265,9 +265,43 @@ impl JsonTimeField {
 pub fn write_json_line_head(v: &AggregatedValue<'_>, time_field: &mut JsonTimeField, out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"id\":");
     write_json_id(v.id, out);
-    out.extend_from_slice(time_field.for_time(v.time_nanos));
-    if v.value.is_finite() {
-        write_json_number(v.value, out);
+    write_time_and_value(v.time_nanos, v.value, time_field, out);
+}
+
+/// [`write_json_line_head`] for a value whose id is `id_parts` one after the other (a flushed
+/// value's prefixes, series id and suffix), without putting the id together first unless a
+/// part needs escaping (then in `scratch`).
+#[inline]
+pub fn write_json_line_head_of_parts(
+    id_parts: &[&[u8]],
+    time_nanos: i64,
+    value: f64,
+    time_field: &mut JsonTimeField,
+    scratch: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) {
+    // Plain ASCII parts make a plain ASCII id; anything else is escaped as a whole, since
+    // bytes that are not UTF-8 in one part may be in the id.
+    if id_parts.iter().all(|part| copies_as_is(part, 0x80)) {
+        out.extend_from_slice(b"{\"id\":\"");
+        for part in id_parts.iter().filter(|part| !part.is_empty()) {
+            out.extend_from_slice(part);
+        }
+        out.push(b'"');
+    } else {
+        scratch.clear();
+        id_parts.iter().for_each(|part| scratch.extend_from_slice(part));
+        out.extend_from_slice(b"{\"id\":");
+        write_json_id(scratch, out);
+    }
+    write_time_and_value(time_nanos, value, time_field, out);
+}
+
+#[inline(always)]
+fn write_time_and_value(time_nanos: i64, value: f64, time_field: &mut JsonTimeField, out: &mut Vec<u8>) {
+    out.extend_from_slice(time_field.for_time(time_nanos));
+    if value.is_finite() {
+        write_json_number(value, out);
     } else {
         out.extend_from_slice(b"null");
     }
@@ -297,7 +331,11 @@ const INTEGRAL_FAST_PATH_LIMIT: f64 = 1e15;
 /// `+` is left out.
 #[inline]
 fn write_json_number(value: f64, out: &mut Vec<u8>) {
-    if value.fract() == 0.0 && value.abs() < INTEGRAL_FAST_PATH_LIMIT && !(value == 0.0 && value.is_sign_negative()) {
+    // `as i64` and back rather than `fract`, which without SSE4.1 is a call to libm's `trunc`.
+    if value.abs() < INTEGRAL_FAST_PATH_LIMIT
+        && (value as i64) as f64 == value
+        && !(value == 0.0 && value.is_sign_negative())
+    {
         // Exact: the value is integral and well inside i64's range.
         out.extend_from_slice(itoa::Buffer::new().format(value as i64).as_bytes());
         out.extend_from_slice(b".0");

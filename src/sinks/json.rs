@@ -5,11 +5,10 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sheaf_proto::output::{JsonTimeField, json_line_tail, write_json_line_head};
+use sheaf_proto::output::{JsonTimeField, json_line_tail, write_json_line_head_of_parts};
 use sheaf_shard_core::{AggType, FlushedValue, MetricType, StoragePolicy};
 use sheaf_shard_runtime::{FlushBatchPool, SinkQueue};
 
-use super::aggregated::aggregated;
 use super::sink_metrics::SinkMetrics;
 
 pub(super) fn open(path: &str) -> anyhow::Result<Box<dyn Write + Send>> {
@@ -38,7 +37,7 @@ pub(super) fn run(
     queue.register_consumer();
     let mut pending = Pending::default();
     let mut tails = LineTails::default();
-    let mut id = Vec::new();
+    let mut id_scratch = Vec::new();
     let mut written: Vec<(usize, u64)> = Vec::new();
     loop {
         // Read the flag before draining: every push happens before `close`, so a pass that
@@ -47,7 +46,7 @@ pub(super) fn run(
         let mut wrote = false;
         while let Some(batch) = queue.pop() {
             for v in batch.iter() {
-                pending.push(&v, &mut tails, &mut id);
+                pending.push(&v, &mut tails, &mut id_scratch);
             }
             if pending.lines.len() >= WRITE_AT {
                 pending.write_out(&mut out, &metrics);
@@ -85,10 +84,9 @@ struct Pending {
 }
 
 impl Pending {
-    fn push(&mut self, v: &FlushedValue<'_>, tails: &mut LineTails, id: &mut Vec<u8>) {
-        id.clear();
-        v.write_id(id);
-        write_json_line_head(&aggregated(v, id), &mut self.time_field, &mut self.lines);
+    fn push(&mut self, v: &FlushedValue<'_>, tails: &mut LineTails, id_scratch: &mut Vec<u8>) {
+        let parts = v.id_parts();
+        write_json_line_head_of_parts(&parts, v.time_nanos, v.value, &mut self.time_field, id_scratch, &mut self.lines);
         self.lines.extend_from_slice(tails.tail(v));
         self.values += 1;
     }
@@ -151,10 +149,18 @@ mod tests {
     use sheaf_proto::output::write_json_line;
     use sheaf_shard_core::{FlushBatch, Naming};
 
+    use super::super::aggregated::aggregated;
     use super::*;
 
     fn batch() -> FlushBatch {
-        let mut b = FlushBatch::new(Arc::new(Naming::default()), 0, 16);
+        // Prefixes for untimed values, and a gauge prefix with a byte that needs escaping.
+        let naming = Naming {
+            metric_prefix: "stats.".into(),
+            counter_prefix: "counters.".into(),
+            timer_prefix: String::new(),
+            gauge_prefix: "g\tauges.".into(),
+        };
+        let mut b = FlushBatch::new(Arc::new(naming), 0, 16);
         let (ten_s, one_m): (StoragePolicy, StoragePolicy) = ("10s:2d".parse().unwrap(), "1m:40d".parse().unwrap());
         let t = 1_700_000_010_000_000_000;
         let id = b.intern_id(b"req.latency");
@@ -166,6 +172,8 @@ mod tests {
         b.push(id, MetricType::Counter, AggType::Sum, false, false, one_m, t, 9.0);
         b.push(id, MetricType::Counter, AggType::Sum, false, false, ten_s, t, 8.0);
         b.push_passthrough(b"g\"q", MetricType::Gauge, ten_s, t + 1, -0.5);
+        let id = b.intern_id(b"temp\xff");
+        b.push(id, MetricType::Gauge, AggType::Last, false, false, ten_s, t, 21.5);
         b
     }
 
@@ -188,8 +196,10 @@ mod tests {
         let mut expected = Vec::new();
         for v in batch.iter() {
             pending.push(&v, &mut tails, &mut id);
+            let mut whole_id = Vec::new();
+            v.write_id(&mut whole_id);
             write_json_line(
-                &aggregated(&v, &id),
+                &aggregated(&v, &whole_id),
                 &v.policy.to_string(),
                 v.agg_name(),
                 v.metric_type.name(),
@@ -197,21 +207,22 @@ mod tests {
             );
         }
         assert_eq!(String::from_utf8_lossy(&pending.lines), String::from_utf8_lossy(&expected));
-        // Three timer aggregations, two policies of the counter, the passthrough gauge.
-        assert_eq!(tails.tails.len(), 6);
+        // Three timer aggregations, two policies of the counter, the passthrough gauge, the
+        // gauge.
+        assert_eq!(tails.tails.len(), 7);
 
         let metrics = SinkMetrics::default();
         let mut file = Vec::new();
         pending.write_out(&mut file, &metrics);
-        assert_eq!((file, metrics.written_values.load(Ordering::Relaxed)), (expected, 7));
+        assert_eq!((file, metrics.written_values.load(Ordering::Relaxed)), (expected, 8));
         assert!(pending.lines.is_empty());
 
         for v in batch.iter() {
             pending.push(&v, &mut tails, &mut id);
         }
         pending.write_out(&mut Broken, &metrics);
-        assert_eq!(metrics.written_values.load(Ordering::Relaxed), 7);
-        assert_eq!(metrics.write_errors.load(Ordering::Relaxed), 7);
+        assert_eq!(metrics.written_values.load(Ordering::Relaxed), 8);
+        assert_eq!(metrics.write_errors.load(Ordering::Relaxed), 8);
         assert_eq!(pending.values, 0);
     }
 }

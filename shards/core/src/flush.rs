@@ -68,16 +68,23 @@ pub struct FlushedValue<'a> {
     pub value: f64,
 }
 
-impl FlushedValue<'_> {
+impl<'a> FlushedValue<'a> {
+    /// The output id in its parts, in order: the prefixes (untimed only), the series id and
+    /// the aggregation's suffix. Any of them may be empty.
+    pub fn id_parts(&self) -> [&'a [u8]; 4] {
+        let (metric_prefix, type_prefix) = if self.timed {
+            (&[][..], &[][..])
+        } else {
+            (self.naming.metric_prefix.as_bytes(), self.naming.type_prefix(self.metric_type).as_bytes())
+        };
+        let suffix = if self.with_suffix { self.agg.suffix().as_bytes() } else { &[] };
+        [metric_prefix, type_prefix, self.series_id, suffix]
+    }
+
     /// Appends the output id: prefixes (untimed only) + series id + aggregation suffix.
     pub fn write_id(&self, out: &mut Vec<u8>) {
-        if !self.timed {
-            out.extend_from_slice(self.naming.metric_prefix.as_bytes());
-            out.extend_from_slice(self.naming.type_prefix(self.metric_type).as_bytes());
-        }
-        out.extend_from_slice(self.series_id);
-        if self.with_suffix {
-            out.extend_from_slice(self.agg.suffix().as_bytes());
+        for part in self.id_parts() {
+            out.extend_from_slice(part);
         }
     }
 
