@@ -320,15 +320,13 @@ pub fn json_line_tail(policy: &str, agg: &str, type_name: &str) -> Vec<u8> {
     out
 }
 
-/// Below this, every integral f64 is exact and is written as its digits and `.0`.
+/// Below this, every integral f64 is exact and ryu writes it as its digits and `.0`.
 const INTEGRAL_FAST_PATH_LIMIT: f64 = 1e15;
 
-/// A finite value, as the shortest string that reads back to it, as ryu writes it (`10.0`,
-/// `0.1`, `1e16`), which sheaf's lines have always followed. Most aggregated values are whole
-/// numbers (counts, sums of counters): those are written with itoa and `.0` (`-0.0` keeps its
-/// sign on the other path). The rest go through zmij, which finds the same digits as ryu
-/// in well under half the time and writes a positive exponent with its sign (`1e+16`): the
-/// `+` is left out.
+/// A finite value, as the shortest string that reads back to it (ryu: `10.0`, `0.1`,
+/// `1e16`). Most aggregated values are whole numbers (counts, sums of counters), for which
+/// ryu's digit loop is the slowest case: those are written with itoa and `.0`, which is the
+/// string ryu writes for them (`-0.0` keeps its sign through ryu).
 #[inline]
 fn write_json_number(value: f64, out: &mut Vec<u8>) {
     // `as i64` and back rather than `fract`, which without SSE4.1 is a call to libm's `trunc`.
@@ -339,16 +337,8 @@ fn write_json_number(value: f64, out: &mut Vec<u8>) {
         // Exact: the value is integral and well inside i64's range.
         out.extend_from_slice(itoa::Buffer::new().format(value as i64).as_bytes());
         out.extend_from_slice(b".0");
-        return;
-    }
-    let mut buffer = zmij::Buffer::new();
-    let text = buffer.format_finite(value).as_bytes();
-    match text.iter().position(|&b| b == b'+') {
-        None => out.extend_from_slice(text),
-        Some(plus) => {
-            out.extend_from_slice(&text[..plus]);
-            out.extend_from_slice(&text[plus + 1..]);
-        }
+    } else {
+        out.extend_from_slice(ryu::Buffer::new().format_finite(value).as_bytes());
     }
 }
 
