@@ -10,9 +10,7 @@ use crate::metricpb;
 
 mod json_lines;
 
-pub use json_lines::{
-    JsonTimeField, json_line_tail, write_json_line, write_json_line_head, write_json_line_head_of_parts,
-};
+pub use json_lines::{JsonTimeField, json_line_tail, write_json_line, write_json_line_head_of_parts};
 
 /// One aggregated value, as both encoders take it.
 #[derive(Debug, Clone, Copy)]

@@ -14,7 +14,9 @@ use super::AggregatedValue;
 /// `"id_base64"` right after it, the exact bytes in standard base64. A value that is not
 /// finite is written as `null` (the cores discard and count those before they reach a sink).
 pub fn write_json_line(v: &AggregatedValue<'_>, policy: &str, agg: &str, type_name: &str, out: &mut Vec<u8>) {
-    write_json_line_head(v, &mut JsonTimeField::default(), out);
+    out.extend_from_slice(b"{\"id\":");
+    write_json_id(v.id, out);
+    write_time_and_value(v.time_nanos, v.value, &mut JsonTimeField::default(), out);
     out.extend_from_slice(&json_line_tail(policy, agg, type_name));
 }
 
@@ -61,20 +63,12 @@ impl JsonTimeField {
     }
 }
 
-/// The start of a JSON line, up to its value: `{"id":…,"time_ns":…,"value":…`. A sink that
-/// writes many lines keeps the [`json_line_tail`] of each policy, aggregation and type and
-/// appends it after this, which is the line [`write_json_line`] writes; and one
-/// [`JsonTimeField`].
-#[inline]
-pub fn write_json_line_head(v: &AggregatedValue<'_>, time_field: &mut JsonTimeField, out: &mut Vec<u8>) {
-    out.extend_from_slice(b"{\"id\":");
-    write_json_id(v.id, out);
-    write_time_and_value(v.time_nanos, v.value, time_field, out);
-}
-
-/// [`write_json_line_head`] for a value whose id is `id_parts` one after the other (a flushed
-/// value's prefixes, series id and suffix), without putting the id together first unless a
-/// part needs escaping (then in `scratch`).
+/// The start of a JSON line, up to its value: `{"id":…,"time_ns":…,"value":…`, for a value
+/// whose id is `id_parts` one after the other (a flushed value's prefixes, series id and
+/// suffix), without putting the id together first unless a part needs escaping (then in
+/// `scratch`). A sink that writes many lines keeps one [`JsonTimeField`] and the
+/// [`json_line_tail`] of each policy, aggregation and type, which it appends after this: the
+/// line [`write_json_line`] writes.
 #[inline]
 pub fn write_json_line_head_of_parts(
     id_parts: &[&[u8]],
@@ -326,10 +320,10 @@ mod tests {
 
     #[test]
     fn a_kept_time_field_follows_each_line_s_time() {
-        let (mut field, mut out) = (JsonTimeField::default(), Vec::new());
+        let (mut field, mut scratch, mut out) = (JsonTimeField::default(), Vec::new(), Vec::new());
         let times = [i64::MIN, i64::MIN, 0, i64::MAX, 1_700_000_010_000_000_000, 0, -1];
         for t in times {
-            write_json_line_head(&AggregatedValue { time_nanos: t, ..value(b"a", 1.0) }, &mut field, &mut out);
+            write_json_line_head_of_parts(&[b"a"], t, 1.0, &mut field, &mut scratch, &mut out);
             out.push(b'\n');
         }
         let expected: String =

@@ -79,7 +79,7 @@ impl SinkWriter {
                     stalled.behind[i] = true;
                     break;
                 }
-                glommio::timer::sleep(ROOM_POLL).await;
+                glommio::timer::sleep(SINK_POLL).await;
                 self.restock(out);
             }
         }
@@ -125,15 +125,16 @@ impl SinkWriter {
                         stalled.full[i] = true;
                         break;
                     }
-                    Err(_) => glommio::timer::sleep(Duration::from_millis(1)).await,
+                    Err(_) => glommio::timer::sleep(SINK_POLL).await,
                 }
             }
         }
     }
 }
 
-/// How often a round waiting for its sinks to catch up looks at their backlog.
-const ROOM_POLL: Duration = Duration::from_millis(1);
+/// How often a round waiting on a sink (for room in its full queue, or for its backlog to
+/// shrink) looks again.
+const SINK_POLL: Duration = Duration::from_millis(1);
 
 /// Which sinks have already timed out during the current round, so one dead or slow sink
 /// cannot hold up the others for `sink_enqueue_timeout` per batch or per shard.
